@@ -1,0 +1,51 @@
+# streamer: `make run` and `make test` work on a fresh machine; each sets itself up.
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+CONFIG ?= config.toml
+
+.PHONY: run test test-fast setup system-deps bench bench-quick lint format audit clean
+
+run: $(STAMP)
+	$(VENV)/bin/streamer serve --config $(CONFIG)
+
+test: $(STAMP) system-deps
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+test-fast: $(STAMP)
+	$(PY) -m pytest -m "not slow and not system" $(PYTEST_ARGS)
+
+setup: $(STAMP)
+
+# The Python side: a local virtual environment with the project and its dev tools.
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+# Debian packages the integration tests use: a real GStreamer RTSP server, a real Chromium.
+system-deps:
+	bash scripts/system-deps.sh
+
+bench: $(STAMP)
+	$(PY) -m benchmarks $(BENCH_ARGS)
+
+bench-quick: $(STAMP)
+	$(PY) -m benchmarks --quick $(BENCH_ARGS)
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check streamer train benchmarks tests
+	$(VENV)/bin/ruff format --check streamer train benchmarks tests
+
+format: $(STAMP)
+	$(VENV)/bin/ruff format streamer train benchmarks tests
+	$(VENV)/bin/ruff check --fix streamer train benchmarks tests
+
+audit: $(STAMP)
+	$(PY) -m pip install --quiet -e '.[audit]'
+	$(VENV)/bin/pip-audit --skip-editable
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache build *.egg-info

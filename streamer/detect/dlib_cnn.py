@@ -1,0 +1,52 @@
+"""dlib's CNN face detector (MMOD), as shipped in the dlib-bin wheel.
+
+dlib holds the GIL for the whole call, so this runs inside a worker process,
+never a thread of the service's event loop.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+
+import numpy as np
+
+from streamer.detect.base import as_rgb
+from streamer.types import Box
+
+
+def default_weights_path() -> str:
+    import face_recognition_models
+
+    return face_recognition_models.cnn_face_detector_model_location()
+
+
+class DlibDetector:
+    name = "dlib"
+
+    def __init__(self, weights: str | None = None, batch_size: int = 8) -> None:
+        import dlib
+
+        self._net = dlib.cnn_face_detection_model_v1(weights or default_weights_path())
+        self._batch_size = batch_size
+
+    def detect(self, images: Sequence[np.ndarray], upsample: int = 0) -> list[list[Box]]:
+        rgb = [as_rgb(im) for im in images]
+        out: list[list[Box]] = [[] for _ in rgb]
+        # dlib's batched call rejects images of different sizes: group by shape.
+        groups: dict[tuple[int, ...], list[int]] = defaultdict(list)
+        for i, im in enumerate(rgb):
+            groups[im.shape].append(i)
+        for idxs in groups.values():
+            if len(idxs) == 1:
+                results = [self._net(rgb[idxs[0]], upsample)]
+            else:
+                results = self._net([rgb[i] for i in idxs], upsample, batch_size=self._batch_size)
+            for i, dets in zip(idxs, results, strict=True):
+                boxes = [
+                    Box(d.rect.left(), d.rect.top(), d.rect.right(), d.rect.bottom(), d.confidence)
+                    for d in dets
+                ]
+                boxes.sort(key=lambda b: -b.confidence)
+                out[i] = boxes
+        return out

@@ -1,0 +1,94 @@
+"""The contract between stages: only these types cross a stage boundary."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+
+@dataclass(frozen=True, slots=True)
+class Box:
+    """A face box in dlib's convention: inclusive integer pixel coordinates.
+
+    ``right - left + 1`` is the width; ``confidence`` is the detector's raw score.
+    """
+
+    left: int
+    top: int
+    right: int
+    bottom: int
+    confidence: float
+
+    @property
+    def width(self) -> int:
+        return self.right - self.left + 1
+
+    @property
+    def height(self) -> int:
+        return self.bottom - self.top + 1
+
+    def as_dict(self) -> dict[str, float | int]:
+        return {
+            "left": self.left,
+            "top": self.top,
+            "right": self.right,
+            "bottom": self.bottom,
+            "confidence": round(float(self.confidence), 6),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Label:
+    """One classifier's verdict on one face."""
+
+    classifier: str
+    label: str  # the winning class, or "?" when below the classifier's threshold
+    probability: float
+
+
+@dataclass(frozen=True, slots=True)
+class Face:
+    box: Box
+    labels: tuple[Label, ...] = ()
+
+    def as_dict(self) -> dict[str, object]:
+        d: dict[str, object] = self.box.as_dict()
+        d["labels"] = {
+            lab.classifier: {"label": lab.label, "p": round(lab.probability, 4)}
+            for lab in self.labels
+        }
+        return d
+
+
+@dataclass(frozen=True, slots=True)
+class Frame:
+    """A decoded RGB frame (H, W, 3, uint8) from one stream."""
+
+    stream: str
+    index: int
+    image: np.ndarray
+    captured_at: float  # time.time() when the frame was captured / received
+    pts: int | None = None
+    time_base: object | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Detections:
+    """The faces found in one frame of one stream."""
+
+    stream: str
+    frame_index: int
+    captured_at: float
+    faces: tuple[Face, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class BatchTimings:
+    """What one inference batch cost, measured inside the worker."""
+
+    detect_s: float
+    classify_s: float
+    n_frames: int
+    n_faces: int
+    classifier_batches: dict[str, int] = field(default_factory=dict)
