@@ -23,10 +23,10 @@ def crop_box(box: Box, width: int, height: int, margin: float = DEFAULT_MARGIN) 
     cx = (box.left + box.right + 1) / 2.0
     cy = (box.top + box.bottom + 1) / 2.0
     side = max(box.width, box.height) * (1.0 + 2.0 * margin)
-    x0 = int(round(cx - side / 2.0))
-    y0 = int(round(cy - side / 2.0))
-    x1 = int(round(cx + side / 2.0))
-    y1 = int(round(cy + side / 2.0))
+    x0 = round(cx - side / 2.0)
+    y0 = round(cy - side / 2.0)
+    x1 = round(cx + side / 2.0)
+    y1 = round(cy + side / 2.0)
     x0, y0 = max(0, x0), max(0, y0)
     x1, y1 = min(width, x1), min(height, y1)
     if x1 <= x0 or y1 <= y0:

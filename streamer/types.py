@@ -55,8 +55,7 @@ class Face:
     def as_dict(self) -> dict[str, object]:
         d: dict[str, object] = self.box.as_dict()
         d["labels"] = {
-            lab.classifier: {"label": lab.label, "p": round(lab.probability, 4)}
-            for lab in self.labels
+            lab.classifier: {"label": lab.label, "p": round(lab.probability, 4)} for lab in self.labels
         }
         return d
 

@@ -63,7 +63,7 @@ class Classifier:
         return result
 
 
-def _compiled_predict(model: object):  # noqa: ANN202
+def _compiled_predict(model: object):
     """A predict function that skips Keras's per-call overhead of ``model.predict``."""
 
     def predict(x: np.ndarray) -> np.ndarray:

@@ -75,7 +75,9 @@ def read_meta(path: str | os.PathLike[str]) -> ModelMeta:
         with zipfile.ZipFile(path) as zf:
             text = zf.read(META_NAME).decode()
     except KeyError as e:
-        raise ModelFileError(f"{path}: no {META_NAME} inside; save it with streamer.classify.save_model") from e
+        raise ModelFileError(
+            f"{path}: no {META_NAME} inside; save it with streamer.classify.save_model"
+        ) from e
     except zipfile.BadZipFile as e:
         raise ModelFileError(f"{path}: not a .keras archive ({e})") from e
     return ModelMeta.from_json(text)

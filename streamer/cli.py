@@ -1,0 +1,140 @@
+"""Command line: ``streamer serve | detect | annotate``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from collections.abc import Sequence
+
+from streamer import __version__
+
+log = logging.getLogger("streamer")
+
+
+def _setup_logging(verbose: bool) -> None:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    for noisy in ("aioice", "aiortc", "aiohttp.access"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="streamer", description=__doc__)
+    p.add_argument("--version", action="version", version=f"streamer {__version__}")
+    p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    s = sub.add_parser("serve", help="run the service (web page, WebRTC, RTSP, MJPEG, /metrics)")
+    s.add_argument("--config", default=None, help="config.toml path (default: built-in defaults)")
+    s.add_argument("--host", help="override [server] host")
+    s.add_argument("--port", type=int, help="override [server] port")
+    s.add_argument("--detector", choices=["dlib", "mmod"], help="override [pipeline] detector")
+
+    d = sub.add_parser("detect", help="detect faces in images; one JSON object per image on stdout")
+    d.add_argument("images", nargs="+", metavar="IMAGE")
+    d.add_argument("--detector", choices=["dlib", "mmod"], default="dlib")
+    d.add_argument("--upsample", type=int, default=0, choices=[0, 1, 2], help="dlib upsample_num_times")
+
+    a = sub.add_parser("annotate", help="run the pipeline offline over an image or a video file")
+    a.add_argument("input", metavar="INPUT")
+    a.add_argument("--output", required=True, help="annotated image or video (.mp4/.avi) to write")
+    a.add_argument("--detections", help="write one JSON line per frame with its faces")
+    a.add_argument("--config", default=None, help="config.toml for detector and classifiers")
+    a.add_argument("--detector", choices=["dlib", "mmod"], help="override [pipeline] detector")
+    a.add_argument("--every", type=int, default=1, help="detect every Nth video frame (reuse in between)")
+    a.add_argument("--max-frames", type=int, default=0, help="stop after N frames (0 = all)")
+    return p
+
+
+def _overrides(args: argparse.Namespace) -> dict[str, dict[str, object]]:
+    o: dict[str, dict[str, object]] = {}
+    if getattr(args, "host", None):
+        o.setdefault("server", {})["host"] = args.host
+    if getattr(args, "port", None) is not None:
+        o.setdefault("server", {})["port"] = args.port
+    if getattr(args, "detector", None):
+        o.setdefault("pipeline", {})["detector"] = args.detector
+    return o
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from aiohttp import web
+
+    from streamer.config import load_config
+    from streamer.web.app import create_app
+
+    config = load_config(args.config, _overrides(args))
+    app = create_app(config)
+    print(f"streamer: serving on http://{config.server.host}:{config.server.port}", flush=True)
+    web.run_app(
+        app,
+        host=config.server.host,
+        port=config.server.port,
+        print=None,
+        shutdown_timeout=5.0,
+        handle_signals=True,
+    )
+    return 0
+
+
+def cmd_detect(args: argparse.Namespace) -> int:
+    import cv2
+
+    from streamer.detect import BadImageError, make_detector
+
+    detector = make_detector(args.detector)
+    status = 0
+    for path in args.images:
+        bgr = cv2.imread(path, cv2.IMREAD_COLOR) if os.path.isfile(path) else None
+        if bgr is None:
+            why = "no such file" if not os.path.exists(path) else "not a readable image"
+            print(f"streamer detect: {path}: {why}", file=sys.stderr)
+            status = 1
+            continue
+        rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+        try:
+            (boxes,) = detector.detect([rgb], args.upsample)
+        except BadImageError as e:
+            print(f"streamer detect: {path}: {e}", file=sys.stderr)
+            status = 1
+            continue
+        h, w = rgb.shape[:2]
+        print(
+            json.dumps({"path": path, "width": w, "height": h, "faces": [b.as_dict() for b in boxes]}),
+            flush=True,
+        )
+    return status
+
+
+def cmd_annotate(args: argparse.Namespace) -> int:
+    from streamer.annotate import annotate_file
+    from streamer.config import load_config
+
+    config = load_config(args.config, _overrides(args))
+    return annotate_file(
+        config, args.input, args.output, args.detections, every=args.every, max_frames=args.max_frames
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    _setup_logging(args.verbose)
+    from streamer.config import ConfigError
+
+    try:
+        return {"serve": cmd_serve, "detect": cmd_detect, "annotate": cmd_annotate}[args.command](args)
+    except ConfigError as e:
+        print(f"streamer: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,219 @@
+"""Typed configuration: config.toml, then STREAMER_* environment variables, then CLI flags.
+
+Validation only; no I/O beyond reading the file, no model loading.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Any, Literal
+
+import tomllib
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from streamer.detect import DETECTORS
+
+ASSETS = Path(__file__).resolve().parent / "assets"
+DEMO_VIDEO = ASSETS / "demo.mp4"
+STREAM_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+
+
+class ConfigError(ValueError):
+    """The configuration is invalid; the message says which key and why."""
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class IceServer(Strict):
+    urls: list[str] = Field(min_length=1, description="stun:host:port or turn:host:port URLs")
+    username: str | None = None
+    credential: str | None = None
+
+
+class ServerConfig(Strict):
+    host: str = Field("127.0.0.1", description="address to bind")
+    port: int = Field(8080, ge=0, le=65535)
+    ice_servers: list[IceServer] = Field(default_factory=list)
+
+
+class PipelineConfig(Strict):
+    detector: Literal["dlib", "mmod"] = "dlib"
+    upsample: int = Field(0, ge=0, le=2, description="dlib upsample_num_times")
+    detect_max_side: int = Field(
+        640, ge=0, description="frames with a longer side are scaled down for detection (0 = never)"
+    )
+    max_batch: int = Field(4, ge=1, le=256, description="frames per detector batch, across streams")
+    max_wait_ms: float = Field(10.0, ge=0, le=1000, description="how long a batch waits to fill")
+    workers: int = Field(1, ge=1, le=16, description="inference worker processes")
+    render_threads: int = Field(2, ge=1, le=32)
+
+    @field_validator("detector")
+    @classmethod
+    def _known(cls, v: str) -> str:
+        if v not in DETECTORS:
+            raise ValueError(f"unknown detector {v!r}")
+        return v
+
+
+class ClassifierConfig(Strict):
+    name: str = Field(pattern=r"^[A-Za-z0-9_-]{1,32}$")
+    model: str = Field(description="path to a .keras file made by train/ (relative to the config file)")
+    threshold: float = Field(0.5, ge=0.0, le=1.0, description="below this the label shows as '?'")
+    labels: list[str] | None = Field(None, description="optional; must match the model file's labels")
+    input_size: tuple[int, int] | None = Field(None, description="optional [h, w]; must match the model")
+
+
+class SourceConfig(Strict):
+    id: str
+    url: str | None = Field(None, description="rtsp://, rtsps://, http(s):// (MJPEG) camera URL")
+    device: int | None = Field(None, ge=0, description="local camera index")
+    file: str | None = Field(None, description="video file path")
+    loop: bool = Field(True, description="files only: start again at the end")
+    realtime: bool = Field(True, description="files only: pace at the file's frame rate")
+
+    @field_validator("id")
+    @classmethod
+    def _id(cls, v: str) -> str:
+        if not STREAM_ID.match(v):
+            raise ValueError("id must be 1-64 letters, digits, '_' or '-'")
+        return v
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> SourceConfig:
+        given = [k for k in ("url", "device", "file") if getattr(self, k) is not None]
+        if len(given) != 1:
+            raise ValueError(f"a source needs exactly one of url, device, file (got {given or 'none'})")
+        return self
+
+    @property
+    def kind(self) -> str:
+        if self.file is not None:
+            return "file"
+        if self.device is not None:
+            return "camera"
+        assert self.url is not None
+        return self.url.split(":", 1)[0].lower()
+
+
+class SourcesDefaults(Strict):
+    reconnect_initial_s: float = Field(1.0, gt=0, description="first retry delay after a failure")
+    reconnect_max_s: float = Field(30.0, gt=0, description="cap of the exponential backoff")
+    open_timeout_s: float = Field(10.0, gt=0)
+    read_timeout_s: float = Field(5.0, gt=0, description="a camera silent this long is reconnected")
+
+
+class DemoConfig(Strict):
+    enabled: bool = Field(True, description="serve the demo video when no source is configured")
+    file: str = str(DEMO_VIDEO)
+
+
+class OutputConfig(Strict):
+    jpeg_quality: int = Field(80, ge=10, le=100)
+    mjpeg_max_fps: float = Field(30.0, gt=0)
+
+
+class Config(Strict):
+    server: ServerConfig = ServerConfig()
+    pipeline: PipelineConfig = PipelineConfig()
+    classifiers: list[ClassifierConfig] = Field(default_factory=list)
+    sources: list[SourceConfig] = Field(default_factory=list)
+    source_defaults: SourcesDefaults = SourcesDefaults()
+    demo: DemoConfig = DemoConfig()
+    output: OutputConfig = OutputConfig()
+
+    @model_validator(mode="after")
+    def _unique(self) -> Config:
+        for what, names in (
+            ("source id", [s.id for s in self.sources]),
+            ("classifier name", [c.name for c in self.classifiers]),
+        ):
+            dup = {n for n in names if names.count(n) > 1}
+            if dup:
+                raise ValueError(f"duplicate {what}: {', '.join(sorted(dup))}")
+        return self
+
+
+def _parse_env_value(raw: str) -> Any:
+    try:
+        return tomllib.loads(f"v = {raw}")["v"]
+    except tomllib.TOMLDecodeError:
+        return raw
+
+
+def env_overrides(environ: dict[str, str] | None = None) -> dict[str, dict[str, Any]]:
+    """STREAMER_<SECTION>_<KEY>=value for the scalar keys of the table sections.
+
+    e.g. STREAMER_SERVER_PORT=9000, STREAMER_PIPELINE_DETECTOR=mmod. Values are
+    read as TOML values when they parse, else as strings.
+    """
+    environ = dict(os.environ if environ is None else environ)
+    out: dict[str, dict[str, Any]] = {}
+    for section, model in Config.model_fields.items():
+        sub = model.annotation
+        if not (isinstance(sub, type) and issubclass(sub, BaseModel)):
+            continue
+        for key in sub.model_fields:
+            name = f"STREAMER_{section}_{key}".upper()
+            if name in environ:
+                out.setdefault(section, {})[key] = _parse_env_value(environ[name])
+    return out
+
+
+def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for k, v in over.items():
+        out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
+def _resolve_paths(data: dict[str, Any], base: Path) -> dict[str, Any]:
+    def rel(p: str) -> str:
+        q = Path(p).expanduser()
+        return str(q if q.is_absolute() else (base / q))
+
+    for c in data.get("classifiers", []) or []:
+        if isinstance(c, dict) and isinstance(c.get("model"), str):
+            c["model"] = rel(c["model"])
+    for s in data.get("sources", []) or []:
+        if isinstance(s, dict) and isinstance(s.get("file"), str):
+            s["file"] = rel(s["file"])
+    return data
+
+
+def format_validation_error(e: ValidationError) -> str:
+    lines = []
+    for err in e.errors():
+        loc = ".".join(str(x) for x in err["loc"]) or "(top)"
+        lines.append(f"  {loc}: {err['msg']}")
+    return "\n".join(lines)
+
+
+def load_config(
+    path: str | os.PathLike[str] | None = None,
+    overrides: dict[str, Any] | None = None,
+    environ: dict[str, str] | None = None,
+) -> Config:
+    """Read and validate the config. Raises ConfigError with every problem listed."""
+    data: dict[str, Any] = {}
+    base = Path.cwd()
+    if path is not None:
+        p = Path(path)
+        try:
+            data = tomllib.loads(p.read_text())
+        except FileNotFoundError as e:
+            raise ConfigError(f"{p}: config file not found") from e
+        except tomllib.TOMLDecodeError as e:
+            raise ConfigError(f"{p}: not valid TOML: {e}") from e
+        base = p.resolve().parent
+    data = _resolve_paths(data, base)
+    data = _merge(data, env_overrides(environ))
+    data = _merge(data, overrides or {})
+    try:
+        return Config.model_validate(data)
+    except ValidationError as e:
+        where = f"{path}" if path else "config"
+        raise ConfigError(f"{where}: invalid configuration:\n{format_validation_error(e)}") from e

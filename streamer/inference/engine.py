@@ -1,0 +1,153 @@
+"""Detection then classification on a batch of frames: the model work, in one place.
+
+An Engine runs wherever it is built: inside a worker process for the service
+(see pool.py), or in-process for the offline commands and tests. It returns
+faces, never images.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import cv2
+import numpy as np
+
+from streamer.classify import Classifier, ModelFileError
+from streamer.config import ClassifierConfig
+from streamer.detect import BadImageError, as_rgb, make_detector
+from streamer.types import BatchTimings, Box, Face, Label
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class EngineSpec:
+    """Everything needed to build an Engine; picklable, sent to worker processes."""
+
+    detector: str = "dlib"
+    upsample: int = 0
+    detect_max_side: int = 640
+    classifiers: tuple[ClassifierConfig, ...] = ()
+    threads: int = 0  # 0 = let the framework decide
+
+
+@dataclass
+class EngineStatus:
+    detector: str
+    classifiers: list[str]
+    failed: dict[str, str] = field(default_factory=dict)  # classifier name -> error
+
+
+@dataclass(frozen=True)
+class FrameResult:
+    faces: tuple[Face, ...] = ()
+    error: str | None = None  # set when this frame could not be processed
+
+
+def scale_for_detection(image: np.ndarray, max_side: int) -> tuple[np.ndarray, float]:
+    h, w = image.shape[:2]
+    if max_side <= 0 or max(h, w) <= max_side:
+        return image, 1.0
+    s = max_side / max(h, w)
+    small = cv2.resize(image, (max(1, round(w * s)), max(1, round(h * s))), interpolation=cv2.INTER_AREA)
+    return small, s
+
+
+def unscale_box(b: Box, s: float, width: int, height: int) -> Box:
+    if s == 1.0:
+        return b
+    return Box(
+        max(0, round(b.left / s)),
+        max(0, round(b.top / s)),
+        min(width - 1, round((b.right + 1) / s) - 1),
+        min(height - 1, round((b.bottom + 1) / s) - 1),
+        b.confidence,
+    )
+
+
+class Engine:
+    def __init__(self, spec: EngineSpec) -> None:
+        self.spec = spec
+        if spec.threads:
+            _limit_threads(spec.threads)
+        self.detector = make_detector(spec.detector)
+        self.classifiers: list[Classifier] = []
+        self.status = EngineStatus(detector=spec.detector, classifiers=[])
+        for c in spec.classifiers:
+            try:
+                clf = Classifier(c.name, c.model, threshold=c.threshold)
+                check_classifier_config(c, clf)
+            except (ModelFileError, ValueError) as e:
+                log.error("classifier %s disabled: %s", c.name, e)
+                self.status.failed[c.name] = str(e)
+                continue
+            self.classifiers.append(clf)
+            self.status.classifiers.append(c.name)
+
+    def run(self, images: Sequence[np.ndarray]) -> tuple[list[FrameResult], BatchTimings]:
+        results: list[FrameResult | None] = [None] * len(images)
+        good: list[int] = []
+        rgb: list[np.ndarray] = []
+        for i, im in enumerate(images):
+            try:
+                rgb.append(as_rgb(im))
+                good.append(i)
+            except BadImageError as e:
+                results[i] = FrameResult(error=str(e))
+        t0 = time.perf_counter()
+        scaled = [scale_for_detection(im, self.spec.detect_max_side) for im in rgb]
+        boxes = self.detector.detect([s[0] for s in scaled], self.spec.upsample) if rgb else []
+        boxes = [
+            [unscale_box(b, s, im.shape[1], im.shape[0]) for b in bs]
+            for bs, (_, s), im in zip(boxes, scaled, rgb, strict=True)
+        ]
+        t1 = time.perf_counter()
+        labels, batches = self.classify(rgb, boxes)
+        t2 = time.perf_counter()
+        n_faces = 0
+        for k, i in enumerate(good):
+            faces = tuple(Face(b, tuple(lab)) for b, lab in zip(boxes[k], labels[k], strict=True))
+            n_faces += len(faces)
+            results[i] = FrameResult(faces=faces)
+        timings = BatchTimings(t1 - t0, t2 - t1, len(good), n_faces, batches)
+        return [r if r is not None else FrameResult(error="not processed") for r in results], timings
+
+    def classify(
+        self, images: Sequence[np.ndarray], boxes: Sequence[Sequence[Box]]
+    ) -> tuple[list[list[list[Label]]], dict[str, int]]:
+        """Labels per face per image; all faces of the batch go through each classifier at once."""
+        per_face: list[list[list[Label]]] = [[[] for _ in bs] for bs in boxes]
+        batches: dict[str, int] = {}
+        n = sum(len(bs) for bs in boxes)
+        if n == 0:
+            return per_face, batches
+        for clf in self.classifiers:
+            crops = [c for im, bs in zip(images, boxes, strict=True) for c in clf.crops(im, bs)]
+            labels = clf.to_labels(clf.predict_proba(np.stack(crops)))
+            batches[clf.name] = len(crops)
+            it = iter(labels)
+            for k, bs in enumerate(boxes):
+                for j in range(len(bs)):
+                    per_face[k][j].append(next(it))
+        return per_face, batches
+
+
+def check_classifier_config(c: ClassifierConfig, clf: Classifier) -> None:
+    if c.labels is not None and tuple(c.labels) != clf.labels:
+        raise ValueError(f"config labels {c.labels} differ from the model file's {list(clf.labels)}")
+    if c.input_size is not None and tuple(c.input_size) != clf.meta.input_size:
+        raise ValueError(f"config input_size {c.input_size} differs from the model's {clf.meta.input_size}")
+
+
+def _limit_threads(n: int) -> None:
+    cv2.setNumThreads(n)
+    try:
+        import tensorflow as tf
+
+        tf.config.threading.set_intra_op_parallelism_threads(n)
+        tf.config.threading.set_inter_op_parallelism_threads(max(1, n // 2))
+    except Exception:
+        pass

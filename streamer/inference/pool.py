@@ -1,0 +1,106 @@
+"""Model work off the event loop: Engines in worker processes.
+
+dlib holds the GIL for a whole detection, so workers are processes (spawn),
+each loading its models once. A worker that dies is replaced and the batch
+retried once; the failure is counted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import multiprocessing
+import os
+from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+
+import numpy as np
+
+from streamer.inference.engine import Engine, EngineSpec, EngineStatus, FrameResult
+from streamer.types import BatchTimings
+
+log = logging.getLogger(__name__)
+
+_engine: Engine | None = None  # one per worker process
+
+
+def _init_worker(spec: EngineSpec) -> None:
+    global _engine
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    logging.basicConfig(level=logging.WARNING)
+    _engine = Engine(spec)
+
+
+def _status() -> EngineStatus:
+    assert _engine is not None
+    return _engine.status
+
+
+def _run(images: Sequence[np.ndarray]) -> tuple[list[FrameResult], BatchTimings]:
+    assert _engine is not None
+    return _engine.run(images)
+
+
+class WorkerCrashed(RuntimeError):
+    pass
+
+
+class WorkerPool:
+    """An asyncio-facing pool of Engine worker processes."""
+
+    def __init__(self, spec: EngineSpec, workers: int = 1, on_restart=None) -> None:
+        self.spec = spec
+        self.workers = workers
+        self._on_restart = on_restart
+        self._executor: ProcessPoolExecutor | None = None
+        self.status: EngineStatus | None = None
+        self.restarts = 0
+
+    def _new_executor(self) -> ProcessPoolExecutor:
+        ctx = multiprocessing.get_context("spawn")
+        return ProcessPoolExecutor(
+            self.workers, mp_context=ctx, initializer=_init_worker, initargs=(self.spec,)
+        )
+
+    async def start(self) -> EngineStatus:
+        """Start the workers and wait until their models are loaded."""
+        self._executor = self._new_executor()
+        loop = asyncio.get_running_loop()
+        self.status = await loop.run_in_executor(self._executor, _status)
+        return self.status
+
+    async def run(self, images: Sequence[np.ndarray]) -> tuple[list[FrameResult], BatchTimings]:
+        loop = asyncio.get_running_loop()
+        for attempt in (1, 2):
+            if self._executor is None:
+                raise RuntimeError("pool not started")
+            executor = self._executor
+            try:
+                return await loop.run_in_executor(executor, _run, list(images))
+            except BrokenProcessPool as e:
+                log.error("inference worker died (%s); restarting (attempt %d)", e, attempt)
+                if self._on_restart:
+                    self._on_restart()
+                await self._restart(executor)
+        raise WorkerCrashed("inference worker died twice on the same batch")
+
+    async def _restart(self, broken: ProcessPoolExecutor) -> None:
+        if self._executor is not broken:  # someone else already restarted it
+            return
+        self.restarts += 1
+        broken.shutdown(wait=False, cancel_futures=True)
+        self._executor = self._new_executor()
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(self._executor, _status)
+
+    def worker_pids(self) -> list[int]:
+        ex = self._executor
+        return list(ex._processes) if ex is not None and ex._processes else []
+
+    async def close(self) -> None:
+        ex, self._executor = self._executor, None
+        if ex is not None:
+            await asyncio.get_running_loop().run_in_executor(
+                None, lambda: ex.shutdown(wait=True, cancel_futures=True)
+            )

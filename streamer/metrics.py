@@ -1,0 +1,82 @@
+"""Every Prometheus metric of the service, defined once, on a registry of its own."""
+
+from __future__ import annotations
+
+import contextlib
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+P = "streamer_"
+LATENCY_BUCKETS = (0.005, 0.01, 0.02, 0.033, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.5, 1.0, 2.0, 5.0)
+STAGE_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0)
+BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
+
+# Reasons a frame does not make it through a stage, as the values of frames_dropped_total{reason}:
+DROP_SOURCE_OVERRUN = "source_overrun"  # the decoder got ahead of the pipeline; older frame replaced
+DROP_DETECT_SKIPPED = "detect_skipped"  # a newer frame of the stream went to the detector instead
+DROP_SLOW_CONSUMER = "slow_consumer"  # an output (peer, MJPEG client) skipped frames to stay live
+DROP_CORRUPT = "corrupt"  # undecodable or wrongly shaped frame
+
+
+class Metrics:
+    """The service's metrics. One instance per app, so tests do not share counters."""
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        r = self.registry = registry or CollectorRegistry()
+        s = ["stream"]
+        self.frames_in = Counter(P + "frames_in_total", "Frames received from sources", s, registry=r)
+        self.frames_out = Counter(P + "frames_out_total", "Annotated frames sent to outputs", s, registry=r)
+        self.frames_dropped = Counter(
+            P + "frames_dropped_total", "Frames dropped, by reason", [*s, "reason"], registry=r
+        )
+        self.faces = Counter(P + "faces_total", "Faces detected, by classifier label", ["label"], registry=r)
+        self.stage_seconds = Histogram(
+            P + "stage_seconds",
+            "Time per frame (or batch) in each stage",
+            ["stage"],
+            buckets=STAGE_BUCKETS,
+            registry=r,
+        )
+        self.frame_latency = Histogram(
+            P + "frame_latency_seconds",
+            "Capture to send, per annotated frame",
+            s,
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.batch_size = Histogram(
+            P + "batch_size", "Items per model call", ["model"], buckets=BATCH_BUCKETS, registry=r
+        )
+        self.queue_depth = Gauge(P + "queue_depth", "Frames waiting for the detector", registry=r)
+        self.detection_age = Gauge(
+            P + "detection_age_seconds", "Age of the detections drawn on the latest frame", s, registry=r
+        )
+        self.stream_up = Gauge(P + "stream_up", "1 while the source delivers frames", s, registry=r)
+        self.source_reconnects = Counter(
+            P + "source_reconnects_total", "Source reconnect attempts", s, registry=r
+        )
+        self.errors = Counter(P + "errors_total", "Errors, by kind", ["kind"], registry=r)
+        self.detections = Counter(
+            P + "detections_total", "Frames that went through the detector", s, registry=r
+        )
+        self.peers = Gauge(P + "webrtc_peers", "Open WebRTC peer connections", registry=r)
+
+    def forget_stream(self, stream: str) -> None:
+        """Remove a deleted stream's labelled series so label sets stay bounded."""
+        for m in (
+            self.frames_in,
+            self.frames_out,
+            self.frame_latency,
+            self.detection_age,
+            self.stream_up,
+            self.source_reconnects,
+            self.detections,
+        ):
+            with contextlib.suppress(KeyError):
+                m.remove(stream)
+        for labels in list(self.frames_dropped._metrics):
+            if labels[0] == stream:
+                self.frames_dropped.remove(*labels)
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)

@@ -1,0 +1,148 @@
+"""Cross-stream batching for the detector: newest frame per stream, one batch per model call.
+
+Each stream has at most one frame waiting and one in flight. A batch goes out
+when ``max_batch`` frames wait, when every stream with work has a frame
+waiting, or ``max_wait`` after the first frame arrived, whichever is first.
+A dead camera never holds a batch back: only streams with a waiting frame count.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+
+from streamer.inference.engine import FrameResult
+from streamer.inference.pool import WorkerPool
+from streamer.metrics import DROP_DETECT_SKIPPED, Metrics
+from streamer.types import Detections, Frame
+
+log = logging.getLogger(__name__)
+
+ResultCallback = Callable[[Detections], None]
+
+
+class DetectionBatcher:
+    def __init__(
+        self,
+        pool: WorkerPool,
+        metrics: Metrics,
+        max_batch: int = 4,
+        max_wait_s: float = 0.01,
+        concurrency: int = 1,
+        active_streams: Callable[[], set[str]] | None = None,
+    ) -> None:
+        self.pool = pool
+        self.metrics = metrics
+        self.max_batch = max_batch
+        self.max_wait_s = max_wait_s
+        self._pending: dict[str, tuple[Frame, ResultCallback]] = {}
+        self._in_flight: set[str] = set()
+        self._wake = asyncio.Event()
+        self._slots = asyncio.Semaphore(concurrency)
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._runner: asyncio.Task[None] | None = None
+        self.batches = 0
+        # Streams expected to send frames soon (live, not in flight): a batch waits for them.
+        self.active_streams: Callable[[], set[str]] = active_streams or set
+
+    def submit(self, frame: Frame, on_result: ResultCallback) -> None:
+        """Offer a frame for detection; a waiting older frame of the same stream is dropped."""
+        if frame.stream in self._pending:
+            self.metrics.frames_dropped.labels(frame.stream, DROP_DETECT_SKIPPED).inc()
+        self._pending[frame.stream] = (frame, on_result)
+        self.metrics.queue_depth.set(len(self._pending))
+        self._wake.set()
+
+    def forget(self, stream: str) -> None:
+        self._pending.pop(stream, None)
+        self.metrics.queue_depth.set(len(self._pending))
+
+    def _ready(self) -> list[str]:
+        return [s for s in self._pending if s not in self._in_flight]
+
+    def start(self) -> None:
+        self._runner = asyncio.create_task(self._run(), name="detection-batcher")
+
+    async def stop(self) -> None:
+        tasks = [t for t in (self._runner, *self._tasks) if t is not None]
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def _run(self) -> None:
+        while True:
+            await self._slots.acquire()
+            try:
+                batch = await self._collect()
+            except BaseException:
+                self._slots.release()
+                raise
+            task = asyncio.create_task(self._process(batch))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def _collect(self) -> list[tuple[Frame, ResultCallback]]:
+        while not self._ready():
+            self._wake.clear()
+            await self._wake.wait()
+        deadline = time.monotonic() + self.max_wait_s
+        while len(self._ready()) < self.max_batch:
+            still_to_come = self.active_streams() - self._in_flight - set(self._pending)
+            if not still_to_come or time.monotonic() >= deadline:
+                break
+            self._wake.clear()
+            try:
+                await asyncio.wait_for(self._wake.wait(), max(0.0, deadline - time.monotonic()))
+            except TimeoutError:
+                break
+        ready = sorted(self._ready(), key=lambda s: self._pending[s][0].captured_at)[: self.max_batch]
+        batch = [self._pending.pop(s) for s in ready]
+        self._in_flight.update(ready)
+        self.metrics.queue_depth.set(len(self._pending))
+        return batch
+
+    async def _process(self, batch: list[tuple[Frame, ResultCallback]]) -> None:
+        try:
+            frames = [f for f, _ in batch]
+            self.metrics.batch_size.labels("detector").observe(len(frames))
+            try:
+                results, timings = await self.pool.run([f.image for f in frames])
+            except asyncio.CancelledError:
+                raise
+            except Exception as e:
+                log.exception("detection batch of %d failed", len(frames))
+                self.metrics.errors.labels("inference").inc()
+                results = [FrameResult(error=str(e))] * len(frames)
+                timings = None
+            self.batches += 1
+            if timings is not None:
+                self.metrics.stage_seconds.labels("detect").observe(timings.detect_s)
+                if timings.classifier_batches:
+                    self.metrics.stage_seconds.labels("classify").observe(timings.classify_s)
+                for name, n in timings.classifier_batches.items():
+                    self.metrics.batch_size.labels(name).observe(n)
+            for (frame, callback), result in zip(batch, results, strict=True):
+                if result.error is not None:
+                    self.metrics.errors.labels("bad_frame").inc()
+                    log.warning(
+                        "stream %s frame %d not analysed: %s", frame.stream, frame.index, result.error
+                    )
+                    continue
+                self.metrics.detections.labels(frame.stream).inc()
+                for face in result.faces:
+                    if not face.labels:
+                        self.metrics.faces.labels("face").inc()
+                    for lab in face.labels:
+                        self.metrics.faces.labels(f"{lab.classifier}:{lab.label}").inc()
+                try:
+                    callback(Detections(frame.stream, frame.index, frame.captured_at, result.faces))
+                except Exception:
+                    log.exception("detection callback of stream %s failed", frame.stream)
+        finally:
+            for frame, _ in batch:
+                self._in_flight.discard(frame.stream)
+            self._slots.release()
+            if self._ready():
+                self._wake.set()

@@ -1,0 +1,112 @@
+"""The running pipeline: worker pool, detection batcher, render threads and the streams."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from concurrent.futures import ThreadPoolExecutor
+
+from streamer.classify import ModelFileError, read_meta
+from streamer.config import ClassifierConfig, Config, SourceConfig
+from streamer.inference.engine import EngineSpec, EngineStatus
+from streamer.inference.pool import WorkerPool
+from streamer.metrics import Metrics
+from streamer.pipeline.batcher import DetectionBatcher
+from streamer.pipeline.stream import Stream
+from streamer.sources.base import Source
+from streamer.sources.capture import CaptureSource
+
+log = logging.getLogger(__name__)
+
+
+class StreamExists(KeyError):
+    pass
+
+
+def usable_classifiers(classifiers: list[ClassifierConfig], metrics: Metrics) -> list[ClassifierConfig]:
+    """The classifiers whose model file can be read; each missing one is reported, not fatal."""
+    ok = []
+    for c in classifiers:
+        try:
+            read_meta(c.model)
+        except ModelFileError as e:
+            log.error("classifier %r disabled, the service runs without it: %s", c.name, e)
+            metrics.errors.labels("classifier_unavailable").inc()
+            continue
+        ok.append(c)
+    return ok
+
+
+class Pipeline:
+    def __init__(self, config: Config, metrics: Metrics) -> None:
+        self.config = config
+        self.metrics = metrics
+        p = config.pipeline
+        self.spec = EngineSpec(
+            detector=p.detector,
+            upsample=p.upsample,
+            detect_max_side=p.detect_max_side,
+            classifiers=tuple(usable_classifiers(config.classifiers, metrics)),
+        )
+        self.pool = WorkerPool(
+            self.spec, p.workers, on_restart=lambda: metrics.errors.labels("worker_died").inc()
+        )
+        self.batcher = DetectionBatcher(
+            self.pool,
+            metrics,
+            p.max_batch,
+            p.max_wait_ms / 1000.0,
+            concurrency=p.workers,
+            active_streams=self.live_streams,
+        )
+        self.render_pool = ThreadPoolExecutor(p.render_threads, thread_name_prefix="render")
+        self.streams: dict[str, Stream] = {}
+        self.status: EngineStatus | None = None
+
+    def live_streams(self) -> set[str]:
+        return {sid for sid, s in self.streams.items() if s.source.state.up}
+
+    async def start(self) -> EngineStatus:
+        self.status = await self.pool.start()
+        for name, err in self.status.failed.items():
+            log.error("classifier %r failed to load in the worker: %s", name, err)
+            self.metrics.errors.labels("classifier_unavailable").inc()
+        self.batcher.start()
+        sources = list(self.config.sources)
+        if not sources and self.config.demo.enabled:
+            log.info("no source configured: serving the demo video as stream 'demo'")
+            sources = [SourceConfig(id="demo", file=self.config.demo.file, loop=True)]
+        for s in sources:
+            await self.add_source(s)
+        return self.status
+
+    def make_source(self, cfg: SourceConfig) -> Source:
+        return CaptureSource(cfg, self.config.source_defaults, self.metrics)
+
+    async def add_source(self, cfg: SourceConfig) -> Stream:
+        return self.add_stream(self.make_source(cfg))
+
+    def add_stream(self, source: Source) -> Stream:
+        if source.id in self.streams:
+            raise StreamExists(source.id)
+        stream = Stream(source, self.batcher, self.metrics, self.render_pool)
+        self.streams[source.id] = stream
+        stream.start()
+        log.info("stream %s added (%s: %s)", source.id, source.kind, source.describe())
+        return stream
+
+    async def remove(self, stream_id: str) -> bool:
+        stream = self.streams.pop(stream_id, None)
+        if stream is None:
+            return False
+        await stream.stop()
+        self.batcher.forget(stream_id)
+        self.metrics.forget_stream(stream_id)
+        log.info("stream %s removed", stream_id)
+        return True
+
+    async def close(self) -> None:
+        await asyncio.gather(*(self.remove(s) for s in list(self.streams)), return_exceptions=True)
+        await self.batcher.stop()
+        await self.pool.close()
+        self.render_pool.shutdown(wait=False, cancel_futures=True)

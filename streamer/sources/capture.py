@@ -1,0 +1,193 @@
+"""OpenCV-backed sources: video files, local cameras, RTSP and HTTP (MJPEG) cameras.
+
+A daemon thread decodes (OpenCV releases the GIL while decoding) and hands the
+newest frame to the event loop; an older unread frame is replaced and counted
+as a ``source_overrun`` drop. On failure (cannot open, stream ended, read timed
+out) the thread retries with exponential backoff and jitter, forever, until the
+source is closed. Files may loop and may be paced at their own frame rate.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import random
+import threading
+import time
+from collections.abc import AsyncIterator, Callable
+
+import cv2
+
+from streamer.config import SourceConfig, SourcesDefaults
+from streamer.metrics import DROP_CORRUPT, DROP_SOURCE_OVERRUN, Metrics
+from streamer.pipeline.slot import LatestSlot
+from streamer.sources.base import SourceState, redact_url
+from streamer.types import Frame
+
+log = logging.getLogger(__name__)
+
+
+class CaptureSource:
+    def __init__(self, cfg: SourceConfig, defaults: SourcesDefaults, metrics: Metrics) -> None:
+        self.id = cfg.id
+        self.kind = cfg.kind
+        self.cfg = cfg
+        self.defaults = defaults
+        self.metrics = metrics
+        self.state = SourceState()
+        self._slot: LatestSlot[Frame] = LatestSlot()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._index = 0
+        self._finished = False
+        self.on_state: Callable[[SourceState], None] | None = None
+
+    def describe(self) -> str:
+        if self.cfg.url is not None:
+            return redact_url(self.cfg.url)
+        if self.cfg.device is not None:
+            return f"camera {self.cfg.device}"
+        return os.path.basename(self.cfg.file or "")
+
+    # --- event-loop side -------------------------------------------------
+    async def frames(self) -> AsyncIterator[Frame]:
+        self._start()
+        while True:
+            frame = await self._slot.get()
+            if frame is None:
+                return
+            yield frame
+
+    def _start(self) -> None:
+        if self._thread is None:
+            self._loop = asyncio.get_running_loop()
+            self._thread = threading.Thread(target=self._run, name=f"source-{self.id}", daemon=True)
+            self._thread.start()
+
+    async def close(self) -> None:
+        self._stop.set()
+        self._slot.close()
+        t = self._thread
+        if t is not None and t.is_alive():
+            await asyncio.get_running_loop().run_in_executor(None, t.join, 5.0)
+
+    def _deliver(self, frame: Frame) -> None:
+        if self._slot.closed:
+            return
+        if self._slot.put(frame) is not None:
+            self.metrics.frames_dropped.labels(self.id, DROP_SOURCE_OVERRUN).inc()
+
+    def _set_state(self, up: bool, error: str | None = None) -> None:
+        changed = up != self.state.up or error != self.state.error
+        self.state.up = up
+        self.state.error = error
+        self.metrics.stream_up.labels(self.id).set(1 if up else 0)
+        if changed and self.on_state is not None:
+            self.on_state(self.state)
+
+    def _call(self, fn: Callable[..., object], *args: object) -> None:
+        loop = self._loop
+        if loop is None or loop.is_closed() or self._stop.is_set():
+            return
+        with contextlib.suppress(RuntimeError):  # loop closed between the check and the call
+            loop.call_soon_threadsafe(fn, *args)
+
+    # --- decoder thread --------------------------------------------------
+    def _open(self) -> cv2.VideoCapture:
+        d = self.defaults
+        if self.cfg.device is not None:
+            return cv2.VideoCapture(self.cfg.device)
+        target = self.cfg.file if self.cfg.file is not None else self.cfg.url
+        if self.cfg.file is not None and not os.path.isfile(target or ""):
+            raise OSError(f"no such file: {os.path.basename(target or '')}")
+        params = [
+            cv2.CAP_PROP_OPEN_TIMEOUT_MSEC,
+            int(d.open_timeout_s * 1000),
+            cv2.CAP_PROP_READ_TIMEOUT_MSEC,
+            int(d.read_timeout_s * 1000),
+        ]
+        return cv2.VideoCapture(target, cv2.CAP_FFMPEG, params)
+
+    def _run(self) -> None:
+        delay = self.defaults.reconnect_initial_s
+        first = True
+        while not self._stop.is_set():
+            if not first:
+                self.state.reconnects += 1
+                self._call(self.metrics.source_reconnects.labels(self.id).inc)
+            first = False
+            try:
+                delivered = self._capture_once()
+            except Exception as e:
+                delivered = 0
+                msg = redact_url(str(e)) or type(e).__name__
+                log.warning("source %s (%s): %s", self.id, self.describe(), msg)
+                self._call(self._set_state, False, msg)
+                self._call(self.metrics.errors.labels("source").inc)
+            if self._finished:
+                break
+            if delivered:
+                delay = self.defaults.reconnect_initial_s  # it worked for a while: start over
+            wait = min(delay, self.defaults.reconnect_max_s) * random.uniform(0.8, 1.2)
+            delay = min(delay * 2, self.defaults.reconnect_max_s)
+            self._stop.wait(wait)
+        self._call(self._set_state, False, self.state.error)
+        if self._finished:
+            self._call(self._slot.close)
+
+    def _capture_once(self) -> int:
+        """Open, read until failure or stop; return the number of frames delivered."""
+        cap = self._open()
+        try:
+            if not cap.isOpened():
+                raise OSError(f"cannot open {self.describe()}")
+            fps = cap.get(cv2.CAP_PROP_FPS)
+            fps = fps if 1.0 <= fps <= 240.0 else 30.0
+            self.state.fps = fps
+            period = 1.0 / fps if (self.kind == "file" and self.cfg.realtime) else 0.0
+            delivered = 0
+            next_at = time.monotonic()
+            bad = 0
+            while not self._stop.is_set():
+                t0 = time.perf_counter()
+                ok, bgr = cap.read()
+                if not ok or bgr is None:
+                    if self.kind == "file" and delivered and self.cfg.loop:
+                        cap.set(cv2.CAP_PROP_POS_FRAMES, 0)
+                        ok, bgr = cap.read()
+                    if not ok or bgr is None:
+                        if self.kind == "file" and delivered and not self.cfg.loop:
+                            self._finished = True
+                            return delivered
+                        raise OSError("stream ended or read timed out" if delivered else "no frames")
+                if bgr.ndim != 3 or bgr.shape[2] != 3 or bgr.size == 0:
+                    bad += 1
+                    self._call(self.metrics.frames_dropped.labels(self.id, DROP_CORRUPT).inc)
+                    if bad > 100:
+                        raise OSError(f"undecodable frames ({bgr.shape})")
+                    continue
+                rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+                decode_s = time.perf_counter() - t0
+                now = time.time()
+                if delivered == 0:
+                    self.state.height, self.state.width = rgb.shape[:2]
+                    self._call(self._set_state, True, None)
+                frame = Frame(self.id, self._index, rgb, now)
+                self._index += 1
+                delivered += 1
+                self.state.frames += 1
+                self._call(self.metrics.stage_seconds.labels("decode").observe, decode_s)
+                self._call(self._deliver, frame)
+                if period:
+                    next_at += period
+                    lag = next_at - time.monotonic()
+                    if lag > 0:
+                        self._stop.wait(lag)
+                    elif lag < -1.0:  # fell far behind (machine busy): do not burst to catch up
+                        next_at = time.monotonic()
+            return delivered
+        finally:
+            cap.release()

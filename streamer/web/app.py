@@ -1,0 +1,50 @@
+"""The aiohttp application: state on the app, background work started and stopped with it."""
+
+from __future__ import annotations
+
+import logging
+
+from aiohttp import web
+
+from streamer.config import Config
+from streamer.metrics import Metrics
+from streamer.pipeline.manager import Pipeline
+from streamer.web import routes
+from streamer.web.peers import Peers
+
+log = logging.getLogger(__name__)
+
+CONFIG = web.AppKey("config", Config)
+METRICS = web.AppKey("metrics", Metrics)
+PIPELINE = web.AppKey("pipeline", Pipeline)
+PEERS = web.AppKey("peers", Peers)
+
+MAX_BODY_BYTES = 256 * 1024
+
+
+def create_app(config: Config, metrics: Metrics | None = None) -> web.Application:
+    metrics = metrics or Metrics()
+    app = web.Application(client_max_size=MAX_BODY_BYTES, middlewares=[routes.error_middleware])
+    app[CONFIG] = config
+    app[METRICS] = metrics
+    app[PIPELINE] = Pipeline(config, metrics)
+    app[PEERS] = Peers(config.server.ice_servers, metrics)
+    routes.add_routes(app)
+    app.on_startup.append(_start)
+    app.on_shutdown.append(_shutdown)
+    return app
+
+
+async def _start(app: web.Application) -> None:
+    status = await app[PIPELINE].start()
+    log.info(
+        "pipeline ready: detector=%s classifiers=%s%s",
+        status.detector,
+        status.classifiers or "none (boxes only)",
+        f" failed={list(status.failed)}" if status.failed else "",
+    )
+
+
+async def _shutdown(app: web.Application) -> None:
+    await app[PEERS].close_all()
+    await app[PIPELINE].close()

@@ -1,0 +1,132 @@
+// streamer page: send your camera over WebRTC, watch any stream (WebRTC or MJPEG), add cameras.
+"use strict";
+const ICE = window.STREAMER_ICE_SERVERS || [];
+
+function waitIce(pc) {
+  if (pc.iceGatheringState === "complete") return Promise.resolve();
+  return new Promise((resolve) => {
+    const check = () => { if (pc.iceGatheringState === "complete") { pc.removeEventListener("icegatheringstatechange", check); resolve(); } };
+    pc.addEventListener("icegatheringstatechange", check);
+    setTimeout(resolve, 3000); // no STUN reachable: go with the candidates we have
+  });
+}
+
+async function negotiate(pc, url) {
+  await pc.setLocalDescription(await pc.createOffer());
+  await waitIce(pc);
+  const r = await fetch(url, { method: "POST", headers: { "Content-Type": "application/json" },
+    body: JSON.stringify({ sdp: pc.localDescription.sdp, type: pc.localDescription.type }) });
+  const body = await r.json();
+  if (!r.ok) throw new Error(body.error || r.statusText);
+  await pc.setRemoteDescription(body);
+  return body;
+}
+
+// --- your camera -----------------------------------------------------------
+let myPc = null, myStream = null;
+const mineStatus = document.getElementById("mine-status");
+document.getElementById("start").onclick = async () => {
+  try {
+    myStream = await navigator.mediaDevices.getUserMedia({ video: { width: 640, height: 480 }, audio: false });
+    myPc = new RTCPeerConnection({ iceServers: ICE });
+    myPc.ontrack = (ev) => { document.getElementById("annotated").srcObject = ev.streams[0] || new MediaStream([ev.track]); };
+    myPc.onconnectionstatechange = () => { mineStatus.textContent = myPc ? myPc.connectionState : ""; };
+    myStream.getTracks().forEach((t) => myPc.addTrack(t, myStream));
+    const answer = await negotiate(myPc, "/offer");
+    mineStatus.textContent = "connected as stream " + answer.stream;
+    document.getElementById("start").disabled = true;
+    document.getElementById("stop").disabled = false;
+  } catch (e) { mineStatus.textContent = "error: " + e.message; }
+};
+document.getElementById("stop").onclick = () => {
+  if (myPc) myPc.close();
+  if (myStream) myStream.getTracks().forEach((t) => t.stop());
+  myPc = myStream = null;
+  document.getElementById("start").disabled = false;
+  document.getElementById("stop").disabled = true;
+  mineStatus.textContent = "stopped";
+};
+
+// --- streams -----------------------------------------------------------------
+const cards = new Map(); // id -> {el, pc}
+const container = document.createElement("div");
+container.className = "cards";
+document.getElementById("streams").appendChild(container);
+
+function card(s) {
+  const el = document.createElement("div");
+  el.className = "card";
+  el.innerHTML = `<h3></h3><div class="meta"></div>
+    <button class="watch">Watch (WebRTC)</button><button class="mjpeg">MJPEG</button><button class="remove">Remove</button>
+    <div class="view"></div>`;
+  el.querySelector("h3").textContent = s.id;
+  const entry = { el, pc: null };
+  el.querySelector(".watch").onclick = () => watch(s.id, entry);
+  el.querySelector(".mjpeg").onclick = () => {
+    stopView(entry);
+    const img = document.createElement("img");
+    img.className = "mjpeg"; img.src = `/streams/${encodeURIComponent(s.id)}/mjpeg`;
+    el.querySelector(".view").replaceChildren(img);
+  };
+  el.querySelector(".remove").onclick = async () => {
+    await fetch(`/streams/${encodeURIComponent(s.id)}`, { method: "DELETE" });
+    refresh();
+  };
+  return entry;
+}
+
+function stopView(entry) {
+  if (entry.pc) { entry.pc.close(); entry.pc = null; }
+  entry.el.querySelector(".view").replaceChildren();
+}
+
+async function watch(id, entry) {
+  stopView(entry);
+  const pc = new RTCPeerConnection({ iceServers: ICE });
+  entry.pc = pc;
+  pc.addTransceiver("video", { direction: "recvonly" });
+  const video = document.createElement("video");
+  video.autoplay = true; video.muted = true; video.playsInline = true;
+  entry.el.querySelector(".view").replaceChildren(video);
+  pc.ontrack = (ev) => { video.srcObject = new MediaStream([ev.track]); };
+  try { await negotiate(pc, `/streams/${encodeURIComponent(id)}/offer`); }
+  catch (e) { entry.el.querySelector(".view").textContent = "error: " + e.message; }
+}
+
+async function refresh() {
+  let data;
+  try { data = await (await fetch("/streams")).json(); } catch (e) { return; }
+  const seen = new Set();
+  for (const s of data.streams) {
+    seen.add(s.id);
+    let entry = cards.get(s.id);
+    if (!entry) { entry = card(s); cards.set(s.id, entry); container.appendChild(entry.el); }
+    const h3 = entry.el.querySelector("h3");
+    h3.textContent = s.id;
+    const badge = document.createElement("span");
+    badge.className = "badge " + (s.up ? "up" : "down");
+    badge.textContent = s.up ? "up" : "down";
+    h3.appendChild(badge);
+    const faces = s.faces.length;
+    entry.el.querySelector(".meta").textContent =
+      `${s.kind} · ${s.source} · ${s.width}x${s.height} · ${faces} face${faces === 1 ? "" : "s"}` +
+      (s.reconnects ? ` · ${s.reconnects} reconnects` : "") + (s.error && !s.up ? ` · ${s.error}` : "");
+  }
+  for (const [id, entry] of cards) {
+    if (!seen.has(id)) { stopView(entry); entry.el.remove(); cards.delete(id); }
+  }
+}
+
+document.getElementById("add").onsubmit = async (ev) => {
+  ev.preventDefault();
+  const body = { url: document.getElementById("url").value };
+  const sid = document.getElementById("sid").value;
+  if (sid) body.id = sid;
+  const r = await fetch("/streams", { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body) });
+  const out = await r.json();
+  document.getElementById("add-status").textContent = r.ok ? `added ${out.id}` : `error: ${out.error}`;
+  refresh();
+};
+
+refresh();
+setInterval(refresh, 2000);
