@@ -1,0 +1,114 @@
+"""The whole pipeline on the real clip: real dlib detector in a worker process, a Keras classifier,
+overlay, hub, MJPEG, /metrics, /healthz."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from streamer.outputs.hub import AnnotatedFrame
+from streamer.web.app import PIPELINE
+from tests.conftest import CLIP, CLIP_FRAMES, metric, wait_for
+
+pytestmark = pytest.mark.slow
+
+
+async def test_clip_is_detected_classified_drawn_and_counted(make_app, tiny_classifier: Path) -> None:  # noqa: ANN001
+    client = await make_app(
+        sources=[{"id": "clip", "file": str(CLIP), "loop": False, "realtime": True}],
+        classifiers=[{"name": "gender", "model": str(tiny_classifier), "threshold": 0.0}],
+    )
+    app = client.server.app
+    pipeline = app[PIPELINE]
+    stream = pipeline.streams["clip"]
+    seen: list[AnnotatedFrame] = []
+
+    async def watch() -> None:
+        sub = stream.hub.subscribe()
+        while (item := await sub.next()) is not None:
+            seen.append(item)
+
+    watcher = asyncio.create_task(watch())
+    await wait_for(lambda: stream.task is not None and stream.task.done(), 90, "the clip to play through")
+    await watcher
+
+    frames_in = metric(app, "streamer_frames_in_total", stream="clip")
+    overrun = metric(app, "streamer_frames_dropped_total", stream="clip", reason="source_overrun")
+    assert frames_in + overrun == CLIP_FRAMES  # every decoded frame is either processed or counted
+    assert frames_in > CLIP_FRAMES * 0.8  # at 30 fps the display path keeps up
+    assert metric(app, "streamer_frames_out_total", stream="clip") == frames_in
+
+    n_detect = metric(app, "streamer_detections_total", stream="clip")
+    assert n_detect >= 2
+    skipped = metric(app, "streamer_frames_dropped_total", stream="clip", reason="detect_skipped")
+    assert skipped > 0  # dlib is slower than 30 fps: skipped frames are counted, not silent
+    assert metric(app, "streamer_batch_size_count", model="detector") >= n_detect
+    assert metric(app, "streamer_batch_size_count", model="gender") >= 1
+
+    with_faces = [s for s in seen if s.detections is not None and s.detections.faces]
+    assert with_faces, "no frame was drawn with faces"
+    labels = {lab.label for s in with_faces for f in s.detections.faces for lab in f.labels}  # type: ignore[union-attr]
+    assert labels and labels <= {"male", "female"}
+    faces_total = sum(metric(app, "streamer_faces_total", label=f"gender:{x}") for x in ("male", "female"))
+    assert faces_total >= 1
+    # boxes are drawn where the detector put them
+    s = with_faces[-1]
+    b = s.detections.faces[0].box  # type: ignore[union-attr]
+    edge_changed = (s.image[b.top, b.left : b.right + 1] != s.frame.image[b.top, b.left : b.right + 1]).any(-1)
+    assert edge_changed.mean() > 0.9
+    # frames without detections yet are passed through unchanged
+    first = seen[0]
+    if first.detections is None:
+        assert np.array_equal(first.image, first.frame.image)
+    assert metric(app, "streamer_detection_age_seconds", stream="clip") >= 0
+    assert metric(app, "streamer_stage_seconds_count", stage="detect") >= n_detect - 1
+
+
+async def test_mjpeg_metrics_and_health_endpoints(make_app) -> None:  # noqa: ANN001
+    client = await make_app(sources=[{"id": "clip", "file": str(CLIP), "loop": True}])
+    app = client.server.app
+    stream = app[PIPELINE].streams["clip"]
+    await wait_for(lambda: stream.detections is not None and len(stream.detections.faces) > 0, 60,
+                   "a first detection")
+
+    r = await client.get("/streams/clip/mjpeg")
+    assert r.status == 200 and r.headers["Content-Type"].startswith("multipart/x-mixed-replace")
+    buf = b""
+    while buf.count(b"\xff\xd9") < 3:
+        buf += await r.content.readany()
+    r.close()
+    jpegs = re.findall(rb"Content-Length: (\d+)\r\n\r\n", buf)
+    start = buf.index(b"\r\n\r\n") + 4
+    img = cv2.imdecode(np.frombuffer(buf[start : start + int(jpegs[0])], np.uint8), cv2.IMREAD_COLOR)
+    assert img.shape == (360, 640, 3)
+
+    r = await client.get("/streams")
+    info = (await r.json())["streams"][0]
+    assert info["id"] == "clip" and info["up"] and info["faces"]
+
+    r = await client.get("/metrics")
+    text = await r.text()
+    for name in ("frames_in_total", "frames_out_total", "frames_dropped_total", "faces_total", "stage_seconds",
+                 "frame_latency_seconds", "batch_size", "queue_depth", "detection_age_seconds", "stream_up",
+                 "source_reconnects_total", "errors_total"):
+        assert f"# TYPE streamer_{name.removesuffix('_total')}" in text, name
+    assert 'streamer_stream_up{stream="clip"} 1.0' in text
+    assert metric(app, "streamer_frame_latency_seconds_count", stream="clip") >= 3  # MJPEG sends are timed
+
+    r = await client.get("/healthz")
+    h = await r.json()
+    assert r.status == 200 and h["status"] == "ok" and h["detector"] == "dlib" and h["streams_up"] == 1
+
+    r = await client.get("/")
+    page = await r.text()
+    assert r.status == 200 and "Use my camera" in page and "__ICE_SERVERS__" not in page
+
+    r = await client.delete("/streams/clip")
+    assert r.status == 204
+    assert (await (await client.get("/streams")).json())["streams"] == []
+    assert (await client.delete("/streams/clip")).status == 404

@@ -1,0 +1,168 @@
+"""Fast checks of the pieces: slots, batching policy, hub fan-out, crops, overlay, URLs, inputs."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import numpy as np
+import pytest
+
+from streamer.crop import crop_box, crop_face, whole_image_box
+from streamer.detect import BadImageError, as_rgb
+from streamer.inference.engine import FrameResult, scale_for_detection, unscale_box
+from streamer.metrics import Metrics
+from streamer.outputs.hub import AnnotatedFrame, FrameHub
+from streamer.overlay import draw_faces, face_caption
+from streamer.pipeline.batcher import DetectionBatcher
+from streamer.pipeline.slot import LatestSlot
+from streamer.sources.base import redact_url
+from streamer.types import BatchTimings, Box, Face, Frame, Label
+from tests.annotations import green_pixels
+
+
+async def test_latest_slot_newest_wins_and_close_ends_readers() -> None:
+    slot: LatestSlot[int] = LatestSlot()
+    assert slot.put(1) is None
+    assert slot.put(2) == 1  # the unread 1 is replaced and handed back for counting
+    assert await slot.get() == 2
+    reader = asyncio.create_task(slot.get())
+    await asyncio.sleep(0)
+    slot.close()
+    assert await reader is None
+
+
+class FakePool:
+    """Records batches; answers one face per frame after a delay."""
+
+    def __init__(self, delay: float = 0.05) -> None:
+        self.batches: list[list[int]] = []
+        self.delay = delay
+
+    async def run(self, images):  # noqa: ANN001, ANN201
+        self.batches.append([int(im[0, 0, 0]) for im in images])
+        await asyncio.sleep(self.delay)
+        faces = (Face(Box(1, 1, 5, 5, 1.0)),)
+        return [FrameResult(faces=faces) for _ in images], BatchTimings(self.delay, 0.0, len(images), len(images))
+
+
+def frame(stream: str, i: int, value: int) -> Frame:
+    return Frame(stream, i, np.full((4, 4, 3), value, np.uint8), time.time())
+
+
+async def test_batcher_batches_across_streams_and_counts_skipped_frames() -> None:
+    m = Metrics()
+    pool = FakePool()
+    live = {"a", "b", "c"}
+    b = DetectionBatcher(pool, m, max_batch=8, max_wait_s=0.5, active_streams=lambda: live)  # type: ignore[arg-type]
+    got: list[tuple[str, int]] = []
+    b.start()
+    try:
+        b.submit(frame("a", 1, 1), lambda d: got.append((d.stream, d.frame_index)))
+        b.submit(frame("a", 2, 2), lambda d: got.append((d.stream, d.frame_index)))  # replaces a/1
+        b.submit(frame("b", 1, 3), lambda d: got.append((d.stream, d.frame_index)))
+        t0 = time.monotonic()
+        b.submit(frame("c", 1, 4), lambda d: got.append((d.stream, d.frame_index)))
+        for _ in range(100):
+            if len(got) == 3:
+                break
+            await asyncio.sleep(0.01)
+        # all three live streams had a frame: the batch left at once, not after max_wait
+        assert time.monotonic() - t0 < 0.4
+    finally:
+        await b.stop()
+    assert pool.batches == [[2, 3, 4]]
+    assert sorted(got) == [("a", 2), ("b", 1), ("c", 1)]
+    assert m.registry.get_sample_value("streamer_frames_dropped_total",
+                                       {"stream": "a", "reason": "detect_skipped"}) == 1
+    assert m.registry.get_sample_value("streamer_detections_total", {"stream": "a"}) == 1
+
+
+async def test_batcher_keeps_one_frame_in_flight_per_stream_and_respects_max_batch() -> None:
+    m = Metrics()
+    pool = FakePool(delay=0.1)
+    b = DetectionBatcher(pool, m, max_batch=2, max_wait_s=0.01)  # type: ignore[arg-type]
+    b.start()
+    try:
+        for s, v in (("a", 1), ("b", 2), ("c", 3)):
+            b.submit(frame(s, 1, v), lambda d: None)
+        await asyncio.sleep(0.03)
+        b.submit(frame("a", 2, 5), lambda d: None)  # a/1 is in flight: this one waits
+        await asyncio.sleep(0.4)
+    finally:
+        await b.stop()
+    assert pool.batches[0] == [1, 2]
+    assert all(len(x) <= 2 for x in pool.batches)
+    assert sorted(v for x in pool.batches for v in x) == [1, 2, 3, 5]
+
+
+async def test_hub_slow_consumer_skips_to_newest_and_counts() -> None:
+    m = Metrics()
+    hub = FrameHub("s", m)
+    sub = hub.subscribe()
+    img = np.zeros((2, 2, 3), np.uint8)
+    await hub.publish(AnnotatedFrame(frame("s", 1, 0), img, None, hub.next_seq()))
+    assert (await sub.next()).seq == 1  # type: ignore[union-attr]
+    for i in range(2, 6):
+        await hub.publish(AnnotatedFrame(frame("s", i, 0), img, None, hub.next_seq()))
+    item = await sub.next()
+    assert item is not None and item.seq == 5
+    assert m.registry.get_sample_value("streamer_frames_dropped_total",
+                                       {"stream": "s", "reason": "slow_consumer"}) == 3
+    await hub.close()
+    assert await sub.next() is None
+
+
+def test_crop_is_square_expanded_and_clamped() -> None:
+    b = Box(100, 200, 119, 239, 1.0)  # 20 wide, 40 high
+    assert crop_box(b, 1000, 1000, margin=0.25) == (80, 190, 140, 250)  # square, +25% of 40 each side
+    assert crop_box(b, 130, 240, 0.25) == (80, 190, 130, 240)  # clamped to the image
+    img = np.zeros((300, 200, 3), np.uint8)
+    assert crop_face(img, b, (32, 24)).shape == (32, 24, 3)
+    with pytest.raises(ValueError, match="outside"):
+        crop_box(b, 50, 50)
+    assert crop_box(whole_image_box(img), 200, 300) == (0, 0, 200, 300)
+
+
+def test_detection_scaling_round_trip() -> None:
+    img = np.zeros((720, 1280, 3), np.uint8)
+    small, s = scale_for_detection(img, 640)
+    assert small.shape == (360, 640, 3) and s == 0.5
+    assert unscale_box(Box(100, 50, 149, 99, 1.0), s, 1280, 720) == Box(200, 100, 299, 199, 1.0)
+    assert scale_for_detection(img, 0)[1] == 1.0
+
+
+def test_overlay_draws_box_and_caption_without_touching_input() -> None:
+    img = np.full((240, 320, 3), 40, np.uint8)
+    face = Face(Box(100, 80, 179, 159, 1.05))
+    out = draw_faces(img, [face])
+    assert green_pixels(img) == 0
+    assert green_pixels(out) > 300
+    assert (out[80, 100:180] != 40).all(axis=-1).mean() > 0.9  # the top edge is drawn
+    assert face_caption(face) == "face 1.05"
+    labelled = Face(face.box, (Label("gender", "male", 0.93), Label("beard", "?", 0.51)))
+    assert face_caption(labelled) == "male 0.93 | beard?"
+    # legible at any size: a 1080p frame gets thicker lines than a 240p one
+    big = draw_faces(np.full((1080, 1920, 3), 40, np.uint8), [Face(Box(400, 300, 799, 699, 1.0))])
+    assert (big[300:306, 600] != 40).any(axis=-1).sum() >= 4
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("rtsp://admin:s3cret@10.0.0.5:554/live", "rtsp://***@10.0.0.5:554/live"),
+        ("rtsp://10.0.0.5/live", "rtsp://10.0.0.5/live"),
+        ("http://user@cam/mjpeg", "http://***@cam/mjpeg"),
+    ],
+)
+def test_redact_url_hides_credentials(url: str, shown: str) -> None:
+    assert redact_url(url) == shown
+
+
+def test_as_rgb_accepts_gray_and_rgba_and_rejects_junk() -> None:
+    assert as_rgb(np.zeros((5, 6), np.uint8)).shape == (5, 6, 3)
+    assert as_rgb(np.zeros((5, 6, 4), np.uint8)).shape == (5, 6, 3)
+    for bad in (np.zeros((0, 5, 3), np.uint8), np.zeros((5, 5, 3), np.float32), np.zeros((5, 5, 2), np.uint8),
+                np.zeros((5000, 10, 3), np.uint8)):
+        with pytest.raises(BadImageError):
+            as_rgb(bad)
