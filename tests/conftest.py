@@ -64,7 +64,9 @@ class RtspServer:
         script = ROOT / "tests" / "support" / "rtsp_server.py"
         self.proc = subprocess.Popen(
             [SYSTEM_PYTHON, str(script), "--port", str(self.port), str(self.clip)],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
         )
         assert self.proc.stdout is not None
         line = self.proc.stdout.readline()
@@ -81,10 +83,19 @@ class RtspServer:
 
 @pytest.fixture
 def rtsp_server(long_clip: Path) -> AsyncIterator[RtspServer]:
-    ok = Path(SYSTEM_PYTHON).exists() and subprocess.run(
-        [SYSTEM_PYTHON, "-c", "import gi; gi.require_version('GstRtspServer', '1.0')"
-         "; from gi.repository import GstRtspServer"], capture_output=True,
-    ).returncode == 0
+    ok = (
+        Path(SYSTEM_PYTHON).exists()
+        and subprocess.run(
+            [
+                SYSTEM_PYTHON,
+                "-c",
+                "import gi; gi.require_version('GstRtspServer', '1.0')"
+                "; from gi.repository import GstRtspServer",
+            ],
+            capture_output=True,
+        ).returncode
+        == 0
+    )
     need_system("GStreamer RTSP server (gir1.2-gst-rtsp-server-1.0, python3-gi)", ok)
     server = RtspServer(long_clip, free_port())
     server.start()
@@ -113,21 +124,37 @@ def tiny_classifier(tmp_path_factory: pytest.TempPathFactory, shared: Path) -> P
     names = attr[1].split()
     rows = [r.split() for r in attr[2:66]]
     male = np.array([int(r[1 + names.index("Male")]) > 0 for r in rows], np.int32)
-    x = np.stack([
-        cv2.resize(cv2.imread(str(shared / "data" / "celeba" / "images" / r[0]))[:, :, ::-1], (32, 32))
-        for r in rows
-    ]).astype(np.float32)
+    x = np.stack(
+        [
+            cv2.resize(cv2.imread(str(shared / "data" / "celeba" / "images" / r[0]))[:, :, ::-1], (32, 32))
+            for r in rows
+        ]
+    ).astype(np.float32)
     keras.utils.set_random_seed(0)
-    model = keras.Sequential([
-        keras.Input((32, 32, 3)), keras.layers.Rescaling(1 / 255.0),
-        keras.layers.Conv2D(8, 3, activation="relu"), keras.layers.GlobalAveragePooling2D(),
-        keras.layers.Dense(2, activation="softmax"),
-    ])
+    model = keras.Sequential(
+        [
+            keras.Input((32, 32, 3)),
+            keras.layers.Rescaling(1 / 255.0),
+            keras.layers.Conv2D(8, 3, activation="relu"),
+            keras.layers.GlobalAveragePooling2D(),
+            keras.layers.Dense(2, activation="softmax"),
+        ]
+    )
     model.compile("adam", "sparse_categorical_crossentropy")
     model.fit(x, male, epochs=1, batch_size=16, verbose=0)
     path = tmp_path_factory.mktemp("models") / "tiny_gender.keras"
-    save_model(model, path, ModelMeta(labels=("female", "male"), input_size=(32, 32), crop_margin=0.25,
-                                      task="gender", attribute="Male", positive_label="male"))
+    save_model(
+        model,
+        path,
+        ModelMeta(
+            labels=("female", "male"),
+            input_size=(32, 32),
+            crop_margin=0.25,
+            task="gender",
+            attribute="Male",
+            positive_label="male",
+        ),
+    )
     return path
 
 
@@ -140,7 +167,7 @@ async def wait_for(predicate: Callable[[], bool], timeout: float, what: str, ste
         await asyncio.sleep(step)
 
 
-def metric(app, name: str, **labels: str) -> float:  # noqa: ANN001
+def metric(app, name: str, **labels: str) -> float:
     """A sample's value from the app's Prometheus registry (0 when absent)."""
     from streamer.web.app import METRICS
 
@@ -149,7 +176,7 @@ def metric(app, name: str, **labels: str) -> float:  # noqa: ANN001
 
 
 @pytest.fixture
-async def make_app():  # noqa: ANN201
+async def make_app():
     """Start the real app (pipeline, worker process, HTTP) on a loopback port; stop it after."""
     from aiohttp.test_utils import TestClient, TestServer
 
@@ -169,5 +196,3 @@ async def make_app():  # noqa: ANN201
     yield make
     for c in clients:
         await c.close()
-
-

@@ -16,7 +16,9 @@ from tests.conftest import CLIP, SHARED, metric, wait_for
 pytestmark = pytest.mark.slow
 
 
-async def test_broken_sources_and_hostile_requests_leave_good_stream_running(make_app, tmp_path: Path) -> None:  # noqa: ANN001
+async def test_broken_sources_and_hostile_requests_leave_good_stream_running(
+    make_app, tmp_path: Path
+) -> None:
     corrupt = tmp_path / "corrupt.mp4"
     corrupt.write_bytes(os.urandom(200_000))
     client = await make_app(
@@ -30,22 +32,38 @@ async def test_broken_sources_and_hostile_requests_leave_good_stream_running(mak
     app = client.server.app
     streams = app[PIPELINE].streams
     await wait_for(lambda: streams["good"].source.state.up, 30, "the good stream")
-    await wait_for(lambda: streams["corrupt"].source.state.error is not None
-                   and streams["nowhere"].source.state.error is not None, 30, "errors on the broken sources")
+    await wait_for(
+        lambda: (
+            streams["corrupt"].source.state.error is not None
+            and streams["nowhere"].source.state.error is not None
+        ),
+        30,
+        "errors on the broken sources",
+    )
     listed = {s["id"]: s for s in (await (await client.get("/streams")).json())["streams"]}
     assert listed["corrupt"]["up"] is False and "open" in listed["corrupt"]["error"]
     assert listed["nowhere"]["up"] is False and "127.0.0.1:9" in listed["nowhere"]["error"]
-    await wait_for(lambda: metric(app, "streamer_source_reconnects_total", stream="nowhere") >= 2, 30,
-                   "retries of the unreachable camera")
+    await wait_for(
+        lambda: metric(app, "streamer_source_reconnects_total", stream="nowhere") >= 2,
+        30,
+        "retries of the unreachable camera",
+    )
     assert metric(app, "streamer_errors_total", kind="source") >= 3
 
     bad_requests = [
         ("/offer", b"not json", "not JSON"),
         ("/offer", json.dumps({"type": "offer", "sdp": "hello"}).encode(), "SDP"),
         ("/offer", json.dumps({"type": "answer", "sdp": "v=0"}).encode(), "'type'"),
-        ("/offer", json.dumps({"type": "offer", "sdp": "v=0\r\nm=video 9 UDP/TLS/RTP/SAVPF 96\r\n"}).encode(),
-         "cannot use this offer"),
-        ("/streams/good/offer", json.dumps({"type": "offer", "sdp": "v=0\r\nm=audio 9\r\n"}).encode(), "video"),
+        (
+            "/offer",
+            json.dumps({"type": "offer", "sdp": "v=0\r\nm=video 9 UDP/TLS/RTP/SAVPF 96\r\n"}).encode(),
+            "cannot use this offer",
+        ),
+        (
+            "/streams/good/offer",
+            json.dumps({"type": "offer", "sdp": "v=0\r\nm=audio 9\r\n"}).encode(),
+            "video",
+        ),
         ("/offer", b"x" * 300_000, "too large"),
         ("/streams", json.dumps({"url": "file:///etc/passwd"}).encode(), "not allowed"),
         ("/streams", json.dumps({"url": "/dev/video0"}).encode(), "required"),
@@ -65,13 +83,18 @@ async def test_broken_sources_and_hostile_requests_leave_good_stream_running(mak
 
     # the good stream never stopped
     before = metric(app, "streamer_frames_out_total", stream="good")
-    await wait_for(lambda: metric(app, "streamer_frames_out_total", stream="good") > before + 15, 10,
-                   "the good stream to keep flowing")
+    await wait_for(
+        lambda: metric(app, "streamer_frames_out_total", stream="good") > before + 15,
+        10,
+        "the good stream to keep flowing",
+    )
     assert (await client.get("/healthz")).status == 200
 
 
 def _streamer(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "streamer", *args], capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "streamer", *args], capture_output=True, text=True, timeout=300
+    )
 
 
 def test_detect_prints_dlib_boxes_and_rejects_non_images(tmp_path: Path) -> None:
@@ -93,8 +116,18 @@ def test_detect_prints_dlib_boxes_and_rejects_non_images(tmp_path: Path) -> None
 
 def test_annotate_writes_video_and_detections(tmp_path: Path) -> None:
     out, dets = tmp_path / "out.mp4", tmp_path / "dets.jsonl"
-    r = _streamer("annotate", str(CLIP), "--output", str(out), "--detections", str(dets),
-                  "--every", "10", "--max-frames", "21")
+    r = _streamer(
+        "annotate",
+        str(CLIP),
+        "--output",
+        str(out),
+        "--detections",
+        str(dets),
+        "--every",
+        "10",
+        "--max-frames",
+        "21",
+    )
     assert r.returncode == 0, r.stderr
     rows = [json.loads(x) for x in dets.read_text().splitlines()]
     assert [x["frame"] for x in rows] == list(range(21))

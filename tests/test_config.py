@@ -27,8 +27,11 @@ def _keys(model: type[BaseModel], prefix: str = "") -> list[str]:
     for name, field in model.model_fields.items():
         ann = field.annotation
         args = getattr(ann, "__args__", ())
-        sub = ann if isinstance(ann, type) and issubclass(ann, BaseModel) else next(
-            (a for a in args if isinstance(a, type) and issubclass(a, BaseModel)), None)
+        sub = (
+            ann
+            if isinstance(ann, type) and issubclass(ann, BaseModel)
+            else next((a for a in args if isinstance(a, type) and issubclass(a, BaseModel)), None)
+        )
         out += _keys(sub, prefix + name + ".") if sub else [prefix + name]
     return out
 
@@ -57,10 +60,10 @@ def test_environment_overrides_file(tmp_path: Path) -> None:
     ("toml", "message"),
     [
         ("[server]\nport = 70000\n", "server.port"),
-        ("[pipeline]\ndetector = \"yolo\"\n", "pipeline.detector"),
+        ('[pipeline]\ndetector = "yolo"\n', "pipeline.detector"),
         ("[pipeline]\nmax_batchh = 3\n", "max_batchh"),
-        ("[[sources]]\nid = \"a\"\nurl = \"rtsp://x\"\nfile = \"y.mp4\"\n", "exactly one of url, device, file"),
-        ("[[sources]]\nid = \"a\"\ndevice = 0\n[[sources]]\nid = \"a\"\ndevice = 1\n", "duplicate source id"),
+        ('[[sources]]\nid = "a"\nurl = "rtsp://x"\nfile = "y.mp4"\n', "exactly one of url, device, file"),
+        ('[[sources]]\nid = "a"\ndevice = 0\n[[sources]]\nid = "a"\ndevice = 1\n', "duplicate source id"),
         ("[server\nport = 1\n", "not valid TOML"),
     ],
 )
@@ -74,7 +77,11 @@ def test_invalid_config_names_the_problem(tmp_path: Path, toml: str, message: st
 def test_serve_with_invalid_config_exits_2_with_message(tmp_path: Path) -> None:
     p = tmp_path / "bad.toml"
     p.write_text("[server]\nport = -1\n")
-    r = subprocess.run([sys.executable, "-m", "streamer", "serve", "--config", str(p)],
-                       capture_output=True, text=True, timeout=120)
+    r = subprocess.run(
+        [sys.executable, "-m", "streamer", "serve", "--config", str(p)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert r.returncode == 2
     assert "server.port" in r.stderr and "Traceback" not in r.stderr

@@ -18,7 +18,7 @@ from tests.conftest import CLIP, CLIP_FRAMES, metric, wait_for
 pytestmark = pytest.mark.slow
 
 
-async def test_clip_is_detected_classified_drawn_and_counted(make_app, tiny_classifier: Path) -> None:  # noqa: ANN001
+async def test_clip_is_detected_classified_drawn_and_counted(make_app, tiny_classifier: Path) -> None:
     client = await make_app(
         sources=[{"id": "clip", "file": str(CLIP), "loop": False, "realtime": True}],
         classifiers=[{"name": "gender", "model": str(tiny_classifier), "threshold": 0.0}],
@@ -59,7 +59,9 @@ async def test_clip_is_detected_classified_drawn_and_counted(make_app, tiny_clas
     # boxes are drawn where the detector put them
     s = with_faces[-1]
     b = s.detections.faces[0].box  # type: ignore[union-attr]
-    edge_changed = (s.image[b.top, b.left : b.right + 1] != s.frame.image[b.top, b.left : b.right + 1]).any(-1)
+    edge_changed = (s.image[b.top, b.left : b.right + 1] != s.frame.image[b.top, b.left : b.right + 1]).any(
+        -1
+    )
     assert edge_changed.mean() > 0.9
     # frames without detections yet are passed through unchanged
     first = seen[0]
@@ -69,12 +71,13 @@ async def test_clip_is_detected_classified_drawn_and_counted(make_app, tiny_clas
     assert metric(app, "streamer_stage_seconds_count", stage="detect") >= n_detect - 1
 
 
-async def test_mjpeg_metrics_and_health_endpoints(make_app) -> None:  # noqa: ANN001
+async def test_mjpeg_metrics_and_health_endpoints(make_app) -> None:
     client = await make_app(sources=[{"id": "clip", "file": str(CLIP), "loop": True}])
     app = client.server.app
     stream = app[PIPELINE].streams["clip"]
-    await wait_for(lambda: stream.detections is not None and len(stream.detections.faces) > 0, 60,
-                   "a first detection")
+    await wait_for(
+        lambda: stream.detections is not None and len(stream.detections.faces) > 0, 60, "a first detection"
+    )
 
     r = await client.get("/streams/clip/mjpeg")
     assert r.status == 200 and r.headers["Content-Type"].startswith("multipart/x-mixed-replace")
@@ -93,9 +96,20 @@ async def test_mjpeg_metrics_and_health_endpoints(make_app) -> None:  # noqa: AN
 
     r = await client.get("/metrics")
     text = await r.text()
-    for name in ("frames_in_total", "frames_out_total", "frames_dropped_total", "faces_total", "stage_seconds",
-                 "frame_latency_seconds", "batch_size", "queue_depth", "detection_age_seconds", "stream_up",
-                 "source_reconnects_total", "errors_total"):
+    for name in (
+        "frames_in_total",
+        "frames_out_total",
+        "frames_dropped_total",
+        "faces_total",
+        "stage_seconds",
+        "frame_latency_seconds",
+        "batch_size",
+        "queue_depth",
+        "detection_age_seconds",
+        "stream_up",
+        "source_reconnects_total",
+        "errors_total",
+    ):
         assert f"# TYPE streamer_{name.removesuffix('_total')}" in text, name
     assert 'streamer_stream_up{stream="clip"} 1.0' in text
     assert metric(app, "streamer_frame_latency_seconds_count", stream="clip") >= 3  # MJPEG sends are timed

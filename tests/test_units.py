@@ -39,11 +39,13 @@ class FakePool:
         self.batches: list[list[int]] = []
         self.delay = delay
 
-    async def run(self, images):  # noqa: ANN001, ANN201
+    async def run(self, images):
         self.batches.append([int(im[0, 0, 0]) for im in images])
         await asyncio.sleep(self.delay)
         faces = (Face(Box(1, 1, 5, 5, 1.0)),)
-        return [FrameResult(faces=faces) for _ in images], BatchTimings(self.delay, 0.0, len(images), len(images))
+        return [FrameResult(faces=faces) for _ in images], BatchTimings(
+            self.delay, 0.0, len(images), len(images)
+        )
 
 
 def frame(stream: str, i: int, value: int) -> Frame:
@@ -73,8 +75,12 @@ async def test_batcher_batches_across_streams_and_counts_skipped_frames() -> Non
         await b.stop()
     assert pool.batches == [[2, 3, 4]]
     assert sorted(got) == [("a", 2), ("b", 1), ("c", 1)]
-    assert m.registry.get_sample_value("streamer_frames_dropped_total",
-                                       {"stream": "a", "reason": "detect_skipped"}) == 1
+    assert (
+        m.registry.get_sample_value(
+            "streamer_frames_dropped_total", {"stream": "a", "reason": "detect_skipped"}
+        )
+        == 1
+    )
     assert m.registry.get_sample_value("streamer_detections_total", {"stream": "a"}) == 1
 
 
@@ -107,8 +113,12 @@ async def test_hub_slow_consumer_skips_to_newest_and_counts() -> None:
         await hub.publish(AnnotatedFrame(frame("s", i, 0), img, None, hub.next_seq()))
     item = await sub.next()
     assert item is not None and item.seq == 5
-    assert m.registry.get_sample_value("streamer_frames_dropped_total",
-                                       {"stream": "s", "reason": "slow_consumer"}) == 3
+    assert (
+        m.registry.get_sample_value(
+            "streamer_frames_dropped_total", {"stream": "s", "reason": "slow_consumer"}
+        )
+        == 3
+    )
     await hub.close()
     assert await sub.next() is None
 
@@ -162,7 +172,11 @@ def test_redact_url_hides_credentials(url: str, shown: str) -> None:
 def test_as_rgb_accepts_gray_and_rgba_and_rejects_junk() -> None:
     assert as_rgb(np.zeros((5, 6), np.uint8)).shape == (5, 6, 3)
     assert as_rgb(np.zeros((5, 6, 4), np.uint8)).shape == (5, 6, 3)
-    for bad in (np.zeros((0, 5, 3), np.uint8), np.zeros((5, 5, 3), np.float32), np.zeros((5, 5, 2), np.uint8),
-                np.zeros((5000, 10, 3), np.uint8)):
+    for bad in (
+        np.zeros((0, 5, 3), np.uint8),
+        np.zeros((5, 5, 3), np.float32),
+        np.zeros((5, 5, 2), np.uint8),
+        np.zeros((5000, 10, 3), np.uint8),
+    ):
         with pytest.raises(BadImageError):
             as_rgb(bad)

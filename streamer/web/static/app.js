@@ -23,17 +23,20 @@ async function negotiate(pc, url) {
 }
 
 // --- your camera -----------------------------------------------------------
-let myPc = null, myStream = null;
+let myPc = null, myStream = null, myId = "";
 const mineStatus = document.getElementById("mine-status");
 document.getElementById("start").onclick = async () => {
   try {
     myStream = await navigator.mediaDevices.getUserMedia({ video: { width: 640, height: 480 }, audio: false });
     myPc = new RTCPeerConnection({ iceServers: ICE });
     myPc.ontrack = (ev) => { document.getElementById("annotated").srcObject = ev.streams[0] || new MediaStream([ev.track]); };
-    myPc.onconnectionstatechange = () => { mineStatus.textContent = myPc ? myPc.connectionState : ""; };
+    myPc.onconnectionstatechange = () => {
+      if (myPc) mineStatus.textContent = `${myPc.connectionState}` + (myId ? ` · stream ${myId}` : "");
+    };
     myStream.getTracks().forEach((t) => myPc.addTrack(t, myStream));
     const answer = await negotiate(myPc, "/offer");
-    mineStatus.textContent = "connected as stream " + answer.stream;
+    myId = answer.stream;
+    mineStatus.textContent = `${myPc.connectionState} · stream ${myId}`;
     document.getElementById("start").disabled = true;
     document.getElementById("stop").disabled = false;
   } catch (e) { mineStatus.textContent = "error: " + e.message; }
@@ -42,6 +45,7 @@ document.getElementById("stop").onclick = () => {
   if (myPc) myPc.close();
   if (myStream) myStream.getTracks().forEach((t) => t.stop());
   myPc = myStream = null;
+  myId = "";
   document.getElementById("start").disabled = false;
   document.getElementById("stop").disabled = true;
   mineStatus.textContent = "stopped";

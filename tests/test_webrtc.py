@@ -1,0 +1,140 @@
+"""WebRTC in and out: a real aiortc client, and a real headless Chromium on the real page."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import numpy as np
+import pytest
+from aiortc import RTCPeerConnection, RTCSessionDescription, VideoStreamTrack
+from av import VideoFrame
+
+from streamer.web.app import PIPELINE
+from tests.annotations import green_pixels
+from tests.conftest import CLIP, metric, wait_for
+from tests.support.browser import GREEN_IN_VIDEO, Browser
+from tests.support.media import read_frames, write_y4m
+
+pytestmark = pytest.mark.slow
+
+
+class ClipTrack(VideoStreamTrack):
+    """Sends the given frames in a loop at 30 fps, as a camera would."""
+
+    def __init__(self, frames: list[np.ndarray]) -> None:
+        super().__init__()
+        self.frames = frames
+        self.sent = 0
+
+    async def recv(self) -> VideoFrame:
+        pts, time_base = await self.next_timestamp()
+        frame = VideoFrame.from_ndarray(self.frames[self.sent % len(self.frames)], format="rgb24")
+        frame.pts, frame.time_base = pts, time_base
+        self.sent += 1
+        return frame
+
+
+@pytest.fixture(scope="module")
+def face_frames() -> list[np.ndarray]:
+    frames = read_frames(CLIP, 240)[150::3]  # a stretch of the clip with faces in every frame
+    assert frames
+    return frames
+
+
+async def test_aiortc_client_gets_its_video_back_annotated(make_app, face_frames) -> None:
+    client = await make_app()
+    app = client.server.app
+    pipeline = app[PIPELINE]
+    pc = RTCPeerConnection()
+    sender = ClipTrack(face_frames)
+    pc.addTrack(sender)
+    received: list[np.ndarray] = []
+
+    @pc.on("track")
+    def on_track(track) -> None:
+        async def read() -> None:
+            while True:
+                received.append((await track.recv()).to_ndarray(format="rgb24"))
+                del received[:-50]
+
+        asyncio.ensure_future(read())
+
+    try:
+        await pc.setLocalDescription(await pc.createOffer())
+        r = await client.post("/offer", json={"sdp": pc.localDescription.sdp, "type": "offer"})
+        assert r.status == 200, await r.text()
+        answer = await r.json()
+        await pc.setRemoteDescription(RTCSessionDescription(answer["sdp"], answer["type"]))
+        stream_id = answer["stream"]
+        assert stream_id in pipeline.streams
+
+        await wait_for(
+            lambda: any(green_pixels(f) > 300 for f in received[-10:]),
+            60,
+            "annotated frames back from the service",
+        )
+        stream = pipeline.streams[stream_id]
+        assert stream.detections is not None and stream.detections.faces
+        assert received[-1].shape[:2] == face_frames[0].shape[:2]
+        assert metric(app, "streamer_frames_in_total", stream=stream_id) > 10
+        assert metric(app, "streamer_frame_latency_seconds_count", stream=stream_id) > 10
+        assert metric(app, "streamer_webrtc_peers") == 1
+    finally:
+        await pc.close()
+    # the peer said goodbye: its stream and connection are released
+    await wait_for(lambda: stream_id not in pipeline.streams, 30, "the peer's stream to be removed")
+    assert metric(app, "streamer_webrtc_peers") == 0
+
+
+@pytest.mark.system
+async def test_chromium_page_camera_and_watch(make_app, chromium: str, face_frames, tmp_path: Path) -> None:
+    y4m = write_y4m(face_frames, tmp_path / "camera.y4m", fps=10)
+    client = await make_app(sources=[{"id": "clip", "file": str(CLIP), "loop": True}])
+    app = client.server.app
+    pipeline = app[PIPELINE]
+    url = str(client.make_url("/"))
+    async with Browser(chromium, tmp_path / "profile", y4m) as browser:
+        await browser.goto(url)
+        # 1. the user's own camera, annotated, back in the same page
+        await browser.eval("document.getElementById('start').click()")
+        annotated = "document.getElementById('annotated')"
+
+        async def green(video: str) -> int:
+            return int(await browser.eval(GREEN_IN_VIDEO % video))
+
+        last = -1
+        for _ in range(600):
+            last = await green(annotated)
+            if last > 300:
+                break
+            await asyncio.sleep(0.1)
+        await browser.screenshot(tmp_path / "page-camera.png")
+        assert last > 300, f"no annotated frame in the page (green={last}); log: {browser.log[-5:]}"
+        peers = [s for s in pipeline.streams if s.startswith("webrtc-")]
+        assert len(peers) == 1 and pipeline.streams[peers[0]].detections is not None
+        status = await browser.eval("document.getElementById('mine-status').textContent")
+        assert peers[0] in status
+
+        # 2. watching a configured source over WebRTC from its card
+        await wait_for(lambda: pipeline.streams["clip"].detections is not None, 60, "clip detections")
+        for _ in range(50):
+            if await browser.eval("document.querySelectorAll('.card .watch').length") >= 2:
+                break
+            await asyncio.sleep(0.1)
+        await browser.eval(
+            "[...document.querySelectorAll('.card')].find(c => c.querySelector('h3').textContent"
+            ".startsWith('clip')).querySelector('.watch').click()"
+        )
+        watched = (
+            "[...document.querySelectorAll('.card')].find(c => c.querySelector('h3').textContent"
+            ".startsWith('clip')).querySelector('video')"
+        )
+        for _ in range(600):
+            last = await green(watched)
+            if last > 300:
+                break
+            await asyncio.sleep(0.1)
+        await browser.screenshot(tmp_path / "page-watch.png")
+        assert last > 300, "the watched stream showed no annotated frame"
+        assert metric(app, "streamer_webrtc_peers") == 2
