@@ -50,6 +50,7 @@ async def test_aiortc_client_gets_its_video_back_annotated(make_app, face_frames
     sender = ClipTrack(face_frames)
     pc.addTrack(sender)
     received: list[np.ndarray] = []
+    readers: list[asyncio.Task[None]] = []
 
     @pc.on("track")
     def on_track(track) -> None:
@@ -58,7 +59,7 @@ async def test_aiortc_client_gets_its_video_back_annotated(make_app, face_frames
                 received.append((await track.recv()).to_ndarray(format="rgb24"))
                 del received[:-50]
 
-        asyncio.ensure_future(read())
+        readers.append(asyncio.ensure_future(read()))
 
     try:
         await pc.setLocalDescription(await pc.createOffer())
@@ -82,6 +83,8 @@ async def test_aiortc_client_gets_its_video_back_annotated(make_app, face_frames
         assert metric(app, "streamer_webrtc_peers") == 1
     finally:
         await pc.close()
+        for t in readers:
+            t.cancel()
     # the peer said goodbye: its stream and connection are released
     await wait_for(lambda: stream_id not in pipeline.streams, 30, "the peer's stream to be removed")
     assert metric(app, "streamer_webrtc_peers") == 0

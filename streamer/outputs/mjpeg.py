@@ -1,4 +1,8 @@
-"""MJPEG over HTTP (multipart/x-mixed-replace): the simple way to watch a stream."""
+"""MJPEG over HTTP (multipart/x-mixed-replace): the simple way to watch a stream.
+
+Each part carries ``X-Capture-Time`` (Unix time the frame was captured) and
+``X-Frame-Index``, so a client can measure capture-to-receive latency.
+"""
 
 from __future__ import annotations
 
@@ -49,11 +53,11 @@ async def serve_mjpeg(
             t0 = time.perf_counter()
             jpeg = await loop.run_in_executor(executor, encode_jpeg, item.image, quality)
             metrics.stage_seconds.labels("encode").observe(time.perf_counter() - t0)
-            await resp.write(
-                f"--{BOUNDARY}\r\nContent-Type: image/jpeg\r\nContent-Length: {len(jpeg)}\r\n\r\n".encode()
-                + jpeg
-                + b"\r\n"
+            head = (
+                f"--{BOUNDARY}\r\nContent-Type: image/jpeg\r\nContent-Length: {len(jpeg)}\r\n"
+                f"X-Capture-Time: {item.frame.captured_at:.6f}\r\nX-Frame-Index: {item.frame.index}\r\n\r\n"
             )
+            await resp.write(head.encode() + jpeg + b"\r\n")
             sub.sent(item)
     except (ConnectionResetError, asyncio.CancelledError):
         pass
