@@ -4,7 +4,7 @@ overlay, hub, MJPEG, /metrics, /healthz."""
 from __future__ import annotations
 
 import asyncio
-import re
+import time
 from pathlib import Path
 
 import cv2
@@ -85,9 +85,14 @@ async def test_mjpeg_metrics_and_health_endpoints(make_app) -> None:
     while buf.count(b"\xff\xd9") < 3:
         buf += await r.content.readany()
     r.close()
-    jpegs = re.findall(rb"Content-Length: (\d+)\r\n\r\n", buf)
-    start = buf.index(b"\r\n\r\n") + 4
-    img = cv2.imdecode(np.frombuffer(buf[start : start + int(jpegs[0])], np.uint8), cv2.IMREAD_COLOR)
+    head_end = buf.index(b"\r\n\r\n")
+    headers = dict(
+        line.split(": ", 1) for line in buf[:head_end].decode().split("\r\n") if ": " in line
+    )
+    n = int(headers["Content-Length"])
+    img = cv2.imdecode(np.frombuffer(buf[head_end + 4 : head_end + 4 + n], np.uint8), cv2.IMREAD_COLOR)
+    assert 0 <= time.time() - float(headers["X-Capture-Time"]) < 5  # stamped with its capture time
+    assert int(headers["X-Frame-Index"]) >= 0
     assert img.shape == (360, 640, 3)
 
     r = await client.get("/streams")

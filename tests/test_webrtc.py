@@ -119,7 +119,14 @@ async def test_chromium_page_camera_and_watch(make_app, chromium: str, face_fram
         status = await browser.eval("document.getElementById('mine-status').textContent")
         assert peers[0] in status
 
-        # 2. watching a configured source over WebRTC from its card
+        # 2. the configured source's card says it is up; watch it over WebRTC from there
+        badge = ("[...document.querySelectorAll('.card')].find(c => c.querySelector('h3').textContent"
+                 ".startsWith('clip'))?.querySelector('.badge')?.textContent")
+        for _ in range(50):
+            if await browser.eval(badge) == "up":
+                break
+            await asyncio.sleep(0.1)
+        assert await browser.eval(badge) == "up"
         await wait_for(lambda: pipeline.streams["clip"].detections is not None, 60, "clip detections")
         for _ in range(50):
             if await browser.eval("document.querySelectorAll('.card .watch').length") >= 2:
