@@ -34,10 +34,40 @@ class IceServer(Strict):
     credential: str | None = None
 
 
+LOOPBACK = ("127.0.0.1", "::1", "localhost")
+
+
 class ServerConfig(Strict):
     host: str = Field("127.0.0.1", description="address to bind")
     port: int = Field(8080, ge=0, le=65535)
     ice_servers: list[IceServer] = Field(default_factory=list)
+    api_token: str = Field(
+        "",
+        description="required for changes (sources, offers) and video; mandatory when host is not loopback",
+    )
+    allowed_schemes: list[str] = Field(
+        ["rtsp", "rtsps", "http", "https"], description="URL schemes the API accepts for new sources"
+    )
+    max_streams: int = Field(16, ge=1, le=1024, description="sources and browser streams, all together")
+    max_peers: int = Field(16, ge=1, le=1024, description="open WebRTC connections")
+    offers_per_minute: float = Field(30.0, gt=0, description="WebRTC offers per client address")
+
+    @field_validator("allowed_schemes")
+    @classmethod
+    def _schemes(cls, v: list[str]) -> list[str]:
+        bad = [x for x in v if x.lower() in ("file", "") or not re.fullmatch(r"[a-z][a-z0-9+.-]*", x.lower())]
+        if bad:
+            raise ValueError(f"schemes not allowed for network sources: {bad}")
+        return [x.lower() for x in v]
+
+    @model_validator(mode="after")
+    def _token_off_loopback(self) -> ServerConfig:
+        if self.host not in LOOPBACK and len(self.api_token) < 16:
+            raise ValueError(
+                f"binding to {self.host!r} exposes the service beyond this machine: set server.api_token "
+                "(16 characters or more, e.g. STREAMER_SERVER_API_TOKEN) or bind to 127.0.0.1"
+            )
+        return self
 
 
 class PipelineConfig(Strict):
@@ -104,6 +134,8 @@ class SourcesDefaults(Strict):
     reconnect_max_s: float = Field(30.0, gt=0, description="cap of the exponential backoff")
     open_timeout_s: float = Field(10.0, gt=0)
     read_timeout_s: float = Field(5.0, gt=0, description="a camera silent this long is reconnected")
+    max_frame_side: int = Field(4096, ge=64, le=16384, description="larger frames are dropped and counted")
+    peer_timeout_s: float = Field(10.0, gt=0, description="a browser camera silent this long is closed")
 
 
 class DemoConfig(Strict):

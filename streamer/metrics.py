@@ -16,6 +16,7 @@ DROP_SOURCE_OVERRUN = "source_overrun"  # the decoder got ahead of the pipeline;
 DROP_DETECT_SKIPPED = "detect_skipped"  # a newer frame of the stream went to the detector instead
 DROP_SLOW_CONSUMER = "slow_consumer"  # an output (peer, MJPEG client) skipped frames to stay live
 DROP_CORRUPT = "corrupt"  # undecodable or wrongly shaped frame
+DROP_TOO_LARGE = "too_large"  # a frame over the configured max_frame_side
 
 
 class Metrics:

@@ -169,7 +169,7 @@ async def wait_for(predicate: Callable[[], bool], timeout: float, what: str, ste
 
 def metric(app, name: str, **labels: str) -> float:
     """A sample's value from the app's Prometheus registry (0 when absent)."""
-    from streamer.web.app import METRICS
+    from streamer.web.keys import METRICS
 
     v = app[METRICS].registry.get_sample_value(name, labels)
     return 0.0 if v is None else float(v)

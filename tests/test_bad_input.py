@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from streamer.web.app import PIPELINE
+from streamer.web.keys import PIPELINE
 from tests.conftest import CLIP, SHARED, metric, wait_for
 
 pytestmark = pytest.mark.slow

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from streamer.outputs.hub import AnnotatedFrame
-from streamer.web.app import PIPELINE
+from streamer.web.keys import PIPELINE
 from tests.conftest import CLIP, CLIP_FRAMES, metric, wait_for
 
 pytestmark = pytest.mark.slow
@@ -86,9 +86,7 @@ async def test_mjpeg_metrics_and_health_endpoints(make_app) -> None:
         buf += await r.content.readany()
     r.close()
     head_end = buf.index(b"\r\n\r\n")
-    headers = dict(
-        line.split(": ", 1) for line in buf[:head_end].decode().split("\r\n") if ": " in line
-    )
+    headers = dict(line.split(": ", 1) for line in buf[:head_end].decode().split("\r\n") if ": " in line)
     n = int(headers["Content-Length"])
     img = cv2.imdecode(np.frombuffer(buf[head_end + 4 : head_end + 4 + n], np.uint8), cv2.IMREAD_COLOR)
     assert 0 <= time.time() - float(headers["X-Capture-Time"]) < 5  # stamped with its capture time

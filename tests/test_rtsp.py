@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from streamer.web.app import PIPELINE
+from streamer.web.keys import PIPELINE
 from tests.conftest import RtspServer, metric, wait_for
 
 pytestmark = [pytest.mark.slow, pytest.mark.system]

@@ -10,7 +10,7 @@ import pytest
 from aiortc import RTCPeerConnection, RTCSessionDescription, VideoStreamTrack
 from av import VideoFrame
 
-from streamer.web.app import PIPELINE
+from streamer.web.keys import PIPELINE
 from tests.annotations import green_pixels
 from tests.conftest import CLIP, metric, wait_for
 from tests.support.browser import GREEN_IN_VIDEO, Browser
@@ -93,10 +93,14 @@ async def test_aiortc_client_gets_its_video_back_annotated(make_app, face_frames
 @pytest.mark.system
 async def test_chromium_page_camera_and_watch(make_app, chromium: str, face_frames, tmp_path: Path) -> None:
     y4m = write_y4m(face_frames, tmp_path / "camera.y4m", fps=10)
-    client = await make_app(sources=[{"id": "clip", "file": str(CLIP), "loop": True}])
+    # with an API token set, as when exposed beyond loopback: the page takes it from the URL fragment
+    token = "page-token-0123456789"
+    client = await make_app(
+        server={"api_token": token}, sources=[{"id": "clip", "file": str(CLIP), "loop": True}]
+    )
     app = client.server.app
     pipeline = app[PIPELINE]
-    url = str(client.make_url("/"))
+    url = str(client.make_url("/")) + f"#token={token}"
     async with Browser(chromium, tmp_path / "profile", y4m) as browser:
         await browser.goto(url)
         # 1. the user's own camera, annotated, back in the same page
@@ -120,8 +124,10 @@ async def test_chromium_page_camera_and_watch(make_app, chromium: str, face_fram
         assert peers[0] in status
 
         # 2. the configured source's card says it is up; watch it over WebRTC from there
-        badge = ("[...document.querySelectorAll('.card')].find(c => c.querySelector('h3').textContent"
-                 ".startsWith('clip'))?.querySelector('.badge')?.textContent")
+        badge = (
+            "[...document.querySelectorAll('.card')].find(c => c.querySelector('h3').textContent"
+            ".startsWith('clip'))?.querySelector('.badge')?.textContent"
+        )
         for _ in range(50):
             if await browser.eval(badge) == "up":
                 break
@@ -148,3 +154,4 @@ async def test_chromium_page_camera_and_watch(make_app, chromium: str, face_fram
         await browser.screenshot(tmp_path / "page-watch.png")
         assert last > 300, "the watched stream showed no annotated frame"
         assert metric(app, "streamer_webrtc_peers") == 2
+        assert metric(app, "streamer_errors_total", kind="unauthorized") == 0

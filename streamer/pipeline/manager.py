@@ -23,6 +23,10 @@ class StreamExists(KeyError):
     pass
 
 
+class TooManyStreams(RuntimeError):
+    pass
+
+
 def usable_classifiers(classifiers: list[ClassifierConfig], metrics: Metrics) -> list[ClassifierConfig]:
     """The classifiers whose model file can be read; each missing one is reported, not fatal."""
     ok = []
@@ -62,6 +66,10 @@ class Pipeline:
         self.render_pool = ThreadPoolExecutor(p.render_threads, thread_name_prefix="render")
         self.streams: dict[str, Stream] = {}
         self.status: EngineStatus | None = None
+        self.max_streams = config.server.max_streams
+
+    def full(self) -> bool:
+        return len(self.streams) >= self.max_streams
 
     def live_streams(self) -> set[str]:
         return {sid for sid, s in self.streams.items() if s.source.state.up}
@@ -86,9 +94,12 @@ class Pipeline:
     async def add_source(self, cfg: SourceConfig) -> Stream:
         return self.add_stream(self.make_source(cfg))
 
-    def add_stream(self, source: Source) -> Stream:
+    def add_stream(self, source: Source, force: bool = False) -> Stream:
+        """Start a stream; ``force`` skips the stream limit (checked earlier by the caller)."""
         if source.id in self.streams:
             raise StreamExists(source.id)
+        if self.full() and not force:
+            raise TooManyStreams(f"too many streams (limit {self.max_streams})")
         stream = Stream(source, self.batcher, self.metrics, self.render_pool)
         self.streams[source.id] = stream
         stream.start()

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from concurrent.futures import Executor
 
 from streamer.metrics import Metrics
@@ -39,6 +40,18 @@ class Stream:
     def on_detections(self, d: Detections) -> None:
         if self.detections is None or d.frame_index >= self.detections.frame_index:
             self.detections = d
+
+    def when_done(self, callback: Callable[[], Awaitable[object]]) -> None:
+        """Run ``callback()`` (a coroutine function) once the stream ends on its own or is stopped."""
+        assert self.task is not None
+        pending: set[asyncio.Task[object]] = set()
+
+        def done(_: asyncio.Task[None]) -> None:
+            t = asyncio.ensure_future(callback())
+            pending.add(t)
+            t.add_done_callback(pending.discard)
+
+        self.task.add_done_callback(done)
 
     def start(self) -> None:
         self.metrics.stream_up.labels(self.id).set(0)

@@ -21,7 +21,7 @@ from collections.abc import AsyncIterator, Callable
 import cv2
 
 from streamer.config import SourceConfig, SourcesDefaults
-from streamer.metrics import DROP_CORRUPT, DROP_SOURCE_OVERRUN, Metrics
+from streamer.metrics import DROP_CORRUPT, DROP_SOURCE_OVERRUN, DROP_TOO_LARGE, Metrics
 from streamer.pipeline.slot import LatestSlot
 from streamer.sources.base import SourceState, redact_url
 from streamer.types import Frame
@@ -168,6 +168,15 @@ class CaptureSource:
                     self._call(self.metrics.frames_dropped.labels(self.id, DROP_CORRUPT).inc)
                     if bad > 100:
                         raise OSError(f"undecodable frames ({bgr.shape})")
+                    continue
+                if max(bgr.shape[:2]) > self.defaults.max_frame_side:
+                    bad += 1
+                    self._call(self.metrics.frames_dropped.labels(self.id, DROP_TOO_LARGE).inc)
+                    if bad > 30:
+                        h, w = bgr.shape[:2]
+                        raise OSError(
+                            f"frames of {w}x{h} exceed max_frame_side {self.defaults.max_frame_side}"
+                        )
                     continue
                 rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
                 decode_s = time.perf_counter() - t0

@@ -2,7 +2,8 @@
 
 aiortc queues every decoded frame without bound; a reader task drains that
 queue at once and keeps only the newest frame (older ones counted as
-``source_overrun``), so a slow pipeline never builds latency.
+``source_overrun``), so a slow pipeline never builds latency. A camera that
+sends nothing for ``timeout_s`` (tab killed, network gone) ends the source.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from concurrent.futures import Executor
 import numpy as np
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
-from streamer.metrics import DROP_SOURCE_OVERRUN, Metrics
+from streamer.metrics import DROP_SOURCE_OVERRUN, DROP_TOO_LARGE, Metrics
 from streamer.pipeline.slot import LatestSlot
 from streamer.sources.base import SourceState
 from streamer.types import Frame
@@ -31,11 +32,21 @@ def _to_rgb(video_frame) -> np.ndarray:
 class WebRTCSource:
     kind = "webrtc"
 
-    def __init__(self, stream_id: str, track: MediaStreamTrack, metrics: Metrics, executor: Executor) -> None:
+    def __init__(
+        self,
+        stream_id: str,
+        track: MediaStreamTrack,
+        metrics: Metrics,
+        executor: Executor,
+        timeout_s: float = 10.0,
+        max_frame_side: int = 4096,
+    ) -> None:
         self.id = stream_id
         self.track = track
         self.metrics = metrics
         self.executor = executor
+        self.timeout_s = timeout_s
+        self.max_frame_side = max_frame_side
         self.state = SourceState()
         self._slot: LatestSlot[tuple[object, float]] = LatestSlot()
         self._reader: asyncio.Task[None] | None = None
@@ -47,9 +58,17 @@ class WebRTCSource:
     async def _read(self) -> None:
         try:
             while True:
-                vf = await self.track.recv()
+                vf = await asyncio.wait_for(self.track.recv(), self.timeout_s)
+                if max(vf.width, vf.height) > self.max_frame_side:
+                    self.metrics.frames_dropped.labels(self.id, DROP_TOO_LARGE).inc()
+                    self.state.error = f"frame {vf.width}x{vf.height} exceeds {self.max_frame_side}px"
+                    continue
                 if self._slot.put((vf, time.time())) is not None:
                     self.metrics.frames_dropped.labels(self.id, DROP_SOURCE_OVERRUN).inc()
+        except TimeoutError:
+            log.info("stream %s: no frame for %.0fs; closing", self.id, self.timeout_s)
+            self.state.error = f"no video for {self.timeout_s:.0f}s"
+            self.metrics.errors.labels("peer_timeout").inc()
         except MediaStreamError:
             pass
         finally:

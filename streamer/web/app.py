@@ -10,25 +10,25 @@ from streamer.config import Config
 from streamer.metrics import Metrics
 from streamer.pipeline.manager import Pipeline
 from streamer.web import routes
+from streamer.web.guard import RateLimiter
+from streamer.web.keys import CONFIG, METRICS, OFFER_LIMITER, PEERS, PIPELINE
 from streamer.web.peers import Peers
 
 log = logging.getLogger(__name__)
 
-CONFIG = web.AppKey("config", Config)
-METRICS = web.AppKey("metrics", Metrics)
-PIPELINE = web.AppKey("pipeline", Pipeline)
-PEERS = web.AppKey("peers", Peers)
-
 MAX_BODY_BYTES = 256 * 1024
+
+__all__ = ["CONFIG", "METRICS", "PEERS", "PIPELINE", "create_app"]
 
 
 def create_app(config: Config, metrics: Metrics | None = None) -> web.Application:
     metrics = metrics or Metrics()
-    app = web.Application(client_max_size=MAX_BODY_BYTES, middlewares=[routes.error_middleware])
+    app = web.Application(client_max_size=MAX_BODY_BYTES, middlewares=[routes.guard_middleware])
     app[CONFIG] = config
     app[METRICS] = metrics
     app[PIPELINE] = Pipeline(config, metrics)
-    app[PEERS] = Peers(config.server.ice_servers, metrics)
+    app[PEERS] = Peers(config.server.ice_servers, metrics, config.server.max_peers)
+    app[OFFER_LIMITER] = RateLimiter(config.server.offers_per_minute)
     routes.add_routes(app)
     app.on_startup.append(_start)
     app.on_shutdown.append(_shutdown)

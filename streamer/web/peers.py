@@ -21,6 +21,10 @@ class BadOffer(ValueError):
     pass
 
 
+class TooManyPeers(RuntimeError):
+    pass
+
+
 def parse_offer(body: bytes) -> RTCSessionDescription:
     """Validate a JSON ``{"sdp": ..., "type": "offer"}`` body; BadOffer says what is wrong."""
     try:
@@ -42,16 +46,19 @@ def parse_offer(body: bytes) -> RTCSessionDescription:
 
 
 class Peers:
-    def __init__(self, ice_servers: list[IceServer], metrics: Metrics) -> None:
+    def __init__(self, ice_servers: list[IceServer], metrics: Metrics, max_peers: int = 16) -> None:
         self.rtc_config = RTCConfiguration(
             iceServers=[
                 RTCIceServer(urls=s.urls, username=s.username, credential=s.credential) for s in ice_servers
             ]
         )
         self.metrics = metrics
+        self.max_peers = max_peers
         self.pcs: set[RTCPeerConnection] = set()
 
     def create(self, on_close: Callable[[], Awaitable[None]] | None = None) -> RTCPeerConnection:
+        if len(self.pcs) >= self.max_peers:
+            raise TooManyPeers(f"too many WebRTC connections (limit {self.max_peers})")
         pc = RTCPeerConnection(self.rtc_config)
         self.pcs.add(pc)
         self.metrics.peers.set(len(self.pcs))

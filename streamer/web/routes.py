@@ -6,40 +6,36 @@ import json
 import logging
 import uuid
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from aiohttp import web
+from aiortc import RTCPeerConnection, RTCSessionDescription
 from pydantic import ValidationError
 
 from streamer.config import SourceConfig, format_validation_error
 from streamer.outputs.mjpeg import serve_mjpeg
 from streamer.outputs.webrtc import AnnotatedTrack
-from streamer.pipeline.manager import StreamExists
+from streamer.pipeline.manager import StreamExists, TooManyStreams
 from streamer.sources.base import redact_url
 from streamer.sources.webrtc import WebRTCSource
-from streamer.web.peers import BadOffer, parse_offer
-
-if TYPE_CHECKING:
-    from aiortc import RTCPeerConnection
+from streamer.web.guard import needs_token, presented_token, token_ok
+from streamer.web.keys import CONFIG, METRICS, OFFER_LIMITER, PEERS, PIPELINE
+from streamer.web.peers import BadOffer, TooManyPeers, parse_offer
 
 log = logging.getLogger(__name__)
 STATIC = Path(__file__).resolve().parent / "static"
-API_SCHEMES = ("rtsp", "rtsps", "http", "https")
-
-
-def _app_keys():
-    from streamer.web import app as a
-
-    return a
 
 
 def json_error(request: web.Request, status: int, message: str, kind: str) -> web.Response:
-    request.app[_app_keys().METRICS].errors.labels(kind).inc()
+    request.app[METRICS].errors.labels(kind).inc()
     return web.json_response({"error": message}, status=status)
 
 
 @web.middleware
-async def error_middleware(request: web.Request, handler):
+async def guard_middleware(request: web.Request, handler):
+    """The API token check, and every failure as a JSON error with a metric."""
+    expected = request.app[CONFIG].server.api_token
+    if expected and needs_token(request) and not token_ok(expected, presented_token(request)):
+        return json_error(request, 401, "missing or wrong API token", "unauthorized")
     try:
         return await handler(request)
     except web.HTTPRequestEntityTooLarge:
@@ -54,18 +50,39 @@ async def error_middleware(request: web.Request, handler):
 
 
 async def index(request: web.Request) -> web.Response:
-    ice = [s.model_dump(exclude_none=True) for s in request.app[_app_keys().CONFIG].server.ice_servers]
+    ice = [s.model_dump(exclude_none=True) for s in request.app[CONFIG].server.ice_servers]
     html = (STATIC / "index.html").read_text().replace("__ICE_SERVERS__", json.dumps(ice))
     return web.Response(text=html, content_type="text/html", headers={"Cache-Control": "no-store"})
 
 
+def _offer_limited(request: web.Request) -> web.Response | None:
+    limiter = request.app[OFFER_LIMITER]
+    if not limiter.allow(request.remote or "?"):
+        return json_error(request, 429, f"too many offers (limit {limiter.limit} a minute)", "rate_limited")
+    return None
+
+
+async def _read_offer(request: web.Request) -> RTCSessionDescription | web.Response:
+    try:
+        desc = parse_offer(await request.read())
+    except BadOffer as e:
+        return json_error(request, 400, str(e), "bad_offer")
+    return _offer_limited(request) or desc
+
+
+def _new_peer(request: web.Request, on_close=None) -> RTCPeerConnection | web.Response:
+    try:
+        return request.app[PEERS].create(on_close)
+    except TooManyPeers as e:
+        return json_error(request, 429, str(e), "too_many_peers")
+
+
 async def _answer(request: web.Request, pc: RTCPeerConnection, offer, extra: dict) -> web.Response:
-    a = _app_keys()
     try:
         await pc.setRemoteDescription(offer)
         await pc.setLocalDescription(await pc.createAnswer())
     except Exception as e:
-        await request.app[a.PEERS].close(pc)
+        await request.app[PEERS].close(pc)
         return json_error(request, 400, f"cannot use this offer: {e}", "bad_offer")
     ld = pc.localDescription
     return web.json_response({"sdp": ld.sdp, "type": ld.type, **extra})
@@ -73,25 +90,35 @@ async def _answer(request: web.Request, pc: RTCPeerConnection, offer, extra: dic
 
 async def offer(request: web.Request) -> web.Response:
     """The browser sends its camera; it gets the same video back, annotated."""
-    a = _app_keys()
-    try:
-        desc = parse_offer(await request.read())
-    except BadOffer as e:
-        return json_error(request, 400, str(e), "bad_offer")
-    pipeline, peers, metrics = request.app[a.PIPELINE], request.app[a.PEERS], request.app[a.METRICS]
+    desc = await _read_offer(request)
+    if isinstance(desc, web.Response):
+        return desc
+    pipeline, peers, metrics = request.app[PIPELINE], request.app[PEERS], request.app[METRICS]
+    if pipeline.full():
+        return json_error(
+            request, 429, f"too many streams (limit {pipeline.max_streams})", "too_many_streams"
+        )
     stream_id = f"webrtc-{uuid.uuid4().hex[:8]}"
 
     async def on_close() -> None:
         await pipeline.remove(stream_id)
 
-    pc = peers.create(on_close)
+    pc = _new_peer(request, on_close)
+    if isinstance(pc, web.Response):
+        return pc
+    defaults = request.app[CONFIG].source_defaults
 
     @pc.on("track")
     def on_track(track) -> None:
         if track.kind != "video" or stream_id in pipeline.streams:
             return
-        stream = pipeline.add_stream(WebRTCSource(stream_id, track, metrics, pipeline.render_pool))
+        source = WebRTCSource(
+            stream_id, track, metrics, pipeline.render_pool, defaults.peer_timeout_s, defaults.max_frame_side
+        )
+        stream = pipeline.add_stream(source, force=True)
         pc.addTrack(AnnotatedTrack(stream.hub))
+        # a camera that stops sending (tab killed, network gone) ends its stream, which closes the peer
+        stream.when_done(lambda: peers.close(pc))
 
     response = await _answer(request, pc, desc, {"stream": stream_id})
     if response.status == 200 and stream_id not in pipeline.streams:
@@ -102,27 +129,26 @@ async def offer(request: web.Request) -> web.Response:
 
 async def watch_offer(request: web.Request) -> web.Response:
     """Watch a source's annotated video over WebRTC (the browser's offer is receive-only)."""
-    a = _app_keys()
-    stream = request.app[a.PIPELINE].streams.get(request.match_info["id"])
+    stream = request.app[PIPELINE].streams.get(request.match_info["id"])
     if stream is None:
         return json_error(request, 404, "no such stream", "not_found")
-    try:
-        desc = parse_offer(await request.read())
-    except BadOffer as e:
-        return json_error(request, 400, str(e), "bad_offer")
-    pc = request.app[a.PEERS].create()
+    desc = await _read_offer(request)
+    if isinstance(desc, web.Response):
+        return desc
+    pc = _new_peer(request)
+    if isinstance(pc, web.Response):
+        return pc
     pc.addTrack(AnnotatedTrack(stream.hub))
     return await _answer(request, pc, desc, {"stream": stream.id})
 
 
 async def list_streams(request: web.Request) -> web.Response:
-    pipeline = request.app[_app_keys().PIPELINE]
+    pipeline = request.app[PIPELINE]
     return web.json_response({"streams": [s.info() for s in pipeline.streams.values()]})
 
 
 async def add_stream(request: web.Request) -> web.Response:
-    a = _app_keys()
-    pipeline = request.app[a.PIPELINE]
+    pipeline = request.app[PIPELINE]
     try:
         body = json.loads(await request.read())
     except (json.JSONDecodeError, UnicodeDecodeError):
@@ -133,52 +159,48 @@ async def add_stream(request: web.Request) -> web.Response:
     if not isinstance(url, str) or "://" not in url:
         return json_error(request, 400, "'url' (e.g. rtsp://camera/stream) is required", "bad_request")
     scheme = url.split("://", 1)[0].lower()
-    if scheme not in API_SCHEMES:
-        return json_error(
-            request, 400, f"scheme {scheme!r} not allowed; use one of {API_SCHEMES}", "bad_source"
-        )
-    body.setdefault("id", f"cam-{uuid.uuid4().hex[:6]}")
-    try:
-        cfg = SourceConfig.model_validate({k: body[k] for k in ("id", "url") if k in body} | {"url": url})
-    except ValidationError as e:
-        return json_error(request, 400, "invalid source:\n" + format_validation_error(e), "bad_source")
+    allowed = request.app[CONFIG].server.allowed_schemes
+    if scheme not in allowed:
+        return json_error(request, 400, f"scheme {scheme!r} not allowed; use one of {allowed}", "bad_source")
     extra = set(body) - {"id", "url"}
     if extra:
         return json_error(request, 400, f"unknown keys: {sorted(extra)}", "bad_source")
     try:
+        cfg = SourceConfig.model_validate({"id": body.get("id", f"cam-{uuid.uuid4().hex[:6]}"), "url": url})
+    except ValidationError as e:
+        return json_error(request, 400, "invalid source:\n" + format_validation_error(e), "bad_source")
+    try:
         stream = await pipeline.add_source(cfg)
     except StreamExists:
         return json_error(request, 409, f"stream {cfg.id!r} exists", "conflict")
+    except TooManyStreams as e:
+        return json_error(request, 429, str(e), "too_many_streams")
     log.info("API added stream %s: %s", cfg.id, redact_url(url))
     return web.json_response(stream.info(), status=201)
 
 
 async def delete_stream(request: web.Request) -> web.Response:
-    pipeline = request.app[_app_keys().PIPELINE]
-    if await pipeline.remove(request.match_info["id"]):
+    if await request.app[PIPELINE].remove(request.match_info["id"]):
         return web.Response(status=204)
     return json_error(request, 404, "no such stream", "not_found")
 
 
 async def mjpeg(request: web.Request) -> web.StreamResponse:
-    a = _app_keys()
-    stream = request.app[a.PIPELINE].streams.get(request.match_info["id"])
+    pipeline = request.app[PIPELINE]
+    stream = pipeline.streams.get(request.match_info["id"])
     if stream is None:
         return json_error(request, 404, "no such stream", "not_found")
-    out = request.app[a.CONFIG].output
-    return await serve_mjpeg(
-        request, stream.hub, out.jpeg_quality, out.mjpeg_max_fps, request.app[a.PIPELINE].render_pool
-    )
+    out = request.app[CONFIG].output
+    return await serve_mjpeg(request, stream.hub, out.jpeg_quality, out.mjpeg_max_fps, pipeline.render_pool)
 
 
 async def metrics(request: web.Request) -> web.Response:
-    body = request.app[_app_keys().METRICS].render()
+    body = request.app[METRICS].render()
     return web.Response(body=body, headers={"Content-Type": "text/plain; version=0.0.4; charset=utf-8"})
 
 
 async def healthz(request: web.Request) -> web.Response:
-    a = _app_keys()
-    pipeline = request.app[a.PIPELINE]
+    pipeline = request.app[PIPELINE]
     st = pipeline.status
     streams = list(pipeline.streams.values())
     body = {
@@ -189,7 +211,7 @@ async def healthz(request: web.Request) -> web.Response:
         "streams": len(streams),
         "streams_up": sum(1 for s in streams if s.source.state.up),
         "worker_restarts": pipeline.pool.restarts,
-        "peers": len(request.app[a.PEERS].pcs),
+        "peers": len(request.app[PEERS].pcs),
     }
     return web.json_response(body, status=200 if st is not None else 503)
 

@@ -2,6 +2,20 @@
 "use strict";
 const ICE = window.STREAMER_ICE_SERVERS || [];
 
+// API token (when the service requires one): from the URL as #token=..., else asked for on a 401.
+let TOKEN = new URLSearchParams(location.hash.slice(1)).get("token") || sessionStorage.getItem("streamer-token") || "";
+if (TOKEN) sessionStorage.setItem("streamer-token", TOKEN);
+async function api(url, opts = {}) {
+  const headers = Object.assign({}, opts.headers || {}, TOKEN ? { "X-API-Token": TOKEN } : {});
+  const r = await fetch(url, Object.assign({}, opts, { headers }));
+  if (r.status === 401) {
+    const t = window.prompt("This service needs its API token:");
+    if (t) { TOKEN = t; sessionStorage.setItem("streamer-token", t); return api(url, opts); }
+  }
+  return r;
+}
+function withToken(url) { return TOKEN ? `${url}?token=${encodeURIComponent(TOKEN)}` : url; }
+
 function waitIce(pc) {
   if (pc.iceGatheringState === "complete") return Promise.resolve();
   return new Promise((resolve) => {
@@ -14,7 +28,7 @@ function waitIce(pc) {
 async function negotiate(pc, url) {
   await pc.setLocalDescription(await pc.createOffer());
   await waitIce(pc);
-  const r = await fetch(url, { method: "POST", headers: { "Content-Type": "application/json" },
+  const r = await api(url, { method: "POST", headers: { "Content-Type": "application/json" },
     body: JSON.stringify({ sdp: pc.localDescription.sdp, type: pc.localDescription.type }) });
   const body = await r.json();
   if (!r.ok) throw new Error(body.error || r.statusText);
@@ -69,11 +83,11 @@ function card(s) {
   el.querySelector(".mjpeg").onclick = () => {
     stopView(entry);
     const img = document.createElement("img");
-    img.className = "mjpeg"; img.src = `/streams/${encodeURIComponent(s.id)}/mjpeg`;
+    img.className = "mjpeg"; img.src = withToken(`/streams/${encodeURIComponent(s.id)}/mjpeg`);
     el.querySelector(".view").replaceChildren(img);
   };
   el.querySelector(".remove").onclick = async () => {
-    await fetch(`/streams/${encodeURIComponent(s.id)}`, { method: "DELETE" });
+    await api(`/streams/${encodeURIComponent(s.id)}`, { method: "DELETE" });
     refresh();
   };
   return entry;
@@ -99,7 +113,7 @@ async function watch(id, entry) {
 
 async function refresh() {
   let data;
-  try { data = await (await fetch("/streams")).json(); } catch (e) { return; }
+  try { data = await (await api("/streams")).json(); } catch (e) { return; }
   const seen = new Set();
   for (const s of data.streams) {
     seen.add(s.id);
@@ -126,7 +140,7 @@ document.getElementById("add").onsubmit = async (ev) => {
   const body = { url: document.getElementById("url").value };
   const sid = document.getElementById("sid").value;
   if (sid) body.id = sid;
-  const r = await fetch("/streams", { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body) });
+  const r = await api("/streams", { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body) });
   const out = await r.json();
   document.getElementById("add-status").textContent = r.ok ? `added ${out.id}` : `error: ${out.error}`;
   refresh();
