@@ -8,7 +8,7 @@ from collections import OrderedDict, deque
 
 from aiohttp import web
 
-OPEN_PATHS = ("/healthz", "/metrics", "/static/")
+OPEN_PATHS = ("/healthz", "/metrics", "/favicon.ico")
 
 
 def presented_token(request: web.Request) -> str:
