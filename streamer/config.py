@@ -134,6 +134,7 @@ class SourcesDefaults(Strict):
     reconnect_max_s: float = Field(30.0, gt=0, description="cap of the exponential backoff")
     open_timeout_s: float = Field(10.0, gt=0)
     read_timeout_s: float = Field(5.0, gt=0, description="a camera silent this long is reconnected")
+    rtsp_transport: Literal["tcp", "udp"] = Field("tcp", description="how RTSP cameras send video")
     max_frame_side: int = Field(4096, ge=64, le=16384, description="larger frames are dropped and counted")
     peer_timeout_s: float = Field(10.0, gt=0, description="a browser camera silent this long is closed")
 

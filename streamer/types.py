@@ -91,3 +91,5 @@ class BatchTimings:
     n_frames: int
     n_faces: int
     classifier_batches: dict[str, int] = field(default_factory=dict)
+    classifier_errors: dict[str, str] = field(default_factory=dict)  # classifier -> error this batch
+    oom_splits: int = 0  # times a batch was halved after running out of memory

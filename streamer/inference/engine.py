@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 import cv2
 import numpy as np
@@ -21,6 +22,32 @@ from streamer.detect import BadImageError, as_rgb, make_detector
 from streamer.types import BatchTimings, Box, Face, Label
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+def is_out_of_memory(e: BaseException) -> bool:
+    """MemoryError, TensorFlow's ResourceExhaustedError, or XLA/JAX's RESOURCE_EXHAUSTED."""
+    if isinstance(e, MemoryError):
+        return True
+    text = f"{type(e).__name__} {e}"
+    return "ResourceExhausted" in text or "RESOURCE_EXHAUSTED" in text or "out of memory" in text.lower()
+
+
+def split_on_oom(fn: Callable[[list[T]], list[R]], items: list[T], counter: list[int]) -> list[R]:
+    """``fn(items)``; if that runs out of memory, halve the batch and retry each half (recursively).
+
+    A single item that still does not fit re-raises. ``counter[0]`` counts the splits.
+    """
+    try:
+        return fn(items)
+    except Exception as e:
+        if len(items) < 2 or not is_out_of_memory(e):
+            raise
+        counter[0] += 1
+        log.warning("batch of %d ran out of memory; splitting it in two", len(items))
+        mid = len(items) // 2
+        return split_on_oom(fn, items[:mid], counter) + split_on_oom(fn, items[mid:], counter)
 
 
 @dataclass(frozen=True)
@@ -99,40 +126,59 @@ class Engine:
                 results[i] = FrameResult(error=str(e))
         t0 = time.perf_counter()
         scaled = [scale_for_detection(im, self.spec.detect_max_side) for im in rgb]
-        boxes = self.detector.detect([s[0] for s in scaled], self.spec.upsample) if rgb else []
+        splits = [0]
+        boxes = (
+            split_on_oom(
+                lambda ims: self.detector.detect(ims, self.spec.upsample), [s[0] for s in scaled], splits
+            )
+            if rgb
+            else []
+        )
         boxes = [
             [unscale_box(b, s, im.shape[1], im.shape[0]) for b in bs]
             for bs, (_, s), im in zip(boxes, scaled, rgb, strict=True)
         ]
         t1 = time.perf_counter()
-        labels, batches = self.classify(rgb, boxes)
+        labels, batches, errors = self.classify(rgb, boxes, splits)
         t2 = time.perf_counter()
         n_faces = 0
         for k, i in enumerate(good):
             faces = tuple(Face(b, tuple(lab)) for b, lab in zip(boxes[k], labels[k], strict=True))
             n_faces += len(faces)
             results[i] = FrameResult(faces=faces)
-        timings = BatchTimings(t1 - t0, t2 - t1, len(good), n_faces, batches)
+        timings = BatchTimings(t1 - t0, t2 - t1, len(good), n_faces, batches, errors, splits[0])
         return [r if r is not None else FrameResult(error="not processed") for r in results], timings
 
     def classify(
-        self, images: Sequence[np.ndarray], boxes: Sequence[Sequence[Box]]
-    ) -> tuple[list[list[list[Label]]], dict[str, int]]:
-        """Labels per face per image; all faces of the batch go through each classifier at once."""
+        self, images: Sequence[np.ndarray], boxes: Sequence[Sequence[Box]], splits: list[int] | None = None
+    ) -> tuple[list[list[list[Label]]], dict[str, int], dict[str, str]]:
+        """Labels per face per image; all faces of the batch go through each classifier at once.
+
+        A classifier that fails leaves its label off these faces (the error is returned), so
+        one broken model never costs the boxes or the other classifiers.
+        """
         per_face: list[list[list[Label]]] = [[[] for _ in bs] for bs in boxes]
         batches: dict[str, int] = {}
+        errors: dict[str, str] = {}
+        splits = splits if splits is not None else [0]
         n = sum(len(bs) for bs in boxes)
         if n == 0:
-            return per_face, batches
+            return per_face, batches, errors
         for clf in self.classifiers:
-            crops = [c for im, bs in zip(images, boxes, strict=True) for c in clf.crops(im, bs)]
-            labels = clf.to_labels(clf.predict_proba(np.stack(crops)))
+            try:
+                crops = [c for im, bs in zip(images, boxes, strict=True) for c in clf.crops(im, bs)]
+                probs = split_on_oom(lambda xs, c=clf: list(c.predict_proba(np.stack(xs))), crops, splits)
+                labels = clf.to_labels(np.asarray(probs))
+            except Exception as e:
+                log.error("classifier %s failed on a batch of %d faces: %s", clf.name, n, e)
+                errors[clf.name] = f"{type(e).__name__}: {e}"[:500]
+                continue
             batches[clf.name] = len(crops)
             it = iter(labels)
             for k, bs in enumerate(boxes):
                 for j in range(len(bs)):
                     per_face[k][j].append(next(it))
-        return per_face, batches
+        return per_face, batches, errors
 
 
 def check_classifier_config(c: ClassifierConfig, clf: Classifier) -> None:

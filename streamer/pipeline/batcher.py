@@ -123,6 +123,10 @@ class DetectionBatcher:
                     self.metrics.stage_seconds.labels("classify").observe(timings.classify_s)
                 for name, n in timings.classifier_batches.items():
                     self.metrics.batch_size.labels(name).observe(n)
+                for _name in timings.classifier_errors:
+                    self.metrics.errors.labels("classifier").inc()
+                if timings.oom_splits:
+                    self.metrics.errors.labels("out_of_memory").inc(timings.oom_splits)
             for (frame, callback), result in zip(batch, results, strict=True):
                 if result.error is not None:
                     self.metrics.errors.labels("bad_frame").inc()

@@ -103,6 +103,10 @@ class CaptureSource:
         target = self.cfg.file if self.cfg.file is not None else self.cfg.url
         if self.cfg.file is not None and not os.path.isfile(target or ""):
             raise OSError(f"no such file: {os.path.basename(target or '')}")
+        if self.kind in ("rtsp", "rtsps"):
+            # OpenCV reads FFmpeg's options from the environment when it opens a capture. The
+            # transport is one setting for all cameras, so every source writes the same value.
+            os.environ["OPENCV_FFMPEG_CAPTURE_OPTIONS"] = f"rtsp_transport;{d.rtsp_transport}"
         params = [
             cv2.CAP_PROP_OPEN_TIMEOUT_MSEC,
             int(d.open_timeout_s * 1000),

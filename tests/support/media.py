@@ -57,3 +57,18 @@ def write_y4m(frames: list[np.ndarray], dst: Path, fps: int = 15) -> Path:
             f.write(b"FRAME\n")
             f.write(yuv.tobytes())
     return dst
+
+
+def encode_clip(frames: list[np.ndarray], dst: Path, fps: int = 30) -> Path:
+    """Encode RGB frames as H.264 in MP4 (libx264 from PyAV's FFmpeg)."""
+    h, w = frames[0].shape[:2]
+    with av.open(str(dst), "w") as out:
+        st = out.add_stream("libx264", rate=fps)
+        st.width, st.height, st.pix_fmt = w, h, "yuv420p"
+        st.options = {"preset": "ultrafast", "tune": "zerolatency", "g": str(fps)}
+        for rgb in frames:
+            for pkt in st.encode(av.VideoFrame.from_ndarray(rgb, format="rgb24")):
+                out.mux(pkt)
+        for pkt in st.encode():
+            out.mux(pkt)
+    return dst
