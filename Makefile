@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 CONFIG ?= config.toml
 
-.PHONY: run test test-fast setup system-deps bench bench-quick lint format audit clean
+.PHONY: run test test-fast soak setup system-deps bench bench-quick lint format audit clean
 
 run: $(STAMP)
 	$(VENV)/bin/streamer serve --config $(CONFIG)
@@ -15,6 +15,10 @@ test: $(STAMP) system-deps
 
 test-fast: $(STAMP)
 	$(PY) -m pytest -m "not slow and not system" $(PYTEST_ARGS)
+
+# Longer load/soak run: many cycles of WebRTC peers and API sources; prints the figures.
+soak: $(STAMP)
+	STREAMER_SOAK_CYCLES=$${CYCLES:-50} STREAMER_SOAK_PEERS=$${PEERS:-4} $(PY) -m pytest -s -q tests/test_soak.py
 
 setup: $(STAMP)
 

@@ -28,7 +28,7 @@ FAST = {"reconnect_initial_s": 0.3, "reconnect_max_s": 1.0, "read_timeout_s": 2.
 async def test_rtsp_camera_stalls_then_returns_with_another_resolution(
     make_app,
     rtsp_server: RtspServer,
-    tmp_path: Path,  # noqa: ANN001
+    tmp_path: Path,
 ) -> None:
     client = await make_app(sources=[{"id": "cam", "url": rtsp_server.url}], source_defaults=FAST)
     app = client.server.app
@@ -62,7 +62,7 @@ async def test_rtsp_camera_stalls_then_returns_with_another_resolution(
 
 @pytest.mark.slow
 @pytest.mark.system
-async def test_rtsp_corrupted_bytes_are_survived(make_app, rtsp_server: RtspServer) -> None:  # noqa: ANN001
+async def test_rtsp_corrupted_bytes_are_survived(make_app, rtsp_server: RtspServer) -> None:
     proxy = CorruptingProxy(rtsp_server.port)
     await proxy.start()
     try:
@@ -95,7 +95,7 @@ async def test_rtsp_corrupted_bytes_are_survived(make_app, rtsp_server: RtspServ
 
 
 @pytest.mark.slow
-async def test_killed_worker_is_restarted_and_streams_keep_flowing(make_app) -> None:  # noqa: ANN001
+async def test_killed_worker_is_restarted_and_streams_keep_flowing(make_app) -> None:
     client = await make_app(
         sources=[{"id": "a", "file": str(CLIP), "loop": True}, {"id": "b", "file": str(CLIP), "loop": True}]
     )
@@ -121,7 +121,7 @@ async def test_killed_worker_is_restarted_and_streams_keep_flowing(make_app) -> 
 @pytest.mark.slow
 async def test_model_that_raises_costs_only_its_own_labels(
     make_app, tiny_classifier: Path, tmp_path: Path
-) -> None:  # noqa: ANN001
+) -> None:
     import keras
 
     from streamer.classify import ModelMeta, save_model
@@ -169,7 +169,7 @@ def test_out_of_memory_batches_are_split_not_lost() -> None:
 
 
 @pytest.mark.slow
-async def test_vanished_browser_peer_is_released(make_app) -> None:  # noqa: ANN001
+async def test_vanished_browser_peer_is_released(make_app) -> None:
     client = await make_app(source_defaults={"peer_timeout_s": 2.0})
     app = client.server.app
     pipeline = app[PIPELINE]

@@ -35,7 +35,7 @@ def test_token_comparison_and_rate_limiter() -> None:
     assert rl.allow("b", 2)
     assert rl.allow("a", 61.5)  # the window moved on
     rl.allow("c", 62)
-    assert len(rl._events) == 2  # bounded memory  # noqa: SLF001
+    assert len(rl._events) == 2  # bounded memory
 
 
 async def _offer(pc: RTCPeerConnection) -> dict[str, str]:
@@ -45,7 +45,7 @@ async def _offer(pc: RTCPeerConnection) -> dict[str, str]:
 
 
 @pytest.mark.slow
-async def test_token_guards_changes_and_video_but_not_health(make_app) -> None:  # noqa: ANN001
+async def test_token_guards_changes_and_video_but_not_health(make_app) -> None:
     client = await make_app(
         server={"api_token": TOKEN}, sources=[{"id": "clip", "file": str(CLIP), "loop": True}]
     )
@@ -78,7 +78,7 @@ async def test_token_guards_changes_and_video_but_not_health(make_app) -> None: 
 
 
 @pytest.mark.slow
-async def test_limits_answer_429_with_a_metric(make_app) -> None:  # noqa: ANN001
+async def test_limits_answer_429_with_a_metric(make_app) -> None:
     client = await make_app(
         server={"max_streams": 2, "max_peers": 1, "offers_per_minute": 3, "allowed_schemes": ["rtsp"]},
         sources=[{"id": "clip", "file": str(CLIP), "loop": True}],
@@ -111,7 +111,7 @@ async def test_limits_answer_429_with_a_metric(make_app) -> None:  # noqa: ANN00
 @pytest.mark.slow
 async def test_camera_credentials_never_leak_and_big_frames_are_refused(
     make_app,
-    caplog: pytest.LogCaptureFixture,  # noqa: ANN001
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     caplog.set_level(logging.DEBUG)
     secret = "pa55word-XYZ"

@@ -53,3 +53,60 @@ def test_serve_demo_then_graceful_shutdown(sig: signal.Signals) -> None:
     assert proc.returncode == 0, out
     assert "Traceback" not in out and "Task was destroyed" not in out
     assert "stream demo removed" in out  # sources were closed on the way out
+
+
+def test_shutdown_in_the_middle_of_everything(tmp_path) -> None:
+    """A retrying dead camera, a live WebRTC peer and an MJPEG viewer: SIGTERM still exits cleanly."""
+    import socket
+
+    from tests.conftest import CLIP, ROOT
+
+    port = free_port()
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(
+        f"[server]\nport = {port}\n[source_defaults]\nreconnect_initial_s = 0.2\nreconnect_max_s = 0.5\n"
+        f'[[sources]]\nid = "dead"\nurl = "rtsp://127.0.0.1:9/x"\n'
+        f'[[sources]]\nid = "clip"\nfile = "{CLIP}"\n'
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "streamer", "serve", "--config", str(cfg)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    peer = viewer = None
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                if json.loads(_get(f"http://127.0.0.1:{port}/healthz"))["streams_up"] >= 1:
+                    break
+            except OSError:
+                time.sleep(0.3)
+        peer = subprocess.Popen(
+            [sys.executable, "-m", "tests.support.webrtc_peer", f"http://127.0.0.1:{port}/offer", str(CLIP)],
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        assert peer.stdout is not None and peer.stdout.readline().startswith("CONNECTED")
+        viewer = socket.create_connection(("127.0.0.1", port))
+        viewer.sendall(b"GET /streams/clip/mjpeg HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert b"multipart/x-mixed-replace" in viewer.recv(65536)
+        health = json.loads(_get(f"http://127.0.0.1:{port}/healthz"))
+        assert health["peers"] == 1 and health["streams"] == 3
+        t0 = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        out, _ = proc.communicate(timeout=30)
+        took = time.monotonic() - t0
+    finally:
+        for p in (proc, peer):
+            if p is not None and p.poll() is None:
+                p.kill()
+                p.communicate()
+        if viewer is not None:
+            viewer.close()
+    assert proc.returncode == 0, out
+    assert took < 15, f"shutdown took {took:.1f}s"
+    assert "Traceback" not in out and "Task was destroyed" not in out, out

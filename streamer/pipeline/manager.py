@@ -10,6 +10,7 @@ from streamer.classify import ModelFileError, read_meta
 from streamer.config import ClassifierConfig, Config, SourceConfig
 from streamer.inference.engine import EngineSpec, EngineStatus
 from streamer.inference.pool import WorkerPool
+from streamer.memory import trim_soon
 from streamer.metrics import Metrics
 from streamer.pipeline.batcher import DetectionBatcher
 from streamer.pipeline.stream import Stream
@@ -114,6 +115,7 @@ class Pipeline:
         self.batcher.forget(stream_id)
         self.metrics.forget_stream(stream_id)
         log.info("stream %s removed", stream_id)
+        await trim_soon()
         return True
 
     async def close(self) -> None:

@@ -10,6 +10,7 @@ from collections.abc import Awaitable, Callable
 from aiortc import RTCConfiguration, RTCIceServer, RTCPeerConnection, RTCSessionDescription
 
 from streamer.config import IceServer
+from streamer.memory import trim_soon
 from streamer.metrics import Metrics
 
 log = logging.getLogger(__name__)
@@ -74,6 +75,7 @@ class Peers:
             await pc.close()
             if on_close is not None:
                 await on_close()
+            await trim_soon()
 
         @pc.on("connectionstatechange")
         async def _state() -> None:
