@@ -49,7 +49,7 @@ format: $(STAMP)
 
 audit: $(STAMP)
 	$(PY) -m pip install --quiet -e '.[audit]'
-	$(VENV)/bin/pip-audit --skip-editable
+	$(VENV)/bin/pip-audit --skip-editable --strict --desc
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache build *.egg-info

@@ -1,7 +1,8 @@
 """A WebRTC camera in its own process: sends the test clip to a streamer /offer until killed.
 
     python -m tests.support.webrtc_peer http://127.0.0.1:PORT/offer CLIP
-Prints "CONNECTED <stream id>" once the service has answered.
+    python -m tests.support.webrtc_peer http://127.0.0.1:PORT/streams/ID/offer --watch
+Prints "CONNECTED <stream id>" once the service has answered. With --watch it only receives.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import asyncio
 import json
 import sys
 import urllib.request
+from pathlib import Path
 
 from aiortc import RTCPeerConnection, RTCSessionDescription
 
@@ -19,7 +21,10 @@ from tests.test_webrtc import ClipTrack
 
 async def main(url: str, clip: str) -> None:
     pc = RTCPeerConnection()
-    pc.addTrack(ClipTrack(read_frames(__import__("pathlib").Path(clip), 30)))
+    if clip == "--watch":
+        pc.addTransceiver("video", direction="recvonly")
+    else:
+        pc.addTrack(ClipTrack(read_frames(Path(clip), 30)))
     await pc.setLocalDescription(await pc.createOffer())
     body = json.dumps({"sdp": pc.localDescription.sdp, "type": "offer"}).encode()
     req = urllib.request.Request(url, body, {"Content-Type": "application/json"})
