@@ -129,3 +129,27 @@ async def test_mjpeg_metrics_and_health_endpoints(make_app) -> None:
     assert r.status == 204
     assert (await (await client.get("/streams")).json())["streams"] == []
     assert (await client.delete("/streams/clip")).status == 404
+
+
+async def test_event_loop_stays_responsive_while_detecting(make_app) -> None:  # noqa: ANN001
+    """dlib holds the GIL for seconds per call: in a thread it would freeze the loop; in the worker it must not."""
+    client = await make_app(sources=[{"id": "clip", "file": str(CLIP), "loop": True}])
+    app = client.server.app
+    lags: list[float] = []
+    stop = asyncio.Event()
+
+    async def ticker() -> None:
+        loop = asyncio.get_running_loop()
+        while not stop.is_set():
+            t = loop.time()
+            await asyncio.sleep(0.01)
+            lags.append(loop.time() - t - 0.01)
+
+    task = asyncio.create_task(ticker())
+    start = metric(app, "streamer_detections_total", stream="clip")
+    await wait_for(lambda: metric(app, "streamer_detections_total", stream="clip") >= start + 3, 60,
+                   "three detections")
+    stop.set()
+    await task
+    assert len(lags) > 100
+    assert max(lags) < 0.5, f"the event loop stalled for {max(lags):.2f}s"
