@@ -131,8 +131,8 @@ async def test_mjpeg_metrics_and_health_endpoints(make_app) -> None:
     assert (await client.delete("/streams/clip")).status == 404
 
 
-async def test_event_loop_stays_responsive_while_detecting(make_app) -> None:  # noqa: ANN001
-    """dlib holds the GIL for seconds per call: in a thread it would freeze the loop; in the worker it must not."""
+async def test_event_loop_stays_responsive_while_detecting(make_app) -> None:
+    """dlib holds the GIL for seconds per call: in a thread it would freeze the loop, in the worker not."""
     client = await make_app(sources=[{"id": "clip", "file": str(CLIP), "loop": True}])
     app = client.server.app
     lags: list[float] = []
@@ -147,8 +147,9 @@ async def test_event_loop_stays_responsive_while_detecting(make_app) -> None:  #
 
     task = asyncio.create_task(ticker())
     start = metric(app, "streamer_detections_total", stream="clip")
-    await wait_for(lambda: metric(app, "streamer_detections_total", stream="clip") >= start + 3, 60,
-                   "three detections")
+    await wait_for(
+        lambda: metric(app, "streamer_detections_total", stream="clip") >= start + 3, 60, "three detections"
+    )
     stop.set()
     await task
     assert len(lags) > 100

@@ -105,17 +105,7 @@ async def test_chromium_page_camera_and_watch(make_app, chromium: str, face_fram
         await browser.goto(url)
         # 1. the user's own camera, annotated, back in the same page
         await browser.eval("document.getElementById('start').click()")
-        annotated = "document.getElementById('annotated')"
-
-        async def green(video: str) -> int:
-            return int(await browser.eval(GREEN_IN_VIDEO % video))
-
-        last = -1
-        for _ in range(600):
-            last = await green(annotated)
-            if last > 300:
-                break
-            await asyncio.sleep(0.1)
+        last = await browser.poll(GREEN_IN_VIDEO % "document.getElementById('annotated')", lambda v: v > 300)
         await browser.screenshot(tmp_path / "page-camera.png")
         assert last > 300, f"no annotated frame in the page (green={last}); log: {browser.log[-5:]}"
         peers = [s for s in pipeline.streams if s.startswith("webrtc-")]
@@ -124,33 +114,17 @@ async def test_chromium_page_camera_and_watch(make_app, chromium: str, face_fram
         assert peers[0] in status
 
         # 2. the configured source's card says it is up; watch it over WebRTC from there
-        badge = (
-            "[...document.querySelectorAll('.card')].find(c => c.querySelector('h3').textContent"
-            ".startsWith('clip'))?.querySelector('.badge')?.textContent"
+        card = (
+            "[...document.querySelectorAll('.card')]"
+            ".find(c => c.querySelector('h3').textContent.startsWith('clip'))"
         )
-        for _ in range(50):
-            if await browser.eval(badge) == "up":
-                break
-            await asyncio.sleep(0.1)
-        assert await browser.eval(badge) == "up"
+        assert (
+            await browser.poll(f"{card}?.querySelector('.badge')?.textContent", lambda v: v == "up", 10)
+            == "up"
+        )
         await wait_for(lambda: pipeline.streams["clip"].detections is not None, 60, "clip detections")
-        for _ in range(50):
-            if await browser.eval("document.querySelectorAll('.card .watch').length") >= 2:
-                break
-            await asyncio.sleep(0.1)
-        await browser.eval(
-            "[...document.querySelectorAll('.card')].find(c => c.querySelector('h3').textContent"
-            ".startsWith('clip')).querySelector('.watch').click()"
-        )
-        watched = (
-            "[...document.querySelectorAll('.card')].find(c => c.querySelector('h3').textContent"
-            ".startsWith('clip')).querySelector('video')"
-        )
-        for _ in range(600):
-            last = await green(watched)
-            if last > 300:
-                break
-            await asyncio.sleep(0.1)
+        await browser.eval(f"{card}.querySelector('.watch').click()")
+        last = await browser.poll(GREEN_IN_VIDEO % f"{card}.querySelector('video')", lambda v: v > 300)
         await browser.screenshot(tmp_path / "page-watch.png")
         assert last > 300, "the watched stream showed no annotated frame"
         assert metric(app, "streamer_webrtc_peers") == 2

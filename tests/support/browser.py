@@ -101,6 +101,16 @@ class Browser:
             raise RuntimeError(f"JS error: {r['exceptionDetails']}")
         return r["result"].get("value")
 
+    async def poll(self, expression: str, ok, timeout: float = 60.0) -> Any:
+        """Evaluate ``expression`` every 0.1 s until ``ok(value)``; return the last value either way."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while True:
+            value = await self.eval(expression)
+            if ok(value) or loop.time() > deadline:
+                return value
+            await asyncio.sleep(0.1)
+
     async def goto(self, url: str) -> None:
         await self.call("Page.navigate", url=url)
         async with asyncio.timeout(30):
