@@ -174,7 +174,7 @@ def run(quick: bool, n_frames: int, batch: int, with_recall: bool) -> dict[str, 
             else:
                 dlib_s = time_calls(dlib_det, frames, min(bsz, 4), 1)
             row[mode] = {
-                "frames_per_call": bsz if bsz == 1 else bsz,
+                "frames_per_call": bsz,
                 "mmod_ms_per_frame": round(port_s * 1000, 1),
                 "mmod_fps": round(1 / port_s, 2),
                 "dlib_ms_per_frame": None if dlib_s is None else round(dlib_s * 1000, 1),
@@ -234,7 +234,8 @@ def markdown(report: dict[str, object]) -> str:
         ]
         for r in report["recall"]:  # type: ignore[union-attr]
             lines.append(
-                f"| {r['upsample']} | {r['labelled_faces']} | {r['dlib_recall']:.3f} | {r['mmod_recall']:.3f} |"
+                f"| {r['upsample']} | {r['labelled_faces']} | "
+                f"{r['dlib_recall']:.3f} | {r['mmod_recall']:.3f} |"
             )
     lines += [
         "",
@@ -245,7 +246,9 @@ def markdown(report: dict[str, object]) -> str:
 
 
 def main(argv: list[str] | None = None) -> dict[str, object]:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--quick", action="store_true", help="320x240 only, one dlib frame, no recall")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
     parser.add_argument("--frames", type=int, default=2, help="dlib frames timed per size at batch 1")

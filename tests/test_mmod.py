@@ -124,10 +124,10 @@ def ported(mmod, images) -> dict[tuple[str, int], list[Box]]:
 
 
 def test_parser_reads_weights_to_last_byte():
+    import face_recognition_models
+
     from streamer.detect.mmod.dat_format import BatchNormLayer, ConvLayer, read_mmod_dat
     from streamer.detect.mmod.network import fold_layers, output_geometry
-
-    import face_recognition_models
 
     path = Path(face_recognition_models.cnn_face_detector_model_location())
     net = read_mmod_dat(path)
@@ -142,9 +142,9 @@ def test_parser_reads_weights_to_last_byte():
 
 
 def test_truncated_file_is_rejected(tmp_path):
-    from streamer.detect.mmod.dat_format import DatFormatError, read_mmod_dat
-
     import face_recognition_models
+
+    from streamer.detect.mmod.dat_format import DatFormatError, read_mmod_dat
 
     data = Path(face_recognition_models.cnn_face_detector_model_location()).read_bytes()
     (tmp_path / "short.dat").write_bytes(data[:-1])

@@ -113,9 +113,7 @@ class MMODDetector:
 
     def _score_maps(self, rgb: list[np.ndarray], tilings: list[Tiling]) -> list[np.ndarray]:
         out: list[np.ndarray] = [np.zeros((0, 0), np.float32) for _ in rgb]
-        valid = [
-            (output_size(self._convs, t.height), output_size(self._convs, t.width)) for t in tilings
-        ]
+        valid = [(output_size(self._convs, t.height), output_size(self._convs, t.width)) for t in tilings]
         todo = [i for i, (h, w) in enumerate(valid) if h > 0 and w > 0]
         # Similar sizes together: less padding inside a batch.
         todo.sort(key=lambda i: (tilings[i].height * tilings[i].width, i))
@@ -160,9 +158,7 @@ class MMODDetector:
             (net.window_width, net.window_height),
             net.pyramid_down,
         )
-        rects, conf = non_max_suppression(
-            rects, conf, net.nms_iou_thresh, net.nms_percent_covered_thresh
-        )
+        rects, conf = non_max_suppression(rects, conf, net.nms_iou_thresh, net.nms_percent_covered_thresh)
         rects = rect_down(rects, upsample)
         return [
             Box(int(r[0]), int(r[1]), int(r[2]), int(r[3]), float(c))

@@ -52,7 +52,9 @@ class BatchNormLayer:
     def as_affine(self) -> AffineLayer:
         """dlib's affine_(bn_) conversion: A = gamma/sqrt(var+eps), B = beta - A*mean."""
         a = self.gamma / np.sqrt(self.running_var + np.float32(self.eps))
-        return AffineLayer(gamma=a.astype(np.float32), beta=(self.beta - a * self.running_mean).astype(np.float32))
+        return AffineLayer(
+            gamma=a.astype(np.float32), beta=(self.beta - a * self.running_mean).astype(np.float32)
+        )
 
 
 @dataclass(frozen=True)
