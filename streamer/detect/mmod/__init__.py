@@ -1,0 +1,166 @@
+"""dlib's CNN face detector (MMOD) ported to Keras 3: same boxes, batched, any backend.
+
+Pipeline per image: optional ``pyramid_up`` (upsample), the tiled ``pyramid_down<6>``
+canvas, one pass of the convolutional net over the canvas, then dlib's mapping of
+positive cells back to image rectangles and its non-max suppression. Several images,
+also of different sizes, go through the net in one call: their canvases are padded to a
+common shape (rounded up to ``bucket`` pixels so that the compiled graph is reused).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from streamer.detect.base import MAX_SIDE, BadImageError, as_rgb
+from streamer.detect.mmod.dat_format import MMODNetwork, read_mmod_dat
+from streamer.detect.mmod.network import (
+    build_model,
+    fold_layers,
+    masked_resolution,
+    output_geometry,
+    output_size,
+)
+from streamer.detect.mmod.postprocess import cells_to_rects, non_max_suppression, rect_down
+from streamer.detect.mmod.pyramid import Tiling, build_canvas, pyramid_up, tile_rects
+from streamer.types import Box
+
+__all__ = ["MMODDetector", "read_mmod_dat"]
+
+
+def default_weights_path() -> str:
+    import face_recognition_models
+
+    return face_recognition_models.cnn_face_detector_model_location()
+
+
+def _round_up(n: int, step: int) -> int:
+    return -(-n // step) * step
+
+
+class MMODDetector:
+    """Implements the Detector protocol. Load once, call ``detect`` as often as needed.
+
+    weights: path of dlib's ``mmod_human_face_detector.dat`` (default: the copy in
+      ``face_recognition_models``).
+    max_batch: canvases per network call.
+    threshold: dlib's ``adjust_threshold``; cells scoring above it become detections.
+    bucket: canvas sides are padded up to a multiple of this, so that frames of a stream
+      (and of similar sizes) share one compiled graph.
+    compiled: run the net through Keras' compiled predict function (traced once per
+      canvas shape) rather than eagerly.
+    """
+
+    name = "mmod"
+
+    def __init__(
+        self,
+        weights: str | None = None,
+        max_batch: int = 8,
+        threshold: float = 0.0,
+        bucket: int = 32,
+        compiled: bool = True,
+        jit_compile: bool | str = "auto",
+    ) -> None:
+        if max_batch < 1:
+            raise ValueError("max_batch must be >= 1")
+        self.network: MMODNetwork = read_mmod_dat(weights or default_weights_path())
+        self._convs = fold_layers(self.network)
+        self._scale, self._offset = output_geometry(self._convs)
+        self._strided = [c for c in self._convs if c.stride != 1]
+        self._mask_stride = masked_resolution(self._convs)
+        self._model = build_model(self._convs)
+        self._compiled = compiled
+        if compiled:
+            self._model.compile(jit_compile=jit_compile)
+        self.max_batch = max_batch
+        self.threshold = float(threshold)
+        self.bucket = max(int(bucket), 8)
+
+    # ------------------------------------------------------------------ public API
+
+    def detect(self, images: Sequence[np.ndarray], upsample: int = 0) -> list[list[Box]]:
+        if upsample < 0:
+            raise ValueError("upsample must be >= 0")
+        rgb = [as_rgb(im) for im in images]
+        for im in rgb:
+            if max(im.shape[:2]) * 2**upsample > 2 * MAX_SIDE:
+                raise BadImageError(
+                    f"image {im.shape[1]}x{im.shape[0]} upsampled {upsample}x exceeds {2 * MAX_SIDE}px"
+                )
+        if upsample:
+            rgb = [pyramid_up(im, upsample) for im in rgb]
+        net = self.network
+        tilings = [
+            tile_rects(h, w, net.pyramid_down, net.pyramid_padding, net.pyramid_outer_padding)
+            for h, w in (im.shape[:2] for im in rgb)
+        ]
+        scores = self._score_maps(rgb, tilings)
+        return [self._boxes(s, t, upsample) for s, t in zip(scores, tilings, strict=True)]
+
+    def score_maps(self, images: Sequence[np.ndarray]) -> list[np.ndarray]:
+        """The raw network output (valid region) per RGB image, for diagnostics."""
+        rgb = [as_rgb(im) for im in images]
+        net = self.network
+        tilings = [
+            tile_rects(*im.shape[:2], net.pyramid_down, net.pyramid_padding, net.pyramid_outer_padding)
+            for im in rgb
+        ]
+        return self._score_maps(rgb, tilings)
+
+    # ------------------------------------------------------------------ internals
+
+    def _score_maps(self, rgb: list[np.ndarray], tilings: list[Tiling]) -> list[np.ndarray]:
+        out: list[np.ndarray] = [np.zeros((0, 0), np.float32) for _ in rgb]
+        valid = [(output_size(self._convs, t.height), output_size(self._convs, t.width)) for t in tilings]
+        todo = [i for i, (h, w) in enumerate(valid) if h > 0 and w > 0]
+        # Similar sizes together: less padding inside a batch.
+        todo.sort(key=lambda i: (tilings[i].height * tilings[i].width, i))
+        for start in range(0, len(todo), self.max_batch):
+            idxs = todo[start : start + self.max_batch]
+            hh = _round_up(max(tilings[i].height for i in idxs), self.bucket)
+            ww = _round_up(max(tilings[i].width for i in idxs), self.bucket)
+            canvas = np.zeros((len(idxs), hh, ww, 3), dtype=np.float32)
+            mh, mw = output_size(self._strided, hh), output_size(self._strided, ww)
+            mask = np.zeros((len(idxs), mh, mw, 1), dtype=np.float32)
+            for j, i in enumerate(idxs):
+                build_canvas(rgb[i], tilings[i], self.network.avg_rgb, out=canvas[j])
+                mask[j, : valid[i][0], : valid[i][1]] = 1.0
+            result = self._run(canvas, mask)
+            for j, i in enumerate(idxs):
+                out[i] = result[j, : valid[i][0], : valid[i][1], 0]
+        return out
+
+    def _run(self, canvas: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        if self._compiled:
+            res = self._model.predict_on_batch([canvas, mask])
+        else:
+            import keras
+
+            res = keras.ops.convert_to_numpy(self._model([canvas, mask], training=False))
+        return np.asarray(res, dtype=np.float32)
+
+    def _boxes(self, scores: np.ndarray, tiling: Tiling, upsample: int) -> list[Box]:
+        if scores.size == 0:
+            return []
+        rows, cols = np.nonzero(scores > self.threshold)
+        if rows.size == 0:
+            return []
+        net = self.network
+        conf = scores[rows, cols].astype(np.float64)
+        rects = cells_to_rects(
+            rows,
+            cols,
+            tiling,
+            self._scale,
+            self._offset,
+            (net.window_width, net.window_height),
+            net.pyramid_down,
+        )
+        rects, conf = non_max_suppression(rects, conf, net.nms_iou_thresh, net.nms_percent_covered_thresh)
+        rects = rect_down(rects, upsample)
+        return [
+            Box(int(r[0]), int(r[1]), int(r[2]), int(r[3]), float(c))
+            for r, c in zip(rects, conf, strict=True)
+        ]

@@ -1,0 +1,279 @@
+"""Reader for dlib's serialized MMOD face detector (``mmod_human_face_detector.dat``).
+
+dlib's stream format (dlib/serialize.h): an integer is one control byte (low nibble:
+number of magnitude bytes, high bit: negative) followed by the magnitude, little-endian;
+a float/double is an integer mantissa then an integer exponent (value = m * 2**e); a
+string is its length (integer) then its bytes; a bool is the character '1' or '0'.
+dnn tensors (dlib/dnn/tensor.h) are ``version, n, k, nr, nc`` then raw little-endian
+float32 values; alias tensors are ``version, n, k, nr, nc`` with no data.
+
+The network is stored as ``add_loss_layer`` -> nested ``add_layer``s: every level writes
+its version, then its sub-network, then its own layer, so the layers come out from the
+input upwards. :func:`read_mmod_dat` walks that structure exactly and insists on ending
+at the file's last byte.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+
+class DatFormatError(ValueError):
+    """The file is not a dlib MMOD network this reader understands."""
+
+
+@dataclass(frozen=True)
+class ConvLayer:
+    weights: np.ndarray  # (out, in, kh, kw), dlib's OIHW order
+    bias: np.ndarray  # (out,)
+    stride: tuple[int, int]  # (y, x)
+    padding: tuple[int, int]  # (y, x)
+
+
+@dataclass(frozen=True)
+class AffineLayer:
+    """Per-channel ``y = gamma * x + beta`` (an inference-time batch norm)."""
+
+    gamma: np.ndarray
+    beta: np.ndarray
+
+
+@dataclass(frozen=True)
+class BatchNormLayer:
+    gamma: np.ndarray
+    beta: np.ndarray
+    running_mean: np.ndarray
+    running_var: np.ndarray
+    eps: float
+
+    def as_affine(self) -> AffineLayer:
+        """dlib's affine_(bn_) conversion: A = gamma/sqrt(var+eps), B = beta - A*mean."""
+        a = self.gamma / np.sqrt(self.running_var + np.float32(self.eps))
+        return AffineLayer(
+            gamma=a.astype(np.float32), beta=(self.beta - a * self.running_mean).astype(np.float32)
+        )
+
+
+@dataclass(frozen=True)
+class ReluLayer:
+    pass
+
+
+Layer = ConvLayer | AffineLayer | BatchNormLayer | ReluLayer
+
+
+@dataclass(frozen=True)
+class MMODNetwork:
+    """Everything the detector needs from the .dat file."""
+
+    window_width: int
+    window_height: int
+    nms_iou_thresh: float
+    nms_percent_covered_thresh: float
+    avg_rgb: tuple[float, float, float]  # float32 values, as dlib keeps them
+    pyramid_padding: int
+    pyramid_outer_padding: int
+    pyramid_down: int  # N of pyramid_down<N>; the .dat does not store it (the C++ type does)
+    layers: tuple[Layer, ...] = field(default_factory=tuple)  # from the input upwards
+    bytes_read: int = 0
+    file_size: int = 0
+
+
+class _Reader:
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+        self.pos = 0
+
+    def _take(self, n: int) -> bytes:
+        if self.pos + n > len(self.data):
+            raise DatFormatError(f"unexpected end of file at byte {self.pos} (wanted {n} more)")
+        chunk = self.data[self.pos : self.pos + n]
+        self.pos += n
+        return chunk
+
+    def integer(self) -> int:
+        control = self._take(1)[0]
+        size = control & 0x0F
+        if size > 8:
+            raise DatFormatError(f"bad integer control byte {control:#x} at byte {self.pos - 1}")
+        value = int.from_bytes(self._take(size), "little") if size else 0
+        return -value if control & 0x80 else value
+
+    def real(self) -> float:
+        mantissa = self.integer()
+        exponent = self.integer()
+        # dlib marks inf/-inf/nan with reserved exponents 32000..32002.
+        if exponent == 32000:
+            return float("inf")
+        if exponent == 32001:
+            return float("-inf")
+        if exponent == 32002:
+            return float("nan")
+        return float(np.ldexp(np.float64(mantissa), exponent))
+
+    def string(self) -> str:
+        n = self.integer()
+        return self._take(n).decode("latin-1")
+
+    def peek_string(self) -> str | None:
+        """The string at the current position, if one plausibly starts here; position unchanged."""
+        start = self.pos
+        try:
+            n = self.integer()
+            if not 0 < n < 64:
+                return None
+            raw = self._take(n)
+        except DatFormatError:
+            return None
+        finally:
+            self.pos = start
+        return raw.decode("latin-1") if all(32 < b < 127 for b in raw) else None
+
+    def boolean(self) -> bool:
+        ch = self._take(1)
+        if ch not in (b"0", b"1"):
+            raise DatFormatError(f"bad bool {ch!r} at byte {self.pos - 1}")
+        return ch == b"1"
+
+    def tensor(self) -> np.ndarray:
+        version = self.integer()
+        if version != 2:
+            raise DatFormatError(f"unsupported tensor version {version} at byte {self.pos}")
+        shape = tuple(self.integer() for _ in range(4))
+        count = int(np.prod(shape))
+        values = np.frombuffer(self._take(4 * count), dtype="<f4").astype(np.float32)
+        return values.reshape(shape)
+
+    def alias_tensor(self) -> tuple[int, int, int, int]:
+        version = self.integer()
+        if version != 1:
+            raise DatFormatError(f"unsupported alias_tensor version {version} at byte {self.pos}")
+        return tuple(self.integer() for _ in range(4))  # type: ignore[return-value]
+
+
+def _read_layer(r: _Reader) -> Layer:
+    kind = r.string()
+    if kind == "con_4":
+        params = r.tensor().reshape(-1)
+        num_filters = r.integer()
+        nr, nc = r.integer(), r.integer()
+        stride = (r.integer(), r.integer())
+        padding = (r.integer(), r.integer())
+        filt = r.alias_tensor()
+        r.alias_tensor()  # biases
+        for _ in range(4):  # learning-rate / weight-decay multipliers
+            r.real()
+        n_w = int(np.prod(filt))
+        if filt[0] != num_filters or filt[2:] != (nr, nc) or params.size != n_w + num_filters:
+            raise DatFormatError("inconsistent con_ layer shapes")
+        return ConvLayer(
+            weights=params[:n_w].reshape(filt).copy(),
+            bias=params[n_w:].copy(),
+            stride=stride,
+            padding=padding,
+        )
+    if kind in ("bn_con2", "bn_fc2"):
+        params = r.tensor().reshape(-1)
+        g_shape = r.alias_tensor()
+        r.alias_tensor()  # beta
+        r.tensor()  # means (training batch statistics)
+        r.tensor()  # invstds
+        running_mean = r.tensor().reshape(-1)
+        running_var = r.tensor().reshape(-1)
+        r.integer()  # num_updates
+        r.integer()  # running_stats_window_size
+        for _ in range(4):
+            r.real()
+        eps = r.real()
+        k = int(np.prod(g_shape))
+        return BatchNormLayer(
+            gamma=params[:k].copy(),
+            beta=params[k : 2 * k].copy(),
+            running_mean=running_mean,
+            running_var=running_var,
+            eps=eps,
+        )
+    if kind == "affine_":
+        params = r.tensor().reshape(-1)
+        g_shape = r.alias_tensor()
+        r.alias_tensor()
+        r.integer()  # mode
+        k = int(np.prod(g_shape))
+        return AffineLayer(gamma=params[:k].copy(), beta=params[k : 2 * k].copy())
+    if kind == "relu_":
+        return ReluLayer()
+    raise DatFormatError(f"unsupported layer {kind!r} at byte {r.pos}")
+
+
+def _read_mmod_options(r: _Reader) -> tuple[int, int, float, float]:
+    version = r.integer()
+    if version != 1:
+        # Later versions store a list of detector windows with labels, bounding box
+        # regression and more; the face detector shipped by dlib uses version 1.
+        raise DatFormatError(f"mmod_options version {version} is not supported (only 1)")
+    width, height = r.integer(), r.integer()
+    r.real()  # loss_per_false_alarm
+    r.real()  # loss_per_missed_target
+    r.real()  # truth_match_iou_threshold
+    nms_iou, nms_covered = r.real(), r.real()
+    r.real(), r.real()  # overlaps_ignore
+    return width, height, nms_iou, nms_covered
+
+
+def read_mmod_dat(path: str | Path, pyramid_down: int = 6) -> MMODNetwork:
+    """Parse a dlib ``loss_mmod`` network file; raises DatFormatError unless it ends exactly."""
+    data = Path(path).read_bytes()
+    r = _Reader(data)
+    if r.integer() != 1:
+        raise DatFormatError("unexpected add_loss_layer version")
+    if (name := r.string()) != "loss_mmod_":
+        raise DatFormatError(f"not an MMOD network (loss {name!r})")
+    width, height, nms_iou, nms_covered = _read_mmod_options(r)
+
+    # One version integer per add_layer, outermost first, until the input layer's name.
+    versions: list[int] = []
+    while True:
+        versions.append(r.integer())
+        nxt = r.peek_string()
+        if nxt is not None and nxt.startswith("input"):
+            break
+        if len(versions) > 1000:
+            raise DatFormatError("no input layer found")
+
+    kind = r.string()
+    if kind not in ("input_rgb_image_pyramid", "input_rgb_image_pyramid2"):
+        raise DatFormatError(f"unsupported input layer {kind!r}")
+    avg = (np.float32(r.real()), np.float32(r.real()), np.float32(r.real()))
+    padding, outer_padding = 10, 11
+    if kind == "input_rgb_image_pyramid2":
+        padding, outer_padding = r.integer(), r.integer()
+
+    layers: list[Layer] = []
+    for depth, version in enumerate(reversed(versions)):
+        layers.append(_read_layer(r))
+        for _ in range(3):  # this_layer_setup_called, gradient_input_is_stale, output disabled
+            r.boolean()
+        r.tensor()  # x_grad
+        r.tensor()  # cached_output
+        if depth == 0 or version >= 2:
+            r.tensor()  # grad_final (innermost) or params_grad
+        if depth == 0 and version >= 3:
+            r.integer()  # _sample_expansion_factor
+    if r.pos != len(data):
+        raise DatFormatError(f"{len(data) - r.pos} unread bytes after the network")
+    return MMODNetwork(
+        window_width=width,
+        window_height=height,
+        nms_iou_thresh=nms_iou,
+        nms_percent_covered_thresh=nms_covered,
+        avg_rgb=(float(avg[0]), float(avg[1]), float(avg[2])),
+        pyramid_padding=padding,
+        pyramid_outer_padding=outer_padding,
+        pyramid_down=pyramid_down,
+        layers=tuple(layers),
+        bytes_read=r.pos,
+        file_size=len(data),
+    )
