@@ -22,7 +22,8 @@ from aiohttp import ClientSession, web
 from benchmarks.machine import machine_info, machine_tag
 from benchmarks.report import markdown_table, percentiles, write
 from streamer.config import DEMO_VIDEO, load_config
-from streamer.web.keys import METRICS, create_app
+from streamer.web.app import create_app
+from streamer.web.keys import METRICS
 
 
 def _free_port() -> int:

@@ -38,7 +38,12 @@ def _parser() -> argparse.ArgumentParser:
 
     d = sub.add_parser("detect", help="detect faces in images; one JSON object per image on stdout")
     d.add_argument("images", nargs="+", metavar="IMAGE")
-    d.add_argument("--detector", choices=["dlib", "mmod"], default="dlib")
+    d.add_argument(
+        "--detector",
+        choices=["dlib", "mmod"],
+        default="mmod",
+        help="mmod (default: the Keras port) or dlib (the reference)",
+    )
     d.add_argument("--upsample", type=int, default=0, choices=[0, 1, 2], help="dlib upsample_num_times")
 
     a = sub.add_parser("annotate", help="run the pipeline offline over an image or a video file")

@@ -71,7 +71,7 @@ class ServerConfig(Strict):
 
 
 class PipelineConfig(Strict):
-    detector: Literal["dlib", "mmod"] = "dlib"
+    detector: Literal["dlib", "mmod"] = "mmod"
     upsample: int = Field(0, ge=0, le=2, description="dlib upsample_num_times")
     detect_max_side: int = Field(
         640, ge=0, description="frames with a longer side are scaled down for detection (0 = never)"

@@ -97,11 +97,16 @@ def _streamer(*args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-def test_detect_prints_dlib_boxes_and_rejects_non_images(tmp_path: Path) -> None:
+def test_detect_prints_boxes_and_rejects_non_images(tmp_path: Path) -> None:
     not_image = tmp_path / "notes.jpg"
     not_image.write_text("this is not a picture")
     img = SHARED / "media" / "obama-480p.jpg"
     r = _streamer("detect", str(img), str(not_image), str(tmp_path / "missing.png"))
+    ref = _streamer("detect", "--detector", "dlib", str(img))
+    assert ref.returncode == 0
+    assert json.loads(ref.stdout)["faces"][0] == json.loads(r.stdout.splitlines()[0])["faces"][0] | {
+        "confidence": json.loads(ref.stdout)["faces"][0]["confidence"]
+    }  # the port (default) and dlib draw the same rectangle
     assert r.returncode == 1
     lines = r.stdout.strip().splitlines()
     assert len(lines) == 1

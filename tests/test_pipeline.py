@@ -1,5 +1,5 @@
-"""The whole pipeline on the real clip: real dlib detector in a worker process, a Keras classifier,
-overlay, hub, MJPEG, /metrics, /healthz."""
+"""The whole pipeline on the real clip: the real detector (the MMOD port by default, dlib where
+named) in a worker process, a Keras classifier, overlay, hub, MJPEG, /metrics, /healthz."""
 
 from __future__ import annotations
 
@@ -119,7 +119,7 @@ async def test_mjpeg_metrics_and_health_endpoints(make_app) -> None:
 
     r = await client.get("/healthz")
     h = await r.json()
-    assert r.status == 200 and h["status"] == "ok" and h["detector"] == "dlib" and h["streams_up"] == 1
+    assert r.status == 200 and h["status"] == "ok" and h["detector"] == "mmod" and h["streams_up"] == 1
 
     r = await client.get("/")
     page = await r.text()
@@ -133,7 +133,9 @@ async def test_mjpeg_metrics_and_health_endpoints(make_app) -> None:
 
 async def test_event_loop_stays_responsive_while_detecting(make_app) -> None:
     """dlib holds the GIL for seconds per call: in a thread it would freeze the loop, in the worker not."""
-    client = await make_app(sources=[{"id": "clip", "file": str(CLIP), "loop": True}])
+    client = await make_app(
+        sources=[{"id": "clip", "file": str(CLIP), "loop": True}], pipeline={"detector": "dlib"}
+    )
     app = client.server.app
     lags: list[float] = []
     stop = asyncio.Event()
