@@ -4,6 +4,7 @@ validation and fixed test splits through the service's own code path."""
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import json
 import sys
@@ -103,25 +104,32 @@ def train(opt: TrainOptions) -> dict[str, object]:
     logdir = out / "tensorboard"
     callbacks = [
         keras.callbacks.EarlyStopping(
-            monitor="val_loss", patience=opt.patience, restore_best_weights=True, verbose=1
+            monitor="val_loss", patience=opt.patience, restore_best_weights=True, verbose=int(opt.progress)
         ),
         keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=0.3, patience=max(1, opt.patience - 1)),
     ]
     if _have_tensorboard():
-        callbacks.append(keras.callbacks.TensorBoard(log_dir=str(logdir), histogram_freq=0, write_graph=False))
+        callbacks.append(
+            keras.callbacks.TensorBoard(log_dir=str(logdir), histogram_freq=0, write_graph=False)
+        )
     else:
-        print("train: tensorboard is not installed; no TensorBoard logs (pip install tensorboard)", file=sys.stderr)
+        print(
+            "train: tensorboard is not installed; no TensorBoard logs (pip install tensorboard)",
+            file=sys.stderr,
+        )
     t1 = time.perf_counter()
-    hist = model.fit(
-        crops.x[tr_fit].astype("float32"),
-        target(tr_fit),
-        validation_data=(crops.x[va_fit].astype("float32"), target(va_fit)),
-        epochs=opt.epochs,
-        batch_size=opt.batch_size,
-        shuffle=True,
-        callbacks=callbacks,
-        verbose=1 if opt.progress else 0,
-    )
+    # Keras writes its progress bars to stdout; keep stdout for the JSON result.
+    with contextlib.redirect_stdout(sys.stderr):
+        hist = model.fit(
+            crops.x[tr_fit].astype("float32"),
+            target(tr_fit),
+            validation_data=(crops.x[va_fit].astype("float32"), target(va_fit)),
+            epochs=opt.epochs,
+            batch_size=opt.batch_size,
+            shuffle=True,
+            callbacks=callbacks,
+            verbose=1 if opt.progress else 0,
+        )
     t_fit = time.perf_counter() - t1
     history = {k: [float(v) for v in vs] for k, vs in hist.history.items()}
     best_epoch = int(np.argmin(history["val_loss"])) + 1
