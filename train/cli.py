@@ -4,6 +4,7 @@
     train beard  --data ../shared/data/celeba --config resnet --model models/beard.keras
     train evaluate --model models/gender.keras --data ../shared/data/celeba --split test
     train inspect --model models/gender.keras face.jpg
+    train card --metrics runs/gender/metrics.json --out models/gender.md --speed
     train speed --model models/gender.keras
 
 Exit codes: 0 success, 2 bad data or model file (the message says what and where).
@@ -102,6 +103,14 @@ def _parser() -> argparse.ArgumentParser:
     i.add_argument("--model", type=Path, required=True)
     i.add_argument("image", type=Path)
     i.add_argument("--out", type=Path, default=None, help="output folder (default: <model>-inspect/)")
+    c = sub.add_parser("card", help="write a model card (Markdown) from a run's metrics.json")
+    c.add_argument("--metrics", type=Path, required=True)
+    c.add_argument("--out", type=Path, required=True)
+    c.add_argument("--speed", action="store_true", help="measure faces/s of the model and include it")
+    c.add_argument(
+        "--compare", type=Path, nargs="*", default=None, help="other runs' metrics.json to tabulate"
+    )
+    c.add_argument("--train-command", default=None, help="the training command to print under Reproduce")
     s = sub.add_parser("speed", help="Classifier.predict_proba faces/s at batch 1 and 32")
     s.add_argument("--model", type=Path, required=True)
     return p
@@ -186,6 +195,15 @@ def _run(args: argparse.Namespace) -> int:
             raise DataError(f"{args.image}: image not found")
         out = args.out or args.model.with_name(args.model.stem + "-inspect")
         print(json.dumps(inspect(args.model, args.image, out), indent=2))
+        return 0
+    if args.command == "card":
+        from train.evaluate import faces_per_second
+        from train.model_card import write_card
+
+        metrics = json.loads(args.metrics.read_text())
+        speed = faces_per_second(Path(metrics["model"])) if args.speed else None
+        write_card(args.metrics, args.out, speed, args.train_command, args.compare)
+        print(f"wrote {args.out}", file=sys.stderr)
         return 0
     if args.command == "speed":
         from train.evaluate import faces_per_second
