@@ -1,0 +1,1 @@
+"""Training and evaluation of the service's face classifiers (see ``train --help``)."""

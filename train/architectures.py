@@ -1,0 +1,156 @@
+"""Model configurations, by name. Every model takes float32 RGB crops in [0, 255]; scaling
+(and, during training only, augmentation) are layers of the model itself.
+
+- ``gender_tutorial``: the gender tutorial's CNN: Conv2D+BatchNorm+MaxPool blocks,
+  Dense+BatchNorm+Dropout, softmax over 2 classes, categorical cross-entropy.
+- ``beard_tutorial``: the shaved/unshaved tutorial's scratch CNN: stacked 4x4 Conv2D,
+  dropout, one sigmoid unit, binary cross-entropy.
+- ``vgg16``: the shaved/unshaved tutorial's transfer learning: ``keras.applications.VGG16``
+  (frozen) with a new head. Offline there are no ImageNet weights: pass ``--weights FILE``
+  (Keras's ``vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5``) or the base is randomly
+  initialised and frozen, which is only a random-feature baseline. ~15M parameters (59 MB):
+  for comparison, not for shipping.
+- ``resnet``: ours: a small residual network of depthwise-separable convolutions with
+  augmentation (flip, shift, zoom, contrast, brightness) and global average pooling.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+# Keras's default BatchNormalization momentum (0.99) needs thousands of steps before its
+# moving statistics are usable; a few epochs on a few thousand faces are only hundreds of
+# steps, and validation accuracy then sits at the majority class. 0.9 converges in time.
+BN_MOMENTUM = 0.9
+
+
+@dataclass(frozen=True)
+class Config:
+    name: str
+    input_size: tuple[int, int]  # (h, w)
+    head: str  # "softmax" (one unit per class, categorical CE) or "sigmoid" (1 unit, binary CE)
+    learning_rate: float
+    description: str
+
+
+CONFIGS: dict[str, Config] = {
+    "gender_tutorial": Config(
+        "gender_tutorial",
+        (64, 64),
+        "softmax",
+        1e-3,
+        "gender tutorial CNN: 3x(Conv2D+BatchNorm+MaxPool), Dense+BatchNorm+Dropout, softmax",
+    ),
+    "beard_tutorial": Config(
+        "beard_tutorial",
+        (64, 64),
+        "sigmoid",
+        1e-3,
+        "shaved/unshaved tutorial scratch CNN: stacked 4x4 Conv2D, dropout, sigmoid",
+    ),
+    "vgg16": Config(
+        "vgg16",
+        (64, 64),
+        "sigmoid",
+        1e-3,
+        "VGG16 base (frozen) + new Dense head; ImageNet weights only from a local file",
+    ),
+    "resnet": Config(
+        "resnet",
+        (64, 64),
+        "softmax",
+        2e-3,
+        "small residual separable-conv net with augmentation and global average pooling",
+    ),
+}
+
+
+def build(name: str, n_classes: int = 2, head: str | None = None, weights: str | None = None, seed: int = 0):
+    """Build (uncompiled) the model ``name`` for ``n_classes``; ``head`` overrides the config's."""
+    import keras
+
+    if name not in CONFIGS:
+        raise ValueError(f"unknown model config {name!r}; choose one of {', '.join(CONFIGS)}")
+    cfg = CONFIGS[name]
+    head = head or cfg.head
+    if head == "sigmoid" and n_classes != 2:
+        head = "softmax"
+    keras.utils.set_random_seed(seed)
+    h, w = cfg.input_size
+    inp = keras.Input((h, w, 3), name="rgb_0_255")
+    if name == "gender_tutorial":
+        x = keras.layers.Rescaling(1 / 255.0)(inp)
+        for f in (32, 64, 128):
+            x = keras.layers.Conv2D(f, 3, padding="same", activation="relu")(x)
+            x = keras.layers.BatchNormalization(momentum=BN_MOMENTUM)(x)
+            x = keras.layers.MaxPooling2D()(x)
+        x = keras.layers.Flatten()(x)
+        x = keras.layers.Dense(128, activation="relu")(x)
+        x = keras.layers.BatchNormalization(momentum=BN_MOMENTUM)(x)
+        x = keras.layers.Dropout(0.5)(x)
+    elif name == "beard_tutorial":
+        x = keras.layers.Rescaling(1 / 255.0)(inp)
+        for f in (32, 64):
+            x = keras.layers.Conv2D(f, 4, padding="same", activation="relu")(x)
+            x = keras.layers.Conv2D(f, 4, padding="same", activation="relu")(x)
+            x = keras.layers.MaxPooling2D()(x)
+            x = keras.layers.Dropout(0.25)(x)
+        x = keras.layers.Conv2D(64, 4, padding="same", activation="relu")(x)
+        x = keras.layers.MaxPooling2D()(x)
+        x = keras.layers.Flatten()(x)
+        x = keras.layers.Dense(128, activation="relu")(x)
+        x = keras.layers.Dropout(0.5)(x)
+    elif name == "vgg16":
+        # VGG16's own preprocessing ("caffe": RGB->BGR, ImageNet mean subtracted) as a fixed
+        # 1x1 convolution, so the saved model needs no custom code.
+        pre = keras.layers.Conv2D(3, 1, name="vgg16_preprocess", trainable=False)
+        x = pre(inp)
+        import numpy as np
+
+        pre.set_weights(
+            [
+                np.eye(3, dtype="float32")[::-1].reshape(1, 1, 3, 3),
+                -np.array([103.939, 116.779, 123.68], "float32"),
+            ]
+        )
+        base = keras.applications.VGG16(include_top=False, weights=None, input_shape=(h, w, 3))
+        if weights:
+            base.load_weights(weights)
+        base.trainable = False
+        x = base(x, training=False)
+        x = keras.layers.Flatten()(x)
+        x = keras.layers.Dense(256, activation="relu")(x)
+        x = keras.layers.Dropout(0.5)(x)
+    else:  # resnet
+        x = keras.layers.RandomFlip("horizontal")(inp)
+        x = keras.layers.RandomTranslation(0.06, 0.06, fill_mode="reflect")(x)
+        x = keras.layers.RandomZoom((-0.08, 0.08), fill_mode="reflect")(x)
+        x = keras.layers.RandomContrast(0.2)(x)
+        x = keras.layers.RandomBrightness(0.15, value_range=(0, 255))(x)
+        x = keras.layers.Rescaling(1 / 127.5, offset=-1.0)(x)
+        x = keras.layers.Conv2D(32, 3, strides=2, padding="same", use_bias=False)(x)
+        x = keras.layers.BatchNormalization(momentum=BN_MOMENTUM)(x)
+        x = keras.layers.Activation("relu")(x)
+        for f in (64, 128, 192):
+            x = _res_block(keras, x, f)
+        x = keras.layers.GlobalAveragePooling2D()(x)
+        x = keras.layers.Dropout(0.3)(x)
+    if head == "sigmoid":
+        out = keras.layers.Dense(1, activation="sigmoid", name="prob")(x)
+    else:
+        out = keras.layers.Dense(n_classes, activation="softmax", name="prob")(x)
+    return keras.Model(inp, out, name=name)
+
+
+def _res_block(keras, x, filters: int):
+    """Two separable 3x3 convs, then downsample by 2; a strided 1x1 conv on the shortcut."""
+    shortcut = keras.layers.Conv2D(filters, 1, strides=2, padding="same", use_bias=False)(x)
+    shortcut = keras.layers.BatchNormalization(momentum=BN_MOMENTUM)(shortcut)
+    y = keras.layers.SeparableConv2D(filters, 3, padding="same", use_bias=False)(x)
+    y = keras.layers.BatchNormalization(momentum=BN_MOMENTUM)(y)
+    y = keras.layers.Activation("relu")(y)
+    y = keras.layers.SeparableConv2D(filters, 3, padding="same", use_bias=False)(y)
+    y = keras.layers.BatchNormalization(momentum=BN_MOMENTUM)(y)
+    y = keras.layers.MaxPooling2D(3, strides=2, padding="same")(y)
+    y = keras.layers.Add()([y, shortcut])
+    return keras.layers.Activation("relu")(y)

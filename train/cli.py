@@ -1,0 +1,213 @@
+"""``train``: train, evaluate and inspect the service's face classifiers.
+
+    train gender --data ../shared/data/celeba --model models/gender.keras --out runs/gender
+    train beard  --data ../shared/data/celeba --config resnet --model models/beard.keras
+    train evaluate --model models/gender.keras --data ../shared/data/celeba --split test
+    train inspect --model models/gender.keras face.jpg
+    train card --metrics runs/gender/metrics.json --out models/gender.md --speed
+    train speed --model models/gender.keras
+
+Exit codes: 0 success, 2 bad data or model file (the message says what and where).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+from train.architectures import CONFIGS
+
+
+def _shared() -> Path:
+    env = os.environ.get("STREAMER_SHARED")
+    return Path(env) if env else Path(__file__).resolve().parents[1].parent / "shared"
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="train", description=__doc__, formatter_class=argparse.RawTextHelpFormatter
+    )
+    sub = p.add_subparsers(dest="command", required=True)
+    default_data = _shared() / "data" / "celeba"
+    for task, cfg, what in (
+        ("gender", "gender_tutorial", "female / male (CelebA Male)"),
+        (
+            "beard",
+            "beard_tutorial",
+            "shaved / unshaved (CelebA No_Beard, 5_o_Clock_Shadow, Goatee, Mustache)",
+        ),
+    ):
+        t = sub.add_parser(task, help=f"train the {what} classifier")
+        t.add_argument(
+            "--data",
+            type=Path,
+            default=default_data,
+            help="CelebA folder, class-subfolder tree, or pickled DataFrame (.pkl) (default: %(default)s)",
+        )
+        t.add_argument(
+            "--config", choices=sorted(CONFIGS), default=cfg, help="architecture (default: %(default)s)"
+        )
+        t.add_argument("--out", type=Path, default=None, help="run folder (default: runs/<task>-<config>)")
+        t.add_argument(
+            "--model", type=Path, default=None, help="model file to write (default: <out>/model.keras)"
+        )
+        t.add_argument("--epochs", type=int, default=15)
+        t.add_argument("--batch-size", type=int, default=64)
+        t.add_argument("--seed", type=int, default=0)
+        t.add_argument("--patience", type=int, default=3, help="early-stopping patience in epochs")
+        t.add_argument("--lr", type=float, default=None, help="learning rate (default: the config's)")
+        t.add_argument(
+            "--detector", default="dlib", help="face detector: dlib or mmod (default: %(default)s)"
+        )
+        t.add_argument("--upsample", type=int, default=1, help="detector upsampling (default: %(default)s)")
+        t.add_argument(
+            "--test-fraction",
+            type=float,
+            default=0.1,
+            help="fixed hold-out: the last fraction of images by name (default: %(default)s)",
+        )
+        t.add_argument("--val-fraction", type=float, default=0.2, help="of the rest (default: %(default)s)")
+        t.add_argument(
+            "--no-face",
+            choices=("skip", "whole"),
+            default="skip",
+            help="images without a detected face: leave out of training, or train on them whole",
+        )
+        t.add_argument("--limit", type=int, default=None, help="use only the first N images")
+        t.add_argument("--weights", default=None, help="local VGG16 notop weights file for --config vgg16")
+        t.add_argument("--cache-dir", type=Path, default=None, help="crop cache (default: .cache/)")
+        t.add_argument("--no-eval", action="store_true", help="skip evaluating the saved model")
+        t.add_argument("--quiet", action="store_true", help="no progress bars")
+    e = sub.add_parser("evaluate", help="evaluate a model file on a data set; JSON summary on stdout")
+    e.add_argument("--model", type=Path, required=True)
+    e.add_argument(
+        "--data",
+        type=Path,
+        required=True,
+        help="CelebA folder, folder with one subfolder per label, or pickled DataFrame",
+    )
+    e.add_argument(
+        "--split",
+        choices=("all", "test", "val", "train"),
+        default="all",
+        help="the whole data set, or a split recorded in the model file (default: all)",
+    )
+    e.add_argument("--report", type=Path, default=None, help="report folder (default: <model>-report/)")
+    e.add_argument("--limit", type=int, default=None)
+    e.add_argument("--cache-dir", type=Path, default=None)
+    e.add_argument("--quiet", action="store_true")
+    i = sub.add_parser("inspect", help="activation maps of one image and a model diagram")
+    i.add_argument("--model", type=Path, required=True)
+    i.add_argument("image", type=Path)
+    i.add_argument("--out", type=Path, default=None, help="output folder (default: <model>-inspect/)")
+    c = sub.add_parser("card", help="write a model card (Markdown) from a run's metrics.json")
+    c.add_argument("--metrics", type=Path, required=True)
+    c.add_argument("--out", type=Path, required=True)
+    c.add_argument("--speed", action="store_true", help="measure faces/s of the model and include it")
+    c.add_argument(
+        "--compare", type=Path, nargs="*", default=None, help="other runs' metrics.json to tabulate"
+    )
+    c.add_argument("--train-command", default=None, help="the training command to print under Reproduce")
+    s = sub.add_parser("speed", help="Classifier.predict_proba faces/s at batch 1 and 32")
+    s.add_argument("--model", type=Path, required=True)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    from streamer.classify import ModelFileError
+    from train.data import DataError
+
+    try:
+        return _run(args)
+    except (DataError, ModelFileError) as e:
+        print(f"train: error: {e}", file=sys.stderr)
+        return 2
+
+
+def _run(args: argparse.Namespace) -> int:
+    if args.command in ("gender", "beard"):
+        from train.fit import TrainOptions, train
+
+        out = args.out or Path("runs") / f"{args.command}-{args.config}"
+        m = train(
+            TrainOptions(
+                task=args.command,
+                data=args.data,
+                out=out,
+                config=args.config,
+                model_path=args.model,
+                epochs=args.epochs,
+                batch_size=args.batch_size,
+                seed=args.seed,
+                patience=args.patience,
+                learning_rate=args.lr,
+                detector=args.detector,
+                upsample=args.upsample,
+                test_fraction=args.test_fraction,
+                val_fraction=args.val_fraction,
+                no_face=args.no_face,
+                limit=args.limit,
+                weights=args.weights,
+                cache_dir=args.cache_dir,
+                progress=not args.quiet,
+                evaluate=not args.no_eval,
+            )
+        )
+        brief = {k: v for k, v in m.items() if k != "history"}
+        for k in ("val", "test"):
+            if isinstance(brief.get(k), dict):
+                brief[k] = {
+                    x: brief[k][x]
+                    for x in (
+                        "accuracy",
+                        "accuracy_ci95",
+                        "per_class",
+                        "n_images",
+                        "n_no_face",
+                        "confusion_matrix",
+                    )
+                }
+        print(json.dumps(brief, indent=2))
+        print(
+            f"wrote {m['model']}, {out}/metrics.json, {out}/history.png, {out}/tensorboard/", file=sys.stderr
+        )
+        return 0
+    if args.command == "evaluate":
+        from train.evaluate import dumps, evaluate_path
+
+        report = args.report or args.model.with_name(args.model.stem + "-report")
+        summary = evaluate_path(
+            args.model, args.data, report, args.split, args.cache_dir, args.limit, progress=not args.quiet
+        )
+        print(dumps(summary))
+        return 0
+    if args.command == "inspect":
+        from train.inspect_model import inspect
+
+        if not args.image.is_file():
+            from train.data import DataError
+
+            raise DataError(f"{args.image}: image not found")
+        out = args.out or args.model.with_name(args.model.stem + "-inspect")
+        print(json.dumps(inspect(args.model, args.image, out), indent=2))
+        return 0
+    if args.command == "card":
+        from train.evaluate import faces_per_second
+        from train.model_card import write_card
+
+        metrics = json.loads(args.metrics.read_text())
+        speed = faces_per_second(Path(metrics["model"])) if args.speed else None
+        write_card(args.metrics, args.out, speed, args.train_command, args.compare)
+        print(f"wrote {args.out}", file=sys.stderr)
+        return 0
+    if args.command == "speed":
+        from train.evaluate import faces_per_second
+
+        print(json.dumps(faces_per_second(args.model), indent=2))
+        return 0
+    raise AssertionError(args.command)

@@ -1,0 +1,243 @@
+"""Train one classifier end to end: data -> detected crops -> split -> fit -> model file,
+history plot, TensorBoard logs, metrics JSON, and an evaluation of the saved model on the
+validation and fixed test splits through the service's own code path."""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import json
+import sys
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+
+from streamer.crop import DEFAULT_MARGIN
+from train.architectures import CONFIGS, build
+from train.crops import DEFAULT_DETECTOR, DEFAULT_UPSAMPLE, default_cache_dir
+from train.data import BEARD_RULE, GENDER_RULE, DataError, LabelRule, load_any, split_indices
+from train.faces import crops_for
+
+TASKS: dict[str, tuple[LabelRule, str]] = {
+    "gender": (GENDER_RULE, "gender_tutorial"),
+    "beard": (BEARD_RULE, "beard_tutorial"),
+}
+
+
+@dataclass
+class TrainOptions:
+    task: str
+    data: Path
+    out: Path
+    config: str | None = None
+    model_path: Path | None = None
+    epochs: int = 15
+    batch_size: int = 64
+    seed: int = 0
+    patience: int = 3
+    learning_rate: float | None = None
+    detector: str = DEFAULT_DETECTOR
+    upsample: int = DEFAULT_UPSAMPLE
+    margin: float = DEFAULT_MARGIN
+    test_fraction: float = 0.1
+    val_fraction: float = 0.2
+    no_face: str = "skip"  # "skip": leave faceless images out of training; "whole": train on the whole image
+    limit: int | None = None
+    weights: str | None = None  # VGG16 base weights file
+    cache_dir: Path | None = None
+    progress: bool = True
+    evaluate: bool = True
+    extra: dict[str, object] = field(default_factory=dict)
+
+
+def train(opt: TrainOptions) -> dict[str, object]:
+    import keras
+
+    from streamer.classify import ModelMeta, save_model
+
+    if opt.task not in TASKS:
+        raise ValueError(f"unknown task {opt.task!r}")
+    rule, default_config = TASKS[opt.task]
+    cfg_name = opt.config or default_config
+    if cfg_name not in CONFIGS:
+        raise ValueError(f"unknown model config {cfg_name!r}; choose one of {', '.join(CONFIGS)}")
+    cfg = CONFIGS[cfg_name]
+    if opt.no_face not in ("skip", "whole"):
+        raise ValueError("no_face must be 'skip' or 'whole'")
+    cache_dir = opt.cache_dir or default_cache_dir()
+    out = Path(opt.out)
+    out.mkdir(parents=True, exist_ok=True)
+    model_path = Path(opt.model_path) if opt.model_path else out / "model.keras"
+
+    t0 = time.perf_counter()
+    ds = load_any(opt.data, rule, None, cache_dir, opt.limit)
+    crops = crops_for(ds, opt.detector, opt.upsample, cfg.input_size, opt.margin, cache_dir, opt.progress)
+    t_crops = time.perf_counter() - t0
+    tr, va, te = split_indices(len(ds), opt.test_fraction, opt.val_fraction, opt.seed)
+    if len(tr) == 0 or len(va) == 0:
+        raise DataError(f"{ds.source}: {len(ds)} images are too few to split into training and validation")
+
+    def usable(idx: np.ndarray) -> np.ndarray:
+        return idx if opt.no_face == "whole" else idx[crops.found[idx]]
+
+    tr_fit, va_fit = usable(tr), usable(va)
+    if len(set(ds.y[tr_fit].tolist())) < 2:
+        raise DataError(
+            f"{ds.source}: the training split holds a single class; give more or more varied images"
+        )
+    n_classes = len(ds.labels)
+    head = "sigmoid" if cfg.head == "sigmoid" and n_classes == 2 else "softmax"
+    if cfg_name == "resnet" and opt.task == "beard":
+        head = "sigmoid"
+
+    def target(idx: np.ndarray) -> np.ndarray:
+        y = ds.y[idx]
+        return y.astype("float32")[:, None] if head == "sigmoid" else np.eye(n_classes, dtype="float32")[y]
+
+    model = build(cfg_name, n_classes, head, opt.weights, opt.seed)
+    lr = opt.learning_rate or cfg.learning_rate
+    loss = "binary_crossentropy" if head == "sigmoid" else "categorical_crossentropy"
+    model.compile(optimizer=keras.optimizers.Adam(lr), loss=loss, metrics=["accuracy"])
+    logdir = out / "tensorboard"
+    callbacks = [
+        keras.callbacks.EarlyStopping(
+            monitor="val_loss", patience=opt.patience, restore_best_weights=True, verbose=int(opt.progress)
+        ),
+        keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=0.3, patience=max(1, opt.patience - 1)),
+    ]
+    if _have_tensorboard():
+        callbacks.append(
+            keras.callbacks.TensorBoard(log_dir=str(logdir), histogram_freq=0, write_graph=False)
+        )
+    else:
+        print(
+            "train: tensorboard is not installed; no TensorBoard logs (pip install tensorboard)",
+            file=sys.stderr,
+        )
+    t1 = time.perf_counter()
+    # Keras writes its progress bars to stdout; keep stdout for the JSON result.
+    with contextlib.redirect_stdout(sys.stderr):
+        hist = model.fit(
+            crops.x[tr_fit].astype("float32"),
+            target(tr_fit),
+            validation_data=(crops.x[va_fit].astype("float32"), target(va_fit)),
+            epochs=opt.epochs,
+            batch_size=opt.batch_size,
+            shuffle=True,
+            callbacks=callbacks,
+            verbose=1 if opt.progress else 0,
+        )
+    t_fit = time.perf_counter() - t1
+    history = {k: [float(v) for v in vs] for k, vs in hist.history.items()}
+    best_epoch = int(np.argmin(history["val_loss"])) + 1
+
+    # Save a fresh copy without optimizer state: a smaller file and no training baggage.
+    clean = build(cfg_name, n_classes, head, None, opt.seed)
+    clean.set_weights(model.get_weights())
+    pos = rule.positive_label if rule.positive_label in ds.labels else None
+    split_info = {
+        "test": f"last {opt.test_fraction:g} of images in name order (fixed hold-out, never trained on)",
+        "test_fraction": opt.test_fraction,
+        "val_fraction": opt.val_fraction,
+        "seed": opt.seed,
+        "n_train": len(tr_fit),
+        "n_val": len(va_fit),
+        "n_test": len(te),
+    }
+    celeba = ds.source.startswith("celeba:")
+    meta = ModelMeta(
+        labels=tuple(ds.labels),
+        input_size=cfg.input_size,
+        crop_margin=opt.margin,
+        task=opt.task,
+        attribute=rule.attribute if celeba else None,
+        positive_label=pos if celeba else None,
+        description=f"{opt.task}: {cfg.description}",
+        version="1",
+        extra={
+            "config": cfg_name,
+            "detector": opt.detector,
+            "upsample": opt.upsample,
+            "label_rule": rule.to_dict(),
+            "split": split_info,
+            "trained_on": ds.source,
+            "trained_at": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "epochs_run": len(history["loss"]),
+            "best_epoch": best_epoch,
+            **opt.extra,
+        },
+    )
+    save_model(clean, model_path, meta)
+    plot_history(history, out / "history.png", f"{opt.task} / {cfg_name}")
+
+    metrics: dict[str, object] = {
+        "task": opt.task,
+        "config": cfg_name,
+        "model": str(model_path),
+        "model_bytes": model_path.stat().st_size,
+        "params": int(clean.count_params()),
+        "data": ds.source,
+        "labels": list(ds.labels),
+        "label_rule": rule.describe(),
+        "n_images": len(ds),
+        "n_no_face": crops.n_no_face,
+        "n_no_face_train_val": int((~crops.found[np.concatenate([tr, va])]).sum()),
+        "no_face_policy": opt.no_face,
+        "detector": opt.detector,
+        "upsample": opt.upsample,
+        "split": split_info,
+        "class_counts": {"train": _counts(ds, tr_fit), "val": _counts(ds, va_fit), "test": _counts(ds, te)},
+        "epochs": opt.epochs,
+        "epochs_run": len(history["loss"]),
+        "best_epoch": best_epoch,
+        "batch_size": opt.batch_size,
+        "learning_rate": lr,
+        "seed": opt.seed,
+        "seconds_crops": round(t_crops, 1),
+        "seconds_fit": round(t_fit, 1),
+        "history": history,
+    }
+    if opt.evaluate:
+        from train.evaluate import evaluate_dataset
+
+        for name, idx in (("val", va), ("test", te)):
+            if len(idx) == 0:
+                continue
+            summary = evaluate_dataset(
+                model_path, ds.subset(idx), out / f"report_{name}", cache_dir=cache_dir, progress=False
+            )
+            metrics[name] = summary
+    (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
+    return metrics
+
+
+def _have_tensorboard() -> bool:
+    return importlib.util.find_spec("tensorboard") is not None
+
+
+def _counts(ds, idx: np.ndarray) -> dict[str, int]:
+    return {lab: int((ds.y[idx] == i).sum()) for i, lab in enumerate(ds.labels)}
+
+
+def plot_history(history: dict[str, list[float]], path: Path, title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+    for ax, key in zip(axes, ("loss", "accuracy"), strict=True):
+        for k, style in ((key, "-o"), (f"val_{key}", "-s")):
+            if k in history:
+                ax.plot(range(1, len(history[k]) + 1), history[k], style, label=k, ms=3)
+        ax.set_xlabel("epoch")
+        ax.set_title(key)
+        ax.grid(alpha=0.3)
+        ax.legend()
+    fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)

@@ -1,0 +1,163 @@
+"""Model cards (Markdown) written from a training run's ``metrics.json``, so every figure
+in a card is a measured one and the card can be regenerated with the model."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+GOALS = {"gender": 0.97, "beard": 0.94}
+
+INTENDED = {
+    "gender": (
+        "Labelling the apparent gender presentation (female / male, as annotated in CelebA) of "
+        "faces found by the service's detector, for aggregate, non-commercial research analytics. "
+        "Not for decisions about individuals, identity verification, or inferring gender identity."
+    ),
+    "beard": (
+        "Labelling whether a detected face is clean-shaven or shows facial hair (beard, goatee, "
+        "moustache or stubble), for aggregate, non-commercial research analytics."
+    ),
+}
+
+
+def _pc(x: float) -> str:
+    return f"{100 * x:.1f}%"
+
+
+def _eval_table(name: str, s: dict) -> list[str]:
+    lo, hi = s["accuracy_ci95"]
+    lines = [
+        f"**{name}** ({s['n_images']} images, {s['n_no_face']} with no detected face, classified whole): "
+        f"accuracy **{_pc(s['accuracy'])}** (95% Wilson CI {_pc(lo)}–{_pc(hi)}).",
+        "",
+        "| class | precision | recall (95% CI) | F1 | support |",
+        "|---|---|---|---|---|",
+    ]
+    for lab, c in s["per_class"].items():
+        rl, rh = c["recall_ci95"]
+        lines.append(
+            f"| {lab} | {_pc(c['precision'])} | {_pc(c['recall'])} ({_pc(rl)}–{_pc(rh)}) | "
+            f"{c['f1']:.3f} | {c['support']} |"
+        )
+    labels = s["labels"]
+    lines += ["", "Confusion matrix (rows true, columns predicted):", ""]
+    lines.append("| true \\ predicted | " + " | ".join(labels) + " |")
+    lines.append("|---" * (len(labels) + 1) + "|")
+    for lab, row in zip(labels, s["confusion_matrix"], strict=True):
+        lines.append(f"| {lab} | " + " | ".join(str(v) for v in row) + " |")
+    return [*lines, ""]
+
+
+def write_card(
+    metrics_path: Path,
+    out: Path,
+    speed: dict[str, float] | None = None,
+    command: str | None = None,
+    compare: list[Path] | None = None,
+) -> str:
+    m = json.loads(Path(metrics_path).read_text())
+    task = m["task"]
+    sp = m["split"]
+    cc = m["class_counts"]
+    title = {"gender": "Gender classifier", "beard": "Shaved / unshaved classifier"}.get(task, task)
+    lines = [
+        f"# {title} (`{Path(m['model']).name}`)",
+        "",
+        f"- Task: `{task}`; labels {', '.join(f'`{x}`' for x in m['labels'])}; rule: {m['label_rule']}.",
+        f"- Architecture: `{m['config']}` ({m['params']:,} parameters, "
+        f"{m['model_bytes'] / 1e6:.1f} MB file). "
+        "Input: 64x64 RGB face crop, float32 in [0, 255]; scaling is inside the model.",
+        f"- Crops: the service's detector (`{m['detector']}`, upsample={m['upsample']}) and "
+        "`streamer.crop.crop_face` (margin 0.25, square, resized) — the same code path as live.",
+        f"- Faces not found: {m['n_no_face']} of {m['n_images']} images had no detected face; "
+        f"{m['n_no_face_train_val']} of them fell in training/validation and were "
+        f"{'left out of training' if m['no_face_policy'] == 'skip' else 'trained on whole'}; "
+        "in evaluation such images are classified whole and counted (`n_no_face`).",
+        "",
+        "## Data and split",
+        "",
+        f"- Data: {m['data'].split(':', 1)[-1]} — a 9,000-image slice of CelebA (Liu et al., ICCV 2015), "
+        "89x109 aligned crops.",
+        f"- Test: {sp['test']} — {sp['n_test']} images, never used for training or early stopping.",
+        f"- The rest shuffled with seed {sp['seed']}, split "
+        f"{1 - sp['val_fraction']:.0%} / {sp['val_fraction']:.0%} "
+        f"into training ({sp['n_train']}) and validation ({sp['n_val']}, early stopping) (faces found only).",
+        f"- Class counts: train {cc['train']}, validation {cc['val']}, test {cc['test']}.",
+        "",
+        "## Training",
+        "",
+        f"- Adam, learning rate {m['learning_rate']}, batch {m['batch_size']}, up to {m['epochs']} epochs, "
+        f"early stopping on validation loss; ran {m['epochs_run']} epochs, best epoch {m['best_epoch']} "
+        "(weights restored).",
+        f"- Time on the 2-core development CPU (shared): crops {m['seconds_crops']} s (from the box cache), "
+        f"fit {m['seconds_fit']} s.",
+        "",
+        "## Measured results",
+        "",
+    ]
+    if "test" in m:
+        lines += _eval_table("Held-out test split", m["test"])
+    if "val" in m:
+        lines += _eval_table("Validation split (used for early stopping)", m["val"])
+    goal = GOALS.get(task)
+    if goal and "test" in m:
+        acc = m["test"]["accuracy"]
+        verdict = "meets" if acc >= goal else "does **not** meet"
+        lines += [f"Goal: ≥ {_pc(goal)} on held-out faces. Test accuracy {_pc(acc)} {verdict} it.", ""]
+    if compare:
+        lines += [
+            "## Architectures compared (same data, split and seed)",
+            "",
+            "| config | params | epochs run | fit s | val acc | test acc (95% CI) |",
+            "|---|---|---|---|---|---|",
+        ]
+        for p in compare:
+            c = json.loads(Path(p).read_text())
+            t = c.get("test", {})
+            ci = t.get("accuracy_ci95", [0, 0])
+            lines.append(
+                f"| `{c['config']}` | {c['params']:,} | {c['epochs_run']} | {c['seconds_fit']} | "
+                f"{_pc(c['val']['accuracy'])} | {_pc(t.get('accuracy', 0))} ({_pc(ci[0])}–{_pc(ci[1])}) |"
+            )
+        lines.append("")
+    if speed:
+        lines += [
+            "## Speed",
+            "",
+            "`Classifier.predict_proba` on the 2-core development CPU (shared with other jobs): "
+            + ", ".join(f"{k.replace('_', ' ')}: {v} faces/s" for k, v in speed.items())
+            + ".",
+            "",
+        ]
+    lines += [
+        "## Intended use",
+        "",
+        INTENDED.get(task, ""),
+        "",
+        "## Limits",
+        "",
+        "- Trained on 9,000 CelebA celebrity photos: mostly frontal, well-lit, young-adult, "
+        "light-skinned faces. Expect lower accuracy on profile views, low light, motion blur, "
+        "small or low-resolution faces from video, children, older people and under-represented groups.",
+        "- CelebA's attribute labels are crowd-annotated and noisy "
+        "(inspect `misclassified.png` in the report).",
+        "- Binary labels only; no notion of uncertainty beyond the probability (the service's "
+        "threshold marks low-confidence results `?`).",
+        "",
+        "## Licence",
+        "",
+        "Trained on CelebA: **non-commercial research use only** (CelebA's terms). The code is MIT.",
+        "",
+        "## Reproduce",
+        "",
+        "```",
+        command or f"train {task} --config {m['config']} --epochs {m['epochs']} --seed {m['seed']}",
+        f"train evaluate --model {m['model']} --data ../shared/data/celeba --split test",
+        "```",
+        "",
+    ]
+    text = "\n".join(lines)
+    Path(out).parent.mkdir(parents=True, exist_ok=True)
+    Path(out).write_text(text)
+    return text
