@@ -78,7 +78,7 @@ def sequential_loop(opts: Options, seconds: float) -> dict[str, Any]:
 
 
 def run(opts: Options) -> dict[str, Any]:
-    seconds = 6.0 if opts.quick else max(20.0, opts.seconds)
+    seconds = max(3.0, 1.5 * opts.seconds) if opts.quick else max(20.0, opts.seconds)
     progress(f"baseline: sequential loop for {seconds:.0f} s ({opts.detector})")
     base = sequential_loop(opts, seconds)
     progress("baseline: the service on the same video")

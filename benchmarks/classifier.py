@@ -14,7 +14,7 @@ BATCHES = (1, 8, 32, 128)
 
 
 def run(opts: Options) -> dict[str, Any]:
-    budget = 0.5 if opts.quick else 3.0  # seconds of calls per (model, batch)
+    budget = 0.2 if opts.quick else 3.0  # seconds of calls per (model, batch)
     rows = []
     for c in classifier_configs(opts):
         clf = Classifier(c.name, c.model, c.threshold, max_batch=max(BATCHES))

@@ -155,11 +155,17 @@ class Service:
         a = {s: self._snap(s) for s in ids}
         st_a = {s: self._stage(s) for s in stages}
         t0, w0 = time.monotonic(), time.time()
-        steps = max(1, round(seconds))
+        steps = max(1, round(seconds * 4))
+        ages: list[float] = []  # age of the boxes drawn on the newest frame, sampled 4 times a second
         for i in range(steps):
             await asyncio.sleep(seconds / steps)
+            ages += [_sample(self.app, "streamer_detection_age_seconds", stream=s) for s in ids]
             got = sum(len(v) for v in self.samples.values())
-            progress(f"{label}: {i + 1}/{steps} s, {got} frames received", end="\r")
+            if (i + 1) % 4 == 0 or i + 1 == steps:
+                progress(
+                    f"{label}: {(i + 1) * seconds / steps:.1f}/{seconds:.0f} s, {got} frames received",
+                    end="\r",
+                )
         print(file=sys.stderr)
         b = {s: self._snap(s) for s in ids}
         st_b = {s: self._stage(s) for s in stages}
@@ -195,6 +201,7 @@ class Service:
             "latency_s": percentiles(lat),
             "latency_samples": [round(x, 4) for x in lat],
             "frames_measured": len(lat),
+            "detection_age_s": percentiles(ages),
             "stage_ms_per_call": stage_ms,
         }
 

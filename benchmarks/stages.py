@@ -21,7 +21,7 @@ STAGES = ("decode", "detect", "classify", "overlay", "encode")
 
 
 def run(opts: Options, frames: int | None = None) -> dict[str, Any]:
-    n = frames or (4 if opts.quick else 20)
+    n = frames or (2 if opts.quick else 20)
     p = load_config(None, environ={}).pipeline
     engine = Engine(EngineSpec(opts.detector, p.upsample, p.detect_max_side, tuple(classifier_configs(opts))))
     cap = cv2.VideoCapture(str(opts.video))

@@ -117,11 +117,17 @@ def markdown(data: dict[str, Any], tag: str) -> str:
             "latency p50",
             "latency p95",
             "latency p99",
+            "box age p95",
         ]
 
         def lrows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
             return [
-                {**r, **{f"latency {k}": _ms(v) for k, v in r.get("latency_s", {}).items()}} for r in rows
+                {
+                    **r,
+                    **{f"latency {k}": _ms(v) for k, v in r.get("latency_s", {}).items()},
+                    "box age p95": _ms(r.get("detection_age_s", {}).get("p95")),
+                }
+                for r in rows
             ]
 
         out.append(

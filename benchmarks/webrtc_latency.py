@@ -81,7 +81,7 @@ class StampedTrack(VideoStreamTrack):
 async def _run(opts: Options) -> dict[str, Any]:
     fps = video_fps(opts.video)
     frames = read_frames(opts.video, 90, start=150)
-    seconds = 4.0 if opts.quick else opts.seconds
+    seconds = opts.seconds
     async with live.Service(opts.detector, opts.max_batch, opts.workers, classifier_configs(opts)) as svc:
         pc = RTCPeerConnection()
         track = StampedTrack(frames, fps)
@@ -114,7 +114,7 @@ async def _run(opts: Options) -> dict[str, Any]:
             svc._watchers.append(asyncio.create_task(live._watch_mjpeg(url, svc.samples[sid])))
             progress("webrtc: waiting for the first detections ...")
             await svc.wait_detections()
-            await asyncio.sleep(opts.warmup if not opts.quick else 1.0)
+            await asyncio.sleep(opts.warmup)
             i0, w0 = len(got), time.time()
             sent0 = track.n
             server = await svc.measure(seconds, "webrtc")
