@@ -19,6 +19,9 @@ import traceback
 from pathlib import Path
 from typing import Any
 
+# aiortc (pylibsrtp) first: importing it after TensorFlow or dlib are loaded segfaults.
+import aiortc  # noqa: F401
+
 from benchmarks.common import Options, detector_available, progress, quiet_tf
 from benchmarks.machine import machine_info, machine_tag
 from benchmarks.report import RESULTS, write
