@@ -43,7 +43,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--warmup", type=float, default=None, help="settle time before each live measurement")
     ap.add_argument("--max-batch", type=int, default=4)
     ap.add_argument("--workers", type=int, default=1)
-    ap.add_argument("--max-streams", type=int, default=16, help="stop the streams sweep here")
+    ap.add_argument("--max-streams", type=int, default=32, help="stop the streams sweep here")
     ap.add_argument("--latency-limit", type=float, default=0.15, help="p95 (s) for 'keeps real time'")
     ap.add_argument("--stage-frames", type=int, default=None, help="frames for the stage breakdown")
     ap.add_argument("--name", default=None, help="results file stem (default bench-<machine>[-quick])")
@@ -148,6 +148,7 @@ def make_plots(data: dict[str, Any], out: Path, name: str, tag: str) -> list[str
     if "baseline" in sc:
         series["sequential loop: capture to shown"] = sc["baseline"]["baseline"]["latency_samples"]
         series["service, MJPEG: capture to receive"] = sc["baseline"]["service"]["latency_samples"]
+        series["service: age of the boxes drawn"] = sc["baseline"]["service"]["detection_age_samples"]
     if "webrtc" in sc:
         series["service, WebRTC: send to receive (e2e)"] = sc["webrtc"]["e2e_latency_samples"]
     if series:

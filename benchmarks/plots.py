@@ -40,7 +40,7 @@ def latency_cdf(series: dict[str, list[float]], path: Path, title: str) -> Path:
         v = np.sort(np.asarray(values)) * 1000
         ax.plot(v, np.arange(1, len(v) + 1) / len(v), label=f"{name} (n={len(v)})")
     ax.set_xscale("log")
-    ax.set_xlabel("latency (ms, log scale)")
+    ax.set_xlabel("latency or age (ms, log scale)")
     ax.set_ylabel("fraction of frames")
     for p in (0.5, 0.95, 0.99):
         ax.axhline(p, color="grey", lw=0.5)

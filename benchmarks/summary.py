@@ -29,6 +29,11 @@ def headline(data: dict[str, Any]) -> list[dict[str, object]]:
                 "reached": s["detections_per_s"],
             },
             {
+                "figure": "age of the boxes drawn (capture of detected frame to capture of shown), p50 / p95",
+                "goal (CPU)": "",
+                "reached": f"{_ms(s['detection_age_s']['p50'])} / {_ms(s['detection_age_s']['p95'])}",
+            },
+            {
                 "figure": "service / sequential loop, output FPS",
                 "goal (CPU)": ">= 50x",
                 "reached": f"{b['output_fps_ratio']}x ({s['output_fps']} vs {b['baseline']['output_fps']})",
@@ -118,6 +123,8 @@ def markdown(data: dict[str, Any], tag: str) -> str:
             "latency p95",
             "latency p99",
             "box age p95",
+            "cpu_service_pct",
+            "cpu_workers_pct",
         ]
 
         def lrows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -22,7 +22,7 @@ from benchmarks.common import (
 
 
 def _strip(r: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in r.items() if k != "latency_samples"}
+    return {k: v for k, v in r.items() if not k.endswith("_samples")}
 
 
 async def _sweeps(opts: Options, latency_limit: float) -> dict[str, Any]:
@@ -34,7 +34,7 @@ async def _sweeps(opts: Options, latency_limit: float) -> dict[str, Any]:
         rows, n = [], 1
         while n <= (min(2, opts.max_streams) if opts.quick else opts.max_streams):
             await svc.add_streams(opts.video, n - len(svc.samples))
-            await svc.wait_detections()
+            await svc.wait_detections(timeout=30.0, strict=False)
             await asyncio.sleep(settle)
             r = await svc.measure(secs, f"streams={n}")
             r["realtime"] = live.realtime(r, fps, latency_limit)
@@ -110,4 +110,5 @@ def run(opts: Options, latency_limit: float = 0.15) -> dict[str, Any]:
     out["detector"] = asyncio.run(_detectors(opts, out["streams"][0]))
     for r in out["streams"]:
         r.pop("latency_samples", None)
+        r.pop("detection_age_samples", None)
     return out
