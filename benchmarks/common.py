@@ -79,10 +79,10 @@ def video_fps(path: Path) -> float:
 
 
 def scaled_video(src: Path, res: str, out_dir: Path, max_frames: int = 150) -> Path:
-    """``src`` resized to a standard resolution (H.264 through PyAV, letterboxing avoided by stretching)."""
+    """``src`` resized to ``res`` ("240p".."1080p" or "WxH"): H.264 via PyAV, stretched, not letterboxed."""
     import av
 
-    w, h = RESOLUTIONS[res]
+    w, h = RESOLUTIONS[res] if res in RESOLUTIONS else (int(v) for v in res.lower().split("x"))
     dst = out_dir / f"{src.stem}-{res}.mp4"
     if dst.exists():
         return dst

@@ -145,7 +145,7 @@ def markdown(data: dict[str, Any], tag: str) -> str:
         out.append(markdown_table(lrows(sw["streams"]), [*cols, "realtime"]))
         out.append(
             f"\nMost streams in real time: **{sw['max_realtime_streams']}**; first not: "
-            f"{sw['first_not_realtime'] or 'none reached'}.\n"
+            f"{sw['first_not_realtime'] or 'none reached'}; sweep stopped at {sw['stopped_at']}.\n"
         )
         out.append("\n### Max batch size\n")
         out.append(markdown_table(lrows(sw["max_batch"]), ["max_batch", *cols]))

@@ -1,8 +1,9 @@
 """Scenario 3: sweeps over concurrent streams, max batch size, input resolution and detector.
 
 One service per detector; streams are added and removed between measurements.
-Concurrent streams: 1, 2, 4, 8, ... paced copies of the clip, until the service
-no longer keeps real time (see ``live.realtime``) or ``--max-streams``.
+Concurrent streams: 1, 2, 4, 8, ... paced copies of the clip, each level marked
+real time or not (see ``live.realtime``); the sweep goes on until the worst stream
+is clearly behind (< 80% of the source rate, or p95 over 4x the limit) or ``--max-streams``.
 """
 
 from __future__ import annotations
@@ -43,13 +44,17 @@ async def _sweeps(opts: Options, latency_limit: float) -> dict[str, Any]:
                 f"streams={n}: {r['output_fps']} fps out per stream, p95 {r['latency_s']['p95']} s, "
                 f"{r['detections_per_s']} det/s per stream, realtime={r['realtime']}"
             )
-            if not r["realtime"]:
+            # a level that misses real time narrowly may be noise (a shared machine): go on until the
+            # worst stream is clearly behind (< 80% of the source rate) or p95 is far over the limit
+            if r["output_fps_min"] < 0.8 * fps or (r["latency_s"]["p95"] or 1e9) > 4 * latency_limit:
                 break
             n *= 2
         out["streams"] = rows
         ok = [r["streams"] for r in rows if r["realtime"]]
         out["max_realtime_streams"] = max(ok) if ok else 0
-        out["first_not_realtime"] = None if all(r["realtime"] for r in rows) else rows[-1]["streams"]
+        bad = [r["streams"] for r in rows if not r["realtime"]]
+        out["first_not_realtime"] = min(bad) if bad else None
+        out["stopped_at"] = rows[-1]["streams"]
         out["streams_latency_samples"] = {str(r["streams"]): r["latency_samples"] for r in rows}
 
         # max batch size, with several streams so batches can fill
