@@ -1,8 +1,10 @@
-"""Live service benchmark: the real service on a video paced at its frame rate, watched over MJPEG.
+"""Live service benchmark: the real service on videos paced at their frame rate, watched over MJPEG.
 
 Measures what a viewer gets: input FPS (frames the source decoded), output FPS
 (frames the viewer received), capture-to-receive latency per frame (from each
 MJPEG part's X-Capture-Time), detections per second and the age of the boxes.
+``Service`` is the harness the scenarios share: start the real app, add paced
+file streams, measure a window.
 
     python -m benchmarks.live [--seconds 30] [--detector dlib|mmod] [--video FILE] [--out DIR]
 """
@@ -12,18 +14,20 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import socket
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 from aiohttp import ClientSession, web
 
+from benchmarks.common import progress
 from benchmarks.machine import machine_info, machine_tag
 from benchmarks.report import markdown_table, percentiles, write
-from streamer.config import DEMO_VIDEO, load_config
-from streamer.web.app import create_app
-from streamer.web.keys import METRICS
+from streamer.config import DEMO_VIDEO, ClassifierConfig, SourceConfig, load_config
+from streamer.web.app import METRICS, PIPELINE, create_app
 
 
 def _free_port() -> int:
@@ -37,10 +41,11 @@ def _sample(app: web.Application, name: str, **labels: str) -> float:
     return float(v or 0.0)
 
 
-async def _watch_mjpeg(url: str, stop: asyncio.Event, samples: list[tuple[float, float]]) -> None:
+async def _watch_mjpeg(url: str, samples: list[tuple[float, float]]) -> None:
     """Read the MJPEG stream; record (receive time, capture time) per frame."""
     async with ClientSession() as s, s.get(url) as r:
-        while not stop.is_set():
+        captured, n = 0.0, None
+        while True:
             line = await r.content.readline()
             if not line:
                 return
@@ -48,79 +53,205 @@ async def _watch_mjpeg(url: str, stop: asyncio.Event, samples: list[tuple[float,
                 captured = float(line.split(b":", 1)[1])
             elif line.startswith(b"Content-Length:"):
                 n = int(line.split(b":", 1)[1])
-            elif line == b"\r\n" and "n" in locals():
+            elif line == b"\r\n" and n is not None:
                 await r.content.readexactly(n + 2)
                 samples.append((time.time(), captured))
-                del n
+                n = None
 
 
-async def run(seconds: float, warmup: float, detector: str, video: Path, max_batch: int) -> dict[str, object]:
-    config = load_config(
-        None,
-        {
-            "pipeline": {"detector": detector, "max_batch": max_batch},
-            "sources": [{"id": "bench", "file": str(video), "loop": True, "realtime": True}],
-            "output": {"mjpeg_max_fps": 240.0},
-        },
-        environ={},
-    )
-    app = create_app(config)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    port = _free_port()
-    site = web.TCPSite(runner, "127.0.0.1", port)
-    await site.start()
-    samples: list[tuple[float, float]] = []
-    stop = asyncio.Event()
-    watcher = asyncio.create_task(_watch_mjpeg(f"http://127.0.0.1:{port}/streams/bench/mjpeg", stop, samples))
+def _cpu_s(pid: int) -> float:
+    """User + system CPU seconds of a process (all its threads), from /proc; 0 where unavailable."""
     try:
-        print(f"warming up {warmup:.0f}s ...", file=sys.stderr, flush=True)
-        await asyncio.sleep(warmup)
+        f = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(f[11]) + int(f[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return 0.0
 
-        def snap() -> dict[str, float]:
-            return {
-                "t": time.monotonic(),
-                "in": _sample(app, "streamer_frames_in_total", stream="bench"),
-                "overrun": _sample(
-                    app, "streamer_frames_dropped_total", stream="bench", reason="source_overrun"
-                ),
-                "out": _sample(app, "streamer_frames_out_total", stream="bench"),
-                "det": _sample(app, "streamer_detections_total", stream="bench"),
-                "recv": float(len(samples)),
-            }
 
-        a = snap()
-        t_start = time.time()
-        for i in range(int(seconds)):
-            await asyncio.sleep(1.0)
-            print(
-                f"\rmeasuring {i + 1}/{int(seconds)} s, {len(samples)} frames received",
-                end="",
-                file=sys.stderr,
-                flush=True,
+class Service:
+    """The real app on a loopback port, with paced file streams each watched by an MJPEG client."""
+
+    def __init__(
+        self,
+        detector: str = "dlib",
+        max_batch: int = 4,
+        workers: int = 1,
+        classifiers: list[ClassifierConfig] | None = None,
+    ) -> None:
+        self.config = load_config(
+            None,
+            {
+                "pipeline": {"detector": detector, "max_batch": max_batch, "workers": workers},
+                "classifiers": [c.model_dump() for c in classifiers or []],
+                "demo": {"enabled": False},
+                "output": {"mjpeg_max_fps": 240.0},
+            },
+            environ={},
+        )
+        self.app = create_app(self.config)
+        self.runner = web.AppRunner(self.app)
+        self.port = 0
+        self.samples: dict[str, list[tuple[float, float]]] = {}
+        self._watchers: list[asyncio.Task[None]] = []
+
+    async def __aenter__(self) -> Service:
+        await self.runner.setup()  # starts the worker and loads the models
+        self.port = _free_port()
+        await web.TCPSite(self.runner, "127.0.0.1", self.port).start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        for t in self._watchers:
+            t.cancel()
+        await asyncio.gather(*self._watchers, return_exceptions=True)
+        await self.runner.cleanup()
+
+    async def add_streams(self, video: Path, n: int, prefix: str = "s") -> list[str]:
+        ids = []
+        for _ in range(n):
+            self._count = getattr(self, "_count", 0) + 1
+            sid = f"{prefix}{self._count}"
+            await self.app[PIPELINE].add_source(
+                SourceConfig(id=sid, file=str(video), loop=True, realtime=True)
             )
+            self.samples[sid] = []
+            url = f"http://127.0.0.1:{self.port}/streams/{sid}/mjpeg"
+            self._watchers.append(asyncio.create_task(_watch_mjpeg(url, self.samples[sid])))
+            ids.append(sid)
+        return ids
+
+    async def remove_all(self) -> None:
+        for t in self._watchers:
+            t.cancel()
+        await asyncio.gather(*self._watchers, return_exceptions=True)
+        self._watchers.clear()
+        for sid in list(self.samples):
+            await self.app[PIPELINE].remove(sid)
+        self.samples.clear()
+
+    def set_max_batch(self, n: int) -> None:
+        self.app[PIPELINE].batcher.max_batch = n
+
+    async def wait_detections(self, timeout: float = 120.0, strict: bool = True) -> bool:
+        """Until every stream has had a frame through the detector (models warm, caches full).
+
+        Not strict: give up quietly after ``timeout`` (many streams on a slow detector)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if all(_sample(self.app, "streamer_detections_total", stream=s) > 0 for s in self.samples):
+                return True
+            await asyncio.sleep(0.2)
+        if strict:
+            raise TimeoutError(f"no detections after {timeout:.0f}s")
+        progress(f"not every stream had a detection after {timeout:.0f} s; measuring anyway")
+        return False
+
+    def _snap(self, sid: str) -> dict[str, float]:
+        a = self.app
+        return {
+            "in": _sample(a, "streamer_frames_in_total", stream=sid),
+            "overrun": _sample(a, "streamer_frames_dropped_total", stream=sid, reason="source_overrun"),
+            "out": _sample(a, "streamer_frames_out_total", stream=sid),
+            "det": _sample(a, "streamer_detections_total", stream=sid),
+            "recv": float(len(self.samples[sid])),
+        }
+
+    def _stage(self, stage: str) -> tuple[float, float]:
+        a = self.app
+        return (
+            _sample(a, "streamer_stage_seconds_sum", stage=stage),
+            _sample(a, "streamer_stage_seconds_count", stage=stage),
+        )
+
+    async def measure(self, seconds: float, label: str = "measuring") -> dict[str, Any]:
+        """Every figure over one window of ``seconds``, per stream and over all streams."""
+        ids = list(self.samples)
+        stages = ("detect", "classify", "overlay", "encode")
+        a = {s: self._snap(s) for s in ids}
+        st_a = {s: self._stage(s) for s in stages}
+        workers = self.app[PIPELINE].pool.worker_pids()
+        cpu_a = (time.process_time(), sum(_cpu_s(p) for p in workers))
+        t0, w0 = time.monotonic(), time.time()
+        steps = max(1, round(seconds * 4))
+        ages: list[float] = []  # age of the boxes drawn on the newest frame, sampled 4 times a second
+        for i in range(steps):
+            await asyncio.sleep(seconds / steps)
+            ages += [_sample(self.app, "streamer_detection_age_seconds", stream=s) for s in ids]
+            got = sum(len(v) for v in self.samples.values())
+            if (i + 1) % 4 == 0 or i + 1 == steps:
+                progress(
+                    f"{label}: {(i + 1) * seconds / steps:.1f}/{seconds:.0f} s, {got} frames received",
+                    end="\r",
+                )
         print(file=sys.stderr)
-        b = snap()
-        t_end = time.time()
-    finally:
-        stop.set()
-        watcher.cancel()
-        await asyncio.gather(watcher, return_exceptions=True)
-        await runner.cleanup()
-    dt = b["t"] - a["t"]
-    lat = [recv - cap for recv, cap in samples if t_start <= recv <= t_end]
-    return {
-        "detector": detector,
-        "video": video.name,
-        "seconds": round(dt, 2),
-        "input_fps": round((b["in"] + b["overrun"] - a["in"] - a["overrun"]) / dt, 2),
-        "pipeline_fps": round((b["out"] - a["out"]) / dt, 2),
-        "output_fps": round((b["recv"] - a["recv"]) / dt, 2),
-        "source_overrun_per_s": round((b["overrun"] - a["overrun"]) / dt, 2),
-        "detections_per_s": round((b["det"] - a["det"]) / dt, 3),
-        "latency_s": percentiles(lat),
-        "frames_measured": len(lat),
-    }
+        b = {s: self._snap(s) for s in ids}
+        st_b = {s: self._stage(s) for s in stages}
+        dt, w1 = time.monotonic() - t0, time.time()
+        cpu_b = (time.process_time(), sum(_cpu_s(p) for p in workers))
+        per: list[dict[str, float]] = []
+        lat: list[float] = []
+        for s in ids:
+            d = {k: b[s][k] - a[s][k] for k in a[s]}
+            produced = d["in"] + d["overrun"]
+            per.append(
+                {
+                    "input_fps": produced / dt,
+                    "output_fps": d["recv"] / dt,
+                    "drop_rate": max(0.0, 1.0 - d["recv"] / produced) if produced else 1.0,
+                    "detections_per_s": d["det"] / dt,
+                }
+            )
+            lat += [r - c for r, c in self.samples[s] if w0 <= r <= w1]
+        n = len(ids)
+        stage_ms = {}
+        for s in stages:
+            cnt = st_b[s][1] - st_a[s][1]
+            stage_ms[s] = round(1000 * (st_b[s][0] - st_a[s][0]) / cnt, 2) if cnt else None
+        return {
+            "streams": n,
+            "seconds": round(dt, 2),
+            "input_fps": round(sum(p["input_fps"] for p in per) / n, 2),
+            "output_fps": round(sum(p["output_fps"] for p in per) / n, 2),
+            "output_fps_min": round(min(p["output_fps"] for p in per), 2),
+            "output_fps_total": round(sum(p["output_fps"] for p in per), 2),
+            "drop_rate": round(sum(p["drop_rate"] for p in per) / n, 4),
+            "detections_per_s": round(sum(p["detections_per_s"] for p in per) / n, 3),
+            "latency_s": percentiles(lat),
+            "latency_samples": [round(x, 4) for x in lat],
+            "frames_measured": len(lat),
+            "detection_age_s": percentiles(ages),
+            "detection_age_samples": [round(x, 3) for x in ages],
+            "stage_ms_per_call": stage_ms,
+            # 100 = one core busy: the service process (event loop, sources, render threads, and the
+            # benchmark's own MJPEG clients) and the inference workers
+            "cpu_service_pct": round(100 * (cpu_b[0] - cpu_a[0]) / dt, 1),
+            "cpu_workers_pct": round(100 * (cpu_b[1] - cpu_a[1]) / dt, 1),
+        }
+
+
+def realtime(r: dict[str, Any], fps: float, p95_limit: float = 0.5) -> bool:
+    """Keeps real time: >= 95% of the source frame rate out, and p95 latency under the limit."""
+    p95 = r["latency_s"]["p95"]
+    return r["output_fps_min"] >= 0.95 * fps and p95 is not None and p95 <= p95_limit
+
+
+async def run(
+    seconds: float,
+    warmup: float,
+    detector: str,
+    video: Path,
+    max_batch: int,
+    streams: int = 1,
+    workers: int = 1,
+    classifiers: list[ClassifierConfig] | None = None,
+) -> dict[str, Any]:
+    async with Service(detector, max_batch, workers, classifiers) as svc:
+        await svc.add_streams(video, streams)
+        progress("waiting for the first detections ...")
+        await svc.wait_detections()
+        await asyncio.sleep(warmup)
+        r = await svc.measure(seconds)
+    return {"detector": detector, "video": video.name, "max_batch": max_batch, "workers": workers, **r}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -129,30 +260,32 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--warmup", type=float, default=8.0)
     ap.add_argument("--detector", choices=["dlib", "mmod"], default="dlib")
     ap.add_argument("--max-batch", type=int, default=4)
+    ap.add_argument("--streams", type=int, default=1)
     ap.add_argument("--video", type=Path, default=DEMO_VIDEO)
     ap.add_argument("--out", type=Path, default=None, help="results folder (default benchmarks/results)")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
-    result = asyncio.run(run(args.seconds, args.warmup, args.detector, args.video, args.max_batch))
+    result = asyncio.run(
+        run(args.seconds, args.warmup, args.detector, args.video, args.max_batch, args.streams)
+    )
     data = {"benchmark": "live", "machine": machine_info(), "results": [result]}
-    row = {**result, **{f"latency {k}": v for k, v in result["latency_s"].items()}}  # type: ignore[dict-item]
-    md = (
-        f"# Live service benchmark ({machine_tag()})\n\n`python -m benchmarks.live --detector "
-        f"{args.detector} --seconds {args.seconds:.0f}`\n\n"
-        + markdown_table(
-            [row],
-            [
-                "detector",
-                "input_fps",
-                "output_fps",
-                "source_overrun_per_s",
-                "detections_per_s",
-                "latency p50",
-                "latency p95",
-                "latency p99",
-                "frames_measured",
-            ],
-        )
+    row = {**result, **{f"latency {k}": v for k, v in result["latency_s"].items()}}
+    cmd = " ".join(sys.argv[1:] if argv is None else argv)
+    md = f"# Live service benchmark ({machine_tag()})\n\n`python -m benchmarks.live {cmd}`\n\n"
+    md += markdown_table(
+        [row],
+        [
+            "detector",
+            "streams",
+            "input_fps",
+            "output_fps",
+            "drop_rate",
+            "detections_per_s",
+            "latency p50",
+            "latency p95",
+            "latency p99",
+            "frames_measured",
+        ],
     )
     js, mdp = write(f"live-{args.detector}-{machine_tag()}", data, md, args.out)
     print(md)

@@ -1,0 +1,108 @@
+"""Scenario 1: the tutorial-style sequential loop against the streamer service, same models and video.
+
+The loop: read a frame, detect with the detector, classify each face one at a time
+with each classifier, draw, "show" (JPEG-encode: there is no display here). Its
+source is a virtual live camera paced at the file's frame rate: when the loop asks
+for a frame it gets the newest one (capture time = start + index / fps); the
+frames that went by meanwhile are dropped, as with a real camera. Latency is
+capture to shown.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+import cv2
+
+from benchmarks import live
+from benchmarks.common import Options, classifier_configs, progress, video_fps
+from benchmarks.report import percentiles
+from streamer.classify import Classifier
+from streamer.detect import make_detector
+from streamer.outputs.mjpeg import encode_jpeg
+from streamer.overlay import draw_faces
+from streamer.types import Face
+
+
+def sequential_loop(opts: Options, seconds: float) -> dict[str, Any]:
+    detector = make_detector(opts.detector)
+    classifiers = [Classifier(c.name, c.model, c.threshold) for c in classifier_configs(opts)]
+    fps = video_fps(opts.video)
+    cap = cv2.VideoCapture(str(opts.video))
+    ok, bgr = cap.read()  # warm the models on the first frame
+    faces_warm = detector.detect([bgr[:, :, ::-1].copy()])
+    for clf in classifiers:
+        clf.predict_proba(clf.crops(bgr[:, :, ::-1].copy(), faces_warm[0][:1] or []) or [])
+    pos, shown, lat, n_faces = 1, 0, [], 0
+    t0 = time.time()
+    while time.time() - t0 < seconds:
+        newest = int((time.time() - t0) * fps) + 1  # frames the camera has produced so far
+        while pos < newest:  # skip to the newest frame (frames that went by are dropped)
+            ok = cap.grab()
+            if not ok:
+                cap.release()
+                cap = cv2.VideoCapture(str(opts.video))
+                ok = cap.grab()
+            pos += 1
+        captured = t0 + (pos - 1) / fps
+        ok, bgr = cap.retrieve()
+        rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+        boxes = detector.detect([rgb])[0]
+        faces = []
+        for b in boxes:
+            labels = []
+            for clf in classifiers:  # one face, one classifier at a time
+                labels.append(clf.to_labels(clf.predict_proba(clf.crops(rgb, [b])))[0])
+            faces.append(Face(b, tuple(labels)))
+        encode_jpeg(draw_faces(rgb, faces), 80)  # "show"
+        lat.append(time.time() - captured)
+        shown += 1
+        n_faces += len(faces)
+        progress(f"baseline: {shown} frames shown in {time.time() - t0:.0f}/{seconds:.0f} s", end="\r")
+    dt = time.time() - t0
+    produced = int(dt * fps)
+    progress(f"baseline: {shown} frames shown in {dt:.0f} s")
+    return {
+        "seconds": round(dt, 2),
+        "input_fps": round(fps, 2),
+        "output_fps": round(shown / dt, 3),
+        "drop_rate": round(1.0 - shown / max(1, produced), 4),
+        "detections_per_s": round(shown / dt, 3),
+        "faces": n_faces,
+        "latency_s": percentiles(lat),
+        "latency_samples": [round(x, 4) for x in lat],
+        "frames_measured": shown,
+    }
+
+
+def run(opts: Options) -> dict[str, Any]:
+    seconds = max(3.0, 1.5 * opts.seconds) if opts.quick else max(20.0, opts.seconds)
+    progress(f"baseline: sequential loop for {seconds:.0f} s ({opts.detector})")
+    base = sequential_loop(opts, seconds)
+    progress("baseline: the service on the same video")
+    svc = asyncio.run(
+        live.run(
+            opts.seconds,
+            opts.warmup,
+            opts.detector,
+            opts.video,
+            opts.max_batch,
+            workers=opts.workers,
+            classifiers=classifier_configs(opts),
+        )
+    )
+    ratio = svc["output_fps"] / base["output_fps"] if base["output_fps"] else None
+    return {
+        "detector": opts.detector,
+        "video": opts.video.name,
+        "baseline": base,
+        "service": svc,
+        "output_fps_ratio": round(ratio, 1) if ratio else None,
+        "p95_latency_ratio": (
+            round(base["latency_s"]["p95"] / svc["latency_s"]["p95"], 2)
+            if svc["latency_s"]["p95"] and base["latency_s"]["p95"]
+            else None
+        ),
+    }
