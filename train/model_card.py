@@ -72,8 +72,12 @@ def write_card(
         "`streamer.crop.crop_face` (margin 0.25, square, resized) — the same code path as live.",
         f"- Faces not found: {m['n_no_face']} of {m['n_images']} images had no detected face; "
         f"{m['n_no_face_train_val']} of them fell in training/validation and were "
-        f"{'left out of the training set (kept in validation, where they are classified whole)' if m['no_face_policy'] == 'skip' else 'trained on whole'}; "
-        "in evaluation such images are classified whole and counted (`n_no_face`).",
+        + (
+            "left out of the training set (those in validation are classified whole there); "
+            if m["no_face_policy"] == "skip"
+            else "trained on whole; "
+        )
+        + "in evaluation such images are classified whole and counted (`n_no_face`).",
         "",
         "## Data and split",
         "",
