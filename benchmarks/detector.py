@@ -23,6 +23,8 @@ from pathlib import Path
 
 import numpy as np
 
+from benchmarks.machine import cpu_model
+
 SIZES = ((320, 240), (640, 480), (1280, 720))
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -30,16 +32,6 @@ ROOT = Path(__file__).resolve().parents[1]
 def shared_dir() -> Path:
     here = ROOT.parent / "shared"
     return here if here.is_dir() else Path(os.environ.get("STREAMER_SHARED", str(here)))
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def machine_info() -> dict[str, object]:
