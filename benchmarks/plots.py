@@ -24,12 +24,7 @@ def fps_vs_streams(sweeps: dict[str, Any], path: Path, title: str) -> Path:
     ax.set_xticks(n, [str(x) for x in n])
     ax.set_xlabel("concurrent streams")
     ax.set_ylabel("frames per second")
-    ax.set_title(title, fontsize=9)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _finish(fig, ax, path, title)
 
 
 def latency_cdf(series: dict[str, list[float]], path: Path, title: str) -> Path:
@@ -44,12 +39,7 @@ def latency_cdf(series: dict[str, list[float]], path: Path, title: str) -> Path:
     ax.set_ylabel("fraction of frames")
     for p in (0.5, 0.95, 0.99):
         ax.axhline(p, color="grey", lw=0.5)
-    ax.set_title(title, fontsize=9)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _finish(fig, ax, path, title)
 
 
 def stage_breakdown(stages: dict[str, Any], path: Path, title: str) -> Path:
@@ -69,6 +59,16 @@ def stage_breakdown(stages: dict[str, Any], path: Path, title: str) -> Path:
     ax.set_xlabel("ms per frame (log scale)")
     ax.invert_yaxis()
     ax.set_title(title, fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def _finish(fig, ax, path: Path, title: str) -> Path:
+    """Title, legend, layout, write the PNG, free the figure."""
+    ax.set_title(title, fontsize=9)
+    ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
