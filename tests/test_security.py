@@ -131,5 +131,9 @@ async def test_camera_credentials_never_leak_and_big_frames_are_refused(
     assert secret not in caplog.text and "admin" not in caplog.text
     assert "rtsp://***@127.0.0.1:9/live" in texts[0]
     assert "exceed max_frame_side 320" in streams["big"].source.state.error
-    assert metric(app, "streamer_frames_dropped_total", stream="big", reason="too_large") > 30
+    await wait_for(
+        lambda: metric(app, "streamer_frames_dropped_total", stream="big", reason="too_large") > 30,
+        30,
+        "every too-large frame to be counted as dropped",
+    )
     assert metric(app, "streamer_frames_in_total", stream="big") == 0

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import time
+import weakref
 
 import numpy as np
 import pytest
@@ -100,6 +102,30 @@ async def test_batcher_keeps_one_frame_in_flight_per_stream_and_respects_max_bat
     assert pool.batches[0] == [1, 2]
     assert all(len(x) <= 2 for x in pool.batches)
     assert sorted(v for x in pool.batches for v in x) == [1, 2, 3, 5]
+
+
+async def test_batcher_lets_go_of_a_batch_once_it_is_answered() -> None:
+    """The last peer leaves: its frame and stream must not stay alive waiting for a next batch."""
+    b = DetectionBatcher(FakePool(delay=0.01), Metrics(), max_batch=2, max_wait_s=0.01)  # type: ignore[arg-type]
+    b.start()
+    try:
+        f = frame("a", 1, 1)
+        answered = asyncio.Event()
+
+        class Callback:
+            def __call__(self, d) -> None:
+                answered.set()
+
+        callback = Callback()
+        image, cb = weakref.ref(f.image), weakref.ref(callback)
+        b.submit(f, callback)
+        del f, callback
+        await asyncio.wait_for(answered.wait(), 5)
+        await asyncio.sleep(0.05)
+        gc.collect()
+        assert image() is None and cb() is None, gc.get_referrers(image() if image() is not None else cb())
+    finally:
+        await b.stop()
 
 
 async def test_hub_slow_consumer_skips_to_newest_and_counts() -> None:

@@ -80,6 +80,9 @@ class DetectionBatcher:
                 self._slots.release()
                 raise
             task = asyncio.create_task(self._process(batch))
+            # the task owns the batch now: kept here, it would keep the frames and streams of a
+            # departed peer alive until the next batch, which may never come
+            del batch
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
 
