@@ -41,7 +41,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     )
     ap.add_argument("--quick", action="store_true", help="short runs and fewer sweep points (under 2 min)")
     ap.add_argument("--scenarios", default=",".join(SCENARIOS), help="comma-separated subset")
-    ap.add_argument("--detector", choices=["dlib", "mmod"], default="dlib")
+    ap.add_argument("--detector", choices=["dlib", "mmod"], default="mmod", help="default: the service's")
     ap.add_argument("--video", type=Path, default=None, help="default: the bundled demo clip")
     ap.add_argument(
         "--resolution", default=None, help="scale the video first: 240p..1080p or WxH (e.g. 640x480)"
@@ -51,6 +51,9 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--warmup", type=float, default=None, help="settle time before each live measurement")
     ap.add_argument("--max-batch", type=int, default=4)
     ap.add_argument("--workers", type=int, default=1, help="inference worker processes")
+    ap.add_argument(
+        "--worker-nice", type=int, default=10, help="workers' CPU niceness (pipeline.worker_nice; 0 = same)"
+    )
     ap.add_argument("--max-streams", type=int, default=32, help="stop the streams sweep here")
     ap.add_argument("--latency-limit", type=float, default=0.15, help="p95 (s) for 'keeps real time'")
     ap.add_argument("--stage-frames", type=int, default=None, help="frames for the stage breakdown")
@@ -77,6 +80,7 @@ def main(argv: list[str] | None = None) -> int:
         detector=args.detector,
         max_batch=args.max_batch,
         workers=args.workers,
+        worker_nice=args.worker_nice,
         max_streams=args.max_streams,
     )
     if args.video:
@@ -99,6 +103,7 @@ def main(argv: list[str] | None = None) -> int:
             "video": opts.video.name,
             "max_batch": opts.max_batch,
             "workers": opts.workers,
+            "worker_nice": opts.worker_nice,
             "seconds": opts.seconds,
             "warmup": opts.warmup,
             "max_streams": opts.max_streams,

@@ -91,6 +91,7 @@ def run(opts: Options) -> dict[str, Any]:
             opts.max_batch,
             workers=opts.workers,
             classifiers=classifier_configs(opts),
+            worker_nice=opts.worker_nice,
         )
     )
     ratio = svc["output_fps"] / base["output_fps"] if base["output_fps"] else None

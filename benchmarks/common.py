@@ -30,10 +30,11 @@ class Options:
     """What every scenario reads; ``quick`` shortens everything."""
 
     quick: bool = False
-    detector: str = "dlib"
+    detector: str = "mmod"
     video: Path = DEMO_VIDEO
     max_batch: int = 4
     workers: int = 1
+    worker_nice: int = 10
     seconds: float = 20.0  # measuring window of a live run
     warmup: float = 6.0  # after the first detection, before measuring
     max_streams: int = 16

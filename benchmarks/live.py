@@ -23,7 +23,7 @@ from typing import Any
 
 from aiohttp import ClientSession, web
 
-from benchmarks.common import progress
+from benchmarks.common import Options, classifier_configs, progress
 from benchmarks.machine import machine_info, machine_tag
 from benchmarks.report import markdown_table, percentiles, write
 from streamer.config import DEMO_VIDEO, ClassifierConfig, SourceConfig, load_config
@@ -73,15 +73,21 @@ class Service:
 
     def __init__(
         self,
-        detector: str = "dlib",
+        detector: str = "mmod",
         max_batch: int = 4,
         workers: int = 1,
         classifiers: list[ClassifierConfig] | None = None,
+        worker_nice: int = 10,
     ) -> None:
         self.config = load_config(
             None,
             {
-                "pipeline": {"detector": detector, "max_batch": max_batch, "workers": workers},
+                "pipeline": {
+                    "detector": detector,
+                    "max_batch": max_batch,
+                    "workers": workers,
+                    "worker_nice": worker_nice,
+                },
                 "classifiers": [c.model_dump() for c in classifiers or []],
                 "demo": {"enabled": False},
                 "output": {"mjpeg_max_fps": 240.0},
@@ -244,29 +250,50 @@ async def run(
     streams: int = 1,
     workers: int = 1,
     classifiers: list[ClassifierConfig] | None = None,
+    worker_nice: int = 10,
 ) -> dict[str, Any]:
-    async with Service(detector, max_batch, workers, classifiers) as svc:
+    async with Service(detector, max_batch, workers, classifiers, worker_nice) as svc:
         await svc.add_streams(video, streams)
         progress("waiting for the first detections ...")
         await svc.wait_detections()
         await asyncio.sleep(warmup)
         r = await svc.measure(seconds)
-    return {"detector": detector, "video": video.name, "max_batch": max_batch, "workers": workers, **r}
+    return {
+        "detector": detector,
+        "video": video.name,
+        "max_batch": max_batch,
+        "workers": workers,
+        "worker_nice": worker_nice,
+        **r,
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--seconds", type=float, default=30.0)
     ap.add_argument("--warmup", type=float, default=8.0)
-    ap.add_argument("--detector", choices=["dlib", "mmod"], default="dlib")
+    ap.add_argument("--detector", choices=["dlib", "mmod"], default="mmod")
+    ap.add_argument(
+        "--worker-nice", type=int, default=10, help="workers' CPU niceness (pipeline.worker_nice)"
+    )
     ap.add_argument("--max-batch", type=int, default=4)
     ap.add_argument("--streams", type=int, default=1)
     ap.add_argument("--video", type=Path, default=DEMO_VIDEO)
     ap.add_argument("--out", type=Path, default=None, help="results folder (default benchmarks/results)")
+    ap.add_argument("--name", default=None, help="results file stem (default live-<detector>-<machine>)")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     result = asyncio.run(
-        run(args.seconds, args.warmup, args.detector, args.video, args.max_batch, args.streams)
+        run(
+            args.seconds,
+            args.warmup,
+            args.detector,
+            args.video,
+            args.max_batch,
+            args.streams,
+            classifiers=classifier_configs(Options()),
+            worker_nice=args.worker_nice,
+        )
     )
     data = {"benchmark": "live", "machine": machine_info(), "results": [result]}
     row = {**result, **{f"latency {k}": v for k, v in result["latency_s"].items()}}
@@ -276,6 +303,7 @@ def main(argv: list[str] | None = None) -> int:
         [row],
         [
             "detector",
+            "worker_nice",
             "streams",
             "input_fps",
             "output_fps",
@@ -287,7 +315,7 @@ def main(argv: list[str] | None = None) -> int:
             "frames_measured",
         ],
     )
-    js, mdp = write(f"live-{args.detector}-{machine_tag()}", data, md, args.out)
+    js, mdp = write(args.name or f"live-{args.detector}-{machine_tag()}", data, md, args.out)
     print(md)
     print(f"wrote {js} and {mdp}", file=sys.stderr)
     return 0

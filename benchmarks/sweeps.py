@@ -30,7 +30,9 @@ async def _sweeps(opts: Options, latency_limit: float) -> dict[str, Any]:
     fps = video_fps(opts.video)
     secs, settle = opts.seconds, opts.warmup
     out: dict[str, Any] = {"latency_limit_s": latency_limit, "source_fps": round(fps, 2)}
-    async with live.Service(opts.detector, opts.max_batch, opts.workers, classifier_configs(opts)) as svc:
+    async with live.Service(
+        opts.detector, opts.max_batch, opts.workers, classifier_configs(opts), opts.worker_nice
+    ) as svc:
         # concurrent streams
         rows, n = [], 1
         while n <= (min(2, opts.max_streams) if opts.quick else opts.max_streams):
@@ -101,7 +103,9 @@ async def _detectors(opts: Options, one_stream: dict[str, Any]) -> list[dict[str
             progress(f"detector {det}: skipped, {why}")
             rows.append({"detector": det, "skipped": why})
             continue
-        async with live.Service(det, opts.max_batch, opts.workers, classifier_configs(opts)) as svc:
+        async with live.Service(
+            det, opts.max_batch, opts.workers, classifier_configs(opts), opts.worker_nice
+        ) as svc:
             await svc.add_streams(opts.video, 1)
             await svc.wait_detections()
             await asyncio.sleep(opts.warmup)

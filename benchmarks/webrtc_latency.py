@@ -82,7 +82,9 @@ async def _run(opts: Options) -> dict[str, Any]:
     fps = video_fps(opts.video)
     frames = read_frames(opts.video, 90, start=150)
     seconds = opts.seconds
-    async with live.Service(opts.detector, opts.max_batch, opts.workers, classifier_configs(opts)) as svc:
+    async with live.Service(
+        opts.detector, opts.max_batch, opts.workers, classifier_configs(opts), opts.worker_nice
+    ) as svc:
         pc = RTCPeerConnection()
         track = StampedTrack(frames, fps)
         pc.addTrack(track)

@@ -79,6 +79,9 @@ class PipelineConfig(Strict):
     max_batch: int = Field(4, ge=1, le=256, description="frames per detector batch, across streams")
     max_wait_ms: float = Field(10.0, ge=0, le=1000, description="how long a batch waits to fill")
     workers: int = Field(1, ge=1, le=16, description="inference worker processes")
+    worker_nice: int = Field(
+        10, ge=0, le=19, description="CPU niceness of the workers: on a full CPU the display path comes first"
+    )
     render_threads: int = Field(2, ge=1, le=32)
 
     @field_validator("detector")

@@ -107,6 +107,9 @@ async def test_killed_worker_is_restarted_and_streams_keep_flowing(make_app) -> 
     pipeline = app[PIPELINE]
     await wait_for(lambda: all(pipeline.streams[s].detections is not None for s in "ab"), 60, "detections")
     (pid,) = pipeline.pool.worker_pids()
+    # the worker runs below the service's CPU priority (pipeline.worker_nice, default 10)
+    expected_nice = min(19, os.getpriority(os.PRIO_PROCESS, 0) + 10)
+    assert os.getpriority(os.PRIO_PROCESS, pid) == expected_nice
     os.kill(pid, signal.SIGKILL)
     before = {s: metric(app, "streamer_detections_total", stream=s) for s in "ab"}
     out_before = metric(app, "streamer_frames_out_total", stream="a")
@@ -117,6 +120,7 @@ async def test_killed_worker_is_restarted_and_streams_keep_flowing(make_app) -> 
         "detections from the new worker",
     )
     assert pipeline.pool.worker_pids() and pipeline.pool.worker_pids() != [pid]
+    assert all(os.getpriority(os.PRIO_PROCESS, p) == expected_nice for p in pipeline.pool.worker_pids())
     assert metric(app, "streamer_errors_total", kind="worker_died") == 1
     assert metric(app, "streamer_frames_out_total", stream="a") > out_before + 30  # display never stopped
     assert (await (await client.get("/healthz")).json())["worker_restarts"] == 1

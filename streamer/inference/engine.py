@@ -59,6 +59,7 @@ class EngineSpec:
     detect_max_side: int = 640
     classifiers: tuple[ClassifierConfig, ...] = ()
     threads: int = 0  # 0 = let the framework decide
+    nice: int = 0  # added to the worker process's niceness (lower CPU priority)
 
 
 @dataclass

@@ -29,6 +29,13 @@ def _init_worker(spec: EngineSpec) -> None:
     global _engine
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     logging.basicConfig(level=logging.WARNING)
+    if spec.nice:
+        # model work is best effort (the newest frame wins); decoding, drawing and sending the
+        # video in the service process must not wait for it when the CPU is full
+        try:
+            os.nice(spec.nice)
+        except OSError as e:
+            log.warning("could not lower the worker's CPU priority: %s", e)
     _engine = Engine(spec)
 
 

@@ -52,6 +52,7 @@ class Pipeline:
             upsample=p.upsample,
             detect_max_side=p.detect_max_side,
             classifiers=tuple(usable_classifiers(config.classifiers, metrics)),
+            nice=p.worker_nice,
         )
         self.pool = WorkerPool(
             self.spec, p.workers, on_restart=lambda: metrics.errors.labels("worker_died").inc()
