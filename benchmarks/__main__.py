@@ -165,6 +165,10 @@ def make_plots(data: dict[str, Any], out: Path, name: str, tag: str) -> list[str
     series: dict[str, list[float]] = {}
     if "baseline" in sc:
         series["sequential loop: capture to shown"] = sc["baseline"]["baseline"]["latency_samples"]
+        if sc["baseline"].get("tutorial"):
+            series["tutorial's loop (dlib-bin): capture to shown"] = sc["baseline"]["tutorial"][
+                "latency_samples"
+            ]
         series["service, MJPEG: capture to receive"] = sc["baseline"]["service"]["latency_samples"]
         series["service: age of the boxes drawn"] = sc["baseline"]["service"]["detection_age_samples"]
     if "webrtc" in sc:

@@ -91,6 +91,8 @@ class Service:
                 "classifiers": [c.model_dump() for c in classifiers or []],
                 "demo": {"enabled": False},
                 "output": {"mjpeg_max_fps": 240.0},
+                # the sweep finds where the machine stops keeping up, not where the default limit is
+                "server": {"max_streams": 1024, "max_peers": 1024},
             },
             environ={},
         )

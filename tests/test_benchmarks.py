@@ -58,6 +58,9 @@ def test_tiny_full_run_writes_well_formed_results(tmp_path: Path, shared: Path) 
         assert set(side["latency_s"]) == {"p50", "p95", "p99"}
     assert b["service"]["output_fps"] > 0 and b["baseline"]["output_fps"] > 0
     assert b["output_fps_ratio"] > 0
+    # the service runs the port by default: the tutorial's own loop (dlib-bin) is measured beside it
+    assert b["detector"] == "mmod" and b["tutorial"]["detector"] == "dlib"
+    assert b["tutorial"]["output_fps"] > 0 and b["tutorial_output_fps_ratio"] > 0
 
     st = sc["stages"]
     assert set(st["ms_per_frame"]) == {"decode", "detect", "classify", "overlay", "encode"}

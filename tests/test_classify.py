@@ -1,0 +1,37 @@
+"""The shipped classifiers: batched, padded and chunked calls give each face its own answer."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+
+from streamer.classify.classifier import Classifier
+from tests.conftest import ROOT, SHARED
+
+CELEBA = SHARED / "data" / "celeba"
+
+
+@pytest.fixture(scope="module")
+def faces() -> list[np.ndarray]:
+    names = [r.split()[0] for r in (CELEBA / "list_attr_celeba.txt").read_text().splitlines()[2:9]]
+    return [cv2.imread(str(CELEBA / "images" / n))[:, :, ::-1] for n in names]
+
+
+@pytest.mark.parametrize("name", ["gender", "beard"])
+def test_batches_answer_as_single_faces(name: str, faces: list[np.ndarray]) -> None:
+    path = ROOT / "models" / f"{name}.keras"
+    if not path.exists() or not CELEBA.exists():
+        pytest.skip("models/ or ../shared CelebA missing")
+    clf = Classifier(name, path, max_batch=4)  # 7 faces: chunks of 4 and 3, the 3 padded to 4
+    h, w = clf.meta.input_size
+    crops = np.stack([cv2.resize(f, (w, h), interpolation=cv2.INTER_AREA) for f in faces])
+    one_by_one = np.concatenate(
+        [np.asarray(clf.model(crop[None].astype(np.float32), training=False)) for crop in crops]
+    )
+    if one_by_one.shape[1] == 1:
+        one_by_one = np.concatenate([1 - one_by_one, one_by_one], axis=1)
+    for n in (1, 3, 7):
+        np.testing.assert_allclose(clf.predict_proba(crops[:n]), one_by_one[:n], atol=1e-4)
+    # the answers differ between faces: nothing of one face leaks into another's
+    assert np.ptp(one_by_one[:, 0]) > 0.05
