@@ -104,6 +104,25 @@ async def test_batcher_keeps_one_frame_in_flight_per_stream_and_respects_max_bat
     assert sorted(v for x in pool.batches for v in x) == [1, 2, 3, 5]
 
 
+async def test_batcher_serves_every_stream_in_turn() -> None:
+    """8 cameras, batches of 4: the same early cameras must not win every batch (their frames are
+    always a moment older), or the late cameras' boxes are never refreshed."""
+    pool = FakePool(delay=0.035)  # about one batch per round: half the cameras wait each time
+    b = DetectionBatcher(pool, Metrics(), max_batch=4, max_wait_s=0.005)  # type: ignore[arg-type]
+    got: dict[str, int] = {}
+    b.start()
+    try:
+        for k in range(12):  # each round every camera offers a newer frame, always in the same order
+            for i in range(8):
+                b.submit(frame(f"s{i}", k, i), lambda d: got.__setitem__(d.stream, got.get(d.stream, 0) + 1))
+                await asyncio.sleep(0.001)
+            await asyncio.sleep(0.03)
+    finally:
+        await b.stop()
+    assert len(got) == 8, got
+    assert max(got.values()) - min(got.values()) <= 2, got
+
+
 async def test_batcher_lets_go_of_a_batch_once_it_is_answered() -> None:
     """The last peer leaves: its frame and stream must not stay alive waiting for a next batch."""
     b = DetectionBatcher(FakePool(delay=0.01), Metrics(), max_batch=2, max_wait_s=0.01)  # type: ignore[arg-type]

@@ -4,6 +4,8 @@ Each stream has at most one frame waiting and one in flight. A batch goes out
 when ``max_batch`` frames wait, when every stream with work has a frame
 waiting, or ``max_wait`` after the first frame arrived, whichever is first.
 A dead camera never holds a batch back: only streams with a waiting frame count.
+When more streams wait than a batch holds, the ones served longest ago go first,
+so every stream's boxes are refreshed in turn (round robin), none starves.
 """
 
 from __future__ import annotations
@@ -39,11 +41,13 @@ class DetectionBatcher:
         self.max_wait_s = max_wait_s
         self._pending: dict[str, tuple[Frame, ResultCallback]] = {}
         self._in_flight: set[str] = set()
+        self._served: dict[str, int] = {}  # stream -> number of the batch that last took its frame
         self._wake = asyncio.Event()
         self._slots = asyncio.Semaphore(concurrency)
         self._tasks: set[asyncio.Task[None]] = set()
         self._runner: asyncio.Task[None] | None = None
         self.batches = 0
+        self._dispatched = 0
         # Streams expected to send frames soon (live, not in flight): a batch waits for them.
         self.active_streams: Callable[[], set[str]] = active_streams or set
 
@@ -57,6 +61,7 @@ class DetectionBatcher:
 
     def forget(self, stream: str) -> None:
         self._pending.pop(stream, None)
+        self._served.pop(stream, None)
         self.metrics.queue_depth.set(len(self._pending))
 
     def _ready(self) -> list[str]:
@@ -100,7 +105,13 @@ class DetectionBatcher:
                 await asyncio.wait_for(self._wake.wait(), max(0.0, deadline - time.monotonic()))
             except TimeoutError:
                 break
-        ready = sorted(self._ready(), key=lambda s: self._pending[s][0].captured_at)[: self.max_batch]
+        # least recently served first (never served: first of all), then the oldest frame
+        ready = sorted(
+            self._ready(), key=lambda s: (self._served.get(s, -1), self._pending[s][0].captured_at)
+        )[: self.max_batch]
+        self._dispatched += 1
+        for s in ready:
+            self._served[s] = self._dispatched
         batch = [self._pending.pop(s) for s in ready]
         self._in_flight.update(ready)
         self.metrics.queue_depth.set(len(self._pending))
