@@ -115,6 +115,8 @@ async def test_mjpeg_metrics_and_health_endpoints(make_app) -> None:
     ):
         assert f"# TYPE streamer_{name.removesuffix('_total')}" in text, name
     assert 'streamer_stream_up{stream="clip"} 1.0' in text
+    assert "process_resident_memory_bytes" in text and "process_start_time_seconds" in text
+    assert "_created" not in text  # one start time for the process, not one per series
     assert metric(app, "streamer_frame_latency_seconds_count", stream="clip") >= 3  # MJPEG sends are timed
 
     r = await client.get("/healthz")
