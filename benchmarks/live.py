@@ -25,7 +25,7 @@ from aiohttp import ClientSession, web
 
 from benchmarks.common import Options, classifier_configs, progress
 from benchmarks.machine import machine_info, machine_tag
-from benchmarks.report import markdown_table, percentiles, write
+from benchmarks.report import LIVE_COLUMNS, markdown_table, percentiles, write
 from streamer.config import DEMO_VIDEO, ClassifierConfig, SourceConfig, load_config
 from streamer.web.app import METRICS, PIPELINE, create_app
 
@@ -301,22 +301,7 @@ def main(argv: list[str] | None = None) -> int:
     row = {**result, **{f"latency {k}": v for k, v in result["latency_s"].items()}}
     cmd = " ".join(sys.argv[1:] if argv is None else argv)
     md = f"# Live service benchmark ({machine_tag()})\n\n`python -m benchmarks.live {cmd}`\n\n"
-    md += markdown_table(
-        [row],
-        [
-            "detector",
-            "worker_nice",
-            "streams",
-            "input_fps",
-            "output_fps",
-            "drop_rate",
-            "detections_per_s",
-            "latency p50",
-            "latency p95",
-            "latency p99",
-            "frames_measured",
-        ],
-    )
+    md += markdown_table([row], ["detector", "worker_nice", "streams", *LIVE_COLUMNS])
     js, mdp = write(args.name or f"live-{args.detector}-{machine_tag()}", data, md, args.out)
     print(md)
     print(f"wrote {js} and {mdp}", file=sys.stderr)

@@ -9,6 +9,17 @@ from pathlib import Path
 import numpy as np
 
 RESULTS = Path(__file__).resolve().parent / "results"
+# the columns of one live measurement (see live.Service.measure), as every table shows them
+LIVE_COLUMNS = (
+    "input_fps",
+    "output_fps",
+    "drop_rate",
+    "detections_per_s",
+    "latency p50",
+    "latency p95",
+    "latency p99",
+    "frames_measured",
+)
 
 
 def percentiles(values: Sequence[float], ps: Sequence[int] = (50, 95, 99)) -> dict[str, float | None]:

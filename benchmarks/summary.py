@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from benchmarks.report import markdown_table
+from benchmarks.report import LIVE_COLUMNS, markdown_table
 
 
 def _ms(v: float | None) -> str:
@@ -92,22 +92,7 @@ def markdown(data: dict[str, Any], tag: str) -> str:
         for name, r in (*loops, (f"service ({b['detector']})", b["service"])):
             rows.append({"": name, **r, **{f"latency {k}": _ms(v) for k, v in r["latency_s"].items()}})
         out.append("\n## 1. Sequential loop vs service (one stream, same models, same video)\n")
-        out.append(
-            markdown_table(
-                rows,
-                [
-                    "",
-                    "input_fps",
-                    "output_fps",
-                    "drop_rate",
-                    "detections_per_s",
-                    "latency p50",
-                    "latency p95",
-                    "latency p99",
-                    "frames_measured",
-                ],
-            )
-        )
+        out.append(markdown_table(rows, ["", *LIVE_COLUMNS]))
         out.append(
             f"\nOutput FPS ratio, service / loop with the same detector: **{b['output_fps_ratio']}x**"
             f" (service / tutorial's loop with dlib-bin: {b['tutorial_output_fps_ratio']}x); "
