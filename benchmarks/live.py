@@ -298,7 +298,13 @@ def main(argv: list[str] | None = None) -> int:
         )
     )
     data = {"benchmark": "live", "machine": machine_info(), "results": [result]}
-    row = {**result, **{f"latency {k}": v for k, v in result["latency_s"].items()}}
+    row = {
+        **result,
+        **{
+            f"latency {k}": None if v is None else f"{1000 * v:.1f} ms"
+            for k, v in result["latency_s"].items()
+        },
+    }
     cmd = " ".join(sys.argv[1:] if argv is None else argv)
     md = f"# Live service benchmark ({machine_tag()})\n\n`python -m benchmarks.live {cmd}`\n\n"
     md += markdown_table([row], ["detector", "worker_nice", "streams", *LIVE_COLUMNS])
