@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 CONFIG ?= config.toml
 
-.PHONY: run test test-fast soak setup system-deps bench bench-quick lint format audit clean
+.PHONY: run test test-fast test-jax soak setup system-deps bench bench-quick lint format audit clean
 
 run: $(STAMP)
 	$(VENV)/bin/streamer serve --config $(CONFIG)
@@ -15,6 +15,11 @@ test: $(STAMP) system-deps
 
 test-fast: $(STAMP)
 	$(PY) -m pytest -m "not slow and not system" $(PYTEST_ARGS)
+
+# The model code on the JAX backend (as on the GPU machine): MMOD parity with dlib, classifiers.
+test-jax: $(STAMP)
+	$(PY) -m pip install --quiet -e '.[dev,jax]'
+	KERAS_BACKEND=jax $(PY) -m pytest -q tests/test_mmod.py tests/test_classify.py $(PYTEST_ARGS)
 
 # Longer load/soak run: many cycles of WebRTC peers and API sources; prints the figures.
 soak: $(STAMP)

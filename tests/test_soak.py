@@ -167,6 +167,9 @@ async def test_soak_cycles_leave_nothing_behind(make_app) -> None:
         return now, objects
 
     after, objects_after = await settled()
+    exported = await (await client.get("/metrics")).text()
+    # departed streams leave no labelled series behind (unbounded label sets are a leak too)
+    gone = sorted({ln.split('stream="')[1].split('"')[0] for ln in exported.splitlines() if 'stream="' in ln})
     report = {
         "cycles": CYCLES,
         "peers_at_once": PEERS + 1,
@@ -179,6 +182,7 @@ async def test_soak_cycles_leave_nothing_behind(make_app) -> None:
         "rss_mb_per_cycle": rss,
     }
     print("\nSOAK " + json.dumps(report))
+    assert gone == ["clip"], [ln for ln in exported.splitlines() if "webrtc-" in ln or "api" in ln][:12]
     for t in STRUCTURE:
         assert report["objects_after"][t.__name__] == objects_before[t.__name__], (t.__name__, report)
     for t in FRAMES:

@@ -123,6 +123,26 @@ async def test_batcher_serves_every_stream_in_turn() -> None:
     assert max(got.values()) - min(got.values()) <= 2, got
 
 
+async def test_batcher_drops_the_answer_for_a_stream_that_left_meanwhile() -> None:
+    m = Metrics()
+    b = DetectionBatcher(FakePool(delay=0.1), m, max_batch=2, max_wait_s=0.001)  # type: ignore[arg-type]
+    got: list[str] = []
+    b.start()
+    try:
+        b.submit(frame("gone", 1, 1), lambda d: got.append(d.stream))
+        b.submit(frame("stays", 1, 2), lambda d: got.append(d.stream))
+        await asyncio.sleep(0.03)  # both in flight now
+        b.forget("gone")
+        m.forget_stream("gone")
+        await asyncio.sleep(0.2)
+    finally:
+        await b.stop()
+    assert got == ["stays"]
+    # no labelled series comes back for the departed stream (label sets must stay bounded)
+    assert "gone" not in m.render().decode()
+    assert m.registry.get_sample_value("streamer_detections_total", {"stream": "stays"}) == 1
+
+
 async def test_batcher_lets_go_of_a_batch_once_it_is_answered() -> None:
     """The last peer leaves: its frame and stream must not stay alive waiting for a next batch."""
     b = DetectionBatcher(FakePool(delay=0.01), Metrics(), max_batch=2, max_wait_s=0.01)  # type: ignore[arg-type]

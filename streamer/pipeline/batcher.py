@@ -42,6 +42,7 @@ class DetectionBatcher:
         self._pending: dict[str, tuple[Frame, ResultCallback]] = {}
         self._in_flight: set[str] = set()
         self._served: dict[str, int] = {}  # stream -> number of the batch that last took its frame
+        self._gone: set[str] = set()  # forgotten while a frame was in flight: its answer is not wanted
         self._wake = asyncio.Event()
         self._slots = asyncio.Semaphore(concurrency)
         self._tasks: set[asyncio.Task[None]] = set()
@@ -53,6 +54,7 @@ class DetectionBatcher:
 
     def submit(self, frame: Frame, on_result: ResultCallback) -> None:
         """Offer a frame for detection; a waiting older frame of the same stream is dropped."""
+        self._gone.discard(frame.stream)  # a new stream under a departed one's id
         if frame.stream in self._pending:
             self.metrics.frames_dropped.labels(frame.stream, DROP_DETECT_SKIPPED).inc()
         self._pending[frame.stream] = (frame, on_result)
@@ -60,8 +62,11 @@ class DetectionBatcher:
         self._wake.set()
 
     def forget(self, stream: str) -> None:
+        """The stream is gone: drop its waiting frame, and the answer for its frame in flight."""
         self._pending.pop(stream, None)
         self._served.pop(stream, None)
+        if stream in self._in_flight:
+            self._gone.add(stream)
         self.metrics.queue_depth.set(len(self._pending))
 
     def _ready(self) -> list[str]:
@@ -142,6 +147,8 @@ class DetectionBatcher:
                 if timings.oom_splits:
                     self.metrics.errors.labels("out_of_memory").inc(timings.oom_splits)
             for (frame, callback), result in zip(batch, results, strict=True):
+                if frame.stream in self._gone:  # no metrics series, no callback for a departed stream
+                    continue
                 if result.error is not None:
                     self.metrics.errors.labels("bad_frame").inc()
                     log.warning(
@@ -161,6 +168,7 @@ class DetectionBatcher:
         finally:
             for frame, _ in batch:
                 self._in_flight.discard(frame.stream)
+                self._gone.discard(frame.stream)
             self._slots.release()
             if self._ready():
                 self._wake.set()
