@@ -104,37 +104,67 @@ async def test_batcher_keeps_one_frame_in_flight_per_stream_and_respects_max_bat
     assert sorted(v for x in pool.batches for v in x) == [1, 2, 3, 5]
 
 
+class GatedPool(FakePool):
+    """Answers a batch only when the test opens the gate: batches in flight are under test control."""
+
+    def __init__(self) -> None:
+        super().__init__(delay=0.0)
+        self.gate: asyncio.Queue[None] = asyncio.Queue()
+        self.answered = 0
+
+    async def run(self, images):
+        self.batches.append([int(im[0, 0, 0]) for im in images])
+        await self.gate.get()
+        self.answered += 1
+        faces = (Face(Box(1, 1, 5, 5, 1.0)),)
+        return [FrameResult(faces=faces) for _ in images], BatchTimings(0.0, 0.0, len(images), len(images))
+
+    async def answer_one(self) -> None:
+        """Let one batch through and wait until the batcher has handled its answer."""
+        n = self.answered
+        self.gate.put_nowait(None)
+        while self.answered == n:
+            await asyncio.sleep(0)
+        for _ in range(5):
+            await asyncio.sleep(0)
+
+
+async def wait_batches(pool: FakePool, n: int) -> None:
+    while len(pool.batches) < n:
+        await asyncio.sleep(0)
+
+
 async def test_batcher_serves_every_stream_in_turn() -> None:
     """8 cameras, batches of 4: the same early cameras must not win every batch (their frames are
     always a moment older), or the late cameras' boxes are never refreshed."""
-    pool = FakePool(delay=0.035)  # about one batch per round: half the cameras wait each time
-    b = DetectionBatcher(pool, Metrics(), max_batch=4, max_wait_s=0.005)  # type: ignore[arg-type]
+    pool = GatedPool()
+    b = DetectionBatcher(pool, Metrics(), max_batch=4, max_wait_s=1.0)  # type: ignore[arg-type]
     got: dict[str, int] = {}
     b.start()
     try:
         for k in range(12):  # each round every camera offers a newer frame, always in the same order
             for i in range(8):
                 b.submit(frame(f"s{i}", k, i), lambda d: got.__setitem__(d.stream, got.get(d.stream, 0) + 1))
-                await asyncio.sleep(0.001)
-            await asyncio.sleep(0.03)
+            await wait_batches(pool, k + 1)  # 8 waiting, 4 taken
+            await pool.answer_one()
     finally:
         await b.stop()
-    assert len(got) == 8, got
-    assert max(got.values()) - min(got.values()) <= 2, got
+    assert got == {f"s{i}": 6 for i in range(8)}
 
 
 async def test_batcher_drops_the_answer_for_a_stream_that_left_meanwhile() -> None:
     m = Metrics()
-    b = DetectionBatcher(FakePool(delay=0.1), m, max_batch=2, max_wait_s=0.001)  # type: ignore[arg-type]
+    pool = GatedPool()
+    b = DetectionBatcher(pool, m, max_batch=2, max_wait_s=1.0)  # type: ignore[arg-type]
     got: list[str] = []
     b.start()
     try:
         b.submit(frame("gone", 1, 1), lambda d: got.append(d.stream))
         b.submit(frame("stays", 1, 2), lambda d: got.append(d.stream))
-        await asyncio.sleep(0.03)  # both in flight now
+        await wait_batches(pool, 1)  # both in flight now
         b.forget("gone")
         m.forget_stream("gone")
-        await asyncio.sleep(0.2)
+        await pool.answer_one()
     finally:
         await b.stop()
     assert got == ["stays"]
@@ -160,7 +190,8 @@ async def test_batcher_lets_go_of_a_batch_once_it_is_answered() -> None:
         b.submit(f, callback)
         del f, callback
         await asyncio.wait_for(answered.wait(), 5)
-        await asyncio.sleep(0.05)
+        while b._tasks:  # the batch's task has finished
+            await asyncio.sleep(0)
         gc.collect()
         assert image() is None and cb() is None, gc.get_referrers(image() if image() is not None else cb())
     finally:
