@@ -8,10 +8,11 @@ from aiohttp import web
 
 from streamer.config import Config
 from streamer.metrics import Metrics
+from streamer.outputs.mjpeg import MjpegOutput
 from streamer.pipeline.manager import Pipeline
 from streamer.web import routes
 from streamer.web.guard import RateLimiter
-from streamer.web.keys import CONFIG, METRICS, OFFER_LIMITER, PEERS, PIPELINE
+from streamer.web.keys import CONFIG, METRICS, MJPEG, OFFER_LIMITER, PEERS, PIPELINE
 from streamer.web.peers import Peers
 
 log = logging.getLogger(__name__)
@@ -27,7 +28,22 @@ def create_app(config: Config, metrics: Metrics | None = None) -> web.Applicatio
     app[CONFIG] = config
     app[METRICS] = metrics
     app[PIPELINE] = Pipeline(config, metrics)
-    app[PEERS] = Peers(config.server.ice_servers, metrics, config.server.max_peers)
+    server, out = config.server, config.output
+    app[PEERS] = Peers(
+        server.ice_servers,
+        metrics,
+        server.max_peers,
+        server.peer_connect_timeout_s,
+        server.max_pending_peers_per_client,
+    )
+    app[MJPEG] = MjpegOutput(
+        metrics,
+        out.jpeg_quality,
+        out.mjpeg_max_fps,
+        out.mjpeg_max_viewers,
+        out.mjpeg_write_timeout_s,
+        app[PIPELINE].render_pool,
+    )
     app[OFFER_LIMITER] = RateLimiter(config.server.offers_per_minute)
     routes.add_routes(app)
     app.on_startup.append(_start)
