@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 
 from aiohttp import web
+from aiohttp.http_exceptions import BadHttpMessage
 
 from streamer.config import Config
 from streamer.metrics import Metrics
@@ -22,8 +23,27 @@ MAX_BODY_BYTES = 256 * 1024
 __all__ = ["CONFIG", "METRICS", "PEERS", "PIPELINE", "create_app"]
 
 
+class MalformedRequestsQuietly(logging.Filter):
+    """aiohttp answers a request it cannot parse (a NUL in a header, a broken request line) with
+    400 but logs it as an ERROR with a traceback; it is bad client input, so one INFO line."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if isinstance(exc, BadHttpMessage):
+            record.levelno, record.levelname = logging.INFO, "INFO"
+            record.msg, record.args = "malformed HTTP request refused (400): %s", (str(exc).splitlines()[0],)
+            record.exc_info, record.exc_text = None, None
+        return True
+
+
+_QUIET = MalformedRequestsQuietly()
+
+
 def create_app(config: Config, metrics: Metrics | None = None) -> web.Application:
     metrics = metrics or Metrics()
+    server_log = logging.getLogger("aiohttp.server")
+    if _QUIET not in server_log.filters:
+        server_log.addFilter(_QUIET)
     app = web.Application(client_max_size=MAX_BODY_BYTES, middlewares=[routes.guard_middleware])
     app[CONFIG] = config
     app[METRICS] = metrics

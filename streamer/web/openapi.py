@@ -56,7 +56,7 @@ SPEC: dict[str, Any] = {
         "/healthz": {
             "get": {
                 "summary": "health",
-                "responses": {"200": _json({"type": "object"}), **_errors(503)},
+                "responses": {"200": _json({"type": "object"}), "503": _json({"type": "object"}, "starting")},
             }
         },
         "/metrics": {"get": {"summary": "Prometheus metrics", "responses": {"200": {"description": "text"}}}},
@@ -124,7 +124,7 @@ SPEC: dict[str, Any] = {
                 "parameters": [
                     {"name": "filename", "in": "path", "required": True, "schema": {"type": "string"}}
                 ],
-                "responses": {"200": {"description": "file"}, **_errors(403, 404)},
+                "responses": {"200": {"description": "file"}, **_errors(404)},
             }
         },
     },
@@ -137,8 +137,6 @@ def routes_of(app: web.Application) -> set[tuple[str, str]]:
     for route in app.router.routes():
         info = route.resource.get_info() if route.resource is not None else {}
         path = info.get("formatter") or info.get("path")
-        if "prefix" in info:  # a static folder
-            path = info["prefix"] + "/{filename}"
         if route.method != "HEAD" and path:
             out.add((route.method, path))
     return out

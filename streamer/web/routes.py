@@ -237,6 +237,15 @@ async def healthz(request: web.Request) -> web.Response:
     return web.json_response(body, status=200 if st is not None else 503)
 
 
+async def static_file(request: web.Request) -> web.StreamResponse:
+    """The page's files; anything else (a missing name, a path outside the folder) is a JSON 404."""
+    name = request.match_info["filename"]
+    path = STATIC / name
+    if "/" in name or "\\" in name or name.startswith(".") or not path.is_file():
+        return json_error(request, 404, "no such file", "not_found")
+    return web.FileResponse(path, headers={"Cache-Control": "no-cache"})
+
+
 def add_routes(app: web.Application) -> None:
     app.router.add_get("/", index)
     app.router.add_post("/offer", offer)
@@ -248,4 +257,4 @@ def add_routes(app: web.Application) -> None:
     app.router.add_get("/metrics", metrics)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/openapi.json", openapi_json)
-    app.router.add_static("/static", STATIC)
+    app.router.add_get("/static/{filename}", static_file)
