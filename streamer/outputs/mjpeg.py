@@ -144,4 +144,9 @@ class MjpegOutput:
             await resp.write_eof()
         except ConnectionError:
             self.metrics.output_disconnects.labels(OUTPUT, "client_gone").inc()
+        except asyncio.CancelledError:
+            # aiohttp cancels the handler when the connection is lost (a reset with a full buffer)
+            if request.transport is None or request.transport.is_closing():
+                self.metrics.output_disconnects.labels(OUTPUT, "client_gone").inc()
+            raise
         return resp
