@@ -5,6 +5,7 @@ from __future__ import annotations
 import hmac
 import time
 from collections import OrderedDict, deque
+from urllib.parse import urlsplit
 
 from aiohttp import web
 
@@ -89,10 +90,9 @@ def cross_site_refusal(request: web.Request) -> tuple[int, str] | None:
     if request.method not in STATE_CHANGING:
         return None
     origin = request.headers.get("Origin")
-    if origin is not None:
-        own = {f"{request.scheme}://{request.host}".lower()}
-        if origin.lower() not in own:
-            return 403, f"cross-origin request refused (Origin {origin[:100]!r} is not this service)"
+    # host and port only: behind a TLS-terminating proxy the page is https and we see http
+    if origin is not None and urlsplit(origin.strip()).netloc.lower() != request.host.lower():
+        return 403, f"cross-origin request refused (Origin {origin[:100]!r} is not this service)"
     if request.method in ("POST", "PUT", "PATCH"):
         ctype = request.headers.get("Content-Type", "").split(";", 1)[0].strip().lower()
         if ctype != "application/json":
