@@ -76,7 +76,7 @@ class Metrics:
         self.mjpeg_viewers = Gauge(P + "mjpeg_viewers", "Open MJPEG viewer connections", registry=r)
         self.output_disconnects = Counter(
             P + "output_disconnects_total",
-            "Clients that left an output: client_gone (normal) or stalled (dropped: socket not drained)",
+            "Clients that left an output, by reason: left (normal) or stalled (dropped, socket not drained)",
             ["output", "reason"],
             registry=r,
         )

@@ -265,7 +265,7 @@ async def test_mjpeg_stalled_slow_and_fast_viewers(make_app, caplog: pytest.LogC
     for s in gone:
         _reset(s)
     await wait_for(lambda: metric(app, "streamer_mjpeg_viewers") == 0, 20, "the gone viewers to leave")
-    assert disconnects("client_gone") + disconnects("stalled") == 4
+    assert disconnects("left") + disconnects("stalled") == 4
     assert metric(app, "streamer_errors_total", kind="http_500") == 0
 
     # stalled, slow and fast viewers together

@@ -143,10 +143,10 @@ class MjpegOutput:
                 sub.sent(item)
             await resp.write_eof()
         except ConnectionError:
-            self.metrics.output_disconnects.labels(OUTPUT, "client_gone").inc()
+            self.metrics.output_disconnects.labels(OUTPUT, "left").inc()
         except asyncio.CancelledError:
             # aiohttp cancels the handler when the connection is lost (a reset with a full buffer)
             if request.transport is None or request.transport.is_closing():
-                self.metrics.output_disconnects.labels(OUTPUT, "client_gone").inc()
+                self.metrics.output_disconnects.labels(OUTPUT, "left").inc()
             raise
         return resp

@@ -55,7 +55,7 @@ async def guard_middleware(request: web.Request, handler):
         return await handler(request)
     except ConnectionError:
         # the client went away mid-answer: normal, counted, no traceback
-        request.app[METRICS].output_disconnects.labels("http", "client_gone").inc()
+        request.app[METRICS].output_disconnects.labels("http", "left").inc()
         return web.Response(status=499)
     except web.HTTPRequestEntityTooLarge:
         return json_error(request, 413, "request body too large", "request_too_large")
