@@ -99,6 +99,7 @@ async def test_fuzzed_api_never_fails_and_leaks_nothing(
         str(tmp_path),
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.STDOUT,
+        cwd=tmp_path,  # its cache folder (.schemathesis/) stays out of the repository
     )
     out, _ = await asyncio.wait_for(proc.communicate(), 240)
     text = out.decode(errors="replace")
