@@ -12,7 +12,7 @@ import random
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 
 import pytest
 from aiohttp import web
@@ -126,7 +126,7 @@ def test_deeply_nested_json_is_a_bad_offer() -> None:
 
 
 @pytest.fixture
-async def guarded() -> Iterator[TestClient]:
+async def guarded() -> AsyncIterator[TestClient]:
     """Only the guard middleware in front of a state-changing route and a read-only one."""
 
     async def handler(request: web.Request) -> web.Response:
