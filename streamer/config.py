@@ -35,6 +35,8 @@ class IceServer(Strict):
 
 
 LOOPBACK = ("127.0.0.1", "::1", "localhost")
+MIN_TOKEN_LEN = 16
+MIN_TOKEN_DISTINCT = 6
 
 
 class ServerConfig(Strict):
@@ -51,6 +53,32 @@ class ServerConfig(Strict):
     max_streams: int = Field(16, ge=1, le=1024, description="sources and browser streams, all together")
     max_peers: int = Field(16, ge=1, le=1024, description="open WebRTC connections")
     offers_per_minute: float = Field(30.0, gt=0, description="WebRTC offers per client address")
+    peer_connect_timeout_s: float = Field(
+        15.0, gt=0, le=600, description="a WebRTC peer whose ICE/DTLS has not completed by then is closed"
+    )
+    max_pending_peers_per_client: int = Field(
+        4, ge=1, le=1024, description="WebRTC peers not yet connected, per client address"
+    )
+    allowed_hosts: list[str] = Field(
+        default_factory=list,
+        description="extra Host header names accepted (loopback names and `host` always are; "
+        "any Host is accepted when bound to 0.0.0.0/:: and this is empty)",
+    )
+
+    @field_validator("api_token")
+    @classmethod
+    def _token_strength(cls, v: str) -> str:
+        if v == "":
+            return v
+        if not v.strip():
+            raise ValueError("api_token is blank (only spaces); leave it unset or use 16+ real characters")
+        if v != v.strip():
+            raise ValueError("api_token has leading or trailing whitespace")
+        if len(v) < MIN_TOKEN_LEN:
+            raise ValueError(f"api_token is too short: use {MIN_TOKEN_LEN} characters or more")
+        if len(set(v)) < MIN_TOKEN_DISTINCT:
+            raise ValueError(f"api_token is too weak: use at least {MIN_TOKEN_DISTINCT} different characters")
+        return v
 
     @field_validator("allowed_schemes")
     @classmethod
@@ -150,6 +178,10 @@ class DemoConfig(Strict):
 class OutputConfig(Strict):
     jpeg_quality: int = Field(80, ge=10, le=100)
     mjpeg_max_fps: float = Field(30.0, gt=0)
+    mjpeg_max_viewers: int = Field(32, ge=1, le=4096, description="MJPEG viewers at once, all streams")
+    mjpeg_write_timeout_s: float = Field(
+        5.0, gt=0, le=600, description="an MJPEG viewer whose socket has not drained by then is dropped"
+    )
 
 
 class Config(Strict):
@@ -183,8 +215,8 @@ def _parse_env_value(raw: str) -> Any:
 def env_overrides(environ: dict[str, str] | None = None) -> dict[str, dict[str, Any]]:
     """STREAMER_<SECTION>_<KEY>=value for the scalar keys of the table sections.
 
-    e.g. STREAMER_SERVER_PORT=9000, STREAMER_PIPELINE_DETECTOR=mmod. Values are
-    read as TOML values when they parse, else as strings.
+    e.g. STREAMER_SERVER_PORT=9000, STREAMER_PIPELINE_DETECTOR=mmod. Text keys take the value as
+    written; other values are read as TOML values when they parse, else as strings.
     """
     environ = dict(os.environ if environ is None else environ)
     out: dict[str, dict[str, Any]] = {}
@@ -195,7 +227,10 @@ def env_overrides(environ: dict[str, str] | None = None) -> dict[str, dict[str, 
         for key in sub.model_fields:
             name = f"STREAMER_{section}_{key}".upper()
             if name in environ:
-                out.setdefault(section, {})[key] = _parse_env_value(environ[name])
+                raw = environ[name]
+                # a text key (a token, a host) is the variable as written: "0123..." stays a string
+                value = raw if sub.model_fields[key].annotation is str else _parse_env_value(raw)
+                out.setdefault(section, {})[key] = value
     return out
 
 

@@ -73,6 +73,13 @@ class Metrics:
             P + "detections_total", "Frames that went through the detector", s, registry=r
         )
         self.peers = Gauge(P + "webrtc_peers", "Open WebRTC peer connections", registry=r)
+        self.mjpeg_viewers = Gauge(P + "mjpeg_viewers", "Open MJPEG viewer connections", registry=r)
+        self.output_disconnects = Counter(
+            P + "output_disconnects_total",
+            "Clients that left an output, by reason: left (normal) or stalled (dropped, socket not drained)",
+            ["output", "reason"],
+            registry=r,
+        )
 
     def forget_stream(self, stream: str) -> None:
         """Remove a deleted stream's labelled series so label sets stay bounded."""

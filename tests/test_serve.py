@@ -92,7 +92,7 @@ def test_shutdown_in_the_middle_of_everything(tmp_path) -> None:
         )
         assert peer.stdout is not None and peer.stdout.readline().startswith("CONNECTED")
         viewer = socket.create_connection(("127.0.0.1", port))
-        viewer.sendall(b"GET /streams/clip/mjpeg HTTP/1.1\r\nHost: x\r\n\r\n")
+        viewer.sendall(b"GET /streams/clip/mjpeg HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
         assert b"multipart/x-mixed-replace" in viewer.recv(65536)
         health = json.loads(_get(f"http://127.0.0.1:{port}/healthz"))
         assert health["peers"] == 1 and health["streams"] == 3

@@ -2,19 +2,14 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Protocol
 
+from streamer.redact import redact_text, redact_url
 from streamer.types import Frame
 
-_USERINFO = re.compile(r"^(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)(?P<userinfo>[^@/]*@)")
-
-
-def redact_url(url: str) -> str:
-    """``rtsp://user:pass@host/x`` -> ``rtsp://***@host/x``: never log or show camera credentials."""
-    return _USERINFO.sub(lambda m: m.group("scheme") + "***@", url)
+__all__ = ["Source", "SourceState", "redact_text", "redact_url"]
 
 
 @dataclass

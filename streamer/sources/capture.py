@@ -23,10 +23,17 @@ import cv2
 from streamer.config import SourceConfig, SourcesDefaults
 from streamer.metrics import DROP_CORRUPT, DROP_SOURCE_OVERRUN, DROP_TOO_LARGE, Metrics
 from streamer.pipeline.slot import LatestSlot
-from streamer.sources.base import SourceState, redact_url
+from streamer.sources.base import SourceState, redact_text, redact_url
+from streamer.sources.probe import probe
 from streamer.types import Frame
 
 log = logging.getLogger(__name__)
+NETWORK_KINDS = ("rtsp", "rtsps", "http", "https")
+
+
+def backoff_wait(delay: float, max_s: float, rng: random.Random | None = None) -> float:
+    """The pause before the next attempt: ``delay`` with +-20% jitter, never above ``max_s``."""
+    return min(max_s, delay * (rng or random).uniform(0.8, 1.2))
 
 
 class CaptureSource:
@@ -43,6 +50,7 @@ class CaptureSource:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._index = 0
         self._finished = False
+        self._open_note: str | None = None  # what the probe saw, for OpenCV's unexplained failures
         self.on_state: Callable[[SourceState], None] | None = None
 
     def describe(self) -> str:
@@ -103,6 +111,9 @@ class CaptureSource:
         target = self.cfg.file if self.cfg.file is not None else self.cfg.url
         if self.cfg.file is not None and not os.path.isfile(target or ""):
             raise OSError(f"no such file: {os.path.basename(target or '')}")
+        if self.cfg.url is not None and self.kind in NETWORK_KINDS:
+            # outside OpenCV's process-wide open lock: a silent camera holds up no other source
+            self._open_note = probe(self.cfg.url, d.open_timeout_s)
         if self.kind in ("rtsp", "rtsps"):
             # OpenCV reads FFmpeg's options from the environment when it opens a capture. The
             # transport is one setting for all cameras, so every source writes the same value.
@@ -127,7 +138,7 @@ class CaptureSource:
                 delivered = self._capture_once()
             except Exception as e:
                 delivered = 0
-                msg = redact_url(str(e)) or type(e).__name__
+                msg = redact_text(str(e)) or type(e).__name__
                 log.warning("source %s (%s): %s", self.id, self.describe(), msg)
                 self._call(self._set_state, False, msg)
                 self._call(self.metrics.errors.labels("source").inc)
@@ -135,7 +146,7 @@ class CaptureSource:
                 break
             if delivered:
                 delay = self.defaults.reconnect_initial_s  # it worked for a while: start over
-            wait = min(delay, self.defaults.reconnect_max_s) * random.uniform(0.8, 1.2)
+            wait = backoff_wait(delay, self.defaults.reconnect_max_s)
             delay = min(delay * 2, self.defaults.reconnect_max_s)
             self._stop.wait(wait)
         self._call(self._set_state, False, self.state.error)
@@ -147,7 +158,8 @@ class CaptureSource:
         cap = self._open()
         try:
             if not cap.isOpened():
-                raise OSError(f"cannot open {self.describe()}")
+                why = self._open_note or "OpenCV/FFmpeg could not open it (no readable video)"
+                raise OSError(f"cannot open {self.describe()}: {why}")
             fps = cap.get(cv2.CAP_PROP_FPS)
             fps = fps if 1.0 <= fps <= 240.0 else 30.0
             self.state.fps = fps

@@ -5,13 +5,15 @@ from __future__ import annotations
 import logging
 
 from aiohttp import web
+from aiohttp.http_exceptions import BadHttpMessage
 
 from streamer.config import Config
 from streamer.metrics import Metrics
+from streamer.outputs.mjpeg import MjpegOutput
 from streamer.pipeline.manager import Pipeline
 from streamer.web import routes
 from streamer.web.guard import RateLimiter
-from streamer.web.keys import CONFIG, METRICS, OFFER_LIMITER, PEERS, PIPELINE
+from streamer.web.keys import CONFIG, METRICS, MJPEG, OFFER_LIMITER, PEERS, PIPELINE
 from streamer.web.peers import Peers
 
 log = logging.getLogger(__name__)
@@ -21,13 +23,47 @@ MAX_BODY_BYTES = 256 * 1024
 __all__ = ["CONFIG", "METRICS", "PEERS", "PIPELINE", "create_app"]
 
 
+class MalformedRequestsQuietly(logging.Filter):
+    """aiohttp answers a request it cannot parse (a NUL in a header, a broken request line) with
+    400 but logs it as an ERROR with a traceback; it is bad client input, so one INFO line."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if isinstance(exc, BadHttpMessage):
+            record.levelno, record.levelname = logging.INFO, "INFO"
+            record.msg, record.args = "malformed HTTP request refused (400): %s", (str(exc).splitlines()[0],)
+            record.exc_info, record.exc_text = None, None
+        return True
+
+
+_QUIET = MalformedRequestsQuietly()
+
+
 def create_app(config: Config, metrics: Metrics | None = None) -> web.Application:
     metrics = metrics or Metrics()
+    server_log = logging.getLogger("aiohttp.server")
+    if _QUIET not in server_log.filters:
+        server_log.addFilter(_QUIET)
     app = web.Application(client_max_size=MAX_BODY_BYTES, middlewares=[routes.guard_middleware])
     app[CONFIG] = config
     app[METRICS] = metrics
     app[PIPELINE] = Pipeline(config, metrics)
-    app[PEERS] = Peers(config.server.ice_servers, metrics, config.server.max_peers)
+    server, out = config.server, config.output
+    app[PEERS] = Peers(
+        server.ice_servers,
+        metrics,
+        server.max_peers,
+        server.peer_connect_timeout_s,
+        server.max_pending_peers_per_client,
+    )
+    app[MJPEG] = MjpegOutput(
+        metrics,
+        out.jpeg_quality,
+        out.mjpeg_max_fps,
+        out.mjpeg_max_viewers,
+        out.mjpeg_write_timeout_s,
+        app[PIPELINE].render_pool,
+    )
     app[OFFER_LIMITER] = RateLimiter(config.server.offers_per_minute)
     routes.add_routes(app)
     app.on_startup.append(_start)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hmac
 import time
 from collections import OrderedDict, deque
+from urllib.parse import urlsplit
 
 from aiohttp import web
 
@@ -51,3 +52,49 @@ class RateLimiter:
         while len(self._events) > self.max_keys:
             self._events.popitem(last=False)
         return allowed
+
+
+STATE_CHANGING = ("POST", "PUT", "PATCH", "DELETE")
+WILDCARD_BINDS = ("0.0.0.0", "::", "")
+
+
+def host_name(header: str) -> str:
+    """``[::1]:8080`` -> ``::1``; ``Example.org:80`` -> ``example.org``."""
+    h = header.strip().lower()
+    if h.startswith("["):
+        return h[1:].split("]", 1)[0]
+    return h.rsplit(":", 1)[0] if h.count(":") == 1 else h
+
+
+def host_allowed(header: str | None, bind_host: str, extra: list[str], loopback: tuple[str, ...]) -> bool:
+    """Is a ``Host`` header one this service answers to? (Refuses DNS-rebinding names.)
+
+    Loopback names and the bound host always are, plus ``extra``; bound to a wildcard address
+    with no ``extra`` list, any name is (the API token is mandatory there).
+    """
+    if header is None:
+        return True  # HTTP/1.0 clients; browsers always send Host
+    if bind_host in WILDCARD_BINDS and not extra:
+        return True
+    allowed = {*loopback, bind_host.lower(), *(x.lower() for x in extra)}
+    return host_name(header) in allowed
+
+
+def cross_site_refusal(request: web.Request) -> tuple[int, str] | None:
+    """(status, reason) when a state-changing request may come from another site's page, else None.
+
+    A browser may send a cross-site ``text/plain`` or form POST without asking first; requiring
+    ``application/json`` makes it ask (CORS preflight, which this service never grants), and an
+    ``Origin`` other than the service's own is refused outright.
+    """
+    if request.method not in STATE_CHANGING:
+        return None
+    origin = request.headers.get("Origin")
+    # host and port only: behind a TLS-terminating proxy the page is https and we see http
+    if origin is not None and urlsplit(origin.strip()).netloc.lower() != request.host.lower():
+        return 403, f"cross-origin request refused (Origin {origin[:100]!r} is not this service)"
+    if request.method in ("POST", "PUT", "PATCH"):
+        ctype = request.headers.get("Content-Type", "").split(";", 1)[0].strip().lower()
+        if ctype != "application/json":
+            return 415, "Content-Type must be application/json"
+    return None

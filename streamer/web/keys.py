@@ -6,6 +6,7 @@ from aiohttp import web
 
 from streamer.config import Config
 from streamer.metrics import Metrics
+from streamer.outputs.mjpeg import MjpegOutput
 from streamer.pipeline.manager import Pipeline
 from streamer.web.guard import RateLimiter
 from streamer.web.peers import Peers
@@ -15,3 +16,4 @@ METRICS = web.AppKey("metrics", Metrics)
 PIPELINE = web.AppKey("pipeline", Pipeline)
 PEERS = web.AppKey("peers", Peers)
 OFFER_LIMITER = web.AppKey("offer_limiter", RateLimiter)
+MJPEG = web.AppKey("mjpeg", MjpegOutput)

@@ -11,15 +11,24 @@ from aiohttp import web
 from aiortc import RTCPeerConnection, RTCSessionDescription
 from pydantic import ValidationError
 
-from streamer.config import SourceConfig, format_validation_error
-from streamer.outputs.mjpeg import serve_mjpeg
+from streamer.config import LOOPBACK, SourceConfig, format_validation_error
+from streamer.outputs.mjpeg import TooManyViewers
 from streamer.outputs.webrtc import AnnotatedTrack
 from streamer.pipeline.manager import StreamExists, TooManyStreams
 from streamer.sources.base import redact_url
 from streamer.sources.webrtc import WebRTCSource
-from streamer.web.guard import needs_token, presented_token, token_ok
-from streamer.web.keys import CONFIG, METRICS, OFFER_LIMITER, PEERS, PIPELINE
-from streamer.web.peers import BadOffer, TooManyPeers, parse_offer
+from streamer.web.guard import cross_site_refusal, host_allowed, needs_token, presented_token, token_ok
+from streamer.web.keys import CONFIG, METRICS, MJPEG, OFFER_LIMITER, PEERS, PIPELINE
+from streamer.web.openapi import openapi_json
+from streamer.web.peers import (
+    CAMERA_MEDIA,
+    VIEWER_MEDIA,
+    BadOffer,
+    TooManyPeers,
+    load_json,
+    offer_error,
+    parse_offer,
+)
 
 log = logging.getLogger(__name__)
 STATIC = Path(__file__).resolve().parent / "static"
@@ -32,12 +41,22 @@ def json_error(request: web.Request, status: int, message: str, kind: str) -> we
 
 @web.middleware
 async def guard_middleware(request: web.Request, handler):
-    """The API token check, and every failure as a JSON error with a metric."""
-    expected = request.app[CONFIG].server.api_token
+    """Host, token and cross-site checks, and every failure as a JSON error with a metric."""
+    server = request.app[CONFIG].server
+    if not host_allowed(request.headers.get("Host"), server.host, server.allowed_hosts, LOOPBACK):
+        return json_error(request, 421, "unexpected Host header (see server.allowed_hosts)", "bad_host")
+    expected = server.api_token
     if expected and needs_token(request) and not token_ok(expected, presented_token(request)):
         return json_error(request, 401, "missing or wrong API token", "unauthorized")
+    refused = cross_site_refusal(request)
+    if refused is not None:
+        return json_error(request, refused[0], refused[1], "cross_site")
     try:
         return await handler(request)
+    except ConnectionError:
+        # the client went away mid-answer: normal, counted, no traceback
+        request.app[METRICS].output_disconnects.labels("http", "left").inc()
+        return web.Response(status=499)
     except web.HTTPRequestEntityTooLarge:
         return json_error(request, 413, "request body too large", "request_too_large")
     except web.HTTPException as e:
@@ -62,9 +81,9 @@ def _offer_limited(request: web.Request) -> web.Response | None:
     return None
 
 
-async def _read_offer(request: web.Request) -> RTCSessionDescription | web.Response:
+async def _read_offer(request: web.Request, allowed: dict[str, int]) -> RTCSessionDescription | web.Response:
     try:
-        desc = parse_offer(await request.read())
+        desc = parse_offer(await request.read(), allowed)
     except BadOffer as e:
         return json_error(request, 400, str(e), "bad_offer")
     return _offer_limited(request) or desc
@@ -72,7 +91,7 @@ async def _read_offer(request: web.Request) -> RTCSessionDescription | web.Respo
 
 def _new_peer(request: web.Request, on_close=None) -> RTCPeerConnection | web.Response:
     try:
-        return request.app[PEERS].create(on_close)
+        return request.app[PEERS].create(on_close, request.remote or "?")
     except TooManyPeers as e:
         return json_error(request, 429, str(e), "too_many_peers")
 
@@ -83,14 +102,14 @@ async def _answer(request: web.Request, pc: RTCPeerConnection, offer, extra: dic
         await pc.setLocalDescription(await pc.createAnswer())
     except Exception as e:
         await request.app[PEERS].close(pc)
-        return json_error(request, 400, f"cannot use this offer: {e}", "bad_offer")
+        return json_error(request, 400, f"cannot use this offer: {offer_error(e)}", "bad_offer")
     ld = pc.localDescription
     return web.json_response({"sdp": ld.sdp, "type": ld.type, **extra})
 
 
 async def offer(request: web.Request) -> web.Response:
     """The browser sends its camera; it gets the same video back, annotated."""
-    desc = await _read_offer(request)
+    desc = await _read_offer(request, CAMERA_MEDIA)
     if isinstance(desc, web.Response):
         return desc
     pipeline, peers, metrics = request.app[PIPELINE], request.app[PEERS], request.app[METRICS]
@@ -132,7 +151,7 @@ async def watch_offer(request: web.Request) -> web.Response:
     stream = request.app[PIPELINE].streams.get(request.match_info["id"])
     if stream is None:
         return json_error(request, 404, "no such stream", "not_found")
-    desc = await _read_offer(request)
+    desc = await _read_offer(request, VIEWER_MEDIA)
     if isinstance(desc, web.Response):
         return desc
     pc = _new_peer(request)
@@ -150,9 +169,9 @@ async def list_streams(request: web.Request) -> web.Response:
 async def add_stream(request: web.Request) -> web.Response:
     pipeline = request.app[PIPELINE]
     try:
-        body = json.loads(await request.read())
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        return json_error(request, 400, "body must be JSON", "bad_request")
+        body = load_json(await request.read())
+    except ValueError as e:
+        return json_error(request, 400, str(e), "bad_request")
     if not isinstance(body, dict):
         return json_error(request, 400, "body must be a JSON object", "bad_request")
     url = body.get("url")
@@ -190,8 +209,10 @@ async def mjpeg(request: web.Request) -> web.StreamResponse:
     stream = pipeline.streams.get(request.match_info["id"])
     if stream is None:
         return json_error(request, 404, "no such stream", "not_found")
-    out = request.app[CONFIG].output
-    return await serve_mjpeg(request, stream.hub, out.jpeg_quality, out.mjpeg_max_fps, pipeline.render_pool)
+    try:
+        return await request.app[MJPEG].serve(request, stream.hub)
+    except TooManyViewers as e:
+        return json_error(request, 429, str(e), "too_many_viewers")
 
 
 async def metrics(request: web.Request) -> web.Response:
@@ -216,6 +237,15 @@ async def healthz(request: web.Request) -> web.Response:
     return web.json_response(body, status=200 if st is not None else 503)
 
 
+async def static_file(request: web.Request) -> web.StreamResponse:
+    """The page's files; anything else (a missing name, a path outside the folder) is a JSON 404."""
+    name = request.match_info["filename"]
+    path = STATIC / name
+    if "/" in name or "\\" in name or name.startswith(".") or not path.is_file():
+        return json_error(request, 404, "no such file", "not_found")
+    return web.FileResponse(path, headers={"Cache-Control": "no-cache"})
+
+
 def add_routes(app: web.Application) -> None:
     app.router.add_get("/", index)
     app.router.add_post("/offer", offer)
@@ -226,4 +256,5 @@ def add_routes(app: web.Application) -> None:
     app.router.add_get("/streams/{id}/mjpeg", mjpeg)
     app.router.add_get("/metrics", metrics)
     app.router.add_get("/healthz", healthz)
-    app.router.add_static("/static", STATIC)
+    app.router.add_get("/openapi.json", openapi_json)
+    app.router.add_get("/static/{filename}", static_file)
