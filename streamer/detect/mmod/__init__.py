@@ -14,7 +14,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from streamer.detect.base import MAX_SIDE, BadImageError, as_rgb
-from streamer.detect.mmod.dat_format import MMODNetwork, read_mmod_dat
+from streamer.dlib_format import MMODNetwork, read_mmod_dat
 from streamer.detect.mmod.network import (
     build_model,
     fold_layers,
