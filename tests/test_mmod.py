@@ -126,8 +126,8 @@ def ported(mmod, images) -> dict[tuple[str, int], list[Box]]:
 def test_parser_reads_weights_to_last_byte():
     import face_recognition_models
 
-    from streamer.dlib_format import BatchNormLayer, ConvLayer, read_mmod_dat
     from streamer.detect.mmod.network import fold_layers, output_geometry
+    from streamer.dlib_format import BatchNormLayer, ConvLayer, read_mmod_dat
 
     path = Path(face_recognition_models.cnn_face_detector_model_location())
     net = read_mmod_dat(path)

@@ -1,5 +1,6 @@
 """Evaluate a model file on a data set, through the service's own code path:
-cached detections (the detector the model was trained with), ``Classifier.crops`` and
+cached detections (``mmod`` unless told otherwise), ``Classifier.crops`` (or, for a head on
+the face backbone, dlib's aligned chip and ``FaceBackbone.features``, as the Engine does) and
 ``Classifier.predict_proba``. Images with no face are classified whole and counted."""
 
 from __future__ import annotations
@@ -12,10 +13,11 @@ from pathlib import Path
 import numpy as np
 
 from streamer.classify import Classifier, read_meta
-from streamer.crop import whole_image_box
+from streamer.crop import crop_face, whole_image_box
 from train.crops import DEFAULT_DETECTOR, DEFAULT_UPSAMPLE, default_cache_dir, read_rgb
 from train.data import DataError, Dataset, LabelRule, load_any, split_indices
 from train.faces import detections_or_fail
+from train.features import features_for
 
 
 def wilson(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
@@ -79,19 +81,30 @@ def evaluate_dataset(
     if tuple(ds.labels) != tuple(meta.labels):
         raise DataError(f"{ds.source}: data labels {ds.labels} differ from the model's {meta.labels}")
     cache_dir = cache_dir or default_cache_dir()
-    detector = detector or str(meta.extra.get("detector", DEFAULT_DETECTOR))
+    detector = detector or DEFAULT_DETECTOR
     upsample = int(meta.extra.get("upsample", DEFAULT_UPSAMPLE))  # type: ignore[arg-type]
     all_boxes = detections_or_fail(ds, detector, upsample, cache_dir, progress)
     h, w = meta.input_size
     crops = np.zeros((len(ds), h, w, 3), np.uint8)
     no_face = np.zeros(len(ds), bool)
-    for i, (p, boxes) in enumerate(zip(ds.paths, all_boxes, strict=True)):
-        image = read_rgb(p)
-        box = boxes[0] if boxes else whole_image_box(image)
-        no_face[i] = not boxes
-        crops[i] = clf.crops(image, [box])[0]
+    t_backbone = 0.0
+    if clf.uses_backbone:  # the service's path: dlib's aligned chip -> face backbone -> head
+        t0 = time.perf_counter()
+        feats = features_for(ds, detector, upsample, cache_dir, progress)
+        t_backbone = time.perf_counter() - t0
+        x = feats.matrix(meta.features)
+        no_face = ~feats.found
+        for i, p in enumerate(ds.paths):  # thumbnails for the report
+            crops[i] = crop_face(read_rgb(p), all_boxes[i][0], (h, w)) if all_boxes[i] else 0
+    else:
+        for i, (p, boxes) in enumerate(zip(ds.paths, all_boxes, strict=True)):
+            image = read_rgb(p)
+            box = boxes[0] if boxes else whole_image_box(image)
+            no_face[i] = not boxes
+            crops[i] = clf.crops(image, [box])[0]
+        x = crops
     t0 = time.perf_counter()
-    probs = np.concatenate([clf.predict_proba(crops[i : i + batch]) for i in range(0, len(ds), batch)])
+    probs = np.concatenate([clf.predict_proba(x[i : i + batch]) for i in range(0, len(ds), batch)])
     dt = time.perf_counter() - t0
     pred = probs.argmax(axis=1)
     summary: dict[str, object] = {
@@ -107,6 +120,8 @@ def evaluate_dataset(
         "detector": detector,
         "upsample": upsample,
         "predict_seconds": round(dt, 2),
+        "features": meta.features,
+        "features_seconds": round(t_backbone, 2),
     }
     if report_dir is not None:
         from train.report import write_report
@@ -124,6 +139,7 @@ def evaluate_path(
     cache_dir: Path | None = None,
     limit: int | None = None,
     progress: bool = True,
+    detector: str | None = None,
 ) -> dict[str, object]:
     """``train evaluate``: everything the data set needs comes from the model file."""
     meta = read_meta(model_path)
@@ -144,7 +160,7 @@ def evaluate_path(
         )
         ds = ds.subset({"test": te, "val": va, "train": tr}[split])
         ds.source += f" [{split} split]"
-    return evaluate_dataset(Path(model_path), ds, report_dir, cache_dir, progress=progress)
+    return evaluate_dataset(Path(model_path), ds, report_dir, cache_dir, detector, progress=progress)
 
 
 def faces_per_second(
