@@ -45,6 +45,11 @@ def _parser() -> argparse.ArgumentParser:
         help="mmod (default: the Keras port) or dlib (the reference)",
     )
     d.add_argument("--upsample", type=int, default=0, choices=[0, 1, 2], help="dlib upsample_num_times")
+    d.add_argument(
+        "--descriptors",
+        action="store_true",
+        help="add each face's 128-D dlib face descriptor (aligned chip + face-recognition ResNet)",
+    )
 
     a = sub.add_parser("annotate", help="run the pipeline offline over an image or a video file")
     a.add_argument("input", metavar="INPUT")
@@ -94,6 +99,15 @@ def cmd_detect(args: argparse.Namespace) -> int:
     from streamer.detect import BadImageError, make_detector
 
     detector = make_detector(args.detector)
+    backbone = None
+    if args.descriptors:
+        from streamer.classify.backbone import BackboneError, FaceBackbone
+
+        try:
+            backbone = FaceBackbone()
+        except BackboneError as e:
+            print(f"streamer detect: {e}", file=sys.stderr)
+            return 2
     status = 0
     for path in args.images:
         bgr = cv2.imread(path, cv2.IMREAD_COLOR) if os.path.isfile(path) else None
@@ -110,10 +124,11 @@ def cmd_detect(args: argparse.Namespace) -> int:
             status = 1
             continue
         h, w = rgb.shape[:2]
-        print(
-            json.dumps({"path": path, "width": w, "height": h, "faces": [b.as_dict() for b in boxes]}),
-            flush=True,
-        )
+        faces = [b.as_dict() for b in boxes]
+        if backbone is not None:
+            for face, d in zip(faces, backbone.descriptors(rgb, boxes), strict=True):
+                face["descriptor"] = [round(float(v), 6) for v in d]
+        print(json.dumps({"path": path, "width": w, "height": h, "faces": faces}), flush=True)
     return status
 
 

@@ -23,6 +23,7 @@ not stored in the file (they are part of the C++ type), see :func:`resolve_resid
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -146,6 +147,8 @@ class _Reader:
             return float("-inf")
         if exponent == 32002:
             return float("nan")
+        if abs(exponent) > 2000:
+            raise DatFormatError(f"bad float exponent {exponent} before byte {self.pos}")
         return float(np.ldexp(np.float64(mantissa), exponent))
 
     def string(self) -> str:
@@ -177,7 +180,9 @@ class _Reader:
         if version != 2:
             raise DatFormatError(f"unsupported tensor version {version} at byte {self.pos}")
         shape = tuple(self.integer() for _ in range(4))
-        count = int(np.prod(shape))
+        count = math.prod(shape)
+        if min(shape) < 0 or 4 * count > len(self.data) - self.pos:
+            raise DatFormatError(f"bad tensor shape {shape} at byte {self.pos} (unexpected end of file)")
         values = np.frombuffer(self._take(4 * count), dtype="<f4").astype(np.float32)
         return values.reshape(shape)
 

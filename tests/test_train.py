@@ -88,7 +88,7 @@ def test_train_gender_end_to_end(tiny_celeba: Path, cache_dir: Path, tmp_path: P
     assert meta.crop_margin == 0.25
     assert meta.task == "gender"
     assert meta.attribute == "Male" and meta.positive_label == "male"
-    assert meta.extra["detector"] == "dlib" and meta.extra["config"] == "gender_tutorial"
+    assert meta.extra["detector"] == "mmod" and meta.extra["config"] == "gender_tutorial"
     assert model.output_shape[-1] == 2
     for f in (
         "history.png",

@@ -56,7 +56,7 @@ class FaceBackbone:
         try:
             self.model = build_model(read_dlib_net(self.model_path))
         except (DatFormatError, OSError) as e:
-            raise BackboneError(f"face backbone {self.model_path}: {e}") from e
+            raise BackboneError(f"face backbone: {e}") from e
         import dlib
 
         if not self.landmarks_path.is_file():

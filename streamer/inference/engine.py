@@ -218,8 +218,13 @@ class Engine:
         bb = self.backbone
         chips = [c for im, bs in zip(images, boxes, strict=True) for c in bb.chips(im, bs)]
         names = list(FEATURES)
+
+        def run(xs: list[np.ndarray]) -> list[tuple[np.ndarray, ...]]:
+            out = bb.features(np.stack(xs))
+            return list(zip(*(out[k] for k in names), strict=True))
+
         rows = split_on_oom(
-            lambda xs: list(zip(*(bb.features(np.stack(xs))[k] for k in names), strict=True)),
+            run,
             chips,
             splits if splits is not None else [0],
         )
