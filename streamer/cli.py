@@ -31,7 +31,11 @@ def _parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
 
     s = sub.add_parser("serve", help="run the service (web page, WebRTC, RTSP, MJPEG, /metrics)")
-    s.add_argument("--config", default=None, help="config.toml path (default: built-in defaults)")
+    s.add_argument(
+        "--config",
+        default=None,
+        help="config.toml path (default: built-in defaults, the shipped classifiers)",
+    )
     s.add_argument("--host", help="override [server] host")
     s.add_argument("--port", type=int, help="override [server] port")
     s.add_argument("--detector", choices=["dlib", "mmod"], help="override [pipeline] detector")
@@ -79,7 +83,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from streamer.config import load_config
     from streamer.web.app import create_app
 
-    config = load_config(args.config, _overrides(args))
+    config = load_config(args.config, _overrides(args), shipped_models=True)
     app = create_app(config)
     print(f"streamer: serving on http://{config.server.host}:{config.server.port}", flush=True)
     web.run_app(
