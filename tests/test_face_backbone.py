@@ -233,3 +233,19 @@ def test_unknown_feature_name_is_a_model_file_error(tmp_path: Path) -> None:
     _feature_head(tmp_path / "odd.keras", "dlib_nonexistent")
     with pytest.raises(ModelFileError, match="dlib_nonexistent"):
         load_model(tmp_path / "odd.keras")
+
+
+def test_serve_without_config_loads_the_shipped_classifiers() -> None:
+    from streamer.config import load_config
+
+    root = Path(__file__).resolve().parents[1]
+    c = load_config(None, environ={}, shipped_models=True)
+    assert [(x.name, Path(x.model)) for x in c.classifiers] == [
+        ("gender", root / "models" / "gender.keras"),
+        ("beard", root / "models" / "beard.keras"),
+    ]
+    listed = load_config(root / "config.toml", environ={}).classifiers
+    assert [(x.name, x.model, x.threshold) for x in listed] == [
+        (x.name, x.model, x.threshold) for x in c.classifiers
+    ]
+    assert load_config(None, environ={}).classifiers == []  # tests and library callers: opt in
