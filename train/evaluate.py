@@ -166,21 +166,39 @@ def evaluate_path(
 def faces_per_second(
     model_path: Path, batch_sizes: tuple[int, ...] = (1, 32), n: int = 256
 ) -> dict[str, float]:
-    """Throughput of ``Classifier.predict_proba`` on random crops, one call per batch."""
+    """Throughput of ``Classifier.predict_proba`` on random crops, one call per batch; for a head
+    on the face backbone also of ``FaceBackbone.features`` (``backbone_batch_N``), measured in
+    alternation with the head."""
     clf = Classifier("bench", model_path, max_batch=max(batch_sizes))
     h, w = clf.meta.input_size
     rng = np.random.default_rng(0)
     x = rng.integers(0, 256, (max(batch_sizes), h, w, 3), dtype=np.uint8)
-    out = {}
-    for b in batch_sizes:
-        for _ in range(5):  # warm up (graph tracing per shape)
-            clf.predict_proba(x[:b])
-        calls = max(3, n // b)
-        t0 = time.perf_counter()
-        for _ in range(calls):
-            clf.predict_proba(x[:b])
-        out[f"batch_{b}"] = round(calls * b / (time.perf_counter() - t0), 1)
-    return out
+    jobs = {}
+    if clf.uses_backbone:
+        from streamer.classify.backbone import FaceBackbone
+
+        backbone = FaceBackbone(max_batch=max(batch_sizes))
+        feats = rng.normal(size=(max(batch_sizes), clf.model.input_shape[-1])).astype(np.float32)
+        for b in batch_sizes:
+            jobs[f"batch_{b}"] = (b, lambda b=b: clf.predict_proba(feats[:b]))
+            jobs[f"backbone_batch_{b}"] = (b, lambda b=b: backbone.features(x[:b]))
+    else:
+        for b in batch_sizes:
+            jobs[f"batch_{b}"] = (b, lambda b=b: clf.predict_proba(x[:b]))
+    for _, fn in jobs.values():
+        for _ in range(3):  # warm up (graph tracing per shape)
+            fn()
+    spent = dict.fromkeys(jobs, 0.0)
+    faces = dict.fromkeys(jobs, 0)
+    for _ in range(3):  # rounds, alternating the jobs so that load from others hits all alike
+        for k, (b, fn) in jobs.items():
+            calls = max(1, (n // 3) // b) if not k.startswith("backbone") else max(1, 32 // b)
+            t0 = time.perf_counter()
+            for _ in range(calls):
+                fn()
+            spent[k] += time.perf_counter() - t0
+            faces[k] += calls * b
+    return {k: round(faces[k] / spent[k], 1) for k in jobs}
 
 
 def dumps(summary: dict[str, object]) -> str:

@@ -188,6 +188,7 @@ def train(opt: TrainOptions) -> dict[str, object]:
     metrics: dict[str, object] = {
         "task": opt.task,
         "config": cfg_name,
+        "features": cfg.features,
         "model": str(model_path),
         "model_bytes": model_path.stat().st_size,
         "params": int(clean.count_params()),
