@@ -43,7 +43,9 @@ def features_for(
     """Every backbone feature of the most confident face in every image (whole image if none)."""
     boxes = detections_or_fail(ds, detector, upsample, cache_dir, progress)
     key = hashlib.sha1(
-        repr((detector, upsample, [str(p) for p in ds.paths], [str(b[:1]) for b in boxes])).encode()
+        repr(
+            (detector, upsample, [str(Path(p).resolve()) for p in ds.paths], [str(b[:1]) for b in boxes])
+        ).encode()
     ).hexdigest()[:16]
     cfile = cache_dir / "features" / f"dlib_resnet-{detector}-up{upsample}-{key}.npz"
     if cfile.exists():

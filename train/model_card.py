@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-GOALS = {"gender": 0.97, "beard": 0.94}
+GOALS = {"gender": 0.985, "beard": 0.94}  # issue #11
 
 INTENDED = {
     "gender": (
