@@ -19,7 +19,7 @@ test-fast: $(STAMP)
 # The model code on the JAX backend (as on the GPU machine): MMOD parity with dlib, classifiers.
 test-jax: $(STAMP)
 	$(PY) -m pip install --quiet -e '.[dev,jax]'
-	KERAS_BACKEND=jax $(PY) -m pytest -q tests/test_mmod.py tests/test_classify.py $(PYTEST_ARGS)
+	KERAS_BACKEND=jax $(PY) -m pytest -q tests/test_mmod.py tests/test_classify.py tests/test_face_backbone.py $(PYTEST_ARGS)
 
 # Longer load/soak run: many cycles of WebRTC peers and API sources; prints the figures.
 soak: $(STAMP)

@@ -31,7 +31,11 @@ def _parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
 
     s = sub.add_parser("serve", help="run the service (web page, WebRTC, RTSP, MJPEG, /metrics)")
-    s.add_argument("--config", default=None, help="config.toml path (default: built-in defaults)")
+    s.add_argument(
+        "--config",
+        default=None,
+        help="config.toml path (default: built-in defaults, the shipped classifiers)",
+    )
     s.add_argument("--host", help="override [server] host")
     s.add_argument("--port", type=int, help="override [server] port")
     s.add_argument("--detector", choices=["dlib", "mmod"], help="override [pipeline] detector")
@@ -45,6 +49,11 @@ def _parser() -> argparse.ArgumentParser:
         help="mmod (default: the Keras port) or dlib (the reference)",
     )
     d.add_argument("--upsample", type=int, default=0, choices=[0, 1, 2], help="dlib upsample_num_times")
+    d.add_argument(
+        "--descriptors",
+        action="store_true",
+        help="add each face's 128-D dlib face descriptor (aligned chip + face-recognition ResNet)",
+    )
 
     a = sub.add_parser("annotate", help="run the pipeline offline over an image or a video file")
     a.add_argument("input", metavar="INPUT")
@@ -74,7 +83,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from streamer.config import load_config
     from streamer.web.app import create_app
 
-    config = load_config(args.config, _overrides(args))
+    config = load_config(args.config, _overrides(args), shipped_models=True)
     app = create_app(config)
     print(f"streamer: serving on http://{config.server.host}:{config.server.port}", flush=True)
     web.run_app(
@@ -94,6 +103,15 @@ def cmd_detect(args: argparse.Namespace) -> int:
     from streamer.detect import BadImageError, make_detector
 
     detector = make_detector(args.detector)
+    backbone = None
+    if args.descriptors:
+        from streamer.classify.backbone import BackboneError, FaceBackbone
+
+        try:
+            backbone = FaceBackbone()
+        except BackboneError as e:
+            print(f"streamer detect: {e}", file=sys.stderr)
+            return 2
     status = 0
     for path in args.images:
         bgr = cv2.imread(path, cv2.IMREAD_COLOR) if os.path.isfile(path) else None
@@ -110,10 +128,11 @@ def cmd_detect(args: argparse.Namespace) -> int:
             status = 1
             continue
         h, w = rgb.shape[:2]
-        print(
-            json.dumps({"path": path, "width": w, "height": h, "faces": [b.as_dict() for b in boxes]}),
-            flush=True,
-        )
+        faces = [b.as_dict() for b in boxes]
+        if backbone is not None:
+            for face, d in zip(faces, backbone.descriptors(rgb, boxes), strict=True):
+                face["descriptor"] = [round(float(v), 6) for v in d]
+        print(json.dumps({"path": path, "width": w, "height": h, "faces": faces}), flush=True)
     return status
 
 

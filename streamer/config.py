@@ -263,14 +263,31 @@ def format_validation_error(e: ValidationError) -> str:
     return "\n".join(lines)
 
 
+SHIPPED_MODELS = Path(__file__).resolve().parents[1] / "models"
+
+
+def shipped_classifiers() -> list[dict[str, Any]]:
+    """The classifiers config.toml lists: the shipped models/gender.keras and models/beard.keras."""
+    return [
+        {"name": n, "model": str(SHIPPED_MODELS / f"{n}.keras"), "threshold": 0.6}
+        for n in ("gender", "beard")
+    ]
+
+
 def load_config(
     path: str | os.PathLike[str] | None = None,
     overrides: dict[str, Any] | None = None,
     environ: dict[str, str] | None = None,
+    shipped_models: bool = False,
 ) -> Config:
-    """Read and validate the config. Raises ConfigError with every problem listed."""
+    """Read and validate the config. Raises ConfigError with every problem listed.
+
+    With no file and ``shipped_models`` (``streamer serve`` without --config), the classifiers
+    are config.toml's: the shipped models."""
     data: dict[str, Any] = {}
     base = Path.cwd()
+    if path is None and shipped_models:
+        data["classifiers"] = shipped_classifiers()
     if path is not None:
         p = Path(path)
         try:

@@ -26,6 +26,11 @@ def test_batches_answer_as_single_faces(name: str, faces: list[np.ndarray]) -> N
     clf = Classifier(name, path, max_batch=4)  # 7 faces: chunks of 4 and 3, the 3 padded to 4
     h, w = clf.meta.input_size
     crops = np.stack([cv2.resize(f, (w, h), interpolation=cv2.INTER_AREA) for f in faces])
+    if clf.uses_backbone:  # a head on the face backbone takes its features of each face
+        from streamer.classify.backbone import FaceBackbone
+
+        feats = FaceBackbone().features(crops)
+        crops = np.concatenate([feats[k] for k in clf.meta.features.split("+")], axis=1)
     one_by_one = np.concatenate(
         [np.asarray(clf.model(crop[None].astype(np.float32), training=False)) for crop in crops]
     )

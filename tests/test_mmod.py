@@ -126,8 +126,8 @@ def ported(mmod, images) -> dict[tuple[str, int], list[Box]]:
 def test_parser_reads_weights_to_last_byte():
     import face_recognition_models
 
-    from streamer.detect.mmod.dat_format import BatchNormLayer, ConvLayer, read_mmod_dat
     from streamer.detect.mmod.network import fold_layers, output_geometry
+    from streamer.dlib_format import BatchNormLayer, ConvLayer, read_mmod_dat
 
     path = Path(face_recognition_models.cnn_face_detector_model_location())
     net = read_mmod_dat(path)
@@ -144,7 +144,7 @@ def test_parser_reads_weights_to_last_byte():
 def test_truncated_file_is_rejected(tmp_path):
     import face_recognition_models
 
-    from streamer.detect.mmod.dat_format import DatFormatError, read_mmod_dat
+    from streamer.dlib_format import DatFormatError, read_mmod_dat
 
     data = Path(face_recognition_models.cnn_face_detector_model_location()).read_bytes()
     (tmp_path / "short.dat").write_bytes(data[:-1])

@@ -12,11 +12,17 @@
   for comparison, not for shipping.
 - ``resnet``: ours: a small residual network of depthwise-separable convolutions with
   augmentation (flip, shift, zoom, contrast, brightness) and global average pooling.
+- ``dlib_resnet``, ``dlib_resnet_mid``: transfer learning from dlib's face-recognition ResNet
+  (``streamer.classify.face_resnet``): a small head on the backbone's features of dlib's
+  aligned chip (the 128-D descriptor, or earlier layers' averaged channels). The features are
+  computed once and cached (``train/features.py``); the head standardises them itself.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+
+import numpy as np
 
 # Keras's default BatchNormalization momentum (0.99) needs thousands of steps before its
 # moving statistics are usable; a few epochs on a few thousand faces are only hundreds of
@@ -31,6 +37,8 @@ class Config:
     head: str  # "softmax" (one unit per class, categorical CE) or "sigmoid" (1 unit, binary CE)
     learning_rate: float
     description: str
+    features: str = "pixels"  # or backbone feature names joined by '+' (face_resnet.FEATURES)
+    hidden: int = 0  # feature heads: units of the hidden layer (0: logistic regression)
 
 
 CONFIGS: dict[str, Config] = {
@@ -62,12 +70,41 @@ CONFIGS: dict[str, Config] = {
         2e-3,
         "small residual separable-conv net with augmentation and global average pooling",
     ),
+    "dlib_resnet": Config(
+        "dlib_resnet",
+        (150, 150),
+        "softmax",
+        1e-3,
+        "dlib face ResNet (frozen) descriptor + pooled layer, MLP head",
+        features="dlib_face_descriptor+dlib_pooled",
+        hidden=128,
+    ),
+    "dlib_resnet_mid": Config(
+        "dlib_resnet_mid",
+        (150, 150),
+        "softmax",
+        1e-3,
+        "dlib face ResNet (frozen) mid-block + pooled layers, MLP head",
+        features="dlib_level2+dlib_pooled",
+        hidden=128,
+    ),
 }
 
 
-def build(name: str, n_classes: int = 2, head: str | None = None, weights: str | None = None, seed: int = 0):
-    """Build (uncompiled) the model ``name`` for ``n_classes``; ``head`` overrides the config's."""
+def build(
+    name: str,
+    n_classes: int = 2,
+    head: str | None = None,
+    weights: str | None = None,
+    seed: int = 0,
+    feature_stats: tuple[np.ndarray, np.ndarray] | None = None,
+):
+    """Build (uncompiled) the model ``name`` for ``n_classes``; ``head`` overrides the config's.
+    Feature configs need ``feature_stats``: the training features' (mean, variance)."""
     import keras
+
+    if name in CONFIGS and CONFIGS[name].features != "pixels":
+        return build_feature_head(CONFIGS[name], n_classes, head, seed, feature_stats)
 
     if name not in CONFIGS:
         raise ValueError(f"unknown model config {name!r}; choose one of {', '.join(CONFIGS)}")
@@ -140,6 +177,36 @@ def build(name: str, n_classes: int = 2, head: str | None = None, weights: str |
     else:
         out = keras.layers.Dense(n_classes, activation="softmax", name="prob")(x)
     return keras.Model(inp, out, name=name)
+
+
+def build_feature_head(
+    cfg: Config,
+    n_classes: int,
+    head: str | None,
+    seed: int,
+    feature_stats: tuple[np.ndarray, np.ndarray] | None,
+):
+    """Standardise (fixed mean/variance) -> [Dense(hidden, relu) + Dropout] -> sigmoid/softmax."""
+    import keras
+
+    if feature_stats is None:
+        raise ValueError(f"{cfg.name}: a feature head needs the training features' mean and variance")
+    mean, var = (np.asarray(a, np.float32) for a in feature_stats)
+    head = head or cfg.head
+    if head == "sigmoid" and n_classes != 2:
+        head = "softmax"
+    keras.utils.set_random_seed(seed)
+    inp = keras.Input((mean.shape[0],), name=cfg.features.replace("+", "_"))
+    x = keras.layers.Normalization(mean=mean, variance=np.maximum(var, 1e-6))(inp)
+    if cfg.hidden:
+        x = keras.layers.Dropout(0.2)(x)
+        x = keras.layers.Dense(cfg.hidden, activation="relu")(x)
+        x = keras.layers.Dropout(0.5)(x)
+    if head == "sigmoid":
+        out = keras.layers.Dense(1, activation="sigmoid", name="prob")(x)
+    else:
+        out = keras.layers.Dense(n_classes, activation="softmax", name="prob")(x)
+    return keras.Model(inp, out, name=cfg.name)
 
 
 def _res_block(keras, x, filters: int):

@@ -60,7 +60,7 @@ def _parser() -> argparse.ArgumentParser:
         t.add_argument("--patience", type=int, default=3, help="early-stopping patience in epochs")
         t.add_argument("--lr", type=float, default=None, help="learning rate (default: the config's)")
         t.add_argument(
-            "--detector", default="dlib", help="face detector: dlib or mmod (default: %(default)s)"
+            "--detector", default="mmod", help="face detector: mmod or dlib (default: %(default)s)"
         )
         t.add_argument("--upsample", type=int, default=1, help="detector upsampling (default: %(default)s)")
         t.add_argument(
@@ -97,6 +97,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     e.add_argument("--report", type=Path, default=None, help="report folder (default: <model>-report/)")
     e.add_argument("--limit", type=int, default=None)
+    e.add_argument("--detector", default="mmod", help="face detector: mmod or dlib (default: %(default)s)")
     e.add_argument("--cache-dir", type=Path, default=None)
     e.add_argument("--quiet", action="store_true")
     i = sub.add_parser("inspect", help="activation maps of one image and a model diagram")
@@ -182,7 +183,14 @@ def _run(args: argparse.Namespace) -> int:
 
         report = args.report or args.model.with_name(args.model.stem + "-report")
         summary = evaluate_path(
-            args.model, args.data, report, args.split, args.cache_dir, args.limit, progress=not args.quiet
+            args.model,
+            args.data,
+            report,
+            args.split,
+            args.cache_dir,
+            args.limit,
+            progress=not args.quiet,
+            detector=args.detector,
         )
         print(dumps(summary))
         return 0

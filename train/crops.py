@@ -23,7 +23,8 @@ import numpy as np
 from streamer.crop import crop_face, whole_image_box
 from streamer.types import Box
 
-DEFAULT_DETECTOR = "dlib"
+# The Keras port of dlib's MMOD detector: the same boxes as dlib (tests/test_mmod.py), ~20x faster.
+DEFAULT_DETECTOR = "mmod"
 # CelebA's 89x109 aligned crops hold faces of ~45 px, below the MMOD detector's smallest
 # window: with upsample=0 it finds none of them, with upsample=1 it finds nearly all.
 DEFAULT_UPSAMPLE = 1

@@ -1,5 +1,6 @@
 """Evaluate a model file on a data set, through the service's own code path:
-cached detections (the detector the model was trained with), ``Classifier.crops`` and
+cached detections (``mmod`` unless told otherwise), ``Classifier.crops`` (or, for a head on
+the face backbone, dlib's aligned chip and ``FaceBackbone.features``, as the Engine does) and
 ``Classifier.predict_proba``. Images with no face are classified whole and counted."""
 
 from __future__ import annotations
@@ -12,10 +13,11 @@ from pathlib import Path
 import numpy as np
 
 from streamer.classify import Classifier, read_meta
-from streamer.crop import whole_image_box
+from streamer.crop import crop_face, whole_image_box
 from train.crops import DEFAULT_DETECTOR, DEFAULT_UPSAMPLE, default_cache_dir, read_rgb
 from train.data import DataError, Dataset, LabelRule, load_any, split_indices
 from train.faces import detections_or_fail
+from train.features import features_for
 
 
 def wilson(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
@@ -79,19 +81,30 @@ def evaluate_dataset(
     if tuple(ds.labels) != tuple(meta.labels):
         raise DataError(f"{ds.source}: data labels {ds.labels} differ from the model's {meta.labels}")
     cache_dir = cache_dir or default_cache_dir()
-    detector = detector or str(meta.extra.get("detector", DEFAULT_DETECTOR))
+    detector = detector or DEFAULT_DETECTOR
     upsample = int(meta.extra.get("upsample", DEFAULT_UPSAMPLE))  # type: ignore[arg-type]
     all_boxes = detections_or_fail(ds, detector, upsample, cache_dir, progress)
     h, w = meta.input_size
     crops = np.zeros((len(ds), h, w, 3), np.uint8)
     no_face = np.zeros(len(ds), bool)
-    for i, (p, boxes) in enumerate(zip(ds.paths, all_boxes, strict=True)):
-        image = read_rgb(p)
-        box = boxes[0] if boxes else whole_image_box(image)
-        no_face[i] = not boxes
-        crops[i] = clf.crops(image, [box])[0]
+    t_backbone = 0.0
+    if clf.uses_backbone:  # the service's path: dlib's aligned chip -> face backbone -> head
+        t0 = time.perf_counter()
+        feats = features_for(ds, detector, upsample, cache_dir, progress)
+        t_backbone = time.perf_counter() - t0
+        x = feats.matrix(meta.features)
+        no_face = ~feats.found
+        for i, p in enumerate(ds.paths):  # thumbnails for the report
+            crops[i] = crop_face(read_rgb(p), all_boxes[i][0], (h, w)) if all_boxes[i] else 0
+    else:
+        for i, (p, boxes) in enumerate(zip(ds.paths, all_boxes, strict=True)):
+            image = read_rgb(p)
+            box = boxes[0] if boxes else whole_image_box(image)
+            no_face[i] = not boxes
+            crops[i] = clf.crops(image, [box])[0]
+        x = crops
     t0 = time.perf_counter()
-    probs = np.concatenate([clf.predict_proba(crops[i : i + batch]) for i in range(0, len(ds), batch)])
+    probs = np.concatenate([clf.predict_proba(x[i : i + batch]) for i in range(0, len(ds), batch)])
     dt = time.perf_counter() - t0
     pred = probs.argmax(axis=1)
     summary: dict[str, object] = {
@@ -107,6 +120,8 @@ def evaluate_dataset(
         "detector": detector,
         "upsample": upsample,
         "predict_seconds": round(dt, 2),
+        "features": meta.features,
+        "features_seconds": round(t_backbone, 2),
     }
     if report_dir is not None:
         from train.report import write_report
@@ -124,6 +139,7 @@ def evaluate_path(
     cache_dir: Path | None = None,
     limit: int | None = None,
     progress: bool = True,
+    detector: str | None = None,
 ) -> dict[str, object]:
     """``train evaluate``: everything the data set needs comes from the model file."""
     meta = read_meta(model_path)
@@ -144,27 +160,45 @@ def evaluate_path(
         )
         ds = ds.subset({"test": te, "val": va, "train": tr}[split])
         ds.source += f" [{split} split]"
-    return evaluate_dataset(Path(model_path), ds, report_dir, cache_dir, progress=progress)
+    return evaluate_dataset(Path(model_path), ds, report_dir, cache_dir, detector, progress=progress)
 
 
 def faces_per_second(
     model_path: Path, batch_sizes: tuple[int, ...] = (1, 32), n: int = 256
 ) -> dict[str, float]:
-    """Throughput of ``Classifier.predict_proba`` on random crops, one call per batch."""
+    """Throughput of ``Classifier.predict_proba`` on random crops, one call per batch; for a head
+    on the face backbone also of ``FaceBackbone.features`` (``backbone_batch_N``), measured in
+    alternation with the head."""
     clf = Classifier("bench", model_path, max_batch=max(batch_sizes))
     h, w = clf.meta.input_size
     rng = np.random.default_rng(0)
     x = rng.integers(0, 256, (max(batch_sizes), h, w, 3), dtype=np.uint8)
-    out = {}
-    for b in batch_sizes:
-        for _ in range(5):  # warm up (graph tracing per shape)
-            clf.predict_proba(x[:b])
-        calls = max(3, n // b)
-        t0 = time.perf_counter()
-        for _ in range(calls):
-            clf.predict_proba(x[:b])
-        out[f"batch_{b}"] = round(calls * b / (time.perf_counter() - t0), 1)
-    return out
+    jobs = {}
+    if clf.uses_backbone:
+        from streamer.classify.backbone import FaceBackbone
+
+        backbone = FaceBackbone(max_batch=max(batch_sizes))
+        feats = rng.normal(size=(max(batch_sizes), clf.model.input_shape[-1])).astype(np.float32)
+        for b in batch_sizes:
+            jobs[f"batch_{b}"] = (b, lambda b=b: clf.predict_proba(feats[:b]))
+            jobs[f"backbone_batch_{b}"] = (b, lambda b=b: backbone.features(x[:b]))
+    else:
+        for b in batch_sizes:
+            jobs[f"batch_{b}"] = (b, lambda b=b: clf.predict_proba(x[:b]))
+    for _, fn in jobs.values():
+        for _ in range(3):  # warm up (graph tracing per shape)
+            fn()
+    spent = dict.fromkeys(jobs, 0.0)
+    faces = dict.fromkeys(jobs, 0)
+    for _ in range(3):  # rounds, alternating the jobs so that load from others hits all alike
+        for k, (b, fn) in jobs.items():
+            calls = max(1, (n // 3) // b) if not k.startswith("backbone") else max(1, 32 // b)
+            t0 = time.perf_counter()
+            for _ in range(calls):
+                fn()
+            spent[k] += time.perf_counter() - t0
+            faces[k] += calls * b
+    return {k: round(faces[k] / spent[k], 1) for k in jobs}
 
 
 def dumps(summary: dict[str, object]) -> str:

@@ -15,11 +15,14 @@ from pathlib import Path
 
 import numpy as np
 
+from streamer.classify.face_resnet import CHIP_PADDING
+from streamer.classify.modelfile import PIXELS
 from streamer.crop import DEFAULT_MARGIN
 from train.architectures import CONFIGS, build
 from train.crops import DEFAULT_DETECTOR, DEFAULT_UPSAMPLE, default_cache_dir
 from train.data import BEARD_RULE, GENDER_RULE, DataError, LabelRule, load_any, split_indices
-from train.faces import crops_for
+from train.faces import Crops, crops_for
+from train.features import features_for
 
 TASKS: dict[str, tuple[LabelRule, str]] = {
     "gender": (GENDER_RULE, "gender_tutorial"),
@@ -74,7 +77,11 @@ def train(opt: TrainOptions) -> dict[str, object]:
 
     t0 = time.perf_counter()
     ds = load_any(opt.data, rule, None, cache_dir, opt.limit)
-    crops = crops_for(ds, opt.detector, opt.upsample, cfg.input_size, opt.margin, cache_dir, opt.progress)
+    if cfg.features != PIXELS:  # a head on the face backbone's cached features
+        feats = features_for(ds, opt.detector, opt.upsample, cache_dir, opt.progress)
+        crops = Crops(feats.matrix(cfg.features), feats.found)
+    else:
+        crops = crops_for(ds, opt.detector, opt.upsample, cfg.input_size, opt.margin, cache_dir, opt.progress)
     t_crops = time.perf_counter() - t0
     tr, va, te = split_indices(len(ds), opt.test_fraction, opt.val_fraction, opt.seed)
     if len(tr) == 0 or len(va) == 0:
@@ -97,7 +104,11 @@ def train(opt: TrainOptions) -> dict[str, object]:
         y = ds.y[idx]
         return y.astype("float32")[:, None] if head == "sigmoid" else np.eye(n_classes, dtype="float32")[y]
 
-    model = build(cfg_name, n_classes, head, opt.weights, opt.seed)
+    stats = None
+    if cfg.features != PIXELS:
+        xs = crops.x[tr_fit].astype("float64")
+        stats = (xs.mean(axis=0), xs.var(axis=0))
+    model = build(cfg_name, n_classes, head, opt.weights, opt.seed, stats)
     lr = opt.learning_rate or cfg.learning_rate
     loss = "binary_crossentropy" if head == "sigmoid" else "categorical_crossentropy"
     model.compile(optimizer=keras.optimizers.Adam(lr), loss=loss, metrics=["accuracy"])
@@ -135,7 +146,7 @@ def train(opt: TrainOptions) -> dict[str, object]:
     best_epoch = int(np.argmin(history["val_loss"])) + 1
 
     # Save a fresh copy without optimizer state: a smaller file and no training baggage.
-    clean = build(cfg_name, n_classes, head, None, opt.seed)
+    clean = build(cfg_name, n_classes, head, None, opt.seed, stats)
     clean.set_weights(model.get_weights())
     pos = rule.positive_label if rule.positive_label in ds.labels else None
     split_info = {
@@ -151,7 +162,8 @@ def train(opt: TrainOptions) -> dict[str, object]:
     meta = ModelMeta(
         labels=tuple(ds.labels),
         input_size=cfg.input_size,
-        crop_margin=opt.margin,
+        crop_margin=opt.margin if cfg.features == PIXELS else CHIP_PADDING,
+        features=cfg.features,
         task=opt.task,
         attribute=rule.attribute if celeba else None,
         positive_label=pos if celeba else None,
@@ -176,6 +188,7 @@ def train(opt: TrainOptions) -> dict[str, object]:
     metrics: dict[str, object] = {
         "task": opt.task,
         "config": cfg_name,
+        "features": cfg.features,
         "model": str(model_path),
         "model_bytes": model_path.stat().st_size,
         "params": int(clean.count_params()),
@@ -207,7 +220,12 @@ def train(opt: TrainOptions) -> dict[str, object]:
             if len(idx) == 0:
                 continue
             summary = evaluate_dataset(
-                model_path, ds.subset(idx), out / f"report_{name}", cache_dir=cache_dir, progress=False
+                model_path,
+                ds.subset(idx),
+                out / f"report_{name}",
+                cache_dir=cache_dir,
+                detector=opt.detector,
+                progress=False,
             )
             metrics[name] = summary
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2))

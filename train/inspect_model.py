@@ -24,6 +24,13 @@ def inspect(model_path: Path, image_path: Path, out: Path, max_channels: int = 1
 
     out.mkdir(parents=True, exist_ok=True)
     clf = Classifier("inspect", model_path)
+    if clf.uses_backbone:
+        from streamer.classify import ModelFileError
+
+        raise ModelFileError(
+            f"{model_path}: takes the face backbone's features ({clf.meta.features}), not pixels; "
+            "inspect shows activation maps of pixel models only"
+        )
     model = clf.model
     image = read_rgb(Path(image_path))
     from streamer.detect import make_detector

@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from streamer.classify.modelfile import ModelMeta, load_model
+from streamer.classify.modelfile import PIXELS, ModelMeta, load_model
 from streamer.crop import crop_face
 from streamer.types import Box, Label
 
@@ -18,7 +18,9 @@ UNCERTAIN = "?"
 class Classifier:
     """One Keras classifier: RGB face crops in, class probabilities out.
 
-    The crop size, margin and labels come from the model file itself.
+    The crop size, margin and labels come from the model file itself. A classifier whose
+    model file names backbone features (``meta.features``, e.g. ``dlib_face_descriptor``)
+    takes (N, D) feature rows instead of crops; the Engine computes them once per face.
     """
 
     def __init__(
@@ -35,16 +37,25 @@ class Classifier:
     def labels(self) -> tuple[str, ...]:
         return self.meta.labels
 
+    @property
+    def uses_backbone(self) -> bool:
+        return self.meta.features != PIXELS
+
     def crops(self, image: np.ndarray, boxes: Sequence[Box]) -> list[np.ndarray]:
         return [crop_face(image, b, self.meta.input_size, self.meta.crop_margin) for b in boxes]
 
     def predict_proba(self, crops: np.ndarray | Sequence[np.ndarray]) -> np.ndarray:
-        """(N, h, w, 3) uint8 crops -> (N, n_labels) probabilities, in chunks of max_batch."""
+        """(N, h, w, 3) uint8 crops (or (N, D) backbone features, see ``uses_backbone``)
+        -> (N, n_labels) probabilities, in chunks of max_batch."""
         x = np.asarray(crops, dtype=np.float32)
         if len(x) == 0:
             return np.zeros((0, len(self.labels)), np.float32)
         h, w = self.meta.input_size
-        if x.shape[1:] != (h, w, 3):
+        if self.uses_backbone:
+            d = self.model.input_shape[-1]
+            if x.ndim != 2 or x.shape[1] != d:
+                raise ValueError(f"{self.name}: expected {self.meta.features} rows of {d}, got {x.shape[1:]}")
+        elif x.shape[1:] != (h, w, 3):
             raise ValueError(f"{self.name}: expected crops of shape ({h}, {w}, 3), got {x.shape[1:]}")
         out = []
         for i in range(0, len(x), self.max_batch):
@@ -76,7 +87,10 @@ def _compiled_predict(model: Any) -> Callable[[np.ndarray], np.ndarray]:
         size = 1 << (n - 1).bit_length()
         if size != n:
             x = np.concatenate([x, np.zeros((size - n, *x.shape[1:]), x.dtype)])
-        return np.asarray(model.predict_on_batch(x))
+        y = model.predict_on_batch(x)
+        if isinstance(y, dict):  # a multi-output model (the face backbone)
+            return {k: np.asarray(v) for k, v in y.items()}  # type: ignore[return-value]
+        return np.asarray(y)
 
     return predict
 

@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 META_NAME = "streamer.json"
+PIXELS = "pixels"  # ModelMeta.features of a model that takes RGB crops
 
 
 class ModelFileError(ValueError):
@@ -33,6 +34,11 @@ class ModelMeta:
     description: str = ""
     version: str = "1"
     extra: dict[str, object] = field(default_factory=dict)
+    # What the model takes: "pixels" (RGB crops of input_size, cut with crop_margin), or a
+    # feature set of the face backbone (streamer.classify.face_resnet.FEATURES; several joined
+    # by "+" are concatenated in that order), computed
+    # once per face from dlib's 150x150 chip and shared by every classifier that wants it.
+    features: str = PIXELS
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2, sort_keys=True)
@@ -51,6 +57,7 @@ class ModelMeta:
                 description=d.get("description", ""),
                 version=str(d.get("version", "1")),
                 extra=dict(d.get("extra", {})),
+                features=str(d.get("features", PIXELS)),
             )
         except (KeyError, TypeError, IndexError, ValueError) as e:
             raise ModelFileError(f"bad {META_NAME}: {e}") from e
@@ -86,6 +93,12 @@ def read_meta(path: str | os.PathLike[str]) -> ModelMeta:
 def load_model(path: str | os.PathLike[str]) -> tuple[object, ModelMeta]:
     """Load a model and its metadata. Raises ModelFileError with the path on failure."""
     meta = read_meta(path)
+    from streamer.classify.face_resnet import FEATURES
+
+    if meta.features != PIXELS and not set(meta.features.split("+")) <= set(FEATURES):
+        raise ModelFileError(
+            f"{path}: takes features {meta.features!r}; known: {', '.join([PIXELS, *FEATURES])}"
+        )
     import keras
 
     try:

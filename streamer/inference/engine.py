@@ -17,6 +17,8 @@ import cv2
 import numpy as np
 
 from streamer.classify import Classifier, ModelFileError
+from streamer.classify.backbone import FaceBackbone
+from streamer.classify.face_resnet import FEATURES
 from streamer.config import ClassifierConfig
 from streamer.detect import BadImageError, as_rgb, make_detector
 from streamer.types import BatchTimings, Box, Face, Label
@@ -60,6 +62,7 @@ class EngineSpec:
     classifiers: tuple[ClassifierConfig, ...] = ()
     threads: int = 0  # 0 = let the framework decide
     nice: int = 0  # added to the worker process's niceness (lower CPU priority)
+    face_backbone: str = ""  # dlib face-recognition .dat ("" = STREAMER_FACE_BACKBONE or the packaged one)
 
 
 @dataclass
@@ -103,11 +106,23 @@ class Engine:
             _limit_threads(spec.threads)
         self.detector = make_detector(spec.detector)
         self.classifiers: list[Classifier] = []
+        self.backbone: FaceBackbone | None = None
         self.status = EngineStatus(detector=spec.detector, classifiers=[])
+        backbone_error: str | None = None
         for c in spec.classifiers:
             try:
                 clf = Classifier(c.name, c.model, threshold=c.threshold)
                 check_classifier_config(c, clf)
+                if clf.uses_backbone and self.backbone is None:
+                    if backbone_error is None:
+                        try:
+                            self.backbone = FaceBackbone(spec.face_backbone or None)
+                        except ModelFileError as e:
+                            backbone_error = str(e)
+                    if backbone_error is not None:
+                        raise ModelFileError(
+                            f"needs the face backbone, which failed to load: {backbone_error}"
+                        )
             except (ModelFileError, ValueError) as e:
                 log.error("classifier %s disabled: %s", c.name, e)
                 self.status.failed[c.name] = str(e)
@@ -165,9 +180,22 @@ class Engine:
         n = sum(len(bs) for bs in boxes)
         if n == 0:
             return per_face, batches, errors
+        features: dict[str, np.ndarray] | None = None
+        backbone_error: str | None = None
+        if self.backbone is not None and any(c.uses_backbone for c in self.classifiers):
+            try:  # one backbone pass per face, shared by every classifier that takes its features
+                features = self.face_features(images, boxes, splits)
+            except Exception as e:
+                log.error("face backbone failed on a batch of %d faces: %s", n, e)
+                backbone_error = f"{type(e).__name__}: {e}"[:500]
         for clf in self.classifiers:
             try:
-                crops = [c for im, bs in zip(images, boxes, strict=True) for c in clf.crops(im, bs)]
+                if clf.uses_backbone:
+                    if features is None:
+                        raise RuntimeError(f"no face features: {backbone_error}")
+                    crops = list(np.concatenate([features[k] for k in clf.meta.features.split("+")], axis=1))
+                else:
+                    crops = [c for im, bs in zip(images, boxes, strict=True) for c in clf.crops(im, bs)]
                 probs = split_on_oom(lambda xs, c=clf: list(c.predict_proba(np.stack(xs))), crops, splits)
                 labels = clf.to_labels(np.asarray(probs))
             except Exception as e:
@@ -180,6 +208,27 @@ class Engine:
                 for j in range(len(bs)):
                     per_face[k][j].append(next(it))
         return per_face, batches, errors
+
+    def face_features(
+        self, images: Sequence[np.ndarray], boxes: Sequence[Sequence[Box]], splits: list[int] | None = None
+    ) -> dict[str, np.ndarray]:
+        """The backbone's features of every face of the batch, in order: {name: (n_faces, D)}."""
+        if self.backbone is None:
+            raise RuntimeError("no face backbone loaded")
+        bb = self.backbone
+        chips = [c for im, bs in zip(images, boxes, strict=True) for c in bb.chips(im, bs)]
+        names = list(FEATURES)
+
+        def run(xs: list[np.ndarray]) -> list[tuple[np.ndarray, ...]]:
+            out = bb.features(np.stack(xs))
+            return list(zip(*(out[k] for k in names), strict=True))
+
+        rows = split_on_oom(
+            run,
+            chips,
+            splits if splits is not None else [0],
+        )
+        return {k: np.stack([r[i] for r in rows]) for i, k in enumerate(names)}
 
 
 def check_classifier_config(c: ClassifierConfig, clf: Classifier) -> None:

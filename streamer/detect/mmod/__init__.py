@@ -14,7 +14,6 @@ from collections.abc import Sequence
 import numpy as np
 
 from streamer.detect.base import MAX_SIDE, BadImageError, as_rgb
-from streamer.detect.mmod.dat_format import MMODNetwork, read_mmod_dat
 from streamer.detect.mmod.network import (
     build_model,
     fold_layers,
@@ -24,6 +23,7 @@ from streamer.detect.mmod.network import (
 )
 from streamer.detect.mmod.postprocess import cells_to_rects, non_max_suppression, rect_down
 from streamer.detect.mmod.pyramid import Tiling, build_canvas, pyramid_up, tile_rects
+from streamer.dlib_format import MMODNetwork, read_mmod_dat
 from streamer.types import Box
 
 __all__ = ["MMODDetector", "read_mmod_dat"]

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from streamer.detect.mmod.dat_format import (
+from streamer.dlib_format import (
     AffineLayer,
     BatchNormLayer,
     ConvLayer,

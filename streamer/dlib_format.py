@@ -1,4 +1,6 @@
-"""Reader for dlib's serialized MMOD face detector (``mmod_human_face_detector.dat``).
+"""Reader for dlib's serialized dnn networks: the MMOD face detector
+(``mmod_human_face_detector.dat``) and the face-recognition ResNet
+(``dlib_face_recognition_resnet_model_v1.dat``). Shared by both models.
 
 dlib's stream format (dlib/serialize.h): an integer is one control byte (low nibble:
 number of magnitude bytes, high bit: negative) followed by the magnitude, little-endian;
@@ -11,10 +13,17 @@ The network is stored as ``add_loss_layer`` -> nested ``add_layer``s: every leve
 its version, then its sub-network, then its own layer, so the layers come out from the
 input upwards. :func:`read_mmod_dat` walks that structure exactly and insists on ending
 at the file's last byte.
+
+Residual networks add ``add_tag_layer``/``add_skip_layer`` wrappers: each writes only
+its version (1; an ``add_layer`` writes 2, and 3 for the one over the input) then its
+sub-network, and nothing after it. :func:`read_dlib_net` therefore records one
+:class:`Marker` per version-1 wrapper at its place in the layer stack; the tag ids are
+not stored in the file (they are part of the C++ type), see :func:`resolve_residuals`.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -22,7 +31,7 @@ import numpy as np
 
 
 class DatFormatError(ValueError):
-    """The file is not a dlib MMOD network this reader understands."""
+    """The file is not a dlib network this reader understands."""
 
 
 @dataclass(frozen=True)
@@ -62,7 +71,33 @@ class ReluLayer:
     pass
 
 
-Layer = ConvLayer | AffineLayer | BatchNormLayer | ReluLayer
+@dataclass(frozen=True)
+class PoolLayer:
+    """``max_pool_`` or ``avg_pool_``; size (0, 0) means the whole input (``*_pool_everything``)."""
+
+    kind: str  # "max" or "avg"
+    size: tuple[int, int]  # (y, x)
+    stride: tuple[int, int]
+    padding: tuple[int, int]
+
+
+@dataclass(frozen=True)
+class FcLayer:
+    weights: np.ndarray  # (inputs, outputs): y = x @ weights (+ bias)
+    bias: np.ndarray | None  # None for fc_no_bias
+
+
+@dataclass(frozen=True)
+class AddPrevLayer:
+    """``add_prev_``: adds the output of a tagged layer (zero-filling where shapes differ)."""
+
+
+@dataclass(frozen=True)
+class Marker:
+    """An ``add_tag_layer`` or ``add_skip_layer`` wrapper (the file does not say which)."""
+
+
+Layer = ConvLayer | AffineLayer | BatchNormLayer | ReluLayer | PoolLayer | FcLayer | AddPrevLayer
 
 
 @dataclass(frozen=True)
@@ -112,6 +147,8 @@ class _Reader:
             return float("-inf")
         if exponent == 32002:
             return float("nan")
+        if abs(exponent) > 2000:
+            raise DatFormatError(f"bad float exponent {exponent} before byte {self.pos}")
         return float(np.ldexp(np.float64(mantissa), exponent))
 
     def string(self) -> str:
@@ -143,7 +180,9 @@ class _Reader:
         if version != 2:
             raise DatFormatError(f"unsupported tensor version {version} at byte {self.pos}")
         shape = tuple(self.integer() for _ in range(4))
-        count = int(np.prod(shape))
+        count = math.prod(shape)
+        if min(shape) < 0 or 4 * count > len(self.data) - self.pos:
+            raise DatFormatError(f"bad tensor shape {shape} at byte {self.pos} (unexpected end of file)")
         values = np.frombuffer(self._take(4 * count), dtype="<f4").astype(np.float32)
         return values.reshape(shape)
 
@@ -205,6 +244,24 @@ def _read_layer(r: _Reader) -> Layer:
         return AffineLayer(gamma=params[:k].copy(), beta=params[k : 2 * k].copy())
     if kind == "relu_":
         return ReluLayer()
+    if kind in ("max_pool_2", "avg_pool_2"):
+        nr, nc, sy, sx, py, px = (r.integer() for _ in range(6))
+        return PoolLayer(kind[:3], (nr, nc), (sy, sx), (py, px))
+    if kind == "fc_2":
+        n_out, n_in = r.integer(), r.integer()
+        params = r.tensor().reshape(-1)
+        w_shape = r.alias_tensor()
+        b_shape = r.alias_tensor()
+        bias_mode = r.integer()  # 0: FC_HAS_BIAS, 1: FC_NO_BIAS
+        for _ in range(4):
+            r.real()
+        n_w = int(np.prod(w_shape))
+        if w_shape[:2] != (n_in, n_out) or params.size != n_w + int(np.prod(b_shape)):
+            raise DatFormatError("inconsistent fc_ layer shapes")
+        bias = None if bias_mode == 1 else params[n_w:].copy()
+        return FcLayer(weights=params[:n_w].reshape(n_in, n_out).copy(), bias=bias)
+    if kind == "add_prev_":
+        return AddPrevLayer()
     raise DatFormatError(f"unsupported layer {kind!r} at byte {r.pos}")
 
 
@@ -277,3 +334,76 @@ def read_mmod_dat(path: str | Path, pyramid_down: int = 6) -> MMODNetwork:
         bytes_read=r.pos,
         file_size=len(data),
     )
+
+
+@dataclass(frozen=True)
+class InputLayer:
+    kind: str
+    avg_rgb: tuple[float, float, float]
+    size: tuple[int, int] | None  # (rows, cols) for input_rgb_image_sized
+
+
+@dataclass(frozen=True)
+class DlibNet:
+    """A whole dlib network: loss name and parameters, input layer, and the stack from
+    the input upwards (layers and residual markers)."""
+
+    loss: str
+    loss_params: tuple[float, ...]
+    input: InputLayer
+    stack: tuple[Layer | Marker, ...]
+    bytes_read: int
+    file_size: int
+
+
+_LOSS_PARAMS = {"loss_metric_2": 2, "loss_metric_": 2}
+
+
+def read_dlib_net(path: str | Path) -> DlibNet:
+    """Parse a dlib network with a ``loss_metric`` head (the face-recognition ResNet);
+    raises DatFormatError unless the file is read to its last byte."""
+    path = Path(path)
+    if not path.is_file():
+        raise DatFormatError(f"{path}: file not found")
+    data = path.read_bytes()
+    r = _Reader(data)
+    try:
+        if r.integer() != 1:
+            raise DatFormatError("unexpected add_loss_layer version")
+        loss = r.string()
+        if loss not in _LOSS_PARAMS:
+            raise DatFormatError(f"unsupported loss layer {loss!r}")
+        loss_params = tuple(r.real() for _ in range(_LOSS_PARAMS[loss]))
+        versions: list[int] = []
+        while True:
+            versions.append(r.integer())
+            nxt = r.peek_string()
+            if nxt is not None and nxt.startswith("input"):
+                break
+            if len(versions) > 10000:
+                raise DatFormatError("no input layer found")
+        kind = r.string()
+        if kind not in ("input_rgb_image_sized", "input_rgb_image"):
+            raise DatFormatError(f"unsupported input layer {kind!r}")
+        avg = tuple(float(np.float32(r.real())) for _ in range(3))
+        size = (r.integer(), r.integer()) if kind == "input_rgb_image_sized" else None
+        stack: list[Layer | Marker] = []
+        for depth, version in enumerate(reversed(versions)):
+            if version == 1 and depth > 0:
+                stack.append(Marker())
+                continue
+            if version not in (2, 3):
+                raise DatFormatError(f"unsupported add_layer version {version}")
+            stack.append(_read_layer(r))
+            for _ in range(3):  # this_layer_setup_called, gradient_input_is_stale, output disabled
+                r.boolean()
+            r.tensor()  # x_grad
+            r.tensor()  # cached_output
+            r.tensor()  # grad_final (innermost) or params_grad
+            if depth == 0 and version >= 3:
+                r.integer()  # _sample_expansion_factor
+    except DatFormatError as e:
+        raise DatFormatError(f"{path}: {e}") from e
+    if r.pos != len(data):
+        raise DatFormatError(f"{path}: {len(data) - r.pos} unread bytes after the network")
+    return DlibNet(loss, loss_params, InputLayer(kind, avg, size), tuple(stack), r.pos, len(data))

@@ -1,0 +1,101 @@
+"""The shared face backbone: dlib's 5-point alignment and face-recognition ResNet, once per face.
+
+Alignment is dlib's own (dlib-bin's ``shape_predictor`` and ``get_face_chip(img, shape, 150,
+0.25)``, ~0.5 ms per face): a box shifted by one pixel moves dlib's descriptor by ~0.03, so the
+chip must be exactly dlib's for the descriptors to match ``compute_face_descriptor``. The
+ResNet is the Keras port in :mod:`streamer.classify.face_resnet`.
+
+Files: ``STREAMER_FACE_BACKBONE`` / ``STREAMER_FACE_LANDMARKS`` (or the arguments) name the
+.dat files; by default the copies in the ``face_recognition_models`` package.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from streamer.classify.face_resnet import CHIP_PADDING, CHIP_SIZE, FEATURES, build_model
+from streamer.classify.modelfile import ModelFileError
+from streamer.types import Box
+
+
+class BackboneError(ModelFileError):
+    """The face backbone's files are missing or unreadable."""
+
+
+def default_paths() -> tuple[Path, Path]:
+    """(ResNet .dat, 5-point landmarks .dat), from the environment or face_recognition_models."""
+    net = os.environ.get("STREAMER_FACE_BACKBONE")
+    marks = os.environ.get("STREAMER_FACE_LANDMARKS")
+    if not net or not marks:
+        import face_recognition_models as frm
+
+        net = net or frm.face_recognition_model_location()
+        marks = marks or frm.pose_predictor_five_point_model_location()
+    return Path(net), Path(marks)
+
+
+class FaceBackbone:
+    """Face chips and features (:data:`FEATURES`) for a batch of faces."""
+
+    def __init__(
+        self,
+        model_path: str | os.PathLike[str] | None = None,
+        landmarks_path: str | os.PathLike[str] | None = None,
+        max_batch: int = 32,
+    ) -> None:
+        d_net, d_marks = default_paths()
+        self.model_path = Path(model_path) if model_path else d_net
+        self.landmarks_path = Path(landmarks_path) if landmarks_path else d_marks
+        self.max_batch = max_batch
+        from streamer.dlib_format import DatFormatError, read_dlib_net
+
+        try:
+            self.model = build_model(read_dlib_net(self.model_path))
+        except (DatFormatError, OSError) as e:
+            raise BackboneError(f"face backbone: {e}") from e
+        import dlib
+
+        if not self.landmarks_path.is_file():
+            raise BackboneError(f"face landmarks {self.landmarks_path}: file not found")
+        try:
+            self._shape = dlib.shape_predictor(str(self.landmarks_path))
+        except RuntimeError as e:
+            raise BackboneError(f"face landmarks {self.landmarks_path}: cannot load ({e})") from e
+        self._dlib = dlib
+        from streamer.classify.classifier import _compiled_predict
+
+        self._predict = _compiled_predict(self.model)
+
+    def chips(self, image: np.ndarray, boxes: Sequence[Box]) -> list[np.ndarray]:
+        """dlib's aligned 150x150 chips (RGB uint8) of ``boxes`` in an RGB image."""
+        image = np.ascontiguousarray(image)
+        out = []
+        for b in boxes:
+            shape = self._shape(image, self._dlib.rectangle(b.left, b.top, b.right, b.bottom))
+            out.append(self._dlib.get_face_chip(image, shape, CHIP_SIZE, CHIP_PADDING))
+        return out
+
+    def features(self, chips: np.ndarray | Sequence[np.ndarray]) -> dict[str, np.ndarray]:
+        """(N, 150, 150, 3) chips -> {feature name: (N, D) float32}, in chunks of max_batch."""
+        x = np.asarray(chips, dtype=np.float32)
+        if len(x) == 0:
+            return {k: np.zeros((0, int(self.model.output[k].shape[-1])), np.float32) for k in FEATURES}
+        if x.shape[1:] != (CHIP_SIZE, CHIP_SIZE, 3):
+            raise ValueError(f"face backbone: expected chips of shape (150, 150, 3), got {x.shape[1:]}")
+        parts: dict[str, list[np.ndarray]] = {k: [] for k in FEATURES}
+        for i in range(0, len(x), self.max_batch):
+            chunk = x[i : i + self.max_batch]
+            out = self._predict(chunk)
+            for k in FEATURES:
+                parts[k].append(np.asarray(out[k])[: len(chunk)])
+        return {k: np.concatenate(v).astype(np.float32) for k, v in parts.items()}
+
+    def descriptors(self, image: np.ndarray, boxes: Sequence[Box]) -> np.ndarray:
+        """(len(boxes), 128) face descriptors, as dlib's compute_face_descriptor gives them."""
+        if not boxes:
+            return np.zeros((0, 128), np.float32)
+        return self.features(self.chips(image, boxes))["dlib_face_descriptor"]

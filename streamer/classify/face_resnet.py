@@ -1,0 +1,197 @@
+"""dlib's face-recognition ResNet (``dlib_face_recognition_resnet_model_v1.dat``) as a Keras 3
+model (backend-neutral: keras layers and keras.ops only), folded for inference and batched.
+
+dlib's net (examples/dnn_face_recognition_ex.cpp, ``anet_type``): a 150x150 RGB chip,
+``(pixel - avg) / 256``, con 7x7/2, affine, relu, max_pool 3x3/2, then residual blocks
+(``ares``: ``relu(x + block(x))``; ``ares_down``: ``relu(avg_pool2x2(x) + block_stride2(x))``,
+where dlib's ``add_prev`` zero-fills the smaller tensor: extra channels and the extra
+bottom row / right column), avg_pool_everything, fc_no_bias 128. The descriptor is the fc
+output as is (loss_metric adds nothing at inference).
+
+Folding: each ``affine`` directly follows a convolution and goes into its kernel and bias;
+the input normalisation goes into the first convolution's (unpadded, so exact).
+
+Residual wiring comes from the file's stack of layers and markers (see
+:mod:`streamer.dlib_format`): a lone marker is a tag (its input is remembered); two markers
+in a row are ``tag`` then ``skip`` (the current output is tagged, and the value goes back to
+the tag before it); ``add_prev`` adds the most recent remaining tag.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from streamer.dlib_format import (
+    AddPrevLayer,
+    AffineLayer,
+    BatchNormLayer,
+    ConvLayer,
+    DatFormatError,
+    DlibNet,
+    FcLayer,
+    Marker,
+    PoolLayer,
+    ReluLayer,
+    read_dlib_net,
+)
+
+CHIP_SIZE = 150
+CHIP_PADDING = 0.25
+# Feature sets the backbone gives per face: name -> what it is.
+FEATURES = {
+    "dlib_face_descriptor": "the 128-D face descriptor (dlib's compute_face_descriptor)",
+    "dlib_pooled": "the 256 averaged channels before the fc layer",
+    "dlib_level2": "the 128 channels after the 128-filter blocks, averaged over the face",
+    "dlib_level3": "the 64 channels after the 64-filter blocks, averaged over the face",
+}
+
+
+def default_model_path() -> Path:
+    import face_recognition_models
+
+    return Path(face_recognition_models.face_recognition_model_location())
+
+
+def _zero_fill_add():
+    import keras
+
+    class ZeroFillAdd(keras.layers.Layer):
+        """dlib's add_prev: a + b where the smaller is zero-filled (end channels, bottom, right)."""
+
+        def call(self, a, b):
+            sa, sb = a.shape, b.shape
+            h, w, c = max(sa[1], sb[1]), max(sa[2], sb[2]), max(sa[3], sb[3])
+
+            def fill(t, s):
+                if (s[1], s[2], s[3]) == (h, w, c):
+                    return t
+                return keras.ops.pad(t, [[0, 0], [0, h - s[1]], [0, w - s[2]], [0, c - s[3]]])
+
+            return fill(a, sa) + fill(b, sb)
+
+    return ZeroFillAdd
+
+
+def build_model(net: DlibNet):
+    """Keras model: (B, 150, 150, 3) float RGB in [0, 255] -> dict of feature name -> (B, D)."""
+    import keras
+
+    if net.loss not in ("loss_metric_2", "loss_metric_"):
+        raise DatFormatError(f"not a metric-learning network (loss {net.loss!r})")
+    if net.input.size is None:
+        raise DatFormatError("the face-recognition network must have a fixed input size")
+    add_layer = _zero_fill_add()
+    rows, cols = net.input.size
+    image = keras.Input(shape=(rows, cols, 3), name="chip")
+    avg = np.asarray(net.input.avg_rgb, np.float64)
+    x = image
+    tags: list = []
+    stage_outputs: dict[int, object] = {}  # channels -> last residual output with that many
+    stack = list(net.stack)
+    i = 0
+    first_conv = True
+    descriptor = pooled = None
+    while i < len(stack):
+        item = stack[i]
+        if isinstance(item, Marker):
+            if i + 1 < len(stack) and isinstance(stack[i + 1], Marker):
+                if len(tags) < 1:
+                    raise DatFormatError("skip layer without a tag to go back to")
+                back = tags.pop()
+                tags.append(x)
+                x = back
+                i += 2
+                continue
+            tags.append(x)
+            i += 1
+            continue
+        if isinstance(item, ConvLayer):
+            w = item.weights.astype(np.float64)  # (out, in, kh, kw)
+            b = item.bias.astype(np.float64)
+            j = i + 1
+            if j < len(stack) and isinstance(stack[j], AffineLayer | BatchNormLayer):
+                aff = stack[j]
+                aff = aff.as_affine() if isinstance(aff, BatchNormLayer) else aff
+                a = aff.gamma.astype(np.float64)
+                w, b = w * a[:, None, None, None], b * a + aff.beta.astype(np.float64)
+                j += 1
+            relu = j < len(stack) and isinstance(stack[j], ReluLayer)
+            if relu:
+                j += 1
+            kh, kw = w.shape[2:]
+            if item.stride[0] != item.stride[1] or item.padding[0] != item.padding[1] or kh != kw:
+                raise DatFormatError("only square kernels, strides and paddings are supported")
+            if item.padding[0] not in (0, kh // 2) or (item.padding[0] and item.stride[0] != 1):
+                raise DatFormatError("convolutions must be unpadded, or stride 1 padded k//2")
+            if first_conv:
+                if item.padding[0]:
+                    raise DatFormatError("the first convolution must be unpadded to fold the input scaling")
+                b = b - np.einsum("oihw,i->o", w, avg) / 256.0
+                w = w / 256.0
+                first_conv = False
+            conv = keras.layers.Conv2D(
+                filters=w.shape[0],
+                kernel_size=(kh, kw),
+                strides=item.stride[0],
+                padding="same" if item.padding[0] else "valid",
+                activation="relu" if relu else None,
+                name=f"conv_{i}",
+            )
+            x = conv(x)
+            conv.set_weights([np.transpose(w, (2, 3, 1, 0)).astype(np.float32), b.astype(np.float32)])
+            i = j
+            continue
+        if isinstance(item, PoolLayer):
+            if item.size == (0, 0):
+                x = keras.layers.GlobalAveragePooling2D(name="pooled")(x)
+                pooled = x
+            else:
+                if item.padding != (0, 0):
+                    raise DatFormatError("padded pooling is not supported")
+                cls = keras.layers.MaxPooling2D if item.kind == "max" else keras.layers.AveragePooling2D
+                x = cls(pool_size=item.size, strides=item.stride, padding="valid", name=f"pool_{i}")(x)
+            i += 1
+            continue
+        if isinstance(item, AddPrevLayer):
+            if not tags:
+                raise DatFormatError("add_prev without a tag")
+            x = add_layer(name=f"add_{i}")(x, tags.pop())
+            if i + 1 < len(stack) and isinstance(stack[i + 1], ReluLayer):
+                x = keras.layers.ReLU(name=f"relu_{i + 1}")(x)
+                i += 1
+            stage_outputs[int(x.shape[-1])] = x
+            i += 1
+            continue
+        if isinstance(item, ReluLayer):
+            x = keras.layers.ReLU(name=f"relu_{i}")(x)
+            i += 1
+            continue
+        if isinstance(item, FcLayer):
+            if len(x.shape) != 2:
+                x = keras.layers.Flatten()(x)
+            dense = keras.layers.Dense(item.weights.shape[1], use_bias=item.bias is not None, name="fc")
+            x = dense(x)
+            dense.set_weights([item.weights] + ([item.bias] if item.bias is not None else []))
+            descriptor = x
+            i += 1
+            continue
+        raise DatFormatError(f"unsupported layer {type(item).__name__} in the face network")
+    if tags:
+        raise DatFormatError(f"{len(tags)} tag(s) never used")
+    if descriptor is None or pooled is None or 128 not in stage_outputs or 64 not in stage_outputs:
+        raise DatFormatError("not dlib's face-recognition ResNet (missing fc, pooling or residual stages)")
+    gap = keras.layers.GlobalAveragePooling2D
+    outputs = {
+        "dlib_face_descriptor": descriptor,
+        "dlib_pooled": pooled,
+        "dlib_level2": gap(name="level2")(stage_outputs[128]),
+        "dlib_level3": gap(name="level3")(stage_outputs[64]),
+    }
+    return keras.Model(inputs=image, outputs=outputs, name="dlib_face_resnet")
+
+
+def load_face_resnet(path: str | Path | None = None):
+    """Read the .dat file (default: face_recognition_models') and build the Keras model."""
+    return build_model(read_dlib_net(path or default_model_path()))
