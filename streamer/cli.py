@@ -45,6 +45,12 @@ def _parser() -> argparse.ArgumentParser:
         help="mmod (default: the Keras port) or dlib (the reference)",
     )
     d.add_argument("--upsample", type=int, default=0, choices=[0, 1, 2], help="dlib upsample_num_times")
+    d.add_argument(
+        "--runtime",
+        choices=["auto", "onnxruntime", "keras"],
+        default="auto",
+        help="mmod's network: ONNX Runtime (CPU), Keras, or auto (ONNX Runtime unless Keras has a GPU)",
+    )
 
     a = sub.add_parser("annotate", help="run the pipeline offline over an image or a video file")
     a.add_argument("input", metavar="INPUT")
@@ -93,7 +99,7 @@ def cmd_detect(args: argparse.Namespace) -> int:
 
     from streamer.detect import BadImageError, make_detector
 
-    detector = make_detector(args.detector)
+    detector = make_detector(args.detector, **({"runtime": args.runtime} if args.detector == "mmod" else {}))
     status = 0
     for path in args.images:
         bgr = cv2.imread(path, cv2.IMREAD_COLOR) if os.path.isfile(path) else None

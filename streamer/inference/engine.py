@@ -60,6 +60,7 @@ class EngineSpec:
     classifiers: tuple[ClassifierConfig, ...] = ()
     threads: int = 0  # 0 = let the framework decide
     nice: int = 0  # added to the worker process's niceness (lower CPU priority)
+    runtime: str = "auto"  # mmod network: "auto", "onnxruntime" or "keras"
 
 
 @dataclass
@@ -101,7 +102,8 @@ class Engine:
         self.spec = spec
         if spec.threads:
             _limit_threads(spec.threads)
-        self.detector = make_detector(spec.detector)
+        options = {"runtime": spec.runtime, "threads": spec.threads} if spec.detector == "mmod" else {}
+        self.detector = make_detector(spec.detector, **options)
         self.classifiers: list[Classifier] = []
         self.status = EngineStatus(detector=spec.detector, classifiers=[])
         for c in spec.classifiers:
