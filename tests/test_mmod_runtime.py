@@ -171,3 +171,27 @@ def test_runtime_setting_reaches_the_detector():
         PipelineConfig(runtime="tensorrt")
     engine = Engine(EngineSpec(detector="mmod", runtime="onnxruntime"))
     assert engine.detector.runtime == "onnxruntime"  # type: ignore[attr-defined]
+
+
+def test_hand_written_onnx_model_is_valid(folded):
+    onnx = pytest.importorskip("onnx")
+    from onnx import numpy_helper
+
+    from streamer.detect.mmod.onnx_net import build_onnx
+
+    layers = runtime_layers(folded)
+    model = onnx.ModelProto.FromString(build_onnx(layers))
+    onnx.checker.check_model(model, full_check=True)  # schema and shape inference
+    convs = [n for n in model.graph.node if n.op_type == "Conv"]
+    assert len(convs) == len(layers)
+    for node, c in zip(convs, layers, strict=True):
+        attrs = {a.name: list(a.ints) for a in node.attribute}
+        kh, kw = c.kernel.shape[:2]
+        assert attrs["kernel_shape"] == [kh, kw] and attrs["strides"] == [c.stride] * 2
+        assert attrs["pads"] == ([kh // 2, kw // 2] * 2 if c.stride == 1 else [0] * 4)
+    weights = {t.name: numpy_helper.to_array(t) for t in model.graph.initializer}
+    for i, c in enumerate(layers):
+        np.testing.assert_array_equal(weights[f"w{i}"], np.transpose(c.kernel, (3, 2, 0, 1)))
+        np.testing.assert_array_equal(weights[f"b{i}"], c.bias)
+    dims = [[d.dim_param or d.dim_value for d in i.type.tensor_type.shape.dim] for i in model.graph.input]
+    assert dims == [["batch", "height", "width", 3], ["batch", "rows", "cols", 1]]

@@ -16,6 +16,8 @@ from __future__ import annotations
 import importlib.util
 import logging
 import os
+import threading
+import time
 from collections.abc import Sequence
 
 import numpy as np
@@ -70,7 +72,7 @@ def choose_runtime(runtime: str = "auto") -> str:
         raise ValueError(f"unknown runtime {runtime!r}; choose one of {', '.join(RUNTIMES)}")
     if runtime != "auto":
         return runtime
-    if importlib.util.find_spec("onnxruntime") is None or importlib.util.find_spec("onnx") is None:
+    if importlib.util.find_spec("onnxruntime") is None:
         log.info("onnxruntime not installed: the MMOD network runs on Keras")
         return "keras"
     return "keras" if _keras_has_gpu() else "onnxruntime"
@@ -134,7 +136,9 @@ class MMODDetector:
             self._model = build_model(layers)
             if compiled:
                 self._model.compile(jit_compile=jit_compile)
-        self._canvas = CanvasBuilder(self.network.avg_rgb)
+        self._local = threading.local()  # a canvas builder (reused buffers) per calling thread
+        # Seconds spent per stage since construction (benchmarks read and reset it).
+        self.stage_seconds = {"canvas": 0.0, "network": 0.0, "postprocess": 0.0}
         self.max_batch = max_batch
         self.threshold = float(threshold)
         self.bucket = max(int(bucket), 8)
@@ -150,6 +154,7 @@ class MMODDetector:
                 raise BadImageError(
                     f"image {im.shape[1]}x{im.shape[0]} upsampled {upsample}x exceeds {2 * MAX_SIDE}px"
                 )
+        t0 = time.perf_counter()
         if upsample:
             rgb = [pyramid_up(im, upsample) for im in rgb]
         net = self.network
@@ -157,8 +162,12 @@ class MMODDetector:
             tile_rects(h, w, net.pyramid_down, net.pyramid_padding, net.pyramid_outer_padding)
             for h, w in (im.shape[:2] for im in rgb)
         ]
+        self.stage_seconds["canvas"] += time.perf_counter() - t0
         scores = self._score_maps(rgb, tilings)
-        return [self._boxes(s, t, upsample) for s, t in zip(scores, tilings, strict=True)]
+        t0 = time.perf_counter()
+        boxes = [self._boxes(s, t, upsample) for s, t in zip(scores, tilings, strict=True)]
+        self.stage_seconds["postprocess"] += time.perf_counter() - t0
+        return boxes
 
     def score_maps(self, images: Sequence[np.ndarray]) -> list[np.ndarray]:
         """The raw network output (valid region) per RGB image, for diagnostics."""
@@ -182,15 +191,25 @@ class MMODDetector:
             idxs = todo[start : start + self.max_batch]
             hh = _round_up(max(tilings[i].height for i in idxs), self.bucket)
             ww = _round_up(max(tilings[i].width for i in idxs), self.bucket)
+            t0 = time.perf_counter()
             mh, mw = output_size(self._strided, hh), output_size(self._strided, ww)
-            canvas = self._canvas.batch([rgb[i] for i in idxs], [tilings[i] for i in idxs], hh, ww)
+            canvas = self._builder().batch([rgb[i] for i in idxs], [tilings[i] for i in idxs], hh, ww)
             mask = np.zeros((len(idxs), mh, mw, 1), dtype=np.float32)
             for j, i in enumerate(idxs):
                 mask[j, : valid[i][0], : valid[i][1]] = 1.0
+            t1 = time.perf_counter()
             result = self._run(canvas, mask)
+            self.stage_seconds["canvas"] += t1 - t0
+            self.stage_seconds["network"] += time.perf_counter() - t1
             for j, i in enumerate(idxs):
                 out[i] = result[j, : valid[i][0], : valid[i][1], 0]
         return out
+
+    def _builder(self) -> CanvasBuilder:
+        builder = getattr(self._local, "builder", None)
+        if builder is None:
+            builder = self._local.builder = CanvasBuilder(self.network.avg_rgb)
+        return builder
 
     def _run(self, canvas: np.ndarray, mask: np.ndarray) -> np.ndarray:
         if self._onnx is not None:

@@ -1,8 +1,9 @@
 """The MMOD network on ONNX Runtime's CPU execution provider.
 
-The graph is written in memory with the ``onnx`` package's helpers from the same layer
-list the Keras model is built from (:func:`streamer.detect.mmod.network.runtime_layers`):
-no export step, no model file, no TensorFlow. Inputs and output are the Keras model's:
+The graph is written in memory (:mod:`.onnx_writer`, protobuf by hand: no ``onnx``
+package at run time) from the same layer list the Keras model is built from
+(:func:`streamer.detect.mmod.network.runtime_layers`): no export step, no model file,
+no TensorFlow. Inputs and output are the Keras model's:
 canvas (B, H, W, 3) and mask (B, h, w, 1) in NHWC, scores (B, h, w, 1); batch and sizes
 are dynamic. Inside, the graph works in NCHW (ONNX's ``Conv`` layout).
 """
@@ -11,59 +12,62 @@ from __future__ import annotations
 
 import numpy as np
 
+from streamer.detect.mmod import onnx_writer as w
 from streamer.detect.mmod.network import FoldedConv
 
 OPSET = 17
+IR_VERSION = 8  # readable by every onnxruntime >= 1.14
 DEFAULT_THREADS = 2
 
 
 def build_onnx(layers: list[FoldedConv]) -> bytes:
     """A serialized ONNX model: (canvas, mask) -> scores, one Conv per layer."""
-    from onnx import TensorProto, helper, numpy_helper
-
     nodes = [
-        helper.make_node("Transpose", ["canvas"], ["x0"], perm=[0, 3, 1, 2]),
-        helper.make_node("Transpose", ["mask"], ["m"], perm=[0, 3, 1, 2]),
+        w.node("Transpose", ["canvas"], ["x0"], w.attr_ints("perm", [0, 3, 1, 2])),
+        w.node("Transpose", ["mask"], ["m"], w.attr_ints("perm", [0, 3, 1, 2])),
     ]
     inits = []
     x = "x0"
     for i, c in enumerate(layers):
         kh, kw = c.kernel.shape[:2]
         if c.stride == 1:
-            nodes.append(helper.make_node("Mul", [x, "m"], [f"masked{i}"]))
+            nodes.append(w.node("Mul", [x, "m"], [f"masked{i}"]))
             x = f"masked{i}"
             pads = [kh // 2, kw // 2, kh // 2, kw // 2]
         else:
             pads = [0, 0, 0, 0]
-        w = np.ascontiguousarray(np.transpose(c.kernel, (3, 2, 0, 1)), dtype=np.float32)  # OIHW
         inits += [
-            numpy_helper.from_array(w, f"w{i}"),
-            numpy_helper.from_array(c.bias.astype(np.float32), f"b{i}"),
+            w.tensor(f"w{i}", np.transpose(c.kernel, (3, 2, 0, 1))),  # HWIO -> OIHW
+            w.tensor(f"b{i}", c.bias),
         ]
         y = f"conv{i}"
         nodes.append(
-            helper.make_node(
-                "Conv", [x, f"w{i}", f"b{i}"], [y], kernel_shape=[kh, kw], strides=[c.stride] * 2, pads=pads
+            w.node(
+                "Conv",
+                [x, f"w{i}", f"b{i}"],
+                [y],
+                w.attr_ints("kernel_shape", [kh, kw]),
+                w.attr_ints("strides", [c.stride, c.stride]),
+                w.attr_ints("pads", pads),
             )
         )
         if c.relu:
-            nodes.append(helper.make_node("Relu", [y], [f"relu{i}"]))
+            nodes.append(w.node("Relu", [y], [f"relu{i}"]))
             y = f"relu{i}"
         x = y
-    nodes.append(helper.make_node("Transpose", [x], ["scores"], perm=[0, 2, 3, 1]))
-    graph = helper.make_graph(
+    nodes.append(w.node("Transpose", [x], ["scores"], w.attr_ints("perm", [0, 2, 3, 1])))
+    return w.model(
         nodes,
-        "mmod_face_detector",
+        inits,
         [
-            helper.make_tensor_value_info("canvas", TensorProto.FLOAT, ["batch", "height", "width", 3]),
-            helper.make_tensor_value_info("mask", TensorProto.FLOAT, ["batch", "rows", "cols", 1]),
+            w.value_info("canvas", ["batch", "height", "width", 3]),
+            w.value_info("mask", ["batch", "rows", "cols", 1]),
         ],
-        [helper.make_tensor_value_info("scores", TensorProto.FLOAT, ["batch", "rows", "cols", 1])],
-        initializer=inits,
+        [w.value_info("scores", ["batch", "rows", "cols", 1])],
+        name="mmod_face_detector",
+        opset=OPSET,
+        ir_version=IR_VERSION,
     )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)], producer_name="streamer")
-    model.ir_version = 8  # readable by every onnxruntime >= 1.14
-    return model.SerializeToString()
 
 
 class OnnxRunner:
