@@ -276,16 +276,12 @@ class _LevelPlan:
     """
 
     def __init__(self, hi: int, wi: int, ho: int, wo: int) -> None:
-        import cv2
 
         top, bottom, itb, tb, left, right, ilr, lr = _separable_tables(hi, wi, ho, wo)
-        rows = np.broadcast_to(np.arange(hi, dtype=_F32)[:, None], (hi, wo))
-        self.left_map = cv2.convertMaps(
-            np.broadcast_to(left.astype(_F32)[None, :], (hi, wo)).copy(), rows.copy(), cv2.CV_16SC2
-        )[0]
-        self.right_map = cv2.convertMaps(
-            np.broadcast_to(right.astype(_F32)[None, :], (hi, wo)).copy(), rows.copy(), cv2.CV_16SC2
-        )[0]
+        # float32 maps: OpenCV's nearest-neighbour remap is fastest with these (3x CV_16SC2 here)
+        self.rows_map = np.ascontiguousarray(np.broadcast_to(np.arange(hi, dtype=_F32)[:, None], (hi, wo)))
+        self.left_map = np.ascontiguousarray(np.broadcast_to(left.astype(_F32)[None, :], (hi, wo)))
+        self.right_map = np.ascontiguousarray(np.broadcast_to(right.astype(_F32)[None, :], (hi, wo)))
         self.ilr = np.repeat(ilr.reshape(-1), 3)[None, :]  # (1, wo*3), per channel
         self.lr = np.repeat(lr.reshape(-1), 3)[None, :]
         self.top, self.bottom = top, bottom
@@ -298,8 +294,8 @@ class _LevelPlan:
         import cv2
 
         h, s = self.horiz, self.scratch
-        _into(cv2.remap(src, self.left_map, None, cv2.INTER_NEAREST, dst=h), h)
-        _into(cv2.remap(src, self.right_map, None, cv2.INTER_NEAREST, dst=s), s)
+        _into(cv2.remap(src, self.left_map, self.rows_map, cv2.INTER_NEAREST, dst=h), h)
+        _into(cv2.remap(src, self.right_map, self.rows_map, cv2.INTER_NEAREST, dst=s), s)
         h2, s2 = h.reshape(h.shape[0], -1), s.reshape(s.shape[0], -1)
         np.multiply(h2, self.ilr, out=h2)
         np.multiply(s2, self.lr, out=s2)
@@ -326,7 +322,7 @@ class CanvasBuilder:
     valid until the next call. Not thread-safe: one builder per thread.
     """
 
-    MAX_PLANS = 512
+    MAX_PLANS = 128  # about 5 frame sizes of 640x480 (~35 MB of tables and scratch each)
 
     def __init__(self, avg_rgb: tuple[float, float, float]) -> None:
         avg = np.asarray(avg_rgb, dtype=_F32)
