@@ -159,6 +159,7 @@ def run(quick: bool, n_frames: int, batch: int, with_recall: bool, threads: int)
     """Every size: dlib-bin and the port on each runtime, timed alternately in this process."""
     from streamer.detect import make_detector
 
+    load_before = os.getloadavg()[0]
     info = machine_info()
     ports = {}
     load_s = {}
@@ -224,6 +225,8 @@ def run(quick: bool, n_frames: int, batch: int, with_recall: bool, threads: int)
             **{k: os.environ.get(k) for k in ("OMP_NUM_THREADS", "TF_NUM_INTRAOP_THREADS")},
         },
         "mmod_load_s": load_s,
+        # a shared machine: how busy it was around the run
+        "load_average_before_after": [round(load_before, 2), round(os.getloadavg()[0], 2)],
         "batch1_repeats": max(2, n_frames * 2),
         "results": results,
     }
@@ -241,7 +244,8 @@ def markdown(report: dict[str, object]) -> str:
         f"`{report['command']}` on {m['cpu']} ({m['cores']} cores), keras {m['keras']} "
         f"({m['keras_backend']}), onnxruntime {m.get('onnxruntime')}, dlib {m['dlib']}, "
         f"commit `{str(m['git_commit'])[:10]}`. One frame per call, median of "
-        f"{report['batch1_repeats']} calls; the runtimes alternate in one process.",
+        f"{report['batch1_repeats']} calls; the runtimes alternate in one process. "
+        f"1-minute load average before/after: {report['load_average_before_after']}.",
         "",
         "| frame | detector | ms/frame | Mpx/s | vs dlib | canvas | network | post | batched ms/frame "
         "| same boxes |",

@@ -65,8 +65,8 @@ def _keras_has_gpu() -> bool:
 def choose_runtime(runtime: str = "auto") -> str:
     """ "onnxruntime" or "keras" for a ``pipeline.runtime`` setting.
 
-    auto: ONNX Runtime on a CPU-only machine (1.7-1.9x TensorFlow's speed there), Keras
-    where it has a GPU, or where onnxruntime is not installed.
+    auto: ONNX Runtime on a CPU-only machine (faster than TensorFlow there), Keras where
+    it has a GPU, or where onnxruntime is not installed.
     """
     if runtime not in RUNTIMES:
         raise ValueError(f"unknown runtime {runtime!r}; choose one of {', '.join(RUNTIMES)}")
