@@ -128,6 +128,19 @@ def test_canvas_builder_gives_build_canvas_bits():
         assert not got[0, tiling.height :].any() and not got[0, :, tiling.width :].any()
 
 
+def test_canvas_builder_keeps_no_huge_buffers(monkeypatch):
+    rng = np.random.default_rng(9)
+    image = rng.integers(0, 256, (120, 160, 3), dtype=np.uint8)
+    tiling = tile_rects(120, 160)
+    want = build_canvas(image, tiling, AVG)
+    builder = CanvasBuilder(AVG)
+    monkeypatch.setattr(CanvasBuilder, "MAX_KEPT_BYTES", 1 << 16)  # this canvas is "huge" now
+    got = builder.batch([image], [tiling], tiling.height, tiling.width)
+    np.testing.assert_array_equal(got[0], want)
+    assert builder._buffer.size == 0  # the batch buffer was not kept
+    assert not any(key[:2] == (120, 160) for key in builder._plans)  # nor the big level's scratch
+
+
 def test_canvas_builder_batches_mixed_sizes():
     rng = np.random.default_rng(8)
     images = [rng.integers(0, 256, (h, w, 3), dtype=np.uint8) for h, w in ((120, 160), (90, 70), (120, 160))]

@@ -323,6 +323,7 @@ class CanvasBuilder:
     """
 
     MAX_PLANS = 128  # about 5 frame sizes of 640x480 (~35 MB of tables and scratch each)
+    MAX_KEPT_BYTES = 256 << 20  # bigger canvases (huge stills) get fresh buffers, not kept ones
 
     def __init__(self, avg_rgb: tuple[float, float, float]) -> None:
         avg = np.asarray(avg_rgb, dtype=_F32)
@@ -345,9 +346,11 @@ class CanvasBuilder:
             key = (prev.shape[0], prev.shape[1], dest.shape[0], dest.shape[1])
             plan = self._plans.get(key)
             if plan is None:
-                if len(self._plans) >= self.MAX_PLANS:
-                    self._plans.clear()
-                plan = self._plans[key] = _LevelPlan(*key)
+                plan = _LevelPlan(*key)
+                if key[0] * key[3] * 48 <= self.MAX_KEPT_BYTES // 8:  # keep the small ones only
+                    if len(self._plans) >= self.MAX_PLANS:
+                        self._plans.clear()
+                    self._plans[key] = plan
             plan.run(prev, dest)
             prev = dest
 
@@ -356,6 +359,11 @@ class CanvasBuilder:
     ) -> np.ndarray:
         """(len(images), height, width, 3) float32: canvas j in the top-left of slot j."""
         n = len(images)
+        if n * height * width * 12 > self.MAX_KEPT_BYTES:
+            out = np.zeros((n, height, width, 3), _F32)
+            for j, (image, tiling) in enumerate(zip(images, tilings, strict=True)):
+                self.build(image, tiling, out[j])
+            return out
         if self._buffer.shape[:3] != (n, height, width):
             self._buffer = np.zeros((n, height, width, 3), _F32)
             self._slots = [None] * n
