@@ -1,12 +1,14 @@
-"""dlib's CNN face detector vs the Keras port, on the same frames, in one run.
+"""dlib's CNN face detector vs the port on each runtime (Keras, ONNX Runtime), in one run.
 
-    python -m benchmarks.detector [--quick] [--out DIR] [--frames N] [--no-recall]
+    python -m benchmarks.detector [--quick] [--out DIR] [--frames N] [--no-recall] [--threads N]
 
 Frames: the shared obama-1080p still resized to 320x240, 640x480 and 1280x720. For each
-size: batch 1 (frames one by one) and batched (one call with --batch frames); dlib's
-batched call needs same-sized frames, which these are. Reports frames/s, ms/frame and
-the port's speed-up over dlib, plus recall on the labelled faces of dlib's example
-images (IoU >= 0.5, ignore='1' labels skipped) for both detectors. Writes
+size: batch 1 (frames one by one, the two runtimes alternating call by call so that both
+see the same load) and batched (one call with --batch frames). Reports ms/frame,
+megapixels/s, the speed-up over dlib-bin, the share of the port's time spent building
+the canvas, in the network and in post-processing (thresholds, NMS), plus recall on
+the labelled faces of dlib's example images (IoU >= 0.5, ignore='1' labels skipped) for
+every detector. Writes
 ``detector-<machine>.json`` and ``.md`` into --out (default benchmarks/results).
 """
 
@@ -51,6 +53,12 @@ def machine_info() -> dict[str, object]:
         "opencv": cv2.__version__,
         "gpu": None,
     }
+    try:
+        import onnxruntime
+
+        info["onnxruntime"] = onnxruntime.__version__
+    except ImportError:
+        info["onnxruntime"] = None
     if keras.backend.backend() == "tensorflow":
         import tensorflow as tf
 
@@ -87,7 +95,7 @@ def time_calls(detector, frames: list[np.ndarray], batch: int, repeats: int) -> 
     return (time.perf_counter() - start) / (repeats * batch)
 
 
-def recall_table(dlib_det, port) -> list[dict[str, object]]:
+def recall_table(dlib_det, ports: dict) -> list[dict[str, object]]:
     import cv2
 
     from streamer.types import Box
@@ -124,73 +132,106 @@ def recall_table(dlib_det, port) -> list[dict[str, object]]:
     names = list(labels)
     for up in (0, 1):
         d_hit, total = recall({n: dlib_det.detect([images[n]], up)[0] for n in names})
-        p_hit, _ = recall(dict(zip(names, port.detect([images[n] for n in names], up), strict=True)))
-        rows.append(
-            {
-                "upsample": up,
-                "labelled_faces": total,
-                "dlib_recall": d_hit / total,
-                "mmod_recall": p_hit / total,
-                "images": len(names),
-            }
-        )
+        row: dict[str, object] = {"upsample": up, "labelled_faces": total, "dlib_recall": d_hit / total}
+        for rt, port in ports.items():
+            p_hit, _ = recall(dict(zip(names, port.detect([images[n] for n in names], up), strict=True)))
+            row[f"{rt}_recall"] = p_hit / total
+        row["images"] = len(names)
+        rows.append(row)
     return rows
 
 
-def run(quick: bool, n_frames: int, batch: int, with_recall: bool) -> dict[str, object]:
+RUNTIMES = ("keras", "onnxruntime")
+
+
+def stage_shares(port) -> dict[str, float]:
+    """Share of the port's time per stage since the last reset (canvas, network, postprocess)."""
+    total = sum(port.stage_seconds.values()) or 1.0
+    return {k: round(v / total, 3) for k, v in port.stage_seconds.items()}
+
+
+def reset_stages(port) -> None:
+    for k in port.stage_seconds:
+        port.stage_seconds[k] = 0.0
+
+
+def run(quick: bool, n_frames: int, batch: int, with_recall: bool, threads: int) -> dict[str, object]:
+    """Every size: dlib-bin and the port on each runtime, timed alternately in this process."""
     from streamer.detect import make_detector
 
+    load_before = os.getloadavg()[0]
     info = machine_info()
-    t0 = time.perf_counter()
-    port = make_detector("mmod", max_batch=batch)
-    load_s = time.perf_counter() - t0
+    ports = {}
+    load_s = {}
+    for rt in RUNTIMES:
+        t0 = time.perf_counter()
+        ports[rt] = make_detector("mmod", max_batch=batch, runtime=rt, threads=threads)
+        load_s[rt] = round(time.perf_counter() - t0, 2)
     dlib_det = make_detector("dlib", batch_size=batch)
     sizes = SIZES[:1] if quick else SIZES
     results = []
     for w, h in sizes:
         frame = frames_at((w, h))
         frames = [frame] * batch
-        # Warm-up: traces/compiles the port's graph for this canvas shape and batch sizes.
-        t0 = time.perf_counter()
-        port.detect(frames[:1])
-        warm_s = time.perf_counter() - t0
-        port.detect(frames)
+        mp = w * h / 1e6
+        row: dict[str, object] = {"size": f"{w}x{h}", "megapixels": mp}
+        for rt, port in ports.items():  # warm-up: traces the graph / plans the canvas
+            t0 = time.perf_counter()
+            port.detect(frames[:1])
+            row[f"{rt}_first_call_s"] = round(time.perf_counter() - t0, 3)
+            port.detect(frames)
+        # Batch 1, alternated: keras, onnxruntime, keras, ... so both see the same neighbours.
+        # Medians: on a shared machine a neighbour's burst hits some calls, not the median.
+        repeats = max(2, n_frames * 2)
+        calls: dict[str, list[float]] = {rt: [] for rt in RUNTIMES}
+        shares = {}
+        for rt in RUNTIMES:
+            reset_stages(ports[rt])
+        for _ in range(repeats):
+            for rt in RUNTIMES:
+                calls[rt].append(time_calls(ports[rt], frames, 1, 1))
+        for rt in RUNTIMES:
+            shares[rt] = stage_shares(ports[rt])
         dlib_n = 1 if quick or w >= 1280 else n_frames
-        row: dict[str, object] = {"size": f"{w}x{h}", "port_first_call_s": round(warm_s, 3)}
-        for mode, bsz in (("batch1", 1), (f"batch{batch}", batch)):
-            port_s = time_calls(port, frames, bsz, max(1, (n_frames * 2) // bsz) if bsz == 1 else 1)
-            if bsz == 1:
-                dlib_s = time_calls(dlib_det, frames, 1, dlib_n)
-            elif quick or w >= 1280:
-                dlib_s = None  # dlib's batched call is no faster on a CPU; not worth minutes
-            else:
-                dlib_s = time_calls(dlib_det, frames, min(bsz, 4), 1)
-            row[mode] = {
-                "frames_per_call": bsz,
-                "mmod_ms_per_frame": round(port_s * 1000, 1),
-                "mmod_fps": round(1 / port_s, 2),
-                "dlib_ms_per_frame": None if dlib_s is None else round(dlib_s * 1000, 1),
-                "dlib_fps": None if dlib_s is None else round(1 / dlib_s, 3),
-                "dlib_frames_per_call": None if dlib_s is None else (1 if bsz == 1 else min(bsz, 4)),
-                "speedup_vs_dlib": None if dlib_s is None else round(dlib_s / port_s, 1),
+        dlib_s = float(np.median([time_calls(dlib_det, frames, 1, 1) for _ in range(dlib_n)]))
+        row["dlib"] = {"ms_per_frame": round(dlib_s * 1000, 1), "megapixels_per_s": round(mp / dlib_s, 3)}
+        for rt in RUNTIMES:
+            port_s = float(np.median(calls[rt]))
+            batched_s = time_calls(ports[rt], frames, batch, 1)
+            row[rt] = {
+                "ms_per_frame": round(port_s * 1000, 1),
+                "min_ms_per_frame": round(min(calls[rt]) * 1000, 1),
+                "megapixels_per_s": round(mp / port_s, 2),
+                "speedup_vs_dlib": round(dlib_s / port_s, 1),
+                "share": shares[rt],
+                f"batch{batch}_ms_per_frame": round(batched_s * 1000, 1),
             }
-        same = [(b.left, b.top, b.right, b.bottom) for b in port.detect([frame])[0]] == [
-            (b.left, b.top, b.right, b.bottom) for b in dlib_det.detect([frame])[0]
-        ]
-        row["same_boxes_as_dlib"] = same
+        row["onnxruntime_vs_keras"] = round(
+            row["keras"]["ms_per_frame"] / row["onnxruntime"]["ms_per_frame"], 2
+        )  # type: ignore[index]
+        want = [(b.left, b.top, b.right, b.bottom) for b in dlib_det.detect([frame])[0]]
+        for rt in RUNTIMES:
+            got = [(b.left, b.top, b.right, b.bottom) for b in ports[rt].detect([frame])[0]]
+            row[rt]["same_boxes_as_dlib"] = got == want  # type: ignore[index]
         results.append(row)
         print(json.dumps(row), flush=True)
     out: dict[str, object] = {
-        "benchmark": "face detector: dlib cnn_face_detection_model_v1 vs streamer MMOD Keras port",
+        "benchmark": "face detector: dlib cnn_face_detection_model_v1 vs the MMOD port (Keras, ONNX Runtime)",
         "command": "python -m benchmarks.detector" + (" --quick" if quick else ""),
         "quick": quick,
         "machine": info,
-        "threads": {k: os.environ.get(k) for k in ("OMP_NUM_THREADS", "TF_NUM_INTRAOP_THREADS")},
-        "mmod_load_s": round(load_s, 2),
+        "threads": {
+            "onnxruntime_intra_op": ports["onnxruntime"]._onnx.threads,  # type: ignore[attr-defined]
+            **{k: os.environ.get(k) for k in ("OMP_NUM_THREADS", "TF_NUM_INTRAOP_THREADS")},
+        },
+        "mmod_load_s": load_s,
+        # a shared machine: how busy it was around the run
+        "load_average_before_after": [round(load_before, 2), round(os.getloadavg()[0], 2)],
+        "batch1_repeats": max(2, n_frames * 2),
         "results": results,
     }
     if with_recall and not quick:
-        out["recall"] = recall_table(dlib_det, port)
+        out["recall"] = recall_table(dlib_det, ports)
     return out
 
 
@@ -201,39 +242,44 @@ def markdown(report: dict[str, object]) -> str:
         f"# Face detector benchmark ({machine_tag(m)})",
         "",
         f"`{report['command']}` on {m['cpu']} ({m['cores']} cores), keras {m['keras']} "
-        f"({m['keras_backend']}), dlib {m['dlib']}, commit `{str(m['git_commit'])[:10]}`.",
+        f"({m['keras_backend']}), onnxruntime {m.get('onnxruntime')}, dlib {m['dlib']}, "
+        f"commit `{str(m['git_commit'])[:10]}`. One frame per call, median of "
+        f"{report['batch1_repeats']} calls; the runtimes alternate in one process. "
+        f"1-minute load average before/after: {report['load_average_before_after']}.",
         "",
-        "| frame | call | dlib ms/frame | port ms/frame | port frames/s | speed-up | same boxes |",
-        "|---|---|---:|---:|---:|---:|---|",
+        "| frame | detector | ms/frame | Mpx/s | vs dlib | canvas | network | post | batched ms/frame "
+        "| same boxes |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
     for row in report["results"]:  # type: ignore[union-attr]
-        for key, val in row.items():
-            if not key.startswith("batch"):
-                continue
-            d = val["dlib_ms_per_frame"]
-            s = val["speedup_vs_dlib"]
+        d = row["dlib"]
+        lines.append(
+            f"| {row['size']} | dlib-bin | {d['ms_per_frame']} | {d['megapixels_per_s']} | 1x | | | | | |"
+        )
+        for rt in RUNTIMES:
+            r = row[rt]
+            sh = r["share"]
+            batched = next(v for k, v in r.items() if k.startswith("batch"))
             lines.append(
-                f"| {row['size']} | {key} | {'-' if d is None else d} | {val['mmod_ms_per_frame']} | "
-                f"{val['mmod_fps']} | {'-' if s is None else f'{s}x'} | {row['same_boxes_as_dlib']} |"
+                f"| {row['size']} | mmod {rt} | {r['ms_per_frame']} | {r['megapixels_per_s']} | "
+                f"{r['speedup_vs_dlib']}x | {sh['canvas']:.0%} | {sh['network']:.0%} | "
+                f"{sh['postprocess']:.0%} | "
+                f"{batched} | {r['same_boxes_as_dlib']} |"
             )
     if report.get("recall"):
         lines += [
             "",
             "Recall on the labelled faces of dlib's example images (training.xml + testing.xml, IoU >= 0.5):",
             "",
-            "| upsample | labelled faces | dlib recall | port recall |",
-            "|---:|---:|---:|---:|",
+            "| upsample | labelled faces | dlib recall | keras recall | onnxruntime recall |",
+            "|---:|---:|---:|---:|---:|",
         ]
         for r in report["recall"]:  # type: ignore[union-attr]
             lines.append(
-                f"| {r['upsample']} | {r['labelled_faces']} | "
-                f"{r['dlib_recall']:.3f} | {r['mmod_recall']:.3f} |"
+                f"| {r['upsample']} | {r['labelled_faces']} | {r['dlib_recall']:.3f} | "
+                f"{r['keras_recall']:.3f} | {r['onnxruntime_recall']:.3f} |"
             )
-    lines += [
-        "",
-        "dlib batched: one call on 4 same-sized frames (none at 1280x720 or in --quick: minutes).",
-        "",
-    ]
+    lines += ["", "Batched: one call on --batch same-sized frames (ms per frame).", ""]
     return "\n".join(lines)
 
 
@@ -246,8 +292,9 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
     parser.add_argument("--frames", type=int, default=2, help="dlib frames timed per size at batch 1")
     parser.add_argument("--batch", type=int, default=8, help="frames per batched call")
     parser.add_argument("--no-recall", action="store_true")
+    parser.add_argument("--threads", type=int, default=0, help="ONNX Runtime intra-op threads (0 = 2)")
     args = parser.parse_args(argv)
-    report = run(args.quick, max(1, args.frames), max(2, args.batch), not args.no_recall)
+    report = run(args.quick, max(1, args.frames), max(2, args.batch), not args.no_recall, args.threads)
     args.out.mkdir(parents=True, exist_ok=True)
     tag = machine_tag(report["machine"])  # type: ignore[arg-type]
     stem = f"detector-{tag}" + ("-quick" if args.quick else "")

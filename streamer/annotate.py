@@ -28,6 +28,7 @@ def build_engine(config: Config) -> Engine:
             p.upsample,
             p.detect_max_side,
             tuple(usable_classifiers(config.classifiers, Metrics())),
+            runtime=p.runtime,
         )
     )
 

@@ -54,6 +54,12 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="add each face's 128-D dlib face descriptor (aligned chip + face-recognition ResNet)",
     )
+    d.add_argument(
+        "--runtime",
+        choices=["auto", "onnxruntime", "keras"],
+        default="auto",
+        help="mmod's network: ONNX Runtime (CPU), Keras, or auto (ONNX Runtime unless Keras has a GPU)",
+    )
 
     a = sub.add_parser("annotate", help="run the pipeline offline over an image or a video file")
     a.add_argument("input", metavar="INPUT")
@@ -102,7 +108,7 @@ def cmd_detect(args: argparse.Namespace) -> int:
 
     from streamer.detect import BadImageError, make_detector
 
-    detector = make_detector(args.detector)
+    detector = make_detector(args.detector, **({"runtime": args.runtime} if args.detector == "mmod" else {}))
     backbone = None
     if args.descriptors:
         from streamer.classify.backbone import BackboneError, FaceBackbone

@@ -111,6 +111,12 @@ class PipelineConfig(Strict):
         10, ge=0, le=19, description="CPU niceness of the workers: on a full CPU the display path comes first"
     )
     render_threads: int = Field(2, ge=1, le=32)
+    runtime: Literal["auto", "onnxruntime", "keras"] = Field(
+        "auto", description="mmod network: ONNX Runtime (CPU), Keras (GPU), auto: ONNX Runtime unless a GPU"
+    )
+    worker_threads: int = Field(
+        0, ge=0, le=64, description="compute threads per inference worker (0 = 2 for ONNX Runtime)"
+    )
 
     @field_validator("detector")
     @classmethod

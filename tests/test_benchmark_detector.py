@@ -18,11 +18,16 @@ def test_quick_benchmark_writes_report(tmp_path):
     assert len(files) == 2 and files[0].endswith(".json") and files[1].endswith(".md")
     data = json.loads((tmp_path / files[0]).read_text())
     assert data == json.loads(json.dumps(report))
-    for key in ("cpu", "cores", "keras", "dlib", "numpy", "git_commit"):
+    for key in ("cpu", "cores", "keras", "onnxruntime", "dlib", "numpy", "git_commit"):
         assert key in data["machine"]
     row = data["results"][0]
-    assert row["size"] == "320x240" and row["same_boxes_as_dlib"] is True
-    b1 = row["batch1"]
-    for key in ("mmod_ms_per_frame", "mmod_fps", "dlib_ms_per_frame", "dlib_fps", "speedup_vs_dlib"):
-        assert isinstance(b1[key], float)
-    assert row["batch2"]["mmod_ms_per_frame"] > 0
+    assert row["size"] == "320x240"
+    assert isinstance(row["dlib"]["ms_per_frame"], float)
+    for rt in ("keras", "onnxruntime"):
+        r = row[rt]
+        assert r["same_boxes_as_dlib"] is True
+        for key in ("ms_per_frame", "megapixels_per_s", "speedup_vs_dlib", "batch2_ms_per_frame"):
+            assert isinstance(r[key], float) and r[key] > 0
+        assert set(r["share"]) == {"canvas", "network", "postprocess"}
+        assert abs(sum(r["share"].values()) - 1) < 0.01 and r["share"]["network"] > 0
+        assert f"mmod {rt}" in (tmp_path / files[1]).read_text()

@@ -1,8 +1,9 @@
 """The Keras port of dlib's MMOD face detector against dlib itself.
 
 Parity: same images, same upsample -> the same boxes (all four integer coordinates) and
-confidences within 1e-3. dlib's reference results are computed once per module; the
-port runs everything of one upsample level in a single batched call (mixed sizes).
+confidences within 1e-3, on both runtimes of the network (Keras and ONNX Runtime).
+dlib's reference results are computed once per module; the port runs everything of one
+upsample level in a single batched call (mixed sizes).
 """
 
 from __future__ import annotations
@@ -87,9 +88,14 @@ def as_tuples(boxes: list[Box]) -> list[tuple[int, int, int, int]]:
     return [(b.left, b.top, b.right, b.bottom) for b in boxes]
 
 
-@pytest.fixture(scope="module")
-def mmod():
-    return make_detector("mmod", max_batch=8)
+RUNTIMES = ("keras", "onnxruntime")
+
+
+@pytest.fixture(scope="module", params=RUNTIMES)
+def mmod(request):
+    if request.param == "onnxruntime":
+        pytest.importorskip("onnxruntime")
+    return make_detector("mmod", max_batch=8, runtime=request.param)
 
 
 @pytest.fixture(scope="module")

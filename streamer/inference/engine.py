@@ -63,6 +63,7 @@ class EngineSpec:
     threads: int = 0  # 0 = let the framework decide
     nice: int = 0  # added to the worker process's niceness (lower CPU priority)
     face_backbone: str = ""  # dlib face-recognition .dat ("" = STREAMER_FACE_BACKBONE or the packaged one)
+    runtime: str = "auto"  # mmod network: "auto", "onnxruntime" or "keras"
 
 
 @dataclass
@@ -104,7 +105,8 @@ class Engine:
         self.spec = spec
         if spec.threads:
             _limit_threads(spec.threads)
-        self.detector = make_detector(spec.detector)
+        options = {"runtime": spec.runtime, "threads": spec.threads} if spec.detector == "mmod" else {}
+        self.detector = make_detector(spec.detector, **options)
         self.classifiers: list[Classifier] = []
         self.backbone: FaceBackbone | None = None
         self.status = EngineStatus(detector=spec.detector, classifiers=[])

@@ -53,6 +53,8 @@ class Pipeline:
             detect_max_side=p.detect_max_side,
             classifiers=tuple(usable_classifiers(config.classifiers, metrics)),
             nice=p.worker_nice,
+            threads=p.worker_threads,
+            runtime=p.runtime,
         )
         self.pool = WorkerPool(
             self.spec, p.workers, on_restart=lambda: metrics.errors.labels("worker_died").inc()

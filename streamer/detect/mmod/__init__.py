@@ -5,10 +5,19 @@ canvas, one pass of the convolutional net over the canvas, then dlib's mapping o
 positive cells back to image rectangles and its non-max suppression. Several images,
 also of different sizes, go through the net in one call: their canvases are padded to a
 common shape (rounded up to ``bucket`` pixels so that the compiled graph is reused).
+
+The network runs on Keras (the reference; TensorFlow or JAX, CPU or GPU) or on ONNX
+Runtime's CPU provider (``runtime``; "auto" takes ONNX Runtime unless Keras has a GPU).
+Both run the same layer list (:func:`~streamer.detect.mmod.network.runtime_layers`).
 """
 
 from __future__ import annotations
 
+import importlib.util
+import logging
+import os
+import threading
+import time
 from collections.abc import Sequence
 
 import numpy as np
@@ -20,13 +29,53 @@ from streamer.detect.mmod.network import (
     masked_resolution,
     output_geometry,
     output_size,
+    runtime_layers,
 )
 from streamer.detect.mmod.postprocess import cells_to_rects, non_max_suppression, rect_down
-from streamer.detect.mmod.pyramid import Tiling, build_canvas, pyramid_up, tile_rects
+from streamer.detect.mmod.pyramid import CanvasBuilder, Tiling, pyramid_up, tile_rects
 from streamer.dlib_format import MMODNetwork, read_mmod_dat
 from streamer.types import Box
 
-__all__ = ["MMODDetector", "read_mmod_dat"]
+__all__ = ["RUNTIMES", "MMODDetector", "choose_runtime", "read_mmod_dat"]
+log = logging.getLogger(__name__)
+RUNTIMES = ("auto", "onnxruntime", "keras")
+
+
+def _keras_has_gpu() -> bool:
+    """Whether Keras would run on a GPU here; imports the backend only where one may exist."""
+    backend = os.environ.get("KERAS_BACKEND", "tensorflow")
+    try:
+        if backend == "jax":
+            import jax
+
+            return any(d.platform != "cpu" for d in jax.devices())
+        if not (os.path.exists("/dev/nvidia0") or os.path.exists("/dev/kfd")):
+            return False
+        if backend == "torch":
+            import torch
+
+            return bool(torch.cuda.is_available())
+        import tensorflow as tf
+
+        return bool(tf.config.list_physical_devices("GPU"))
+    except Exception:  # a broken backend install: let Keras report it when it is used
+        return False
+
+
+def choose_runtime(runtime: str = "auto") -> str:
+    """ "onnxruntime" or "keras" for a ``pipeline.runtime`` setting.
+
+    auto: ONNX Runtime on a CPU-only machine (faster than TensorFlow there), Keras where
+    it has a GPU, or where onnxruntime is not installed.
+    """
+    if runtime not in RUNTIMES:
+        raise ValueError(f"unknown runtime {runtime!r}; choose one of {', '.join(RUNTIMES)}")
+    if runtime != "auto":
+        return runtime
+    if importlib.util.find_spec("onnxruntime") is None:
+        log.info("onnxruntime not installed: the MMOD network runs on Keras")
+        return "keras"
+    return "keras" if _keras_has_gpu() else "onnxruntime"
 
 
 def default_weights_path() -> str:
@@ -50,6 +99,8 @@ class MMODDetector:
       (and of similar sizes) share one compiled graph.
     compiled: run the net through Keras' compiled predict function (traced once per
       canvas shape) rather than eagerly.
+    runtime: "keras", "onnxruntime" or "auto" (see :func:`choose_runtime`).
+    threads: ONNX Runtime's intra-op threads (0 = 2); Keras takes the process' settings.
     """
 
     name = "mmod"
@@ -62,6 +113,8 @@ class MMODDetector:
         bucket: int = 32,
         compiled: bool = True,
         jit_compile: bool | str = "auto",
+        runtime: str = "auto",
+        threads: int = 0,
     ) -> None:
         if max_batch < 1:
             raise ValueError("max_batch must be >= 1")
@@ -70,10 +123,22 @@ class MMODDetector:
         self._scale, self._offset = output_geometry(self._convs)
         self._strided = [c for c in self._convs if c.stride != 1]
         self._mask_stride = masked_resolution(self._convs)
-        self._model = build_model(self._convs)
+        self.runtime = choose_runtime(runtime)
+        layers = runtime_layers(self._convs)
         self._compiled = compiled
-        if compiled:
-            self._model.compile(jit_compile=jit_compile)
+        self._model = None
+        self._onnx = None
+        if self.runtime == "onnxruntime":
+            from streamer.detect.mmod.onnx_net import OnnxRunner
+
+            self._onnx = OnnxRunner(layers, threads)
+        else:
+            self._model = build_model(layers)
+            if compiled:
+                self._model.compile(jit_compile=jit_compile)
+        self._local = threading.local()  # a canvas builder (reused buffers) per calling thread
+        # Seconds spent per stage since construction (benchmarks read and reset it).
+        self.stage_seconds = {"canvas": 0.0, "network": 0.0, "postprocess": 0.0}
         self.max_batch = max_batch
         self.threshold = float(threshold)
         self.bucket = max(int(bucket), 8)
@@ -89,6 +154,7 @@ class MMODDetector:
                 raise BadImageError(
                     f"image {im.shape[1]}x{im.shape[0]} upsampled {upsample}x exceeds {2 * MAX_SIDE}px"
                 )
+        t0 = time.perf_counter()
         if upsample:
             rgb = [pyramid_up(im, upsample) for im in rgb]
         net = self.network
@@ -96,8 +162,12 @@ class MMODDetector:
             tile_rects(h, w, net.pyramid_down, net.pyramid_padding, net.pyramid_outer_padding)
             for h, w in (im.shape[:2] for im in rgb)
         ]
+        self.stage_seconds["canvas"] += time.perf_counter() - t0
         scores = self._score_maps(rgb, tilings)
-        return [self._boxes(s, t, upsample) for s, t in zip(scores, tilings, strict=True)]
+        t0 = time.perf_counter()
+        boxes = [self._boxes(s, t, upsample) for s, t in zip(scores, tilings, strict=True)]
+        self.stage_seconds["postprocess"] += time.perf_counter() - t0
+        return boxes
 
     def score_maps(self, images: Sequence[np.ndarray]) -> list[np.ndarray]:
         """The raw network output (valid region) per RGB image, for diagnostics."""
@@ -121,18 +191,30 @@ class MMODDetector:
             idxs = todo[start : start + self.max_batch]
             hh = _round_up(max(tilings[i].height for i in idxs), self.bucket)
             ww = _round_up(max(tilings[i].width for i in idxs), self.bucket)
-            canvas = np.zeros((len(idxs), hh, ww, 3), dtype=np.float32)
+            t0 = time.perf_counter()
             mh, mw = output_size(self._strided, hh), output_size(self._strided, ww)
+            canvas = self._builder().batch([rgb[i] for i in idxs], [tilings[i] for i in idxs], hh, ww)
             mask = np.zeros((len(idxs), mh, mw, 1), dtype=np.float32)
             for j, i in enumerate(idxs):
-                build_canvas(rgb[i], tilings[i], self.network.avg_rgb, out=canvas[j])
                 mask[j, : valid[i][0], : valid[i][1]] = 1.0
+            t1 = time.perf_counter()
             result = self._run(canvas, mask)
+            self.stage_seconds["canvas"] += t1 - t0
+            self.stage_seconds["network"] += time.perf_counter() - t1
             for j, i in enumerate(idxs):
                 out[i] = result[j, : valid[i][0], : valid[i][1], 0]
         return out
 
+    def _builder(self) -> CanvasBuilder:
+        builder = getattr(self._local, "builder", None)
+        if builder is None:
+            builder = self._local.builder = CanvasBuilder(self.network.avg_rgb)
+        return builder
+
     def _run(self, canvas: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        if self._onnx is not None:
+            return self._onnx.run(canvas, mask)
+        assert self._model is not None
         if self._compiled:
             res = self._model.predict_on_batch([canvas, mask])
         else:

@@ -10,6 +10,9 @@ Batches hold canvases of different sizes padded to one shape, so each stride-1
 convolution gets its input multiplied by a per-sample 0/1 mask of the sample's valid
 region: outside it the activations are zero, exactly dlib's zero padding at the border
 of that sample's own (smaller) tensor.
+
+:func:`runtime_layers` is the one definition of the graph every backend runs (Keras and
+ONNX Runtime alike): the folded layers with two exact rewrites for fast CPU kernels.
 """
 
 from __future__ import annotations
@@ -107,8 +110,71 @@ def masked_resolution(convs: list[FoldedConv]) -> int:
     return total
 
 
+def pad_channels(convs: list[FoldedConv], multiple: int) -> list[FoldedConv]:
+    """Zero-pad every hidden layer's channel count up to a multiple of ``multiple`` (45 -> 48).
+
+    The extra output channels have zero kernel and bias, so they are relu(0) = 0, and the
+    next layer's weights for them are zero: the scores are unchanged, but convolutions
+    with channel counts that are multiples of 8 take the fast blocked CPU kernels.
+    """
+    out: list[FoldedConv] = []
+    prev_pad = 0
+    for i, c in enumerate(convs):
+        kh, kw, cin, cout = c.kernel.shape
+        pad_out = 0 if i == len(convs) - 1 else -cout % multiple
+        kernel = np.zeros((kh, kw, cin + prev_pad, cout + pad_out), np.float32)
+        kernel[:, :, :cin, :cout] = c.kernel
+        bias = np.zeros(cout + pad_out, np.float32)
+        bias[:cout] = c.bias
+        out.append(FoldedConv(kernel, bias, c.stride, c.padding, c.relu))
+        prev_pad = pad_out
+    return out
+
+
+def split_rows(c: FoldedConv, channels: int) -> list[FoldedConv]:
+    """A stride-1 (k x k, cin -> 1) convolution as (1 x k, cin -> k rows) then (k x 1, rows -> 1).
+
+    The first convolution computes, for each kernel row dy, that row's horizontal sum in
+    its own channel; the second shifts channel dy by dy - k//2 rows and adds them (a 0/1
+    kernel) plus the bias: the same sum of products, in another order (float32 rounding
+    differs by ~1e-6). ``channels`` >= k pads the middle tensor with zero channels.
+    """
+    kh, kw, cin, cout = c.kernel.shape
+    if c.stride != 1 or cout != 1 or kh != kw or channels < kh:
+        raise ValueError("only a square stride-1 convolution to one channel can be split")
+    rows = np.zeros((1, kw, cin, channels), np.float32)
+    rows[0, :, :, :kh] = np.transpose(c.kernel[:, :, :, 0], (1, 2, 0))  # [dx, ci, dy]
+    sum_rows = np.zeros((kh, 1, channels, 1), np.float32)
+    sum_rows[np.arange(kh), 0, np.arange(kh), 0] = 1.0
+    return [
+        FoldedConv(rows, np.zeros(channels, np.float32), 1, kw // 2, False),
+        FoldedConv(sum_rows, c.bias.copy(), 1, kh // 2, c.relu),
+    ]
+
+
+CHANNEL_MULTIPLE = 8  # 45 -> 48: the convolutions take the blocked kernels
+SPLIT_CHANNELS = 16  # middle tensor of the split 9x9 convolution (9 rows, zero-padded)
+
+
+def runtime_layers(
+    convs: list[FoldedConv], channel_multiple: int = CHANNEL_MULTIPLE, split_channels: int = SPLIT_CHANNELS
+) -> list[FoldedConv]:
+    """The graph every backend runs: ``convs`` with hidden channels padded to ``channel_multiple``
+    and the final convolution split into 1 x k then k x 1 (``split_channels`` = 0: not split).
+
+    Kernels may be non-square here; stride-1 layers still pad "same" (kh//2, kw//2). The
+    geometry helpers above take the folded layers, not these.
+    """
+    layers = pad_channels(convs, channel_multiple) if channel_multiple > 1 else list(convs)
+    if split_channels:
+        layers = layers[:-1] + split_rows(layers[-1], split_channels)
+    return layers
+
+
 def build_model(convs: list[FoldedConv]):
-    """Keras model: inputs (canvas (B,H,W,3), mask (B,h,w,1)) -> scores (B,h,w,1)."""
+    """Keras model: inputs (canvas (B,H,W,3), mask (B,h,w,1)) -> scores (B,h,w,1).
+
+    ``convs``: the layers of :func:`runtime_layers` (or the plain folded ones)."""
     import keras
 
     image = keras.Input(shape=(None, None, 3), name="canvas")

@@ -15,6 +15,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -260,3 +261,115 @@ def build_canvas(
             _resize_float_separable(prev, bottom - top + 1, right - left + 1, dest)
         prev = dest
     return out
+
+
+# ---------------------------------------------------------------------------- fast canvas
+
+
+class _LevelPlan:
+    """One pyramid step (hi, wi) -> (ho, wo): the separable resize of
+    :func:`_resize_float_separable` with its tables and scratch buffers kept.
+
+    The same float32 operations in the same order (gather, multiply, add), so the same
+    bits; the gathers are OpenCV nearest-neighbour remaps at integer positions (plain
+    copies) and the arithmetic runs on 2-D views with long inner loops.
+    """
+
+    def __init__(self, hi: int, wi: int, ho: int, wo: int) -> None:
+
+        top, bottom, itb, tb, left, right, ilr, lr = _separable_tables(hi, wi, ho, wo)
+        # float32 maps: OpenCV's nearest-neighbour remap is fastest with these (3x CV_16SC2 here)
+        self.rows_map = np.ascontiguousarray(np.broadcast_to(np.arange(hi, dtype=_F32)[:, None], (hi, wo)))
+        self.left_map = np.ascontiguousarray(np.broadcast_to(left.astype(_F32)[None, :], (hi, wo)))
+        self.right_map = np.ascontiguousarray(np.broadcast_to(right.astype(_F32)[None, :], (hi, wo)))
+        self.ilr = np.repeat(ilr.reshape(-1), 3)[None, :]  # (1, wo*3), per channel
+        self.lr = np.repeat(lr.reshape(-1), 3)[None, :]
+        self.top, self.bottom = top, bottom
+        self.itb, self.tb = itb.reshape(-1, 1), tb.reshape(-1, 1)
+        self.horiz = np.empty((hi, wo, 3), _F32)
+        self.scratch = np.empty((hi, wo, 3), _F32)
+        self.rows = np.empty((ho, wo * 3), _F32)
+
+    def run(self, src: np.ndarray, dest: np.ndarray) -> None:
+        import cv2
+
+        h, s = self.horiz, self.scratch
+        _into(cv2.remap(src, self.left_map, self.rows_map, cv2.INTER_NEAREST, dst=h), h)
+        _into(cv2.remap(src, self.right_map, self.rows_map, cv2.INTER_NEAREST, dst=s), s)
+        h2, s2 = h.reshape(h.shape[0], -1), s.reshape(s.shape[0], -1)
+        np.multiply(h2, self.ilr, out=h2)
+        np.multiply(s2, self.lr, out=s2)
+        np.add(h2, s2, out=h2)
+        d2 = dest.reshape(dest.shape[0], -1)
+        np.take(h2, self.top, axis=0, out=self.rows)
+        np.multiply(self.rows, self.itb, out=d2)
+        np.take(h2, self.bottom, axis=0, out=self.rows)
+        np.multiply(self.rows, self.tb, out=self.rows)
+        np.add(d2, self.rows, out=d2)
+
+
+def _into(result: np.ndarray, dest: np.ndarray) -> None:
+    """OpenCV writes into ``dst`` when it can; copy where it had to allocate."""
+    if result is not dest:
+        dest[...] = result
+
+
+class CanvasBuilder:
+    """Builds canvases bit for bit like :func:`build_canvas`, reusing its buffers.
+
+    Level 0 is a lookup table (uint8 -> (x - avg) / 256 in float32), every further level
+    a :class:`_LevelPlan` (cached per size pair). ``batch`` returns a reused array: it is
+    valid until the next call. Not thread-safe: one builder per thread.
+    """
+
+    MAX_PLANS = 128  # about 5 frame sizes of 640x480 (~35 MB of tables and scratch each)
+    MAX_KEPT_BYTES = 256 << 20  # bigger canvases (huge stills) get fresh buffers, not kept ones
+
+    def __init__(self, avg_rgb: tuple[float, float, float]) -> None:
+        avg = np.asarray(avg_rgb, dtype=_F32)
+        self._lut = ((np.arange(256, dtype=_F32)[:, None] - avg) / _F32(256)).reshape(256, 1, 3)
+        self._plans: dict[tuple[int, int, int, int], _LevelPlan] = {}
+        self._buffer = np.zeros((0, 0, 0, 3), _F32)
+        self._slots: list[Tiling | None] = []
+
+    def build(self, image: np.ndarray, tiling: Tiling, out: np.ndarray) -> None:
+        """Write the tiles of ``image`` into ``out`` (zero elsewhere, left as it is)."""
+        import cv2
+
+        if not tiling.rects:
+            return
+        l0, t0, r0, b0 = tiling.rects[0]
+        prev = out[t0 : b0 + 1, l0 : r0 + 1]
+        _into(cv2.LUT(np.ascontiguousarray(image), self._lut, dst=prev), prev)
+        for left, top, right, bottom in tiling.rects[1:]:
+            dest = out[top : bottom + 1, left : right + 1]
+            key = (prev.shape[0], prev.shape[1], dest.shape[0], dest.shape[1])
+            plan = self._plans.get(key)
+            if plan is None:
+                plan = _LevelPlan(*key)
+                if key[0] * key[3] * 48 <= self.MAX_KEPT_BYTES // 8:  # keep the small ones only
+                    if len(self._plans) >= self.MAX_PLANS:
+                        self._plans.clear()
+                    self._plans[key] = plan
+            plan.run(prev, dest)
+            prev = dest
+
+    def batch(
+        self, images: Sequence[np.ndarray], tilings: Sequence[Tiling], height: int, width: int
+    ) -> np.ndarray:
+        """(len(images), height, width, 3) float32: canvas j in the top-left of slot j."""
+        n = len(images)
+        if n * height * width * 12 > self.MAX_KEPT_BYTES:
+            out = np.zeros((n, height, width, 3), _F32)
+            for j, (image, tiling) in enumerate(zip(images, tilings, strict=True)):
+                self.build(image, tiling, out[j])
+            return out
+        if self._buffer.shape[:3] != (n, height, width):
+            self._buffer = np.zeros((n, height, width, 3), _F32)
+            self._slots = [None] * n
+        for j, (image, tiling) in enumerate(zip(images, tilings, strict=True)):
+            if self._slots[j] != tiling:  # other tiles here before: clear the gaps
+                self._buffer[j] = 0.0
+                self._slots[j] = tiling
+            self.build(image, tiling, self._buffer[j])
+        return self._buffer
