@@ -83,6 +83,13 @@ class PipelineConfig(Strict):
         10, ge=0, le=19, description="CPU niceness of the workers: on a full CPU the display path comes first"
     )
     render_threads: int = Field(2, ge=1, le=32)
+    detect_every: int = Field(
+        1,
+        ge=1,
+        le=300,
+        description="send every Nth frame of a stream to the detector (1: as often as it keeps up); "
+        "tracking carries the boxes in between",
+    )
 
     @field_validator("detector")
     @classmethod

@@ -41,7 +41,7 @@ class FakePool:
         self.batches: list[list[int]] = []
         self.delay = delay
 
-    async def run(self, images):
+    async def run(self, images, skip=None):
         self.batches.append([int(im[0, 0, 0]) for im in images])
         await asyncio.sleep(self.delay)
         faces = (Face(Box(1, 1, 5, 5, 1.0)),)
@@ -112,7 +112,7 @@ class GatedPool(FakePool):
         self.gate: asyncio.Queue[None] = asyncio.Queue()
         self.answered = 0
 
-    async def run(self, images):
+    async def run(self, images, skip=None):
         self.batches.append([int(im[0, 0, 0]) for im in images])
         await self.gate.get()
         self.answered += 1
