@@ -26,6 +26,8 @@ class CameraPath:
     size: tuple[int, int] = (640, 480)  # output (w, h)
     view_w: tuple[float, float] = (1100.0, 800.0)  # crop width at the wide and tight end of the zoom
     zooms: float = 1.0  # zoom cycles over the clip
+    pan: float = 1.0  # how much of the still's width the camera crosses (1: all of it)
+    start: float = 0.0  # where the pan starts, as a fraction of the still's width
 
     def window(self, still_wh: tuple[int, int], n: int) -> tuple[float, float, float, float]:
         """The still's crop (x, y, w, h) shown on frame ``n``: left to right, zooming in and out."""
@@ -34,13 +36,13 @@ class CameraPath:
         z = 0.5 - 0.5 * math.cos(2 * math.pi * self.zooms * u)
         w = self.view_w[0] + (self.view_w[1] - self.view_w[0]) * z
         h = w * self.size[1] / self.size[0]
-        x = (sw - w) * u
-        y = (sh - h) * (0.35 + 0.2 * math.sin(2 * math.pi * u))
+        x = (sw - w) * min(1.0, self.start + self.pan * u)
+        y = (sh - h) * (0.35 + 0.2 * math.sin(2 * math.pi * self.pan * u))
         return x, y, w, h
 
 
 def render(still: np.ndarray, path: CameraPath, n: int) -> np.ndarray:
-    x, y, w, h = path.window((still.shape[1], still.shape[0]), n)
+    x, y, w, _h = path.window((still.shape[1], still.shape[0]), n)
     s = path.size[0] / w
     m = np.array([[s, 0, -x * s], [0, s, -y * s]], dtype=np.float64)
     return cv2.warpAffine(still, m, path.size, flags=cv2.INTER_AREA, borderMode=cv2.BORDER_REFLECT)

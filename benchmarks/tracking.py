@@ -16,6 +16,7 @@ Also the tracker's own cost in ms per frame at 1, 8 and 32 faces.
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import sys
 import time
@@ -104,7 +105,7 @@ def run_every(images, ref_faces, every: int, people=None) -> dict[str, object]:
                 lab = ",".join(x.label for x in f.labels)
                 if lab and "?" not in lab:
                     shown[person].append(lab)
-    changes = [sum(1 for a, b in zip(v, v[1:], strict=False) if a != b) for v in shown.values()]
+    changes = [sum(1 for a, b in itertools.pairwise(v) if a != b) for v in shown.values()]
     r: dict[str, object] = {
         "every": every,
         "recall_vs_every_frame": round(found / max(1, n_ref), 4),

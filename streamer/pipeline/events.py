@@ -19,8 +19,9 @@ QUEUE = 256  # events a client may fall behind before it is dropped
 
 
 class EventClient:
-    def __init__(self) -> None:
-        self.queue: asyncio.Queue[tuple[str, dict[str, object]] | None] = asyncio.Queue(QUEUE)
+    def __init__(self, backlog: int = 0) -> None:
+        # room for the open tracks it is sent on arrival, then QUEUE events of slack
+        self.queue: asyncio.Queue[tuple[str, dict[str, object]] | None] = asyncio.Queue(QUEUE + backlog + 1)
         self.dropped = False
 
     async def next(self) -> tuple[str, dict[str, object]] | None:
@@ -37,7 +38,7 @@ class EventHub:
         self.closed = False
 
     def subscribe(self) -> EventClient:
-        c = EventClient()
+        c = EventClient(len(self.open))
         for data in self.open.values():
             c.queue.put_nowait(("start", data))
         if self.closed:

@@ -8,10 +8,10 @@ by the correction, starts tentative tracks for the rest and counts a miss on unm
 
 A track shows (is confirmed) after ``confirm_hits`` detections, or on its first one when the
 detector is sure (``confirm_confidence``): one-frame false positives are rarely confident, and
-a clear face should not wait a detection interval for its box. A tentative track missed once
-is dropped silently. A confirmed track that is missed keeps coasting until it has been missed
-``max_misses`` times in a row *and* ``max_coast_s`` has passed since it was last detected, or
-until its box leaves the frame; then it ends.
+a clear face should not wait a detection interval for its box. A track detected only once and
+then missed ends at once (silently if it never showed). A confirmed track that is missed keeps
+coasting until it has been missed ``max_misses`` times in a row *and* ``max_coast_s`` has passed
+since it was last detected, or until its box leaves the frame; then it ends.
 
 Tracks also carry the classifier evidence (evidence.py) and the schedule of when their face
 needs classifying again (first sight, box grown by ``reclassify_growth``, every
@@ -36,7 +36,7 @@ from streamer.types import Box, Face, Label
 class TrackerRule:
     min_iou: float = 0.3  # a detection and a track overlap at least this much to be the same face
     confirm_hits: int = 2
-    confirm_confidence: float = 0.6  # MMOD score; clear frontal faces score 0.8 and more
+    confirm_confidence: float = 0.3  # MMOD score (a face from 0); clear frontal faces score 0.8 and more
     max_misses: int = 2
     max_coast_s: float = 1.0
     history: int = 120  # frames of box history kept to place late detections
