@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import aiortc  # noqa: F401  (before TensorFlow, which the camera fixture loads: pylibsrtp segfaults otherwise)
 import cv2
 import numpy as np
 import pytest
