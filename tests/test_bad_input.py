@@ -131,17 +131,22 @@ def test_annotate_writes_video_and_detections(tmp_path: Path) -> None:
         "--every",
         "10",
         "--max-frames",
-        "21",
+        "31",
     )
     assert r.returncode == 0, r.stderr
     rows = [json.loads(x) for x in dets.read_text().splitlines()]
-    assert [x["frame"] for x in rows] == list(range(21))
+    assert [x["frame"] for x in rows] == list(range(31))
     assert any(x["faces"] for x in rows)
-    for k in range(21):  # detections are reused between detected frames (--every 10)
-        assert rows[k]["faces"] == rows[k - k % 10]["faces"]
+    seen: set[int] = set()
+    for k in range(31):  # --every 10: tracks start on detected frames only, and carry their id
+        ids = {f["track"] for f in rows[k]["faces"]}
+        assert all(isinstance(i, int) for i in ids)
+        if k % 10:
+            assert ids <= seen, f"frame {k}: a track started between detections"
+        seen |= ids
     import cv2
 
     cap = cv2.VideoCapture(str(out))
-    assert int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) == 21
+    assert int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) == 31
     r = _streamer("annotate", str(tmp_path / "nope.mp4"), "--output", str(out))
     assert r.returncode == 1 and "no such file" in r.stderr
