@@ -11,13 +11,13 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from concurrent.futures import Executor
+from concurrent.futures import Executor, Future
 
 from streamer.metrics import Metrics
 from streamer.outputs.hub import AnnotatedFrame, FrameHub
 from streamer.pipeline.batcher import DetectionBatcher
 from streamer.pipeline.events import EventHub
-from streamer.pipeline.tracking import FaceStage
+from streamer.pipeline.tracking import FaceStage, Processed
 from streamer.sources.base import Source
 from streamer.types import Detections
 
@@ -42,6 +42,7 @@ class Stream:
         self.detections: Detections | None = None  # the newest from the detector
         self.stage = FaceStage(self.id, detect_every, metrics)
         self.events = EventHub(self.id, metrics)
+        self._processing: Future[Processed] | None = None
         self.task: asyncio.Task[None] | None = None
         self.started_at = time.time()
 
@@ -67,14 +68,14 @@ class Stream:
         self.task = asyncio.create_task(self._run(), name=f"stream-{self.id}")
 
     async def _run(self) -> None:
-        loop = asyncio.get_running_loop()
         m = self.metrics
         try:
             async for frame in self.source.frames():
                 m.frames_in.labels(self.id).inc()
                 if self.stage.due(frame.index):
                     self.batcher.submit(frame, self.on_detections, self.stage.skip_boxes())
-                out = await loop.run_in_executor(self.render_pool, self.stage.process, frame)
+                self._processing = self.render_pool.submit(self.stage.process, frame)
+                out = await asyncio.wrap_future(self._processing)
                 self.events.publish(out.events)
                 dets = self.detections
                 if dets is not None:
@@ -89,6 +90,9 @@ class Stream:
             m.errors.labels("stream").inc()
         finally:
             self.batcher.forget(self.id)
+            busy = self._processing
+            if busy is not None and not busy.done():  # the stage is not thread-safe: let it finish
+                await asyncio.gather(asyncio.wrap_future(busy), return_exceptions=True)
             try:
                 self.events.publish(self.stage.close(time.time()))
             except Exception:

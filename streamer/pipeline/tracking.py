@@ -8,6 +8,7 @@ the frame, applies the newest detections, and draws the tracked faces.
 
 from __future__ import annotations
 
+import threading
 import time
 from dataclasses import dataclass
 
@@ -40,6 +41,7 @@ class FaceStage:
         self.metrics = metrics
         self.tracker = Tracker(rule)
         self._pending: Detections | None = None
+        self._lock = threading.Lock()
         self._last_submitted = -(10**9)
         self._applied = -1  # frame index of the last detections applied
         self._counted: set[tuple[int, str]] = set()  # (track, classifier) already in faces_total
@@ -57,14 +59,16 @@ class FaceStage:
         return self.tracker.settled_boxes()
 
     def on_detections(self, d: Detections) -> None:
-        if self._pending is None or d.frame_index >= self._pending.frame_index:
-            self._pending = d
+        with self._lock:  # called on the event loop while ``process`` may run in a render thread
+            if self._pending is None or d.frame_index >= self._pending.frame_index:
+                self._pending = d
 
     def process(self, frame: Frame, draw: bool = True) -> Processed:
         t0 = time.perf_counter()
         tr = self.tracker
         tr.follow(frame.image, frame.index, frame.captured_at)
-        d, self._pending = self._pending, None
+        with self._lock:
+            d, self._pending = self._pending, None
         if d is not None and d.frame_index > self._applied and d.frame_index <= frame.index:
             tr.update(d.faces, d.frame_index, frame.captured_at)
             self._applied = d.frame_index
