@@ -49,7 +49,12 @@ class FaceStage:
 
     def due(self, index: int) -> bool:
         """Whether frame ``index`` should go to the detector (and, if so, marks it sent)."""
-        if index - self._last_submitted >= self.detect_every or index < self._last_submitted:
+        if (
+            self.tracker.cut
+            or index - self._last_submitted >= self.detect_every
+            or index < self._last_submitted
+        ):
+            self.tracker.cut = False
             self._last_submitted = index
             return True
         return False
