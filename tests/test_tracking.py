@@ -350,3 +350,23 @@ async def test_track_events_arrive_over_sse_and_metrics_carry_the_stream(make_ap
     (s,) = [x for x in listed["streams"] if x["id"] == "clip"]
     assert "tracks" in s
     assert (await client.get("/streams/nope/events")).status == 404
+
+
+@pytest.mark.slow
+def test_engine_leaves_faces_of_settled_tracks_unclassified(shared: Path, tiny_classifier: Path) -> None:
+    from streamer.config import ClassifierConfig
+    from streamer.inference.engine import Engine, EngineSpec
+
+    engine = Engine(EngineSpec(classifiers=(ClassifierConfig(name="gender", model=str(tiny_classifier)),)))
+    rgb = cv2.cvtColor(cv2.imread(str(shared / "media" / "two_people.jpg")), cv2.COLOR_BGR2RGB)
+    (full,), t_full = engine.run([rgb])
+    assert len(full.faces) == 2 and all(f.labels for f in full.faces)
+    assert t_full.classifier_batches["gender"] == 2
+    settled = full.faces[0].box
+    nudged = Box(settled.left + 3, settled.top - 2, settled.right + 3, settled.bottom - 2, 1.0)  # predicted
+    (part,), t_part = engine.run([rgb], [(nudged,)])
+    assert [bool(f.labels) for f in part.faces] == [False, True]
+    assert [f.box for f in part.faces] == [f.box for f in full.faces]  # the boxes are all still there
+    assert t_part.classifier_batches["gender"] == 1
+    (none,), t_none = engine.run([rgb], [tuple(f.box for f in full.faces)])
+    assert not any(f.labels for f in none.faces) and "gender" not in t_none.classifier_batches
