@@ -9,6 +9,7 @@ sees the reference detections on every Nth frame only, as the service would, and
 between. Per N: recall and mean IoU of the drawn boxes against the reference (Hungarian match,
 IoU >= 0.5 counts as found; mean IoU over all reference faces, 0 where missed), the same against
 the true boxes (moving camera only), track ids per person, shown-label changes per person,
+shown-label changes per person had each detection's labels been drawn (before tracking),
 faces classified vs detected, and CPU per stream at 30 fps (detection share + tracking).
 Also the tracker's own cost in ms per frame at 1, 8 and 32 faces.
 """
@@ -70,11 +71,16 @@ def run_every(images, ref_faces, every: int, people=None) -> dict[str, object]:
     iou_sum = iou_sum_t = 0.0
     ids: dict[int, set[int]] = defaultdict(set)
     shown: dict[int, list[str]] = defaultdict(list)
+    raw: dict[int, list[str]] = defaultdict(list)  # labels as each detection gave them (before tracking)
     detected = classified = 0
     track_s = 0.0
     for n, img in enumerate(images):
         frame = Frame("bench", n, img, n / FPS)
         if stage.due(n):
+            if people is not None:
+                _, _, pairs = compare([b for _, b in people[n]], [f.box for f in ref_faces[n]])
+                for i, j in pairs:
+                    raw[people[n][i][0]].append(",".join(x.label for x in ref_faces[n][j].labels))
             skip = stage.skip_boxes()
             faces = tuple(
                 Face(f.box) if _overlaps(f.box, skip) else f for f in ref_faces[n]
@@ -106,6 +112,7 @@ def run_every(images, ref_faces, every: int, people=None) -> dict[str, object]:
                 if lab and "?" not in lab:
                     shown[person].append(lab)
     changes = [sum(1 for a, b in itertools.pairwise(v) if a != b) for v in shown.values()]
+    raw_changes = [sum(1 for a, b in itertools.pairwise(v) if a != b) for v in raw.values()]
     r: dict[str, object] = {
         "every": every,
         "recall_vs_every_frame": round(found / max(1, n_ref), 4),
@@ -123,6 +130,10 @@ def run_every(images, ref_faces, every: int, people=None) -> dict[str, object]:
             "ids_per_person": round(sum(len(v) for v in ids.values()) / max(1, len(ids)), 3),
             "label_changes_per_person_max": max(changes, default=0),
             "label_changes_per_person_mean": round(sum(changes) / max(1, len(changes)), 3),
+            "per_detection_label_changes_per_person_max": max(raw_changes, default=0),
+            "per_detection_label_changes_per_person_mean": round(
+                sum(raw_changes) / max(1, len(raw_changes)), 3
+            ),
         }
     return r
 
