@@ -62,6 +62,9 @@ def test_a_doubtful_detection_shows_on_its_second_hit_a_sure_one_at_once() -> No
     assert sorted(f.box.left for f in tr.faces()) == [12, 150]
     ids = {f.track for f in tr.faces()}
     assert len(ids) == 2 and None not in ids
+    still = Tracker(TrackerRule(confirm_hits=1))  # a still image: one look is all there is
+    still.update([face(10, 10, conf=0.05)], 0, 0.0)
+    assert len(still.faces()) == 1
 
 
 def test_a_one_off_false_positive_never_shows_and_leaves_no_event() -> None:

@@ -212,7 +212,7 @@ class Tracker:
             if f.labels:
                 self._look(tr, f)
             self.tracks.append(tr)
-            if f.box.confidence >= rule.confirm_confidence:
+            if rule.confirm_hits <= 1 or f.box.confidence >= rule.confirm_confidence:
                 self._confirm(tr, t)
         dead = {id(self.tracks[ti]) for ti in lost if not self.tracks[ti].confirmed}
         self.tracks = [tr for tr in self.tracks if id(tr) not in dead]
