@@ -32,7 +32,9 @@ def main() -> int:
     ref = [engine.run([im])[0][0].faces for im in images]
     tot = sum(len(r) for r in ref)
     for every in (6, 15):
-        nf = Tracker(distance_function="iou", distance_threshold=0.7, hit_counter_max=2 * every)
+        nf = Tracker(
+            distance_function="iou", distance_threshold=0.7, hit_counter_max=2 * every, initialization_delay=0
+        )
         stage = FaceStage("b", every)
         score = {"norfair": [0, 0.0, 0.0], "ours": [0, 0.0, 0.0]}
         for n, img in enumerate(images):
