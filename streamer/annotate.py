@@ -146,9 +146,10 @@ def run_stage(
         out.close()
     tr = stage.tracker
     log.info(
-        "annotated %d frames in %.1f s: %d tracks, %d faces classified, %d not (labels settled)",
+        "annotated %d frames in %.1f s: %d detections, %d tracks, %d faces classified, %d not (settled)",
         n,
         time.perf_counter() - t0,
+        stage.detections_due,
         tr.started,
         tr.looks,
         tr.looks_skipped,

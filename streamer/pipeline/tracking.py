@@ -43,6 +43,7 @@ class FaceStage:
         self._pending: Detections | None = None
         self._lock = threading.Lock()
         self._last_submitted = -(10**9)
+        self.detections_due = 0  # frames sent to the detector: every Nth, and the one after a scene cut
         self._applied = -1  # frame index of the last detections applied
         self._counted: set[tuple[int, str]] = set()  # (track, classifier) already in faces_total
         self.faces: tuple[Face, ...] = ()
@@ -55,6 +56,7 @@ class FaceStage:
             or index < self._last_submitted
         ):
             self.tracker.cut = False
+            self.detections_due += 1
             self._last_submitted = index
             return True
         return False
