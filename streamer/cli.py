@@ -67,7 +67,12 @@ def _parser() -> argparse.ArgumentParser:
     a.add_argument("--detections", help="write one JSON line per frame with its faces")
     a.add_argument("--config", default=None, help="config.toml for detector and classifiers")
     a.add_argument("--detector", choices=["dlib", "mmod"], help="override [pipeline] detector")
-    a.add_argument("--every", type=int, default=1, help="detect every Nth video frame (reuse in between)")
+    a.add_argument(
+        "--every",
+        type=int,
+        default=None,
+        help="detect every Nth video frame, track the faces in between (default: pipeline.detect_every)",
+    )
     a.add_argument("--max-frames", type=int, default=0, help="stop after N frames (0 = all)")
     return p
 
@@ -148,7 +153,12 @@ def cmd_annotate(args: argparse.Namespace) -> int:
 
     config = load_config(args.config, _overrides(args))
     return annotate_file(
-        config, args.input, args.output, args.detections, every=args.every, max_frames=args.max_frames
+        config,
+        args.input,
+        args.output,
+        args.detections,
+        every=args.every or config.pipeline.detect_every,
+        max_frames=args.max_frames,
     )
 
 

@@ -117,6 +117,13 @@ class PipelineConfig(Strict):
     worker_threads: int = Field(
         0, ge=0, le=64, description="compute threads per inference worker (0 = 2 for ONNX Runtime)"
     )
+    detect_every: int = Field(
+        1,
+        ge=1,
+        le=300,
+        description="send every Nth frame of a stream to the detector (1: as often as it keeps up); "
+        "tracking carries the boxes in between",
+    )
 
     @field_validator("detector")
     @classmethod

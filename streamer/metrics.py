@@ -42,7 +42,17 @@ class Metrics:
         self.frames_dropped = Counter(
             P + "frames_dropped_total", "Frames dropped, by reason", [*s, "reason"], registry=r
         )
-        self.faces = Counter(P + "faces_total", "Faces detected, by classifier label", ["label"], registry=r)
+        self.faces = Counter(
+            P + "faces_total",
+            "Tracked faces (people), each counted once per classifier by the first label it settles on",
+            [*s, "label"],
+            registry=r,
+        )
+        self.tracks = Counter(P + "tracks_total", "Face tracks started (distinct faces seen)", s, registry=r)
+        self.tracks_active = Gauge(P + "tracks_active", "Face tracks shown now", s, registry=r)
+        self.events_dropped = Counter(
+            P + "events_dropped_total", "Track events not delivered to a slow event client", s, registry=r
+        )
         self.stage_seconds = Histogram(
             P + "stage_seconds",
             "Time per frame (or batch) in each stage",
@@ -91,12 +101,16 @@ class Metrics:
             self.stream_up,
             self.source_reconnects,
             self.detections,
+            self.tracks,
+            self.tracks_active,
+            self.events_dropped,
         ):
             with contextlib.suppress(KeyError):
                 m.remove(stream)
-        for labels in list(self.frames_dropped._metrics):
-            if labels[0] == stream:
-                self.frames_dropped.remove(*labels)
+        for m in (self.frames_dropped, self.faces):
+            for labels in list(m._metrics):
+                if labels[0] == stream:
+                    m.remove(*labels)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -17,10 +17,12 @@ TEXT_COLOUR = (0, 0, 0)
 
 
 def face_caption(face: Face) -> str:
-    """ "male 0.97 | shaved 0.88", or the detector's confidence when there are no labels."""
+    """ "male 0.97 | shaved 0.88", or the detector's confidence when there are no labels;
+    "#7 male 0.97" for a tracked face."""
+    tag = f"#{face.track} " if face.track is not None else ""
     if not face.labels:
-        return f"face {face.box.confidence:.2f}"
-    return " | ".join(
+        return f"{tag}face {face.box.confidence:.2f}"
+    return tag + " | ".join(
         f"{lab.label} {lab.probability:.2f}" if lab.label != UNCERTAIN else f"{lab.classifier}?"
         for lab in face.labels
     )

@@ -51,9 +51,11 @@ class Label:
 class Face:
     box: Box
     labels: tuple[Label, ...] = ()
+    track: int | None = None  # the id of the track this face belongs to (None: straight from the detector)
 
     def as_dict(self) -> dict[str, object]:
         d: dict[str, object] = self.box.as_dict()
+        d["track"] = self.track
         d["labels"] = {
             lab.classifier: {"label": lab.label, "p": round(lab.probability, 4)} for lab in self.labels
         }

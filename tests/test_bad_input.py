@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -131,17 +132,27 @@ def test_annotate_writes_video_and_detections(tmp_path: Path) -> None:
         "--every",
         "10",
         "--max-frames",
-        "21",
+        "31",
     )
     assert r.returncode == 0, r.stderr
     rows = [json.loads(x) for x in dets.read_text().splitlines()]
-    assert [x["frame"] for x in rows] == list(range(21))
+    assert [x["frame"] for x in rows] == list(range(31))
     assert any(x["faces"] for x in rows)
-    for k in range(21):  # detections are reused between detected frames (--every 10)
-        assert rows[k]["faces"] == rows[k - k % 10]["faces"]
+    # --every 10: tracks start only on frames that went to the detector (every 10th, and the one
+    # after a scene cut), and carry their id
+    detections = int(re.search(r"(\d+) detections", r.stderr).group(1))  # type: ignore[union-attr]
+    assert 4 <= detections <= 4 + 3
+    seen: set[int] = set()
+    starts = 0
+    for k in range(31):
+        ids = {f["track"] for f in rows[k]["faces"]}
+        assert all(isinstance(i, int) for i in ids)
+        starts += bool(ids - seen)
+        seen |= ids
+    assert 1 <= starts <= detections
     import cv2
 
     cap = cv2.VideoCapture(str(out))
-    assert int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) == 21
+    assert int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) == 31
     r = _streamer("annotate", str(tmp_path / "nope.mp4"), "--output", str(out))
     assert r.returncode == 1 and "no such file" in r.stderr

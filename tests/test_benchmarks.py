@@ -87,3 +87,18 @@ def test_tiny_full_run_writes_well_formed_results(tmp_path: Path, shared: Path) 
     assert sorted(data["plots"]) == ["tiny-latency-cdf.png", "tiny-stages.png", "tiny-streams.png"]
     for p in data["plots"]:
         assert (tmp_path / p).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.mark.slow
+def test_tracking_scenario_writes_every_figure(tmp_path: Path) -> None:
+    from benchmarks.tracking import main
+
+    out = tmp_path / "tracking.json"
+    assert main(["--frames", "12", "--every", "1,6", "--out", str(out)]) == 0
+    data = json.loads(out.read_text())
+    assert data["frames"] == 12 and [r["every"] for r in data["runs"]] == [1, 6]
+    for r in data["runs"]:
+        assert 0.0 <= r["recall_vs_every_frame"] <= 1.0 and 0.0 <= r["mean_iou_vs_truth"] <= 1.0
+        assert r["ids_per_person"] >= 1.0 and r["faces_classified"] <= r["faces_detected"]
+    assert data["runs"][0]["recall_vs_every_frame"] > 0.9  # detection on every frame shows what it found
+    assert set(data["tracker_ms_per_frame_by_faces"]) == {"1", "8", "32"}

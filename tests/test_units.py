@@ -41,7 +41,7 @@ class FakePool:
         self.batches: list[list[int]] = []
         self.delay = delay
 
-    async def run(self, images):
+    async def run(self, images, skip=None):
         self.batches.append([int(im[0, 0, 0]) for im in images])
         await asyncio.sleep(self.delay)
         faces = (Face(Box(1, 1, 5, 5, 1.0)),)
@@ -112,7 +112,7 @@ class GatedPool(FakePool):
         self.gate: asyncio.Queue[None] = asyncio.Queue()
         self.answered = 0
 
-    async def run(self, images):
+    async def run(self, images, skip=None):
         self.batches.append([int(im[0, 0, 0]) for im in images])
         await self.gate.get()
         self.answered += 1
@@ -248,6 +248,7 @@ def test_overlay_draws_box_and_caption_without_touching_input() -> None:
     assert face_caption(face) == "face 1.05"
     labelled = Face(face.box, (Label("gender", "male", 0.93), Label("beard", "?", 0.51)))
     assert face_caption(labelled) == "male 0.93 | beard?"
+    assert face_caption(Face(labelled.box, labelled.labels, track=7)) == "#7 male 0.93 | beard?"
     # legible at any size: a 1080p frame gets thicker lines than a 240p one
     big = draw_faces(np.full((1080, 1920, 3), 40, np.uint8), [Face(Box(400, 300, 799, 699, 1.0))])
     assert (big[300:306, 600] != 40).any(axis=-1).sum() >= 4

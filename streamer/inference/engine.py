@@ -132,7 +132,11 @@ class Engine:
             self.classifiers.append(clf)
             self.status.classifiers.append(c.name)
 
-    def run(self, images: Sequence[np.ndarray]) -> tuple[list[FrameResult], BatchTimings]:
+    def run(
+        self, images: Sequence[np.ndarray], skip: Sequence[Sequence[Box]] | None = None
+    ) -> tuple[list[FrameResult], BatchTimings]:
+        """Faces per image. ``skip[i]``: boxes (tracks with settled labels) whose faces in image i
+        need no classifying; a detected face overlapping one (IoU >= 0.5) comes back without labels."""
         results: list[FrameResult | None] = [None] * len(images)
         good: list[int] = []
         rgb: list[np.ndarray] = []
@@ -157,7 +161,16 @@ class Engine:
             for bs, (_, s), im in zip(boxes, scaled, rgb, strict=True)
         ]
         t1 = time.perf_counter()
-        labels, batches, errors = self.classify(rgb, boxes, splits)
+        wanted = [
+            [j for j, b in enumerate(bs) if not _overlaps(b, skip[i] if skip else ())]
+            for i, bs in zip(good, boxes, strict=True)
+        ]
+        picked = [[bs[j] for j in w] for bs, w in zip(boxes, wanted, strict=True)]
+        some, batches, errors = self.classify(rgb, picked, splits)
+        labels: list[list[list[Label]]] = [[[] for _ in bs] for bs in boxes]
+        for k, w in enumerate(wanted):
+            for j, lab in zip(w, some[k], strict=True):
+                labels[k][j] = lab
         t2 = time.perf_counter()
         n_faces = 0
         for k, i in enumerate(good):
@@ -231,6 +244,17 @@ class Engine:
             splits if splits is not None else [0],
         )
         return {k: np.stack([r[i] for r in rows]) for i, k in enumerate(names)}
+
+
+def _overlaps(b: Box, others: Sequence[Box], min_iou: float = 0.5) -> bool:
+    for o in others:
+        iw = min(b.right, o.right) - max(b.left, o.left) + 1
+        ih = min(b.bottom, o.bottom) - max(b.top, o.top) + 1
+        if iw > 0 and ih > 0:
+            inter = iw * ih
+            if inter / (b.width * b.height + o.width * o.height - inter) >= min_iou:
+                return True
+    return False
 
 
 def check_classifier_config(c: ClassifierConfig, clf: Classifier) -> None:

@@ -18,7 +18,7 @@ from concurrent.futures.process import BrokenProcessPool
 import numpy as np
 
 from streamer.inference.engine import Engine, EngineSpec, EngineStatus, FrameResult
-from streamer.types import BatchTimings
+from streamer.types import BatchTimings, Box
 
 log = logging.getLogger(__name__)
 
@@ -44,9 +44,11 @@ def _status() -> EngineStatus:
     return _engine.status
 
 
-def _run(images: Sequence[np.ndarray]) -> tuple[list[FrameResult], BatchTimings]:
+def _run(
+    images: Sequence[np.ndarray], skip: Sequence[Sequence[Box]] | None = None
+) -> tuple[list[FrameResult], BatchTimings]:
     assert _engine is not None
-    return _engine.run(images)
+    return _engine.run(images, skip)
 
 
 class WorkerCrashed(RuntimeError):
@@ -77,14 +79,16 @@ class WorkerPool:
         self.status = await loop.run_in_executor(self._executor, _status)
         return self.status
 
-    async def run(self, images: Sequence[np.ndarray]) -> tuple[list[FrameResult], BatchTimings]:
+    async def run(
+        self, images: Sequence[np.ndarray], skip: Sequence[Sequence[Box]] | None = None
+    ) -> tuple[list[FrameResult], BatchTimings]:
         loop = asyncio.get_running_loop()
         for attempt in (1, 2):
             if self._executor is None:
                 raise RuntimeError("pool not started")
             executor = self._executor
             try:
-                return await loop.run_in_executor(executor, _run, list(images))
+                return await loop.run_in_executor(executor, _run, list(images), skip)
             except BrokenProcessPool as e:
                 log.error("inference worker died (%s); restarting (attempt %d)", e, attempt)
                 if self._on_restart:

@@ -18,7 +18,7 @@ from collections.abc import Callable
 from streamer.inference.engine import FrameResult
 from streamer.inference.pool import WorkerPool
 from streamer.metrics import DROP_DETECT_SKIPPED, Metrics
-from streamer.types import Detections, Frame
+from streamer.types import Box, Detections, Frame
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +40,7 @@ class DetectionBatcher:
         self.max_batch = max_batch
         self.max_wait_s = max_wait_s
         self._pending: dict[str, tuple[Frame, ResultCallback]] = {}
+        self._skip: dict[str, tuple[Box, ...]] = {}
         self._in_flight: set[str] = set()
         self._served: dict[str, int] = {}  # stream -> number of the batch that last took its frame
         self._gone: set[str] = set()  # forgotten while a frame was in flight: its answer is not wanted
@@ -52,18 +53,22 @@ class DetectionBatcher:
         # Streams expected to send frames soon (live, not in flight): a batch waits for them.
         self.active_streams: Callable[[], set[str]] = active_streams or set
 
-    def submit(self, frame: Frame, on_result: ResultCallback) -> None:
-        """Offer a frame for detection; a waiting older frame of the same stream is dropped."""
+    def submit(self, frame: Frame, on_result: ResultCallback, skip: tuple[Box, ...] = ()) -> None:
+        """Offer a frame for detection; a waiting older frame of the same stream is dropped.
+
+        ``skip``: boxes whose faces need no classifying (tracks with settled labels)."""
         self._gone.discard(frame.stream)  # a new stream under a departed one's id
         if frame.stream in self._pending:
             self.metrics.frames_dropped.labels(frame.stream, DROP_DETECT_SKIPPED).inc()
         self._pending[frame.stream] = (frame, on_result)
+        self._skip[frame.stream] = skip
         self.metrics.queue_depth.set(len(self._pending))
         self._wake.set()
 
     def forget(self, stream: str) -> None:
         """The stream is gone: drop its waiting frame, and the answer for its frame in flight."""
         self._pending.pop(stream, None)
+        self._skip.pop(stream, None)
         self._served.pop(stream, None)
         if stream in self._in_flight:
             self._gone.add(stream)
@@ -96,7 +101,7 @@ class DetectionBatcher:
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
 
-    async def _collect(self) -> list[tuple[Frame, ResultCallback]]:
+    async def _collect(self) -> list[tuple[Frame, ResultCallback, tuple[Box, ...]]]:
         while not self._ready():
             self._wake.clear()
             await self._wake.wait()
@@ -117,17 +122,17 @@ class DetectionBatcher:
         self._dispatched += 1
         for s in ready:
             self._served[s] = self._dispatched
-        batch = [self._pending.pop(s) for s in ready]
+        batch = [(*self._pending.pop(s), self._skip.pop(s, ())) for s in ready]
         self._in_flight.update(ready)
         self.metrics.queue_depth.set(len(self._pending))
         return batch
 
-    async def _process(self, batch: list[tuple[Frame, ResultCallback]]) -> None:
+    async def _process(self, batch: list[tuple[Frame, ResultCallback, tuple[Box, ...]]]) -> None:
         try:
-            frames = [f for f, _ in batch]
+            frames = [f for f, _, _ in batch]
             self.metrics.batch_size.labels("detector").observe(len(frames))
             try:
-                results, timings = await self.pool.run([f.image for f in frames])
+                results, timings = await self.pool.run([f.image for f in frames], [k for _, _, k in batch])
             except asyncio.CancelledError:
                 raise
             except Exception as e:
@@ -146,7 +151,7 @@ class DetectionBatcher:
                     self.metrics.errors.labels("classifier").inc()
                 if timings.oom_splits:
                     self.metrics.errors.labels("out_of_memory").inc(timings.oom_splits)
-            for (frame, callback), result in zip(batch, results, strict=True):
+            for (frame, callback, _), result in zip(batch, results, strict=True):
                 if frame.stream in self._gone:  # no metrics series, no callback for a departed stream
                     continue
                 if result.error is not None:
@@ -156,17 +161,12 @@ class DetectionBatcher:
                     )
                     continue
                 self.metrics.detections.labels(frame.stream).inc()
-                for face in result.faces:
-                    if not face.labels:
-                        self.metrics.faces.labels("face").inc()
-                    for lab in face.labels:
-                        self.metrics.faces.labels(f"{lab.classifier}:{lab.label}").inc()
                 try:
                     callback(Detections(frame.stream, frame.index, frame.captured_at, result.faces))
                 except Exception:
                     log.exception("detection callback of stream %s failed", frame.stream)
         finally:
-            for frame, _ in batch:
+            for frame, _, _ in batch:
                 self._in_flight.discard(frame.stream)
                 self._gone.discard(frame.stream)
             self._slots.release()

@@ -104,7 +104,9 @@ class Pipeline:
             raise StreamExists(source.id)
         if self.full() and not force:
             raise TooManyStreams(f"too many streams (limit {self.max_streams})")
-        stream = Stream(source, self.batcher, self.metrics, self.render_pool)
+        stream = Stream(
+            source, self.batcher, self.metrics, self.render_pool, self.config.pipeline.detect_every
+        )
         self.streams[source.id] = stream
         stream.start()
         log.info("stream %s added (%s: %s)", source.id, source.kind, source.describe())

@@ -1,8 +1,8 @@
-"""One live stream: source -> detection batcher (newest frame) -> overlay -> hub.
+"""One live stream: source -> face stage (detect when due, track always, draw) -> hub.
 
-The display path never waits for the model path: every frame is drawn with the
-newest detections this stream has, so output FPS follows input FPS even when
-detection is slower. How old those detections are is a metric.
+The display path never waits for the model path: every frame is drawn with the tracked
+faces, which follow the image between detections, so output FPS follows input FPS even
+when detection is slower. How old the newest detections are is a metric.
 """
 
 from __future__ import annotations
@@ -11,12 +11,13 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from concurrent.futures import Executor
+from concurrent.futures import Executor, Future
 
 from streamer.metrics import Metrics
 from streamer.outputs.hub import AnnotatedFrame, FrameHub
-from streamer.overlay import draw_faces
 from streamer.pipeline.batcher import DetectionBatcher
+from streamer.pipeline.events import EventHub
+from streamer.pipeline.tracking import FaceStage, Processed
 from streamer.sources.base import Source
 from streamer.types import Detections
 
@@ -25,7 +26,12 @@ log = logging.getLogger(__name__)
 
 class Stream:
     def __init__(
-        self, source: Source, batcher: DetectionBatcher, metrics: Metrics, render_pool: Executor
+        self,
+        source: Source,
+        batcher: DetectionBatcher,
+        metrics: Metrics,
+        render_pool: Executor,
+        detect_every: int = 1,
     ) -> None:
         self.id = source.id
         self.source = source
@@ -33,13 +39,17 @@ class Stream:
         self.metrics = metrics
         self.render_pool = render_pool
         self.hub = FrameHub(self.id, metrics)
-        self.detections: Detections | None = None
+        self.detections: Detections | None = None  # the newest from the detector
+        self.stage = FaceStage(self.id, detect_every, metrics)
+        self.events = EventHub(self.id, metrics)
+        self._processing: Future[Processed] | None = None
         self.task: asyncio.Task[None] | None = None
         self.started_at = time.time()
 
     def on_detections(self, d: Detections) -> None:
         if self.detections is None or d.frame_index >= self.detections.frame_index:
             self.detections = d
+            self.stage.on_detections(d)
 
     def when_done(self, callback: Callable[[], Awaitable[object]]) -> None:
         """Run ``callback()`` (a coroutine function) once the stream ends on its own or is stopped."""
@@ -58,21 +68,20 @@ class Stream:
         self.task = asyncio.create_task(self._run(), name=f"stream-{self.id}")
 
     async def _run(self) -> None:
-        loop = asyncio.get_running_loop()
         m = self.metrics
         try:
             async for frame in self.source.frames():
                 m.frames_in.labels(self.id).inc()
-                self.batcher.submit(frame, self.on_detections)
+                if self.stage.due(frame.index):
+                    self.batcher.submit(frame, self.on_detections, self.stage.skip_boxes())
+                self._processing = self.render_pool.submit(self.stage.process, frame)
+                out = await asyncio.wrap_future(self._processing)
+                self.events.publish(out.events)
                 dets = self.detections
-                t0 = time.perf_counter()
-                image = await loop.run_in_executor(
-                    self.render_pool, draw_faces, frame.image, dets.faces if dets else ()
-                )
-                m.stage_seconds.labels("overlay").observe(time.perf_counter() - t0)
                 if dets is not None:
                     m.detection_age.labels(self.id).set(max(0.0, frame.captured_at - dets.captured_at))
-                await self.hub.publish(AnnotatedFrame(frame, image, dets, self.hub.next_seq()))
+                    dets = Detections(self.id, frame.index, frame.captured_at, out.faces)
+                await self.hub.publish(AnnotatedFrame(frame, out.image, dets, self.hub.next_seq()))
                 m.frames_out.labels(self.id).inc()
         except asyncio.CancelledError:
             raise
@@ -81,6 +90,14 @@ class Stream:
             m.errors.labels("stream").inc()
         finally:
             self.batcher.forget(self.id)
+            busy = self._processing
+            if busy is not None and not busy.done():  # the stage is not thread-safe: let it finish
+                await asyncio.gather(asyncio.wrap_future(busy), return_exceptions=True)
+            try:
+                self.events.publish(self.stage.close(time.time()))
+            except Exception:
+                log.exception("stream %s: ending its tracks failed", self.id)
+            self.events.close()
             await self.hub.close()
 
     async def stop(self) -> None:
@@ -92,6 +109,7 @@ class Stream:
     def info(self) -> dict[str, object]:
         st = self.source.state
         d = self.detections
+        faces = self.stage.faces
         return {
             "id": self.id,
             "kind": self.source.kind,
@@ -102,6 +120,7 @@ class Stream:
             "frames": st.frames,
             "width": st.width,
             "height": st.height,
-            "faces": [f.as_dict() for f in d.faces] if d else [],
+            "faces": [f.as_dict() for f in faces],
+            "tracks": self.events.tracks(),
             "detection_age_s": round(time.time() - d.captured_at, 3) if d else None,
         }

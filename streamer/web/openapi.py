@@ -111,6 +111,13 @@ SPEC: dict[str, Any] = {
                 "responses": {"200": {"description": "MJPEG stream"}, **_errors(404, 429, *COMMON)},
             }
         },
+        "/streams/{id}/events": {
+            "get": {
+                "summary": "the stream's tracks as Server-Sent Events: start, update (labels changed), end",
+                "parameters": [STREAM_ID],
+                "responses": {"200": {"description": "text/event-stream"}, **_errors(404, *COMMON)},
+            }
+        },
         "/offer": {
             "post": {
                 "summary": "send a browser camera (one video, at most one audio); get it back annotated",

@@ -13,6 +13,7 @@ from pydantic import ValidationError
 
 from streamer.config import LOOPBACK, SourceConfig, format_validation_error
 from streamer.outputs.mjpeg import TooManyViewers
+from streamer.outputs.sse import serve_events
 from streamer.outputs.webrtc import AnnotatedTrack
 from streamer.pipeline.manager import StreamExists, TooManyStreams
 from streamer.sources.base import redact_url
@@ -215,6 +216,13 @@ async def mjpeg(request: web.Request) -> web.StreamResponse:
         return json_error(request, 429, str(e), "too_many_viewers")
 
 
+async def events(request: web.Request) -> web.StreamResponse:
+    stream = request.app[PIPELINE].streams.get(request.match_info["id"])
+    if stream is None:
+        return json_error(request, 404, "no such stream", "not_found")
+    return await serve_events(request, stream.events)
+
+
 async def metrics(request: web.Request) -> web.Response:
     body = request.app[METRICS].render()
     return web.Response(body=body, headers={"Content-Type": "text/plain; version=0.0.4; charset=utf-8"})
@@ -254,6 +262,7 @@ def add_routes(app: web.Application) -> None:
     app.router.add_delete("/streams/{id}", delete_stream)
     app.router.add_post("/streams/{id}/offer", watch_offer)
     app.router.add_get("/streams/{id}/mjpeg", mjpeg)
+    app.router.add_get("/streams/{id}/events", events)
     app.router.add_get("/metrics", metrics)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/openapi.json", openapi_json)

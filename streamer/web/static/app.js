@@ -76,15 +76,16 @@ function card(s) {
   el.className = "card";
   el.innerHTML = `<h3></h3><div class="meta"></div>
     <button class="watch">Watch (WebRTC)</button><button class="mjpeg">MJPEG</button><button class="remove">Remove</button>
-    <div class="view"></div>`;
+    <div class="view"></div><ul class="tracks"></ul>`;
   el.querySelector("h3").textContent = s.id;
-  const entry = { el, pc: null };
+  const entry = { el, pc: null, events: null, tracks: new Map(), timer: null };
   el.querySelector(".watch").onclick = () => watch(s.id, entry);
   el.querySelector(".mjpeg").onclick = () => {
     stopView(entry);
     const img = document.createElement("img");
     img.className = "mjpeg"; img.src = withToken(`/streams/${encodeURIComponent(s.id)}/mjpeg`);
     el.querySelector(".view").replaceChildren(img);
+    followTracks(s.id, entry);
   };
   el.querySelector(".remove").onclick = async () => {
     await api(`/streams/${encodeURIComponent(s.id)}`, { method: "DELETE" });
@@ -95,7 +96,34 @@ function card(s) {
 
 function stopView(entry) {
   if (entry.pc) { entry.pc.close(); entry.pc = null; }
+  if (entry.events) { entry.events.close(); entry.events = null; }
+  if (entry.timer) { clearInterval(entry.timer); entry.timer = null; }
+  entry.tracks.clear();
   entry.el.querySelector(".view").replaceChildren();
+  entry.el.querySelector(".tracks").replaceChildren();
+}
+
+// The tracks of the watched stream, from its Server-Sent Events: id, labels, how long seen.
+function followTracks(id, entry) {
+  const es = new EventSource(withToken(`/streams/${encodeURIComponent(id)}/events`));
+  entry.events = es;
+  const seen = (d) => { entry.tracks.set(d.track, { labels: d.labels, since: d.time }); };
+  es.addEventListener("start", (ev) => seen(JSON.parse(ev.data)));
+  es.addEventListener("update", (ev) => {
+    const d = JSON.parse(ev.data), t = entry.tracks.get(d.track);
+    if (t) t.labels = d.labels; else seen(d);
+  });
+  es.addEventListener("end", (ev) => entry.tracks.delete(JSON.parse(ev.data).track));
+  const draw = () => {
+    const items = [...entry.tracks].map(([track, t]) => {
+      const li = document.createElement("li");
+      const labels = Object.entries(t.labels).map(([c, l]) => l.label === "?" ? `${c}?` : l.label).join(", ");
+      li.textContent = `#${track} ${labels || "face"} · ${Math.max(0, Date.now() / 1000 - t.since).toFixed(0)} s`;
+      return li;
+    });
+    entry.el.querySelector(".tracks").replaceChildren(...items);
+  };
+  entry.timer = setInterval(draw, 1000);
 }
 
 async function watch(id, entry) {
@@ -107,6 +135,7 @@ async function watch(id, entry) {
   video.autoplay = true; video.muted = true; video.playsInline = true;
   entry.el.querySelector(".view").replaceChildren(video);
   pc.ontrack = (ev) => { video.srcObject = new MediaStream([ev.track]); };
+  followTracks(id, entry);
   try { await negotiate(pc, `/streams/${encodeURIComponent(id)}/offer`); }
   catch (e) { entry.el.querySelector(".view").textContent = "error: " + e.message; }
 }

@@ -1,0 +1,78 @@
+"""A clip with known motion: a virtual camera panning and zooming over a still with many faces.
+
+The faces are found once on the still (by the detector); each frame's true boxes are those
+boxes carried through the camera's crop-and-scale, so the truth is exact wherever the camera
+goes. Faces leave and enter the view as the camera pans: tracks must end and start.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from streamer.types import Box
+
+STILL = "data/dlib_faces/bald_guys.jpg"  # 24 faces, 96-284 px, under ../shared
+
+
+@dataclass(frozen=True)
+class CameraPath:
+    frames: int = 120
+    size: tuple[int, int] = (640, 480)  # output (w, h)
+    view_w: tuple[float, float] = (1100.0, 800.0)  # crop width at the wide and tight end of the zoom
+    zooms: float = 1.0  # zoom cycles over the clip
+    pan: float = 1.0  # how much of the still's width the camera crosses (1: all of it)
+    start: float = 0.0  # where the pan starts, as a fraction of the still's width
+
+    def window(self, still_wh: tuple[int, int], n: int) -> tuple[float, float, float, float]:
+        """The still's crop (x, y, w, h) shown on frame ``n``: left to right, zooming in and out."""
+        sw, sh = still_wh
+        u = n / max(1, self.frames - 1)
+        z = 0.5 - 0.5 * math.cos(2 * math.pi * self.zooms * u)
+        w = self.view_w[0] + (self.view_w[1] - self.view_w[0]) * z
+        h = w * self.size[1] / self.size[0]
+        x = (sw - w) * min(1.0, self.start + self.pan * u)
+        y = (sh - h) * (0.35 + 0.2 * math.sin(2 * math.pi * self.pan * u))
+        return x, y, w, h
+
+
+def render(still: np.ndarray, path: CameraPath, n: int) -> np.ndarray:
+    x, y, w, _h = path.window((still.shape[1], still.shape[0]), n)
+    s = path.size[0] / w
+    m = np.array([[s, 0, -x * s], [0, s, -y * s]], dtype=np.float64)
+    return cv2.warpAffine(still, m, path.size, flags=cv2.INTER_AREA, borderMode=cv2.BORDER_REFLECT)
+
+
+def truth(faces: Sequence[Box], still_wh: tuple[int, int], path: CameraPath, n: int) -> list[tuple[int, Box]]:
+    """(index of the face on the still, its box on frame ``n``) for the faces fully in view."""
+    x, y, w, _ = path.window(still_wh, n)
+    s = path.size[0] / w
+    out = []
+    for k, b in enumerate(faces):
+        bb = Box(
+            round((b.left - x) * s),
+            round((b.top - y) * s),
+            round((b.right + 1 - x) * s) - 1,
+            round((b.bottom + 1 - y) * s) - 1,
+            b.confidence,
+        )
+        if bb.left >= 0 and bb.top >= 0 and bb.right < path.size[0] and bb.bottom < path.size[1]:
+            out.append((k, bb))
+    return out
+
+
+def load_still(shared: Path) -> np.ndarray:
+    bgr = cv2.imread(str(shared / STILL))
+    if bgr is None:
+        raise FileNotFoundError(shared / STILL)
+    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+
+
+def frames(still: np.ndarray, path: CameraPath) -> Iterator[np.ndarray]:
+    for n in range(path.frames):
+        yield render(still, path, n)

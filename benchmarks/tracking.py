@@ -1,0 +1,215 @@
+"""Tracking scenario: boxes and labels with detection every N frames, against detection on every frame.
+
+    python -m benchmarks.tracking [--video PATH] [--frames N] [--every 1,3,6,15] [--out FILE.json]
+
+Default clip: the moving camera over a still with many faces (moving_camera.py), where each
+face's true box is known. The detector (and config.toml's classifiers) runs once on every frame;
+that is the reference. For each N the face stage (the one live streams and `annotate` use) then
+sees the reference detections on every Nth frame only, as the service would, and tracks in
+between. Per N: recall and mean IoU of the drawn boxes against the reference (Hungarian match,
+IoU >= 0.5 counts as found; mean IoU over all reference faces, 0 where missed), the same against
+the true boxes (moving camera only), track ids per person, shown-label changes per person,
+shown-label changes per person had each detection's labels been drawn (before tracking),
+faces classified vs detected, and CPU per stream at 30 fps (detection share + tracking).
+Also the tracker's own cost in ms per frame at 1, 8 and 32 faces.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import sys
+import time
+from collections import defaultdict
+from pathlib import Path
+
+import aiortc  # noqa: F401  (before TensorFlow: pylibsrtp segfaults otherwise)
+import cv2
+import numpy as np
+
+from benchmarks.moving_camera import CameraPath, frames, load_still, truth
+from streamer.annotate import build_engine
+from streamer.config import load_config
+from streamer.inference.engine import _overlaps
+from streamer.pipeline.tracking import FaceStage
+from streamer.track.matching import iou_matrix, match
+from streamer.track.tracker import Tracker
+from streamer.types import Box, Face, Frame
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared"
+FPS = 30.0
+
+
+def xyxy(b: Box) -> tuple[int, int, int, int]:
+    return (b.left, b.top, b.right, b.bottom)
+
+
+def compare(ref: list[Box], got: list[Box]) -> tuple[int, float, list[tuple[int, int]]]:
+    """(found, sum of IoU over ref, pairs ref->got with IoU >= 0.5)."""
+    m = iou_matrix([xyxy(b) for b in ref], [xyxy(b) for b in got])
+    pairs, _, _ = match(m, 0.5)
+    return len(pairs), float(sum(m[i, j] for i, j in pairs)), pairs
+
+
+def read_video(path: Path, n: int) -> list[np.ndarray]:
+    cap = cv2.VideoCapture(str(path))
+    out = []
+    while len(out) < n:
+        ok, bgr = cap.read()
+        if not ok:
+            break
+        out.append(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
+    cap.release()
+    return out
+
+
+def run_every(images, ref_faces, every: int, people=None) -> dict[str, object]:
+    stage = FaceStage("bench", every)
+    found = found_t = n_ref = n_true = 0
+    iou_sum = iou_sum_t = 0.0
+    ids: dict[int, set[int]] = defaultdict(set)
+    shown: dict[int, list[str]] = defaultdict(list)
+    raw: dict[int, list[str]] = defaultdict(list)  # labels as each detection gave them (before tracking)
+    detected = classified = 0
+    track_s = 0.0
+    for n, img in enumerate(images):
+        frame = Frame("bench", n, img, n / FPS)
+        if stage.due(n):
+            if people is not None:
+                _, _, pairs = compare([b for _, b in people[n]], [f.box for f in ref_faces[n]])
+                for i, j in pairs:
+                    raw[people[n][i][0]].append(",".join(x.label for x in ref_faces[n][j].labels))
+            skip = stage.skip_boxes()
+            faces = tuple(
+                Face(f.box) if _overlaps(f.box, skip) else f for f in ref_faces[n]
+            )  # what Engine.run(.., skip) returns
+            detected += len(faces)
+            classified += sum(1 for f in faces if f.labels)
+            from streamer.types import Detections
+
+            stage.on_detections(Detections("bench", n, frame.captured_at, faces))
+        t0 = time.perf_counter()
+        out = stage.process(frame, draw=False)
+        track_s += time.perf_counter() - t0
+        got = [f.box for f in out.faces]
+        k, s, _ = compare([f.box for f in ref_faces[n]], got)
+        found += k
+        iou_sum += s
+        n_ref += len(ref_faces[n])
+        if people is not None:
+            true = people[n]
+            k, s, pairs = compare([b for _, b in true], got)
+            found_t += k
+            iou_sum_t += s
+            n_true += len(true)
+            for i, j in pairs:
+                person = true[i][0]
+                f = out.faces[j]
+                ids[person].add(f.track)  # type: ignore[arg-type]
+                lab = ",".join(x.label for x in f.labels)
+                if lab and "?" not in lab:
+                    shown[person].append(lab)
+    changes = [sum(1 for a, b in itertools.pairwise(v) if a != b) for v in shown.values()]
+    raw_changes = [sum(1 for a, b in itertools.pairwise(v) if a != b) for v in raw.values()]
+    r: dict[str, object] = {
+        "every": every,
+        "recall_vs_every_frame": round(found / max(1, n_ref), 4),
+        "mean_iou_vs_every_frame": round(iou_sum / max(1, n_ref), 4),
+        "tracks_started": stage.tracker.started,
+        "faces_detected": detected,
+        "faces_classified": classified,
+        "track_ms_per_frame": round(1000 * track_s / len(images), 2),
+    }
+    if people is not None:
+        r |= {
+            "recall_vs_truth": round(found_t / max(1, n_true), 4),
+            "mean_iou_vs_truth": round(iou_sum_t / max(1, n_true), 4),
+            "people": len(ids),
+            "ids_per_person": round(sum(len(v) for v in ids.values()) / max(1, len(ids)), 3),
+            "label_changes_per_person_max": max(changes, default=0),
+            "label_changes_per_person_mean": round(sum(changes) / max(1, len(changes)), 3),
+            "per_detection_label_changes_per_person_max": max(raw_changes, default=0),
+            "per_detection_label_changes_per_person_mean": round(
+                sum(raw_changes) / max(1, len(raw_changes)), 3
+            ),
+        }
+    return r
+
+
+def tracker_cost(still: np.ndarray, n_faces: int, n_frames: int = 60) -> float:
+    """ms per frame of Tracker.follow with ``n_faces`` tracks on a panning 640x480 view."""
+    path = CameraPath(frames=n_frames, view_w=(1100.0, 900.0))
+    imgs = list(frames(still, path))
+    cols = int(np.ceil(np.sqrt(n_faces * 4 / 3)))
+    rows = int(np.ceil(n_faces / cols))
+    w, h = 640 // cols, 480 // rows
+    side = min(w, h, 100) - 8
+    boxes = [
+        Face(Box(c * w + 4, r * h + 4, c * w + 4 + side, r * h + 4 + side, 1.0))
+        for r in range(rows)
+        for c in range(cols)
+    ][:n_faces]
+    tr = Tracker()
+    tr.follow(imgs[0], 0, 0.0)
+    tr.update(boxes, 0, 0.0)
+    t0 = time.perf_counter()
+    for n, im in enumerate(imgs[1:], 1):
+        if len(tr.tracks) < n_faces:  # boxes panned out of view: put them back, keep the count
+            tr.tracks = []
+            tr.update(boxes, n - 1, n / FPS)
+        tr.follow(im, n, n / FPS)
+    return 1000 * (time.perf_counter() - t0) / (len(imgs) - 1)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m benchmarks.tracking", description=__doc__)
+    ap.add_argument("--video", type=Path, default=None, help="a real clip instead of the moving camera")
+    ap.add_argument("--frames", type=int, default=120)
+    ap.add_argument("--every", default="1,3,6,15")
+    ap.add_argument("--out", type=Path, default=None, help="write the results as JSON here")
+    args = ap.parse_args(argv)
+    engine = build_engine(load_config(ROOT / "config.toml"))
+    still = load_still(SHARED)
+    people = None
+    if args.video is None:
+        path = CameraPath(frames=args.frames)
+        images = list(frames(still, path))
+        (on_still,) = engine.detector.detect([still], 0)
+        people = [
+            [(k, b) for k, b in truth(on_still, (still.shape[1], still.shape[0]), path, n) if b.width >= 64]
+            for n in range(len(images))
+        ]
+        clip = f"moving camera over {len(on_still)} faces, {path.size[0]}x{path.size[1]}"
+    else:
+        images = read_video(args.video, args.frames)
+        clip = str(args.video)
+    t0 = time.perf_counter()
+    ref = []
+    for im in images:
+        (res,), _ = engine.run([im])
+        ref.append(res.faces)
+    detect_ms = 1000 * (time.perf_counter() - t0) / len(images)
+    print(f"{clip}: {len(images)} frames, detect+classify {detect_ms:.0f} ms/frame", file=sys.stderr)
+    results = []
+    for every in (int(x) for x in args.every.split(",")):
+        r = run_every(images, ref, every, people)
+        r["cpu_per_stream_at_30fps"] = round(
+            30 * (detect_ms / every + float(r["track_ms_per_frame"])) / 1000, 3
+        )  # cores busy: detection share + tracking
+        results.append(r)
+        print(json.dumps(r), file=sys.stderr)
+    cost = {n: round(tracker_cost(still, n), 2) for n in (1, 8, 32)}
+    print(f"tracker ms/frame by faces: {cost}", file=sys.stderr)
+    out = {"clip": clip, "frames": len(images), "detect_ms_per_frame": round(detect_ms, 1), "runs": results}
+    out["tracker_ms_per_frame_by_faces"] = cost
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(out, indent=1))
+    print(json.dumps(out, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

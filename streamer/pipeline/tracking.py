@@ -1,0 +1,121 @@
+"""The per-stream stage that live streams and ``streamer annotate`` share.
+
+Detect when due, track always, labels per track, draw: ``due`` says when a frame should go to
+the detector, ``on_detections`` hands its answer over (from the event loop or the caller's
+thread), and ``process`` (run in the render pool, never on the event loop) moves the tracks to
+the frame, applies the newest detections, and draws the tracked faces.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from streamer.classify import UNCERTAIN
+from streamer.metrics import Metrics
+from streamer.overlay import draw_faces
+from streamer.track.tracker import Tracker, TrackerRule, TrackEvent
+from streamer.types import Box, Detections, Face, Frame
+
+
+@dataclass(frozen=True)
+class Processed:
+    image: np.ndarray  # the annotated frame
+    faces: tuple[Face, ...]  # the tracked faces drawn on it
+    events: tuple[TrackEvent, ...]  # tracks that started, changed label or ended on this frame
+
+
+class FaceStage:
+    def __init__(
+        self,
+        stream: str,
+        detect_every: int = 1,
+        metrics: Metrics | None = None,
+        rule: TrackerRule | None = None,
+    ) -> None:
+        self.stream = stream
+        self.detect_every = max(1, detect_every)
+        self.metrics = metrics
+        self.tracker = Tracker(rule)
+        self._pending: Detections | None = None
+        self._lock = threading.Lock()
+        self._last_submitted = -(10**9)
+        self.detections_due = 0  # frames sent to the detector: every Nth, and the one after a scene cut
+        self._applied = -1  # frame index of the last detections applied
+        self._counted: set[tuple[int, str]] = set()  # (track, classifier) already in faces_total
+        self.faces: tuple[Face, ...] = ()
+
+    def due(self, index: int) -> bool:
+        """Whether frame ``index`` should go to the detector (and, if so, marks it sent)."""
+        if (
+            self.tracker.cut
+            or index - self._last_submitted >= self.detect_every
+            or index < self._last_submitted
+        ):
+            self.tracker.cut = False
+            self.detections_due += 1
+            self._last_submitted = index
+            return True
+        return False
+
+    def skip_boxes(self) -> tuple[Box, ...]:
+        """Faces the detector will find here need no classifying: their tracks' labels are settled."""
+        return self.tracker.settled_boxes()
+
+    def on_detections(self, d: Detections) -> None:
+        with self._lock:  # called on the event loop while ``process`` may run in a render thread
+            if self._pending is None or d.frame_index >= self._pending.frame_index:
+                self._pending = d
+
+    def process(self, frame: Frame, draw: bool = True) -> Processed:
+        t0 = time.perf_counter()
+        tr = self.tracker
+        tr.follow(frame.image, frame.index, frame.captured_at)
+        with self._lock:
+            d, self._pending = self._pending, None
+        if d is not None and d.frame_index > self._applied and d.frame_index <= frame.index:
+            tr.update(d.faces, d.frame_index, frame.captured_at)
+            self._applied = d.frame_index
+        elif d is not None and d.frame_index > frame.index:  # not this frame's yet: keep it
+            self.on_detections(d)
+        self.faces = tr.faces()
+        events = tuple(tr.drain_events())
+        t1 = time.perf_counter()
+        image = draw_faces(frame.image, self.faces) if draw else frame.image
+        if self.metrics is not None:
+            self._count(events)
+            self.metrics.stage_seconds.labels("track").observe(t1 - t0)
+            self.metrics.stage_seconds.labels("overlay").observe(time.perf_counter() - t1)
+        return Processed(image, self.faces, events)
+
+    def _count(self, events: tuple[TrackEvent, ...]) -> None:
+        m = self.metrics
+        assert m is not None
+        m.tracks_active.labels(self.stream).set(sum(1 for t in self.tracker.tracks if t.confirmed))
+        for e in events:
+            if e.kind == "start":
+                m.tracks.labels(self.stream).inc()
+        # each track counts once per classifier, by the first label it settles on; a track that
+        # ends without one counts as "<classifier>:?"; with no classifiers, as "face"
+        for e in events:
+            labels = [lab for lab in e.labels if lab.label != UNCERTAIN or e.kind == "end"]
+            if e.kind == "end" and not e.labels and (e.track, "") not in self._counted:
+                self._counted.add((e.track, ""))
+                m.faces.labels(self.stream, "face").inc()
+            for lab in labels:
+                if (e.track, lab.classifier) not in self._counted:
+                    self._counted.add((e.track, lab.classifier))
+                    m.faces.labels(self.stream, f"{lab.classifier}:{lab.label}").inc()
+            if e.kind == "end":
+                self._counted = {k for k in self._counted if k[0] != e.track}
+
+    def close(self, t: float) -> tuple[TrackEvent, ...]:
+        """End every track (the stream is over)."""
+        self.tracker.end_all(t)
+        events = tuple(self.tracker.drain_events())
+        if self.metrics is not None:
+            self._count(events)
+        return events

@@ -1,0 +1,1 @@
+"""Face tracking below the stages: boxes follow faces between detections, ids and labels per track."""

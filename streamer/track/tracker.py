@@ -1,0 +1,292 @@
+"""Per-stream face tracks: boxes follow faces on every frame, detections correct and create them.
+
+Every frame, ``follow`` moves each track's box with the image (optical flow, see flow.py) or,
+where the flow fails, with the track's recent velocity. When a detection arrives (for the
+frame it was taken from, possibly a few frames ago), ``update`` matches it to the tracks by
+IoU against where each track was *on that frame* (Hungarian assignment), moves matched tracks
+by the correction, starts tentative tracks for the rest and counts a miss on unmatched tracks.
+
+A track shows (is confirmed) after ``confirm_hits`` detections, or on its first one when the
+detector is sure (``confirm_confidence``): one-frame false positives are rarely confident, and
+a clear face should not wait a detection interval for its box. A track detected only once and
+then missed ends at once (silently if it never showed). A confirmed track that is missed keeps
+coasting until it has been missed ``max_misses`` times in a row *and* ``max_coast_s`` has passed
+since it was last detected, or until its box leaves the frame; then it ends. A scene cut
+(the grey histogram jumps) ends every track and asks for a detection on the next frame.
+
+Tracks also carry the classifier evidence (evidence.py) and the schedule of when their face
+needs classifying again (first sight, box grown by ``reclassify_growth``, every
+``reclassify_every`` detections, or while the label is still "?").
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import cv2
+import numpy as np
+
+from streamer.track.evidence import EvidenceRule, LabelEvidence, look_weight
+from streamer.track.flow import follow, to_gray, work_scale
+from streamer.track.matching import XYXY, iou_matrix, match
+from streamer.types import Box, Face, Label
+
+# Bhattacharyya distance between consecutive frames' grey histograms above which the scene changed
+# (a cut): on the Hamilton clip its 3 cuts score 0.23-0.39, everything else under 0.06; the
+# moving-camera clip stays under 0.03
+SCENE_CUT = 0.15
+
+
+@dataclass(frozen=True)
+class TrackerRule:
+    min_iou: float = 0.3  # a detection and a track overlap at least this much to be the same face
+    confirm_hits: int = 2
+    confirm_confidence: float = 0.3  # MMOD score (a face from 0); clear frontal faces score 0.8 and more
+    max_misses: int = 2
+    max_coast_s: float = 1.0
+    history: int = 120  # frames of box history kept to place late detections
+    reclassify_growth: float = 1.2
+    reclassify_every: int = 10
+    evidence: EvidenceRule = field(default_factory=EvidenceRule)
+
+
+@dataclass(frozen=True)
+class TrackEvent:
+    kind: str  # "start" | "update" | "end"
+    track: int
+    time: float
+    box: Box
+    labels: tuple[Label, ...]
+    duration_s: float
+
+    def as_dict(self, stream: str) -> dict[str, object]:
+        return {
+            "stream": stream,
+            "track": self.track,
+            "time": round(self.time, 3),
+            "box": {k: v for k, v in self.box.as_dict().items() if k != "confidence"},
+            "labels": {
+                lab.classifier: {"label": lab.label, "p": round(lab.probability, 4)} for lab in self.labels
+            },
+            "duration_s": round(self.duration_s, 3),
+        }
+
+
+class Track:
+    def __init__(self, tid: int, face: Face, index: int, t: float, rule: TrackerRule) -> None:
+        b = face.box
+        self.id = tid
+        self.rule = rule
+        self.box: np.ndarray = np.array([b.left, b.top, b.right, b.bottom], dtype=np.float64)
+        self.velocity = np.zeros(2)
+        self.confidence = float(b.confidence)
+        self.hits = 1
+        self.misses = 0
+        self.confirmed = False
+        self.first_seen = t
+        self.last_hit = t
+        self.last_seen = t
+        self.history: deque[tuple[int, np.ndarray]] = deque([(index, self.box.copy())], maxlen=rule.history)
+        self.evidence: dict[str, LabelEvidence] = {}
+        self.classified_height = 0.0  # box height when last classified (0: never)
+        self.detections_since_classified = 0
+        self.flow_failures = 0
+
+    @property
+    def xyxy(self) -> XYXY:
+        return tuple(self.box)  # type: ignore[return-value]
+
+    def box_at(self, index: int) -> np.ndarray:
+        """Where the track was on frame ``index`` (its oldest known box if that is before it began)."""
+        for i, b in reversed(self.history):
+            if i <= index:
+                return b
+        return self.history[0][1]
+
+    def as_box(self) -> Box:
+        x0, y0, x1, y1 = (round(float(v)) for v in self.box)
+        return Box(x0, y0, x1, y1, self.confidence)
+
+    def labels(self) -> tuple[Label, ...]:
+        return tuple(e.label() for e in self.evidence.values())
+
+    def face(self) -> Face:
+        return Face(self.as_box(), self.labels(), track=self.id)
+
+    def needs_classifying(self) -> bool:
+        if self.classified_height <= 0 or self.detections_since_classified >= self.rule.reclassify_every:
+            return True
+        if any(e.shown == "?" for e in self.evidence.values()) or not self.evidence:
+            return True
+        h = self.box[3] - self.box[1] + 1
+        return h >= self.classified_height * self.rule.reclassify_growth
+
+    def look(self, labels: Sequence[Label], height: int, confidence: float) -> bool:
+        """Add one classification; True when a shown label changed."""
+        changed = False
+        w = look_weight(height, confidence)
+        for lab in labels:
+            ev = self.evidence.setdefault(lab.classifier, LabelEvidence(lab.classifier, self.rule.evidence))
+            changed |= ev.add(lab, w)
+        self.classified_height = float(height)
+        self.detections_since_classified = 0
+        return changed
+
+
+class Tracker:
+    def __init__(self, rule: TrackerRule | None = None) -> None:
+        self.rule = rule or TrackerRule()
+        self.tracks: list[Track] = []
+        self.events: list[TrackEvent] = []
+        self._next_id = 1
+        self._prev: np.ndarray | None = None
+        self._hist: np.ndarray | None = None
+        self.cut = False  # a scene cut was seen: the next frame should go to the detector
+        self._prev_scale = 1.0
+        self._index = -1
+        self.started = 0  # confirmed tracks so far
+        self.looks = 0  # faces classified (the classifier's work)
+        self.looks_skipped = 0  # detected faces of settled tracks left unclassified
+
+    # -- every frame -------------------------------------------------------------------------
+    def follow(self, image: np.ndarray, index: int, t: float) -> None:
+        """Move every track to frame ``index`` (an RGB image) and end the ones lost or gone."""
+        smallest = min((min(tr.box[2] - tr.box[0], tr.box[3] - tr.box[1]) for tr in self.tracks), default=1e9)
+        s = work_scale(image.shape, smallest)
+        if self._prev is not None and self._prev_scale != s:  # same scale for both frames of a step
+            s = self._prev_scale
+        gray = to_gray(image, s)
+        hist = cv2.calcHist([gray], [0], None, [32], [0, 256])
+        cv2.normalize(hist, hist)
+        if (
+            self._hist is not None
+            and cv2.compareHist(self._hist, hist, cv2.HISTCMP_BHATTACHARYYA) > SCENE_CUT
+        ):
+            # another scene: no face here is where a track is; end them all and ask for a detection
+            self._end_where(lambda tr: True, t)
+            self.cut = True
+        self._hist = hist
+        if self._prev is not None and self._prev.shape == gray.shape and self.tracks:
+            moves = follow(self._prev, gray, s, [tr.xyxy for tr in self.tracks])
+            for tr, mv in zip(self.tracks, moves, strict=True):
+                self._move(tr, mv)
+        # the next step may pick another scale (a smaller face arrived): then this frame is redone
+        s_next = work_scale(image.shape, smallest)
+        self._prev, self._prev_scale = (gray, s) if s_next == s else (to_gray(image, s_next), s_next)
+        self._index = index
+        h, w = image.shape[:2]
+        for tr in self.tracks:
+            tr.history.append((index, tr.box.copy()))
+            tr.last_seen = t
+        self._end_where(lambda tr: _visible_fraction(tr.box, w, h) < 0.35, t)
+
+    def _move(self, tr: Track, mv: tuple[float, float, float] | None) -> None:
+        if mv is None:
+            tr.flow_failures += 1
+            tr.box[[0, 2]] += tr.velocity[0]
+            tr.box[[1, 3]] += tr.velocity[1]
+            return
+        dx, dy, sc = mv
+        cx, cy = (tr.box[0] + tr.box[2]) / 2 + dx, (tr.box[1] + tr.box[3]) / 2 + dy
+        hw, hh = (tr.box[2] - tr.box[0]) / 2 * sc, (tr.box[3] - tr.box[1]) / 2 * sc
+        tr.box[:] = (cx - hw, cy - hh, cx + hw, cy + hh)
+        tr.velocity = 0.5 * tr.velocity + 0.5 * np.array([dx, dy])
+
+    # -- when a detection arrives -----------------------------------------------------------------
+    def update(self, faces: Sequence[Face], index: int, t: float) -> None:
+        """The detector's faces on frame ``index`` (at or before the last followed frame)."""
+        rule = self.rule
+        then = [tuple(tr.box_at(index)) for tr in self.tracks]
+        dets = [(f.box.left, f.box.top, f.box.right, f.box.bottom) for f in faces]
+        pairs, lost, new = match(iou_matrix(then, dets), rule.min_iou)
+        for ti, di in pairs:
+            self._correct(self.tracks[ti], np.asarray(then[ti]), faces[di], t)
+        for ti in lost:
+            self.tracks[ti].misses += 1
+        for di in new:
+            f = faces[di]
+            tr = Track(self._next_id, f, index, t, rule)
+            self._next_id += 1
+            if f.labels:
+                self._look(tr, f)
+            self.tracks.append(tr)
+            if rule.confirm_hits <= 1 or f.box.confidence >= rule.confirm_confidence:
+                self._confirm(tr, t)
+        dead = {id(self.tracks[ti]) for ti in lost if not self.tracks[ti].confirmed}
+        self.tracks = [tr for tr in self.tracks if id(tr) not in dead]
+        self._end_where(lambda tr: tr.misses >= rule.max_misses and t - tr.last_hit >= rule.max_coast_s, t)
+
+    def _correct(self, tr: Track, then: np.ndarray, f: Face, t: float) -> None:
+        b = f.box
+        det = np.array([b.left, b.top, b.right, b.bottom], dtype=np.float64)
+        # the detection is of frame `index`; carry its correction over to where the track is now
+        sc = (det[2] - det[0] + 1) / max(1.0, then[2] - then[0] + 1)
+        dc = (det[:2] + det[2:]) / 2 - (then[:2] + then[2:]) / 2
+        c = (tr.box[:2] + tr.box[2:]) / 2 + dc
+        half = (tr.box[2:] - tr.box[:2]) / 2 * sc
+        tr.box[:] = (*(c - half), *(c + half))
+        tr.confidence = float(b.confidence)
+        tr.hits += 1
+        tr.misses = 0
+        tr.last_hit = t
+        tr.detections_since_classified += 1
+        changed = self._look(tr, f) if f.labels else False
+        if not f.labels and tr.evidence:
+            self.looks_skipped += 1
+        if not tr.confirmed and (
+            tr.hits >= self.rule.confirm_hits or b.confidence >= self.rule.confirm_confidence
+        ):
+            self._confirm(tr, t)
+        elif changed and tr.confirmed:
+            self.events.append(TrackEvent("update", tr.id, t, tr.as_box(), tr.labels(), t - tr.first_seen))
+
+    def _look(self, tr: Track, f: Face) -> bool:
+        self.looks += 1
+        return tr.look(f.labels, f.box.height, f.box.confidence)
+
+    def _confirm(self, tr: Track, t: float) -> None:
+        tr.confirmed = True
+        self.started += 1
+        self.events.append(TrackEvent("start", tr.id, t, tr.as_box(), tr.labels(), 0.0))
+
+    def _end_where(self, gone, t: float) -> None:
+        keep = []
+        for tr in self.tracks:
+            if gone(tr):
+                if tr.confirmed:
+                    self.events.append(
+                        TrackEvent("end", tr.id, t, tr.as_box(), tr.labels(), tr.last_seen - tr.first_seen)
+                    )
+            else:
+                keep.append(tr)
+        self.tracks = keep
+
+    # -- what others read ---------------------------------------------------------------------------
+    def faces(self) -> tuple[Face, ...]:
+        """The confirmed tracks' faces on the last followed frame."""
+        return tuple(tr.face() for tr in self.tracks if tr.confirmed)
+
+    def predicted(self) -> list[tuple[int, Box]]:
+        """Every live track's (id, box) on the last followed frame: for a detection scheduler."""
+        return [(tr.id, tr.as_box()) for tr in self.tracks]
+
+    def settled_boxes(self) -> tuple[Box, ...]:
+        """Boxes of tracks whose face needs no classifying on the next detection."""
+        return tuple(tr.as_box() for tr in self.tracks if tr.confirmed and not tr.needs_classifying())
+
+    def drain_events(self) -> list[TrackEvent]:
+        ev, self.events = self.events, []
+        return ev
+
+    def end_all(self, t: float) -> None:
+        self._end_where(lambda tr: True, t)
+
+
+def _visible_fraction(box: np.ndarray, w: int, h: int) -> float:
+    x0, y0, x1, y1 = box
+    area = max(1.0, (x1 - x0 + 1) * (y1 - y0 + 1))
+    iw = max(0.0, min(x1, w - 1) - max(x0, 0) + 1)
+    ih = max(0.0, min(y1, h - 1) - max(y0, 0) + 1)
+    return iw * ih / area

@@ -1,0 +1,375 @@
+"""Tracking: matching, confirmation, coasting, label evidence (units), boxes following a moving
+camera over real faces between detections, track ids and events through annotate and the service."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import aiortc  # noqa: F401  (before TensorFlow, which the camera fixture loads: pylibsrtp segfaults otherwise)
+import cv2
+import numpy as np
+import pytest
+
+from benchmarks.moving_camera import CameraPath, frames, load_still, render, truth
+from streamer.metrics import Metrics
+from streamer.pipeline.events import EventHub
+from streamer.pipeline.tracking import FaceStage
+from streamer.track.evidence import EvidenceRule, LabelEvidence
+from streamer.track.matching import iou, iou_matrix, match
+from streamer.track.tracker import Tracker, TrackerRule, TrackEvent
+from streamer.types import Box, Detections, Face, Frame, Label
+from tests.conftest import CLIP, metric, wait_for
+
+GREY = np.full((240, 320, 3), 128, np.uint8)
+
+
+def face(x: int, y: int, size: int = 60, conf: float = 1.0, labels=()) -> Face:
+    return Face(Box(x, y, x + size - 1, y + size - 1, conf), tuple(labels))
+
+
+def xyxy(b: Box) -> tuple[int, int, int, int]:
+    return (b.left, b.top, b.right, b.bottom)
+
+
+# -- units ------------------------------------------------------------------------------------------
+
+
+def test_iou_and_hungarian_matching_take_the_best_overall_assignment() -> None:
+    assert iou((0, 0, 9, 9), (0, 0, 9, 9)) == pytest.approx(1.0)
+    assert iou((0, 0, 9, 9), (5, 0, 14, 9)) == pytest.approx(50 / 150)
+    assert iou((0, 0, 9, 9), (20, 20, 29, 29)) == 0.0
+    # greedy would give row 0 its best column (0) and leave row 1 with nothing above 0.3
+    m = np.array([[0.9, 0.8], [0.85, 0.1]])
+    pairs, rows, cols = match(m, 0.3)
+    assert sorted(pairs) == [(0, 1), (1, 0)] and rows == [] and cols == []
+    pairs, rows, cols = match(np.array([[0.2]]), 0.3)
+    assert pairs == [] and rows == [0] and cols == [0]
+    assert iou_matrix([], [(0, 0, 1, 1)]).shape == (0, 1)
+
+
+def test_a_doubtful_detection_shows_on_its_second_hit_a_sure_one_at_once() -> None:
+    tr = Tracker(TrackerRule(confirm_hits=2, confirm_confidence=0.5))
+    tr.follow(GREY, 0, 0.0)
+    tr.update([face(10, 10, conf=0.2), face(150, 10, conf=0.9)], 0, 0.0)
+    assert [f.box.left for f in tr.faces()] == [150]
+    assert [e.kind for e in tr.drain_events()] == ["start"]
+    tr.follow(GREY, 1, 0.1)
+    tr.update([face(12, 10, conf=0.2), face(150, 10, conf=0.9)], 1, 0.1)
+    assert sorted(f.box.left for f in tr.faces()) == [12, 150]
+    ids = {f.track for f in tr.faces()}
+    assert len(ids) == 2 and None not in ids
+    still = Tracker(TrackerRule(confirm_hits=1))  # a still image: one look is all there is
+    still.update([face(10, 10, conf=0.05)], 0, 0.0)
+    assert len(still.faces()) == 1
+
+
+def test_a_one_off_false_positive_never_shows_and_leaves_no_event() -> None:
+    tr = Tracker(TrackerRule(confirm_confidence=0.5))
+    tr.follow(GREY, 0, 0.0)
+    tr.update([face(10, 10, conf=0.1)], 0, 0.0)
+    tr.follow(GREY, 1, 0.1)
+    tr.update([], 1, 0.1)
+    assert tr.tracks == [] and tr.faces() == () and tr.drain_events() == []
+
+
+def test_a_missed_track_coasts_for_a_bounded_time_then_ends() -> None:
+    tr = Tracker(TrackerRule(max_misses=2, max_coast_s=1.0))
+    t = 0.0
+    for i in range(3):
+        tr.follow(GREY, i, t)
+        tr.update([face(100, 50)], i, t)
+        t += 0.1
+    (tid,) = [f.track for f in tr.faces()]
+    tr.drain_events()
+    # missed by two detections within the coasting time: still shown, same id, where it was
+    for i in range(3, 6):
+        tr.follow(GREY, i, t)
+        tr.update([], i, t)
+        t += 0.1
+    assert [f.track for f in tr.faces()] == [tid]
+    assert tr.faces()[0].box.left == 100
+    assert tr.drain_events() == []
+    t = 1.5  # past max_coast_s since the last hit
+    tr.follow(GREY, 6, t)
+    tr.update([], 6, t)
+    assert tr.faces() == ()
+    (end,) = tr.drain_events()
+    assert end.kind == "end" and end.track == tid and end.duration_s > 0
+
+
+def test_a_late_detection_is_matched_where_the_track_was_on_its_frame() -> None:
+    """Detections arrive a few frames late in the live service: the track moved meanwhile."""
+    tr = Tracker()
+    tr.follow(GREY, 0, 0.0)
+    tr.update([face(100, 50)], 0, 0.0)
+    (tid,) = [f.track for f in tr.faces()]
+    for i in range(1, 6):  # the face moves 10 px a frame (set by hand: a flat image has no flow)
+        tr.tracks[0].box[[0, 2]] += 10
+        tr.follow(GREY, i, i / 30)
+    # the detection of frame 1 (face at 112): it must match, and correct the box by +2 px, not jump back
+    tr.update([face(112, 50)], 1, 6 / 30)
+    (f,) = tr.faces()
+    assert f.track == tid
+    assert f.box.left == 100 + 50 + 2
+
+
+def test_labels_settle_over_looks_and_one_odd_look_does_not_flip_them() -> None:
+    ev = LabelEvidence("gender", EvidenceRule(looks=8, min_looks=2, min_score=0.4, switch_margin=0.4))
+    assert ev.label().label == "?"
+    ev.add(Label("gender", "male", 0.9), 1.0)
+    assert ev.label().label == "?"  # one look is not enough
+    assert ev.add(Label("gender", "male", 0.8), 1.0)
+    assert ev.label().label == "male"
+    assert not ev.add(Label("gender", "female", 0.95), 1.0)  # one confident odd look
+    assert ev.label().label == "male"
+    for _ in range(6):  # a steady run of the other label does win in the end
+        ev.add(Label("gender", "female", 0.9), 1.0)
+    assert ev.label().label == "female"
+    # uncertain looks weigh without voting: they dilute the score towards "?"
+    weak = LabelEvidence("gender", EvidenceRule(min_looks=2, min_score=0.4))
+    weak.add(Label("gender", "male", 0.65), 1.0)
+    weak.add(Label("gender", "?", 0.55), 1.0)
+    assert weak.label().label == "?"
+
+
+def test_a_settled_track_is_reclassified_on_growth_or_schedule_only() -> None:
+    tr = Tracker(TrackerRule(reclassify_every=3, reclassify_growth=1.2))
+    male = [Label("gender", "male", 0.9)]
+    for i in range(2):
+        tr.follow(GREY, i, i / 30)
+        tr.update([face(100, 50, 60, labels=male)], i, i / 30)
+    assert tr.faces()[0].labels[0].label == "male"
+    assert len(tr.settled_boxes()) == 1  # settled: the next detection need not classify it
+    for i in range(2, 5):
+        tr.follow(GREY, i, i / 30)
+        tr.update([face(100, 50, 60)], i, i / 30)  # detected, not classified
+    assert tr.looks_skipped == 3
+    assert tr.settled_boxes() == ()  # reclassify_every reached
+    tr.update([face(100, 50, 60, labels=male)], 4, 5 / 30)
+    assert len(tr.settled_boxes()) == 1
+    tr.update([face(100, 50, 80)], 4, 6 / 30)  # the box grew by a third
+    assert tr.settled_boxes() == ()
+
+
+def test_event_hub_drops_a_slow_client_and_never_blocks() -> None:
+    m = Metrics()
+    hub = EventHub("cam", m)
+    slow = hub.subscribe()
+    box = Box(0, 0, 9, 9, 1.0)
+    hub.publish([TrackEvent("start", i, 0.0, box, (), 0.0) for i in range(300)])
+    assert slow.dropped and slow not in hub.clients
+    assert m.registry.get_sample_value("streamer_events_dropped_total", {"stream": "cam"}) > 0
+    fresh = hub.subscribe()  # a new client first gets the open tracks
+    assert fresh.queue.qsize() == 300
+    m.forget_stream("cam")
+    assert m.registry.get_sample_value("streamer_events_dropped_total", {"stream": "cam"}) is None
+
+
+def test_face_stage_metrics_carry_the_stream_and_are_forgotten_with_it() -> None:
+    m = Metrics()
+    stage = FaceStage("door", 1, m)
+    male = (Label("gender", "male", 0.9),)
+    for i in range(3):
+        f = Frame("door", i, GREY, i / 30)
+        assert stage.due(i)
+        stage.on_detections(Detections("door", i, f.captured_at, (face(100, 50, labels=male),)))
+        out = stage.process(f)
+        assert out.faces and out.faces[0].track == 1
+    assert not np.array_equal(out.image, GREY)  # drawn
+    stage.close(1.0)
+    get = m.registry.get_sample_value
+    assert get("streamer_tracks_total", {"stream": "door"}) == 1
+    assert get("streamer_faces_total", {"stream": "door", "label": "gender:male"}) == 1  # once per track
+    assert get("streamer_tracks_active", {"stream": "door"}) == 0
+    assert get("streamer_stage_seconds_count", {"stage": "track"}) == 3
+    m.forget_stream("door")
+    text = m.render().decode()
+    assert 'stream="door"' not in text
+
+
+# -- a moving camera over real faces ----------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def camera(shared: Path):
+    """The still, its faces (detected once), the camera path, the frames and per-frame truth."""
+    from streamer.detect import make_detector
+
+    still = load_still(shared)
+    (faces,) = make_detector("mmod").detect([still], 0)
+    assert len(faces) >= 20
+    path = CameraPath(frames=90)
+    images = list(frames(still, path))
+    wh = (still.shape[1], still.shape[0])
+    people = [[(k, b) for k, b in truth(faces, wh, path, n) if b.width >= 64] for n in range(path.frames)]
+    return still, faces, path, images, people
+
+
+@pytest.mark.parametrize("every", [6, 15])
+def test_boxes_follow_faces_between_detections_on_a_moving_camera(camera, every: int) -> None:
+    """Detections (the true boxes) only every Nth frame; in between the boxes must stay on the faces."""
+    _, _, _path, images, people = camera
+    stage = FaceStage("cam", every)
+    ious, ids, started, ended = [], {}, set(), set()
+    for n, img in enumerate(images):
+        f = Frame("cam", n, img, n / 30)
+        if stage.due(n):
+            stage.on_detections(Detections("cam", n, f.captured_at, tuple(Face(b) for _, b in people[n])))
+        out = stage.process(f, draw=False)
+        started |= {e.track for e in out.events if e.kind == "start"}
+        ended |= {e.track for e in out.events if e.kind == "end"}
+        got = out.faces
+        m = iou_matrix([xyxy(b) for _, b in people[n]], [xyxy(g.box) for g in got])
+        known = {k for k, _ in people[n - n % every]}  # a face that came in since can not have a box yet
+        for i, (person, _) in enumerate(people[n]):
+            j = int(np.argmax(m[i])) if len(got) else -1
+            if person in known:
+                ious.append(m[i, j] if j >= 0 else 0.0)
+            if j >= 0 and m[i, j] >= 0.5:
+                ids.setdefault(person, set()).add(got[j].track)
+    ious = np.array(ious)
+    assert (ious >= 0.5).mean() >= 0.95, f"faces covered: {(ious >= 0.5).mean():.3f}"
+    assert ious.mean() >= 0.7, f"mean IoU {ious.mean():.3f}"
+    # one id per person and visit (the camera's path takes a face out of view and back once)
+    for person, tids in ids.items():
+        seen = [any(k == person for k, _ in p) for p in people]
+        visits = sum(1 for a, b in zip([False, *seen], seen, strict=False) if b and not a)
+        assert len(tids) <= visits, f"person {person}: ids {tids} over {visits} visits"
+    # the camera pans across the still: people leave (their tracks end) and others arrive
+    first, last = {k for k, _ in people[0]}, {k for k, _ in people[-1]}
+    assert first - last and last - first
+    # a face out of view for longer than the coasting time (1 s) has its track ended
+    last_seen = {k: n for n, p in enumerate(people) for k, _ in p}
+    left = {max(ids[k]) for k, n in last_seen.items() if n < len(people) - 45 and k in ids}
+    assert left and left <= ended
+    arrived = {max(ids[k]) for k in last - first if k in ids}
+    assert arrived and arrived <= started
+    # boxes held where the last detection put them cover far fewer faces: the image carries the boxes
+    held = []
+    for n in range(len(images)):
+        last_boxes = [xyxy(b) for _, b in people[n - n % every]]
+        m = iou_matrix([xyxy(b) for _, b in people[n]], last_boxes)
+        known = {k for k, _ in people[n - n % every]}
+        held += [float(m[i].max()) for i, (k, _) in enumerate(people[n]) if k in known]
+    assert np.mean(np.array(held) >= 0.5) < (ious >= 0.5).mean() - 0.05
+
+
+def test_tracker_follows_a_zoom(camera) -> None:
+    """The camera zooms in: the box grows with the face (median scale of the flow)."""
+    still, faces, _, _, _ = camera
+    path = CameraPath(frames=30, view_w=(1300.0, 900.0), zooms=0.5, pan=0.05, start=0.3)  # zooms in
+    wh = (still.shape[1], still.shape[0])
+    tr = Tracker()
+    first = truth(faces, wh, path, 0)
+    tr.follow(render(still, path, 0), 0, 0.0)
+    tr.update([Face(b) for _, b in first], 0, 0.0)
+    for n in range(1, 30):
+        tr.follow(render(still, path, n), n, n / 30)
+    now = dict(truth(faces, wh, path, 29))
+    got = {f.track: f.box for f in tr.faces()}
+    checked = 0
+    assert len(first) >= 2
+    for tid, (k, b0) in enumerate(first, 1):
+        if k in now and tid in got:
+            assert got[tid].width > b0.width * 1.1
+            assert iou(xyxy(got[tid]), xyxy(now[k])) >= 0.6
+            checked += 1
+    assert checked >= 2
+
+
+# -- end to end ------------------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_annotate_every_nth_frame_writes_track_ids_that_stay_on_the_faces(camera, tmp_path: Path) -> None:
+    _, _, path, images, people = camera
+    clip = tmp_path / "moving.avi"
+    w = cv2.VideoWriter(str(clip), cv2.VideoWriter_fourcc(*"MJPG"), 30, path.size)
+    for im in images:
+        w.write(cv2.cvtColor(im, cv2.COLOR_RGB2BGR))
+    w.release()
+    out, jsonl = tmp_path / "out.avi", tmp_path / "faces.jsonl"
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "streamer",
+            "annotate",
+            str(clip),
+            "--output",
+            str(out),
+            "--detections",
+            str(jsonl),
+            "--every",
+            "6",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert r.returncode == 0, r.stderr[-2000:]
+    lines = [json.loads(x) for x in jsonl.read_text().splitlines()]
+    assert len(lines) == len(images) and [x["frame"] for x in lines] == list(range(len(images)))
+    found = total = 0
+    ids: dict[int, set[int]] = {}
+    for n, line in enumerate(lines):
+        got = [(f["left"], f["top"], f["right"], f["bottom"]) for f in line["faces"]]
+        assert all(isinstance(f["track"], int) for f in line["faces"])
+        m = iou_matrix([xyxy(b) for _, b in people[n]], got)
+        for i, (k, _) in enumerate(people[n]):
+            total += 1
+            if len(got) and m[i].max() >= 0.5:
+                found += 1
+                ids.setdefault(k, set()).add(line["faces"][int(np.argmax(m[i]))]["track"])
+    assert found / total >= 0.9, f"recall vs the true boxes {found / total:.3f}"
+    assert sum(len(v) for v in ids.values()) / len(ids) <= 1.2
+
+
+@pytest.mark.slow
+async def test_track_events_arrive_over_sse_and_metrics_carry_the_stream(make_app) -> None:
+    client = await make_app(sources=[{"id": "clip", "file": str(CLIP), "loop": True}])
+    app = client.server.app
+    resp = await client.get("/streams/clip/events")
+    assert resp.status == 200 and resp.headers["Content-Type"].startswith("text/event-stream")
+    kind = data = None
+    async with asyncio.timeout(90):
+        while True:
+            line = (await resp.content.readline()).decode()
+            if line.startswith("event: "):
+                kind = line[7:].strip()
+            elif line.startswith("data: "):
+                data = json.loads(line[6:])
+                break
+    resp.close()
+    assert kind == "start" and data["stream"] == "clip" and isinstance(data["track"], int)
+    assert set(data) >= {"time", "box", "labels"}
+    await wait_for(lambda: metric(app, "streamer_tracks_total", stream="clip") >= 1, 30, "a track counted")
+    assert metric(app, "streamer_stage_seconds_count", stage="track") > 0
+    listed = await (await client.get("/streams")).json()
+    (s,) = [x for x in listed["streams"] if x["id"] == "clip"]
+    assert "tracks" in s
+    assert (await client.get("/streams/nope/events")).status == 404
+
+
+@pytest.mark.slow
+def test_engine_leaves_faces_of_settled_tracks_unclassified(shared: Path, tiny_classifier: Path) -> None:
+    from streamer.config import ClassifierConfig
+    from streamer.inference.engine import Engine, EngineSpec
+
+    engine = Engine(EngineSpec(classifiers=(ClassifierConfig(name="gender", model=str(tiny_classifier)),)))
+    rgb = cv2.cvtColor(cv2.imread(str(shared / "media" / "two_people.jpg")), cv2.COLOR_BGR2RGB)
+    (full,), t_full = engine.run([rgb])
+    assert len(full.faces) == 2 and all(f.labels for f in full.faces)
+    assert t_full.classifier_batches["gender"] == 2
+    settled = full.faces[0].box
+    nudged = Box(settled.left + 3, settled.top - 2, settled.right + 3, settled.bottom - 2, 1.0)  # predicted
+    (part,), t_part = engine.run([rgb], [(nudged,)])
+    assert [bool(f.labels) for f in part.faces] == [False, True]
+    assert [f.box for f in part.faces] == [f.box for f in full.faces]  # the boxes are all still there
+    assert t_part.classifier_batches["gender"] == 1
+    (none,), t_none = engine.run([rgb], [tuple(f.box for f in full.faces)])
+    assert not any(f.labels for f in none.faces) and "gender" not in t_none.classifier_batches
