@@ -35,10 +35,10 @@ async def serve_events(request: web.Request, hub: EventHub) -> web.StreamRespons
                 break
             kind, data = item
             await resp.write(f"event: {kind}\ndata: {json.dumps(data)}\n\n".encode())
-    except (ConnectionResetError, asyncio.CancelledError):
+    except (ConnectionError, asyncio.CancelledError):
         pass  # the client went away
     finally:
         hub.unsubscribe(client)
-    with contextlib.suppress(ConnectionResetError):
+    with contextlib.suppress(ConnectionError):
         await resp.write_eof()
     return resp
