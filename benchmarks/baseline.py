@@ -19,11 +19,13 @@ import time
 from typing import Any
 
 import cv2
+import numpy as np
 
 from benchmarks import live
 from benchmarks.common import Options, classifier_configs, progress, video_fps
 from benchmarks.report import percentiles
 from streamer.classify import Classifier
+from streamer.classify.backbone import FaceBackbone
 from streamer.detect import make_detector
 from streamer.outputs.mjpeg import encode_jpeg
 from streamer.overlay import draw_faces
@@ -34,12 +36,28 @@ def sequential_loop(opts: Options, seconds: float, detector_name: str | None = N
     detector_name = detector_name or opts.detector
     detector = make_detector(detector_name)
     classifiers = [Classifier(c.name, c.model, c.threshold) for c in classifier_configs(opts)]
+    backbone = FaceBackbone() if any(c.uses_backbone for c in classifiers) else None
+
+    def inputs(clf: Classifier, rgb: Any, boxes: list[Any]) -> Any:
+        """The classifier's input for these faces: pixel crops, or (for a head on the face
+        backbone) the backbone's features, computed for this classifier alone, as a sequential
+        loop of separate models would."""
+        if not clf.uses_backbone:
+            return clf.crops(rgb, boxes)
+        assert backbone is not None
+        if not boxes:
+            return []
+        out = backbone.features(np.stack(backbone.chips(rgb, boxes)))
+        return np.concatenate([out[k] for k in clf.meta.features.split("+")], axis=1)
+
     fps = video_fps(opts.video)
     cap = cv2.VideoCapture(str(opts.video))
     ok, bgr = cap.read()  # warm the models on the first frame
     faces_warm = detector.detect([bgr[:, :, ::-1].copy()])
     for clf in classifiers:
-        clf.predict_proba(clf.crops(bgr[:, :, ::-1].copy(), faces_warm[0][:1] or []) or [])
+        warm = inputs(clf, bgr[:, :, ::-1].copy(), faces_warm[0][:1])
+        if len(warm):
+            clf.predict_proba(warm)
     pos, shown, lat, n_faces = 1, 0, [], 0
     t0 = time.time()
     while time.time() - t0 < seconds:
@@ -59,7 +77,7 @@ def sequential_loop(opts: Options, seconds: float, detector_name: str | None = N
         for b in boxes:
             labels = []
             for clf in classifiers:  # one face, one classifier at a time
-                labels.append(clf.to_labels(clf.predict_proba(clf.crops(rgb, [b])))[0])
+                labels.append(clf.to_labels(clf.predict_proba(inputs(clf, rgb, [b])))[0])
             faces.append(Face(b, tuple(labels)))
         encode_jpeg(draw_faces(rgb, faces), 80)  # "show"
         lat.append(time.time() - captured)
