@@ -73,6 +73,12 @@ class Metrics:
             P + "detections_total", "Frames that went through the detector", s, registry=r
         )
         self.peers = Gauge(P + "webrtc_peers", "Open WebRTC peer connections", registry=r)
+        self.backend_up = Gauge(
+            P + "inference_backend_up",
+            "1 while this model server answers (backend triton)",
+            ["url"],
+            registry=r,
+        )
 
     def forget_stream(self, stream: str) -> None:
         """Remove a deleted stream's labelled series so label sets stay bounded."""

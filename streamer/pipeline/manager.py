@@ -10,6 +10,7 @@ from streamer.classify import ModelFileError, read_meta
 from streamer.config import ClassifierConfig, Config, SourceConfig
 from streamer.inference.engine import EngineSpec, EngineStatus
 from streamer.inference.pool import WorkerPool
+from streamer.inference.triton_client import TritonPool
 from streamer.memory import trim_soon
 from streamer.metrics import Metrics
 from streamer.pipeline.batcher import DetectionBatcher
@@ -54,15 +55,25 @@ class Pipeline:
             classifiers=tuple(usable_classifiers(config.classifiers, metrics)),
             nice=p.worker_nice,
         )
-        self.pool = WorkerPool(
-            self.spec, p.workers, on_restart=lambda: metrics.errors.labels("worker_died").inc()
-        )
+        self.pool: WorkerPool | TritonPool
+        if p.backend == "triton":
+            self.pool = TritonPool(
+                p.triton_urls,
+                metrics,
+                p.detect_max_side,
+                p.triton_timeout_ms / 1000.0,
+                [c.name for c in self.spec.classifiers],
+            )
+        else:
+            self.pool = WorkerPool(
+                self.spec, p.workers, on_restart=lambda: metrics.errors.labels("worker_died").inc()
+            )
         self.batcher = DetectionBatcher(
             self.pool,
             metrics,
             p.max_batch,
             p.max_wait_ms / 1000.0,
-            concurrency=p.workers,
+            concurrency=p.triton_in_flight if p.backend == "triton" else p.workers,
             active_streams=self.live_streams,
         )
         self.render_pool = ThreadPoolExecutor(p.render_threads, thread_name_prefix="render")

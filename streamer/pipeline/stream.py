@@ -104,4 +104,5 @@ class Stream:
             "height": st.height,
             "faces": [f.as_dict() for f in d.faces] if d else [],
             "detection_age_s": round(time.time() - d.captured_at, 3) if d else None,
+            "detections_stale": not self.batcher.backend_up,
         }
