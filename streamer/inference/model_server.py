@@ -140,8 +140,8 @@ def serve(config: Config, ports: Ports, ready: threading.Event | None = None) ->
             )
             triton.run()
             print(
-                f"streamer: model server ready: grpc {ports.host}:{ports.grpc} http {ports.host}:{ports.http} "
-                f"metrics http://{ports.host}:{ports.metrics}/metrics",
+                f"streamer: model server ready: grpc {ports.host}:{ports.grpc} "
+                f"http {ports.host}:{ports.http} metrics http://{ports.host}:{ports.metrics}/metrics",
                 flush=True,
             )
             if ready is not None:
