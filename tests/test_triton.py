@@ -114,6 +114,32 @@ def test_triton_urls_must_be_host_port() -> None:
         load_config(None, {"pipeline": {"backend": "ray"}})
 
 
+async def test_unreachable_servers_fail_fast_and_back_off() -> None:
+    """Nothing listens: the batch fails within its deadline, each url is tried once, then left alone."""
+    import numpy as np
+
+    from streamer.inference.triton_client import BackendUnavailable, TritonPool
+    from streamer.metrics import Metrics
+
+    m = Metrics()
+    urls = [f"127.0.0.1:{free_port()}", f"127.0.0.1:{free_port()}"]
+    pool = TritonPool(urls, m, timeout_s=2.0, backoff_initial_s=30.0)
+    await pool.start()
+    frame = np.zeros((480, 640, 3), np.uint8)
+    t0 = time.monotonic()
+    with pytest.raises(BackendUnavailable, match=r"failed to connect|UNAVAILABLE"):
+        await pool.run([frame])
+    assert time.monotonic() - t0 < 2.0
+    assert m.registry.get_sample_value("streamer_errors_total", {"kind": "backend_unavailable"}) == 2
+    assert all(m.registry.get_sample_value("streamer_inference_backend_up", {"url": u}) == 0 for u in urls)
+    # both in backoff: the next batch is refused at once, without another attempt
+    with pytest.raises(BackendUnavailable, match="no model server is due"):
+        await pool.run([frame])
+    assert m.registry.get_sample_value("streamer_errors_total", {"kind": "backend_unavailable"}) == 2
+    assert not pool.up
+    await pool.close()
+
+
 @pytest.mark.slow
 async def test_two_front_ends_share_one_triton_that_stops_and_returns(
     make_app, model_server_config: Path
