@@ -69,10 +69,13 @@ def cpu_seconds(pids: list[int]) -> float:
     return total / TICK
 
 
+VIDEO = ROOT.parent / "shared" / "media" / "short_hamilton_clip.mp4"  # a face in every frame
+
+
 def frames(n: int = 16) -> list[np.ndarray]:
     from streamer.config import DEMO_VIDEO
 
-    cap = cv2.VideoCapture(str(DEMO_VIDEO))
+    cap = cv2.VideoCapture(str(VIDEO if VIDEO.exists() else DEMO_VIDEO))
     out = []
     while len(out) < n:
         ok, bgr = cap.read()
