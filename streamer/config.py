@@ -93,6 +93,9 @@ class PipelineConfig(Strict):
         500.0, gt=0, le=60000, description="backend triton: a request not answered by then is dropped"
     )
     triton_in_flight: int = Field(2, ge=1, le=64, description="backend triton: batches in flight at once")
+    triton_transport: Literal["raw", "jpeg"] = Field(
+        "raw", description="backend triton: frames as raw RGB (same host, fast LAN) or JPEG (~15x smaller)"
+    )
 
     @field_validator("triton_urls")
     @classmethod

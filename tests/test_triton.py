@@ -57,13 +57,12 @@ class ModelServer:
         return code
 
     def counters(self) -> dict[str, float]:
-        """Triton's own metrics for our model: nv_inference_count, nv_inference_exec_count, ..."""
+        """Triton's own metrics, summed over our models (raw and JPEG): nv_inference_count, ..."""
         text = urllib.request.urlopen(f"http://127.0.0.1:{self.metrics}/metrics", timeout=5).read().decode()
-        out = {}
-        for name, value in re.findall(
-            rf'^(nv_inference_\w+)\{{model="{MODEL}",version="1"\}} (\S+)$', text, re.M
-        ):
-            out[name] = float(value)
+        out: dict[str, float] = {}
+        pattern = rf'^(nv_inference_\w+)\{{model="{MODEL}(?:_jpeg)?",version="1"\}} (\S+)$'
+        for name, value in re.findall(pattern, text, re.M):
+            out[name] = out.get(name, 0.0) + float(value)
         return out
 
 
@@ -146,13 +145,18 @@ async def test_two_front_ends_share_one_triton_that_stops_and_returns(
 ) -> None:
     server = ModelServer(model_server_config)
     await server.start()
-    dead = f"127.0.0.1:{free_port()}"  # nothing listens here: B fails over to the live server
+    dead = f"127.0.0.1:{free_port()}"  # nothing listens here
     try:
         fronts = {}
+        # b has a dead url first: it fails over to the live one
         for name, urls in (("a", [server.url]), ("b", [dead, server.url])):
             client = await make_app(
                 sources=[{"id": name, "file": str(CLIP), "loop": True}],
-                pipeline={"backend": "triton", "triton_urls": urls, "triton_timeout_ms": 2000},
+                pipeline={
+                    "backend": "triton",
+                    "triton_urls": urls,
+                    "triton_timeout_ms": 2000,
+                },
             )
             fronts[name] = client
         apps = {n: c.server.app for n, c in fronts.items()}
@@ -227,6 +231,36 @@ async def test_two_front_ends_share_one_triton_that_stops_and_returns(
                 s for s in (await (await fronts[n].get("/streams")).json())["streams"] if s["id"] == n
             )
             assert info["detections_stale"] is False
+        await _jpeg_transport_finds_the_same_faces(server.url)
     finally:
         if server.proc is not None:
             await server.stop()
+
+
+async def _jpeg_transport_finds_the_same_faces(url: str) -> None:
+    import cv2
+
+    from streamer.inference.triton_client import TritonPool
+    from streamer.metrics import Metrics
+
+    raw = TritonPool([url], Metrics(), timeout_s=30.0)
+    jpeg = TritonPool([url], Metrics(), timeout_s=30.0, transport="jpeg")
+    cap = cv2.VideoCapture(str(CLIP))
+    try:
+        for _ in range(8):  # the first frame with a face, 20 frames apart
+            for _ in range(20):
+                ok, bgr = cap.read()
+                assert ok
+            rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+            ([by_raw], _), ([by_jpeg], _) = await raw.run([rgb]), await jpeg.run([rgb])
+            if by_raw.faces:
+                break
+        assert by_raw.faces, "no face in the clip's first frames"
+        assert len(by_jpeg.faces) == len(by_raw.faces)
+        for a, b in zip(by_raw.faces, by_jpeg.faces, strict=True):
+            assert max(abs(a.box.left - b.box.left), abs(a.box.top - b.box.top)) <= 4
+            assert [lab.classifier for lab in b.labels] == ["gender"]
+    finally:
+        cap.release()
+        await raw.close()
+        await jpeg.close()

@@ -93,6 +93,23 @@ def make_infer(engine: Engine):
     return infer
 
 
+def make_jpeg_infer(engine: Engine):
+    import cv2
+    from pytriton.decorators import batch
+
+    @batch
+    def infer(jpeg: np.ndarray) -> dict[str, np.ndarray]:
+        images = []
+        for raw in jpeg.reshape(-1):
+            bgr = cv2.imdecode(np.frombuffer(bytes(raw), np.uint8), cv2.IMREAD_COLOR)
+            images.append(bgr[:, :, ::-1] if bgr is not None else np.zeros((0, 0, 3), np.uint8))
+        results, timings = engine.run(images)  # an undecodable frame comes back with its error
+        out = [[triton_wire.encode_result(r, timings)] for r in results]
+        return {triton_wire.OUTPUT: np.array(out, dtype=object)}
+
+    return infer
+
+
 def serve(config: Config, ports: Ports, ready: threading.Event | None = None) -> int:
     """Load the models, serve them until SIGINT/SIGTERM, then stop everything. Blocks."""
     from pytriton.model_config import DynamicBatcher, ModelConfig, QueuePolicy, Tensor, TimeoutAction
@@ -134,6 +151,14 @@ def serve(config: Config, ports: Ports, ready: threading.Event | None = None) ->
                 model_name=triton_wire.MODEL,
                 infer_func=make_infer(engine),
                 inputs=[Tensor(name=triton_wire.INPUT, dtype=np.uint8, shape=(-1, -1, 3))],
+                outputs=[Tensor(name=triton_wire.OUTPUT, dtype=bytes, shape=(1,))],
+                config=ModelConfig(max_batch_size=ms.max_batch, batcher=batcher),
+                strict=False,
+            )
+            triton.bind(
+                model_name=triton_wire.JPEG_MODEL,
+                infer_func=make_jpeg_infer(engine),
+                inputs=[Tensor(name=triton_wire.JPEG_INPUT, dtype=bytes, shape=(1,))],
                 outputs=[Tensor(name=triton_wire.OUTPUT, dtype=bytes, shape=(1,))],
                 config=ModelConfig(max_batch_size=ms.max_batch, batcher=batcher),
                 strict=False,

@@ -62,7 +62,9 @@ class TritonPool:
         classifiers: Sequence[str] = (),
         backoff_initial_s: float = 0.25,
         backoff_max_s: float = 5.0,
+        transport: str = "raw",
     ) -> None:
+        self.transport = transport
         self.servers = [_Server(u) for u in urls]
         self.metrics = metrics
         self.detect_max_side = detect_max_side
@@ -102,10 +104,10 @@ class TritonPool:
                 continue
             small, s = scale_for_detection(rgb, self.detect_max_side)
             prepared[i] = (small, s, rgb.shape[1], rgb.shape[0])
-            groups.setdefault(small.shape, []).append(i)
-        # Triton batches requests of one shape: one request per frame size, all at once
+            groups.setdefault(small.shape if self.transport == "raw" else (), []).append(i)
+        # Triton batches raw requests of one shape: one request per frame size, all at once
         answers = await asyncio.gather(
-            *(self._infer(np.stack([prepared[i][0] for i in idx])) for idx in groups.values())
+            *(self._infer(self._tensor([prepared[i][0] for i in idx])) for idx in groups.values())
         )
         detect_s = classify_s = 0.0
         n_faces = 0
@@ -126,6 +128,17 @@ class TritonPool:
                 clf_errors.update(doc.get("clf_err", {}))
         timings = BatchTimings(detect_s, classify_s, len(prepared), n_faces, clf_batches, clf_errors)
         return [r if r is not None else FrameResult(error="not processed") for r in results], timings
+
+    def _tensor(self, images: list[np.ndarray]) -> np.ndarray:
+        if self.transport == "raw":
+            return np.stack(images)
+        import cv2
+
+        quality = [cv2.IMWRITE_JPEG_QUALITY, triton_wire.JPEG_QUALITY]
+        jpegs = [
+            cv2.imencode(".jpg", np.ascontiguousarray(im[:, :, ::-1]), quality)[1].tobytes() for im in images
+        ]
+        return np.array([[j] for j in jpegs], dtype=object)
 
     def _pick(self, tried: set[str]) -> _Server | None:
         now = time.monotonic()
@@ -167,11 +180,13 @@ class TritonPool:
 
         if server.client is None:
             server.client = grpc_client.InferenceServerClient(server.url, channel_args=_CHANNEL_ARGS)
-        inp = grpc_client.InferInput(triton_wire.INPUT, list(batch.shape), "UINT8")
+        raw = self.transport == "raw"
+        name = triton_wire.INPUT if raw else triton_wire.JPEG_INPUT
+        inp = grpc_client.InferInput(name, list(batch.shape), "UINT8" if raw else "BYTES")
         inp.set_data_from_numpy(batch)
         try:
             result = await server.client.infer(
-                triton_wire.MODEL,
+                triton_wire.MODEL if raw else triton_wire.JPEG_MODEL,
                 [inp],
                 outputs=[grpc_client.InferRequestedOutput(triton_wire.OUTPUT)],
                 client_timeout=timeout_s,

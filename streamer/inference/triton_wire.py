@@ -1,6 +1,7 @@
 """What travels between a front end and the Triton model server: one model, its tensors, faces as JSON.
 
-Request: ``image``, uint8 [batch, height, width, 3] (RGB, already scaled to the detection size).
+Request: ``image``, uint8 [batch, height, width, 3] (RGB, already scaled to the detection size),
+or (transport "jpeg", model ``streamer_faces_jpeg``) ``jpeg``, bytes [batch, 1]: the same frames as JPEG.
 Response: ``faces``, one JSON document per frame (bytes): boxes in the sent image's coordinates,
 labels, or an error; and the server batch's model time, so the front end's stage metrics stay true.
 """
@@ -16,6 +17,10 @@ from streamer.types import BatchTimings, Box, Face, Label
 MODEL = "streamer_faces"
 INPUT = "image"
 OUTPUT = "faces"
+# the same Engine behind a second model that takes each frame as JPEG bytes (~15x smaller than raw RGB)
+JPEG_MODEL = "streamer_faces_jpeg"
+JPEG_INPUT = "jpeg"
+JPEG_QUALITY = 90
 
 
 def encode_result(result: FrameResult, timings: BatchTimings) -> bytes:

@@ -63,6 +63,7 @@ class Pipeline:
                 p.detect_max_side,
                 p.triton_timeout_ms / 1000.0,
                 [c.name for c in self.spec.classifiers],
+                transport=p.triton_transport,
             )
         else:
             self.pool = WorkerPool(
