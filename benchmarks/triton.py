@@ -2,7 +2,8 @@
 
     python -m benchmarks.triton [--seconds S] [--rounds N] [--in-flight K] [--config PATH]
 
-Same Engine (detector and classifiers of --config, default: mmod, no classifier) on both:
+Same Engine (detector and classifiers of --config, default: mmod, no classifier) on every backend:
+local workers, Triton with raw RGB frames, Triton with JPEG frames (triton_transport):
 - round trip: one 640x480 frame at a time, local and Triton alternated, p50/p95 ms; the difference
   is the latency Triton adds per frame (gRPC, serialization, Triton's queue and Python stub);
 - load: K batches in flight for S seconds on each backend (alternated over N rounds), frames/s and
@@ -175,6 +176,7 @@ async def run(args: argparse.Namespace) -> dict:
         server = subprocess.Popen(cmd, stdout=f, stderr=subprocess.STDOUT, cwd=ROOT)
     local = WorkerPool(spec, 1)
     remote = TritonPool([f"127.0.0.1:{grpc}"], Metrics(), p.detect_max_side, 10.0)
+    remote_jpeg = TritonPool([f"127.0.0.1:{grpc}"], Metrics(), p.detect_max_side, 10.0, transport="jpeg")
     try:
         await local.start()
         deadline = time.monotonic() + 300
@@ -184,13 +186,14 @@ async def run(args: argparse.Namespace) -> dict:
             await asyncio.sleep(0.5)
         await remote.start()
         imgs = frames()
-        for pool in (local, remote):  # warm up: compile, connect
+        for pool in (local, remote, remote_jpeg):  # warm up: compile, connect
             await pool.run(imgs[:1])
-        pids = {"local": [os.getpid(), *local.worker_pids()], "triton": [os.getpid(), server.pid]}
-        rt: dict[str, list[float]] = {"local": [], "triton": []}
-        ld: dict[str, list[dict]] = {"local": [], "triton": []}
+        served = [os.getpid(), server.pid]
+        pids = {"local": [os.getpid(), *local.worker_pids()], "triton": served, "triton-jpeg": served}
+        rt: dict[str, list[float]] = {n: [] for n in pids}
+        ld: dict[str, list[dict]] = {n: [] for n in pids}
         for r in range(args.rounds):
-            order = [("local", local), ("triton", remote)]
+            order = [("local", local), ("triton", remote), ("triton-jpeg", remote_jpeg)]
             if r % 2:
                 order.reverse()
             for name, pool in order:
@@ -214,6 +217,7 @@ async def run(args: argparse.Namespace) -> dict:
         metrics_text = urllib.request.urlopen(f"http://127.0.0.1:{met}/metrics", timeout=5).read().decode()
     finally:
         await remote.close()
+        await remote_jpeg.close()
         server.terminate()
         server.wait(60)
     counts = {
@@ -248,7 +252,7 @@ def markdown(r: dict) -> str:
         f"{r['in_flight']}) | faces/s | CPU ms/frame (all processes) |",
         "|---|---|---|---|---|---|",
     ]
-    for n in ("local", "triton"):
+    for n in ("local", "triton", "triton-jpeg"):
         lines.append(
             f"| {n} | {rt[n]['p50']:.1f} | {rt[n]['p95']:.1f} | {ld[n]['frames_per_s']:.1f} | "
             f"{ld[n]['faces_per_s']:.1f} | {ld[n]['cpu_ms_per_frame']:.1f} |"
