@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 CONFIG ?= config.toml
 
-.PHONY: run test test-fast test-jax soak setup system-deps bench bench-quick lint format audit clean
+.PHONY: run test test-fast test-jax soak setup triton-setup system-deps bench bench-quick lint format audit clean
 
 run: $(STAMP)
 	$(VENV)/bin/streamer serve --config $(CONFIG)
@@ -31,8 +31,17 @@ setup: $(STAMP)
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev]'
+	$(PY) -m pip install --quiet -e '.[dev,triton]'
+	$(MAKE) triton-setup
 	touch $(STAMP)
+
+# Triton (backend "triton", `streamer model-server`): PyTriton without its numpy<2 pin, and the small
+# numpy-1 environment its prebuilt Python-backend stub runs on (the models themselves run on numpy 2).
+PYTRITON ?= nvidia-pytriton==0.7.0
+triton-setup:
+	$(PY) -m pip install --quiet --no-deps '$(PYTRITON)'
+	test -x $(VENV)/triton-stub/bin/python || $(PY) -m venv $(VENV)/triton-stub
+	$(VENV)/triton-stub/bin/python -m pip install --quiet 'numpy>=1.26,<2' 'pyzmq>=23'
 
 # Debian packages the integration tests use: a real GStreamer RTSP server, a real Chromium.
 system-deps:

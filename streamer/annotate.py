@@ -13,9 +13,7 @@ import cv2
 import numpy as np
 
 from streamer.config import Config
-from streamer.inference.engine import Engine, EngineSpec
-from streamer.metrics import Metrics
-from streamer.pipeline.manager import usable_classifiers
+from streamer.inference.engine import Engine, engine_spec
 from streamer.pipeline.tracking import FaceStage
 from streamer.track.evidence import EvidenceRule
 from streamer.track.tracker import TrackerRule
@@ -28,16 +26,7 @@ IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp"}
 
 
 def build_engine(config: Config) -> Engine:
-    p = config.pipeline
-    return Engine(
-        EngineSpec(
-            p.detector,
-            p.upsample,
-            p.detect_max_side,
-            tuple(usable_classifiers(config.classifiers, Metrics())),
-            runtime=p.runtime,
-        )
-    )
+    return Engine(engine_spec(config))
 
 
 def annotate_file(

@@ -1,4 +1,4 @@
-"""Command line: ``streamer serve | detect | annotate``."""
+"""Command line: ``streamer serve | model-server | detect | annotate``."""
 
 from __future__ import annotations
 
@@ -74,6 +74,14 @@ def _parser() -> argparse.ArgumentParser:
         help="detect every Nth video frame, track the faces in between (default: pipeline.detect_every)",
     )
     a.add_argument("--max-frames", type=int, default=0, help="stop after N frames (0 = all)")
+    m = sub.add_parser(
+        "model-server", help="serve the detector and classifiers through NVIDIA Triton (backend triton)"
+    )
+    m.add_argument("--config", default=None, help="config.toml: [pipeline] models, [model_server] settings")
+    m.add_argument("--host", help="override [model_server] host (default 127.0.0.1)")
+    m.add_argument("--grpc-port", type=int, help="override [model_server] grpc_port")
+    m.add_argument("--http-port", type=int, help="override [model_server] http_port")
+    m.add_argument("--metrics-port", type=int, help="override [model_server] metrics_port (Triton's metrics)")
     return p
 
 
@@ -106,6 +114,19 @@ def cmd_serve(args: argparse.Namespace) -> int:
         handle_signals=True,
     )
     return 0
+
+
+def cmd_model_server(args: argparse.Namespace) -> int:
+    from streamer.config import load_config
+    from streamer.inference.model_server import Ports, serve
+
+    o: dict[str, object] = {}
+    for key in ("host", "grpc_port", "http_port", "metrics_port"):
+        if getattr(args, key, None) is not None:
+            o[key] = getattr(args, key)
+    config = load_config(args.config, {"model_server": o})
+    ms = config.model_server
+    return serve(config, Ports(ms.host, ms.grpc_port, ms.http_port, ms.metrics_port))
 
 
 def cmd_detect(args: argparse.Namespace) -> int:
@@ -168,7 +189,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     from streamer.config import ConfigError
 
     try:
-        return {"serve": cmd_serve, "detect": cmd_detect, "annotate": cmd_annotate}[args.command](args)
+        commands = {
+            "serve": cmd_serve,
+            "model-server": cmd_model_server,
+            "detect": cmd_detect,
+            "annotate": cmd_annotate,
+        }
+        return commands[args.command](args)
     except ConfigError as e:
         print(f"streamer: {e}", file=sys.stderr)
         return 2

@@ -124,6 +124,27 @@ class PipelineConfig(Strict):
         description="send every Nth frame of a stream to the detector (1: as often as it keeps up); "
         "tracking carries the boxes in between",
     )
+    backend: Literal["local", "triton"] = Field(
+        "local", description="where the models run: worker processes here, or Triton model servers"
+    )
+    triton_urls: list[str] = Field(
+        ["127.0.0.1:8001"], min_length=1, description="backend triton: model servers' gRPC host:port"
+    )
+    triton_timeout_ms: float = Field(
+        500.0, gt=0, le=60000, description="backend triton: a request not answered by then is dropped"
+    )
+    triton_in_flight: int = Field(2, ge=1, le=64, description="backend triton: batches in flight at once")
+    triton_transport: Literal["raw", "jpeg"] = Field(
+        "raw", description="backend triton: frames as raw RGB (same host, fast LAN) or JPEG (~15x smaller)"
+    )
+
+    @field_validator("triton_urls")
+    @classmethod
+    def _host_port(cls, v: list[str]) -> list[str]:
+        bad = [u for u in v if not re.fullmatch(r"[A-Za-z0-9.\-_]+:\d{1,5}|\[[0-9A-Fa-f:]+\]:\d{1,5}", u)]
+        if bad:
+            raise ValueError(f"triton_urls must be host:port (gRPC), got {bad}")
+        return v
 
     @field_validator("detector")
     @classmethod
@@ -197,6 +218,20 @@ class OutputConfig(Strict):
     )
 
 
+class ModelServerConfig(Strict):
+    """`streamer model-server`: Triton serving this config's detector and classifiers."""
+
+    host: str = Field("127.0.0.1", description="address Triton binds (gRPC, HTTP, metrics)")
+    grpc_port: int = Field(8001, ge=0, le=65535)
+    http_port: int = Field(8000, ge=0, le=65535)
+    metrics_port: int = Field(8002, ge=0, le=65535, description="Triton's own Prometheus metrics")
+    max_batch: int = Field(16, ge=1, le=256, description="frames per model call, across front ends")
+    queue_delay_ms: float = Field(2.0, ge=0, le=1000, description="how long Triton waits to fill a batch")
+    request_timeout_ms: float = Field(
+        1000.0, ge=0, description="queued longer than this, a request is rejected (0 = never)"
+    )
+
+
 class Config(Strict):
     server: ServerConfig = ServerConfig()
     pipeline: PipelineConfig = PipelineConfig()
@@ -205,6 +240,7 @@ class Config(Strict):
     source_defaults: SourcesDefaults = SourcesDefaults()
     demo: DemoConfig = DemoConfig()
     output: OutputConfig = OutputConfig()
+    model_server: ModelServerConfig = ModelServerConfig()
 
     @model_validator(mode="after")
     def _unique(self) -> Config:

@@ -90,6 +90,12 @@ class Metrics:
             ["output", "reason"],
             registry=r,
         )
+        self.backend_up = Gauge(
+            P + "inference_backend_up",
+            "1 while this model server answers (backend triton)",
+            ["url"],
+            registry=r,
+        )
 
     def forget_stream(self, stream: str) -> None:
         """Remove a deleted stream's labelled series so label sets stay bounded."""

@@ -16,11 +16,12 @@ from typing import TypeVar
 import cv2
 import numpy as np
 
-from streamer.classify import Classifier, ModelFileError
+from streamer.classify import Classifier, ModelFileError, read_meta
 from streamer.classify.backbone import FaceBackbone
 from streamer.classify.face_resnet import FEATURES
-from streamer.config import ClassifierConfig
+from streamer.config import ClassifierConfig, Config
 from streamer.detect import BadImageError, as_rgb, make_detector
+from streamer.metrics import Metrics
 from streamer.types import BatchTimings, Box, Face, Label
 
 log = logging.getLogger(__name__)
@@ -64,6 +65,34 @@ class EngineSpec:
     nice: int = 0  # added to the worker process's niceness (lower CPU priority)
     face_backbone: str = ""  # dlib face-recognition .dat ("" = STREAMER_FACE_BACKBONE or the packaged one)
     runtime: str = "auto"  # mmod network: "auto", "onnxruntime" or "keras"
+
+
+def usable_classifiers(classifiers: list[ClassifierConfig], metrics: Metrics) -> list[ClassifierConfig]:
+    """The classifiers whose model file can be read; each missing one is reported, not fatal."""
+    ok = []
+    for c in classifiers:
+        try:
+            read_meta(c.model)
+        except ModelFileError as e:
+            log.error("classifier %r disabled, the service runs without it: %s", c.name, e)
+            metrics.errors.labels("classifier_unavailable").inc()
+            continue
+        ok.append(c)
+    return ok
+
+
+def engine_spec(config: Config, metrics: Metrics | None = None, nice: int = 0) -> EngineSpec:
+    """The Engine a config asks for: the same for the worker pool, the model server and annotate."""
+    p = config.pipeline
+    return EngineSpec(
+        detector=p.detector,
+        upsample=p.upsample,
+        detect_max_side=p.detect_max_side,
+        classifiers=tuple(usable_classifiers(config.classifiers, metrics or Metrics())),
+        threads=p.worker_threads,
+        nice=nice,
+        runtime=p.runtime,
+    )
 
 
 @dataclass

@@ -17,6 +17,7 @@ from collections.abc import Callable
 
 from streamer.inference.engine import FrameResult
 from streamer.inference.pool import WorkerPool
+from streamer.inference.triton_client import BackendUnavailable, TritonPool
 from streamer.metrics import DROP_DETECT_SKIPPED, Metrics
 from streamer.types import Box, Detections, Frame
 
@@ -28,7 +29,7 @@ ResultCallback = Callable[[Detections], None]
 class DetectionBatcher:
     def __init__(
         self,
-        pool: WorkerPool,
+        pool: WorkerPool | TritonPool,
         metrics: Metrics,
         max_batch: int = 4,
         max_wait_s: float = 0.01,
@@ -52,6 +53,11 @@ class DetectionBatcher:
         self._dispatched = 0
         # Streams expected to send frames soon (live, not in flight): a batch waits for them.
         self.active_streams: Callable[[], set[str]] = active_streams or set
+
+    @property
+    def backend_up(self) -> bool:
+        """False while no model server answers (backend triton): the boxes drawn are stale."""
+        return bool(getattr(self.pool, "up", True))
 
     def submit(self, frame: Frame, on_result: ResultCallback, skip: tuple[Box, ...] = ()) -> None:
         """Offer a frame for detection; a waiting older frame of the same stream is dropped.
@@ -135,6 +141,10 @@ class DetectionBatcher:
                 results, timings = await self.pool.run([f.image for f in frames], [k for _, _, k in batch])
             except asyncio.CancelledError:
                 raise
+            except BackendUnavailable:
+                # counted and logged by the backend; the streams keep their last boxes (growing stale)
+                self.batches += 1
+                return
             except Exception as e:
                 log.exception("detection batch of %d failed", len(frames))
                 self.metrics.errors.labels("inference").inc()

@@ -6,10 +6,10 @@ import asyncio
 import logging
 from concurrent.futures import ThreadPoolExecutor
 
-from streamer.classify import ModelFileError, read_meta
-from streamer.config import ClassifierConfig, Config, SourceConfig
-from streamer.inference.engine import EngineSpec, EngineStatus
+from streamer.config import Config, SourceConfig
+from streamer.inference.engine import EngineStatus, engine_spec
 from streamer.inference.pool import WorkerPool
+from streamer.inference.triton_client import TritonPool
 from streamer.memory import trim_soon
 from streamer.metrics import Metrics
 from streamer.pipeline.batcher import DetectionBatcher
@@ -28,43 +28,32 @@ class TooManyStreams(RuntimeError):
     pass
 
 
-def usable_classifiers(classifiers: list[ClassifierConfig], metrics: Metrics) -> list[ClassifierConfig]:
-    """The classifiers whose model file can be read; each missing one is reported, not fatal."""
-    ok = []
-    for c in classifiers:
-        try:
-            read_meta(c.model)
-        except ModelFileError as e:
-            log.error("classifier %r disabled, the service runs without it: %s", c.name, e)
-            metrics.errors.labels("classifier_unavailable").inc()
-            continue
-        ok.append(c)
-    return ok
-
-
 class Pipeline:
     def __init__(self, config: Config, metrics: Metrics) -> None:
         self.config = config
         self.metrics = metrics
         p = config.pipeline
-        self.spec = EngineSpec(
-            detector=p.detector,
-            upsample=p.upsample,
-            detect_max_side=p.detect_max_side,
-            classifiers=tuple(usable_classifiers(config.classifiers, metrics)),
-            nice=p.worker_nice,
-            threads=p.worker_threads,
-            runtime=p.runtime,
-        )
-        self.pool = WorkerPool(
-            self.spec, p.workers, on_restart=lambda: metrics.errors.labels("worker_died").inc()
-        )
+        self.spec = engine_spec(config, metrics, nice=p.worker_nice)
+        self.pool: WorkerPool | TritonPool
+        if p.backend == "triton":
+            self.pool = TritonPool(
+                p.triton_urls,
+                metrics,
+                p.detect_max_side,
+                p.triton_timeout_ms / 1000.0,
+                [c.name for c in self.spec.classifiers],
+                transport=p.triton_transport,
+            )
+        else:
+            self.pool = WorkerPool(
+                self.spec, p.workers, on_restart=lambda: metrics.errors.labels("worker_died").inc()
+            )
         self.batcher = DetectionBatcher(
             self.pool,
             metrics,
             p.max_batch,
             p.max_wait_ms / 1000.0,
-            concurrency=p.workers,
+            concurrency=p.triton_in_flight if p.backend == "triton" else p.workers,
             active_streams=self.live_streams,
         )
         self.render_pool = ThreadPoolExecutor(p.render_threads, thread_name_prefix="render")

@@ -123,4 +123,5 @@ class Stream:
             "faces": [f.as_dict() for f in faces],
             "tracks": self.events.tracks(),
             "detection_age_s": round(time.time() - d.captured_at, 3) if d else None,
+            "detections_stale": not self.batcher.backend_up,
         }

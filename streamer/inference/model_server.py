@@ -1,0 +1,170 @@
+"""``streamer model-server``: the same Engine as the local backend, served by NVIDIA Triton (PyTriton).
+
+Triton's dynamic batcher merges the requests of every connected front end into one Engine.run;
+late requests are rejected from its queue, not run. Triton binds loopback unless told otherwise,
+and stops cleanly on SIGINT/SIGTERM: tritonserver, its Python stub and PyTriton's workspace go too.
+
+Numpy: PyTriton 0.7.0 declares numpy<2 because the prebuilt Python-backend stub (a thin relay
+between tritonserver and this process) is compiled against numpy 1.x. The Engine runs here, on
+the project's numpy 2; only the stub needs numpy 1, so it runs on a small environment of its own
+(``make setup`` builds it as ``.venv/triton-stub``; STREAMER_TRITON_STUB_ENV overrides the path).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import pathlib
+import signal
+import sys
+import sysconfig
+import threading
+from dataclasses import dataclass
+
+import numpy as np
+
+from streamer.config import Config
+from streamer.inference import triton_wire
+from streamer.inference.engine import Engine, engine_spec
+
+log = logging.getLogger(__name__)
+STUB_ENV_VAR = "STREAMER_TRITON_STUB_ENV"
+
+
+@dataclass(frozen=True)
+class Ports:
+    host: str
+    grpc: int
+    http: int
+    metrics: int
+
+
+def stub_environment() -> pathlib.Path:
+    """The Python environment for Triton's Python-backend stub (needs numpy<2 and pyzmq)."""
+    given = os.environ.get(STUB_ENV_VAR)
+    if given:
+        path = pathlib.Path(given)
+    elif int(np.__version__.split(".")[0]) < 2:
+        return pathlib.Path(sys.exec_prefix)
+    else:
+        path = pathlib.Path(sys.prefix) / "triton-stub"
+    if not (path / "bin" / "python").exists():
+        raise RuntimeError(
+            f"Triton's Python stub needs an environment with numpy<2 and pyzmq at {path} "
+            f"(`make setup` builds it; or set {STUB_ENV_VAR})"
+        )
+    return path
+
+
+def _prepare_process_environment(stub_env: pathlib.Path) -> None:
+    # the stub embeds libpython: it must load this interpreter's, not the system's
+    libdir = sysconfig.get_config_var("LIBDIR") or ""
+    ld = os.environ.get("LD_LIBRARY_PATH", "")
+    if libdir and libdir not in ld.split(":"):
+        os.environ["LD_LIBRARY_PATH"] = f"{libdir}:{ld}" if ld else libdir
+    import pytriton.server.triton_server as triton_server
+
+    # PyTriton runs the stub on this process's environment; point it at the numpy<2 one
+    triton_server.get_triton_python_backend_python_env = lambda: stub_env
+
+
+def make_infer(engine: Engine):
+    from pytriton.decorators import batch
+
+    @batch
+    def infer(image: np.ndarray) -> dict[str, np.ndarray]:
+        results, timings = engine.run(list(image))
+        out = [[triton_wire.encode_result(r, timings)] for r in results]
+        return {triton_wire.OUTPUT: np.array(out, dtype=object)}
+
+    return infer
+
+
+def make_jpeg_infer(engine: Engine):
+    import cv2
+    from pytriton.decorators import batch
+
+    @batch
+    def infer(jpeg: np.ndarray) -> dict[str, np.ndarray]:
+        images = []
+        for raw in jpeg.reshape(-1):
+            bgr = cv2.imdecode(np.frombuffer(bytes(raw), np.uint8), cv2.IMREAD_COLOR)
+            images.append(bgr[:, :, ::-1] if bgr is not None else np.zeros((0, 0, 3), np.uint8))
+        results, timings = engine.run(images)  # an undecodable frame comes back with its error
+        out = [[triton_wire.encode_result(r, timings)] for r in results]
+        return {triton_wire.OUTPUT: np.array(out, dtype=object)}
+
+    return infer
+
+
+def serve(config: Config, ports: Ports, ready: threading.Event | None = None) -> int:
+    """Load the models, serve them until SIGINT/SIGTERM, then stop everything. Blocks."""
+    from pytriton.model_config import DynamicBatcher, ModelConfig, QueuePolicy, Tensor, TimeoutAction
+    from pytriton.triton import Triton, TritonConfig
+
+    ms = config.model_server
+    _prepare_process_environment(stub_environment())
+    engine = Engine(engine_spec(config))
+    side = config.pipeline.detect_max_side or 640
+    engine.run([np.zeros((side * 3 // 4, side, 3), np.uint8)])  # compile the models before Triton says ready
+    log.info("engine: detector %s, classifiers %s", engine.status.detector, engine.status.classifiers)
+    stop = threading.Event()
+
+    def on_signal(signum: int, _frame: object) -> None:
+        log.info("signal %d: stopping the model server", signum)
+        stop.set()
+
+    previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+    tconfig = TritonConfig(
+        http_address=ports.host,
+        http_port=ports.http,
+        grpc_address=ports.host,
+        grpc_port=ports.grpc,
+        metrics_address=ports.host,
+        metrics_port=ports.metrics,
+        exit_timeout_secs=5,
+    )
+    batcher = DynamicBatcher(
+        max_queue_delay_microseconds=int(ms.queue_delay_ms * 1000),
+        default_queue_policy=QueuePolicy(
+            timeout_action=TimeoutAction.REJECT,
+            default_timeout_microseconds=int(ms.request_timeout_ms * 1000),
+            allow_timeout_override=True,
+        ),
+    )
+    try:
+        with Triton(config=tconfig) as triton:
+            triton.bind(
+                model_name=triton_wire.MODEL,
+                infer_func=make_infer(engine),
+                inputs=[Tensor(name=triton_wire.INPUT, dtype=np.uint8, shape=(-1, -1, 3))],
+                outputs=[Tensor(name=triton_wire.OUTPUT, dtype=bytes, shape=(1,))],
+                config=ModelConfig(max_batch_size=ms.max_batch, batcher=batcher),
+                strict=False,
+            )
+            triton.bind(
+                model_name=triton_wire.JPEG_MODEL,
+                infer_func=make_jpeg_infer(engine),
+                inputs=[Tensor(name=triton_wire.JPEG_INPUT, dtype=bytes, shape=(1,))],
+                outputs=[Tensor(name=triton_wire.OUTPUT, dtype=bytes, shape=(1,))],
+                config=ModelConfig(max_batch_size=ms.max_batch, batcher=batcher),
+                strict=False,
+            )
+            triton.run()
+            print(
+                f"streamer: model server ready: grpc {ports.host}:{ports.grpc} "
+                f"http {ports.host}:{ports.http} metrics http://{ports.host}:{ports.metrics}/metrics",
+                flush=True,
+            )
+            if ready is not None:
+                ready.set()
+            while not stop.is_set():
+                if not triton.is_alive():
+                    log.error("tritonserver or the model proxy died")
+                    return 1
+                stop.wait(1.0)
+    finally:
+        for s, h in previous.items():
+            signal.signal(s, h)
+    log.info("model server stopped")
+    return 0

@@ -1,0 +1,51 @@
+"""What travels between a front end and the Triton model server: one model, its tensors, faces as JSON.
+
+Request: ``image``, uint8 [batch, height, width, 3] (RGB, already scaled to the detection size),
+or (transport "jpeg", model ``streamer_faces_jpeg``) ``jpeg``, bytes [batch, 1]: the same frames as JPEG.
+Response: ``faces``, one JSON document per frame (bytes): boxes in the sent image's coordinates,
+labels, or an error; and the server batch's model time, so the front end's stage metrics stay true.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from streamer.inference.engine import FrameResult
+from streamer.types import BatchTimings, Box, Face, Label
+
+MODEL = "streamer_faces"
+INPUT = "image"
+OUTPUT = "faces"
+# the same Engine behind a second model that takes each frame as JPEG bytes (~15x smaller than raw RGB)
+JPEG_MODEL = "streamer_faces_jpeg"
+JPEG_INPUT = "jpeg"
+JPEG_QUALITY = 90
+
+
+def encode_result(result: FrameResult, timings: BatchTimings) -> bytes:
+    doc: dict[str, Any] = {
+        "faces": [
+            [f.box.left, f.box.top, f.box.right, f.box.bottom, float(f.box.confidence)]
+            + [[lab.classifier, lab.label, float(lab.probability)] for lab in f.labels]
+            for f in result.faces
+        ],
+        "t": [timings.detect_s, timings.classify_s, timings.n_frames],
+        "clf": timings.classifier_batches,
+        "clf_err": timings.classifier_errors,
+    }
+    if result.error is not None:
+        doc["error"] = result.error
+    return json.dumps(doc, separators=(",", ":")).encode()
+
+
+def decode_result(raw: bytes) -> tuple[FrameResult, dict[str, Any]]:
+    """The frame's result (boxes in the sent image's coordinates) and the server batch's costs."""
+    doc = json.loads(raw)
+    faces = tuple(
+        Face(
+            Box(int(f[0]), int(f[1]), int(f[2]), int(f[3]), float(f[4])), tuple(Label(*lab) for lab in f[5:])
+        )
+        for f in doc["faces"]
+    )
+    return FrameResult(faces=faces, error=doc.get("error")), doc
