@@ -65,7 +65,11 @@ def _parser() -> argparse.ArgumentParser:
     a.add_argument("input", metavar="INPUT")
     a.add_argument("--output", required=True, help="annotated image or video (.mp4/.avi) to write")
     a.add_argument("--detections", help="write one JSON line per frame with its faces")
-    a.add_argument("--config", default=None, help="config.toml for detector and classifiers")
+    a.add_argument(
+        "--config",
+        default=None,
+        help="config.toml for detector and classifiers (default: built-in defaults, the shipped classifiers)",
+    )
     a.add_argument("--detector", choices=["dlib", "mmod"], help="override [pipeline] detector")
     a.add_argument(
         "--every",
@@ -172,7 +176,7 @@ def cmd_annotate(args: argparse.Namespace) -> int:
     from streamer.annotate import annotate_file
     from streamer.config import load_config
 
-    config = load_config(args.config, _overrides(args))
+    config = load_config(args.config, _overrides(args), shipped_models=True)
     return annotate_file(
         config,
         args.input,

@@ -138,6 +138,8 @@ def test_annotate_writes_video_and_detections(tmp_path: Path) -> None:
     rows = [json.loads(x) for x in dets.read_text().splitlines()]
     assert [x["frame"] for x in rows] == list(range(31))
     assert any(x["faces"] for x in rows)
+    # no --config: the shipped classifiers, as for `streamer serve`
+    assert any(set(f["labels"]) == {"gender", "beard"} for x in rows for f in x["faces"])
     # --every 10: tracks start only on frames that went to the detector (every 10th, and the one
     # after a scene cut), and carry their id
     detections = int(re.search(r"(\d+) detections", r.stderr).group(1))  # type: ignore[union-attr]
