@@ -166,7 +166,8 @@ async def test_two_front_ends_share_one_triton_that_stops_and_returns(
 
         def labelled_faces(n: str) -> float:  # faces that came back with the classifier's label
             return sum(
-                metric(apps[n], "streamer_faces_total", label=f"gender:{x}") for x in ("male", "female", "?")
+                metric(apps[n], "streamer_faces_total", stream=n, label=f"gender:{x}")
+                for x in ("male", "female", "?")
             )
 
         await wait_for(
@@ -174,8 +175,8 @@ async def test_two_front_ends_share_one_triton_that_stops_and_returns(
             120,
             "detections and labels through Triton",
         )
-        for app in apps.values():
-            assert metric(app, "streamer_faces_total", label="face") == 0  # every face got its label there
+        for n, app in apps.items():  # every face (track) got its label there
+            assert metric(app, "streamer_faces_total", stream=n, label="face") == 0
             assert metric(app, "streamer_inference_backend_up", url=server.url) == 1
         assert metric(apps["b"], "streamer_inference_backend_up", url=dead) == 0
         assert metric(apps["b"], "streamer_errors_total", kind="backend_unavailable") >= 1
