@@ -280,6 +280,18 @@ def _read_mmod_options(r: _Reader) -> tuple[int, int, float, float]:
     return width, height, nms_iou, nms_covered
 
 
+def _layer_versions(r: _Reader, limit: int = 10000) -> list[int]:
+    """One version integer per add_layer, outermost first, up to the input layer's name."""
+    versions: list[int] = []
+    while True:
+        versions.append(r.integer())
+        nxt = r.peek_string()
+        if nxt is not None and nxt.startswith("input"):
+            return versions
+        if len(versions) > limit:
+            raise DatFormatError("no input layer found")
+
+
 def read_mmod_dat(path: str | Path, pyramid_down: int = 6) -> MMODNetwork:
     """Parse a dlib ``loss_mmod`` network file; raises DatFormatError unless it ends exactly."""
     data = Path(path).read_bytes()
@@ -290,16 +302,7 @@ def read_mmod_dat(path: str | Path, pyramid_down: int = 6) -> MMODNetwork:
         raise DatFormatError(f"not an MMOD network (loss {name!r})")
     width, height, nms_iou, nms_covered = _read_mmod_options(r)
 
-    # One version integer per add_layer, outermost first, until the input layer's name.
-    versions: list[int] = []
-    while True:
-        versions.append(r.integer())
-        nxt = r.peek_string()
-        if nxt is not None and nxt.startswith("input"):
-            break
-        if len(versions) > 1000:
-            raise DatFormatError("no input layer found")
-
+    versions = _layer_versions(r)
     kind = r.string()
     if kind not in ("input_rgb_image_pyramid", "input_rgb_image_pyramid2"):
         raise DatFormatError(f"unsupported input layer {kind!r}")
@@ -374,14 +377,7 @@ def read_dlib_net(path: str | Path) -> DlibNet:
         if loss not in _LOSS_PARAMS:
             raise DatFormatError(f"unsupported loss layer {loss!r}")
         loss_params = tuple(r.real() for _ in range(_LOSS_PARAMS[loss]))
-        versions: list[int] = []
-        while True:
-            versions.append(r.integer())
-            nxt = r.peek_string()
-            if nxt is not None and nxt.startswith("input"):
-                break
-            if len(versions) > 10000:
-                raise DatFormatError("no input layer found")
+        versions = _layer_versions(r)
         kind = r.string()
         if kind not in ("input_rgb_image_sized", "input_rgb_image"):
             raise DatFormatError(f"unsupported input layer {kind!r}")
