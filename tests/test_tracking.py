@@ -101,6 +101,23 @@ def test_a_missed_track_coasts_for_a_bounded_time_then_ends() -> None:
     assert end.kind == "end" and end.track == tid and end.duration_s > 0
 
 
+def test_a_track_inside_a_face_given_to_another_track_is_a_duplicate_and_ends() -> None:
+    tr = Tracker()
+    tr.follow(GREY, 0, 0.0)
+    tr.update([face(100, 100, 50)], 0, 0.0)  # track 1 on the inner part of a face
+    tr.drain_events()
+    tr.follow(GREY, 1, 0.1)
+    tr.update([face(80, 80, 120)], 1, 0.1)  # the whole face: IoU 0.17, so a new track takes it
+    (only,) = tr.faces()  # and track 1, inside it, is not left to coast beside it for a second
+    assert xyxy(only.box) == (80, 80, 199, 199) and only.track != 1
+    assert ("end", 1) in [(e.kind, e.track) for e in tr.drain_events()]
+    tr.follow(GREY, 2, 0.2)
+    tr.update([face(80, 80, 120), face(300, 100, 50)], 2, 0.2)
+    tr.follow(GREY, 3, 0.3)
+    tr.update([face(80, 80, 120)], 3, 0.3)  # a face beside it that the detector missed coasts on
+    assert len(tr.faces()) == 2
+
+
 def test_a_late_detection_is_matched_where_the_track_was_on_its_frame() -> None:
     """Detections arrive a few frames late in the live service: the track moved meanwhile."""
     tr = Tracker()

@@ -49,6 +49,9 @@ class TrackerRule:
     history: int = 120  # frames of box history kept to place late detections
     reclassify_growth: float = 1.2
     reclassify_every: int = 10
+    # a track the detector missed whose box lies at least this much (of its own area) inside a
+    # face the detector found on that frame is a duplicate of that face: it ends at once
+    duplicate_inside: float = 0.6
     evidence: EvidenceRule = field(default_factory=EvidenceRule)
 
 
@@ -205,6 +208,9 @@ class Tracker:
             self._correct(self.tracks[ti], np.asarray(then[ti]), faces[di], t)
         for ti in lost:
             self.tracks[ti].misses += 1
+        duplicates = {
+            id(self.tracks[ti]) for ti in lost if _inside_any(then[ti], dets) >= rule.duplicate_inside
+        }
         for di in new:
             f = faces[di]
             tr = Track(self._next_id, f, index, t, rule)
@@ -216,7 +222,12 @@ class Tracker:
                 self._confirm(tr, t)
         dead = {id(self.tracks[ti]) for ti in lost if not self.tracks[ti].confirmed}
         self.tracks = [tr for tr in self.tracks if id(tr) not in dead]
-        self._end_where(lambda tr: tr.misses >= rule.max_misses and t - tr.last_hit >= rule.max_coast_s, t)
+        self._end_where(
+            lambda tr: (
+                id(tr) in duplicates or (tr.misses >= rule.max_misses and t - tr.last_hit >= rule.max_coast_s)
+            ),
+            t,
+        )
 
     def _correct(self, tr: Track, then: np.ndarray, f: Face, t: float) -> None:
         b = f.box
@@ -290,3 +301,16 @@ def _visible_fraction(box: np.ndarray, w: int, h: int) -> float:
     iw = max(0.0, min(x1, w - 1) - max(x0, 0) + 1)
     ih = max(0.0, min(y1, h - 1) - max(y0, 0) + 1)
     return iw * ih / area
+
+
+def _inside_any(box: XYXY, others: Sequence[XYXY]) -> float:
+    """The largest share of ``box``'s area that lies inside one of ``others``."""
+    x0, y0, x1, y1 = box
+    area = max(1.0, (x1 - x0 + 1) * (y1 - y0 + 1))
+    best = 0.0
+    for a0, b0, a1, b1 in others:
+        iw = min(x1, a1) - max(x0, a0) + 1
+        ih = min(y1, b1) - max(y0, b0) + 1
+        if iw > 0 and ih > 0:
+            best = max(best, iw * ih / area)
+    return best
