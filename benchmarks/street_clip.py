@@ -188,7 +188,7 @@ def _iou(a: Sequence[float], b: Sequence[float]) -> float:
 
 
 def _sprite(photo: np.ndarray, box: Box, detector, rng: np.random.Generator) -> Sprite | None:
-    """The cut-out of one face, its box re-found by the detector on the cut-out; None unless exactly that face."""
+    """The cut-out of one face, its box found again on the cut-out; None unless exactly that face."""
     rgba, face = _cut_person(photo, box, rng)
     # found again on the cut-out's head (the torso holds no face), scaled so the face is about
     # 100 px at upsample 0 (or left as it is at upsample 1 when smaller): what 40-140 px faces look like
@@ -390,7 +390,7 @@ def cached_sprites(shared: Path, detector, seed: int, cache: Path) -> tuple[list
     path = cache / f"sprites-s{seed}-v{VERSION}.pkl"
     if path.exists():
         with open(path, "rb") as f:
-            return pickle.load(f)  # noqa: S301 (our own cache)
+            return pickle.load(f)  # our own cache
     got = build_sprites(shared, detector, seed)
     cache.mkdir(parents=True, exist_ok=True)
     with open(path, "wb") as f:
