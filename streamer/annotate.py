@@ -1,23 +1,36 @@
-"""Offline: the service's detection, classification and overlay over one image or video file."""
+"""The service's detection, tracking, classification and overlay over image or video files.
+
+Offline (``annotate_file``): every frame (or every Nth) detected in-process, at full cost.
+Live (``annotate_realtime``, ``--realtime``): files played at their own frame rate through the
+live pipeline (the service's streams, batcher and workers): detection as often as the machine
+allows, tracks in between; every frame published is written, exactly what a viewer saw.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
+import queue
 import sys
+import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
 import cv2
 import numpy as np
 
-from streamer.config import Config
+from streamer.config import Config, SourceConfig
 from streamer.inference.engine import Engine, engine_spec
+from streamer.metrics import Metrics
+from streamer.outputs.hub import AnnotatedFrame
+from streamer.pipeline.manager import Pipeline
+from streamer.pipeline.planner import RegionPlanner, planner_for
 from streamer.pipeline.tracking import FaceStage
 from streamer.track.evidence import EvidenceRule
 from streamer.track.tracker import TrackerRule
-from streamer.types import Detections, Frame
+from streamer.types import Detections, Face, Frame
 
 log = logging.getLogger(__name__)
 # a still image is one look: every detected face shows, with its one classification
@@ -36,6 +49,7 @@ def annotate_file(
         print(f"streamer annotate: {src}: no such file", file=sys.stderr)
         return 1
     engine = build_engine(config)
+    planner = planner_for(config.pipeline)
     out_jsonl = open(detections_path, "w") if detections_path else None  # noqa: SIM115
     try:
         if Path(src).suffix.lower() in IMAGE_SUFFIXES:
@@ -44,14 +58,16 @@ def annotate_file(
                 print(f"streamer annotate: {src}: not a readable image", file=sys.stderr)
                 return 1
             frames = iter([cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)])
-            return 0 if run_stage(engine, frames, _ImageOut(dst), out_jsonl, 1, 1, 0.0, STILL) else 1
+            done = run_stage(engine, frames, _ImageOut(dst), out_jsonl, 1, 1, 0.0, STILL, planner)
+            return 0 if done else 1
         cap = cv2.VideoCapture(src)
         if not cap.isOpened():
             print(f"streamer annotate: {src}: not a readable video", file=sys.stderr)
             return 1
         fps = cap.get(cv2.CAP_PROP_FPS) or 30.0
         try:
-            n = run_stage(engine, _read(cap), _VideoOut(dst, fps), out_jsonl, max(1, every), max_frames, fps)
+            out = _VideoOut(dst, fps)
+            n = run_stage(engine, _read(cap), out, out_jsonl, max(1, every), max_frames, fps, None, planner)
         finally:
             cap.release()
         if n == 0:
@@ -61,6 +77,15 @@ def annotate_file(
     finally:
         if out_jsonl:
             out_jsonl.close()
+
+
+def frame_line(n: int, time_s: float | None, faces: Iterable[Face]) -> dict[str, object]:
+    """One ``--detections`` JSON line."""
+    line: dict[str, object] = {"frame": n}
+    if time_s is not None:
+        line["time_s"] = round(time_s, 3)
+    line["faces"] = [f.as_dict() for f in faces]
+    return line
 
 
 def _read(cap: cv2.VideoCapture) -> Iterator[np.ndarray]:
@@ -107,28 +132,31 @@ def run_stage(
     max_frames: int,
     fps: float,
     rule: TrackerRule | None = None,
+    planner: RegionPlanner | None = None,
 ) -> int:
     """The live streams' face stage over a sequence of frames, the detector run in-process when due.
 
-    Returns the number of frames written. ``fps`` 0: a still image (no ``time_s`` in the JSON lines).
+    Returns the number of frames written. ``fps`` 0: a still image (no ``time_s`` in the JSON
+    lines), looked at whole: with a planner, its full sweep (every part at every scale).
     """
-    stage = FaceStage("annotate", every, rule=rule)
+    still = not fps
+    stage = FaceStage("annotate", every, rule=rule, planner=planner)
     n = 0
     t0 = time.perf_counter()
     try:
         for rgb in frames:
             frame = Frame("annotate", n, rgb, n / fps if fps else 0.0)
-            if stage.due(n):
-                (res,), _ = engine.run([rgb], [stage.skip_boxes()])
-                stage.on_detections(Detections(frame.stream, n, frame.captured_at, res.faces))
-            done = stage.process(frame)
+            due = stage.due(n)
+            regions = stage.prepare(frame, due)
+            if due and still and planner is not None:  # one look at a photo: all of it
+                regions = (planner.still(rgb.shape[1], rgb.shape[0]),)
+            if due:
+                (res,), _ = engine.run([rgb], [stage.skip_boxes()], [regions])
+                stage.on_detections(Detections(frame.stream, n, frame.captured_at, res.faces, regions))
+            done = stage.finish(frame)
             out.write(done.image)
             if out_jsonl:
-                line: dict[str, object] = {"frame": n}
-                if fps:
-                    line["time_s"] = round(n / fps, 3)
-                line["faces"] = [f.as_dict() for f in done.faces]
-                out_jsonl.write(json.dumps(line) + "\n")
+                out_jsonl.write(json.dumps(frame_line(n, n / fps if fps else None, done.faces)) + "\n")
             n += 1
             if max_frames and n >= max_frames:
                 break
@@ -145,3 +173,92 @@ def run_stage(
         tr.looks_skipped,
     )
     return n
+
+
+def annotate_realtime(config: Config, jobs: Sequence[tuple[str, str, str | None]], max_s: float = 0.0) -> int:
+    """Play each (src, dst, detections) file at its own frame rate as one live stream of a service
+    (all of them at once, sharing its batcher and workers) and record every frame published.
+
+    ``max_s``: stop after this many seconds (0: when every file has ended)."""
+    for src, _, _ in jobs:
+        if not Path(src).is_file():
+            print(f"streamer annotate: {src}: no such file", file=sys.stderr)
+            return 1
+    return asyncio.run(_realtime(config, jobs, max_s))
+
+
+async def _realtime(config: Config, jobs: Sequence[tuple[str, str, str | None]], max_s: float) -> int:
+    live = config.model_copy(
+        update={"sources": [], "demo": config.demo.model_copy(update={"enabled": False})}
+    )
+    manager = Pipeline(live, Metrics())
+    await manager.start()
+    recorders: list[_Recorder] = []
+    try:
+        streams = []
+        for k, (src, dst, detections) in enumerate(jobs):
+            stream = await manager.add_source(
+                SourceConfig(id=f"file{k}", file=src, loop=False, realtime=True)
+            )
+            rec = _Recorder(dst, detections, _fps(src))
+            stream.hub.taps.append(rec.put)
+            recorders.append(rec)
+            streams.append(stream)
+        tasks = [s.task for s in streams if s.task is not None]
+        await asyncio.wait(tasks, timeout=max_s or None)
+        errors = [
+            s.source.state.error for s in streams if s.source.state.error and s.source.state.frames == 0
+        ]
+        for e in errors:
+            print(f"streamer annotate: {e}", file=sys.stderr)
+        log.info(
+            "realtime: %s frames written; %d detection batches",
+            [r.written for r in recorders],
+            manager.batcher.batches,
+        )
+        return 1 if errors else 0
+    finally:
+        await manager.close()
+        for rec in recorders:
+            rec.close()
+
+
+def _fps(src: str) -> float:
+    cap = cv2.VideoCapture(src)
+    fps = cap.get(cv2.CAP_PROP_FPS)
+    cap.release()
+    return fps if 1.0 <= fps <= 240.0 else 30.0
+
+
+class _Recorder:
+    """Writes a live stream's published frames (video and JSON lines) in its own thread."""
+
+    def __init__(self, dst: str, detections: str | None, fps: float) -> None:
+        self.video = _VideoOut(dst, fps)
+        self.jsonl = open(detections, "w") if detections else None  # noqa: SIM115
+        self.queue: queue.Queue[AnnotatedFrame | None] = queue.Queue()
+        self.written = 0
+        self.t0: float | None = None
+        self.thread = threading.Thread(target=self._run, name=f"record-{dst}", daemon=True)
+        self.thread.start()
+
+    def put(self, item: AnnotatedFrame) -> None:
+        self.queue.put(item)
+
+    def _run(self) -> None:
+        while (item := self.queue.get()) is not None:
+            f = item.frame
+            if self.t0 is None:
+                self.t0 = f.captured_at
+            self.video.write(item.image)
+            if self.jsonl:
+                faces = item.detections.faces if item.detections else ()
+                self.jsonl.write(json.dumps(frame_line(f.index, f.captured_at - self.t0, faces)) + "\n")
+            self.written += 1
+
+    def close(self) -> None:
+        self.queue.put(None)
+        self.thread.join()
+        self.video.close()
+        if self.jsonl:
+            self.jsonl.close()

@@ -78,6 +78,12 @@ def _parser() -> argparse.ArgumentParser:
         help="detect every Nth video frame, track the faces in between (default: pipeline.detect_every)",
     )
     a.add_argument("--max-frames", type=int, default=0, help="stop after N frames (0 = all)")
+    a.add_argument(
+        "--realtime",
+        action="store_true",
+        help="play the video at its own frame rate through the live pipeline (detection as often as "
+        "the machine allows, tracks in between) and write every frame as a viewer saw it",
+    )
     m = sub.add_parser(
         "model-server", help="serve the detector and classifiers through NVIDIA Triton (backend triton)"
     )
@@ -173,10 +179,12 @@ def cmd_detect(args: argparse.Namespace) -> int:
 
 
 def cmd_annotate(args: argparse.Namespace) -> int:
-    from streamer.annotate import annotate_file
+    from streamer.annotate import annotate_file, annotate_realtime
     from streamer.config import load_config
 
     config = load_config(args.config, _overrides(args), shipped_models=True)
+    if args.realtime:
+        return annotate_realtime(config, [(args.input, args.output, args.detections)])
     return annotate_file(
         config,
         args.input,

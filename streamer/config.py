@@ -124,6 +124,20 @@ class PipelineConfig(Strict):
         description="send every Nth frame of a stream to the detector (1: as often as it keeps up); "
         "tracking carries the boxes in between",
     )
+    strategy: Literal["regions", "whole"] = Field(
+        "regions",
+        description="where to detect: regions (tracks, motion, a slow sweep; each at the scale "
+        "min_face_px needs) or the whole frame (scaled to detect_max_side, at upsample)",
+    )
+    min_face_px: int = Field(
+        40, ge=10, le=2000, description="strategy regions: the smallest face to find, in the source's pixels"
+    )
+    region_budget_px: int = Field(
+        640 * 480,
+        ge=64 * 64,
+        le=16_000_000,
+        description="strategy regions: detector pixels one detection round of a stream may cost",
+    )
     backend: Literal["local", "triton"] = Field(
         "local", description="where the models run: worker processes here, or Triton model servers"
     )

@@ -82,6 +82,12 @@ class Metrics:
         self.detections = Counter(
             P + "detections_total", "Frames that went through the detector", s, registry=r
         )
+        self.detect_pixels = Counter(
+            P + "detect_pixels_total",
+            "Pixels the detector looked at (regions at their scale, or the scaled whole frame)",
+            s,
+            registry=r,
+        )
         self.peers = Gauge(P + "webrtc_peers", "Open WebRTC peer connections", registry=r)
         self.mjpeg_viewers = Gauge(P + "mjpeg_viewers", "Open MJPEG viewer connections", registry=r)
         self.output_disconnects = Counter(
@@ -107,6 +113,7 @@ class Metrics:
             self.stream_up,
             self.source_reconnects,
             self.detections,
+            self.detect_pixels,
             self.tracks,
             self.tracks_active,
             self.events_dropped,

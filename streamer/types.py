@@ -75,13 +75,39 @@ class Frame:
 
 
 @dataclass(frozen=True, slots=True)
+class Region:
+    """A part of a frame the detector looks at: source pixels ``left..right`` x ``top..bottom``
+    (inclusive), scaled by ``scale`` (detector pixels per source pixel) before detection.
+
+    ``why`` says what asked for it: "track", "motion", "sweep" (or "whole": the frame)."""
+
+    left: int
+    top: int
+    right: int
+    bottom: int
+    scale: float
+    why: str = "sweep"
+
+    @property
+    def pixels(self) -> int:
+        """Detector input pixels this region costs."""
+        return round((self.right - self.left + 1) * self.scale) * round(
+            (self.bottom - self.top + 1) * self.scale
+        )
+
+
+@dataclass(frozen=True, slots=True)
 class Detections:
-    """The faces found in one frame of one stream."""
+    """The faces found in one frame of one stream.
+
+    ``regions``: where the detector looked (empty: the whole frame). A face outside them was
+    not looked for, so a track there was not missed."""
 
     stream: str
     frame_index: int
     captured_at: float
     faces: tuple[Face, ...]
+    regions: tuple[Region, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

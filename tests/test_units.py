@@ -40,8 +40,9 @@ class FakePool:
     def __init__(self, delay: float = 0.05) -> None:
         self.batches: list[list[int]] = []
         self.delay = delay
+        self.detect_max_side = 640
 
-    async def run(self, images, skip=None):
+    async def run(self, images, skip=None, regions=None):
         self.batches.append([int(im[0, 0, 0]) for im in images])
         await asyncio.sleep(self.delay)
         faces = (Face(Box(1, 1, 5, 5, 1.0)),)
@@ -112,7 +113,7 @@ class GatedPool(FakePool):
         self.gate: asyncio.Queue[None] = asyncio.Queue()
         self.answered = 0
 
-    async def run(self, images, skip=None):
+    async def run(self, images, skip=None, regions=None):
         self.batches.append([int(im[0, 0, 0]) for im in images])
         await self.gate.get()
         self.answered += 1

@@ -21,8 +21,9 @@ from streamer.classify.backbone import FaceBackbone
 from streamer.classify.face_resnet import FEATURES
 from streamer.config import ClassifierConfig, Config
 from streamer.detect import BadImageError, as_rgb, make_detector
+from streamer.detect.regions import clip, cut, merge
 from streamer.metrics import Metrics
-from streamer.types import BatchTimings, Box, Face, Label
+from streamer.types import BatchTimings, Box, Face, Label, Region
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -162,10 +163,15 @@ class Engine:
             self.status.classifiers.append(c.name)
 
     def run(
-        self, images: Sequence[np.ndarray], skip: Sequence[Sequence[Box]] | None = None
+        self,
+        images: Sequence[np.ndarray],
+        skip: Sequence[Sequence[Box]] | None = None,
+        regions: Sequence[Sequence[Region]] | None = None,
     ) -> tuple[list[FrameResult], BatchTimings]:
         """Faces per image. ``skip[i]``: boxes (tracks with settled labels) whose faces in image i
-        need no classifying; a detected face overlapping one (IoU >= 0.5) comes back without labels."""
+        need no classifying; a detected face overlapping one (IoU >= 0.5) comes back without labels.
+        ``regions[i]``: where to look in image i, each at its scale (empty: the whole image, scaled
+        to ``detect_max_side``, at ``upsample``); faces are classified on the full image."""
         results: list[FrameResult | None] = [None] * len(images)
         good: list[int] = []
         rgb: list[np.ndarray] = []
@@ -176,19 +182,9 @@ class Engine:
             except BadImageError as e:
                 results[i] = FrameResult(error=str(e))
         t0 = time.perf_counter()
-        scaled = [scale_for_detection(im, self.spec.detect_max_side) for im in rgb]
         splits = [0]
-        boxes = (
-            split_on_oom(
-                lambda ims: self.detector.detect(ims, self.spec.upsample), [s[0] for s in scaled], splits
-            )
-            if rgb
-            else []
-        )
-        boxes = [
-            [unscale_box(b, s, im.shape[1], im.shape[0]) for b in bs]
-            for bs, (_, s), im in zip(boxes, scaled, rgb, strict=True)
-        ]
+        plans = [tuple(regions[i]) if regions else () for i in good]
+        boxes = self.detect(rgb, plans, splits) if rgb else []
         t1 = time.perf_counter()
         wanted = [
             [j for j, b in enumerate(bs) if not _overlaps(b, skip[i] if skip else ())]
@@ -208,6 +204,34 @@ class Engine:
             results[i] = FrameResult(faces=faces)
         timings = BatchTimings(t1 - t0, t2 - t1, len(good), n_faces, batches, errors, splits[0])
         return [r if r is not None else FrameResult(error="not processed") for r in results], timings
+
+    def detect(
+        self, images: Sequence[np.ndarray], plans: Sequence[Sequence[Region]], splits: list[int]
+    ) -> list[list[Box]]:
+        """Boxes per (RGB) image in its own pixels: regions cut and detected together, mapped back
+        and merged by dlib's rule; images without regions whole."""
+        whole = [i for i, p in enumerate(plans) if not p]
+        scaled = {i: scale_for_detection(images[i], self.spec.detect_max_side) for i in whole}
+        pieces = [
+            (i, clip(r, images[i].shape[1], images[i].shape[0])) for i, p in enumerate(plans) for r in p
+        ]
+        cuts = [cut(images[i], r) for i, r in pieces]
+
+        def run(ims: list[np.ndarray], upsample: int) -> list[list[Box]]:
+            return split_on_oom(lambda xs: self.detector.detect(xs, upsample), ims, splits) if ims else []
+
+        out: list[list[Box]] = [[] for _ in images]
+        for i, bs in zip(whole, run([scaled[i][0] for i in whole], self.spec.upsample), strict=True):
+            im = images[i]
+            out[i] = [unscale_box(b, scaled[i][1], im.shape[1], im.shape[0]) for b in bs]
+        found: dict[int, tuple[list[list[Face]], list[Region]]] = {}
+        for (i, r), bs in zip(pieces, run(cuts, 0), strict=True):
+            fs, rs = found.setdefault(i, ([], []))
+            fs.append([Face(b) for b in bs])
+            rs.append(r)
+        for i, (fs, rs) in found.items():
+            out[i] = [f.box for f in merge(fs, rs, images[i].shape[1], images[i].shape[0])]
+        return out
 
     def classify(
         self, images: Sequence[np.ndarray], boxes: Sequence[Sequence[Box]], splits: list[int] | None = None

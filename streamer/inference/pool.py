@@ -18,7 +18,7 @@ from concurrent.futures.process import BrokenProcessPool
 import numpy as np
 
 from streamer.inference.engine import Engine, EngineSpec, EngineStatus, FrameResult
-from streamer.types import BatchTimings, Box
+from streamer.types import BatchTimings, Box, Region
 
 log = logging.getLogger(__name__)
 
@@ -45,10 +45,12 @@ def _status() -> EngineStatus:
 
 
 def _run(
-    images: Sequence[np.ndarray], skip: Sequence[Sequence[Box]] | None = None
+    images: Sequence[np.ndarray],
+    skip: Sequence[Sequence[Box]] | None = None,
+    regions: Sequence[Sequence[Region]] | None = None,
 ) -> tuple[list[FrameResult], BatchTimings]:
     assert _engine is not None
-    return _engine.run(images, skip)
+    return _engine.run(images, skip, regions)
 
 
 class WorkerCrashed(RuntimeError):
@@ -65,6 +67,7 @@ class WorkerPool:
         self._executor: ProcessPoolExecutor | None = None
         self.status: EngineStatus | None = None
         self.restarts = 0
+        self.detect_max_side = spec.detect_max_side
 
     def _new_executor(self) -> ProcessPoolExecutor:
         ctx = multiprocessing.get_context("spawn")
@@ -80,7 +83,10 @@ class WorkerPool:
         return self.status
 
     async def run(
-        self, images: Sequence[np.ndarray], skip: Sequence[Sequence[Box]] | None = None
+        self,
+        images: Sequence[np.ndarray],
+        skip: Sequence[Sequence[Box]] | None = None,
+        regions: Sequence[Sequence[Region]] | None = None,
     ) -> tuple[list[FrameResult], BatchTimings]:
         loop = asyncio.get_running_loop()
         for attempt in (1, 2):
@@ -88,7 +94,7 @@ class WorkerPool:
                 raise RuntimeError("pool not started")
             executor = self._executor
             try:
-                return await loop.run_in_executor(executor, _run, list(images), skip)
+                return await loop.run_in_executor(executor, _run, list(images), skip, regions)
             except BrokenProcessPool as e:
                 log.error("inference worker died (%s); restarting (attempt %d)", e, attempt)
                 if self._on_restart:

@@ -23,10 +23,11 @@ from typing import Any
 import numpy as np
 
 from streamer.detect import BadImageError, as_rgb
+from streamer.detect.regions import clip, cut, merge
 from streamer.inference import triton_wire
 from streamer.inference.engine import EngineStatus, FrameResult, scale_for_detection, unscale_box
 from streamer.metrics import Metrics
-from streamer.types import BatchTimings, Box, Face
+from streamer.types import BatchTimings, Box, Face, Region
 
 log = logging.getLogger(__name__)
 BACKEND_UNAVAILABLE = "backend_unavailable"
@@ -93,43 +94,73 @@ class TritonPool:
             await self._drop_client(s)
 
     async def run(
-        self, images: Sequence[np.ndarray], skip: Sequence[Sequence[Box]] | None = None
+        self,
+        images: Sequence[np.ndarray],
+        skip: Sequence[Sequence[Box]] | None = None,
+        regions: Sequence[Sequence[Region]] | None = None,
     ) -> tuple[list[FrameResult], BatchTimings]:
         """The WorkerPool contract. ``skip`` (faces of settled tracks) is not sent: the model
-        server classifies every face it finds, and the streams' trackers weigh the labels."""
+        server classifies every face it finds, and the streams' trackers weigh the labels.
+        ``regions`` are cut here (as the Engine does) and sent as images; their faces merged here."""
         results: list[FrameResult | None] = [None] * len(images)
         groups: dict[tuple[int, ...], list[int]] = {}
-        prepared: dict[int, tuple[np.ndarray, float, int, int]] = {}
+        # per piece sent: (frame, image, scale of a whole frame or the region it was cut from)
+        pieces: list[tuple[int, np.ndarray, float | Region]] = []
+        sizes: dict[int, tuple[int, int]] = {}
         for i, im in enumerate(images):
             try:
                 rgb = as_rgb(im)
             except BadImageError as e:
                 results[i] = FrameResult(error=str(e))
                 continue
-            small, s = scale_for_detection(rgb, self.detect_max_side)
-            prepared[i] = (small, s, rgb.shape[1], rgb.shape[0])
-            groups.setdefault(small.shape if self.transport == "raw" else (), []).append(i)
-        # Triton batches raw requests of one shape: one request per frame size, all at once
+            sizes[i] = (rgb.shape[1], rgb.shape[0])
+            plan = tuple(regions[i]) if regions else ()
+            if plan:
+                for r in plan:
+                    r = clip(r, rgb.shape[1], rgb.shape[0])
+                    pieces.append((i, cut(rgb, r), r))
+            else:
+                small, s = scale_for_detection(rgb, self.detect_max_side)
+                pieces.append((i, small, s))
+        for k, (_, im, _) in enumerate(pieces):
+            groups.setdefault(im.shape if self.transport == "raw" else (), []).append(k)
+        # Triton batches raw requests of one shape: one request per image size, all at once
         answers = await asyncio.gather(
-            *(self._infer(self._tensor([prepared[i][0] for i in idx])) for idx in groups.values())
+            *(self._infer(self._tensor([pieces[k][1] for k in idx])) for idx in groups.values())
         )
         detect_s = classify_s = 0.0
-        n_faces = 0
         clf_batches: dict[str, int] = {}
         clf_errors: dict[str, str] = {}
+        found: dict[int, tuple[list[list[Face]], list[Region]]] = {}
+        whole: dict[int, tuple[Face, ...]] = {}
+        errors: dict[int, str] = {}
         for idx, docs in zip(groups.values(), answers, strict=True):
-            for i, (result, doc) in zip(idx, docs, strict=True):
-                _, s, w, h = prepared[i]
-                faces = tuple(Face(unscale_box(f.box, s, w, h), f.labels) for f in result.faces)
-                results[i] = FrameResult(faces=faces, error=result.error)
-                n_faces += len(faces)
+            for k, (result, doc) in zip(idx, docs, strict=True):
+                i, _, where = pieces[k]
+                w, h = sizes[i]
+                if result.error is not None:
+                    errors[i] = result.error
+                if isinstance(where, Region):
+                    fs, rs = found.setdefault(i, ([], []))
+                    fs.append(list(result.faces))
+                    rs.append(where)
+                else:
+                    whole[i] = tuple(Face(unscale_box(f.box, where, w, h), f.labels) for f in result.faces)
                 t = doc.get("t", [0.0, 0.0, 1])
-                share = 1.0 / max(1, int(t[2]))  # this frame's share of the server batch's time
+                share = 1.0 / max(1, int(t[2]))  # this piece's share of the server batch's time
                 detect_s += t[0] * share
                 classify_s += t[1] * share
                 for name, n in doc.get("clf", {}).items():
                     clf_batches[name] = max(clf_batches.get(name, 0), int(n))
                 clf_errors.update(doc.get("clf_err", {}))
+        for i, (fs, rs) in found.items():
+            whole[i] = merge(fs, rs, *sizes[i])
+        n_faces = 0
+        for i in sizes:
+            faces = whole.get(i, ())
+            results[i] = FrameResult(faces=faces, error=errors.get(i))
+            n_faces += len(faces)
+        prepared = sizes
         timings = BatchTimings(detect_s, classify_s, len(prepared), n_faces, clf_batches, clf_errors)
         return [r if r is not None else FrameResult(error="not processed") for r in results], timings
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -33,6 +34,9 @@ class FrameHub:
         self._seq = 0
         self._changed = asyncio.Condition()
         self._closed = False
+        # called with every frame as it is published (``streamer annotate --realtime`` records
+        # them all); a tap must be quick and must not raise
+        self.taps: list[Callable[[AnnotatedFrame], None]] = []
 
     @property
     def latest(self) -> AnnotatedFrame | None:
@@ -44,6 +48,8 @@ class FrameHub:
 
     async def publish(self, item: AnnotatedFrame) -> None:
         self._latest = item
+        for tap in self.taps:
+            tap(item)
         async with self._changed:
             self._changed.notify_all()
 

@@ -19,11 +19,22 @@ from streamer.inference.engine import FrameResult
 from streamer.inference.pool import WorkerPool
 from streamer.inference.triton_client import BackendUnavailable, TritonPool
 from streamer.metrics import DROP_DETECT_SKIPPED, Metrics
-from streamer.types import Box, Detections, Frame
+from streamer.types import Box, Detections, Frame, Region
 
 log = logging.getLogger(__name__)
 
 ResultCallback = Callable[[Detections], None]
+Job = tuple[Frame, ResultCallback, tuple[Box, ...], tuple[Region, ...]]
+
+
+def detector_pixels(frame: Frame, regions: tuple[Region, ...], pool: WorkerPool | TritonPool) -> int:
+    """What the detector looked at: the regions at their scales, or the whole frame as scaled."""
+    if regions:
+        return sum(r.pixels for r in regions)
+    h, w = frame.image.shape[:2]
+    side = pool.detect_max_side
+    s = min(1.0, side / max(h, w)) if side > 0 else 1.0
+    return round(w * s) * round(h * s)
 
 
 class DetectionBatcher:
@@ -42,6 +53,7 @@ class DetectionBatcher:
         self.max_wait_s = max_wait_s
         self._pending: dict[str, tuple[Frame, ResultCallback]] = {}
         self._skip: dict[str, tuple[Box, ...]] = {}
+        self._regions: dict[str, tuple[Region, ...]] = {}
         self._in_flight: set[str] = set()
         self._served: dict[str, int] = {}  # stream -> number of the batch that last took its frame
         self._gone: set[str] = set()  # forgotten while a frame was in flight: its answer is not wanted
@@ -59,15 +71,23 @@ class DetectionBatcher:
         """False while no model server answers (backend triton): the boxes drawn are stale."""
         return bool(getattr(self.pool, "up", True))
 
-    def submit(self, frame: Frame, on_result: ResultCallback, skip: tuple[Box, ...] = ()) -> None:
+    def submit(
+        self,
+        frame: Frame,
+        on_result: ResultCallback,
+        skip: tuple[Box, ...] = (),
+        regions: tuple[Region, ...] = (),
+    ) -> None:
         """Offer a frame for detection; a waiting older frame of the same stream is dropped.
 
-        ``skip``: boxes whose faces need no classifying (tracks with settled labels)."""
+        ``skip``: boxes whose faces need no classifying (tracks with settled labels).
+        ``regions``: where to look (empty: the whole frame)."""
         self._gone.discard(frame.stream)  # a new stream under a departed one's id
         if frame.stream in self._pending:
             self.metrics.frames_dropped.labels(frame.stream, DROP_DETECT_SKIPPED).inc()
         self._pending[frame.stream] = (frame, on_result)
         self._skip[frame.stream] = skip
+        self._regions[frame.stream] = regions
         self.metrics.queue_depth.set(len(self._pending))
         self._wake.set()
 
@@ -75,6 +95,7 @@ class DetectionBatcher:
         """The stream is gone: drop its waiting frame, and the answer for its frame in flight."""
         self._pending.pop(stream, None)
         self._skip.pop(stream, None)
+        self._regions.pop(stream, None)
         self._served.pop(stream, None)
         if stream in self._in_flight:
             self._gone.add(stream)
@@ -107,7 +128,7 @@ class DetectionBatcher:
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
 
-    async def _collect(self) -> list[tuple[Frame, ResultCallback, tuple[Box, ...]]]:
+    async def _collect(self) -> list[Job]:
         while not self._ready():
             self._wake.clear()
             await self._wake.wait()
@@ -128,17 +149,19 @@ class DetectionBatcher:
         self._dispatched += 1
         for s in ready:
             self._served[s] = self._dispatched
-        batch = [(*self._pending.pop(s), self._skip.pop(s, ())) for s in ready]
+        batch = [(*self._pending.pop(s), self._skip.pop(s, ()), self._regions.pop(s, ())) for s in ready]
         self._in_flight.update(ready)
         self.metrics.queue_depth.set(len(self._pending))
         return batch
 
-    async def _process(self, batch: list[tuple[Frame, ResultCallback, tuple[Box, ...]]]) -> None:
+    async def _process(self, batch: list[Job]) -> None:
         try:
-            frames = [f for f, _, _ in batch]
+            frames = [f for f, _, _, _ in batch]
             self.metrics.batch_size.labels("detector").observe(len(frames))
             try:
-                results, timings = await self.pool.run([f.image for f in frames], [k for _, _, k in batch])
+                results, timings = await self.pool.run(
+                    [f.image for f in frames], [k for _, _, k, _ in batch], [r for _, _, _, r in batch]
+                )
             except asyncio.CancelledError:
                 raise
             except BackendUnavailable:
@@ -161,7 +184,7 @@ class DetectionBatcher:
                     self.metrics.errors.labels("classifier").inc()
                 if timings.oom_splits:
                     self.metrics.errors.labels("out_of_memory").inc(timings.oom_splits)
-            for (frame, callback, _), result in zip(batch, results, strict=True):
+            for (frame, callback, _, regions), result in zip(batch, results, strict=True):
                 if frame.stream in self._gone:  # no metrics series, no callback for a departed stream
                     continue
                 if result.error is not None:
@@ -171,12 +194,15 @@ class DetectionBatcher:
                     )
                     continue
                 self.metrics.detections.labels(frame.stream).inc()
+                self.metrics.detect_pixels.labels(frame.stream).inc(
+                    detector_pixels(frame, regions, self.pool)
+                )
                 try:
-                    callback(Detections(frame.stream, frame.index, frame.captured_at, result.faces))
+                    callback(Detections(frame.stream, frame.index, frame.captured_at, result.faces, regions))
                 except Exception:
                     log.exception("detection callback of stream %s failed", frame.stream)
         finally:
-            for frame, _, _ in batch:
+            for frame, _, _, _ in batch:
                 self._in_flight.discard(frame.stream)
                 self._gone.discard(frame.stream)
             self._slots.release()

@@ -13,6 +13,7 @@ from streamer.inference.triton_client import TritonPool
 from streamer.memory import trim_soon
 from streamer.metrics import Metrics
 from streamer.pipeline.batcher import DetectionBatcher
+from streamer.pipeline.planner import planner_for
 from streamer.pipeline.stream import Stream
 from streamer.sources.base import Source
 from streamer.sources.capture import CaptureSource
@@ -93,9 +94,8 @@ class Pipeline:
             raise StreamExists(source.id)
         if self.full() and not force:
             raise TooManyStreams(f"too many streams (limit {self.max_streams})")
-        stream = Stream(
-            source, self.batcher, self.metrics, self.render_pool, self.config.pipeline.detect_every
-        )
+        p = self.config.pipeline
+        stream = Stream(source, self.batcher, self.metrics, self.render_pool, p.detect_every, planner_for(p))
         self.streams[source.id] = stream
         stream.start()
         log.info("stream %s added (%s: %s)", source.id, source.kind, source.describe())

@@ -17,6 +17,7 @@ from streamer.metrics import Metrics
 from streamer.outputs.hub import AnnotatedFrame, FrameHub
 from streamer.pipeline.batcher import DetectionBatcher
 from streamer.pipeline.events import EventHub
+from streamer.pipeline.planner import RegionPlanner
 from streamer.pipeline.tracking import FaceStage, Processed
 from streamer.sources.base import Source
 from streamer.types import Detections
@@ -32,6 +33,7 @@ class Stream:
         metrics: Metrics,
         render_pool: Executor,
         detect_every: int = 1,
+        planner: RegionPlanner | None = None,
     ) -> None:
         self.id = source.id
         self.source = source
@@ -40,7 +42,7 @@ class Stream:
         self.render_pool = render_pool
         self.hub = FrameHub(self.id, metrics)
         self.detections: Detections | None = None  # the newest from the detector
-        self.stage = FaceStage(self.id, detect_every, metrics)
+        self.stage = FaceStage(self.id, detect_every, metrics, planner=planner)
         self.events = EventHub(self.id, metrics)
         self._processing: Future[Processed] | None = None
         self.task: asyncio.Task[None] | None = None
@@ -72,10 +74,11 @@ class Stream:
         try:
             async for frame in self.source.frames():
                 m.frames_in.labels(self.id).inc()
-                if self.stage.due(frame.index):
-                    self.batcher.submit(frame, self.on_detections, self.stage.skip_boxes())
-                self._processing = self.render_pool.submit(self.stage.process, frame)
+                due = self.stage.due(frame.index)
+                self._processing = self.render_pool.submit(self.stage.process, frame, True, due)
                 out = await asyncio.wrap_future(self._processing)
+                if due:  # the plan is made on this frame's tracks and motion
+                    self.batcher.submit(frame, self.on_detections, self.stage.skip_boxes(), out.regions)
                 self.events.publish(out.events)
                 dets = self.detections
                 if dets is not None:

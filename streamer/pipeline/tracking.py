@@ -3,7 +3,9 @@
 Detect when due, track always, labels per track, draw: ``due`` says when a frame should go to
 the detector, ``on_detections`` hands its answer over (from the event loop or the caller's
 thread), and ``process`` (run in the render pool, never on the event loop) moves the tracks to
-the frame, applies the newest detections, and draws the tracked faces.
+the frame, plans where the detector should look on a due frame (with a planner: tracks, motion,
+sweep; without one: the whole frame), applies the newest detections, and draws the tracked faces.
+``prepare`` and ``finish`` are its two halves, for a caller that detects in between.
 """
 
 from __future__ import annotations
@@ -17,8 +19,10 @@ import numpy as np
 from streamer.classify import UNCERTAIN
 from streamer.metrics import Metrics
 from streamer.overlay import draw_faces
+from streamer.pipeline.motion import MotionDetector
+from streamer.pipeline.planner import RegionPlanner
 from streamer.track.tracker import Tracker, TrackerRule, TrackEvent
-from streamer.types import Box, Detections, Face, Frame
+from streamer.types import Box, Detections, Face, Frame, Region
 
 
 @dataclass(frozen=True)
@@ -26,6 +30,7 @@ class Processed:
     image: np.ndarray  # the annotated frame
     faces: tuple[Face, ...]  # the tracked faces drawn on it
     events: tuple[TrackEvent, ...]  # tracks that started, changed label or ended on this frame
+    regions: tuple[Region, ...] = ()  # where to detect on this frame, if planned (empty: all of it)
 
 
 class FaceStage:
@@ -35,8 +40,11 @@ class FaceStage:
         detect_every: int = 1,
         metrics: Metrics | None = None,
         rule: TrackerRule | None = None,
+        planner: RegionPlanner | None = None,
     ) -> None:
         self.stream = stream
+        self.planner = planner
+        self.motion = MotionDetector() if planner is not None else None
         self.detect_every = max(1, detect_every)
         self.metrics = metrics
         self.tracker = Tracker(rule)
@@ -47,6 +55,7 @@ class FaceStage:
         self._applied = -1  # frame index of the last detections applied
         self._counted: set[tuple[int, str]] = set()  # (track, classifier) already in faces_total
         self.faces: tuple[Face, ...] = ()
+        self._track_s = 0.0  # time prepare() took, counted with finish() in the "track" stage
 
     def due(self, index: int) -> bool:
         """Whether frame ``index`` should go to the detector (and, if so, marks it sent)."""
@@ -70,14 +79,35 @@ class FaceStage:
             if self._pending is None or d.frame_index >= self._pending.frame_index:
                 self._pending = d
 
-    def process(self, frame: Frame, draw: bool = True) -> Processed:
+    def process(self, frame: Frame, draw: bool = True, plan: bool = False) -> Processed:
+        """Both halves: the plan (if asked) comes back with the drawn frame."""
+        regions = self.prepare(frame, plan)
+        out = self.finish(frame, draw)
+        return Processed(out.image, out.faces, out.events, regions)
+
+    def prepare(self, frame: Frame, plan: bool = False) -> tuple[Region, ...]:
+        """Move the tracks to this frame; with ``plan``, where the detector should look on it."""
         t0 = time.perf_counter()
+        self.tracker.follow(frame.image, frame.index, frame.captured_at)
+        regions: tuple[Region, ...] = ()
+        if self.motion is not None:
+            self.motion.update(frame.image)
+        if plan and self.planner is not None and self.motion is not None:
+            h, w = frame.image.shape[:2]
+            moved, fraction = self.motion.take()
+            regions = self.planner.plan(w, h, self.tracker.predicted(), moved, fraction)
+        self._track_s = time.perf_counter() - t0
+        return regions
+
+    def finish(self, frame: Frame, draw: bool = True) -> Processed:
+        """Apply the newest detections (of this frame or an earlier one) and draw the tracked faces."""
+        t0 = time.perf_counter() - self._track_s
+        self._track_s = 0.0
         tr = self.tracker
-        tr.follow(frame.image, frame.index, frame.captured_at)
         with self._lock:
             d, self._pending = self._pending, None
         if d is not None and d.frame_index > self._applied and d.frame_index <= frame.index:
-            tr.update(d.faces, d.frame_index, frame.captured_at)
+            tr.update(d.faces, d.frame_index, frame.captured_at, d.regions)
             self._applied = d.frame_index
         elif d is not None and d.frame_index > frame.index:  # not this frame's yet: keep it
             self.on_detections(d)

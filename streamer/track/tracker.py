@@ -28,10 +28,11 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
+from streamer.detect.regions import looked_at
 from streamer.track.evidence import EvidenceRule, LabelEvidence, look_weight
 from streamer.track.flow import follow, to_gray, work_scale
 from streamer.track.matching import XYXY, iou_matrix, match
-from streamer.types import Box, Face, Label
+from streamer.types import Box, Face, Label, Region
 
 # Bhattacharyya distance between consecutive frames' grey histograms above which the scene changed
 # (a cut): on the Hamilton clip its 3 cuts score 0.23-0.39, everything else under 0.06; the
@@ -198,12 +199,17 @@ class Tracker:
         tr.velocity = 0.5 * tr.velocity + 0.5 * np.array([dx, dy])
 
     # -- when a detection arrives -----------------------------------------------------------------
-    def update(self, faces: Sequence[Face], index: int, t: float) -> None:
-        """The detector's faces on frame ``index`` (at or before the last followed frame)."""
+    def update(self, faces: Sequence[Face], index: int, t: float, looked: Sequence[Region] = ()) -> None:
+        """The detector's faces on frame ``index`` (at or before the last followed frame).
+
+        ``looked``: the regions the detector looked at (empty: all of the frame); a track outside
+        them (or too small there) was not looked for, so it was not missed."""
         rule = self.rule
         then = [tuple(tr.box_at(index)) for tr in self.tracks]
         dets = [(f.box.left, f.box.top, f.box.right, f.box.bottom) for f in faces]
         pairs, lost, new = match(iou_matrix(then, dets), rule.min_iou)
+        if looked:
+            lost = [ti for ti in lost if looked_at(_as_box(then[ti]), looked)]
         for ti, di in pairs:
             self._correct(self.tracks[ti], np.asarray(then[ti]), faces[di], t)
         for ti in lost:
@@ -314,3 +320,7 @@ def _inside_any(box: XYXY, others: Sequence[XYXY]) -> float:
         if iw > 0 and ih > 0:
             best = max(best, iw * ih / area)
     return best
+
+
+def _as_box(b: XYXY) -> Box:
+    return Box(round(b[0]), round(b[1]), round(b[2]), round(b[3]), 0.0)

@@ -1,0 +1,110 @@
+"""Detecting in parts of a frame: cut a region at its scale, map its boxes back, merge them.
+
+Shared by every inference backend (in-process Engine, Triton client), so that a region's
+boxes mean the same wherever it ran. Merging follows dlib's own non-max suppression rule
+(the MMOD network's IoU and covered thresholds), as if one detector had seen the frame.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import cv2
+import numpy as np
+
+from streamer.detect.mmod.postprocess import overlaps
+from streamer.types import Box, Face, Region
+
+# dlib's mmod_human_face_detector.dat: test_box_overlap(iou 0.338..., percent covered 1.0)
+NMS_IOU = 0.3382761351109955
+NMS_COVERED = 1.0
+FACE_PX = 80  # MMOD's window: at a region's scale the smallest face it finds is this wide
+EDGE_PX = 2  # a box this close to a region's cut edge (inside the frame) may be a part face
+
+
+def clip(r: Region, width: int, height: int) -> Region:
+    """``r`` inside a ``width`` x ``height`` frame."""
+    return Region(
+        max(0, r.left), max(0, r.top), min(width - 1, r.right), min(height - 1, r.bottom), r.scale, r.why
+    )
+
+
+def cut(image: np.ndarray, r: Region) -> np.ndarray:
+    """The region's pixels at its scale (a view when the scale is 1)."""
+    crop = image[r.top : r.bottom + 1, r.left : r.right + 1]
+    if r.scale == 1.0:
+        return crop
+    h, w = crop.shape[:2]
+    size = (max(1, round(w * r.scale)), max(1, round(h * r.scale)))
+    return cv2.resize(crop, size, interpolation=cv2.INTER_AREA if r.scale < 1 else cv2.INTER_LINEAR)
+
+
+def to_frame(b: Box, r: Region, width: int, height: int) -> Box:
+    """A box found in ``cut(image, r)`` in the frame's pixels."""
+    s = r.scale
+    return Box(
+        max(0, r.left + round(b.left / s)),
+        max(0, r.top + round(b.top / s)),
+        min(width - 1, r.left + round((b.right + 1) / s) - 1),
+        min(height - 1, r.top + round((b.bottom + 1) / s) - 1),
+        b.confidence,
+    )
+
+
+def at_cut_edge(b: Box, r: Region, width: int, height: int) -> bool:
+    """Whether a (frame) box touches an edge where the region cut the frame: maybe half a face."""
+    return (
+        (r.left > 0 and b.left - r.left < EDGE_PX)
+        or (r.top > 0 and b.top - r.top < EDGE_PX)
+        or (r.right < width - 1 and r.right - b.right < EDGE_PX)
+        or (r.bottom < height - 1 and r.bottom - b.bottom < EDGE_PX)
+    )
+
+
+def boxes_in(r: Region, boxes: Sequence[Box]) -> list[Box]:
+    """Frame boxes in a region's detector pixels (for the classifier-skip hint)."""
+    s = r.scale
+    return [
+        Box(
+            round((b.left - r.left) * s),
+            round((b.top - r.top) * s),
+            round((b.right + 1 - r.left) * s) - 1,
+            round((b.bottom + 1 - r.top) * s) - 1,
+            b.confidence,
+        )
+        for b in boxes
+    ]
+
+
+def merge(
+    found: Sequence[Sequence[Face]], regions: Sequence[Region], width: int, height: int
+) -> tuple[Face, ...]:
+    """Faces found per region (in region pixels) as one frame's faces: mapped back, part faces at
+    cut edges dropped, overlaps resolved by dlib's non-max suppression (best score first)."""
+    faces: list[Face] = []
+    for fs, r in zip(found, regions, strict=True):
+        for f in fs:
+            b = to_frame(f.box, r, width, height)
+            if not at_cut_edge(b, r, width, height):
+                faces.append(Face(b, f.labels, f.track))
+    faces.sort(key=lambda f: -f.box.confidence)
+    kept: list[Face] = []
+    rects = np.zeros((0, 4), dtype=np.int64)
+    for f in faces:
+        rect = np.array([f.box.left, f.box.top, f.box.right, f.box.bottom], dtype=np.int64)
+        if not overlaps(rects, rect, NMS_IOU, NMS_COVERED):
+            kept.append(f)
+            rects = np.vstack([rects, rect[None]])
+    return tuple(kept)
+
+
+def looked_at(box: Box, regions: Sequence[Region]) -> bool:
+    """Whether a round with these regions would have found a face at ``box`` (its centre inside a
+    region whose scale makes it big enough for the detector). No regions: the whole frame."""
+    if not regions:
+        return True
+    cx, cy = (box.left + box.right) / 2, (box.top + box.bottom) / 2
+    return any(
+        r.left <= cx <= r.right and r.top <= cy <= r.bottom and box.width * r.scale >= 0.8 * FACE_PX
+        for r in regions
+    )

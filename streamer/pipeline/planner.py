@@ -1,0 +1,215 @@
+"""Where to look for faces on a frame: a detection plan of regions, each at its own scale.
+
+Say what to find (``min_face_px``, the smallest face in source pixels) and what one detection
+round may cost (``budget_px`` detector pixels); the planner spends it, in this order, on
+
+1. **tracks**: a square around each tracked face, scaled so the face is about
+   ``TRACK_FACE_PX`` wide (refreshes and re-centres it at full resolution); the tracks looked
+   at longest ago first;
+2. **motion**: what changed since the last round (see motion.py), at the scale that makes a
+   ``min_face_px`` face ``FACE_PX`` wide, cut into tiles of at most ``tile_px``;
+3. **sweep**: what is left goes to a slow sweep over the whole frame, coarse to fine (the frame
+   at ``tile_px``, then tiles at finer and finer scales down to the ``min_face_px`` one), so a
+   face that does not move is found too.
+
+A frame small enough to detect whole at the ``min_face_px`` scale within the budget is one
+region. While the whole picture moves (a panning camera) motion says nothing about where
+faces are: the round is tracks plus the frame at ``tile_px``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+from streamer.config import PipelineConfig
+from streamer.detect import MAX_SIDE
+from streamer.detect.regions import FACE_PX
+from streamer.track.matching import XYXY
+from streamer.types import Box, Region
+
+TRACK_FACE_PX = 100  # a tracked face is cut so that it is this wide (a margin over FACE_PX)
+TRACK_CONTEXT = 2.5  # a track's region is this many face widths square (the face may move)
+CAMERA_MOVING = 0.5  # changed fraction of the picture above which the camera itself moved
+
+
+def tiles(width: int, height: int, scale: float, tile_px: int, why: str) -> list[Region]:
+    """Regions of at most ``tile_px`` detector pixels a side covering the frame at ``scale``;
+    neighbours overlap by two ``FACE_PX`` so a face at a seam lies whole in one of them."""
+    out = []
+    side = tile_px / scale  # source pixels per tile
+    step = max(1.0, (tile_px - 2 * FACE_PX) / scale)
+
+    def starts(n: int) -> list[int]:
+        if n <= side:
+            return [0]
+        k = math.ceil((n - side) / step)
+        return [round(i * (n - side) / k) for i in range(k + 1)]
+
+    for y in starts(height):
+        for x in starts(width):
+            out.append(
+                Region(
+                    x,
+                    y,
+                    min(width, x + math.ceil(side)) - 1,
+                    min(height, y + math.ceil(side)) - 1,
+                    scale,
+                    why,
+                )
+            )
+    return out
+
+
+def planner_for(p: PipelineConfig) -> RegionPlanner | None:
+    """A stream's planner under ``pipeline`` settings (None: strategy "whole", as before)."""
+    if p.strategy != "regions":
+        return None
+    return RegionPlanner(p.min_face_px, p.region_budget_px, p.detect_max_side or 640)
+
+
+class RegionPlanner:
+    def __init__(self, min_face_px: int = 40, budget_px: int = 640 * 480, tile_px: int = 640) -> None:
+        self.min_face_px = min_face_px
+        self.budget_px = budget_px
+        self.tile_px = tile_px
+        self.scale = FACE_PX / min_face_px  # the scale at which a min_face_px face is FACE_PX wide
+        self._looked: dict[int, int] = {}  # track id -> the round that last looked at it
+        self._round = 0
+        self._sweep: list[Region] = []
+        self._sweep_size: tuple[int, int] = (0, 0)
+        self._cursor = 0
+        self.spent_px = 0  # detector pixels planned so far
+
+    def coarse(self, width: int, height: int) -> Region:
+        """The whole frame at ``tile_px`` (or at the min-face scale, if smaller)."""
+        s = min(self.scale, self.tile_px / max(width, height))
+        return Region(0, 0, width - 1, height - 1, s, "whole")
+
+    def still(self, width: int, height: int) -> Region:
+        """One look at a photo: all of it at the min-face scale (capped at the detector's largest
+        input), as dlib's upsampling would see it."""
+        return Region(0, 0, width - 1, height - 1, min(self.scale, MAX_SIDE / max(width, height)), "whole")
+
+    def sweep_cycle(self, width: int, height: int) -> list[Region]:
+        """The sweep's regions, coarse to fine: each level twice the scale of the one before."""
+        whole = self.coarse(width, height)
+        levels = [whole]
+        s = whole.scale
+        while s < self.scale - 1e-9:
+            s = min(self.scale, 2 * s)
+            levels += tiles(width, height, s, self.tile_px, "sweep")
+        return levels
+
+    def plan(
+        self, width: int, height: int, tracks: Sequence[tuple[int, Box]], motion: Sequence[XYXY], moved: float
+    ) -> tuple[Region, ...]:
+        """The regions to detect on this frame: ``tracks`` (id, box) live now, ``motion`` boxes and
+        the ``moved`` fraction of the picture since the last round."""
+        self._round += 1
+        whole_at_min = Region(0, 0, width - 1, height - 1, self.scale, "whole")
+        if whole_at_min.pixels <= self.budget_px:
+            return self._spend([whole_at_min])
+        plan: list[Region] = []
+        left = self.budget_px
+        # 1. tracks, longest unlooked first
+        live = {tid for tid, _ in tracks}
+        self._looked = {t: r for t, r in self._looked.items() if t in live}
+        for tid, b in sorted(tracks, key=lambda tb: self._looked.get(tb[0], -1)):
+            r = self._track_region(b, width, height)
+            if r.pixels > left and plan:
+                continue
+            plan.append(r)
+            left -= r.pixels
+            self._looked[tid] = self._round
+        if moved >= CAMERA_MOVING:
+            return self._spend([*plan, self.coarse(width, height)])
+        # 2. motion, what no track region covers already
+        for r in self._motion_regions(motion, width, height):
+            if r.pixels <= left and not any(_inside(r, p) for p in plan):
+                plan.append(r)
+                left -= r.pixels
+        # 3. the sweep, with what is left (one region at least when nothing else was planned)
+        cycle = self._cycle(width, height)
+        for _ in range(len(cycle)):
+            r = cycle[self._cursor % len(cycle)]
+            if r.pixels > left and (plan or left < r.pixels // 2):
+                break
+            plan.append(r)
+            left -= r.pixels
+            self._cursor += 1
+            if left <= 0:
+                break
+        return self._spend(plan)
+
+    def _spend(self, plan: list[Region]) -> tuple[Region, ...]:
+        self.spent_px += sum(r.pixels for r in plan)
+        return tuple(plan)
+
+    def _cycle(self, width: int, height: int) -> list[Region]:
+        if self._sweep_size != (width, height):
+            self._sweep = self.sweep_cycle(width, height)
+            self._sweep_size = (width, height)
+            self._cursor = 0
+        return self._sweep
+
+    def _track_region(self, b: Box, width: int, height: int) -> Region:
+        w = max(b.width, b.height)
+        s = min(self.scale, TRACK_FACE_PX / max(1, w))
+        half = TRACK_CONTEXT * w / 2
+        cx, cy = (b.left + b.right) / 2, (b.top + b.bottom) / 2
+        side = min(2 * half, self.tile_px / s)
+        return _square(cx, cy, side, s, width, height, "track")
+
+    def _motion_regions(self, motion: Sequence[XYXY], width: int, height: int) -> list[Region]:
+        m = self.min_face_px  # a face at the edge of what moved is still inside
+        boxes = [[x0 - m, y0 - m, x1 + m, y1 + m] for x0, y0, x1, y1 in motion]
+        merged = _merge_overlapping(boxes)
+        out: list[Region] = []
+        for x0, y0, x1, y1 in sorted(merged, key=lambda b: (b[2] - b[0]) * (b[3] - b[1])):
+            x0, y0 = max(0, round(x0)), max(0, round(y0))
+            x1, y1 = min(width - 1, round(x1)), min(height - 1, round(y1))
+            w, h = x1 - x0 + 1, y1 - y0 + 1
+            if w <= 0 or h <= 0:
+                continue
+            if max(w, h) * self.scale <= self.tile_px:
+                out.append(Region(x0, y0, x1, y1, self.scale, "motion"))
+                continue
+            for t in tiles(w, h, self.scale, self.tile_px, "motion"):
+                out.append(Region(t.left + x0, t.top + y0, t.right + x0, t.bottom + y0, t.scale, "motion"))
+        return out
+
+
+def _square(cx: float, cy: float, side: float, s: float, width: int, height: int, why: str) -> Region:
+    """A ``side`` square around (cx, cy), shifted (not shrunk) to stay inside the frame where it can."""
+    side = min(side, width, height)
+    x0 = min(max(0.0, cx - side / 2), width - side)
+    y0 = min(max(0.0, cy - side / 2), height - side)
+    return Region(round(x0), round(y0), round(x0 + side) - 1, round(y0 + side) - 1, s, why)
+
+
+def _inside(r: Region, p: Region) -> bool:
+    """Whether ``p`` covers most of ``r`` at a scale at least as fine."""
+    iw = min(r.right, p.right) - max(r.left, p.left) + 1
+    ih = min(r.bottom, p.bottom) - max(r.top, p.top) + 1
+    area = (r.right - r.left + 1) * (r.bottom - r.top + 1)
+    return iw > 0 and ih > 0 and iw * ih >= 0.8 * area and p.scale >= r.scale
+
+
+def _merge_overlapping(boxes: list[list[float]]) -> list[list[float]]:
+    """Unite overlapping boxes until none overlap."""
+    boxes = [b[:] for b in boxes]
+    merged = True
+    while merged:
+        merged = False
+        out: list[list[float]] = []
+        for b in boxes:
+            for o in out:
+                if b[0] <= o[2] and o[0] <= b[2] and b[1] <= o[3] and o[1] <= b[3]:
+                    o[:] = [min(o[0], b[0]), min(o[1], b[1]), max(o[2], b[2]), max(o[3], b[3])]
+                    merged = True
+                    break
+            else:
+                out.append(b)
+        boxes = out
+    return boxes
