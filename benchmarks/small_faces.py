@@ -1,0 +1,441 @@
+"""Small faces in big frames (issue #13): live recall on 1080p clips, regions against the whole frame.
+
+    python -m benchmarks.small_faces [--seconds 20] [--runs street,group,4] [--strategies regions,whole]
+                                     [--clips DIR] [--out DIR] [--name NAME] [--validate N]
+
+Clips: benchmarks/street_clip.py (a street camera and a virtual camera over group photos, each
+with exact per-frame truth), cached in ``--clips``. Each run plays its clips through
+``streamer.annotate.annotate_realtime`` (the live pipeline at the clips' own frame rate, N
+streams sharing one batcher and workers; config.toml's defaults but for ``pipeline.strategy``)
+in a child process, and scores what a viewer saw:
+
+- recall: truth faces (visible, >= 40 px and >= 80 px wide) carrying an output box with IoU >= 0.5,
+  on every published frame once the stream has run 2 s;
+- time to first box: from a face's first frame as a visible >= 40 px face to its first matching box;
+- CPU per stream: CPU seconds of the child and its worker processes (the whole process tree) while
+  the clips played, / streams / seconds played; and the same including start-up (models, workers);
+- detector pixels per second per stream (``streamer_detect_pixels_total``);
+- output frame rate against the clip's, and the share of the clip's frames published.
+
+Writes ``<name>.json`` and ``<name>.md`` (default name small-faces-<machine>) to ``--out``
+(default benchmarks/results/tmp, not in git).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from benchmarks.street_clip import CACHE, MIN_FACE, SHARED, Clip, make_clip, validate
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS_TMP = ROOT / "benchmarks" / "results" / "tmp"
+WARMUP_S = 2.0  # recall counts once a stream has run this long
+BIG_FACE = 80
+RUNS = {  # name: the clips (kind, seed) played at once
+    "street": [("street", 1)],
+    "group": [("group", 1)],
+    "4": [("street", 1), ("group", 1), ("street", 2), ("group", 2)],
+}
+
+
+# ------------------------------------------------------------------------------------ scoring
+
+
+def read_lines(path: Path) -> list[dict[str, Any]]:
+    with open(path) as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
+def _xyxy(d: dict[str, Any] | Any) -> tuple[int, int, int, int]:
+    if isinstance(d, dict):
+        return (d["left"], d["top"], d["right"], d["bottom"])
+    return (d.left, d.top, d.right, d.bottom)
+
+
+def score(clip: Clip, lines: list[dict[str, Any]], warmup_s: float = WARMUP_S) -> dict[str, Any]:
+    """What the viewer of ``clip`` saw (its ``--detections`` lines) against the truth."""
+    from streamer.track.matching import iou_matrix, match
+
+    fps = clip.fps
+    shown = {int(line["frame"]): line["faces"] for line in lines}
+    n_truth = len(clip.truth)
+    counts: dict[str, list[int]] = defaultdict(lambda: [0, 0])  # bucket -> [found, of]
+    appear: dict[int, int] = {}  # person -> first frame as a scored face
+    first_box: dict[int, int] = {}  # person -> first frame with a matching box, at or after appearing
+    for n in range(n_truth):
+        for f in clip.scored(n):
+            appear.setdefault(f.person, n)
+        if n not in shown:
+            continue
+        faces = [f for f in clip.truth[n] if f.visible]
+        got = [_xyxy(d) for d in shown[n]]
+        m = iou_matrix([_xyxy(f.box) for f in faces], got)
+        pairs, _, _ = match(m, 0.5)
+        hit = {i for i, _ in pairs}
+        for i, f in enumerate(faces):
+            if i in hit and f.person in appear and f.person not in first_box:
+                first_box[f.person] = n
+            if n / fps < warmup_s or f.width < MIN_FACE:
+                continue
+            buckets = ["ge40"] + (["ge80"] if f.width >= BIG_FACE else ["40to80"])
+            for b in buckets:
+                counts[b][0] += i in hit
+                counts[b][1] += 1
+    late = {p: a for p, a in appear.items() if a / fps >= warmup_s}  # appeared once the stream ran
+    waits = [(first_box[p] - a) / fps for p, a in late.items() if p in first_box]
+    frames_shown = sorted(shown)
+    times = [float(line.get("time_s", 0.0)) for line in lines]
+    span = (max(times) - min(times)) if len(times) > 1 else 0.0
+    return {
+        "clip": clip.name,
+        "recall_ge40": _ratio(counts["ge40"]),
+        "recall_ge80": _ratio(counts["ge80"]),
+        "recall_40to80": _ratio(counts["40to80"]),
+        "truth_faces_ge40": counts["ge40"][1],
+        "truth_faces_ge80": counts["ge80"][1],
+        "people": len(appear),
+        "people_found": sum(1 for p in appear if p in first_box),
+        "first_box_s": _pcts(waits),
+        "people_appearing_after_warmup": len(late),
+        "never_found_after_appearing_late": sum(1 for p in late if p not in first_box),
+        "frames_published": len(frames_shown),
+        "frames_in_clip": n_truth,
+        "output_fps": round((len(times) - 1) / span, 2) if span > 0 else None,
+        "clip_fps": fps,
+    }
+
+
+def _ratio(fo: list[int]) -> float | None:
+    return round(fo[0] / fo[1], 4) if fo[1] else None
+
+
+def _pcts(v: list[float]) -> dict[str, float | None]:
+    if not v:
+        return {"p50": None, "p90": None, "max": None, "n": 0}
+    a = np.asarray(v)
+    return {
+        "p50": round(float(np.percentile(a, 50)), 3),
+        "p90": round(float(np.percentile(a, 90)), 3),
+        "max": round(float(a.max()), 3),
+        "n": len(v),
+    }
+
+
+# ------------------------------------------------------------------------------------ the child
+
+
+def tree_cpu_s(root: int) -> float:
+    """CPU seconds of ``root`` and every process below it (Linux /proc), reaped children included."""
+    parent: dict[int, int] = {}
+    ticks: dict[int, int] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                stat = f.read()
+        except OSError:
+            continue
+        fields = stat[stat.rindex(")") + 2 :].split()
+        pid = int(entry)
+        parent[pid] = int(fields[1])
+        ticks[pid] = sum(int(x) for x in fields[11:15])  # utime stime cutime cstime
+    total = 0
+    for pid, t in ticks.items():
+        p = pid
+        while p and p != root and p in parent:
+            p = parent[p]
+        if p == root:
+            total += t
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def _metric_sum(counter: Any) -> float:
+    return float(sum(s.value for m in counter.collect() for s in m.samples if s.name.endswith("_total")))
+
+
+def child(spec_path: Path) -> int:
+    """Run one live measurement (in its own process, so its CPU is its own) and write its samples."""
+    import aiortc  # noqa: F401  (before TensorFlow: pylibsrtp segfaults otherwise)
+
+    import streamer.annotate as annotate
+    from streamer.config import load_config
+    from streamer.metrics import Metrics
+
+    spec = json.loads(spec_path.read_text())
+    cfg = load_config(ROOT / "config.toml", environ={})
+    cfg = cfg.model_copy(update={"pipeline": cfg.pipeline.model_copy(update=spec["pipeline"])})
+    seen: list[Metrics] = []
+
+    class SeenMetrics(Metrics):  # annotate_realtime makes its own; keep a hand on it
+        def __init__(self, *a: Any, **k: Any) -> None:
+            super().__init__(*a, **k)
+            seen.append(self)
+
+    annotate.Metrics = SeenMetrics  # type: ignore[misc]
+    samples: list[list[float]] = []
+    stop = threading.Event()
+    me = os.getpid()
+
+    def sample() -> None:
+        while not stop.is_set():
+            m = seen[0] if seen else None
+            samples.append(
+                [
+                    time.monotonic(),
+                    tree_cpu_s(me),
+                    _metric_sum(m.frames_out) if m else 0.0,
+                    _metric_sum(m.detect_pixels) if m else 0.0,
+                    _metric_sum(m.detections) if m else 0.0,
+                ]
+            )
+            stop.wait(0.25)
+
+    t = threading.Thread(target=sample, daemon=True)
+    t0 = time.monotonic()
+    t.start()
+    rc = annotate.annotate_realtime(cfg, [tuple(j) for j in spec["jobs"]])
+    stop.set()
+    t.join()
+    m = seen[0] if seen else None
+    final = [
+        time.monotonic(),
+        tree_cpu_s(me),
+        _metric_sum(m.frames_out) if m else 0,
+        _metric_sum(m.detect_pixels) if m else 0,
+        _metric_sum(m.detections) if m else 0,
+    ]
+    samples.append(final)
+    Path(spec["result"]).write_text(json.dumps({"rc": rc, "t0": t0, "samples": samples}))
+    return rc
+
+
+# ------------------------------------------------------------------------------------ a run
+
+
+def live_run(
+    clips: list[Clip],
+    strategy: str,
+    work: Path,
+    pipeline: dict[str, Any] | None = None,
+    keep_video: bool = False,
+) -> dict[str, Any]:
+    """Play ``clips`` at once through the live pipeline with ``strategy``; score every stream."""
+    work.mkdir(parents=True, exist_ok=True)
+
+    # the annotated video goes nowhere unless asked for: encoding 1080p is the recorder's cost,
+    # not the service's (OpenCV cannot open a writer on /dev/null and then writes nothing)
+    def video(k: int) -> str:
+        return str(work / f"{k}-{strategy}.avi") if keep_video else os.devnull
+
+    jobs = [(str(c.path), video(k), str(work / f"{k}-{strategy}.jsonl")) for k, c in enumerate(clips)]
+    spec = work / f"spec-{strategy}-{len(clips)}.json"
+    result = work / f"result-{strategy}-{len(clips)}.json"
+    spec.write_text(
+        json.dumps(
+            {"pipeline": {"strategy": strategy, **(pipeline or {})}, "jobs": jobs, "result": str(result)}
+        )
+    )
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    t0 = time.monotonic()
+    env = dict(os.environ, PYTHONPATH=str(ROOT), TF_CPP_MIN_LOG_LEVEL="2")
+    proc = subprocess.run(
+        [sys.executable, "-m", "benchmarks.small_faces", "--child", str(spec)],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
+    wall = time.monotonic() - t0
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if proc.returncode != 0 or not result.exists():
+        raise RuntimeError(f"live run failed (rc {proc.returncode}): {proc.stderr[-2000:]}")
+    res = json.loads(result.read_text())
+    s = np.asarray(res["samples"])  # time, cpu, frames out, detector pixels, detections
+    played = s[s[:, 2] > 0]  # from the first published frame
+    first, last = played[0], played[-1]
+    seconds = max(1e-6, last[0] - first[0])
+    n = len(clips)
+    cpu_total = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
+    streams = [score(c, read_lines(Path(j[2]))) for c, j in zip(clips, jobs, strict=True)]
+    return {
+        "strategy": strategy,
+        "streams": n,
+        "clips": [c.name for c in clips],
+        "pipeline": pipeline or {},
+        "wall_s": round(wall, 1),
+        "played_s": round(seconds, 1),
+        "cpu_per_stream": round((last[1] - first[1]) / n / seconds, 3),
+        "cpu_per_stream_with_startup": round(cpu_total / n / (sum(c.seconds for c in clips) / n), 3),
+        "detect_mpx_per_s_per_stream": round((last[3] - first[3]) / 1e6 / n / seconds, 3),
+        "detections_per_s_per_stream": round((last[4] - first[4]) / n / seconds, 2),
+        "per_stream": streams,
+        "recall_ge40": _mean(streams, "recall_ge40"),
+        "recall_ge80": _mean(streams, "recall_ge80"),
+        "recall_40to80": _mean(streams, "recall_40to80"),
+        "first_box_s_p50": _mean([s["first_box_s"] for s in streams], "p50"),
+        "output_fps_min": min((s["output_fps"] or 0.0) for s in streams),
+        "published_min": round(min(s["frames_published"] / s["frames_in_clip"] for s in streams), 3),
+    }
+
+
+def _mean(rows: list[dict[str, Any]], key: str) -> float | None:
+    v = [r[key] for r in rows if r.get(key) is not None]
+    return round(float(np.mean(v)), 4) if v else None
+
+
+COLUMNS = (
+    "run",
+    "strategy",
+    "recall_ge40",
+    "recall_ge80",
+    "recall_40to80",
+    "first_box_s_p50",
+    "cpu_per_stream",
+    "cpu_per_stream_with_startup",
+    "detect_mpx_per_s_per_stream",
+    "detections_per_s_per_stream",
+    "output_fps_min",
+    "published_min",
+)
+
+
+def markdown(data: dict[str, Any]) -> str:
+    from benchmarks.report import markdown_table
+
+    rows = [
+        dict(r, run=f"{r['streams']} x " + "+".join(sorted({c.split("-")[0] for c in r["clips"]})))
+        for r in data["runs"]
+    ]
+    per = [
+        dict(
+            s,
+            run=f"{r['streams']} streams",
+            strategy=r["strategy"],
+            first_box_p50=s["first_box_s"]["p50"],
+            first_box_p90=s["first_box_s"]["p90"],
+        )
+        for r in data["runs"]
+        for s in r["per_stream"]
+    ]
+    cols = (
+        "run",
+        "strategy",
+        "clip",
+        "recall_ge40",
+        "recall_ge80",
+        "recall_40to80",
+        "first_box_p50",
+        "first_box_p90",
+        "people",
+        "people_found",
+        "output_fps",
+        "frames_published",
+        "frames_in_clip",
+    )
+    out = [
+        f"# Small faces in 1080p, live ({data['machine']['cpu']}, {data['machine']['cores']} cores)\n",
+        f"`{data['command']}`, commit {data.get('commit', '?')}, {data['started_at']}. "
+        f"Recall: IoU >= 0.5 against the truth on every published frame after {WARMUP_S:g} s; "
+        "CPU in cores per stream (1.0 = one core busy).\n",
+        markdown_table(rows, COLUMNS),
+        "\nPer stream:\n",
+        markdown_table(per, cols),
+    ]
+    if data.get("validation"):
+        out.append("\nTruth against MMOD upsample 1 on whole frames:\n")
+        out.append(markdown_table(data["validation"], ("clip", "truth_faces", "found", "agreement", "extra")))
+    for note in data.get("notes", []):
+        out.append(f"\n- {note}")
+    return "\n".join(out) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(
+        prog="python -m benchmarks.small_faces",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    ap.add_argument("--seconds", type=float, default=20.0, help="length of each clip")
+    ap.add_argument("--runs", default="street,group,4", help=f"comma-separated, of {', '.join(RUNS)}")
+    ap.add_argument("--strategies", default="regions,whole")
+    ap.add_argument("--clips", type=Path, default=CACHE, help="clip cache (default .cache/clips)")
+    ap.add_argument("--out", type=Path, default=RESULTS_TMP)
+    ap.add_argument("--name", default=None)
+    ap.add_argument("--validate", type=int, default=0, help="also check each clip's truth on N frames")
+    ap.add_argument("--keep-video", action="store_true", help="write the annotated videos (costs CPU)")
+    ap.add_argument("--child", type=Path, default=None, help=argparse.SUPPRESS)
+    args = ap.parse_args(argv)
+    if args.child:
+        return child(args.child)
+    from benchmarks.common import progress
+    from benchmarks.machine import machine_info, machine_tag
+    from benchmarks.report import write
+
+    clips: dict[tuple[str, int], Clip] = {}
+    for run in args.runs.split(","):
+        for key in RUNS[run]:
+            if key not in clips:
+                progress(f"clip {key[0]} seed {key[1]}, {args.seconds:g} s")
+                clips[key] = make_clip(key[0], key[1], args.seconds, args.clips, SHARED)
+    data: dict[str, Any] = {
+        "benchmark": "small_faces",
+        "command": "python -m benchmarks.small_faces " + " ".join(sys.argv[1:] if argv is None else argv),
+        "machine": machine_info(),
+        "commit": _commit(),
+        "started_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "load_average_at_start": os.getloadavg(),
+        "runs": [],
+        "notes": [],
+    }
+    if args.validate:
+        data["validation"] = []
+        for c in clips.values():
+            progress(f"validating {c.name} on {args.validate} frames (MMOD upsample 1, slow)")
+            data["validation"].append(validate(c, args.validate))
+    work = Path(tempfile.mkdtemp(prefix="small-faces-"))
+    progress(f"live outputs in {work}")
+    for run in args.runs.split(","):
+        for strategy in args.strategies.split(","):
+            progress(f"run {run} ({len(RUNS[run])} streams), strategy {strategy}")
+            r = live_run([clips[k] for k in RUNS[run]], strategy, work / run, keep_video=args.keep_video)
+            r["run"] = run
+            data["runs"].append(r)
+            progress(
+                f"  recall >=40 {r['recall_ge40']}, >=80 {r['recall_ge80']}, "
+                f"cpu/stream {r['cpu_per_stream']}, Mpx/s/stream {r['detect_mpx_per_s_per_stream']}, "
+                f"fps {r['output_fps_min']}"
+            )
+    data["load_average_at_end"] = os.getloadavg()
+    name = args.name or f"small-faces-{machine_tag()}"
+    md = markdown(data)
+    js, mdp = write(name, data, md, args.out)
+    print(md)
+    progress(f"wrote {js} and {mdp}")
+    return 0
+
+
+def _commit() -> str:
+    try:
+        return subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True
+        ).stdout.strip()
+    except OSError:
+        return "?"
+
+
+if __name__ == "__main__":
+    sys.exit(main())
