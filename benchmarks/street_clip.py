@@ -41,7 +41,8 @@ from streamer.types import Box
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"
 CACHE = ROOT / ".cache" / "clips"
-VERSION = 1  # bump when the rendering changes: cached clips are then made again
+VERSION = 1  # bump when the people change: cached sprites and clips are then made again
+CLIP_VERSIONS = {"street": 1, "street-lite": 1, "group": 2}  # bump when a kind's rendering or truth changes
 FPS = 25
 SIZE = (1920, 1080)
 MIN_FACE = 40  # the smallest face the issue asks for, in frame pixels
@@ -500,7 +501,8 @@ def build_wall(shared: Path, detector, rng: np.random.Generator) -> tuple[np.nda
 
     def hang(photo: np.ndarray, x: int, y: int) -> None:
         _hang(wall, photo.astype(np.float32), x, y)
-        for b in detector.detect([photo], 0)[0]:
+        # upsample 1 finds the 40-80 px faces of the smaller photos too (the frame may show them at 40+)
+        for b in detector.detect([photo], 1 if max(photo.shape) <= 1200 else 0)[0]:
             faces.append(Box(b.left + x, b.top + y, b.right + x, b.bottom + y, b.confidence))
 
     hang(middle, (CW - middle.shape[1]) // 2, (CH - middle.shape[0]) // 2)
@@ -572,7 +574,7 @@ KINDS = {"street": street_frames, "street-lite": partial(street_frames, lite=Tru
 
 
 def clip_name(kind: str, seed: int, seconds: float) -> str:
-    return f"{kind}-s{seed}-{seconds:g}s-v{VERSION}"
+    return f"{kind}-s{seed}-{seconds:g}s-v{CLIP_VERSIONS[kind]}"
 
 
 def make_clip(
@@ -647,10 +649,20 @@ def validate(clip: Clip, frames: int = 3, detector=None, min_px: int = MIN_FACE)
         m = iou_matrix([_xyxy(f.box) for f in want], [_xyxy(b) for b in dets])
         pairs, _, _ = match(m, 0.5)
         everyone = iou_matrix([_xyxy(f.box) for f in clip.truth[i]], [_xyxy(b) for b in dets])
-        extra_i = sum(1 for j in range(len(dets)) if not (everyone.size and everyone[:, j].max() >= 0.3))
+        extra_boxes = [
+            _xyxy(b) for j, b in enumerate(dets) if not (everyone.size and everyone[:, j].max() >= 0.3)
+        ]
+        extra_i = len(extra_boxes)
         missed = [f.width for k, f in enumerate(want) if k not in {p for p, _ in pairs}]
         per_frame.append(
-            {"frame": i, "truth": len(want), "found": len(pairs), "extra": extra_i, "missed_widths": missed}
+            {
+                "frame": i,
+                "truth": len(want),
+                "found": len(pairs),
+                "extra": extra_i,
+                "missed_widths": missed,
+                "extra_boxes": extra_boxes,
+            }
         )
         truth_n += len(want)
         found += len(pairs)

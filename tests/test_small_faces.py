@@ -1,0 +1,77 @@
+"""Small faces in a 1080p frame (issue #13): a generated street clip, its truth, and the live pipeline.
+
+The clip (benchmarks/street_clip.py, kind ``street-lite``): people 26-140 px wide walking towards
+a static 1080p camera, crossing it or standing, with exact per-frame truth boxes.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from benchmarks.small_faces import read_lines
+from benchmarks.street_clip import Clip, make_clip, validate
+from streamer.track.matching import iou_matrix, match
+
+ROOT = Path(__file__).resolve().parents[1]
+SMALL = (40, 70)  # the faces a 640-px whole-frame detector (upsample 0: faces of 240 px and more) cannot see
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory: pytest.TempPathFactory, shared: Path) -> Clip:
+    return make_clip("street-lite", 3, 4.0, tmp_path_factory.mktemp("clips"), shared)
+
+
+def small_people_found(clip: Clip, lines: list[dict]) -> set[int]:
+    """People shown with a box (IoU >= 0.5 with their truth) while their face was 40-70 px wide."""
+    found = set()
+    for line in lines:
+        n = line["frame"]
+        small = [f for f in clip.truth[n] if f.visible and SMALL[0] <= f.width <= SMALL[1]]
+        got = [(d["left"], d["top"], d["right"], d["bottom"]) for d in line["faces"]]
+        m = iou_matrix([(f.box.left, f.box.top, f.box.right, f.box.bottom) for f in small], got)
+        pairs, _, _ = match(m, 0.5)
+        found |= {small[i].person for i, _ in pairs}
+    return found
+
+
+def annotate_realtime(clip: Clip, out: Path, strategy: str) -> list[dict]:
+    """``streamer annotate --realtime`` with the default config but ``strategy`` (no classifiers:
+    boxes are what is tested, and the workers start sooner)."""
+    config = out / f"{strategy}.toml"
+    config.write_text(f'[pipeline]\nstrategy = "{strategy}"\n')
+    detections = out / f"{strategy}.jsonl"
+    cmd = [sys.executable, "-m", "streamer", "annotate", str(clip.path), "--config", str(config)]
+    cmd += ["--output", str(out / f"{strategy}.avi"), "--detections", str(detections), "--realtime"]
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    proc = subprocess.run(cmd, env=env, cwd=ROOT, capture_output=True, text=True, timeout=180)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return read_lines(detections)
+
+
+def test_truth_matches_mmod_upsample_1_on_a_whole_frame(clip: Clip) -> None:
+    """The truth boxes are where dlib's detector, run on the whole decoded 1080p frame at
+    upsample 1, finds the faces of 40 px and more."""
+    v = validate(clip, frames=1)
+    assert v["truth_faces"] >= 3, v
+    assert v["agreement"] >= 0.9, v
+    assert v["extra"] <= 1, v  # no face the truth lacks (the background has none)
+
+
+def test_realtime_finds_small_faces_the_whole_frame_misses(clip: Clip, tmp_path: Path) -> None:
+    people = {
+        f.person for faces in clip.truth for f in faces if f.visible and SMALL[0] <= f.width <= SMALL[1]
+    }
+    assert len(people) >= 3  # the clip has what the test needs
+    regions = annotate_realtime(clip, tmp_path, "regions")
+    whole = annotate_realtime(clip, tmp_path, "whole")
+    assert regions and whole
+    found = small_people_found(clip, regions)
+    assert found, "strategy regions found none of the 40-70 px faces"
+    assert not small_people_found(clip, whole), "the 640-px whole frame should not see 40-70 px faces"
