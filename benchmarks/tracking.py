@@ -28,29 +28,19 @@ import aiortc  # noqa: F401  (before TensorFlow: pylibsrtp segfaults otherwise)
 import cv2
 import numpy as np
 
-from benchmarks.moving_camera import CameraPath, frames, load_still, truth
+from benchmarks.box_accuracy import compare
+from benchmarks.moving_camera import CameraPath, frames, load_still
+from benchmarks.moving_camera import people as people_on
 from streamer.annotate import build_engine
 from streamer.config import load_config
 from streamer.inference.engine import _overlaps
 from streamer.pipeline.tracking import FaceStage
-from streamer.track.matching import iou_matrix, match
 from streamer.track.tracker import Tracker
 from streamer.types import Box, Face, Frame
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"
 FPS = 30.0
-
-
-def xyxy(b: Box) -> tuple[int, int, int, int]:
-    return (b.left, b.top, b.right, b.bottom)
-
-
-def compare(ref: list[Box], got: list[Box]) -> tuple[int, float, list[tuple[int, int]]]:
-    """(found, sum of IoU over ref, pairs ref->got with IoU >= 0.5)."""
-    m = iou_matrix([xyxy(b) for b in ref], [xyxy(b) for b in got])
-    pairs, _, _ = match(m, 0.5)
-    return len(pairs), float(sum(m[i, j] for i, j in pairs)), pairs
 
 
 def read_video(path: Path, n: int) -> list[np.ndarray]:
@@ -177,10 +167,7 @@ def main(argv: list[str] | None = None) -> int:
         path = CameraPath(frames=args.frames)
         images = list(frames(still, path))
         (on_still,) = engine.detector.detect([still], 0)
-        people = [
-            [(k, b) for k, b in truth(on_still, (still.shape[1], still.shape[0]), path, n) if b.width >= 64]
-            for n in range(len(images))
-        ]
+        people = [people_on(on_still, (still.shape[1], still.shape[0]), path, n) for n in range(len(images))]
         clip = f"moving camera over {len(on_still)} faces, {path.size[0]}x{path.size[1]}"
     else:
         images = read_video(args.video, args.frames)
