@@ -207,7 +207,7 @@ class Service:
     async def measure(self, seconds: float, label: str = "measuring") -> dict[str, Any]:
         """Every figure over one window of ``seconds``, per stream and over all streams."""
         ids = list(self.samples)
-        stages = ("detect", "classify", "overlay", "encode")
+        stages = ("detect", "classify", "track", "overlay", "encode")
         a = {s: self._snap(s) for s in ids}
         st_a = {s: self._stage(s) for s in stages}
         workers = self.app[PIPELINE].pool.worker_pids()
