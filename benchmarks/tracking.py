@@ -72,7 +72,8 @@ def run_every(images, ref_faces, every: int, people=None, latency: int = 0) -> d
     track_s = 0.0
     for n, img in enumerate(images):
         frame = Frame("bench", n, img, n / FPS)
-        if stage.due(n):
+        due = stage.due(n)
+        if due:
             if people is not None:
                 _, _, pairs = compare([b for _, b in people[n]], [f.box for f in ref_faces[n]])
                 for i, j in pairs:
@@ -87,7 +88,7 @@ def run_every(images, ref_faces, every: int, people=None, latency: int = 0) -> d
         while in_flight and in_flight[0][0] <= n:
             stage.on_detections(in_flight.popleft()[1])
         t0 = time.perf_counter()
-        out = stage.process(frame, draw=False)
+        out = stage.process(frame, draw=False, plan=due)  # plan: keep the frame the detector saw
         track_s += time.perf_counter() - t0
         got = [f.box for f in out.faces]
         k, s, _ = compare([f.box for f in ref_faces[n]], got)
