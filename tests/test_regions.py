@@ -17,6 +17,13 @@ from streamer.types import Box, Face, Region
 W, H = 1920, 1080
 
 
+def past_the_first_round(p: RegionPlanner) -> RegionPlanner:
+    """The first round looks at the whole frame at tile_px: the rounds under test come after it."""
+    (r,) = p.plan(W, H, [], [], 0.0)
+    assert r.why == "whole" and r.scale == pytest.approx(640 / W)
+    return p
+
+
 def covered(regions, width, height) -> np.ndarray:
     m = np.zeros((height, width), bool)
     for r in regions:
@@ -38,7 +45,7 @@ def test_a_frame_affordable_at_the_min_face_scale_is_one_region() -> None:
 
 
 def test_tracks_come_first_at_a_scale_that_fits_the_face() -> None:
-    p = RegionPlanner(min_face_px=40, budget_px=640 * 480)
+    p = past_the_first_round(RegionPlanner(min_face_px=40, budget_px=640 * 480))
     small, big = Box(100, 100, 139, 139, 1.0), Box(1000, 300, 1299, 599, 1.0)
     plan = p.plan(W, H, [(1, small), (2, big)], [], 0.0)
     tr = [r for r in plan if r.why == "track"]
@@ -50,7 +57,7 @@ def test_tracks_come_first_at_a_scale_that_fits_the_face() -> None:
 
 
 def test_motion_is_looked_at_on_the_min_face_scale_and_the_sweep_fills_the_rest() -> None:
-    p = RegionPlanner(min_face_px=40, budget_px=640 * 480)
+    p = past_the_first_round(RegionPlanner(min_face_px=40, budget_px=640 * 480))
     plan = p.plan(W, H, [], [(800.0, 400.0, 839.0, 459.0)], 0.01)
     motion = [r for r in plan if r.why == "motion"]
     assert motion and all(r.scale == pytest.approx(FACE_PX / 40) for r in motion)
@@ -64,13 +71,13 @@ def test_the_sweep_covers_the_frame_at_the_min_face_scale_over_rounds() -> None:
     p = RegionPlanner(min_face_px=40, budget_px=640 * 480)
     seen: list[Region] = []
     cycle = p.sweep_cycle(W, H)
-    for _ in range(len(cycle)):
+    for _ in range(2 * len(cycle)):
         seen += p.plan(W, H, [], [], 0.0)
     finest = [r for r in seen if r.scale == pytest.approx(p.scale)]
     assert covered(finest, W, H).all()
     assert any(r.why == "whole" for r in seen)  # and the coarse whole frame, for big faces
     # every round kept to its budget (one sweep region may overrun when nothing else was planned)
-    assert max(r.pixels for r in cycle) <= 640 * 640
+    assert max(r.pixels for r in cycle) <= 1.01 * p.budget_px / 2
 
 
 def test_tiles_overlap_so_a_face_at_a_seam_lies_whole_in_one() -> None:
@@ -82,7 +89,7 @@ def test_tiles_overlap_so_a_face_at_a_seam_lies_whole_in_one() -> None:
 
 
 def test_tracks_not_looked_at_lately_go_first_when_the_budget_is_short() -> None:
-    p = RegionPlanner(min_face_px=40, budget_px=3 * (int(2.5 * 100) ** 2))
+    p = past_the_first_round(RegionPlanner(min_face_px=40, budget_px=3 * (int(2.5 * 100) ** 2)))
     tracks = [(i, Box(100 + 150 * i, 100, 139 + 150 * i, 139, 1.0)) for i in range(6)]
     first = {r.left for r in p.plan(W, H, tracks, [], 0.0) if r.why == "track"}
     second = {r.left for r in p.plan(W, H, tracks, [], 0.0) if r.why == "track"}
@@ -94,8 +101,12 @@ def test_tracks_not_looked_at_lately_go_first_when_the_budget_is_short() -> None
 def test_a_moving_camera_gets_tracks_and_the_coarse_frame() -> None:
     p = RegionPlanner(min_face_px=40, budget_px=640 * 480)
     plan = p.plan(W, H, [(1, Box(100, 100, 139, 139, 1.0))], [(0.0, 0.0, W - 1.0, H - 1.0)], 0.9)
-    assert [r.why for r in plan] == ["track", "whole"]
-    assert plan[1].scale == pytest.approx(640 / W)
+    assert [r.why for r in plan] == ["whole", "track"]
+    assert plan[0].scale == pytest.approx(640 / W)
+    # then every few rounds: every 6th at 1080p for 40 px faces, every 2nd on a 640x480 webcam
+    assert p.coarse_every(W, H) == 6 and p.coarse_every(640, 480) == 2
+    whys = [[r.why for r in p.plan(W, H, [], [], 0.0)] for _ in range(12)]
+    assert [k for k, w in enumerate(whys) if "whole" in w] == [5, 11]
 
 
 # -- motion ------------------------------------------------------------------------------------------
