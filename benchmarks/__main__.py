@@ -2,9 +2,11 @@
 
     python -m benchmarks [--quick] [--scenarios baseline,stages,sweeps,webrtc,classifier]
                          [--detector dlib|mmod] [--out DIR] [--seconds S] [--max-streams N]
+                         [--stream-counts 1,8,16] [--sweeps streams,max_batch,resolution,detector]
 
 Scenarios: baseline (sequential loop vs service), stages (ms per frame per stage),
-sweeps (concurrent streams, max batch, resolution, detector), webrtc (end-to-end
+sweeps (concurrent streams of a moving-camera clip with box recall and mean IoU against
+its true boxes, max batch, resolution, detector), webrtc (end-to-end
 latency through a real aiortc peer), classifier (faces/s per batch size).
 Progress goes to stderr; the Markdown summary to stdout.
 
@@ -55,6 +57,14 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
         "--worker-nice", type=int, default=10, help="workers' CPU niceness (pipeline.worker_nice; 0 = same)"
     )
     ap.add_argument("--max-streams", type=int, default=32, help="stop the streams sweep here")
+    ap.add_argument(
+        "--stream-counts",
+        default=None,
+        help="the streams sweep's levels, e.g. 1,8,16 (default 1, 2, 4, ... up to --max-streams)",
+    )
+    ap.add_argument(
+        "--sweeps", default="streams,max_batch,resolution,detector", help="which sweeps (comma-separated)"
+    )
     ap.add_argument("--latency-limit", type=float, default=0.15, help="p95 (s) for 'keeps real time'")
     ap.add_argument("--stage-frames", type=int, default=None, help="frames for the stage breakdown")
     ap.add_argument("--name", default=None, help="results file stem (default bench-<machine>[-quick])")
@@ -82,6 +92,8 @@ def main(argv: list[str] | None = None) -> int:
         workers=args.workers,
         worker_nice=args.worker_nice,
         max_streams=args.max_streams,
+        stream_counts=tuple(int(x) for x in args.stream_counts.split(",")) if args.stream_counts else (),
+        sweeps=tuple(x.strip() for x in args.sweeps.split(",") if x.strip()),
     )
     if args.video:
         opts.video = args.video
@@ -107,6 +119,8 @@ def main(argv: list[str] | None = None) -> int:
             "seconds": opts.seconds,
             "warmup": opts.warmup,
             "max_streams": opts.max_streams,
+            "stream_counts": list(opts.stream_counts),
+            "sweeps": list(opts.sweeps),
             "latency_limit_s": args.latency_limit,
         },
         "machine": machine_info(),
@@ -160,7 +174,7 @@ def make_plots(data: dict[str, Any], out: Path, name: str, tag: str) -> list[str
     out.mkdir(parents=True, exist_ok=True)
     sc, made = data["scenarios"], []
     title = f"{tag}, {data['options']['detector']}, {data['machine']['cpu']}"
-    if "sweeps" in sc:
+    if "sweeps" in sc and sc["sweeps"].get("streams"):
         made.append(plots.fps_vs_streams(sc["sweeps"], out / f"{name}-streams.png", title))
     series: dict[str, list[float]] = {}
     if "baseline" in sc:

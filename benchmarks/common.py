@@ -38,6 +38,8 @@ class Options:
     seconds: float = 20.0  # measuring window of a live run
     warmup: float = 6.0  # after the first detection, before measuring
     max_streams: int = 16
+    stream_counts: tuple[int, ...] = ()  # the streams sweep's levels; () = 1, 2, 4, ... (see sweeps.py)
+    sweeps: tuple[str, ...] = ("streams", "max_batch", "resolution", "detector")
     work: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="streamer-bench-")))
     notes: list[str] = field(default_factory=list)
 

@@ -18,15 +18,19 @@ import os
 import socket
 import sys
 import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 from aiohttp import ClientSession, web
 
+from benchmarks.box_accuracy import BoxScore, score
 from benchmarks.common import Options, classifier_configs, progress
 from benchmarks.machine import machine_info, machine_tag
 from benchmarks.report import LIVE_COLUMNS, markdown_table, percentiles, write
 from streamer.config import DEMO_VIDEO, ClassifierConfig, SourceConfig, load_config
+from streamer.outputs.hub import FrameHub
+from streamer.types import Box
 from streamer.web.app import METRICS, PIPELINE, create_app
 
 
@@ -57,6 +61,20 @@ async def _watch_mjpeg(url: str, samples: list[tuple[float, float]]) -> None:
                 await r.content.readexactly(n + 2)
                 samples.append((time.time(), captured))
                 n = None
+
+
+async def _record_boxes(
+    hub: FrameHub, out: list[tuple[int, tuple[Box, ...]]], recording: Callable[[], bool]
+) -> None:
+    """(frame index, boxes drawn) of each annotated frame the stream publishes, while recording.
+
+    Only references are kept here; scoring waits until the window is over, off the event loop's
+    busy time."""
+    sub = hub.subscribe()
+    while (item := await sub.next()) is not None:
+        if recording():
+            d = item.detections
+            out.append((item.frame.index, tuple(f.box for f in d.faces) if d is not None else ()))
 
 
 def _cpu_s(pid: int) -> float:
@@ -101,6 +119,10 @@ class Service:
         self.port = 0
         self.samples: dict[str, list[tuple[float, float]]] = {}
         self._watchers: list[asyncio.Task[None]] = []
+        # streams whose video has known true boxes: the boxes drawn on them, recorded while measuring
+        self.truth: dict[str, Sequence[Sequence[Box]]] = {}
+        self.drawn: dict[str, list[tuple[int, tuple[Box, ...]]]] = {}
+        self._recording = False
 
     async def __aenter__(self) -> Service:
         await self.runner.setup()  # starts the worker and loads the models
@@ -114,7 +136,11 @@ class Service:
         await asyncio.gather(*self._watchers, return_exceptions=True)
         await self.runner.cleanup()
 
-    async def add_streams(self, video: Path, n: int, prefix: str = "s") -> list[str]:
+    async def add_streams(
+        self, video: Path, n: int, prefix: str = "s", truth: Sequence[Sequence[Box]] | None = None
+    ) -> list[str]:
+        """``truth``: the true boxes of each frame of ``video`` (played in a loop) to score the drawn
+        boxes against."""
         ids = []
         for _ in range(n):
             self._count = getattr(self, "_count", 0) + 1
@@ -125,6 +151,11 @@ class Service:
             self.samples[sid] = []
             url = f"http://127.0.0.1:{self.port}/streams/{sid}/mjpeg"
             self._watchers.append(asyncio.create_task(_watch_mjpeg(url, self.samples[sid])))
+            if truth is not None:
+                self.truth[sid], self.drawn[sid] = truth, []
+                hub = self.app[PIPELINE].streams[sid].hub
+                rec = asyncio.create_task(_record_boxes(hub, self.drawn[sid], lambda: self._recording))
+                self._watchers.append(rec)
             ids.append(sid)
         return ids
 
@@ -136,6 +167,8 @@ class Service:
         for sid in list(self.samples):
             await self.app[PIPELINE].remove(sid)
         self.samples.clear()
+        self.truth.clear()
+        self.drawn.clear()
 
     def set_max_batch(self, n: int) -> None:
         self.app[PIPELINE].batcher.max_batch = n
@@ -174,11 +207,14 @@ class Service:
     async def measure(self, seconds: float, label: str = "measuring") -> dict[str, Any]:
         """Every figure over one window of ``seconds``, per stream and over all streams."""
         ids = list(self.samples)
-        stages = ("detect", "classify", "overlay", "encode")
+        stages = ("detect", "classify", "track", "overlay", "encode")
         a = {s: self._snap(s) for s in ids}
         st_a = {s: self._stage(s) for s in stages}
         workers = self.app[PIPELINE].pool.worker_pids()
         cpu_a = (time.process_time(), sum(_cpu_s(p) for p in workers))
+        for v in self.drawn.values():
+            v.clear()
+        self._recording = True
         t0, w0 = time.monotonic(), time.time()
         steps = max(1, round(seconds * 4))
         ages: list[float] = []  # age of the boxes drawn on the newest frame, sampled 4 times a second
@@ -192,6 +228,7 @@ class Service:
                     end="\r",
                 )
         print(file=sys.stderr)
+        self._recording = False
         b = {s: self._snap(s) for s in ids}
         st_b = {s: self._stage(s) for s in stages}
         dt, w1 = time.monotonic() - t0, time.time()
@@ -211,6 +248,7 @@ class Service:
             )
             lat += [r - c for r, c in self.samples[s] if w0 <= r <= w1]
         n = len(ids)
+        boxes = self._box_accuracy()
         stage_ms = {}
         for s in stages:
             cnt = st_b[s][1] - st_a[s][1]
@@ -227,6 +265,11 @@ class Service:
             "latency_s": percentiles(lat),
             "latency_samples": [round(x, 4) for x in lat],
             "frames_measured": len(lat),
+            "output_vs_input": round(
+                sum(p["output_fps"] for p in per) / max(1e-9, sum(p["input_fps"] for p in per)), 3
+            ),
+            "detections_per_s_min": round(min(p["detections_per_s"] for p in per), 3),
+            **boxes,
             "detection_age_s": percentiles(ages),
             "detection_age_samples": [round(x, 3) for x in ages],
             "stage_ms_per_call": stage_ms,
@@ -235,6 +278,18 @@ class Service:
             "cpu_service_pct": round(100 * (cpu_b[0] - cpu_a[0]) / dt, 1),
             "cpu_workers_pct": round(100 * (cpu_b[1] - cpu_a[1]) / dt, 1),
         }
+
+    def _box_accuracy(self) -> dict[str, Any]:
+        """Recall and mean IoU of the boxes drawn against the truth, over the streams that have one
+        (all together, and the worst stream's recall); empty when none has."""
+        scored = {s: score(self.drawn[s], self.truth[s]) for s in self.drawn}
+        if not scored:
+            return {}
+        total = BoxScore()
+        for sc in scored.values():
+            total.merge(sc)
+        worst = [sc.as_dict()["box_recall"] for sc in scored.values() if sc.true_faces]
+        return {**total.as_dict(), "box_recall_min": min(worst) if worst else None}
 
 
 def realtime(r: dict[str, Any], fps: float, p95_limit: float = 0.5) -> bool:

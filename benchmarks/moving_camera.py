@@ -76,3 +76,35 @@ def load_still(shared: Path) -> np.ndarray:
 def frames(still: np.ndarray, path: CameraPath) -> Iterator[np.ndarray]:
     for n in range(path.frames):
         yield render(still, path, n)
+
+
+MIN_FACE = 64  # true faces narrower than this are not counted: the detector (upsample 0) misses them
+
+
+def people(
+    faces: Sequence[Box], still_wh: tuple[int, int], path: CameraPath, n: int, min_width: int = MIN_FACE
+) -> list[tuple[int, Box]]:
+    """The true faces of frame ``n`` that count: fully in view and at least ``min_width`` wide."""
+    return [(k, b) for k, b in truth(faces, still_wh, path, n) if b.width >= min_width]
+
+
+def ping_pong(path: CameraPath) -> list[int]:
+    """The camera frame of each frame of a clip that loops without a jump: there and back again."""
+    return [*range(path.frames), *range(path.frames - 2, 0, -1)]
+
+
+def write_clip(still: np.ndarray, path: CameraPath, dst: Path, fps: float = 30.0) -> list[int]:
+    """Write the ping-pong clip (H.264) to ``dst``; returns the camera frame of each clip frame."""
+    import av
+
+    order = ping_pong(path)
+    with av.open(str(dst), "w") as out:
+        st = out.add_stream("libx264", rate=round(fps))
+        st.width, st.height, st.pix_fmt = path.size[0], path.size[1], "yuv420p"
+        st.options = {"preset": "ultrafast", "tune": "zerolatency", "crf": "18"}
+        for n in order:
+            for pkt in st.encode(av.VideoFrame.from_ndarray(render(still, path, n), format="rgb24")):
+                out.mux(pkt)
+        for pkt in st.encode():
+            out.mux(pkt)
+    return order

@@ -1,17 +1,19 @@
 """Tracking scenario: boxes and labels with detection every N frames, against detection on every frame.
 
-    python -m benchmarks.tracking [--video PATH] [--frames N] [--every 1,3,6,15] [--out FILE.json]
+    python -m benchmarks.tracking [--video PATH] [--frames N] [--every 1,3,6,15] [--latency FRAMES]
+                                  [--out FILE.json]
 
-Default clip: the moving camera over a still with many faces (moving_camera.py), where each
-face's true box is known. The detector (and config.toml's classifiers) runs once on every frame;
-that is the reference. For each N the face stage (the one live streams and `annotate` use) then
-sees the reference detections on every Nth frame only, as the service would, and tracks in
-between. Per N: recall and mean IoU of the drawn boxes against the reference (Hungarian match,
-IoU >= 0.5 counts as found; mean IoU over all reference faces, 0 where missed), the same against
-the true boxes (moving camera only), track ids per person, shown-label changes per person,
-shown-label changes per person had each detection's labels been drawn (before tracking),
-faces classified vs detected, and CPU per stream at 30 fps (detection share + tracking).
-Also the tracker's own cost in ms per frame at 1, 8 and 32 faces.
+Default clip: the moving camera over a still with many faces (moving_camera.py), where each face's
+true box is known. The detector (and config.toml's classifiers) runs once on every frame; that is
+the reference. For each N the face stage (the one live streams and `annotate` use) then sees the
+reference detections on every Nth frame only, as the service would, and tracks in between;
+``--latency L`` hands each detection over L frames after the frame it was taken from, as a live
+stream gets it. Per N: recall and mean IoU of the drawn boxes against the reference (Hungarian
+match, IoU >= 0.5 counts as found; mean IoU over all reference faces, 0 where missed), the same
+against the true boxes (moving camera only), track ids per person, shown-label changes per person,
+shown-label changes per person had each detection's labels been drawn (before tracking), faces
+classified vs detected, and CPU per stream at 30 fps (detection share + tracking). Also the
+tracker's own cost in ms per frame at 1, 8 and 32 faces.
 """
 
 from __future__ import annotations
@@ -21,36 +23,26 @@ import itertools
 import json
 import sys
 import time
-from collections import defaultdict
+from collections import defaultdict, deque
 from pathlib import Path
 
 import aiortc  # noqa: F401  (before TensorFlow: pylibsrtp segfaults otherwise)
 import cv2
 import numpy as np
 
-from benchmarks.moving_camera import CameraPath, frames, load_still, truth
+from benchmarks.box_accuracy import compare
+from benchmarks.moving_camera import CameraPath, frames, load_still
+from benchmarks.moving_camera import people as people_on
 from streamer.annotate import build_engine
 from streamer.config import load_config
 from streamer.inference.engine import _overlaps
 from streamer.pipeline.tracking import FaceStage
-from streamer.track.matching import iou_matrix, match
 from streamer.track.tracker import Tracker
-from streamer.types import Box, Face, Frame
+from streamer.types import Box, Detections, Face, Frame
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"
 FPS = 30.0
-
-
-def xyxy(b: Box) -> tuple[int, int, int, int]:
-    return (b.left, b.top, b.right, b.bottom)
-
-
-def compare(ref: list[Box], got: list[Box]) -> tuple[int, float, list[tuple[int, int]]]:
-    """(found, sum of IoU over ref, pairs ref->got with IoU >= 0.5)."""
-    m = iou_matrix([xyxy(b) for b in ref], [xyxy(b) for b in got])
-    pairs, _, _ = match(m, 0.5)
-    return len(pairs), float(sum(m[i, j] for i, j in pairs)), pairs
 
 
 def read_video(path: Path, n: int) -> list[np.ndarray]:
@@ -65,8 +57,12 @@ def read_video(path: Path, n: int) -> list[np.ndarray]:
     return out
 
 
-def run_every(images, ref_faces, every: int, people=None) -> dict[str, object]:
+def run_every(images, ref_faces, every: int, people=None, latency: int = 0) -> dict[str, object]:
+    """``latency``: frames between the frame sent to the detector and the frame its answer reaches
+    the stage (0: the same frame; live, detection takes ~3 frames on a quiet 2-core CPU, more
+    with several streams)."""
     stage = FaceStage("bench", every)
+    in_flight: deque[tuple[int, Detections]] = deque()
     found = found_t = n_ref = n_true = 0
     iou_sum = iou_sum_t = 0.0
     ids: dict[int, set[int]] = defaultdict(set)
@@ -76,7 +72,8 @@ def run_every(images, ref_faces, every: int, people=None) -> dict[str, object]:
     track_s = 0.0
     for n, img in enumerate(images):
         frame = Frame("bench", n, img, n / FPS)
-        if stage.due(n):
+        due = stage.due(n)
+        if due:
             if people is not None:
                 _, _, pairs = compare([b for _, b in people[n]], [f.box for f in ref_faces[n]])
                 for i, j in pairs:
@@ -87,11 +84,11 @@ def run_every(images, ref_faces, every: int, people=None) -> dict[str, object]:
             )  # what Engine.run(.., skip) returns
             detected += len(faces)
             classified += sum(1 for f in faces if f.labels)
-            from streamer.types import Detections
-
-            stage.on_detections(Detections("bench", n, frame.captured_at, faces))
+            in_flight.append((n + latency, Detections("bench", n, frame.captured_at, faces)))
+        while in_flight and in_flight[0][0] <= n:
+            stage.on_detections(in_flight.popleft()[1])
         t0 = time.perf_counter()
-        out = stage.process(frame, draw=False)
+        out = stage.process(frame, draw=False, plan=due)  # plan: keep the frame the detector saw
         track_s += time.perf_counter() - t0
         got = [f.box for f in out.faces]
         k, s, _ = compare([f.box for f in ref_faces[n]], got)
@@ -115,6 +112,7 @@ def run_every(images, ref_faces, every: int, people=None) -> dict[str, object]:
     raw_changes = [sum(1 for a, b in itertools.pairwise(v) if a != b) for v in raw.values()]
     r: dict[str, object] = {
         "every": every,
+        "latency_frames": latency,
         "recall_vs_every_frame": round(found / max(1, n_ref), 4),
         "mean_iou_vs_every_frame": round(iou_sum / max(1, n_ref), 4),
         "tracks_started": stage.tracker.started,
@@ -168,6 +166,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--video", type=Path, default=None, help="a real clip instead of the moving camera")
     ap.add_argument("--frames", type=int, default=120)
     ap.add_argument("--every", default="1,3,6,15")
+    ap.add_argument(
+        "--latency", type=int, default=0, help="frames from capture to a detection's arrival (live: 3+)"
+    )
     ap.add_argument("--out", type=Path, default=None, help="write the results as JSON here")
     args = ap.parse_args(argv)
     engine = build_engine(load_config(ROOT / "config.toml"))
@@ -177,10 +178,7 @@ def main(argv: list[str] | None = None) -> int:
         path = CameraPath(frames=args.frames)
         images = list(frames(still, path))
         (on_still,) = engine.detector.detect([still], 0)
-        people = [
-            [(k, b) for k, b in truth(on_still, (still.shape[1], still.shape[0]), path, n) if b.width >= 64]
-            for n in range(len(images))
-        ]
+        people = [people_on(on_still, (still.shape[1], still.shape[0]), path, n) for n in range(len(images))]
         clip = f"moving camera over {len(on_still)} faces, {path.size[0]}x{path.size[1]}"
     else:
         images = read_video(args.video, args.frames)
@@ -194,7 +192,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{clip}: {len(images)} frames, detect+classify {detect_ms:.0f} ms/frame", file=sys.stderr)
     results = []
     for every in (int(x) for x in args.every.split(",")):
-        r = run_every(images, ref, every, people)
+        r = run_every(images, ref, every, people, args.latency)
         r["cpu_per_stream_at_30fps"] = round(
             30 * (detect_ms / every + float(r["track_ms_per_frame"])) / 1000, 3
         )  # cores busy: detection share + tracking

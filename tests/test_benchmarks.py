@@ -8,7 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from benchmarks.box_accuracy import score
 from benchmarks.webrtc_latency import read_stamp, stamp
+from streamer.types import Box
 
 
 def test_frame_stamp_round_trip() -> None:
@@ -19,6 +21,32 @@ def test_frame_stamp_round_trip() -> None:
     # survives mild noise, as after a video codec
     noisy = np.clip(stamp(img, 777).astype(int) + rng.integers(-40, 40, img.shape), 0, 255).astype(np.uint8)
     assert read_stamp(noisy) == 777
+
+
+def _row(left: int, right: int) -> Box:
+    """A box 10 px tall from column ``left`` to ``right`` (inclusive): IoUs are ratios of widths."""
+    return Box(left, 0, right, 9, 1.0)
+
+
+def test_box_accuracy_matches_one_to_one_by_total_overlap() -> None:
+    t1, t2 = _row(0, 99), _row(40, 139)
+    # d1 overlaps t2 best (90/110) but t1 enough (70/130); d2 overlaps only t2 well (80/100, t1: 40/140).
+    # Matching each box to its best (greedy) would give d1 -> t2 and leave t1 unfound.
+    d1, d2 = _row(30, 129), _row(60, 139)
+    truth = [[t1, t2], [t1, t2], [t1]]
+    # clip of 3 frames played in a loop: frame 4 shows clip frame 1, frame 5 clip frame 2
+    s = score([(0, [d1, d2]), (4, [d1]), (5, [d1, d2]), (6, [])], truth).as_dict()
+    # frame 0: both found (70/130 + 80/100); frame 4 (clip 1): one box for two faces, t2 found (90/110);
+    # frame 5 (clip 2): t1 by d1 (70/130), d2 an extra box; frame 6 (clip 0): nothing drawn
+    assert s["true_faces_scored"] == 7 and s["frames_scored"] == 4
+    assert s["box_recall"] == pytest.approx(4 / 7, abs=1e-4)
+    assert s["box_mean_iou"] == pytest.approx((70 / 130 + 80 / 100 + 90 / 110 + 70 / 130) / 7, abs=1e-4)
+    assert s["frames_all_boxed"] == pytest.approx(2 / 4)
+    # a box under IoU 0.5 is a miss and adds nothing to the mean IoU
+    weak = score([(0, [_row(0, 49)])], [[t1]]).as_dict()  # IoU 50/100 counts, 49 px would not
+    assert weak["box_recall"] == 1.0 and weak["box_mean_iou"] == pytest.approx(0.5)
+    miss = score([(0, [_row(0, 48)])], [[t1]]).as_dict()
+    assert miss["box_recall"] == 0.0 and miss["box_mean_iou"] == 0.0
 
 
 @pytest.mark.slow
@@ -68,6 +96,12 @@ def test_tiny_full_run_writes_well_formed_results(tmp_path: Path, shared: Path) 
 
     sw = sc["sweeps"]
     assert [r["streams"] for r in sw["streams"]] == [1]
+    one = sw["streams"][0]
+    # boxes drawn on the moving-camera clip, scored against its true boxes
+    assert one["frames_scored"] > 0 and one["true_faces_scored"] > one["frames_scored"]
+    assert 0.0 <= one["box_recall"] <= 1.0 and 0.0 <= one["box_mean_iou"] <= one["box_recall"]
+    assert one["detection_age_s"]["p50"] is not None and one["output_vs_input"] > 0
+    assert sw["streams_every_frame_detection"]["box_recall"] > 0.9  # the detector finds the true faces
     assert {r["max_batch"] for r in sw["max_batch"]} == {1, 4}
     assert [r["resolution"] for r in sw["resolution"]] == ["240p"]
     dets = {r["detector"]: r for r in sw["detector"]}

@@ -19,7 +19,8 @@ from streamer.types import Box, Face, Region
 NMS_IOU = 0.3382761351109955
 NMS_COVERED = 1.0
 FACE_PX = 80  # MMOD's window: at a region's scale the smallest face it finds is this wide
-EDGE_PX = 2  # a box this close to a region's cut edge (inside the frame) may be a part face
+EDGE_PX = 2  # a box this close to a region's cut edge (inside the frame) may be a part face: dropped
+NEAR_CUT = 0.25  # a box within this share of its width of a cut edge yields to one further inside
 
 
 def clip(r: Region, width: int, height: int) -> Region:
@@ -27,6 +28,15 @@ def clip(r: Region, width: int, height: int) -> Region:
     return Region(
         max(0, r.left), max(0, r.top), min(width - 1, r.right), min(height - 1, r.bottom), r.scale, r.why
     )
+
+
+def upsampled(r: Region) -> tuple[Region, int]:
+    """A region at scale 2 or more as the detector's own upsampling takes it: (the region at
+    half the scale, 1), so its pixels are dlib's ``pyramid_up`` of the frame's, as dlib sees them
+    at upsample 1; (r, 0) otherwise."""
+    if r.scale >= 2.0:
+        return Region(r.left, r.top, r.right, r.bottom, r.scale / 2, r.why), 1
+    return r, 0
 
 
 def cut(image: np.ndarray, r: Region) -> np.ndarray:
@@ -51,13 +61,14 @@ def to_frame(b: Box, r: Region, width: int, height: int) -> Box:
     )
 
 
-def at_cut_edge(b: Box, r: Region, width: int, height: int) -> bool:
-    """Whether a (frame) box touches an edge where the region cut the frame: maybe half a face."""
+def at_cut_edge(b: Box, r: Region, width: int, height: int, margin: float = EDGE_PX) -> bool:
+    """Whether a (frame) box comes within ``margin`` of an edge where the region cut the frame
+    (the frame's own edges do not count): there, it may be part of a face."""
     return (
-        (r.left > 0 and b.left - r.left < EDGE_PX)
-        or (r.top > 0 and b.top - r.top < EDGE_PX)
-        or (r.right < width - 1 and r.right - b.right < EDGE_PX)
-        or (r.bottom < height - 1 and r.bottom - b.bottom < EDGE_PX)
+        (r.left > 0 and b.left - r.left < margin)
+        or (r.top > 0 and b.top - r.top < margin)
+        or (r.right < width - 1 and r.right - b.right < margin)
+        or (r.bottom < height - 1 and r.bottom - b.bottom < margin)
     )
 
 
@@ -80,14 +91,18 @@ def merge(
     found: Sequence[Sequence[Face]], regions: Sequence[Region], width: int, height: int
 ) -> tuple[Face, ...]:
     """Faces found per region (in region pixels) as one frame's faces: mapped back, part faces at
-    cut edges dropped, overlaps resolved by dlib's non-max suppression (best score first)."""
+    cut edges dropped, overlaps resolved by dlib's non-max suppression (best score first, but a
+    box well inside its region before one near a cut)."""
     faces: list[Face] = []
+    near_cut: dict[int, bool] = {}
     for fs, r in zip(found, regions, strict=True):
         for f in fs:
             b = to_frame(f.box, r, width, height)
             if not at_cut_edge(b, r, width, height):
                 faces.append(Face(b, f.labels, f.track))
-    faces.sort(key=lambda f: -f.box.confidence)
+                near_cut[id(faces[-1])] = at_cut_edge(b, r, width, height, NEAR_CUT * b.width)
+    # a face well inside its region first: near a cut it may be part of a face, scored as high
+    faces.sort(key=lambda f: (near_cut.get(id(f), False), -f.box.confidence))
     kept: list[Face] = []
     rects = np.zeros((0, 4), dtype=np.int64)
     for f in faces:

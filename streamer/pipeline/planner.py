@@ -3,18 +3,21 @@
 Say what to find (``min_face_px``, the smallest face in source pixels) and what one detection
 round may cost (``budget_px`` detector pixels); the planner spends it, in this order, on
 
+0. **the whole frame** at ``tile_px`` on the first round and then every few rounds (every 2nd
+   on a webcam, every 6th on a 1080p frame for 40 px faces: see ``coarse_every``): big faces
+   appear within a round or two, as they did when the whole frame was all there was;
 1. **tracks**: a square around each tracked face, scaled so the face is about
    ``TRACK_FACE_PX`` wide (refreshes and re-centres it at full resolution); the tracks looked
    at longest ago first;
 2. **motion**: what changed since the last round (see motion.py), at the scale that makes a
-   ``min_face_px`` face ``FACE_PX`` wide, cut into tiles of at most ``tile_px``;
-3. **sweep**: what is left goes to a slow sweep over the whole frame, coarse to fine (the frame
-   at ``tile_px``, then tiles at finer and finer scales down to the ``min_face_px`` one), so a
-   face that does not move is found too.
+   ``min_face_px`` face ``FACE_PX`` wide, cut into pieces of at most ``piece_px`` a side (so two
+   fit in a round's budget);
+3. **sweep**: what is left goes to a slow sweep over the whole frame, tiles at finer and finer
+   scales down to the ``min_face_px`` one, so a face that does not move is found too.
 
 A frame small enough to detect whole at the ``min_face_px`` scale within the budget is one
 region. While the whole picture moves (a panning camera) motion says nothing about where
-faces are: the round is tracks plus the frame at ``tile_px``.
+faces are: every round is the frame at ``tile_px`` plus the tracks too small to be seen there.
 """
 
 from __future__ import annotations
@@ -73,6 +76,9 @@ class RegionPlanner:
         self.min_face_px = min_face_px
         self.budget_px = budget_px
         self.tile_px = tile_px
+        # motion and sweep pieces: two fit in a round's budget, and each holds a face of twice
+        # the smallest size with room to spare
+        self.piece_px = max(3 * FACE_PX, min(tile_px, int(math.sqrt(budget_px / 2))))
         self.scale = FACE_PX / min_face_px  # the scale at which a min_face_px face is FACE_PX wide
         self._looked: dict[int, int] = {}  # track id -> the round that last looked at it
         self._round = 0
@@ -91,14 +97,21 @@ class RegionPlanner:
         input), as dlib's upsampling would see it."""
         return Region(0, 0, width - 1, height - 1, min(self.scale, MAX_SIDE / max(width, height)), "whole")
 
+    def coarse_every(self, width: int, height: int) -> int:
+        """Every how many rounds the whole frame is looked at at ``tile_px`` (the first round, then
+        regularly): every 2nd where that scale sees nearly the faces wanted, rarer the smaller the
+        part of the face sizes it sees (every 6th on a 1080p frame for 40 px faces)."""
+        return max(2, round(self.scale / self.coarse(width, height).scale))
+
     def sweep_cycle(self, width: int, height: int) -> list[Region]:
-        """The sweep's regions, coarse to fine: each level twice the scale of the one before."""
+        """The sweep's regions, coarse to fine (past the whole frame at ``tile_px``, which has its
+        own turn): each level twice the scale of the one before."""
         whole = self.coarse(width, height)
-        levels = [whole]
+        levels: list[Region] = []
         s = whole.scale
         while s < self.scale - 1e-9:
             s = min(self.scale, 2 * s)
-            levels += tiles(width, height, s, self.tile_px, "sweep")
+            levels += tiles(width, height, s, self.piece_px, "sweep")
         return levels
 
     def plan(
@@ -110,8 +123,14 @@ class RegionPlanner:
         whole_at_min = Region(0, 0, width - 1, height - 1, self.scale, "whole")
         if whole_at_min.pixels <= self.budget_px:
             return self._spend([whole_at_min])
-        plan: list[Region] = []
-        left = self.budget_px
+        coarse = self.coarse(width, height)
+        if moved >= CAMERA_MOVING or self._round % self.coarse_every(width, height) == 1:
+            # the whole frame at tile_px, and the tracks too small to be seen there
+            plan = [coarse]
+            left = self.budget_px - coarse.pixels
+            tracks = [(tid, b) for tid, b in tracks if max(b.width, b.height) * coarse.scale < TRACK_FACE_PX]
+        else:
+            plan, left = [], self.budget_px
         # 1. tracks, longest unlooked first
         live = {tid for tid, _ in tracks}
         self._looked = {t: r for t, r in self._looked.items() if t in live}
@@ -122,8 +141,8 @@ class RegionPlanner:
             plan.append(r)
             left -= r.pixels
             self._looked[tid] = self._round
-        if moved >= CAMERA_MOVING:
-            return self._spend([*plan, self.coarse(width, height)])
+        if plan and plan[0] is coarse:
+            return self._spend(plan)
         # 2. motion, what no track region covers already
         for r in self._motion_regions(motion, width, height):
             if r.pixels <= left and not any(_inside(r, p) for p in plan):
@@ -172,10 +191,10 @@ class RegionPlanner:
             w, h = x1 - x0 + 1, y1 - y0 + 1
             if w <= 0 or h <= 0:
                 continue
-            if max(w, h) * self.scale <= self.tile_px:
+            if max(w, h) * self.scale <= self.piece_px:
                 out.append(Region(x0, y0, x1, y1, self.scale, "motion"))
                 continue
-            for t in tiles(w, h, self.scale, self.tile_px, "motion"):
+            for t in tiles(w, h, self.scale, self.piece_px, "motion"):
                 out.append(Region(t.left + x0, t.top + y0, t.right + x0, t.bottom + y0, t.scale, "motion"))
         return out
 

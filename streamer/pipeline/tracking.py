@@ -88,7 +88,7 @@ class FaceStage:
     def prepare(self, frame: Frame, plan: bool = False) -> tuple[Region, ...]:
         """Move the tracks to this frame; with ``plan``, where the detector should look on it."""
         t0 = time.perf_counter()
-        self.tracker.follow(frame.image, frame.index, frame.captured_at)
+        self.tracker.follow(frame.image, frame.index, frame.captured_at, keep=plan)
         regions: tuple[Region, ...] = ()
         if self.motion is not None:
             self.motion.update(frame.image)

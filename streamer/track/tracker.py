@@ -40,6 +40,9 @@ from streamer.types import Box, Face, Label, Region
 SCENE_CUT = 0.15
 
 
+KEYFRAMES = 4  # frames at the detector whose grey images are kept (one per batch in flight)
+
+
 @dataclass(frozen=True)
 class TrackerRule:
     min_iou: float = 0.3  # a detection and a track overlap at least this much to be the same face
@@ -150,13 +153,17 @@ class Tracker:
         self.cut = False  # a scene cut was seen: the next frame should go to the detector
         self._prev_scale = 1.0
         self._index = -1
+        self._keyframes: dict[int, tuple[np.ndarray, float]] = {}  # frames at the detector: grey, scale
         self.started = 0  # confirmed tracks so far
         self.looks = 0  # faces classified (the classifier's work)
         self.looks_skipped = 0  # detected faces of settled tracks left unclassified
 
     # -- every frame -------------------------------------------------------------------------
-    def follow(self, image: np.ndarray, index: int, t: float) -> None:
-        """Move every track to frame ``index`` (an RGB image) and end the ones lost or gone."""
+    def follow(self, image: np.ndarray, index: int, t: float, keep: bool = False) -> None:
+        """Move every track to frame ``index`` (an RGB image) and end the ones lost or gone.
+
+        ``keep``: this frame went to the detector; its faces will arrive a few frames later, and
+        the boxes of new faces are carried from it to the frame shown then (``update``)."""
         smallest = min((min(tr.box[2] - tr.box[0], tr.box[3] - tr.box[1]) for tr in self.tracks), default=1e9)
         s = work_scale(image.shape, smallest)
         if self._prev is not None and self._prev_scale != s:  # same scale for both frames of a step
@@ -180,6 +187,10 @@ class Tracker:
         s_next = work_scale(image.shape, smallest)
         self._prev, self._prev_scale = (gray, s) if s_next == s else (to_gray(image, s_next), s_next)
         self._index = index
+        if keep:
+            self._keyframes[index] = (self._prev, self._prev_scale)
+            while len(self._keyframes) > KEYFRAMES:
+                del self._keyframes[min(self._keyframes)]
         h, w = image.shape[:2]
         for tr in self.tracks:
             tr.history.append((index, tr.box.copy()))
@@ -217,8 +228,10 @@ class Tracker:
         duplicates = {
             id(self.tracks[ti]) for ti in lost if _inside_any(then[ti], dets) >= rule.duplicate_inside
         }
-        for di in new:
-            f = faces[di]
+        matched = [(np.asarray(then[ti]), self.tracks[ti].box) for ti, _ in pairs]
+        born = self._carry([faces[di].box for di in new], index, matched)
+        for di, box in zip(new, born, strict=True):
+            f = Face(box, faces[di].labels, faces[di].track)
             tr = Track(self._next_id, f, index, t, rule)
             self._next_id += 1
             if f.labels:
@@ -234,6 +247,28 @@ class Tracker:
             ),
             t,
         )
+
+    def _carry(self, boxes: list[Box], index: int, moved: list[tuple[np.ndarray, np.ndarray]]) -> list[Box]:
+        """New faces found on frame ``index``, moved to the last followed frame: by the optical flow
+        from the frame the detector saw to now, or else by how the matched tracks moved meanwhile."""
+        for i in [i for i in self._keyframes if i < index]:
+            del self._keyframes[i]
+        if not boxes or index >= self._index:
+            return boxes
+        key = self._keyframes.get(index)
+        moves: list[tuple[float, float, float] | None] = [None] * len(boxes)
+        cur = self._prev
+        if key is not None and cur is not None and key[1] == self._prev_scale and key[0].shape == cur.shape:
+            moves = follow(key[0], cur, key[1], [(b.left, b.top, b.right, b.bottom) for b in boxes])
+        shifts = [((now[:2] + now[2:]) - (then[:2] + then[2:])) / 2 for then, now in moved]
+        shift = np.median(shifts, axis=0) if shifts else np.zeros(2)
+        out = []
+        for b, mv in zip(boxes, moves, strict=True):
+            dx, dy, sc = mv if mv is not None else (float(shift[0]), float(shift[1]), 1.0)
+            cx, cy = (b.left + b.right) / 2 + dx, (b.top + b.bottom) / 2 + dy
+            hw, hh = (b.right - b.left) / 2 * sc, (b.bottom - b.top) / 2 * sc
+            out.append(Box(round(cx - hw), round(cy - hh), round(cx + hw), round(cy + hh), b.confidence))
+        return out
 
     def _correct(self, tr: Track, then: np.ndarray, f: Face, t: float) -> None:
         b = f.box

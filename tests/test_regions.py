@@ -1,0 +1,239 @@
+"""Detection plans (#13): the planner's regions (tracks, motion, sweep) and budget, the motion
+detector, mapping and merging region boxes, tracks not looked at, and real MMOD boxes from regions
+against the whole frame's."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+
+from streamer.detect.regions import FACE_PX, boxes_in, cut, looked_at, merge, to_frame
+from streamer.pipeline.motion import MotionDetector
+from streamer.pipeline.planner import RegionPlanner, tiles
+from streamer.track.tracker import Tracker, TrackerRule
+from streamer.types import Box, Face, Region
+
+W, H = 1920, 1080
+
+
+def past_the_first_round(p: RegionPlanner) -> RegionPlanner:
+    """The first round looks at the whole frame at tile_px: the rounds under test come after it."""
+    (r,) = p.plan(W, H, [], [], 0.0)
+    assert r.why == "whole" and r.scale == pytest.approx(640 / W)
+    return p
+
+
+def covered(regions, width, height) -> np.ndarray:
+    m = np.zeros((height, width), bool)
+    for r in regions:
+        m[r.top : r.bottom + 1, r.left : r.right + 1] = True
+    return m
+
+
+# -- the planner ----------------------------------------------------------------------------------
+
+
+def test_a_frame_affordable_at_the_min_face_scale_is_one_region() -> None:
+    p = RegionPlanner(min_face_px=80, budget_px=640 * 480)
+    (r,) = p.plan(640, 480, [], [], 0.0)
+    assert (r.left, r.top, r.right, r.bottom, r.scale) == (0, 0, 639, 479, 1.0)
+    # the same frame with 40 px faces wanted costs 4x: more than the budget, so regions
+    p = RegionPlanner(min_face_px=40, budget_px=640 * 480)
+    plan = p.plan(640, 480, [], [], 0.0)
+    assert plan and all(r.why != "whole" or r.scale < 2 for r in plan)
+
+
+def test_tracks_come_first_at_a_scale_that_fits_the_face() -> None:
+    p = past_the_first_round(RegionPlanner(min_face_px=40, budget_px=640 * 480))
+    small, big = Box(100, 100, 139, 139, 1.0), Box(1000, 300, 1299, 599, 1.0)
+    plan = p.plan(W, H, [(1, small), (2, big)], [], 0.0)
+    tr = [r for r in plan if r.why == "track"]
+    assert len(tr) == 2
+    for r, b in zip(tr, (small, big), strict=True):
+        assert r.left <= b.left and r.right >= b.right and r.top <= b.top and r.bottom >= b.bottom
+        assert FACE_PX <= b.width * r.scale <= 1.3 * FACE_PX  # big enough for MMOD, no bigger than needed
+    assert sum(r.pixels for r in plan) <= p.budget_px
+
+
+def test_motion_is_looked_at_on_the_min_face_scale_and_the_sweep_fills_the_rest() -> None:
+    p = past_the_first_round(RegionPlanner(min_face_px=40, budget_px=640 * 480))
+    plan = p.plan(W, H, [], [(800.0, 400.0, 839.0, 459.0)], 0.01)
+    motion = [r for r in plan if r.why == "motion"]
+    assert motion and all(r.scale == pytest.approx(FACE_PX / 40) for r in motion)
+    m = covered(motion, W, H)
+    assert m[360:500, 760:880].all()  # what moved, with a margin of a face
+    assert any(r.why in ("sweep", "whole") for r in plan)
+    assert sum(r.pixels for r in plan) <= p.budget_px
+
+
+def test_the_sweep_covers_the_frame_at_the_min_face_scale_over_rounds() -> None:
+    p = RegionPlanner(min_face_px=40, budget_px=640 * 480)
+    seen: list[Region] = []
+    cycle = p.sweep_cycle(W, H)
+    for _ in range(2 * len(cycle)):
+        seen += p.plan(W, H, [], [], 0.0)
+    finest = [r for r in seen if r.scale == pytest.approx(p.scale)]
+    assert covered(finest, W, H).all()
+    assert any(r.why == "whole" for r in seen)  # and the coarse whole frame, for big faces
+    # every round kept to its budget (one sweep region may overrun when nothing else was planned)
+    assert max(r.pixels for r in cycle) <= 1.01 * p.budget_px / 2
+
+
+def test_tiles_overlap_so_a_face_at_a_seam_lies_whole_in_one() -> None:
+    ts = tiles(W, H, 2.0, 640, "sweep")
+    assert covered(ts, W, H).all()
+    face_src = FACE_PX / 2.0  # a min-size face, in source pixels
+    for x in range(0, W - int(face_src), 37):
+        assert any(t.left <= x and x + face_src - 1 <= t.right for t in ts if t.top == 0), x
+
+
+def test_tracks_not_looked_at_lately_go_first_when_the_budget_is_short() -> None:
+    p = past_the_first_round(RegionPlanner(min_face_px=40, budget_px=3 * (int(2.5 * 100) ** 2)))
+    tracks = [(i, Box(100 + 150 * i, 100, 139 + 150 * i, 139, 1.0)) for i in range(6)]
+    first = {r.left for r in p.plan(W, H, tracks, [], 0.0) if r.why == "track"}
+    second = {r.left for r in p.plan(W, H, tracks, [], 0.0) if r.why == "track"}
+    everyone = {r.left for r in (p._track_region(b, W, H) for _, b in tracks)}
+    assert first < everyone  # not all fit in one round
+    assert everyone - first <= second  # the ones left out come first in the next
+
+
+def test_a_moving_camera_gets_tracks_and_the_coarse_frame() -> None:
+    p = RegionPlanner(min_face_px=40, budget_px=640 * 480)
+    plan = p.plan(W, H, [(1, Box(100, 100, 139, 139, 1.0))], [(0.0, 0.0, W - 1.0, H - 1.0)], 0.9)
+    assert [r.why for r in plan] == ["whole", "track"]
+    assert plan[0].scale == pytest.approx(640 / W)
+    # then every few rounds: every 6th at 1080p for 40 px faces, every 2nd on a 640x480 webcam
+    assert p.coarse_every(W, H) == 6 and p.coarse_every(640, 480) == 2
+    whys = [[r.why for r in p.plan(W, H, [], [], 0.0)] for _ in range(12)]
+    assert [k for k, w in enumerate(whys) if "whole" in w] == [5, 11]
+
+
+# -- motion ------------------------------------------------------------------------------------------
+
+
+def test_motion_finds_what_moved_and_nothing_when_still() -> None:
+    rng = np.random.default_rng(0)
+    background = (rng.random((H, W, 3)) * 40 + 100).astype(np.uint8)
+    m = MotionDetector()
+    for x in (500, 520, 540):
+        frame = background.copy()
+        frame[300:400, x : x + 80] = 250
+        m.update(frame)
+    boxes, fraction = m.take()
+    assert len(boxes) == 1 and 0 < fraction < 0.05
+    x0, y0, x1, y1 = boxes[0]
+    assert x0 <= 500 and x1 >= 620 and y0 <= 300 and y1 >= 399 and x1 - x0 < 300
+    for _ in range(3):
+        m.update(background)
+    m.take()
+    m.update(background)
+    assert m.take() == ([], 0.0)
+    m.update(background // 2)  # the whole picture changed
+    assert m.take()[1] > 0.5
+
+
+# -- mapping and merging --------------------------------------------------------------------------
+
+
+def test_region_boxes_map_back_and_duplicates_merge_by_dlibs_rule() -> None:
+    r1, r2 = Region(0, 0, 399, 399, 2.0), Region(200, 0, 599, 399, 2.0)
+    b = Box(250, 100, 329, 179, 1.0)  # a face in both regions
+    in1, in2 = boxes_in(r1, [b])[0], boxes_in(r2, [b])[0]
+    assert to_frame(in1, r1, W, H) == b and to_frame(in2, r2, W, H) == b
+    other = Box(10, 10, 59, 59, 0.5)
+    stronger = Box(in2.left, in2.top, in2.right, in2.bottom, 2.0)
+    faces = merge([[Face(in1), Face(boxes_in(r1, [other])[0])], [Face(stronger)]], [r1, r2], W, H)
+    assert sorted((f.box.left, f.box.confidence) for f in faces) == [(10, 0.5), (250, 2.0)]
+
+
+def test_a_part_face_at_a_cut_edge_is_dropped() -> None:
+    r = Region(200, 0, 599, 399, 1.0)
+    at_edge = Box(0, 50, 39, 99, 1.0)  # region pixels: touches the left cut
+    at_frame_edge = Box(10, 0, 49, 39, 1.0)  # touches the top, which is the frame's own edge
+    faces = merge([[Face(at_edge), Face(at_frame_edge)]], [r], W, H)
+    assert [f.box.left for f in faces] == [210]
+
+
+def test_cut_scales_the_region() -> None:
+    img = np.zeros((H, W, 3), np.uint8)
+    assert cut(img, Region(10, 20, 109, 69, 2.0)).shape == (100, 200, 3)
+    assert cut(img, Region(0, 0, W - 1, H - 1, 1 / 3)).shape == (360, 640, 3)
+
+
+def test_a_track_outside_the_regions_looked_at_is_not_missed() -> None:
+    rule = TrackerRule(confirm_hits=1, max_misses=1, max_coast_s=0.0)
+    t = Tracker(rule)
+    grey = np.full((H, W, 3), 128, np.uint8)
+    t.follow(grey, 0, 0.0)
+    t.update([Face(Box(100, 100, 139, 139, 1.0)), Face(Box(1500, 800, 1539, 839, 1.0))], 0, 0.0)
+    t.follow(grey, 1, 0.1)
+    here = Region(0, 0, 639, 639, 2.0)
+    assert looked_at(Box(100, 100, 139, 139, 0), [here]) and not looked_at(
+        Box(1500, 800, 1539, 839, 0), [here]
+    )
+    t.update([], 1, 0.1, looked=(here,))
+    assert [tr.box[0] for tr in t.tracks] == [1500]  # the one looked at and not found ended
+    # too small at a coarse region's scale: not looked at either
+    assert not looked_at(Box(1500, 800, 1539, 839, 0), [Region(0, 0, W - 1, H - 1, 1 / 3)])
+
+
+def test_a_face_found_on_an_older_frame_starts_where_it_is_now() -> None:
+    rng = np.random.default_rng(1)
+    texture = (rng.random((60, 60, 3)) * 255).astype(np.uint8)
+
+    def frame(x: int) -> np.ndarray:
+        im = np.full((480, 640, 3), 90, np.uint8)
+        im[200:260, x : x + 60] = texture
+        return im
+
+    t = Tracker(TrackerRule(confirm_hits=1))
+    for i, x in enumerate(range(100, 160, 6)):  # moves 6 px a frame; frame 0 goes to the detector
+        t.follow(frame(x), i, i / 30, keep=(i == 0))
+    t.update([Face(Box(100, 200, 159, 259, 1.0))], 0, 9 / 30)
+    (tr,) = t.tracks
+    assert abs(tr.box[0] - 154) <= 3  # where the face is on frame 9, not where the detector saw it
+
+
+# -- real boxes -----------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def engine():
+    from streamer.inference.engine import Engine, EngineSpec
+
+    return Engine(EngineSpec(detector="mmod", detect_max_side=0))
+
+
+@pytest.mark.slow
+def test_boxes_from_regions_match_the_whole_frames(engine, shared) -> None:
+    """Regions at scale 1 see the frame's own pixels: the same faces as the whole frame, boxes
+    close to its (MMOD's pyramid levels depend on the image size, so a face may be picked at a
+    neighbouring level); at scale 2 (bilinear) they find what dlib's upsample 1 finds."""
+    img = cv2.cvtColor(cv2.imread(str(shared / "data/dlib_faces/2008_002506.jpg")), cv2.COLOR_BGR2RGB)
+    h, w = img.shape[:2]
+    (whole,), _ = engine.run([img])
+    assert len(whole.faces) >= 2
+    plan = tuple(tiles(w, h, 1.0, 256, "sweep"))
+    assert len(plan) > 1
+    (parts,), _ = engine.run([img], None, [plan])
+    ious = _best_ious(whole.faces, parts.faces)
+    assert len(parts.faces) == len(whole.faces) and min(ious) >= 0.5 and np.mean(ious) >= 0.75, ious
+
+    engine.spec = engine.spec.__class__(detector="mmod", detect_max_side=0, upsample=1)
+    (up,), _ = engine.run([img])
+    engine.spec = engine.spec.__class__(detector="mmod", detect_max_side=0)
+    (parts2,), _ = engine.run([img], None, [tuple(tiles(w, h, 2.0, 640, "sweep"))])
+    assert len(up.faces) >= len(whole.faces)
+    ious = _best_ious(up.faces, parts2.faces)
+    assert min(ious) >= 0.5 and np.mean(ious) >= 0.75, ious
+    assert len(parts2.faces) <= len(up.faces) + 1
+
+
+def _best_ious(ref, got) -> list[float]:
+    from streamer.track.matching import iou
+
+    def xy(b):
+        return (b.left, b.top, b.right, b.bottom)
+
+    return [max((iou(xy(r.box), xy(g.box)) for g in got), default=0.0) for r in ref]
