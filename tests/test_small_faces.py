@@ -25,7 +25,7 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def clip(tmp_path_factory: pytest.TempPathFactory, shared: Path) -> Clip:
-    return make_clip("street-lite", 3, 4.0, tmp_path_factory.mktemp("clips"), shared)
+    return make_clip("street-lite", 3, 8.0, tmp_path_factory.mktemp("clips"), shared)
 
 
 def small_people_found(clip: Clip, lines: list[dict]) -> set[int]:
