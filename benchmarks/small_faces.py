@@ -376,6 +376,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, default=RESULTS_TMP)
     ap.add_argument("--name", default=None)
     ap.add_argument("--validate", type=int, default=0, help="also check each clip's truth on N frames")
+    ap.add_argument(
+        "--pipeline",
+        default="",
+        help="config overrides for every run, e.g. worker_nice=0,region_budget_px=600000 ([pipeline] keys)",
+    )
     ap.add_argument("--keep-video", action="store_true", help="write the annotated videos (costs CPU)")
     ap.add_argument("--child", type=Path, default=None, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
@@ -406,12 +411,16 @@ def main(argv: list[str] | None = None) -> int:
         for c in clips.values():
             progress(f"validating {c.name} on {args.validate} frames (MMOD upsample 1, slow)")
             data["validation"].append(validate(c, args.validate))
+    overrides = {k: json.loads(v) for k, v in (kv.split("=", 1) for kv in args.pipeline.split(",") if kv)}
+    data["pipeline_overrides"] = overrides
     work = Path(tempfile.mkdtemp(prefix="small-faces-"))
     progress(f"live outputs in {work}")
     for run in args.runs.split(","):
         for strategy in args.strategies.split(","):
             progress(f"run {run} ({len(RUNS[run])} streams), strategy {strategy}")
-            r = live_run([clips[k] for k in RUNS[run]], strategy, work / run, keep_video=args.keep_video)
+            r = live_run(
+                [clips[k] for k in RUNS[run]], strategy, work / run, overrides, keep_video=args.keep_video
+            )
             r["run"] = run
             data["runs"].append(r)
             progress(
