@@ -56,6 +56,12 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument(
         "--worker-nice", type=int, default=10, help="workers' CPU niceness (pipeline.worker_nice; 0 = same)"
     )
+    ap.add_argument(
+        "--strategy",
+        choices=["regions", "whole"],
+        default="regions",
+        help="pipeline.strategy (default: the service's)",
+    )
     ap.add_argument("--max-streams", type=int, default=32, help="stop the streams sweep here")
     ap.add_argument(
         "--stream-counts",
@@ -91,6 +97,7 @@ def main(argv: list[str] | None = None) -> int:
         max_batch=args.max_batch,
         workers=args.workers,
         worker_nice=args.worker_nice,
+        strategy=args.strategy,
         max_streams=args.max_streams,
         stream_counts=tuple(int(x) for x in args.stream_counts.split(",")) if args.stream_counts else (),
         sweeps=tuple(x.strip() for x in args.sweeps.split(",") if x.strip()),

@@ -35,6 +35,7 @@ class Options:
     max_batch: int = 4
     workers: int = 1
     worker_nice: int = 10
+    strategy: str = "regions"  # pipeline.strategy: where the detector looks
     seconds: float = 20.0  # measuring window of a live run
     warmup: float = 6.0  # after the first detection, before measuring
     max_streams: int = 16

@@ -96,6 +96,7 @@ class Service:
         workers: int = 1,
         classifiers: list[ClassifierConfig] | None = None,
         worker_nice: int = 10,
+        strategy: str = "regions",
     ) -> None:
         self.config = load_config(
             None,
@@ -105,6 +106,7 @@ class Service:
                     "max_batch": max_batch,
                     "workers": workers,
                     "worker_nice": worker_nice,
+                    "strategy": strategy,
                 },
                 "classifiers": [c.model_dump() for c in classifiers or []],
                 "demo": {"enabled": False},

@@ -117,7 +117,7 @@ async def _resolution(svc: live.Service, opts: Options) -> list[dict[str, Any]]:
 async def _sweeps(opts: Options, latency_limit: float, clip: TruthClip) -> dict[str, Any]:
     out: dict[str, Any] = {"latency_limit_s": latency_limit, "source_fps": round(video_fps(opts.video), 2)}
     async with live.Service(
-        opts.detector, opts.max_batch, opts.workers, classifier_configs(opts), opts.worker_nice
+        opts.detector, opts.max_batch, opts.workers, classifier_configs(opts), opts.worker_nice, opts.strategy
     ) as svc:
         if "streams" in opts.sweeps:
             out |= await _streams(svc, opts, latency_limit, clip)
@@ -144,7 +144,7 @@ async def _detectors(
             rows.append({"detector": det, "skipped": why})
             continue
         async with live.Service(
-            det, opts.max_batch, opts.workers, classifier_configs(opts), opts.worker_nice
+            det, opts.max_batch, opts.workers, classifier_configs(opts), opts.worker_nice, opts.strategy
         ) as svc:
             await svc.add_streams(clip.path, 1, truth=clip.truth)
             await svc.wait_detections()

@@ -45,6 +45,10 @@ async def test_clip_is_detected_classified_drawn_and_counted(make_app, tiny_clas
 
     n_detect = metric(app, "streamer_detections_total", stream="clip")
     assert n_detect >= 2
+    # the detection work: each round's regions within pipeline.region_budget_px (one region may
+    # overrun by half when nothing else was planned)
+    pixels = metric(app, "streamer_detect_pixels_total", stream="clip")
+    assert 0 < pixels <= n_detect * 1.5 * pipeline.config.pipeline.region_budget_px
     skipped = metric(app, "streamer_frames_dropped_total", stream="clip", reason="detect_skipped")
     assert skipped > 0  # dlib is slower than 30 fps: skipped frames are counted, not silent
     assert metric(app, "streamer_batch_size_count", model="detector") >= n_detect

@@ -19,6 +19,7 @@ from streamer.types import Box, Face, Region
 NMS_IOU = 0.3382761351109955
 NMS_COVERED = 1.0
 FACE_PX = 80  # MMOD's window: at a region's scale the smallest face it finds is this wide
+LOOKED_FACE = 0.5  # a face this share of FACE_PX wide at a region's scale could have been found there
 EDGE_PX = 2  # a box this close to a region's cut edge (inside the frame) may be a part face: dropped
 NEAR_CUT = 0.25  # a box within this share of its width of a cut edge yields to one further inside
 
@@ -50,13 +51,14 @@ def cut(image: np.ndarray, r: Region) -> np.ndarray:
 
 
 def to_frame(b: Box, r: Region, width: int, height: int) -> Box:
-    """A box found in ``cut(image, r)`` in the frame's pixels."""
+    """A box found in ``cut(image, r)`` in the frame's pixels (like dlib's, it may reach past the
+    frame's edge where the face does)."""
     s = r.scale
     return Box(
-        max(0, r.left + round(b.left / s)),
-        max(0, r.top + round(b.top / s)),
-        min(width - 1, r.left + round((b.right + 1) / s) - 1),
-        min(height - 1, r.top + round((b.bottom + 1) / s) - 1),
+        r.left + round(b.left / s),
+        r.top + round(b.top / s),
+        r.left + round((b.right + 1) / s) - 1,
+        r.top + round((b.bottom + 1) / s) - 1,
         b.confidence,
     )
 
@@ -120,6 +122,6 @@ def looked_at(box: Box, regions: Sequence[Region]) -> bool:
         return True
     cx, cy = (box.left + box.right) / 2, (box.top + box.bottom) / 2
     return any(
-        r.left <= cx <= r.right and r.top <= cy <= r.bottom and box.width * r.scale >= 0.8 * FACE_PX
+        r.left <= cx <= r.right and r.top <= cy <= r.bottom and box.width * r.scale >= LOOKED_FACE * FACE_PX
         for r in regions
     )
