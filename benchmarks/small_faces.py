@@ -178,28 +178,21 @@ def child(spec_path: Path) -> int:
     spec = json.loads(spec_path.read_text())
     cfg = load_config(ROOT / "config.toml", environ={})
     cfg = cfg.model_copy(update={"pipeline": cfg.pipeline.model_copy(update=spec["pipeline"])})
-    seen: list[Metrics] = []
-
-    class SeenMetrics(Metrics):  # annotate_realtime makes its own; keep a hand on it
-        def __init__(self, *a: Any, **k: Any) -> None:
-            super().__init__(*a, **k)
-            seen.append(self)
-
-    annotate.Metrics = SeenMetrics  # type: ignore[misc]
+    metrics = Metrics()  # the live pipeline's, read while it runs
     samples: list[list[float]] = []
     stop = threading.Event()
     me = os.getpid()
 
     def sample() -> None:
         while not stop.is_set():
-            m = seen[0] if seen else None
+            m = metrics
             samples.append(
                 [
                     time.monotonic(),
                     tree_cpu_s(me),
-                    _metric_sum(m.frames_out) if m else 0.0,
-                    _metric_sum(m.detect_pixels) if m else 0.0,
-                    _metric_sum(m.detections) if m else 0.0,
+                    _metric_sum(m.frames_out),
+                    _metric_sum(m.detect_pixels),
+                    _metric_sum(m.detections),
                 ]
             )
             stop.wait(0.25)
@@ -207,16 +200,16 @@ def child(spec_path: Path) -> int:
     t = threading.Thread(target=sample, daemon=True)
     t0 = time.monotonic()
     t.start()
-    rc = annotate.annotate_realtime(cfg, [tuple(j) for j in spec["jobs"]])
+    rc = annotate.annotate_realtime(cfg, [tuple(j) for j in spec["jobs"]], metrics=metrics)
     stop.set()
     t.join()
-    m = seen[0] if seen else None
+    m = metrics
     final = [
         time.monotonic(),
         tree_cpu_s(me),
-        _metric_sum(m.frames_out) if m else 0,
-        _metric_sum(m.detect_pixels) if m else 0,
-        _metric_sum(m.detections) if m else 0,
+        _metric_sum(m.frames_out),
+        _metric_sum(m.detect_pixels),
+        _metric_sum(m.detections),
     ]
     samples.append(final)
     Path(spec["result"]).write_text(json.dumps({"rc": rc, "t0": t0, "samples": samples}))

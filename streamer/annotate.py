@@ -175,23 +175,31 @@ def run_stage(
     return n
 
 
-def annotate_realtime(config: Config, jobs: Sequence[tuple[str, str, str | None]], max_s: float = 0.0) -> int:
+def annotate_realtime(
+    config: Config,
+    jobs: Sequence[tuple[str, str, str | None]],
+    max_s: float = 0.0,
+    metrics: Metrics | None = None,
+) -> int:
     """Play each (src, dst, detections) file at its own frame rate as one live stream of a service
     (all of them at once, sharing its batcher and workers) and record every frame published.
 
-    ``max_s``: stop after this many seconds (0: when every file has ended)."""
+    ``max_s``: stop after this many seconds (0: when every file has ended). ``metrics``: the
+    live pipeline's metrics (to read while it runs)."""
     for src, _, _ in jobs:
         if not Path(src).is_file():
             print(f"streamer annotate: {src}: no such file", file=sys.stderr)
             return 1
-    return asyncio.run(_realtime(config, jobs, max_s))
+    return asyncio.run(_realtime(config, jobs, max_s, metrics or Metrics()))
 
 
-async def _realtime(config: Config, jobs: Sequence[tuple[str, str, str | None]], max_s: float) -> int:
+async def _realtime(
+    config: Config, jobs: Sequence[tuple[str, str, str | None]], max_s: float, metrics: Metrics
+) -> int:
     live = config.model_copy(
         update={"sources": [], "demo": config.demo.model_copy(update={"enabled": False})}
     )
-    manager = Pipeline(live, Metrics())
+    manager = Pipeline(live, metrics)
     await manager.start()
     recorders: list[_Recorder] = []
     try:
