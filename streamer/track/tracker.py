@@ -169,7 +169,8 @@ class Tracker:
         if self._prev is not None and self._prev_scale != s:  # same scale for both frames of a step
             s = self._prev_scale
         gray = to_gray(image, s)
-        hist = cv2.calcHist([gray], [0], None, [32], [0, 256])
+        # a 16th of the pixels tells a scene cut as well (the histogram of all cost 2 ms at 1080p)
+        hist = cv2.calcHist([np.ascontiguousarray(gray[::4, ::4])], [0], None, [32], [0, 256])
         cv2.normalize(hist, hist)
         if (
             self._hist is not None
