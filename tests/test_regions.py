@@ -53,7 +53,7 @@ def test_tracks_come_first_at_a_scale_that_fits_the_face() -> None:
     for r, b in zip(tr, (small, big), strict=True):
         assert r.left <= b.left and r.right >= b.right and r.top <= b.top and r.bottom >= b.bottom
         assert FACE_PX <= b.width * r.scale <= 1.3 * FACE_PX  # big enough for MMOD, no bigger than needed
-    assert sum(r.pixels for r in plan) <= p.budget_px
+    assert sum(r.pixels for r in plan) <= p.round_budget(W, H)
 
 
 def test_motion_is_looked_at_on_the_min_face_scale_and_the_sweep_fills_the_rest() -> None:
@@ -64,7 +64,7 @@ def test_motion_is_looked_at_on_the_min_face_scale_and_the_sweep_fills_the_rest(
     m = covered(motion, W, H)
     assert m[360:500, 760:880].all()  # what moved, with a margin of a face
     assert any(r.why in ("sweep", "whole") for r in plan)
-    assert sum(r.pixels for r in plan) <= p.budget_px
+    assert sum(r.pixels for r in plan) <= p.round_budget(W, H)
 
 
 def test_the_sweep_covers_the_frame_at_the_min_face_scale_over_rounds() -> None:
@@ -77,7 +77,13 @@ def test_the_sweep_covers_the_frame_at_the_min_face_scale_over_rounds() -> None:
     assert covered(finest, W, H).all()
     assert any(r.why == "whole" for r in seen)  # and the coarse whole frame, for big faces
     # every round kept to its budget (one sweep region may overrun when nothing else was planned)
-    assert max(r.pixels for r in cycle) <= 1.01 * p.budget_px / 2
+    assert max(r.pixels for r in cycle) <= 1.01 * p.round_budget(W, H) / 2
+
+
+def test_a_bigger_frame_gets_a_bigger_round() -> None:
+    p = RegionPlanner(min_face_px=40, budget_px=640 * 480)
+    assert p.round_budget(640, 480) == p.round_budget(320, 240) == 640 * 480
+    assert p.round_budget(W, H) == pytest.approx(640 * 480 * (W * H / (640 * 480)) ** 0.5, rel=1e-3)
 
 
 def test_tiles_overlap_so_a_face_at_a_seam_lies_whole_in_one() -> None:
@@ -89,7 +95,7 @@ def test_tiles_overlap_so_a_face_at_a_seam_lies_whole_in_one() -> None:
 
 
 def test_tracks_not_looked_at_lately_go_first_when_the_budget_is_short() -> None:
-    p = past_the_first_round(RegionPlanner(min_face_px=40, budget_px=3 * (int(2.5 * 100) ** 2)))
+    p = past_the_first_round(RegionPlanner(min_face_px=40, budget_px=int(1.2 * (2.5 * 100) ** 2)))
     tracks = [(i, Box(100 + 150 * i, 100, 139 + 150 * i, 139, 1.0)) for i in range(6)]
     first = {r.left for r in p.plan(W, H, tracks, [], 0.0) if r.why == "track"}
     second = {r.left for r in p.plan(W, H, tracks, [], 0.0) if r.why == "track"}

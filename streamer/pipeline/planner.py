@@ -1,7 +1,8 @@
 """Where to look for faces on a frame: a detection plan of regions, each at its own scale.
 
 Say what to find (``min_face_px``, the smallest face in source pixels) and what one detection
-round may cost (``budget_px`` detector pixels); the planner spends it, in this order, on
+round may cost (``budget_px`` detector pixels for a 640x480 frame, more for a bigger one: see
+``round_budget``); the planner spends it, in this order, on
 
 0. **the whole frame** at ``tile_px`` on the first round and then every few rounds (every 2nd
    on a webcam, every 6th on a 1080p frame for 40 px faces: see ``coarse_every``): big faces
@@ -25,6 +26,8 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
+import numpy as np
+
 from streamer.config import PipelineConfig
 from streamer.detect import MAX_SIDE
 from streamer.detect.regions import FACE_PX
@@ -32,6 +35,8 @@ from streamer.track.matching import XYXY
 from streamer.types import Box, Region
 
 TRACK_FACE_PX = 100  # a tracked face is cut so that it is this wide (a margin over FACE_PX)
+SWEEP_FIRST = 3  # every this many rounds, one sweep region goes before the motion regions
+CELL = 64  # source pixels: the grain at which the planner remembers where it looked
 TRACK_CONTEXT = 2.5  # a track's region is this many face widths square (the face may move)
 CAMERA_MOVING = 0.5  # changed fraction of the picture above which the camera itself moved
 
@@ -74,11 +79,11 @@ def planner_for(p: PipelineConfig) -> RegionPlanner | None:
 class RegionPlanner:
     def __init__(self, min_face_px: int = 40, budget_px: int = 640 * 480, tile_px: int = 640) -> None:
         self.min_face_px = min_face_px
-        self.budget_px = budget_px
+        self.budget_px = budget_px  # per round for a 640x480 frame (see round_budget)
         self.tile_px = tile_px
         # motion and sweep pieces: two fit in a round's budget, and each holds a face of twice
         # the smallest size with room to spare
-        self.piece_px = max(3 * FACE_PX, min(tile_px, int(math.sqrt(budget_px / 2))))
+        self.budget = budget_px  # this frame size's round budget (set by plan)
         self.scale = FACE_PX / min_face_px  # the scale at which a min_face_px face is FACE_PX wide
         self._looked: dict[int, int] = {}  # track id -> the round that last looked at it
         self._round = 0
@@ -86,6 +91,23 @@ class RegionPlanner:
         self._sweep_size: tuple[int, int] = (0, 0)
         self._cursor = 0
         self.spent_px = 0  # detector pixels planned so far
+        self._seen = np.zeros((0, 0), dtype=np.int64)  # per CELL of the frame: the round that last looked
+
+    def round_budget(self, width: int, height: int) -> int:
+        """Detector pixels per round: ``budget_px`` for a 640x480 frame, growing with the square
+        root of the frame's area (a 1080p frame: 2.6 times as much) so a big frame's round still
+        covers what moved in it."""
+        return round(self.budget_px * math.sqrt(max(1.0, width * height / (640 * 480))))
+
+    @property
+    def piece_px(self) -> int:
+        """Side of a sweep region: two fit in a round, each holds a face twice the smallest."""
+        return max(3 * FACE_PX, min(self.tile_px, int(math.sqrt(self.budget / 2))))
+
+    @property
+    def motion_px(self) -> int:
+        """Largest side of a motion region: one fills a round."""
+        return max(3 * FACE_PX, min(self.tile_px, int(math.sqrt(self.budget))))
 
     def coarse(self, width: int, height: int) -> Region:
         """The whole frame at ``tile_px`` (or at the min-face scale, if smaller)."""
@@ -106,6 +128,10 @@ class RegionPlanner:
     def sweep_cycle(self, width: int, height: int) -> list[Region]:
         """The sweep's regions, coarse to fine (past the whole frame at ``tile_px``, which has its
         own turn): each level twice the scale of the one before."""
+        self.budget = self.round_budget(width, height)
+        return self._levels(width, height)
+
+    def _levels(self, width: int, height: int) -> list[Region]:
         whole = self.coarse(width, height)
         levels: list[Region] = []
         s = whole.scale
@@ -121,49 +147,84 @@ class RegionPlanner:
         the ``moved`` fraction of the picture since the last round."""
         self._round += 1
         whole_at_min = Region(0, 0, width - 1, height - 1, self.scale, "whole")
-        if whole_at_min.pixels <= self.budget_px:
+        self.budget = self.round_budget(width, height)
+        if whole_at_min.pixels <= self.budget:
             return self._spend([whole_at_min])
         coarse = self.coarse(width, height)
         if moved >= CAMERA_MOVING or self._round % self.coarse_every(width, height) == 1:
             # the whole frame at tile_px, and the tracks too small to be seen there
             plan = [coarse]
-            left = self.budget_px - coarse.pixels
+            left = self.budget - coarse.pixels
             tracks = [(tid, b) for tid, b in tracks if max(b.width, b.height) * coarse.scale < TRACK_FACE_PX]
         else:
-            plan, left = [], self.budget_px
-        # 1. tracks, longest unlooked first
+            plan, left = [], self.budget
+        pieces = [] if plan else self._motion_regions(motion, width, height)
+        # 1. tracks, longest unlooked first (at most half the budget while motion waits)
         live = {tid for tid, _ in tracks}
         self._looked = {t: r for t, r in self._looked.items() if t in live}
+        for_tracks = left - (self.budget // 2 if pieces else 0)
         for tid, b in sorted(tracks, key=lambda tb: self._looked.get(tb[0], -1)):
             r = self._track_region(b, width, height)
-            if r.pixels > left and plan:
+            if r.pixels > for_tracks and plan:
                 continue
             plan.append(r)
             left -= r.pixels
+            for_tracks -= r.pixels
             self._looked[tid] = self._round
         if plan and plan[0] is coarse:
-            return self._spend(plan)
-        # 2. motion, what no track region covers already
-        for r in self._motion_regions(motion, width, height):
-            if r.pixels <= left and not any(_inside(r, p) for p in plan):
+            return self._spend(plan, width, height)
+        cycle = self._cycle(width, height)
+        if self._round % SWEEP_FIRST == 0:  # now and then the sweep goes before motion: still faces
+            left = self._sweep_into(plan, left, cycle, once=True)
+        # 2. motion, what no track region covers already, the part looked at longest ago first
+        # (one piece at least, if half of it fits)
+        took = False
+        for r in sorted(pieces, key=lambda r: self._last_looked(r)):
+            if any(_inside(r, p) for p in plan):
+                continue
+            if r.pixels <= left or (not took and 2 * left >= r.pixels):
                 plan.append(r)
                 left -= r.pixels
+                took = True
         # 3. the sweep, with what is left (one region at least when nothing else was planned)
-        cycle = self._cycle(width, height)
+        self._sweep_into(plan, left, cycle)
+        return self._spend(plan, width, height)
+
+    def _sweep_into(self, plan: list[Region], left: int, cycle: list[Region], once: bool = False) -> int:
+        """The sweep's next regions into ``plan`` while they fit ``left`` (the first also when half
+        of it fits and the plan is empty, or with ``once``); returns what is left."""
         for _ in range(len(cycle)):
             r = cycle[self._cursor % len(cycle)]
-            if r.pixels > left and (plan or left < r.pixels // 2):
+            if r.pixels > left and ((plan and not once) or 2 * left < r.pixels):
                 break
             plan.append(r)
             left -= r.pixels
             self._cursor += 1
-            if left <= 0:
+            if left <= 0 or once:
                 break
-        return self._spend(plan)
+        return left
 
-    def _spend(self, plan: list[Region]) -> tuple[Region, ...]:
+    def _spend(self, plan: list[Region], width: int = 0, height: int = 0) -> tuple[Region, ...]:
         self.spent_px += sum(r.pixels for r in plan)
+        if width and height:
+            self._mark(plan, width, height)
         return tuple(plan)
+
+    def _cells(self, r: Region) -> tuple[slice, slice]:
+        return slice(r.top // CELL, r.bottom // CELL + 1), slice(r.left // CELL, r.right // CELL + 1)
+
+    def _mark(self, plan: Sequence[Region], width: int, height: int) -> None:
+        """Remember when each part of the frame was last looked at finely enough for the smallest faces."""
+        shape = (-(-height // CELL), -(-width // CELL))
+        if self._seen.shape != shape:
+            self._seen = np.full(shape, -1, dtype=np.int64)
+        for r in plan:
+            if r.scale >= self.scale - 1e-9:
+                self._seen[self._cells(r)] = self._round
+
+    def _last_looked(self, r: Region) -> float:
+        part = self._seen[self._cells(r)]
+        return float(part.mean()) if part.size else -1.0
 
     def _cycle(self, width: int, height: int) -> list[Region]:
         if self._sweep_size != (width, height):
@@ -191,10 +252,10 @@ class RegionPlanner:
             w, h = x1 - x0 + 1, y1 - y0 + 1
             if w <= 0 or h <= 0:
                 continue
-            if max(w, h) * self.scale <= self.piece_px:
+            if max(w, h) * self.scale <= self.motion_px:
                 out.append(Region(x0, y0, x1, y1, self.scale, "motion"))
                 continue
-            for t in tiles(w, h, self.scale, self.piece_px, "motion"):
+            for t in tiles(w, h, self.scale, self.motion_px, "motion"):
                 out.append(Region(t.left + x0, t.top + y0, t.right + x0, t.bottom + y0, t.scale, "motion"))
         return out
 
