@@ -91,6 +91,10 @@ class DetectionBatcher:
         self.metrics.queue_depth.set(len(self._pending))
         self._wake.set()
 
+    def busy(self, stream: str) -> bool:
+        """Whether the stream has a frame waiting for or in the detector."""
+        return stream in self._pending or stream in self._in_flight
+
     def forget(self, stream: str) -> None:
         """The stream is gone: drop its waiting frame, and the answer for its frame in flight."""
         self._pending.pop(stream, None)

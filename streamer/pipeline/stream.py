@@ -13,7 +13,7 @@ import time
 from collections.abc import Awaitable, Callable
 from concurrent.futures import Executor, Future
 
-from streamer.metrics import Metrics
+from streamer.metrics import DROP_DETECT_SKIPPED, Metrics
 from streamer.outputs.hub import AnnotatedFrame, FrameHub
 from streamer.pipeline.batcher import DetectionBatcher
 from streamer.pipeline.events import EventHub
@@ -74,7 +74,14 @@ class Stream:
         try:
             async for frame in self.source.frames():
                 m.frames_in.labels(self.id).inc()
-                due = self.stage.due(frame.index)
+                if self.batcher.busy(self.id):
+                    # its last frame is still at the detector: this one is shown with the tracked
+                    # boxes and not planned for (a plan the detector never ran would mislead the
+                    # planner about what it looked at)
+                    due = False
+                    m.frames_dropped.labels(self.id, DROP_DETECT_SKIPPED).inc()
+                else:
+                    due = self.stage.due(frame.index)
                 self._processing = self.render_pool.submit(self.stage.process, frame, True, due)
                 out = await asyncio.wrap_future(self._processing)
                 if due:  # the plan is made on this frame's tracks and motion
