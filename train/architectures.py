@@ -39,6 +39,10 @@ class Config:
     description: str
     features: str = "pixels"  # or backbone feature names joined by '+' (face_resnet.FEATURES)
     hidden: int = 0  # feature heads: units of the hidden layer (0: logistic regression)
+    # feature heads on "_flip" sets: also train on the mirrored chip's own features (one more
+    # row per face, as augmentation); validation and the service use the flip mean.
+    mirror_rows: bool = False
+    l2: float = 0.0  # feature heads: L2 penalty on the output layer's weights
 
 
 CONFIGS: dict[str, Config] = {
@@ -202,10 +206,11 @@ def build_feature_head(
         x = keras.layers.Dropout(0.2)(x)
         x = keras.layers.Dense(cfg.hidden, activation="relu")(x)
         x = keras.layers.Dropout(0.5)(x)
+    reg = keras.regularizers.L2(cfg.l2) if cfg.l2 else None
     if head == "sigmoid":
-        out = keras.layers.Dense(1, activation="sigmoid", name="prob")(x)
+        out = keras.layers.Dense(1, activation="sigmoid", name="prob", kernel_regularizer=reg)(x)
     else:
-        out = keras.layers.Dense(n_classes, activation="softmax", name="prob")(x)
+        out = keras.layers.Dense(n_classes, activation="softmax", name="prob", kernel_regularizer=reg)(x)
     return keras.Model(inp, out, name=cfg.name)
 
 

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
+from streamer.classify.face_resnet import FLIP_SUFFIX
 from streamer.crop import whole_image_box
 from train.crops import _bar, read_rgb
 from train.data import Dataset
@@ -29,6 +30,15 @@ class Features:
     def matrix(self, names: str) -> np.ndarray:
         """The columns of one feature set, or of several joined with '+'."""
         return np.concatenate([self.x[k] for k in names.split("+")], axis=1)
+
+    def mirror_matrix(self, names: str) -> np.ndarray:
+        """``matrix(names)`` with every test-time-flip set replaced by the mirrored chip's own
+        features (2 * flip mean - chip's): extra training rows, as a random flip would give."""
+        cols = []
+        for k in names.split("+"):
+            base = k.removesuffix(FLIP_SUFFIX)
+            cols.append(2 * self.x[k] - self.x[base] if base != k else self.x[k])
+        return np.concatenate(cols, axis=1)
 
 
 def feature_cache_file(ds: Dataset, detector: str, upsample: int, boxes: list, cache_dir: Path) -> Path:
