@@ -16,6 +16,10 @@
   (``streamer.classify.face_resnet``): a small head on the backbone's features of dlib's
   aligned chip (the 128-D descriptor, or earlier layers' averaged channels). The features are
   computed once and cached (``train/features.py``); the head standardises them itself.
+- ``dlib_resnet_flip``, ``dlib_resnet_flip_lr``, ``dlib_resnet_all_flip``,
+  ``dlib_resnet_mid_flip``: the same on the test-time-flip features (each set averaged over
+  the chip and its mirror image, in training and in the service alike), trained on the chip's
+  and the mirror's own features as two rows.
 """
 
 from __future__ import annotations
@@ -91,6 +95,47 @@ CONFIGS: dict[str, Config] = {
         "dlib face ResNet (frozen) mid-block + pooled layers, MLP head",
         features="dlib_level2+dlib_pooled",
         hidden=128,
+    ),
+    "dlib_resnet_flip": Config(
+        "dlib_resnet_flip",
+        (150, 150),
+        "softmax",
+        1e-3,
+        "dlib face ResNet (frozen) descriptor + pooled layer with test-time flip, MLP head",
+        features="dlib_face_descriptor_flip+dlib_pooled_flip",
+        hidden=128,
+        mirror_rows=True,
+    ),
+    "dlib_resnet_flip_lr": Config(
+        "dlib_resnet_flip_lr",
+        (150, 150),
+        "softmax",
+        1e-3,
+        "dlib face ResNet (frozen) descriptor + pooled layer with test-time flip, L2 logistic regression",
+        features="dlib_face_descriptor_flip+dlib_pooled_flip",
+        hidden=0,
+        mirror_rows=True,
+        l2=2e-3,
+    ),
+    "dlib_resnet_all_flip": Config(
+        "dlib_resnet_all_flip",
+        (150, 150),
+        "softmax",
+        1e-3,
+        "dlib face ResNet (frozen) descriptor, pooled, mid and early layers with test-time flip, MLP head",
+        features="dlib_face_descriptor_flip+dlib_pooled_flip+dlib_level2_flip+dlib_level3_flip",
+        hidden=128,
+        mirror_rows=True,
+    ),
+    "dlib_resnet_mid_flip": Config(
+        "dlib_resnet_mid_flip",
+        (150, 150),
+        "softmax",
+        1e-3,
+        "dlib face ResNet (frozen) mid-block + pooled layers with test-time flip, MLP head",
+        features="dlib_level2_flip+dlib_pooled_flip",
+        hidden=128,
+        mirror_rows=True,
     ),
 }
 
