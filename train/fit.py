@@ -235,8 +235,19 @@ def train(opt: TrainOptions) -> dict[str, object]:
                 progress=False,
             )
             metrics[name] = summary
+        metrics.update(_other_sources(model_path, opt.detector, opt.task))
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
     return metrics
+
+
+def _other_sources(model_path: Path, detector: str, task: str) -> dict[str, object]:
+    """``{"other": summary}`` of the faces from other sources (train/other_faces.json) labelled
+    for this task, or nothing when none of their images is here."""
+    from train.other_faces import evaluate_other, load_annotations
+
+    if not any(lab.get(task) for im in load_annotations().images for lab in im.labels):
+        return {}
+    return {"other": evaluate_other(model_path, detector=detector)}
 
 
 def _have_tensorboard() -> bool:

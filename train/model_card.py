@@ -27,9 +27,15 @@ def _pc(x: float) -> str:
 
 def _eval_table(name: str, s: dict) -> list[str]:
     lo, hi = s["accuracy_ci95"]
+    if "n_faces" in s:  # faces labelled per box (train/other_faces.py)
+        what = (
+            f"{s['n_faces']} faces in {s['n_images']} images and video frames; "
+            f"{s['n_missed']} labelled faces missed by the detector"
+        )
+    else:
+        what = f"{s['n_images']} images, {s['n_no_face']} with no detected face, classified whole"
     lines = [
-        f"**{name}** ({s['n_images']} images, {s['n_no_face']} with no detected face, classified whole): "
-        f"accuracy **{_pc(s['accuracy'])}** (95% Wilson CI {_pc(lo)}–{_pc(hi)}).",
+        f"**{name}** ({what}): accuracy **{_pc(s['accuracy'])}** (95% Wilson CI {_pc(lo)}–{_pc(hi)}).",
         "",
         "| class | precision | recall (95% CI) | F1 | support |",
         "|---|---|---|---|---|",
@@ -130,6 +136,22 @@ def write_card(
         lines += _eval_table("Held-out test split", m["test"])
     if "val" in m:
         lines += _eval_table("Validation split (used for early stopping)", m["val"])
+    if "other" in m:
+        lines += [
+            "Faces from sources other than CelebA (`train/other_faces.json`: dlib's example photos, "
+            "`../shared/media`, frames of the demo clip; labelled by eye per face box), through the "
+            f"service's Engine (detector `{m['other']['detector']}`, upsample {m['other']['upsample']}):",
+            "",
+            *_eval_table("Faces from other sources", m["other"]),
+        ]
+        errs = m["other"].get("errors", [])
+        if errs:
+            lines += [
+                "Wrong on: "
+                + "; ".join(f"{e['image']} {e['true']} called {e['predicted']} ({e['p']:.2f})" for e in errs)
+                + ".",
+                "",
+            ]
     goal = GOALS.get(task)
     if goal and "test" in m:
         acc = m["test"]["accuracy"]
