@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from streamer.classify.face_resnet import needs_mirror
+
 GOALS = {"gender": 0.985, "beard": 0.94}  # issue #11
 
 INTENDED = {
@@ -178,7 +180,12 @@ def write_card(
             "## Speed",
             "",
             "`Classifier.predict_proba` (and, for a head on the backbone, `FaceBackbone.features`: "
-            "one pass per face, shared by all heads) on the 2-core development CPU (shared with "
+            + (
+                "two passes per face, the chip and its mirror image, for the test-time-flip features; "
+                if needs_mirror(features)
+                else "one pass per face, "
+            )
+            + "shared by all heads) on the 2-core development CPU (shared with "
             "other jobs): "
             + ", ".join(
                 f"{k.replace('_', ' ')}: {v} faces/s ({1000 / v:.2f} ms/face)" for k, v in speed.items()
