@@ -26,6 +26,7 @@ from benchmarks.common import Options, classifier_configs, progress, video_fps
 from benchmarks.report import percentiles
 from streamer.classify import Classifier
 from streamer.classify.backbone import FaceBackbone
+from streamer.classify.face_resnet import needs_mirror
 from streamer.detect import make_detector
 from streamer.outputs.mjpeg import encode_jpeg
 from streamer.overlay import draw_faces
@@ -47,7 +48,9 @@ def sequential_loop(opts: Options, seconds: float, detector_name: str | None = N
         assert backbone is not None
         if not boxes:
             return []
-        out = backbone.features(np.stack(backbone.chips(rgb, boxes)))
+        out = backbone.features(
+            np.stack(backbone.chips(rgb, boxes)), mirrored=needs_mirror(clf.meta.features)
+        )
         return np.concatenate([out[k] for k in clf.meta.features.split("+")], axis=1)
 
     fps = video_fps(opts.video)

@@ -28,8 +28,9 @@ def test_batches_answer_as_single_faces(name: str, faces: list[np.ndarray]) -> N
     crops = np.stack([cv2.resize(f, (w, h), interpolation=cv2.INTER_AREA) for f in faces])
     if clf.uses_backbone:  # a head on the face backbone takes its features of each face
         from streamer.classify.backbone import FaceBackbone
+        from streamer.classify.face_resnet import needs_mirror
 
-        feats = FaceBackbone().features(crops)
+        feats = FaceBackbone().features(crops, mirrored=needs_mirror(clf.meta.features))
         crops = np.concatenate([feats[k] for k in clf.meta.features.split("+")], axis=1)
     one_by_one = np.concatenate(
         [np.asarray(clf.model(crop[None].astype(np.float32), training=False)) for crop in crops]

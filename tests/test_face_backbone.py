@@ -136,7 +136,11 @@ def test_engine_feeds_backbone_heads_once_per_face(tmp_path: Path, monkeypatch: 
     _feature_head(tmp_path / "two.keras", "dlib_face_descriptor+dlib_pooled", 128 + 256)
     calls = []
     real = FaceBackbone.features
-    monkeypatch.setattr(FaceBackbone, "features", lambda self, x: calls.append(len(x)) or real(self, x))
+    monkeypatch.setattr(
+        FaceBackbone,
+        "features",
+        lambda self, x, mirrored=False: calls.append(len(x)) or real(self, x, mirrored),
+    )
     spec = EngineSpec(
         detector="mmod",
         classifiers=(

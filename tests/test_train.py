@@ -172,7 +172,7 @@ def test_backbone_head_trains_and_evaluates_end_to_end(
     assert rc == 0
     out = json.loads(capsys.readouterr().out)
     assert out["config"] == "dlib_resnet" and out["detector"] == "mmod"
-    assert list((cache_dir / "features").glob("dlib_resnet-mmod-up1-*.npz"))
+    assert list((cache_dir / "features").glob("dlib_resnet-flip-mmod-up1-*.npz"))
     model, meta = load_model(model_path)
     assert meta.features == "dlib_face_descriptor+dlib_pooled" and meta.input_size == (150, 150)
     assert model.input_shape[-1] == 128 + 256

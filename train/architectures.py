@@ -16,6 +16,10 @@
   (``streamer.classify.face_resnet``): a small head on the backbone's features of dlib's
   aligned chip (the 128-D descriptor, or earlier layers' averaged channels). The features are
   computed once and cached (``train/features.py``); the head standardises them itself.
+- ``dlib_resnet_flip``, ``dlib_resnet_flip_lr``, ``dlib_resnet_all_flip``,
+  ``dlib_resnet_mid_flip``: the same on the test-time-flip features (each set averaged over
+  the chip and its mirror image, in training and in the service alike), trained on the chip's
+  and the mirror's own features as two rows.
 """
 
 from __future__ import annotations
@@ -39,6 +43,10 @@ class Config:
     description: str
     features: str = "pixels"  # or backbone feature names joined by '+' (face_resnet.FEATURES)
     hidden: int = 0  # feature heads: units of the hidden layer (0: logistic regression)
+    # feature heads on "_flip" sets: also train on the mirrored chip's own features (one more
+    # row per face, as augmentation); validation and the service use the flip mean.
+    mirror_rows: bool = False
+    l2: float = 0.0  # feature heads: L2 penalty on the output layer's weights
 
 
 CONFIGS: dict[str, Config] = {
@@ -87,6 +95,47 @@ CONFIGS: dict[str, Config] = {
         "dlib face ResNet (frozen) mid-block + pooled layers, MLP head",
         features="dlib_level2+dlib_pooled",
         hidden=128,
+    ),
+    "dlib_resnet_flip": Config(
+        "dlib_resnet_flip",
+        (150, 150),
+        "softmax",
+        1e-3,
+        "dlib face ResNet (frozen) descriptor + pooled layer with test-time flip, MLP head",
+        features="dlib_face_descriptor_flip+dlib_pooled_flip",
+        hidden=128,
+        mirror_rows=True,
+    ),
+    "dlib_resnet_flip_lr": Config(
+        "dlib_resnet_flip_lr",
+        (150, 150),
+        "softmax",
+        1e-3,
+        "dlib face ResNet (frozen) descriptor + pooled layer with test-time flip, L2 logistic regression",
+        features="dlib_face_descriptor_flip+dlib_pooled_flip",
+        hidden=0,
+        mirror_rows=True,
+        l2=2e-3,
+    ),
+    "dlib_resnet_all_flip": Config(
+        "dlib_resnet_all_flip",
+        (150, 150),
+        "softmax",
+        1e-3,
+        "dlib face ResNet (frozen) descriptor, pooled, mid and early layers with test-time flip, MLP head",
+        features="dlib_face_descriptor_flip+dlib_pooled_flip+dlib_level2_flip+dlib_level3_flip",
+        hidden=128,
+        mirror_rows=True,
+    ),
+    "dlib_resnet_mid_flip": Config(
+        "dlib_resnet_mid_flip",
+        (150, 150),
+        "softmax",
+        1e-3,
+        "dlib face ResNet (frozen) mid-block + pooled layers with test-time flip, MLP head",
+        features="dlib_level2_flip+dlib_pooled_flip",
+        hidden=128,
+        mirror_rows=True,
     ),
 }
 
@@ -202,10 +251,11 @@ def build_feature_head(
         x = keras.layers.Dropout(0.2)(x)
         x = keras.layers.Dense(cfg.hidden, activation="relu")(x)
         x = keras.layers.Dropout(0.5)(x)
+    reg = keras.regularizers.L2(cfg.l2) if cfg.l2 else None
     if head == "sigmoid":
-        out = keras.layers.Dense(1, activation="sigmoid", name="prob")(x)
+        out = keras.layers.Dense(1, activation="sigmoid", name="prob", kernel_regularizer=reg)(x)
     else:
-        out = keras.layers.Dense(n_classes, activation="softmax", name="prob")(x)
+        out = keras.layers.Dense(n_classes, activation="softmax", name="prob", kernel_regularizer=reg)(x)
     return keras.Model(inp, out, name=cfg.name)
 
 

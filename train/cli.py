@@ -3,6 +3,7 @@
     train gender --data ../shared/data/celeba --model models/gender.keras --out runs/gender
     train beard  --data ../shared/data/celeba --config resnet --model models/beard.keras
     train evaluate --model models/gender.keras --data ../shared/data/celeba --split test
+    train evaluate --model models/gender.keras --data train/other_faces.json
     train inspect --model models/gender.keras face.jpg
     train card --metrics runs/gender/metrics.json --out models/gender.md --speed
     train speed --model models/gender.keras
@@ -87,7 +88,8 @@ def _parser() -> argparse.ArgumentParser:
         "--data",
         type=Path,
         required=True,
-        help="CelebA folder, folder with one subfolder per label, or pickled DataFrame",
+        help="CelebA folder, folder with one subfolder per label, pickled DataFrame, or a face "
+        "annotation file (.json, e.g. train/other_faces.json: faces from other sources)",
     )
     e.add_argument(
         "--split",
@@ -180,6 +182,11 @@ def _run(args: argparse.Namespace) -> int:
         return 0
     if args.command == "evaluate":
         from train.evaluate import dumps, evaluate_path
+        from train.other_faces import evaluate_other, is_annotation_file
+
+        if is_annotation_file(args.data):  # faces labelled per box (train/other_faces.json)
+            print(dumps(evaluate_other(args.model, args.data, args.detector, args.limit)))
+            return 0
 
         report = args.report or args.model.with_name(args.model.stem + "-report")
         summary = evaluate_path(

@@ -176,12 +176,14 @@ def faces_per_second(
     jobs = {}
     if clf.uses_backbone:
         from streamer.classify.backbone import FaceBackbone
+        from streamer.classify.face_resnet import needs_mirror
 
         backbone = FaceBackbone(max_batch=max(batch_sizes))
         feats = rng.normal(size=(max(batch_sizes), clf.model.input_shape[-1])).astype(np.float32)
+        mirrored = needs_mirror(clf.meta.features)
         for b in batch_sizes:
             jobs[f"batch_{b}"] = (b, lambda b=b: clf.predict_proba(feats[:b]))
-            jobs[f"backbone_batch_{b}"] = (b, lambda b=b: backbone.features(x[:b]))
+            jobs[f"backbone_batch_{b}"] = (b, lambda b=b: backbone.features(x[:b], mirrored=mirrored))
     else:
         for b in batch_sizes:
             jobs[f"batch_{b}"] = (b, lambda b=b: clf.predict_proba(x[:b]))

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
+from streamer.classify.face_resnet import FLIP_SUFFIX
 from streamer.crop import whole_image_box
 from train.crops import _bar, read_rgb
 from train.data import Dataset
@@ -30,6 +31,25 @@ class Features:
         """The columns of one feature set, or of several joined with '+'."""
         return np.concatenate([self.x[k] for k in names.split("+")], axis=1)
 
+    def mirror_matrix(self, names: str) -> np.ndarray:
+        """``matrix(names)`` with every test-time-flip set replaced by the mirrored chip's own
+        features (2 * flip mean - chip's): extra training rows, as a random flip would give."""
+        cols = []
+        for k in names.split("+"):
+            base = k.removesuffix(FLIP_SUFFIX)
+            cols.append(2 * self.x[k] - self.x[base] if base != k else self.x[k])
+        return np.concatenate(cols, axis=1)
+
+
+def feature_cache_file(ds: Dataset, detector: str, upsample: int, boxes: list, cache_dir: Path) -> Path:
+    """Where ``features_for`` caches the features of ``ds`` with these detections."""
+    key = hashlib.sha1(
+        repr(
+            (detector, upsample, [str(Path(p).resolve()) for p in ds.paths], [str(b[:1]) for b in boxes])
+        ).encode()
+    ).hexdigest()[:16]
+    return cache_dir / "features" / f"dlib_resnet-flip-{detector}-up{upsample}-{key}.npz"
+
 
 def features_for(
     ds: Dataset,
@@ -40,14 +60,10 @@ def features_for(
     batch: int = 32,
     backbone: object | None = None,
 ) -> Features:
-    """Every backbone feature of the most confident face in every image (whole image if none)."""
+    """Every backbone feature of the most confident face in every image (whole image if none),
+    the test-time-flip sets included (``FaceBackbone.features(..., mirrored=True)``)."""
     boxes = detections_or_fail(ds, detector, upsample, cache_dir, progress)
-    key = hashlib.sha1(
-        repr(
-            (detector, upsample, [str(Path(p).resolve()) for p in ds.paths], [str(b[:1]) for b in boxes])
-        ).encode()
-    ).hexdigest()[:16]
-    cfile = cache_dir / "features" / f"dlib_resnet-{detector}-up{upsample}-{key}.npz"
+    cfile = feature_cache_file(ds, detector, upsample, boxes, cache_dir)
     if cfile.exists():
         with np.load(cfile) as z:
             found = z["found"]
@@ -64,7 +80,7 @@ def features_for(
         for p, b in zip(ds.paths[i : i + batch], boxes[i : i + batch], strict=True):
             image = read_rgb(p)
             chips += backbone.chips(image, [b[0] if b else whole_image_box(image)])  # type: ignore[attr-defined]
-        for k, v in backbone.features(np.stack(chips)).items():  # type: ignore[attr-defined]
+        for k, v in backbone.features(np.stack(chips), mirrored=True).items():  # type: ignore[attr-defined]
             parts.setdefault(k, []).append(v)
         bar(len(chips))
     bar(None)

@@ -77,9 +77,12 @@ def train(opt: TrainOptions) -> dict[str, object]:
 
     t0 = time.perf_counter()
     ds = load_any(opt.data, rule, None, cache_dir, opt.limit)
+    mirror_x = None
     if cfg.features != PIXELS:  # a head on the face backbone's cached features
         feats = features_for(ds, opt.detector, opt.upsample, cache_dir, opt.progress)
         crops = Crops(feats.matrix(cfg.features), feats.found)
+        if cfg.mirror_rows:
+            mirror_x = feats.mirror_matrix(cfg.features)
     else:
         crops = crops_for(ds, opt.detector, opt.upsample, cfg.input_size, opt.margin, cache_dir, opt.progress)
     t_crops = time.perf_counter() - t0
@@ -104,9 +107,13 @@ def train(opt: TrainOptions) -> dict[str, object]:
         y = ds.y[idx]
         return y.astype("float32")[:, None] if head == "sigmoid" else np.eye(n_classes, dtype="float32")[y]
 
+    x_fit, y_fit = crops.x[tr_fit].astype("float32"), target(tr_fit)
+    if mirror_x is not None:
+        x_fit = np.concatenate([x_fit, mirror_x[tr_fit].astype("float32")])
+        y_fit = np.concatenate([y_fit, y_fit])
     stats = None
     if cfg.features != PIXELS:
-        xs = crops.x[tr_fit].astype("float64")
+        xs = x_fit.astype("float64")
         stats = (xs.mean(axis=0), xs.var(axis=0))
     model = build(cfg_name, n_classes, head, opt.weights, opt.seed, stats)
     lr = opt.learning_rate or cfg.learning_rate
@@ -132,8 +139,8 @@ def train(opt: TrainOptions) -> dict[str, object]:
     # Keras writes its progress bars to stdout; keep stdout for the JSON result.
     with contextlib.redirect_stdout(sys.stderr):
         hist = model.fit(
-            crops.x[tr_fit].astype("float32"),
-            target(tr_fit),
+            x_fit,
+            y_fit,
             validation_data=(crops.x[va_fit].astype("float32"), target(va_fit)),
             epochs=opt.epochs,
             batch_size=opt.batch_size,
@@ -228,8 +235,19 @@ def train(opt: TrainOptions) -> dict[str, object]:
                 progress=False,
             )
             metrics[name] = summary
+        metrics.update(_other_sources(model_path, opt.detector, opt.task))
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
     return metrics
+
+
+def _other_sources(model_path: Path, detector: str, task: str) -> dict[str, object]:
+    """``{"other": summary}`` of the faces from other sources (train/other_faces.json) labelled
+    for this task, or nothing when none of their images is here."""
+    from train.other_faces import evaluate_other, load_annotations
+
+    if not any(lab.get(task) for im in load_annotations().images for lab in im.labels):
+        return {}
+    return {"other": evaluate_other(model_path, detector=detector)}
 
 
 def _have_tensorboard() -> bool:

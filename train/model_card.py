@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from streamer.classify.face_resnet import needs_mirror
+
 GOALS = {"gender": 0.985, "beard": 0.94}  # issue #11
 
 INTENDED = {
@@ -27,9 +29,15 @@ def _pc(x: float) -> str:
 
 def _eval_table(name: str, s: dict) -> list[str]:
     lo, hi = s["accuracy_ci95"]
+    if "n_faces" in s:  # faces labelled per box (train/other_faces.py)
+        what = (
+            f"{s['n_faces']} faces in {s['n_images']} images and video frames; "
+            f"{s['n_missed']} labelled faces missed by the detector"
+        )
+    else:
+        what = f"{s['n_images']} images, {s['n_no_face']} with no detected face, classified whole"
     lines = [
-        f"**{name}** ({s['n_images']} images, {s['n_no_face']} with no detected face, classified whole): "
-        f"accuracy **{_pc(s['accuracy'])}** (95% Wilson CI {_pc(lo)}–{_pc(hi)}).",
+        f"**{name}** ({what}): accuracy **{_pc(s['accuracy'])}** (95% Wilson CI {_pc(lo)}–{_pc(hi)}).",
         "",
         "| class | precision | recall (95% CI) | F1 | support |",
         "|---|---|---|---|---|",
@@ -130,6 +138,22 @@ def write_card(
         lines += _eval_table("Held-out test split", m["test"])
     if "val" in m:
         lines += _eval_table("Validation split (used for early stopping)", m["val"])
+    if "other" in m:
+        lines += [
+            "Faces from sources other than CelebA (`train/other_faces.json`: dlib's example photos, "
+            "`../shared/media`, frames of the demo clip; labelled by eye per face box), through the "
+            f"service's Engine (detector `{m['other']['detector']}`, upsample {m['other']['upsample']}):",
+            "",
+            *_eval_table("Faces from other sources", m["other"]),
+        ]
+        errs = m["other"].get("errors", [])
+        if errs:
+            lines += [
+                "Wrong on: "
+                + "; ".join(f"{e['image']} {e['true']} called {e['predicted']} ({e['p']:.2f})" for e in errs)
+                + ".",
+                "",
+            ]
     goal = GOALS.get(task)
     if goal and "test" in m:
         acc = m["test"]["accuracy"]
@@ -156,7 +180,12 @@ def write_card(
             "## Speed",
             "",
             "`Classifier.predict_proba` (and, for a head on the backbone, `FaceBackbone.features`: "
-            "one pass per face, shared by all heads) on the 2-core development CPU (shared with "
+            + (
+                "two passes per face, the chip and its mirror image, for the test-time-flip features; "
+                if needs_mirror(features)
+                else "one pass per face, "
+            )
+            + "shared by all heads) on the 2-core development CPU (shared with "
             "other jobs): "
             + ", ".join(
                 f"{k.replace('_', ' ')}: {v} faces/s ({1000 / v:.2f} ms/face)" for k, v in speed.items()

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from streamer.classify.face_resnet import CHIP_PADDING, CHIP_SIZE, FEATURES, build_model
+from streamer.classify.face_resnet import CHIP_PADDING, CHIP_SIZE, FEATURES, FLIP_SUFFIX, build_model
 from streamer.classify.modelfile import ModelFileError
 from streamer.types import Box
 
@@ -79,13 +79,29 @@ class FaceBackbone:
             out.append(self._dlib.get_face_chip(image, shape, CHIP_SIZE, CHIP_PADDING))
         return out
 
-    def features(self, chips: np.ndarray | Sequence[np.ndarray]) -> dict[str, np.ndarray]:
-        """(N, 150, 150, 3) chips -> {feature name: (N, D) float32}, in chunks of max_batch."""
+    def features(
+        self, chips: np.ndarray | Sequence[np.ndarray], mirrored: bool = False
+    ) -> dict[str, np.ndarray]:
+        """(N, 150, 150, 3) chips -> {feature name: (N, D) float32}, in chunks of max_batch.
+
+        ``mirrored``: also the test-time-flip sets (``<name>_flip``: the mean of the chip's
+        features and its mirror image's), at the cost of a second pass. Training and the
+        service both get them from here, so they are the same features."""
         x = np.asarray(chips, dtype=np.float32)
         if len(x) == 0:
-            return {k: np.zeros((0, int(self.model.output[k].shape[-1])), np.float32) for k in FEATURES}
+            empty = {k: np.zeros((0, int(self.model.output[k].shape[-1])), np.float32) for k in FEATURES}
+            if mirrored:
+                empty.update({k + FLIP_SUFFIX: v for k, v in empty.items()})
+            return empty
         if x.shape[1:] != (CHIP_SIZE, CHIP_SIZE, 3):
             raise ValueError(f"face backbone: expected chips of shape (150, 150, 3), got {x.shape[1:]}")
+        out = self._features(x)
+        if mirrored:
+            mirror = self._features(np.ascontiguousarray(x[:, :, ::-1]))
+            out.update({k + FLIP_SUFFIX: (out[k] + mirror[k]) * np.float32(0.5) for k in FEATURES})
+        return out
+
+    def _features(self, x: np.ndarray) -> dict[str, np.ndarray]:
         parts: dict[str, list[np.ndarray]] = {k: [] for k in FEATURES}
         for i in range(0, len(x), self.max_batch):
             chunk = x[i : i + self.max_batch]

@@ -46,6 +46,17 @@ FEATURES = {
     "dlib_level2": "the 128 channels after the 128-filter blocks, averaged over the face",
     "dlib_level3": "the 64 channels after the 64-filter blocks, averaged over the face",
 }
+# Test-time flip: a feature set named with this suffix is the mean of the chip's and of its
+# mirror image's (dlib's jitter averages descriptors of jittered chips the same way).
+FLIP_SUFFIX = "_flip"
+FLIP_FEATURES = {k + FLIP_SUFFIX: f"{v}, averaged with the mirrored chip's" for k, v in FEATURES.items()}
+ALL_FEATURES = {**FEATURES, **FLIP_FEATURES}
+
+
+def needs_mirror(names: str | list[str] | tuple[str, ...]) -> bool:
+    """Whether feature names ('a+b' or a list) include a test-time-flip set."""
+    parts = names.split("+") if isinstance(names, str) else list(names)
+    return any(n.endswith(FLIP_SUFFIX) for n in parts)
 
 
 def default_model_path() -> Path:

@@ -35,8 +35,8 @@ class ModelMeta:
     version: str = "1"
     extra: dict[str, object] = field(default_factory=dict)
     # What the model takes: "pixels" (RGB crops of input_size, cut with crop_margin), or a
-    # feature set of the face backbone (streamer.classify.face_resnet.FEATURES; several joined
-    # by "+" are concatenated in that order), computed
+    # feature set of the face backbone (streamer.classify.face_resnet.ALL_FEATURES; several
+    # joined by "+" are concatenated in that order; "_flip" sets average the mirrored chip's), computed
     # once per face from dlib's 150x150 chip and shared by every classifier that wants it.
     features: str = PIXELS
 
@@ -93,11 +93,11 @@ def read_meta(path: str | os.PathLike[str]) -> ModelMeta:
 def load_model(path: str | os.PathLike[str]) -> tuple[object, ModelMeta]:
     """Load a model and its metadata. Raises ModelFileError with the path on failure."""
     meta = read_meta(path)
-    from streamer.classify.face_resnet import FEATURES
+    from streamer.classify.face_resnet import ALL_FEATURES
 
-    if meta.features != PIXELS and not set(meta.features.split("+")) <= set(FEATURES):
+    if meta.features != PIXELS and not set(meta.features.split("+")) <= set(ALL_FEATURES):
         raise ModelFileError(
-            f"{path}: takes features {meta.features!r}; known: {', '.join([PIXELS, *FEATURES])}"
+            f"{path}: takes features {meta.features!r}; known: {', '.join([PIXELS, *ALL_FEATURES])}"
         )
     import keras
 

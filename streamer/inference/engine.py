@@ -18,7 +18,7 @@ import numpy as np
 
 from streamer.classify import Classifier, ModelFileError, read_meta
 from streamer.classify.backbone import FaceBackbone
-from streamer.classify.face_resnet import FEATURES
+from streamer.classify.face_resnet import FEATURES, FLIP_SUFFIX, needs_mirror
 from streamer.config import ClassifierConfig, Config
 from streamer.detect import BadImageError, as_rgb, make_detector
 from streamer.detect.regions import clip, cut, merge, upsampled
@@ -288,10 +288,12 @@ class Engine:
             raise RuntimeError("no face backbone loaded")
         bb = self.backbone
         chips = [c for im, bs in zip(images, boxes, strict=True) for c in bb.chips(im, bs)]
-        names = list(FEATURES)
+        wanted = [n for c in self.classifiers if c.uses_backbone for n in c.meta.features.split("+")]
+        mirrored = needs_mirror(wanted)  # the mirrored pass only when a head takes "_flip" features
+        names = list(FEATURES) + ([k + FLIP_SUFFIX for k in FEATURES] if mirrored else [])
 
         def run(xs: list[np.ndarray]) -> list[tuple[np.ndarray, ...]]:
-            out = bb.features(np.stack(xs))
+            out = bb.features(np.stack(xs), mirrored=mirrored)
             return list(zip(*(out[k] for k in names), strict=True))
 
         rows = split_on_oom(
