@@ -31,15 +31,6 @@ def clip(r: Region, width: int, height: int) -> Region:
     )
 
 
-def upsampled(r: Region) -> tuple[Region, int]:
-    """A region at scale 2 or more as the detector's own upsampling takes it: (the region at
-    half the scale, 1), so its pixels are dlib's ``pyramid_up`` of the frame's, as dlib sees them
-    at upsample 1; (r, 0) otherwise."""
-    if r.scale >= 2.0:
-        return Region(r.left, r.top, r.right, r.bottom, r.scale / 2, r.why), 1
-    return r, 0
-
-
 def cut(image: np.ndarray, r: Region) -> np.ndarray:
     """The region's pixels at its scale (a view when the scale is 1)."""
     crop = image[r.top : r.bottom + 1, r.left : r.right + 1]
