@@ -83,9 +83,7 @@ async def test_mjpeg_metrics_and_health_endpoints(make_app) -> None:
     client = await make_app(sources=[{"id": "clip", "file": str(CLIP), "loop": True}])
     app = client.server.app
     stream = app[PIPELINE].streams["clip"]
-    await wait_for(
-        lambda: stream.detections is not None and len(stream.detections.faces) > 0, 60, "a first detection"
-    )
+    await wait_for(lambda: len(stream.stage.faces) > 0, 60, "a first face shown (a confirmed track)")
 
     r = await client.get("/streams/clip/mjpeg")
     assert r.status == 200 and r.headers["Content-Type"].startswith("multipart/x-mixed-replace")
@@ -101,9 +99,15 @@ async def test_mjpeg_metrics_and_health_endpoints(make_app) -> None:
     assert int(headers["X-Frame-Index"]) >= 0
     assert img.shape == (360, 640, 3)
 
-    r = await client.get("/streams")
-    info = (await r.json())["streams"][0]
-    assert info["id"] == "clip" and info["up"] and info["faces"]
+    # faces come and go (the clip has scene cuts): some listing shows the tracked faces
+    for _ in range(300):
+        r = await client.get("/streams")
+        info = (await r.json())["streams"][0]
+        assert info["id"] == "clip" and info["up"]
+        if info["faces"]:
+            break
+        await asyncio.sleep(0.1)
+    assert info["faces"] and {"left", "track", "labels"} <= set(info["faces"][0])
 
     r = await client.get("/metrics")
     text = await r.text()
