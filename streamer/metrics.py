@@ -24,7 +24,7 @@ BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
 
 # Reasons a frame does not make it through a stage, as the values of frames_dropped_total{reason}:
 DROP_SOURCE_OVERRUN = "source_overrun"  # the decoder got ahead of the pipeline; older frame replaced
-DROP_DETECT_SKIPPED = "detect_skipped"  # a newer frame of the stream went to the detector instead
+DROP_DETECT_SKIPPED = "detect_skipped"  # not sent to the detector: the stream's last frame is still there
 DROP_SLOW_CONSUMER = "slow_consumer"  # an output (peer, MJPEG client) skipped frames to stay live
 DROP_CORRUPT = "corrupt"  # undecodable or wrongly shaped frame
 DROP_TOO_LARGE = "too_large"  # a frame over the configured max_frame_side
