@@ -38,6 +38,19 @@ def xyxy(b: Box) -> tuple[int, int, int, int]:
 # -- units ------------------------------------------------------------------------------------------
 
 
+def test_two_tracks_drifting_onto_one_face_become_one() -> None:
+    tr = Tracker(TrackerRule(confirm_hits=1))
+    tr.follow(GREY, 0, 0.0)
+    tr.update([face(40, 40, 60), face(200, 40, 60)], 0, 0.0)
+    tr.follow(GREY, 1, 0.1)
+    tr.update([face(200, 40, 60)], 1, 0.1)  # the second seen again: the first coasts
+    tr.tracks[0].box[:] = (195, 45, 254, 104)  # and its box drifts onto the second's face
+    tr.follow(GREY, 2, 0.2)
+    (only,) = tr.faces()
+    assert only.track == 2  # the one detected last stays
+    assert ("end", 1) in [(e.kind, e.track) for e in tr.drain_events()]
+
+
 def test_iou_and_hungarian_matching_take_the_best_overall_assignment() -> None:
     assert iou((0, 0, 9, 9), (0, 0, 9, 9)) == pytest.approx(1.0)
     assert iou((0, 0, 9, 9), (5, 0, 14, 9)) == pytest.approx(50 / 150)

@@ -56,6 +56,8 @@ class TrackerRule:
     # a track the detector missed whose box lies at least this much (of its own area) inside a
     # face the detector found on that frame is a duplicate of that face: it ends at once
     duplicate_inside: float = 0.6
+    # two tracks overlapping this much are one face: the one detected longer ago ends
+    duplicate_iou: float = 0.5
     evidence: EvidenceRule = field(default_factory=EvidenceRule)
 
 
@@ -197,6 +199,23 @@ class Tracker:
             tr.history.append((index, tr.box.copy()))
             tr.last_seen = t
         self._end_where(lambda tr: _visible_fraction(tr.box, w, h) < 0.35, t)
+        self._end_duplicates(t)
+
+    def _end_duplicates(self, t: float) -> None:
+        """Two tracks that came to lie on one face (IoU >= ``rule.duplicate_iou``): the one the
+        detector confirmed longer ago ends (seen live: two boxes drifting onto one place)."""
+        if len(self.tracks) < 2:
+            return
+        ious = iou_matrix([tr.xyxy for tr in self.tracks], [tr.xyxy for tr in self.tracks])
+        gone: set[int] = set()
+        for i, j in zip(*np.nonzero(np.triu(ious, 1) >= self.rule.duplicate_iou), strict=True):
+            a, b = self.tracks[i], self.tracks[j]
+            if id(a) in gone or id(b) in gone:
+                continue
+            older = a if (a.last_hit, a.hits) < (b.last_hit, b.hits) else b
+            gone.add(id(older))
+        if gone:
+            self._end_where(lambda tr: id(tr) in gone, t)
 
     def _move(self, tr: Track, mv: tuple[float, float, float] | None) -> None:
         if mv is None:
