@@ -28,6 +28,8 @@ from streamer.outputs.hub import AnnotatedFrame
 from streamer.pipeline.manager import Pipeline
 from streamer.pipeline.planner import RegionPlanner, planner_for
 from streamer.pipeline.tracking import FaceStage
+from streamer.sources.base import SourceState
+from streamer.sources.capture import frame_rate
 from streamer.track.evidence import EvidenceRule
 from streamer.track.tracker import TrackerRule
 from streamer.types import Detections, Face, Frame
@@ -64,7 +66,7 @@ def annotate_file(
         if not cap.isOpened():
             print(f"streamer annotate: {src}: not a readable video", file=sys.stderr)
             return 1
-        fps = cap.get(cv2.CAP_PROP_FPS) or 30.0
+        fps = frame_rate(cap)
         try:
             out = _VideoOut(dst, fps)
             n = run_stage(engine, _read(cap), out, out_jsonl, max(1, every), max_frames, fps, None, planner)
@@ -208,7 +210,7 @@ async def _realtime(
             stream = await manager.add_source(
                 SourceConfig(id=f"file{k}", file=src, loop=False, realtime=True)
             )
-            rec = _Recorder(dst, detections, _fps(src))
+            rec = _Recorder(dst, detections, stream.source.state)
             stream.hub.taps.append(rec.put)
             recorders.append(rec)
             streams.append(stream)
@@ -231,18 +233,12 @@ async def _realtime(
             rec.close()
 
 
-def _fps(src: str) -> float:
-    cap = cv2.VideoCapture(src)
-    fps = cap.get(cv2.CAP_PROP_FPS)
-    cap.release()
-    return fps if 1.0 <= fps <= 240.0 else 30.0
-
-
 class _Recorder:
     """Writes a live stream's published frames (video and JSON lines) in its own thread."""
 
-    def __init__(self, dst: str, detections: str | None, fps: float) -> None:
-        self.video = _VideoOut(dst, fps)
+    def __init__(self, dst: str, detections: str | None, source: SourceState) -> None:
+        self.source = source  # its frame rate is known once the file is open, before any frame
+        self.video = _VideoOut(dst, 0.0)
         self.jsonl = open(detections, "w") if detections else None  # noqa: SIM115
         self.queue: queue.Queue[AnnotatedFrame | None] = queue.Queue()
         self.written = 0
@@ -258,6 +254,7 @@ class _Recorder:
             f = item.frame
             if self.t0 is None:
                 self.t0 = f.captured_at
+                self.video.fps = self.source.fps or 30.0
             self.video.write(item.image)
             if self.jsonl:
                 faces = item.detections.faces if item.detections else ()

@@ -81,8 +81,6 @@ class RegionPlanner:
         self.min_face_px = min_face_px
         self.budget_px = budget_px  # per round for a 640x480 frame (see round_budget)
         self.tile_px = tile_px
-        # motion and sweep pieces: two fit in a round's budget, and each holds a face of twice
-        # the smallest size with room to spare
         self.budget = budget_px  # this frame size's round budget (set by plan)
         self.scale = FACE_PX / min_face_px  # the scale at which a min_face_px face is FACE_PX wide
         self._looked: dict[int, int] = {}  # track id -> the round that last looked at it
@@ -90,7 +88,6 @@ class RegionPlanner:
         self._sweep: list[Region] = []
         self._sweep_size: tuple[int, int] = (0, 0)
         self._cursor = 0
-        self.spent_px = 0  # detector pixels planned so far
         self._seen = np.zeros((0, 0), dtype=np.int64)  # per CELL of the frame: the round that last looked
 
     def round_budget(self, width: int, height: int) -> int:
@@ -108,6 +105,14 @@ class RegionPlanner:
     def motion_px(self) -> int:
         """Largest side of a motion region: one fills a round."""
         return max(3 * FACE_PX, min(self.tile_px, int(math.sqrt(self.budget))))
+
+    def whole_at_min(self, width: int, height: int) -> Region:
+        return Region(0, 0, width - 1, height - 1, self.scale, "whole")
+
+    def fits_whole(self, width: int, height: int) -> bool:
+        """Whether the whole frame at the min-face scale fits a round: then every round is just that
+        (no tracks, motion or sweep to plan)."""
+        return self.whole_at_min(width, height).pixels <= self.round_budget(width, height)
 
     def coarse(self, width: int, height: int) -> Region:
         """The whole frame at ``tile_px`` (or at the min-face scale, if smaller)."""
@@ -146,10 +151,9 @@ class RegionPlanner:
         """The regions to detect on this frame: ``tracks`` (id, box) live now, ``motion`` boxes and
         the ``moved`` fraction of the picture since the last round."""
         self._round += 1
-        whole_at_min = Region(0, 0, width - 1, height - 1, self.scale, "whole")
+        if self.fits_whole(width, height):
+            return self._spend([self.whole_at_min(width, height)])
         self.budget = self.round_budget(width, height)
-        if whole_at_min.pixels <= self.budget:
-            return self._spend([whole_at_min])
         coarse = self.coarse(width, height)
         if moved >= CAMERA_MOVING or self._round % self.coarse_every(width, height) == 1:
             # the whole frame at tile_px, and the tracks too small to be seen there
@@ -205,7 +209,6 @@ class RegionPlanner:
         return left
 
     def _spend(self, plan: list[Region], width: int = 0, height: int = 0) -> tuple[Region, ...]:
-        self.spent_px += sum(r.pixels for r in plan)
         if width and height:
             self._mark(plan, width, height)
         return tuple(plan)

@@ -90,10 +90,10 @@ class FaceStage:
         t0 = time.perf_counter()
         self.tracker.follow(frame.image, frame.index, frame.captured_at, keep=plan)
         regions: tuple[Region, ...] = ()
-        if self.motion is not None:
-            self.motion.update(frame.image)
+        h, w = frame.image.shape[:2]
+        if self.motion is not None and self.planner is not None and not self.planner.fits_whole(w, h):
+            self.motion.update(frame.image)  # (a frame detected whole every round needs no motion)
         if plan and self.planner is not None and self.motion is not None:
-            h, w = frame.image.shape[:2]
             moved, fraction = self.motion.take()
             regions = self.planner.plan(w, h, self.tracker.predicted(), moved, fraction)
         self._track_s = time.perf_counter() - t0

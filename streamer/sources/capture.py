@@ -31,6 +31,12 @@ log = logging.getLogger(__name__)
 NETWORK_KINDS = ("rtsp", "rtsps", "http", "https")
 
 
+def frame_rate(cap: cv2.VideoCapture) -> float:
+    """The capture's frame rate, or 30 where the container does not say (or says nonsense)."""
+    fps = cap.get(cv2.CAP_PROP_FPS)
+    return fps if 1.0 <= fps <= 240.0 else 30.0
+
+
 def backoff_wait(delay: float, max_s: float, rng: random.Random | None = None) -> float:
     """The pause before the next attempt: ``delay`` with +-20% jitter, never above ``max_s``."""
     return min(max_s, delay * (rng or random).uniform(0.8, 1.2))
@@ -160,9 +166,7 @@ class CaptureSource:
             if not cap.isOpened():
                 why = self._open_note or "OpenCV/FFmpeg could not open it (no readable video)"
                 raise OSError(f"cannot open {self.describe()}: {why}")
-            fps = cap.get(cv2.CAP_PROP_FPS)
-            fps = fps if 1.0 <= fps <= 240.0 else 30.0
-            self.state.fps = fps
+            fps = self.state.fps = frame_rate(cap)
             period = 1.0 / fps if (self.kind == "file" and self.cfg.realtime) else 0.0
             delivered = 0
             next_at = time.monotonic()
