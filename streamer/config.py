@@ -136,7 +136,8 @@ class PipelineConfig(Strict):
         640 * 480,
         ge=64 * 64,
         le=16_000_000,
-        description="strategy regions: detector pixels one detection round of a stream may cost",
+        description="strategy regions: detector pixels one detection round of a 640x480 stream may cost "
+        "(a bigger frame gets more, by the square root of its area)",
     )
     backend: Literal["local", "triton"] = Field(
         "local", description="where the models run: worker processes here, or Triton model servers"
