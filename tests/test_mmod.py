@@ -192,6 +192,24 @@ def test_batch_of_one_equals_batched(mmod, images, ported):
     assert as_tuples(single) == as_tuples(ported[(case_id, 0)])
 
 
+def test_mixed_sizes_are_not_padded_to_the_biggest(mmod, images, monkeypatch):
+    """A detection plan's regions differ in size (a big tile, small track crops): the small
+    canvases go through the network together, not padded to the tile's canvas, and every image
+    gets the boxes it gets alone."""
+    im = images[f"{FACES}/2008_001322.jpg"]
+    big = cv2.resize(im, (640, 640))
+    small = [np.ascontiguousarray(im[:250, :250]), np.ascontiguousarray(im[-250:, -250:])] * 2
+    calls: list[tuple[int, ...]] = []
+    run = mmod._run
+    monkeypatch.setattr(mmod, "_run", lambda canvas, mask: calls.append(canvas.shape) or run(canvas, mask))
+    together = mmod.detect([small[0], big, *small[1:]], 0)
+    by_size = {c[0]: c for c in calls}
+    assert sorted(by_size) == [1, 4]  # the tile alone, the four crops in one call
+    assert by_size[4][1] * by_size[4][2] < 0.3 * by_size[1][1] * by_size[1][2]  # at their own size
+    alone = [mmod.detect([x], 0)[0] for x in [small[0], big, *small[1:]]]
+    assert [as_tuples(b) for b in together] == [as_tuples(b) for b in alone]
+
+
 # ---------------------------------------------------------------------------- recall
 
 
