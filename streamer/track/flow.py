@@ -91,3 +91,27 @@ def follow(
             sc = 1.0 if np.isnan(scale[k]) else float(np.clip(scale[k], 0.8, 1.25))
             out.append((float(shift[k, 0]), float(shift[k, 1]), sc))
     return out
+
+
+NEAR = 2.0  # follow_near: the crop reaches this many box widths beyond each side of a box
+
+
+def follow_near(
+    prev: np.ndarray, cur: np.ndarray, s: float, boxes: Sequence[XYXY]
+) -> list[tuple[float, float, float] | None]:
+    """``follow`` for a few boxes on a big image: each box's flow on a crop around it (LK's pyramids
+    of the whole image would cost more than the flow of a few boxes)."""
+    h, w = prev.shape[:2]
+    out: list[tuple[float, float, float] | None] = []
+    for x0, y0, x1, y1 in boxes:
+        m = NEAR * max(x1 - x0, y1 - y0, 8.0)
+        c0 = max(0, int((x0 - m) * s)), max(0, int((y0 - m) * s))
+        c1 = min(w, int((x1 + m) * s) + 1), min(h, int((y1 + m) * s) + 1)
+        if c1[0] - c0[0] < 16 or c1[1] - c0[1] < 16:
+            out.append(None)
+            continue
+        crop = (slice(c0[1], c1[1]), slice(c0[0], c1[0]))
+        dx, dy = c0[0] / s, c0[1] / s
+        (mv,) = follow(prev[crop], cur[crop], s, [(x0 - dx, y0 - dy, x1 - dx, y1 - dy)])
+        out.append(mv)
+    return out

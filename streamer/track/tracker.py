@@ -21,6 +21,7 @@ needs classifying again (first sight, box grown by ``reclassify_growth``, every
 
 from __future__ import annotations
 
+import itertools
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -30,7 +31,7 @@ import numpy as np
 
 from streamer.detect.regions import looked_at
 from streamer.track.evidence import EvidenceRule, LabelEvidence, look_weight
-from streamer.track.flow import follow, to_gray, work_scale
+from streamer.track.flow import follow, follow_near, to_gray, work_scale
 from streamer.track.matching import XYXY, iou_matrix, match
 from streamer.types import Box, Face, Label, Region
 
@@ -40,7 +41,11 @@ from streamer.types import Box, Face, Label, Region
 SCENE_CUT = 0.15
 
 
-KEYFRAMES = 4  # frames at the detector whose grey images are kept (one per batch in flight)
+KEYFRAMES = 4  # frames at the detector whose answers are awaited (one per batch in flight)
+# grey frames kept from the oldest awaited keyframe on, so a new face is carried to now frame by frame
+# (a face walking across a 1080p street moves 2 face widths while the detector looks: more than one
+# flow step can follow); beyond this many the oldest go, and their keyframes with them
+CARRY_FRAMES = 40
 
 
 @dataclass(frozen=True)
@@ -155,7 +160,8 @@ class Tracker:
         self.cut = False  # a scene cut was seen: the next frame should go to the detector
         self._prev_scale = 1.0
         self._index = -1
-        self._keyframes: dict[int, tuple[np.ndarray, float]] = {}  # frames at the detector: grey, scale
+        self._keyframes: set[int] = set()  # frames at the detector whose faces are still to come
+        self._frames: dict[int, tuple[np.ndarray, float]] = {}  # grey, scale: since the oldest keyframe
         self.started = 0  # confirmed tracks so far
         self.looks = 0  # faces classified (the classifier's work)
         self.looks_skipped = 0  # detected faces of settled tracks left unclassified
@@ -191,9 +197,12 @@ class Tracker:
         self._prev, self._prev_scale = (gray, s) if s_next == s else (to_gray(image, s_next), s_next)
         self._index = index
         if keep:
-            self._keyframes[index] = (self._prev, self._prev_scale)
+            self._keyframes.add(index)
             while len(self._keyframes) > KEYFRAMES:
-                del self._keyframes[min(self._keyframes)]
+                self._keyframes.discard(min(self._keyframes))
+        if self._keyframes:
+            self._frames[index] = (self._prev, self._prev_scale)
+        self._forget()
         h, w = image.shape[:2]
         for tr in self.tracks:
             tr.history.append((index, tr.box.copy()))
@@ -223,11 +232,8 @@ class Tracker:
             tr.box[[0, 2]] += tr.velocity[0]
             tr.box[[1, 3]] += tr.velocity[1]
             return
-        dx, dy, sc = mv
-        cx, cy = (tr.box[0] + tr.box[2]) / 2 + dx, (tr.box[1] + tr.box[3]) / 2 + dy
-        hw, hh = (tr.box[2] - tr.box[0]) / 2 * sc, (tr.box[3] - tr.box[1]) / 2 * sc
-        tr.box[:] = (cx - hw, cy - hh, cx + hw, cy + hh)
-        tr.velocity = 0.5 * tr.velocity + 0.5 * np.array([dx, dy])
+        tr.box[:] = _moved(tr.box, mv)
+        tr.velocity = 0.5 * tr.velocity + 0.5 * np.array(mv[:2])
 
     # -- when a detection arrives -----------------------------------------------------------------
     def update(self, faces: Sequence[Face], index: int, t: float, looked: Sequence[Region] = ()) -> None:
@@ -268,27 +274,46 @@ class Tracker:
             t,
         )
 
+    def _forget(self) -> None:
+        """Keep the grey frames from the oldest awaited keyframe on (at most ``CARRY_FRAMES``)."""
+        while len(self._frames) > CARRY_FRAMES:
+            del self._frames[min(self._frames)]
+        if self._frames:
+            self._keyframes = {i for i in self._keyframes if i >= min(self._frames)}
+        first = min(self._keyframes, default=self._index + 1)
+        for i in [i for i in self._frames if i < first]:
+            del self._frames[i]
+
     def _carry(self, boxes: list[Box], index: int, moved: list[tuple[np.ndarray, np.ndarray]]) -> list[Box]:
         """New faces found on frame ``index``, moved to the last followed frame: by the optical flow
-        from the frame the detector saw to now, or else by how the matched tracks moved meanwhile."""
-        for i in [i for i in self._keyframes if i < index]:
-            del self._keyframes[i]
-        if not boxes or index >= self._index:
-            return boxes
-        key = self._keyframes.get(index)
-        moves: list[tuple[float, float, float] | None] = [None] * len(boxes)
-        cur = self._prev
-        if key is not None and cur is not None and key[1] == self._prev_scale and key[0].shape == cur.shape:
-            moves = follow(key[0], cur, key[1], [(b.left, b.top, b.right, b.bottom) for b in boxes])
-        shifts = [((now[:2] + now[2:]) - (then[:2] + then[2:])) / 2 for then, now in moved]
-        shift = np.median(shifts, axis=0) if shifts else np.zeros(2)
-        out = []
-        for b, mv in zip(boxes, moves, strict=True):
-            dx, dy, sc = mv if mv is not None else (float(shift[0]), float(shift[1]), 1.0)
-            cx, cy = (b.left + b.right) / 2 + dx, (b.top + b.bottom) / 2 + dy
-            hw, hh = (b.right - b.left) / 2 * sc, (b.bottom - b.top) / 2 * sc
-            out.append(Box(round(cx - hw), round(cy - hh), round(cx + hw), round(cy + hh), b.confidence))
-        return out
+        from frame to frame since the one the detector saw, or else (no flow) by how the matched
+        tracks moved meanwhile."""
+        self._keyframes = {i for i in self._keyframes if i > index}
+        try:
+            if not boxes or index >= self._index:
+                return boxes
+            xyxy = np.array([[b.left, b.top, b.right, b.bottom] for b in boxes], dtype=np.float64)
+            steps = [i for i in sorted(self._frames) if i >= index]
+            ok = np.zeros(len(boxes), dtype=bool)
+            if steps and steps[0] == index:
+                for a, b in itertools.pairwise(steps):
+                    (ga, sa), (gb, sb) = self._frames[a], self._frames[b]
+                    if sa != sb or ga.shape != gb.shape:
+                        continue
+                    for k, mv in enumerate(follow_near(ga, gb, sa, [tuple(x) for x in xyxy])):
+                        if mv is not None:
+                            xyxy[k] = _moved(xyxy[k], mv)
+                            ok[k] = True
+            shifts = [((now[:2] + now[2:]) - (then[:2] + then[2:])) / 2 for then, now in moved]
+            shift = np.median(shifts, axis=0) if shifts else np.zeros(2)
+            out = []
+            for b, x, good in zip(boxes, xyxy, ok, strict=True):
+                if not good:
+                    x = np.array([b.left, b.top, b.right, b.bottom], dtype=np.float64) + np.tile(shift, 2)
+                out.append(Box(round(x[0]), round(x[1]), round(x[2]), round(x[3]), b.confidence))
+            return out
+        finally:
+            self._forget()
 
     def _correct(self, tr: Track, then: np.ndarray, f: Face, t: float) -> None:
         b = f.box
@@ -354,6 +379,14 @@ class Tracker:
 
     def end_all(self, t: float) -> None:
         self._end_where(lambda tr: True, t)
+
+
+def _moved(box: np.ndarray, mv: tuple[float, float, float]) -> np.ndarray:
+    """``box`` (x0, y0, x1, y1) shifted by (dx, dy) and scaled about its centre by the third value."""
+    dx, dy, sc = mv
+    cx, cy = (box[0] + box[2]) / 2 + dx, (box[1] + box[3]) / 2 + dy
+    hw, hh = (box[2] - box[0]) / 2 * sc, (box[3] - box[1]) / 2 * sc
+    return np.array([cx - hw, cy - hh, cx + hw, cy + hh])
 
 
 def _visible_fraction(box: np.ndarray, w: int, h: int) -> float:
