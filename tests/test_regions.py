@@ -10,7 +10,7 @@ import pytest
 
 from streamer.detect.regions import FACE_PX, boxes_in, cut, looked_at, merge, to_frame
 from streamer.pipeline.motion import MotionDetector
-from streamer.pipeline.planner import RegionPlanner, tiles
+from streamer.pipeline.planner import TRACK_CONTEXT, TRACK_EVERY, TRACK_FACE_PX, RegionPlanner, tiles
 from streamer.track.tracker import Tracker, TrackerRule
 from streamer.types import Box, Face, Region
 
@@ -95,13 +95,33 @@ def test_tiles_overlap_so_a_face_at_a_seam_lies_whole_in_one() -> None:
 
 
 def test_tracks_not_looked_at_lately_go_first_when_the_budget_is_short() -> None:
-    p = past_the_first_round(RegionPlanner(min_face_px=40, budget_px=int(1.2 * (2.5 * 100) ** 2)))
+    p = past_the_first_round(
+        RegionPlanner(min_face_px=40, budget_px=int(1.2 * (TRACK_CONTEXT * TRACK_FACE_PX) ** 2))
+    )
     tracks = [(i, Box(100 + 150 * i, 100, 139 + 150 * i, 139, 1.0)) for i in range(6)]
     first = {r.left for r in p.plan(W, H, tracks, [], 0.0) if r.why == "track"}
     second = {r.left for r in p.plan(W, H, tracks, [], 0.0) if r.why == "track"}
     everyone = {r.left for r in (p._track_region(b, W, H) for _, b in tracks)}
     assert first < everyone  # not all fit in one round
     assert everyone - first <= second  # the ones left out come first in the next
+
+
+def test_a_track_is_looked_at_every_few_rounds_and_a_new_one_at_once() -> None:
+    p = past_the_first_round(RegionPlanner(min_face_px=40, budget_px=640 * 480))
+    a, b = (1, Box(100, 100, 139, 139, 1.0)), (2, Box(900, 500, 949, 549, 1.0))
+
+    def looked(tracks) -> set[int]:
+        plan = p.plan(W, H, tracks, [], 0.0)
+        return {
+            tid
+            for tid, box in tracks
+            if any(r.why == "track" and r.left <= box.left <= r.right for r in plan)
+        }
+
+    seen = [looked([a]) for _ in range(2 * TRACK_EVERY)]
+    assert [1 in x for x in seen] == ([True] + [False] * (TRACK_EVERY - 1)) * 2
+    rounds = [looked([a, b]) for _ in range(TRACK_EVERY)]
+    assert 2 in rounds[0]  # the new track at once, whatever the old one's turn
 
 
 def test_a_moving_camera_gets_tracks_and_the_coarse_frame() -> None:
@@ -137,6 +157,23 @@ def test_motion_finds_what_moved_and_nothing_when_still() -> None:
     assert m.take() == ([], 0.0)
     m.update(background // 2)  # the whole picture changed
     assert m.take()[1] > 0.5
+
+
+def test_motion_a_track_explains_is_left_out() -> None:
+    """A tracked person walking is not a new face to look for; someone else moving still is."""
+    rng = np.random.default_rng(0)
+    background = (rng.random((H, W, 3)) * 40 + 100).astype(np.uint8)
+    m = MotionDetector()
+    for x in (500, 520, 540):
+        frame = background.copy()
+        frame[300:360, x : x + 60] = 250  # a tracked face
+        frame[360:600, x - 30 : x + 90] = 30  # its body
+        frame[700:760, 1400 - x : 1460 - x] = 250  # someone untracked
+        m.update(frame, [(x, 300, x + 59, 359)])
+    boxes, _ = m.take()
+    assert len(boxes) == 1
+    x0, y0, _, _ = boxes[0]
+    assert y0 >= 650 and x0 >= 800
 
 
 # -- mapping and merging --------------------------------------------------------------------------

@@ -1,11 +1,14 @@
 """Where the picture changed: frame differencing on a small grey copy, as Frigate does.
 
-Every frame is compared with the one before; changes add up until the detection planner takes
+Every frame is compared with the one before; what tracked people's own movement explains is left
+out (a walking person's body is not a new face to look for); changes add up until the detection planner takes
 them (one detection round may span several frames). Cheap: about a millisecond per frame at the
 default working width.
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 import cv2
 import numpy as np
@@ -15,6 +18,7 @@ from streamer.track.matching import XYXY
 WIDTH = 320  # working width of the grey copy
 THRESHOLD = 18  # grey levels a pixel must change by
 MIN_BLOB = 4  # working pixels: smaller changes are noise
+BODY = 6  # face heights below a tracked face that its person's motion covers
 
 
 class MotionDetector:
@@ -25,13 +29,21 @@ class MotionDetector:
         self._mask: np.ndarray | None = None
         self._scale = 1.0  # source pixels per working pixel
 
-    def update(self, rgb: np.ndarray) -> None:
+    def update(self, rgb: np.ndarray, explained: Sequence[XYXY] = ()) -> None:
+        """Add this frame's changes. ``explained``: tracked faces (source pixels) on this frame; the
+        change of each one's person (the face, a face width either side, the body below) is theirs,
+        not a sign of a new face."""
         h, w = rgb.shape[:2]
         s = min(1.0, self.width / w)
         small = cv2.resize(rgb, (max(1, round(w * s)), max(1, round(h * s))), interpolation=cv2.INTER_AREA)
         grey = cv2.GaussianBlur(cv2.cvtColor(small, cv2.COLOR_RGB2GRAY), (3, 3), 0)
         if self._prev is not None and self._prev.shape == grey.shape:
             changed = cv2.absdiff(grey, self._prev) > self.threshold
+            for x0, y0, x1, y1 in explained:
+                fw, fh = x1 - x0, y1 - y0
+                a, b = max(0, int((x0 - fw) * s)), max(0, int((y0 - fh / 2) * s))
+                c, d = int((x1 + fw) * s) + 1, int((y1 + BODY * fh) * s) + 1
+                changed[b:d, a:c] = False
             self._mask = changed if self._mask is None else (self._mask | changed)
         else:  # first frame, or the source changed size: nothing known yet
             self._mask = None

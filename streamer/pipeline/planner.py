@@ -8,11 +8,12 @@ round may cost (``budget_px`` detector pixels for a 640x480 frame, more for a bi
    on a webcam, every 6th on a 1080p frame for 40 px faces: see ``coarse_every``): big faces
    appear within a round or two, as they did when the whole frame was all there was;
 1. **tracks**: a square around each tracked face, scaled so the face is about
-   ``TRACK_FACE_PX`` wide (refreshes and re-centres it at full resolution); the tracks looked
-   at longest ago first;
-2. **motion**: what changed since the last round (see motion.py), at the scale that makes a
-   ``min_face_px`` face ``FACE_PX`` wide, cut into pieces of at most ``piece_px`` a side (so two
-   fit in a round's budget);
+   ``TRACK_FACE_PX`` wide (refreshes and re-centres it at full resolution); a track every
+   ``TRACK_EVERY`` rounds (the optical flow carries its box in between), new ones at once, the
+   tracks looked at longest ago first;
+2. **motion**: what changed since the last round and no track explains (see motion.py), at the
+   scale that makes a ``min_face_px`` face ``FACE_PX`` wide, cut into pieces of at most
+   ``piece_px`` a side (so two fit in a round's budget);
 3. **sweep**: what is left goes to a slow sweep over the whole frame, tiles at finer and finer
    scales down to the ``min_face_px`` one, so a face that does not move is found too.
 
@@ -34,10 +35,11 @@ from streamer.detect.regions import FACE_PX
 from streamer.track.matching import XYXY
 from streamer.types import Box, Region
 
-TRACK_FACE_PX = 100  # a tracked face is cut so that it is this wide (a margin over FACE_PX)
+TRACK_FACE_PX = 90  # a tracked face is cut so that it is this wide (a margin over FACE_PX)
 SWEEP_FIRST = 3  # every this many rounds, one sweep region goes before the motion regions
 CELL = 64  # source pixels: the grain at which the planner remembers where it looked
-TRACK_CONTEXT = 2.5  # a track's region is this many face widths square (the face may move)
+TRACK_CONTEXT = 2.0  # a track's region is this many face widths square (the box may be off a little)
+TRACK_EVERY = 3  # a track is looked at again after this many rounds (new ones at once)
 CAMERA_MOVING = 0.5  # changed fraction of the picture above which the camera itself moved
 
 
@@ -167,7 +169,9 @@ class RegionPlanner:
         live = {tid for tid, _ in tracks}
         self._looked = {t: r for t, r in self._looked.items() if t in live}
         for_tracks = left - (self.budget // 2 if pieces else 0)
-        for tid, b in sorted(tracks, key=lambda tb: self._looked.get(tb[0], -1)):
+        # the flow carries a box well between looks: one looked at in the last rounds waits its turn
+        due = [(t, b) for t, b in tracks if self._looked.get(t, -TRACK_EVERY) <= self._round - TRACK_EVERY]
+        for tid, b in sorted(due, key=lambda tb: self._looked.get(tb[0], -1)):
             r = self._track_region(b, width, height)
             if r.pixels > for_tracks and plan:
                 continue

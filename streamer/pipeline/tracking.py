@@ -92,7 +92,8 @@ class FaceStage:
         regions: tuple[Region, ...] = ()
         h, w = frame.image.shape[:2]
         if self.motion is not None and self.planner is not None and not self.planner.fits_whole(w, h):
-            self.motion.update(frame.image)  # (a frame detected whole every round needs no motion)
+            # (a frame detected whole every round needs no motion)
+            self.motion.update(frame.image, [tr.xyxy for tr in self.tracker.tracks if tr.confirmed])
         if plan and self.planner is not None and self.motion is not None:
             moved, fraction = self.motion.take()
             regions = self.planner.plan(w, h, self.tracker.predicted(), moved, fraction)
