@@ -124,6 +124,31 @@ def test_a_track_is_looked_at_every_few_rounds_and_a_new_one_at_once() -> None:
     assert 2 in rounds[0]  # the new track at once, whatever the old one's turn
 
 
+def test_the_place_a_track_left_is_looked_at_once() -> None:
+    """Someone walking past a standing person pulls the standing one's box along: the place where
+    the detector last saw a face, now left by its track, is looked at again (once)."""
+    t = Tracker(TrackerRule(confirm_hits=1))
+    t.update([Face(Box(200, 600, 259, 659, 1.0))], 0, 0.0)
+    (tr,) = t.tracks
+    assert t.left_behind() == []
+    tr.box += [70.0, 0.0, 70.0, 0.0]  # the box went off with a passer-by
+    (site,) = t.left_behind()
+    assert site[0] == tr.id and (site[1].left, site[1].top, site[1].right, site[1].bottom) == (
+        200,
+        600,
+        259,
+        659,
+    )
+    p = past_the_first_round(RegionPlanner(min_face_px=40, budget_px=640 * 480))
+
+    def looks_at_site(plan) -> bool:
+        return any(r.why == "track" and r.left <= 200 and r.right >= 259 and r.top <= 600 for r in plan)
+
+    first = p.plan(W, H, t.predicted(), [], 0.0, t.left_behind())
+    assert looks_at_site(first)
+    assert not any(looks_at_site(p.plan(W, H, t.predicted(), [], 0.0, t.left_behind())) for _ in range(4))
+
+
 def test_a_moving_camera_gets_tracks_and_the_coarse_frame() -> None:
     p = RegionPlanner(min_face_px=40, budget_px=640 * 480)
     plan = p.plan(W, H, [(1, Box(100, 100, 139, 139, 1.0))], [(0.0, 0.0, W - 1.0, H - 1.0)], 0.9)

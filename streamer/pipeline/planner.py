@@ -10,7 +10,9 @@ round may cost (``budget_px`` detector pixels for a 640x480 frame, more for a bi
 1. **tracks**: a square around each tracked face, scaled so the face is about
    ``TRACK_FACE_PX`` wide (refreshes and re-centres it at full resolution); a track every
    ``TRACK_EVERY`` rounds (the optical flow carries its box in between), new ones at once, the
-   tracks looked at longest ago first;
+   tracks looked at longest ago first; and, once, each place a track's box has left since the
+   detector last saw its face there (someone passing in front may have pulled the box off a
+   face that is still there);
 2. **motion**: what changed since the last round and no track explains (see motion.py), at the
    scale that makes a ``min_face_px`` face ``FACE_PX`` wide, cut into pieces of at most
    ``piece_px`` a side (so two fit in a round's budget);
@@ -86,6 +88,7 @@ class RegionPlanner:
         self.budget = budget_px  # this frame size's round budget (set by plan)
         self.scale = FACE_PX / min_face_px  # the scale at which a min_face_px face is FACE_PX wide
         self._looked: dict[int, int] = {}  # track id -> the round that last looked at it
+        self._left_looked: dict[int, Box] = {}  # track id -> the place it left that was looked at
         self._round = 0
         self._sweep: list[Region] = []
         self._sweep_size: tuple[int, int] = (0, 0)
@@ -148,10 +151,17 @@ class RegionPlanner:
         return levels
 
     def plan(
-        self, width: int, height: int, tracks: Sequence[tuple[int, Box]], motion: Sequence[XYXY], moved: float
+        self,
+        width: int,
+        height: int,
+        tracks: Sequence[tuple[int, Box]],
+        motion: Sequence[XYXY],
+        moved: float,
+        left_behind: Sequence[tuple[int, Box]] = (),
     ) -> tuple[Region, ...]:
         """The regions to detect on this frame: ``tracks`` (id, box) live now, ``motion`` boxes and
-        the ``moved`` fraction of the picture since the last round."""
+        the ``moved`` fraction of the picture since the last round; ``left_behind`` (id, box): where
+        a track's face was last detected and its box has left since (looked at once, like a track)."""
         self._round += 1
         if self.fits_whole(width, height):
             return self._spend([self.whole_at_min(width, height)])
@@ -165,9 +175,11 @@ class RegionPlanner:
         else:
             plan, left = [], self.budget
         pieces = [] if plan else self._motion_regions(motion, width, height)
-        # 1. tracks, longest unlooked first (at most half the budget while motion waits)
+        # 1. tracks, longest unlooked first (at most half the budget while motion waits), then the
+        # places tracks left (once each)
         live = {tid for tid, _ in tracks}
         self._looked = {t: r for t, r in self._looked.items() if t in live}
+        self._left_looked = {t: b for t, b in self._left_looked.items() if t in live}
         for_tracks = left - (self.budget // 2 if pieces else 0)
         # the flow carries a box well between looks: one looked at in the last rounds waits its turn
         due = [(t, b) for t, b in tracks if self._looked.get(t, -TRACK_EVERY) <= self._round - TRACK_EVERY]
@@ -179,6 +191,16 @@ class RegionPlanner:
             left -= r.pixels
             for_tracks -= r.pixels
             self._looked[tid] = self._round
+        for tid, b in left_behind:
+            if self._left_looked.get(tid) == b or (plan and plan[0] is coarse):
+                continue
+            r = self._track_region(b, width, height)
+            if r.pixels > for_tracks:
+                break
+            plan.append(r)
+            left -= r.pixels
+            for_tracks -= r.pixels
+            self._left_looked[tid] = b
         if plan and plan[0] is coarse:
             return self._spend(plan, width, height)
         cycle = self._cycle(width, height)

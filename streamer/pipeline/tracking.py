@@ -96,7 +96,8 @@ class FaceStage:
             self.motion.update(frame.image, [tr.xyxy for tr in self.tracker.tracks if tr.confirmed])
         if plan and self.planner is not None and self.motion is not None:
             moved, fraction = self.motion.take()
-            regions = self.planner.plan(w, h, self.tracker.predicted(), moved, fraction)
+            tr = self.tracker
+            regions = self.planner.plan(w, h, tr.predicted(), moved, fraction, tr.left_behind())
         self._track_s = time.perf_counter() - t0
         return regions
 

@@ -107,6 +107,7 @@ class Track:
         self.classified_height = 0.0  # box height when last classified (0: never)
         self.detections_since_classified = 0
         self.flow_failures = 0
+        self.seen_at = self.box.copy()  # where the detector last saw the face (then)
 
     @property
     def xyxy(self) -> XYXY:
@@ -324,6 +325,7 @@ class Tracker:
         c = (tr.box[:2] + tr.box[2:]) / 2 + dc
         half = (tr.box[2:] - tr.box[:2]) / 2 * sc
         tr.box[:] = (*(c - half), *(c + half))
+        tr.seen_at = det
         tr.confidence = float(b.confidence)
         tr.hits += 1
         tr.misses = 0
@@ -368,6 +370,18 @@ class Tracker:
     def predicted(self) -> list[tuple[int, Box]]:
         """Every live track's (id, box) on the last followed frame: for a detection scheduler."""
         return [(tr.id, tr.as_box()) for tr in self.tracks]
+
+    def left_behind(self) -> list[tuple[int, Box]]:
+        """(id, box) of the places where a track's face was last detected and which its box has since
+        left (by a face width or more): another face may be there, one the track was pulled off
+        by someone passing in front (seen on a street: a standing person lost for 7 s)."""
+        out = []
+        for tr in self.tracks:
+            w = max(1.0, tr.seen_at[2] - tr.seen_at[0])
+            moved = np.abs((tr.box[:2] + tr.box[2:]) / 2 - (tr.seen_at[:2] + tr.seen_at[2:]) / 2).max()
+            if tr.confirmed and moved >= w:
+                out.append((tr.id, _as_box(tuple(tr.seen_at))))
+        return out
 
     def settled_boxes(self) -> tuple[Box, ...]:
         """Boxes of tracks whose face needs no classifying on the next detection."""
