@@ -2,6 +2,7 @@
 
     python -m benchmarks.small_faces [--seconds 20] [--runs street,group,4] [--strategies regions,whole]
                                      [--clips DIR] [--out DIR] [--name NAME] [--validate N]
+                                     [--planned-every N [--planned-latency L]]
 
 Clips: benchmarks/street_clip.py (a street camera and a virtual camera over group photos, each
 with exact per-frame truth), cached in ``--clips``. Each run plays its clips through
@@ -16,6 +17,11 @@ in a child process, and scores what a viewer saw:
   the clips played, / streams / seconds played; and the same including start-up (models, workers);
 - detector pixels per second per stream (``streamer_detect_pixels_total``);
 - output frame rate against the clip's, and the share of the clip's frames published.
+
+``--planned-every N`` replaces the live runs by a deterministic one per 1-stream clip: detection on
+every Nth frame in this process, each answer ``--planned-latency`` frames late (the same every run
+and on every machine: it compares planners, where the live runs' recall also moves with the
+machine's load by +-0.05).
 
 Writes ``<name>.json`` and ``<name>.md`` (default name small-faces-<machine>) to ``--out``
 (default benchmarks/results/tmp, not in git).
@@ -285,6 +291,73 @@ def live_run(
     }
 
 
+def planned_run(
+    clip: Clip, strategy: str, every: int, latency: int, pipeline: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """``clip`` through the face stage in this process, detecting (with the config's engine and
+    ``strategy``) on every ``every``-th frame, each answer reaching the stage ``latency`` frames
+    later: the same every run, whatever the machine's speed or load, so it measures what the
+    planner chooses to look at, not how fast the detector is (the live runs measure both)."""
+    from collections import deque
+
+    import cv2
+
+    from streamer.annotate import build_engine
+    from streamer.config import load_config
+    from streamer.pipeline.planner import planner_for
+    from streamer.pipeline.tracking import FaceStage
+    from streamer.types import Detections, Frame
+
+    cfg = load_config(ROOT / "config.toml", environ={})
+    p = cfg.pipeline.model_copy(update={"strategy": strategy, **(pipeline or {})})
+    engine = build_engine(cfg.model_copy(update={"pipeline": p, "classifiers": []}))  # boxes are scored
+    stage = FaceStage(clip.name, every, planner=planner_for(p))
+    cap = cv2.VideoCapture(str(clip.path))
+    lines: list[dict[str, Any]] = []
+    waiting: deque[tuple[int, Detections]] = deque()
+    pixels = 0.0
+    t0 = time.perf_counter()
+    n = 0
+    while True:
+        ok, bgr = cap.read()
+        if not ok:
+            break
+        img = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+        frame = Frame(clip.name, n, img, n / clip.fps)
+        due = stage.due(n)
+        regions = stage.prepare(frame, plan=due)
+        if due:
+            (res,), _ = engine.run([img], [stage.skip_boxes()], [regions] if regions else None)
+            waiting.append((n + latency, Detections(clip.name, n, frame.captured_at, res.faces, regions)))
+            pixels += sum(r.pixels for r in regions) if regions else 0.0
+        while waiting and waiting[0][0] <= n:
+            stage.on_detections(waiting.popleft()[1])
+        out = stage.finish(frame, draw=False)
+        faces = [
+            {"left": f.box.left, "top": f.box.top, "right": f.box.right, "bottom": f.box.bottom}
+            for f in out.faces
+        ]
+        lines.append({"frame": n, "faces": faces})
+        n += 1
+    cap.release()
+    s = score(clip, lines)
+    return {
+        "strategy": strategy,
+        "streams": 1,
+        "clips": [clip.name],
+        "planned_every": every,
+        "planned_latency": latency,
+        "pipeline": pipeline or {},
+        "wall_s": round(time.perf_counter() - t0, 1),
+        "detect_mpx_per_round": round(pixels / 1e6 / max(1, stage.detections_due), 3) if pixels else None,
+        "per_stream": [s],
+        "recall_ge40": s["recall_ge40"],
+        "recall_ge80": s["recall_ge80"],
+        "recall_40to80": s["recall_40to80"],
+        "first_box_s_p50": s["first_box_s"]["p50"],
+    }
+
+
 def _mean(rows: list[dict[str, Any]], key: str) -> float | None:
     v = [r[key] for r in rows if r.get(key) is not None]
     return round(float(np.mean(v)), 4) if v else None
@@ -375,6 +448,16 @@ def main(argv: list[str] | None = None) -> int:
         help="config overrides for every run, e.g. worker_nice=0,region_budget_px=600000 ([pipeline] keys)",
     )
     ap.add_argument("--keep-video", action="store_true", help="write the annotated videos (costs CPU)")
+    ap.add_argument(
+        "--planned-every",
+        type=int,
+        default=0,
+        help="instead of live runs: each clip of the 1-stream runs detected on every Nth frame, "
+        "in this process (the same every run: compares planners, not machines)",
+    )
+    ap.add_argument(
+        "--planned-latency", type=int, default=6, help="with --planned-every: frames an answer takes"
+    )
     ap.add_argument("--child", type=Path, default=None, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.child:
@@ -408,7 +491,15 @@ def main(argv: list[str] | None = None) -> int:
     data["pipeline_overrides"] = overrides
     work = Path(tempfile.mkdtemp(prefix="small-faces-"))
     progress(f"live outputs in {work}")
-    for run in args.runs.split(","):
+    for run in args.runs.split(",") if args.planned_every else []:
+        for strategy in args.strategies.split(",") if len(RUNS[run]) == 1 else []:
+            (key,) = RUNS[run]
+            progress(f"run {run}, strategy {strategy}, detection on every {args.planned_every}th frame")
+            r = planned_run(clips[key], strategy, args.planned_every, args.planned_latency, overrides)
+            r["run"] = run
+            data["runs"].append(r)
+            progress(f"  recall >=40 {r['recall_ge40']}, >=80 {r['recall_ge80']}")
+    for run in args.runs.split(",") if not args.planned_every else []:
         for strategy in args.strategies.split(","):
             progress(f"run {run} ({len(RUNS[run])} streams), strategy {strategy}")
             r = live_run(

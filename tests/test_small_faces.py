@@ -76,3 +76,17 @@ def test_realtime_finds_small_faces_the_whole_frame_misses(clip: Clip, tmp_path:
     found = small_people_found(clip, regions)
     assert found, "strategy regions found none of the 40-70 px faces"
     assert not small_people_found(clip, whole), "the 640-px whole frame should not see 40-70 px faces"
+
+
+def test_planned_run_is_the_same_every_time_and_regions_beat_the_whole_frame(clip: Clip) -> None:
+    """``benchmarks.small_faces --planned-every N`` (detection on every Nth frame, answers a few
+    frames late, in one process) gives the same recall on every run, so planners can be compared
+    without the live runs' noise; on small faces regions find what the whole frame cannot."""
+    from benchmarks.small_faces import planned_run
+
+    first = planned_run(clip, "regions", 8, 6)
+    again = planned_run(clip, "regions", 8, 6)
+    whole = planned_run(clip, "whole", 8, 6)
+    assert first["recall_ge40"] == again["recall_ge40"]
+    assert first["per_stream"][0]["first_box_s"] == again["per_stream"][0]["first_box_s"]
+    assert first["recall_40to80"] >= 0.3 > (whole["recall_40to80"] or 0.0)
