@@ -255,6 +255,28 @@ def test_overlay_draws_box_and_caption_without_touching_input() -> None:
     assert (big[300:306, 600] != 40).any(axis=-1).sum() >= 4
 
 
+def test_captions_of_small_faces_are_small_and_do_not_cover_each_other() -> None:
+    """A 1080p street: 50 px faces side by side with long captions, and a near 400 px face."""
+    from streamer.overlay import layout
+
+    labels = (Label("gender", "female", 0.99), Label("beard", "shaved", 0.97))
+    small = [
+        Face(Box(900 + 60 * k, 500 + 3 * k, 949 + 60 * k, 549 + 3 * k, 1.0), labels, track=k)
+        for k in range(4)
+    ]
+    near = Face(Box(200, 400, 599, 799, 1.0), labels, track=9)
+    placed = layout([*small, near], 1920, 1080)
+    rects = [c.rect for _, c in placed]
+    for i, a in enumerate(rects):
+        for b in rects[i + 1 :]:
+            assert not (a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]), (a, b)
+    width = {f.track: c.width for f, c in placed}
+    assert max(width[k] for k in range(4)) < 0.7 * width[9]
+    out = draw_faces(np.full((1080, 1920, 3), 40, np.uint8), [*small, near])
+    for _, c in placed:  # every plate is drawn where the layout put it
+        assert (out[c.y - 1, c.x + 1 : c.x + c.width] != 40).any(axis=-1).mean() > 0.9
+
+
 @pytest.mark.parametrize(
     ("url", "shown"),
     [
