@@ -49,7 +49,8 @@ class Detector(Protocol):
 
     name: str
 
-    def detect(self, images: Sequence[np.ndarray], upsample: int = 0) -> list[list[Box]]:
+    def detect(self, images: Sequence[np.ndarray], upsample: int = 0, exact: bool = True) -> list[list[Box]]:
         """One list of boxes per image, in dlib's inclusive integer coordinates,
-        sorted by descending confidence. Images may differ in size."""
+        sorted by descending confidence. Images may differ in size. ``exact=False`` allows an
+        approximate image pyramid where that is cheaper (regions); dlib's own is always exact."""
         ...

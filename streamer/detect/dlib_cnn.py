@@ -30,7 +30,7 @@ class DlibDetector:
         self._net = dlib.cnn_face_detection_model_v1(weights or default_weights_path())
         self._batch_size = batch_size
 
-    def detect(self, images: Sequence[np.ndarray], upsample: int = 0) -> list[list[Box]]:
+    def detect(self, images: Sequence[np.ndarray], upsample: int = 0, exact: bool = True) -> list[list[Box]]:
         rgb = [as_rgb(im) for im in images]
         out: list[list[Box]] = [[] for _ in rgb]
         # dlib's batched call rejects images of different sizes: group by shape.

@@ -147,7 +147,10 @@ class MMODDetector:
 
     # ------------------------------------------------------------------ public API
 
-    def detect(self, images: Sequence[np.ndarray], upsample: int = 0) -> list[list[Box]]:
+    def detect(self, images: Sequence[np.ndarray], upsample: int = 0, exact: bool = True) -> list[list[Box]]:
+        """Boxes per image. ``exact``: the image pyramid bit for bit as dlib builds it (without: by
+        OpenCV's bilinear resize, cheaper on image sizes not seen before; for regions, which are
+        cut by OpenCV already)."""
         if upsample < 0:
             raise ValueError("upsample must be >= 0")
         rgb = [as_rgb(im) for im in images]
@@ -165,7 +168,7 @@ class MMODDetector:
             for h, w in (im.shape[:2] for im in rgb)
         ]
         self.stage_seconds["canvas"] += time.perf_counter() - t0
-        scores = self._score_maps(rgb, tilings)
+        scores = self._score_maps(rgb, tilings, exact)
         t0 = time.perf_counter()
         boxes = [self._boxes(s, t, upsample) for s, t in zip(scores, tilings, strict=True)]
         self.stage_seconds["postprocess"] += time.perf_counter() - t0
@@ -183,7 +186,9 @@ class MMODDetector:
 
     # ------------------------------------------------------------------ internals
 
-    def _score_maps(self, rgb: list[np.ndarray], tilings: list[Tiling]) -> list[np.ndarray]:
+    def _score_maps(
+        self, rgb: list[np.ndarray], tilings: list[Tiling], exact: bool = True
+    ) -> list[np.ndarray]:
         out: list[np.ndarray] = [np.zeros((0, 0), np.float32) for _ in rgb]
         valid = [(output_size(self._convs, t.height), output_size(self._convs, t.width)) for t in tilings]
         todo = [i for i, (h, w) in enumerate(valid) if h > 0 and w > 0]
@@ -193,7 +198,7 @@ class MMODDetector:
             ww = _round_up(max(tilings[i].width for i in idxs), self.bucket)
             t0 = time.perf_counter()
             mh, mw = output_size(self._strided, hh), output_size(self._strided, ww)
-            canvas = self._builder().batch([rgb[i] for i in idxs], [tilings[i] for i in idxs], hh, ww)
+            canvas = self._builder().batch([rgb[i] for i in idxs], [tilings[i] for i in idxs], hh, ww, exact)
             mask = np.zeros((len(idxs), mh, mw, 1), dtype=np.float32)
             for j, i in enumerate(idxs):
                 mask[j, : valid[i][0], : valid[i][1]] = 1.0
