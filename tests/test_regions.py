@@ -269,13 +269,19 @@ def test_a_face_found_on_an_older_frame_starts_where_it_is_now(speed: int) -> No
 
 def test_frames_kept_for_carrying_are_bounded() -> None:
     """A detector that never answers must not make the tracker hold every frame."""
-    from streamer.track.tracker import CARRY_FRAMES
+    from streamer.track.tracker import CARRY_BYTES, CARRY_FRAMES
 
     t = Tracker()
     im = np.zeros((120, 160, 3), np.uint8)
     for i in range(3 * CARRY_FRAMES):
         t.follow(im, i, i / 30, keep=(i % 7 == 0))
     assert 0 < len(t._frames) <= CARRY_FRAMES
+    t = Tracker()  # 1080p frames (a small face keeps them at full resolution): bounded in bytes
+    t.update([Face(Box(100, 100, 139, 139, 1.0))], 0, 0.0)
+    im = np.zeros((1080, 1920, 3), np.uint8)
+    for i in range(CARRY_FRAMES):
+        t.follow(im, i, i / 30, keep=(i % 7 == 0))
+    assert 0 < sum(g.nbytes for g, _ in t._frames.values()) <= CARRY_BYTES
 
 
 # -- real boxes -----------------------------------------------------------------------------------

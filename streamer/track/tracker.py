@@ -46,6 +46,7 @@ KEYFRAMES = 4  # frames at the detector whose answers are awaited (one per batch
 # (a face walking across a 1080p street moves 2 face widths while the detector looks: more than one
 # flow step can follow); beyond this many the oldest go, and their keyframes with them
 CARRY_FRAMES = 40
+CARRY_BYTES = 32 << 20  # and at most this much of them (16 full-resolution 1080p frames) per stream
 
 
 @dataclass(frozen=True)
@@ -276,9 +277,11 @@ class Tracker:
         )
 
     def _forget(self) -> None:
-        """Keep the grey frames from the oldest awaited keyframe on (at most ``CARRY_FRAMES``)."""
-        while len(self._frames) > CARRY_FRAMES:
-            del self._frames[min(self._frames)]
+        """Keep the grey frames from the oldest awaited keyframe on (at most ``CARRY_FRAMES`` and
+        ``CARRY_BYTES``: a detector that answers late or never must not make a stream hold more)."""
+        size = sum(g.nbytes for g, _ in self._frames.values())
+        while len(self._frames) > CARRY_FRAMES or (len(self._frames) > 1 and size > CARRY_BYTES):
+            size -= self._frames.pop(min(self._frames))[0].nbytes
         if self._frames:
             self._keyframes = {i for i in self._keyframes if i >= min(self._frames)}
         first = min(self._keyframes, default=self._index + 1)
