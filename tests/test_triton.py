@@ -248,8 +248,10 @@ async def _jpeg_transport_finds_the_same_faces(url: str) -> None:
     from streamer.inference.triton_client import TritonPool
     from streamer.metrics import Metrics
 
-    raw = TritonPool([url], Metrics(), timeout_s=30.0)
-    jpeg = TritonPool([url], Metrics(), timeout_s=30.0, transport="jpeg")
+    # a long timeout: the front ends' region requests (one per region shape, a few rounds a second)
+    # that reached the model server's Python side before their streams went still run there first
+    raw = TritonPool([url], Metrics(), timeout_s=120.0)
+    jpeg = TritonPool([url], Metrics(), timeout_s=120.0, transport="jpeg")
     cap = cv2.VideoCapture(str(CLIP))
     try:
         for _ in range(8):  # the first frame with a face, 20 frames apart
