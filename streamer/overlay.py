@@ -49,7 +49,7 @@ class Caption:
 
     @property
     def rect(self) -> tuple[int, int, int, int]:
-        return (self.x, self.y - self.height - self.base, self.x + self.width + 4, self.y)
+        return _plate(self.x, self.y, self.width, self.height, self.base)
 
 
 def layout(faces: Sequence[Face], w: int, h: int) -> list[tuple[Face, Caption]]:
@@ -57,9 +57,7 @@ def layout(faces: Sequence[Face], w: int, h: int) -> list[tuple[Face, Caption]]:
     no room), at a size that grows with the frame but stays small on a small face (a 40 px face in
     a 1080p street does not carry a caption wider than a person); one that would cover a caption
     already placed goes below the box or further up instead, where that is free."""
-    short = min(h, w)
-    thick = max(1, round(short / 240))
-    frame_scale = max(0.35, short / 720)
+    thick, frame_scale = _sizes(w, h)
     out: list[tuple[Face, Caption]] = []
     for face in sorted(faces, key=lambda f: f.box.top):
         b = face.box
@@ -72,14 +70,8 @@ def layout(faces: Sequence[Face], w: int, h: int) -> list[tuple[Face, Caption]]:
         above = b.top - 4 if b.top - th - base - 4 >= 0 else min(h - 1, b.bottom + th + base + 4)
         spots = [above, min(h - 1, b.bottom + th + base + 4), *(above - k * step for k in range(1, 7))]
         taken = [c.rect for _, c in out]
-        y = next(
-            (
-                y
-                for y in spots
-                if th + base <= y < h and not _covers(taken, (x, y - th - base, x + tw + 4, y))
-            ),
-            above,
-        )
+        free = (y for y in spots if th + base <= y < h and not _covers(taken, _plate(x, y, tw, th, base)))
+        y = next(free, above)
         out.append((face, Caption(text, x, y, tw, th, base, scale, weight)))
     return out
 
@@ -88,9 +80,7 @@ def draw_faces(image: np.ndarray, faces: Sequence[Face], note: str | None = None
     """A copy of ``image`` with each face's box and caption (see ``layout``)."""
     out = image.copy()
     h, w = out.shape[:2]
-    short = min(h, w)
-    thick = max(1, round(short / 240))
-    scale = max(0.35, short / 720)
+    thick, scale = _sizes(w, h)
     for face, c in layout(faces, w, h):
         b = face.box
         colour = _colour(face)
@@ -102,6 +92,17 @@ def draw_faces(image: np.ndarray, faces: Sequence[Face], note: str | None = None
     if note:
         cv2.putText(out, note, (8, h - 8), FONT, scale * 0.8, (255, 255, 255), 1, cv2.LINE_AA)
     return out
+
+
+def _sizes(w: int, h: int) -> tuple[int, float]:
+    """Line thickness and caption font scale for a ``w`` x ``h`` frame: legible at any size."""
+    short = min(h, w)
+    return max(1, round(short / 240)), max(0.35, short / 720)
+
+
+def _plate(x: int, y: int, width: int, height: int, base: int) -> tuple[int, int, int, int]:
+    """A caption's plate (x0, y0, x1, y1) for text ``width`` x ``height`` on baseline ``y``."""
+    return (x, y - height - base, x + width + 4, y)
 
 
 def _covers(placed: Sequence[tuple[int, int, int, int]], r: tuple[int, int, int, int]) -> bool:
