@@ -165,36 +165,36 @@ def test_a_moving_camera_gets_tracks_and_the_coarse_frame() -> None:
 
 def test_motion_finds_what_moved_and_nothing_when_still() -> None:
     rng = np.random.default_rng(0)
-    background = (rng.random((H, W, 3)) * 40 + 100).astype(np.uint8)
+    background = (rng.random((H, W)) * 40 + 100).astype(np.uint8)  # grey, as the tracker keeps it
     m = MotionDetector()
     for x in (500, 520, 540):
         frame = background.copy()
         frame[300:400, x : x + 80] = 250
-        m.update(frame)
+        m.update(frame, (W, H))
     boxes, fraction = m.take()
     assert len(boxes) == 1 and 0 < fraction < 0.05
     x0, y0, x1, y1 = boxes[0]
     assert x0 <= 500 and x1 >= 620 and y0 <= 300 and y1 >= 399 and x1 - x0 < 300
     for _ in range(3):
-        m.update(background)
+        m.update(background, (W, H))
     m.take()
-    m.update(background)
+    m.update(background, (W, H))
     assert m.take() == ([], 0.0)
-    m.update(background // 2)  # the whole picture changed
+    m.update(background // 2, (W, H))  # the whole picture changed
     assert m.take()[1] > 0.5
 
 
 def test_motion_a_track_explains_is_left_out() -> None:
     """A tracked person walking is not a new face to look for; someone else moving still is."""
     rng = np.random.default_rng(0)
-    background = (rng.random((H, W, 3)) * 40 + 100).astype(np.uint8)
+    background = (rng.random((H, W)) * 40 + 100).astype(np.uint8)  # grey, as the tracker keeps it
     m = MotionDetector()
     for x in (500, 520, 540):
         frame = background.copy()
         frame[300:360, x : x + 60] = 250  # a tracked face
         frame[360:600, x - 30 : x + 90] = 30  # its body
         frame[700:760, 1400 - x : 1460 - x] = 250  # someone untracked
-        m.update(frame, [(x, 300, x + 59, 359)])
+        m.update(frame, (W, H), [(x, 300, x + 59, 359)])
     boxes, _ = m.take()
     assert len(boxes) == 1
     x0, y0, _, _ = boxes[0]

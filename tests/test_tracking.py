@@ -18,6 +18,7 @@ from benchmarks.moving_camera import CameraPath, frames, load_still, render, tru
 from streamer.metrics import Metrics
 from streamer.pipeline.events import EventHub
 from streamer.pipeline.tracking import FaceStage
+from streamer.track import flow
 from streamer.track.evidence import EvidenceRule, LabelEvidence
 from streamer.track.matching import iou, iou_matrix, match
 from streamer.track.tracker import Tracker, TrackerRule, TrackEvent
@@ -49,6 +50,28 @@ def test_two_tracks_drifting_onto_one_face_become_one() -> None:
     (only,) = tr.faces()
     assert only.track == 2  # the one detected last stays
     assert ("end", 1) in [(e.kind, e.track) for e in tr.drain_events()]
+
+
+def test_flow_on_crops_moves_boxes_as_flow_on_the_whole_image() -> None:
+    """A 1080p frame with small faces is followed on crops around them: the same shift and scale as
+    the whole image's flow, for a box in the middle and one cut off by the frame's corner."""
+    rng = np.random.default_rng(1)
+    texture = cv2.GaussianBlur((rng.random((1080, 1920)) * 255).astype(np.uint8), (7, 7), 0)
+    a = texture[20:1060, 20:1900]
+    z, c, t = 1.02, (940, 520), (6, -4)  # zoom about the centre, then shift
+    m = np.float32([[z, 0, (1 - z) * c[0] + t[0]], [0, z, (1 - z) * c[1] + t[1]]])
+    b = cv2.warpAffine(a, m, (a.shape[1], a.shape[0]), flags=cv2.INTER_LINEAR)
+    boxes = [(900.0, 500.0, 949.0, 549.0), (60.0, 70.0, 109.0, 119.0)]  # the second one's crop is cut
+    whole, near, chosen = (f(a, b, 1.0, boxes) for f in (flow.follow, flow.follow_near, flow.follow_boxes))
+    assert chosen == near  # two small faces on a big frame: crops
+    for (x0, y0, x1, y1), mw, mn in zip(boxes, whole, near, strict=True):
+        cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
+        want = ((z - 1) * (cx - c[0]) + t[0], (z - 1) * (cy - c[1]) + t[1])
+        assert mw is not None and mn is not None
+        assert mn == pytest.approx(mw, abs=0.3)
+        assert mn[:2] == pytest.approx(want, abs=0.5) and mn[2] == pytest.approx(z, abs=0.01)
+    big = [(100.0, 100.0, 1500.0, 900.0)]  # a face filling the frame: the whole image
+    assert flow.follow_boxes(a, b, 1.0, big) == flow.follow(a, b, 1.0, big)
 
 
 def test_iou_and_hungarian_matching_take_the_best_overall_assignment() -> None:

@@ -29,14 +29,16 @@ class MotionDetector:
         self._mask: np.ndarray | None = None
         self._scale = 1.0  # source pixels per working pixel
 
-    def update(self, rgb: np.ndarray, explained: Sequence[XYXY] = ()) -> None:
-        """Add this frame's changes. ``explained``: tracked faces (source pixels) on this frame; the
-        change of each one's person (the face, a face width either side, the body below) is theirs,
-        not a sign of a new face."""
-        h, w = rgb.shape[:2]
+    def update(self, grey: np.ndarray, size: tuple[int, int], explained: Sequence[XYXY] = ()) -> None:
+        """Add this frame's changes. ``grey``: the frame in grey, at any scale (the tracker's working
+        copy: reducing a grey image costs a third of reducing the colour one); ``size``: the source's
+        (width, height). ``explained``: tracked faces (source pixels) on this frame; the change of
+        each one's person (the face, a face width either side, the body below) is theirs, not a sign
+        of a new face."""
+        w, h = size
         s = min(1.0, self.width / w)
-        small = cv2.resize(rgb, (max(1, round(w * s)), max(1, round(h * s))), interpolation=cv2.INTER_AREA)
-        grey = cv2.GaussianBlur(cv2.cvtColor(small, cv2.COLOR_RGB2GRAY), (3, 3), 0)
+        small = cv2.resize(grey, (max(1, round(w * s)), max(1, round(h * s))), interpolation=cv2.INTER_AREA)
+        grey = cv2.GaussianBlur(small, (3, 3), 0)
         if self._prev is not None and self._prev.shape == grey.shape:
             changed = cv2.absdiff(grey, self._prev) > self.threshold
             for x0, y0, x1, y1 in explained:

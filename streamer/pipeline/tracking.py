@@ -91,9 +91,14 @@ class FaceStage:
         self.tracker.follow(frame.image, frame.index, frame.captured_at, keep=plan)
         regions: tuple[Region, ...] = ()
         h, w = frame.image.shape[:2]
-        if self.motion is not None and self.planner is not None and not self.planner.fits_whole(w, h):
-            # (a frame detected whole every round needs no motion)
-            self.motion.update(frame.image, [tr.xyxy for tr in self.tracker.tracks if tr.confirmed])
+        gray = self.tracker.gray
+        if (
+            self.motion is not None
+            and self.planner is not None
+            and gray is not None
+            and not self.planner.fits_whole(w, h)  # (a frame detected whole every round needs no motion)
+        ):
+            self.motion.update(gray, (w, h), [tr.xyxy for tr in self.tracker.tracks if tr.confirmed])
         if plan and self.planner is not None and self.motion is not None:
             moved, fraction = self.motion.take()
             tr = self.tracker

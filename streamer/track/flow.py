@@ -56,27 +56,34 @@ def _median_rows(a: np.ndarray, valid: np.ndarray) -> np.ndarray:
     return np.where(n > 0, (lo + np.where(n % 2 == 1, lo, hi)) / 2, np.nan)
 
 
-def follow(
-    prev: np.ndarray, cur: np.ndarray, s: float, boxes: Sequence[XYXY]
-) -> list[tuple[float, float, float] | None]:
-    """For each box (image pixels): (dx, dy, scale) from ``prev`` to ``cur`` (grey, at scale ``s``),
-    or None where the flow failed. All boxes' points go through one LK call, and the per-box
-    statistics are computed for all boxes at once (the Python per box cost more than the flow)."""
-    if not boxes:
-        return []
-    b = np.asarray(boxes, dtype=np.float64) * s  # (B, 4)
-    pts = (b[:, None, :2] + _U[None] * (b[:, None, 2:] - b[:, None, :2])).astype(np.float32)  # (B, P, 2)
-    flat = pts.reshape(-1, 2)
+def _grid(boxes: Sequence[XYXY], s: float) -> np.ndarray:
+    """Each box's points (working pixels), (B, P, 2) float32."""
+    b = np.asarray(boxes, dtype=np.float64).reshape(-1, 4) * s
+    return (b[:, None, :2] + _U[None] * (b[:, None, 2:] - b[:, None, :2])).astype(np.float32)
+
+
+def _lk(prev: np.ndarray, cur: np.ndarray, pts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Points (..., 2) tracked forward and back: where they went, and whether each is trustworthy
+    (tracked both ways and back within MAX_FB_ERROR of its start)."""
+    flat = np.ascontiguousarray(pts.reshape(-1, 2))
     fwd, st1, _ = cv2.calcOpticalFlowPyrLK(prev, cur, flat, None, **LK)
     back, st2, _ = cv2.calcOpticalFlowPyrLK(cur, prev, fwd, None, **LK)
-    nb, npts = pts.shape[:2]
-    fb = np.linalg.norm(back - flat, axis=1).reshape(nb, npts)
-    good = ((st1[:, 0] == 1) & (st2[:, 0] == 1)).reshape(nb, npts) & (fb < MAX_FB_ERROR)
+    fb = np.linalg.norm(back - flat, axis=1)
+    good = (st1[:, 0] == 1) & (st2[:, 0] == 1) & (fb < MAX_FB_ERROR)
+    return fwd.reshape(pts.shape), np.where(good, fb, np.inf).reshape(pts.shape[:-1])
+
+
+def _moves(
+    pts: np.ndarray, p1: np.ndarray, fb: np.ndarray, s: float
+) -> list[tuple[float, float, float] | None]:
+    """Per box: (dx, dy, scale) in image pixels from its points' start ``pts`` and end ``p1`` (B, P, 2)
+    and round-trip errors ``fb`` (B, P; inf: failed), or None where too few points held. All boxes'
+    statistics at once (the Python per box cost more than the flow)."""
+    good = np.isfinite(fb)
     # keep the better half by round-trip error where that leaves enough points
     med = _median_rows(fb, good)
     better = good & (fb <= np.nan_to_num(med, nan=np.inf)[:, None])
     use = np.where((better.sum(1) >= MIN_POINTS)[:, None], better, good)
-    p1 = fwd.reshape(nb, npts, 2)
     d = p1 - pts
     shift = np.stack([_median_rows(d[..., 0], use), _median_rows(d[..., 1], use)], -1) / s  # (B, 2)
     d0 = np.linalg.norm(pts[:, _I] - pts[:, _J], axis=2)
@@ -84,7 +91,7 @@ def follow(
     pair_ok = use[:, _I] & use[:, _J] & (d0 > 2.0)
     scale = _median_rows(d1 / np.maximum(d0, 1e-6), pair_ok)
     out: list[tuple[float, float, float] | None] = []
-    for k in range(nb):
+    for k in range(len(pts)):
         if use[k].sum() < MIN_POINTS:
             out.append(None)
         else:
@@ -93,25 +100,53 @@ def follow(
     return out
 
 
+def follow(
+    prev: np.ndarray, cur: np.ndarray, s: float, boxes: Sequence[XYXY]
+) -> list[tuple[float, float, float] | None]:
+    """For each box (image pixels): (dx, dy, scale) from ``prev`` to ``cur`` (grey, at scale ``s``),
+    or None where the flow failed. All boxes' points go through one LK call."""
+    if not boxes:
+        return []
+    pts = _grid(boxes, s)
+    p1, fb = _lk(prev, cur, pts)
+    return _moves(pts, p1, fb, s)
+
+
 NEAR = 2.0  # follow_near: the crop reaches this many box widths beyond each side of a box
+CROP_SHARE = 0.5  # follow_boxes: crops while their pixels are under this share of the image's
 
 
 def follow_near(
     prev: np.ndarray, cur: np.ndarray, s: float, boxes: Sequence[XYXY]
 ) -> list[tuple[float, float, float] | None]:
-    """``follow`` for a few boxes on a big image: each box's flow on a crop around it (LK's pyramids
-    of the whole image would cost more than the flow of a few boxes)."""
+    """``follow`` for a few boxes on a big image: each box's flow on a crop around it (LK's gradients
+    and pyramids cost in proportion to the pixels they span)."""
+    if not boxes:
+        return []
     h, w = prev.shape[:2]
-    out: list[tuple[float, float, float] | None] = []
-    for x0, y0, x1, y1 in boxes:
+    pts = _grid(boxes, s)
+    p1 = pts.copy()
+    fb = np.full(pts.shape[:2], np.inf)
+    for k, (x0, y0, x1, y1) in enumerate(boxes):
         m = NEAR * max(x1 - x0, y1 - y0, 8.0)
         c0 = max(0, int((x0 - m) * s)), max(0, int((y0 - m) * s))
         c1 = min(w, int((x1 + m) * s) + 1), min(h, int((y1 + m) * s) + 1)
         if c1[0] - c0[0] < 16 or c1[1] - c0[1] < 16:
-            out.append(None)
-            continue
+            continue  # its points stay failed
         crop = (slice(c0[1], c1[1]), slice(c0[0], c1[0]))
-        dx, dy = c0[0] / s, c0[1] / s
-        (mv,) = follow(prev[crop], cur[crop], s, [(x0 - dx, y0 - dy, x1 - dx, y1 - dy)])
-        out.append(mv)
-    return out
+        at = np.float32(c0)
+        moved, fb[k] = _lk(prev[crop], cur[crop], pts[k] - at)
+        p1[k] = moved + at
+    return _moves(pts, p1, fb, s)
+
+
+def follow_boxes(
+    prev: np.ndarray, cur: np.ndarray, s: float, boxes: Sequence[XYXY]
+) -> list[tuple[float, float, float] | None]:
+    """``follow_near`` while the crops cover a small part of the image (on a 1080p frame with a
+    few small faces, a tenth of it), ``follow`` on the whole image otherwise."""
+    h, w = prev.shape[:2]
+    crops = sum(((1 + 2 * NEAR) * max(x1 - x0, y1 - y0, 8.0) * s) ** 2 for x0, y0, x1, y1 in boxes)
+    if crops < CROP_SHARE * w * h:
+        return follow_near(prev, cur, s, boxes)
+    return follow(prev, cur, s, boxes)

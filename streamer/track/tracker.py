@@ -31,7 +31,7 @@ import numpy as np
 
 from streamer.detect.regions import looked_at
 from streamer.track.evidence import EvidenceRule, LabelEvidence, look_weight
-from streamer.track.flow import follow, follow_near, to_gray, work_scale
+from streamer.track.flow import follow_boxes, follow_near, to_gray, work_scale
 from streamer.track.matching import XYXY, iou_matrix, match
 from streamer.types import Box, Face, Label, Region
 
@@ -191,7 +191,7 @@ class Tracker:
             self.cut = True
         self._hist = hist
         if self._prev is not None and self._prev.shape == gray.shape and self.tracks:
-            moves = follow(self._prev, gray, s, [tr.xyxy for tr in self.tracks])
+            moves = follow_boxes(self._prev, gray, s, [tr.xyxy for tr in self.tracks])
             for tr, mv in zip(self.tracks, moves, strict=True):
                 self._move(tr, mv)
         # the next step may pick another scale (a smaller face arrived): then this frame is redone
@@ -366,6 +366,11 @@ class Tracker:
         self.tracks = keep
 
     # -- what others read ---------------------------------------------------------------------------
+    @property
+    def gray(self) -> np.ndarray | None:
+        """The last followed frame in grey, at the flow's working scale (None before the first)."""
+        return self._prev
+
     def faces(self) -> tuple[Face, ...]:
         """The confirmed tracks' faces on the last followed frame."""
         return tuple(tr.face() for tr in self.tracks if tr.confirmed)
