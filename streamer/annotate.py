@@ -118,7 +118,8 @@ class _VideoOut:
         if self.writer is None:
             fourcc = cv2.VideoWriter_fourcc(*("MJPG" if self.dst.lower().endswith(".avi") else "mp4v"))
             self.writer = cv2.VideoWriter(self.dst, fourcc, self.fps, (rgb.shape[1], rgb.shape[0]))
-        self.writer.write(cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+        if self.writer.isOpened():  # (one that could not open, as on /dev/null, writes nothing)
+            self.writer.write(cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
 
     def close(self) -> None:
         if self.writer is not None:

@@ -6,6 +6,7 @@ import asyncio
 import gc
 import time
 import weakref
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
@@ -18,9 +19,11 @@ from streamer.outputs.hub import AnnotatedFrame, FrameHub
 from streamer.overlay import draw_faces, face_caption
 from streamer.pipeline.batcher import DetectionBatcher
 from streamer.pipeline.slot import LatestSlot
-from streamer.sources.base import redact_url
+from streamer.pipeline.stream import Stream
+from streamer.sources.base import SourceState, redact_url
 from streamer.types import BatchTimings, Box, Face, Frame, Label
 from tests.annotations import green_pixels
+from tests.conftest import wait_for
 
 
 async def test_latest_slot_newest_wins_and_close_ends_readers() -> None:
@@ -300,3 +303,56 @@ def test_as_rgb_accepts_gray_and_rgba_and_rejects_junk() -> None:
     ):
         with pytest.raises(BadImageError):
             as_rgb(bad)
+
+
+class QueueSource:
+    """A source whose frames come when the test puts them."""
+
+    kind = "file"
+
+    def __init__(self, id: str) -> None:
+        self.id = id
+        self.state = SourceState()
+        self.queue: asyncio.Queue[Frame | None] = asyncio.Queue()
+
+    async def frames(self):
+        while (f := await self.queue.get()) is not None:
+            yield f
+
+    async def close(self) -> None:
+        self.queue.put_nowait(None)
+
+    def describe(self) -> str:
+        return "queue"
+
+
+async def test_stream_sends_the_frame_shown_last_once_the_detector_is_free() -> None:
+    """The detector answers between two frames: the frame shown last goes to it at once rather than
+    the next one (a frame interval of idle detector later), and no frame goes twice."""
+    pool = FakePool(delay=0.2)
+    b = DetectionBatcher(pool, Metrics(), max_batch=1, max_wait_s=0.0)  # type: ignore[arg-type]
+    b.start()
+    render = ThreadPoolExecutor(1)
+    src = QueueSource("s")
+    stream = Stream(src, b, Metrics(), render)  # type: ignore[arg-type]
+    stream.start()
+
+    def put(i: int) -> None:
+        src.queue.put_nowait(Frame("s", i, np.full((64, 64, 3), 10 + i, np.uint8), time.time()))
+
+    try:
+        put(0)
+        await wait_for(lambda: pool.batches == [[10]], 5, "frame 0 at the detector")
+        put(1)  # the detector is busy with frame 0: frame 1 is shown with the tracked boxes
+        await wait_for(lambda: len(pool.batches) == 2, 5, "frame 1 at the detector without a frame 2")
+        d = lambda: stream.detections  # noqa: E731
+        await wait_for(lambda: d() is not None and d().frame_index == 1, 5, "frame 1's answer")
+        await asyncio.sleep(0.3)
+        assert pool.batches == [[10], [11]]  # frame 1's answer came: nothing is sent again
+        put(2)
+        await wait_for(lambda: len(pool.batches) == 3, 5, "frame 2 at the detector")
+        assert pool.batches[-1] == [12]
+    finally:
+        await stream.stop()
+        await b.stop()
+        render.shutdown()

@@ -20,7 +20,7 @@ from streamer.pipeline.events import EventHub
 from streamer.pipeline.planner import RegionPlanner
 from streamer.pipeline.tracking import FaceStage, Processed
 from streamer.sources.base import Source
-from streamer.types import Detections
+from streamer.types import Detections, Frame
 
 log = logging.getLogger(__name__)
 
@@ -47,11 +47,30 @@ class Stream:
         self._processing: Future[Processed] | None = None
         self.task: asyncio.Task[None] | None = None
         self.started_at = time.time()
+        # the stage is not thread-safe: one frame's processing, or one late plan, at a time
+        self._stage_lock = asyncio.Lock()
+        self._last: Frame | None = None  # the frame shown last, while the stream runs
+        self._late: set[asyncio.Task[None]] = set()
 
     def on_detections(self, d: Detections) -> None:
         if self.detections is None or d.frame_index >= self.detections.frame_index:
             self.detections = d
             self.stage.on_detections(d)
+        if self._last is not None:
+            # the detector is free now: send it the frame shown last rather than wait for the next
+            # one (up to a frame interval of idle detector per round, and its answer that much later)
+            t = asyncio.ensure_future(self._detect_last())
+            self._late.add(t)
+            t.add_done_callback(self._late.discard)
+
+    async def _detect_last(self) -> None:
+        async with self._stage_lock:
+            frame = self._last
+            if frame is None or self.batcher.busy(self.id) or not self.stage.due(frame.index):
+                return
+            regions = await asyncio.wrap_future(self.render_pool.submit(self.stage.plan_last, frame))
+            if self._last is not None:
+                self.batcher.submit(frame, self.on_detections, self.stage.skip_boxes(), regions)
 
     def when_done(self, callback: Callable[[], Awaitable[object]]) -> None:
         """Run ``callback()`` (a coroutine function) once the stream ends on its own or is stopped."""
@@ -74,18 +93,20 @@ class Stream:
         try:
             async for frame in self.source.frames():
                 m.frames_in.labels(self.id).inc()
-                if self.batcher.busy(self.id):
-                    # its last frame is still at the detector: this one is shown with the tracked
-                    # boxes and not planned for (a plan the detector never ran would mislead the
-                    # planner about what it looked at)
-                    due = False
-                    m.frames_dropped.labels(self.id, DROP_DETECT_SKIPPED).inc()
-                else:
-                    due = self.stage.due(frame.index)
-                self._processing = self.render_pool.submit(self.stage.process, frame, True, due)
-                out = await asyncio.wrap_future(self._processing)
-                if due:  # the plan is made on this frame's tracks and motion
-                    self.batcher.submit(frame, self.on_detections, self.stage.skip_boxes(), out.regions)
+                async with self._stage_lock:
+                    if self.batcher.busy(self.id):
+                        # its last frame is still at the detector: this one is shown with the tracked
+                        # boxes and not planned for (a plan the detector never ran would mislead the
+                        # planner about what it looked at)
+                        due = False
+                        m.frames_dropped.labels(self.id, DROP_DETECT_SKIPPED).inc()
+                    else:
+                        due = self.stage.due(frame.index)
+                    self._processing = self.render_pool.submit(self.stage.process, frame, True, due)
+                    out = await asyncio.wrap_future(self._processing)
+                    if due:  # the plan is made on this frame's tracks and motion
+                        self.batcher.submit(frame, self.on_detections, self.stage.skip_boxes(), out.regions)
+                    self._last = frame
                 self.events.publish(out.events)
                 dets = self.detections
                 if dets is not None:
@@ -99,10 +120,13 @@ class Stream:
             log.exception("stream %s failed", self.id)
             m.errors.labels("stream").inc()
         finally:
+            self._last = None
             self.batcher.forget(self.id)
             busy = self._processing
             if busy is not None and not busy.done():  # the stage is not thread-safe: let it finish
                 await asyncio.gather(asyncio.wrap_future(busy), return_exceptions=True)
+            if self._late:  # a late plan may be in the render pool
+                await asyncio.gather(*self._late, return_exceptions=True)
             try:
                 self.events.publish(self.stage.close(time.time()))
             except Exception:

@@ -99,25 +99,44 @@ class FaceStage:
             and not self.planner.fits_whole(w, h)  # (a frame detected whole every round needs no motion)
         ):
             self.motion.update(gray, (w, h), [tr.xyxy for tr in self.tracker.tracks if tr.confirmed])
-        if plan and self.planner is not None and self.motion is not None:
-            moved, fraction = self.motion.take()
-            tr = self.tracker
-            regions = self.planner.plan(w, h, tr.predicted(), moved, fraction, tr.left_behind())
+        if plan:
+            regions = self._plan(w, h)
         self._track_s = time.perf_counter() - t0
         return regions
+
+    def _apply(self, frame: Frame) -> None:
+        """The newest detections (of this frame or an earlier one), if not applied yet."""
+        with self._lock:
+            d, self._pending = self._pending, None
+        if d is not None and d.frame_index > self._applied and d.frame_index <= frame.index:
+            self.tracker.update(d.faces, d.frame_index, frame.captured_at, d.regions)
+            self._applied = d.frame_index
+        elif d is not None and d.frame_index > frame.index:  # not this frame's yet: keep it
+            self.on_detections(d)
+
+    def plan_last(self, frame: Frame) -> tuple[Region, ...]:
+        """``prepare``'s plan for ``frame``, the last one prepared and finished without one: for a
+        caller whose detector came free before the next frame (it need not wait for that frame).
+        The detections that just came are applied first (on this frame: the tracks they correct and
+        start are where the plan looks; the next ``finish`` shows them)."""
+        self._apply(frame)
+        self.tracker.keep_last()
+        h, w = frame.image.shape[:2]
+        return self._plan(w, h)
+
+    def _plan(self, w: int, h: int) -> tuple[Region, ...]:
+        if self.planner is None or self.motion is None:
+            return ()
+        moved, fraction = self.motion.take()
+        tr = self.tracker
+        return self.planner.plan(w, h, tr.predicted(), moved, fraction, tr.left_behind())
 
     def finish(self, frame: Frame, draw: bool = True) -> Processed:
         """Apply the newest detections (of this frame or an earlier one) and draw the tracked faces."""
         t0 = time.perf_counter() - self._track_s
         self._track_s = 0.0
         tr = self.tracker
-        with self._lock:
-            d, self._pending = self._pending, None
-        if d is not None and d.frame_index > self._applied and d.frame_index <= frame.index:
-            tr.update(d.faces, d.frame_index, frame.captured_at, d.regions)
-            self._applied = d.frame_index
-        elif d is not None and d.frame_index > frame.index:  # not this frame's yet: keep it
-            self.on_detections(d)
+        self._apply(frame)
         self.faces = tr.faces()
         events = tuple(tr.drain_events())
         t1 = time.perf_counter()

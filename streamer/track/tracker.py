@@ -199,18 +199,28 @@ class Tracker:
         self._prev, self._prev_scale = (gray, s) if s_next == s else (to_gray(image, s_next), s_next)
         self._index = index
         if keep:
-            self._keyframes.add(index)
-            while len(self._keyframes) > KEYFRAMES:
-                self._keyframes.discard(min(self._keyframes))
-        if self._keyframes:
-            self._frames[index] = (self._prev, self._prev_scale)
-        self._forget()
+            self.keep_last()
+        else:
+            if self._keyframes:
+                self._frames[index] = (self._prev, self._prev_scale)
+            self._forget()
         h, w = image.shape[:2]
         for tr in self.tracks:
             tr.history.append((index, tr.box.copy()))
             tr.last_seen = t
         self._end_where(lambda tr: _visible_fraction(tr.box, w, h) < 0.35, t)
         self._end_duplicates(t)
+
+    def keep_last(self) -> None:
+        """The last followed frame went to the detector (``follow``'s ``keep``, or said afterwards:
+        the detector came free before the next frame)."""
+        if self._prev is None:
+            return
+        self._keyframes.add(self._index)
+        while len(self._keyframes) > KEYFRAMES:
+            self._keyframes.discard(min(self._keyframes))
+        self._frames[self._index] = (self._prev, self._prev_scale)
+        self._forget()
 
     def _end_duplicates(self, t: float) -> None:
         """Two tracks that came to lie on one face (IoU >= ``rule.duplicate_iou``): the one the
@@ -328,6 +338,10 @@ class Tracker:
         c = (tr.box[:2] + tr.box[2:]) / 2 + dc
         half = (tr.box[2:] - tr.box[:2]) / 2 * sc
         tr.box[:] = (*(c - half), *(c + half))
+        if tr.history and tr.history[-1][0] == self._index:
+            # where the track is on this frame now: a later detection of this frame (the one just
+            # planned, say) is matched against it and corrects from it, not from the box before
+            tr.history[-1] = (self._index, tr.box.copy())
         tr.seen_at = det
         tr.confidence = float(b.confidence)
         tr.hits += 1
