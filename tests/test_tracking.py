@@ -170,6 +170,23 @@ def test_a_late_detection_is_matched_where_the_track_was_on_its_frame() -> None:
     assert f.box.left == 100 + 50 + 2
 
 
+def test_two_late_detections_in_a_row_correct_the_box_once_each() -> None:
+    """Live, frame 3 goes to the detector while frame 1's answer is still to be applied (on frame 3):
+    when frame 3's own answer comes, the track's box on frame 3 must be the corrected one, or the
+    first correction is applied twice."""
+    tr = Tracker()
+    tr.follow(GREY, 0, 0.0)
+    tr.update([face(100, 50)], 0, 0.0)
+    for i in (1, 2, 3):
+        tr.follow(GREY, i, i / 30, keep=i in (1, 3))
+    tr.update([face(110, 50)], 1, 3 / 30)  # frame 1's answer: the face is 10 px further right
+    assert tr.faces()[0].box.left == 110
+    for i in (4, 5):
+        tr.follow(GREY, i, i / 30)
+    tr.update([face(110, 50)], 3, 5 / 30)  # frame 3's answer: still there
+    assert tr.faces()[0].box.left == 110
+
+
 def test_labels_settle_over_looks_and_one_odd_look_does_not_flip_them() -> None:
     ev = LabelEvidence("gender", EvidenceRule(looks=8, min_looks=2, min_score=0.4, switch_margin=0.4))
     assert ev.label().label == "?"
