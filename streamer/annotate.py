@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 import queue
 import sys
 import threading
@@ -213,6 +214,8 @@ async def _realtime(
             )
             rec = _Recorder(dst, detections, stream.source.state)
             stream.hub.taps.append(rec.put)
+            if dst != os.devnull:  # the recording shows the drawn frames
+                stream.hub.image_taps += 1
             recorders.append(rec)
             streams.append(stream)
         tasks = [s.task for s in streams if s.task is not None]

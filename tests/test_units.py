@@ -356,3 +356,39 @@ async def test_stream_sends_the_frame_shown_last_once_the_detector_is_free() -> 
         await stream.stop()
         await b.stop()
         render.shutdown()
+
+
+async def test_a_stream_draws_only_while_something_shows_it() -> None:
+    """Nobody watching: frames are published undrawn (tracking, counting and events go on); a viewer
+    gets drawn frames from its first one, and when it leaves drawing stops again."""
+    b = DetectionBatcher(FakePool(delay=0.01), Metrics(), max_batch=1, max_wait_s=0.0)  # type: ignore[arg-type]
+    b.start()
+    render = ThreadPoolExecutor(1)
+    src = QueueSource("s")
+    stream = Stream(src, b, Metrics(), render)  # type: ignore[arg-type]
+    published: list[AnnotatedFrame] = []
+    stream.hub.taps.append(published.append)
+    stream.start()
+
+    async def put(i: int) -> None:
+        src.queue.put_nowait(Frame("s", i, np.full((64, 64, 3), 100, np.uint8), time.time()))
+        await wait_for(lambda: len(published) == i + 1, 5, f"frame {i} published")
+
+    try:
+        for i in range(3):
+            await put(i)
+        assert stream.stage.faces  # the detector's face is tracked ...
+        assert not any(p.drawn for p in published)  # ... and not drawn: nobody looks
+        assert all(p.image is p.frame.image for p in published)
+        sub = stream.hub.subscribe()
+        await put(3)
+        item = await asyncio.wait_for(sub.next(), 5)
+        assert item is not None and item.frame.index == 3 and item.drawn
+        assert not np.array_equal(item.image, item.frame.image)  # the tracked face's box
+        sub.close()
+        await put(4)
+        assert not published[-1].drawn
+    finally:
+        await stream.stop()
+        await b.stop()
+        render.shutdown()

@@ -149,4 +149,6 @@ class MjpegOutput:
             if request.transport is None or request.transport.is_closing():
                 self.metrics.output_disconnects.labels(OUTPUT, "left").inc()
             raise
+        finally:
+            sub.close()
         return resp

@@ -26,6 +26,10 @@ class AnnotatedTrack(MediaStreamTrack):
         self._t0: float | None = None
         self._last_pts = -1
 
+    def stop(self) -> None:
+        self.sub.close()
+        super().stop()
+
     async def recv(self) -> VideoFrame:
         if self.readyState != "live":
             raise MediaStreamError

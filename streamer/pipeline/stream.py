@@ -102,7 +102,8 @@ class Stream:
                         m.frames_dropped.labels(self.id, DROP_DETECT_SKIPPED).inc()
                     else:
                         due = self.stage.due(frame.index)
-                    self._processing = self.render_pool.submit(self.stage.process, frame, True, due)
+                    draw = self.hub.watched
+                    self._processing = self.render_pool.submit(self.stage.process, frame, draw, due)
                     out = await asyncio.wrap_future(self._processing)
                     if due:  # the plan is made on this frame's tracks and motion
                         self.batcher.submit(frame, self.on_detections, self.stage.skip_boxes(), out.regions)
@@ -112,7 +113,7 @@ class Stream:
                 if dets is not None:
                     m.detection_age.labels(self.id).set(max(0.0, frame.captured_at - dets.captured_at))
                     dets = Detections(self.id, frame.index, frame.captured_at, out.faces)
-                await self.hub.publish(AnnotatedFrame(frame, out.image, dets, self.hub.next_seq()))
+                await self.hub.publish(AnnotatedFrame(frame, out.image, dets, self.hub.next_seq(), draw))
                 m.frames_out.labels(self.id).inc()
         except asyncio.CancelledError:
             raise
