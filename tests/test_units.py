@@ -392,3 +392,35 @@ async def test_a_stream_draws_only_while_something_shows_it() -> None:
         await stream.stop()
         await b.stop()
         render.shutdown()
+
+
+async def test_a_failing_late_plan_is_counted_and_the_stream_goes_on() -> None:
+    pool = FakePool(delay=0.1)
+    b = DetectionBatcher(pool, Metrics(), max_batch=1, max_wait_s=0.0)  # type: ignore[arg-type]
+    b.start()
+    render = ThreadPoolExecutor(1)
+    src = QueueSource("s")
+    m = Metrics()
+    stream = Stream(src, b, m, render)  # type: ignore[arg-type]
+
+    def broken(frame: Frame):
+        raise RuntimeError("planner bug")
+
+    stream.stage.plan_last = broken  # type: ignore[method-assign]
+    stream.start()
+
+    def put(i: int) -> None:
+        src.queue.put_nowait(Frame("s", i, np.full((64, 64, 3), 10 + i, np.uint8), time.time()))
+
+    try:
+        put(0)
+        put(1)  # shown while frame 0 is at the detector; its late plan fails when the answer comes
+        await wait_for(
+            lambda: m.registry.get_sample_value("streamer_errors_total", {"kind": "stream"}) == 1, 5, "error"
+        )
+        put(2)  # the next frame goes to the detector as usual
+        await wait_for(lambda: len(pool.batches) == 2 and pool.batches[-1] == [12], 5, "frame 2 detected")
+    finally:
+        await stream.stop()
+        await b.stop()
+        render.shutdown()

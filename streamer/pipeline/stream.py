@@ -64,13 +64,17 @@ class Stream:
             t.add_done_callback(self._late.discard)
 
     async def _detect_last(self) -> None:
-        async with self._stage_lock:
-            frame = self._last
-            if frame is None or self.batcher.busy(self.id) or not self.stage.due(frame.index):
-                return
-            regions = await asyncio.wrap_future(self.render_pool.submit(self.stage.plan_last, frame))
-            if self._last is not None:
-                self.batcher.submit(frame, self.on_detections, self.stage.skip_boxes(), regions)
+        try:
+            async with self._stage_lock:
+                frame = self._last
+                if frame is None or self.batcher.busy(self.id) or not self.stage.due(frame.index):
+                    return
+                regions = await asyncio.wrap_future(self.render_pool.submit(self.stage.plan_last, frame))
+                if self._last is not None:
+                    self.batcher.submit(frame, self.on_detections, self.stage.skip_boxes(), regions)
+        except Exception:  # the stream goes on: its next frame is planned as usual
+            log.exception("stream %s: planning its last frame failed", self.id)
+            self.metrics.errors.labels("stream").inc()
 
     def when_done(self, callback: Callable[[], Awaitable[object]]) -> None:
         """Run ``callback()`` (a coroutine function) once the stream ends on its own or is stopped."""
