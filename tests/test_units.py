@@ -349,6 +349,10 @@ async def test_stream_sends_the_frame_shown_last_once_the_detector_is_free() -> 
         await wait_for(lambda: d() is not None and d().frame_index == 1, 5, "frame 1's answer")
         await asyncio.sleep(0.3)
         assert pool.batches == [[10], [11]]  # frame 1's answer came: nothing is sent again
+        skipped = stream.metrics.registry.get_sample_value(
+            "streamer_frames_dropped_total", {"stream": "s", "reason": "detect_skipped"}
+        )
+        assert not skipped  # frame 1 went to the detector after all: not counted as skipped
         put(2)
         await wait_for(lambda: len(pool.batches) == 3, 5, "frame 2 at the detector")
         assert pool.batches[-1] == [12]

@@ -50,6 +50,7 @@ class Stream:
         # the stage is not thread-safe: one frame's processing, or one late plan, at a time
         self._stage_lock = asyncio.Lock()
         self._last: Frame | None = None  # the frame shown last, while the stream runs
+        self._last_skipped = False  # it came while the detector was busy and has not gone there since
         self._late: set[asyncio.Task[None]] = set()
 
     def on_detections(self, d: Detections) -> None:
@@ -72,9 +73,16 @@ class Stream:
                 regions = await asyncio.wrap_future(self.render_pool.submit(self.stage.plan_last, frame))
                 if self._last is not None:
                     self.batcher.submit(frame, self.on_detections, self.stage.skip_boxes(), regions)
+                    self._last_skipped = False
         except Exception:  # the stream goes on: its next frame is planned as usual
             log.exception("stream %s: planning its last frame failed", self.id)
             self.metrics.errors.labels("stream").inc()
+
+    def _count_skipped(self) -> None:
+        """The frame shown last never went to the detector: count it (it is being superseded)."""
+        if self._last_skipped:
+            self._last_skipped = False
+            self.metrics.frames_dropped.labels(self.id, DROP_DETECT_SKIPPED).inc()
 
     def when_done(self, callback: Callable[[], Awaitable[object]]) -> None:
         """Run ``callback()`` (a coroutine function) once the stream ends on its own or is stopped."""
@@ -98,20 +106,19 @@ class Stream:
             async for frame in self.source.frames():
                 m.frames_in.labels(self.id).inc()
                 async with self._stage_lock:
-                    if self.batcher.busy(self.id):
-                        # its last frame is still at the detector: this one is shown with the tracked
-                        # boxes and not planned for (a plan the detector never ran would mislead the
-                        # planner about what it looked at)
-                        due = False
-                        m.frames_dropped.labels(self.id, DROP_DETECT_SKIPPED).inc()
-                    else:
-                        due = self.stage.due(frame.index)
+                    self._count_skipped()
+                    # its last frame still at the detector: this one is shown with the tracked boxes
+                    # and not planned for (a plan the detector never ran would mislead the planner
+                    # about what it looked at); it may still go there if it is the last one shown
+                    # when the detector answers
+                    busy = self.batcher.busy(self.id)
+                    due = False if busy else self.stage.due(frame.index)
                     draw = self.hub.watched
                     self._processing = self.render_pool.submit(self.stage.process, frame, draw, due)
                     out = await asyncio.wrap_future(self._processing)
                     if due:  # the plan is made on this frame's tracks and motion
                         self.batcher.submit(frame, self.on_detections, self.stage.skip_boxes(), out.regions)
-                    self._last = frame
+                    self._last, self._last_skipped = frame, busy
                 self.events.publish(out.events)
                 dets = self.detections
                 if dets is not None:
@@ -125,6 +132,7 @@ class Stream:
             log.exception("stream %s failed", self.id)
             m.errors.labels("stream").inc()
         finally:
+            self._count_skipped()
             self._last = None
             self.batcher.forget(self.id)
             busy = self._processing
