@@ -8,6 +8,7 @@ import time
 import weakref
 from concurrent.futures import ThreadPoolExecutor
 
+import aiortc  # noqa: F401  (before TensorFlow: pylibsrtp segfaults otherwise)
 import numpy as np
 import pytest
 
@@ -428,3 +429,16 @@ async def test_a_failing_late_plan_is_counted_and_the_stream_goes_on() -> None:
         await stream.stop()
         await b.stop()
         render.shutdown()
+
+
+async def test_a_closed_webrtc_viewer_no_longer_has_its_stream_drawn() -> None:
+    from streamer.outputs.webrtc import AnnotatedTrack
+    from streamer.web.peers import Peers
+
+    hub = FrameHub("s", Metrics())
+    peers = Peers([], Metrics())
+    pc = peers.create()
+    pc.addTrack(AnnotatedTrack(hub))
+    assert hub.watched
+    await peers.close(pc)
+    assert not hub.watched

@@ -142,6 +142,9 @@ class Peers:
             if timer is not None and timer is not asyncio.current_task():
                 timer.cancel()
             self.metrics.peers.set(len(self.pcs))
+            for sender in pc.getSenders():  # (closing the peer stops its senders, not their tracks)
+                if sender.track is not None:
+                    sender.track.stop()  # an annotated track lets go of its stream's frames
             await pc.close()
             if on_close is not None:
                 await on_close()
