@@ -187,6 +187,25 @@ def test_two_late_detections_in_a_row_correct_the_box_once_each() -> None:
     assert tr.faces()[0].box.left == 110
 
 
+def test_a_face_whose_box_moved_more_than_iou_allows_keeps_its_track() -> None:
+    """Seen on the demo clip: a head turns, the detector's box of it shifts by half its width and
+    shrinks (IoU 0.27 with the track): the track follows it, no second track starts beside a
+    stale one. A face a whole width away is another face."""
+    tr = Tracker()
+    grey = np.full((480, 640, 3), 128, np.uint8)
+    tr.follow(grey, 0, 0.0)
+    tr.update([face(254, 41, 96)], 0, 0.0)  # the boxes seen there
+    (tid,) = [f.track for f in tr.faces()]
+    tr.follow(grey, 1, 0.1)
+    assert iou((254, 41, 349, 136), (307, 51, 386, 130)) < TrackerRule().min_iou
+    tr.update([face(307, 51, 80)], 1, 0.1)
+    (f,) = tr.faces()
+    assert f.track == tid and f.box.left == 307
+    tr.follow(grey, 2, 0.2)
+    tr.update([face(307, 51, 80), face(407, 51, 80)], 2, 0.2)
+    assert sorted(f.track for f in tr.faces())[0] == tid and len(tr.faces()) == 2
+
+
 def test_labels_settle_over_looks_and_one_odd_look_does_not_flip_them() -> None:
     ev = LabelEvidence("gender", EvidenceRule(looks=8, min_looks=2, min_score=0.4, switch_margin=0.4))
     assert ev.label().label == "?"

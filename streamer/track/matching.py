@@ -25,6 +25,27 @@ def iou_matrix(a: Sequence[XYXY], b: Sequence[XYXY]) -> np.ndarray:
     return inter / np.maximum(area_a + area_b - inter, 1e-9)
 
 
+def near_matrix(a: Sequence[XYXY], b: Sequence[XYXY], reach: float, max_ratio: float = 1.5) -> np.ndarray:
+    """How near every box in ``a`` lies to every box in ``b``: 1 at the same centre, falling to 0 at
+    ``reach`` of the larger one's width between centres (either axis), 0 beyond it or where their
+    widths differ more than ``max_ratio`` times. Shape (len(a), len(b))."""
+    if not len(a) or not len(b):
+        return np.zeros((len(a), len(b)))
+    A = np.asarray(a, dtype=np.float64)[:, None, :]
+    B = np.asarray(b, dtype=np.float64)[None, :, :]
+    wa, wb = A[..., 2] - A[..., 0] + 1, B[..., 2] - B[..., 0] + 1
+    d = (
+        np.maximum(
+            np.abs((A[..., 0] + A[..., 2]) - (B[..., 0] + B[..., 2])),
+            np.abs((A[..., 1] + A[..., 3]) - (B[..., 1] + B[..., 3])),
+        )
+        / 2
+    )
+    near = 1.0 - d / (reach * np.maximum(wa, wb))
+    alike = np.maximum(wa, wb) <= max_ratio * np.minimum(wa, wb)
+    return np.where(alike, np.clip(near, 0.0, None), 0.0)
+
+
 def iou(a: XYXY, b: XYXY) -> float:
     return float(iou_matrix([a], [b])[0, 0])
 

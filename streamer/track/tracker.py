@@ -32,7 +32,7 @@ import numpy as np
 from streamer.detect.regions import looked_at
 from streamer.track.evidence import EvidenceRule, LabelEvidence, look_weight
 from streamer.track.flow import follow_boxes, follow_near, to_gray, work_scale
-from streamer.track.matching import XYXY, iou_matrix, match
+from streamer.track.matching import XYXY, iou_matrix, match, near_matrix
 from streamer.types import Box, Face, Label, Region
 
 # Bhattacharyya distance between consecutive frames' grey histograms above which the scene changed
@@ -52,6 +52,8 @@ CARRY_BYTES = 32 << 20  # and at most this much of them (16 full-resolution 1080
 @dataclass(frozen=True)
 class TrackerRule:
     min_iou: float = 0.3  # a detection and a track overlap at least this much to be the same face
+    # or, of those left, their centres lie within this share of the larger one's width (0: off)
+    near_reach: float = 0.5
     confirm_hits: int = 2
     confirm_confidence: float = 0.3  # MMOD score (a face from 0); clear frontal faces score 0.8 and more
     max_misses: int = 2
@@ -257,6 +259,15 @@ class Tracker:
         then = [tuple(tr.box_at(index)) for tr in self.tracks]
         dets = [(f.box.left, f.box.top, f.box.right, f.box.bottom) for f in faces]
         pairs, lost, new = match(iou_matrix(then, dets), rule.min_iou)
+        if lost and new and rule.near_reach > 0:
+            # the detector's box of a face can move and change size more than IoU allows (a head
+            # turning; a face half hidden by a hand): a track and a face still unmatched whose
+            # centres lie close, for their size, are the same face, not a new one beside a ghost
+            near = near_matrix([then[ti] for ti in lost], [dets[di] for di in new], rule.near_reach)
+            more, _, _ = match(near, 1e-9)
+            pairs += [(lost[i], new[j]) for i, j in more]
+            lost = [ti for k, ti in enumerate(lost) if k not in {i for i, _ in more}]
+            new = [di for k, di in enumerate(new) if k not in {j for _, j in more}]
         if looked:
             lost = [ti for ti in lost if looked_at(_as_box(then[ti]), looked)]
         for ti, di in pairs:
