@@ -5,7 +5,9 @@ the detector, ``on_detections`` hands its answer over (from the event loop or th
 thread), and ``process`` (run in the render pool, never on the event loop) moves the tracks to
 the frame, plans where the detector should look on a due frame (with a planner: tracks, motion,
 sweep; without one: the whole frame), applies the newest detections, and draws the tracked faces.
-``prepare`` and ``finish`` are its two halves, for a caller that detects in between.
+``prepare`` and ``finish`` are its two halves, for a caller that detects in between;
+``plan_last`` plans on the frame finished last, for a caller whose detector came free before the
+next frame.
 """
 
 from __future__ import annotations

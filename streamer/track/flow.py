@@ -63,8 +63,8 @@ def _grid(boxes: Sequence[XYXY], s: float) -> np.ndarray:
 
 
 def _lk(prev: np.ndarray, cur: np.ndarray, pts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Points (..., 2) tracked forward and back: where they went, and whether each is trustworthy
-    (tracked both ways and back within MAX_FB_ERROR of its start)."""
+    """Points (..., 2) tracked forward and back: where they went, and each one's round-trip error
+    (inf where it failed: lost either way, or back further than MAX_FB_ERROR from its start)."""
     flat = np.ascontiguousarray(pts.reshape(-1, 2))
     fwd, st1, _ = cv2.calcOpticalFlowPyrLK(prev, cur, flat, None, **LK)
     back, st2, _ = cv2.calcOpticalFlowPyrLK(cur, prev, fwd, None, **LK)
@@ -143,8 +143,8 @@ def follow_near(
 def follow_boxes(
     prev: np.ndarray, cur: np.ndarray, s: float, boxes: Sequence[XYXY]
 ) -> list[tuple[float, float, float] | None]:
-    """``follow_near`` while the crops cover a small part of the image (on a 1080p frame with a
-    few small faces, a tenth of it), ``follow`` on the whole image otherwise."""
+    """``follow_near`` while the crops cover under ``CROP_SHARE`` of the image (a 1080p frame with a
+    few small faces), ``follow`` on the whole image otherwise."""
     h, w = prev.shape[:2]
     crops = sum(((1 + 2 * NEAR) * max(x1 - x0, y1 - y0, 8.0) * s) ** 2 for x0, y0, x1, y1 in boxes)
     if crops < CROP_SHARE * w * h:

@@ -3,8 +3,9 @@
 Every frame, ``follow`` moves each track's box with the image (optical flow, see flow.py) or,
 where the flow fails, with the track's recent velocity. When a detection arrives (for the
 frame it was taken from, possibly a few frames ago), ``update`` matches it to the tracks by
-IoU against where each track was *on that frame* (Hungarian assignment), moves matched tracks
-by the correction, starts tentative tracks for the rest and counts a miss on unmatched tracks.
+IoU against where each track was *on that frame* (Hungarian assignment; then, of those left,
+by how near their centres lie for their size), moves matched tracks by the correction, starts
+tentative tracks for the rest and counts a miss on unmatched tracks.
 
 A track shows (is confirmed) after ``confirm_hits`` detections, or on its first one when the
 detector is sure (``confirm_confidence``): one-frame false positives are rarely confident, and
@@ -264,10 +265,9 @@ class Tracker:
             # turning; a face half hidden by a hand): a track and a face still unmatched whose
             # centres lie close, for their size, are the same face, not a new one beside a ghost
             near = near_matrix([then[ti] for ti in lost], [dets[di] for di in new], rule.near_reach)
-            more, _, _ = match(near, 1e-9)
+            more, still_lost, still_new = match(near, 1e-9)
             pairs += [(lost[i], new[j]) for i, j in more]
-            lost = [ti for k, ti in enumerate(lost) if k not in {i for i, _ in more}]
-            new = [di for k, di in enumerate(new) if k not in {j for _, j in more}]
+            lost, new = [lost[i] for i in still_lost], [new[j] for j in still_new]
         if looked:
             lost = [ti for ti in lost if looked_at(_as_box(then[ti]), looked)]
         for ti, di in pairs:
