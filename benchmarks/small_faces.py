@@ -5,7 +5,8 @@
                                      [--planned-every N [--planned-latency L]]
 
 Clips: benchmarks/street_clip.py (a street camera and a virtual camera over group photos, each
-with exact per-frame truth), cached in ``--clips``. Each run plays its clips through
+with exact per-frame truth), cached in ``--clips``; runs ``street2`` and ``group2`` play the 4-stream
+run's other two clips alone. Each run plays its clips through
 ``streamer.annotate.annotate_realtime`` (the live pipeline at the clips' own frame rate, N
 streams sharing one batcher and workers; config.toml's defaults but for ``pipeline.strategy``)
 in a child process, and scores what a viewer saw:
@@ -53,6 +54,8 @@ BIG_FACE = 80
 RUNS = {  # name: the clips (kind, seed) played at once
     "street": [("street", 1)],
     "group": [("group", 1)],
+    "street2": [("street", 2)],  # the 4-stream run's other clips, one at a time
+    "group2": [("group", 2)],
     "4": [("street", 1), ("group", 1), ("street", 2), ("group", 2)],
 }
 
