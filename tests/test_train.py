@@ -363,3 +363,80 @@ def test_missing_model_file_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture
     rc = main(["evaluate", "--model", str(tmp_path / "none.keras"), "--data", str(tmp_path)])
     assert rc == 2
     assert "model file not found" in capsys.readouterr().err
+
+
+# --- video-like degradations -----------------------------------------------------------------
+
+
+def test_degradations_are_deterministic_and_do_what_they_say() -> None:
+    import cv2
+
+    from train.degrade import KINDS, VIDEO, degrade
+
+    img = cv2.cvtColor(cv2.imread(str(CELEBA / "images" / "000001.jpg")), cv2.COLOR_BGR2RGB)
+    if img is None:
+        pytest.skip("shared CelebA not found")
+
+    def sharpness(x: np.ndarray) -> float:
+        return float(cv2.Laplacian(cv2.cvtColor(x, cv2.COLOR_RGB2GRAY), cv2.CV_64F).var())
+
+    for kind in (*KINDS, VIDEO):
+        a, b = degrade(img, kind, 0, 7), degrade(img, kind, 0, 7)
+        assert a.shape == img.shape and a.dtype == np.uint8
+        assert np.array_equal(a, b), kind  # the same image, seed and index: the same result
+    for kind in ("blur", "motion", "combined"):
+        assert sharpness(degrade(img, kind, 0, 0)) < 0.5 * sharpness(img), kind
+    assert degrade(img, "dark", 0, 0).mean() < 0.7 * img.mean()
+    # the training mix differs from image to image, and most copies are changed
+    copies = [degrade(img, VIDEO, 0, i) for i in range(20)]
+    assert sum(not np.array_equal(c, img) for c in copies) >= 15
+    assert len({c.tobytes() for c in copies}) >= 15
+    with pytest.raises(ValueError, match="unknown degradation"):
+        degrade(img, "fog", 0, 0)
+
+
+@needs_celeba
+def test_video_config_trains_on_degraded_copies_and_evaluates_degraded(
+    tiny_celeba: Path, cache_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    """dlib_resnet_video: every training face also as two video-like copies (their own cached
+    features), and ``train evaluate --degrade`` measures a head on degraded faces."""
+    model_path = tmp_path / "gender.keras"
+    args = ["gender", "--data", str(tiny_celeba), "--config", "dlib_resnet_video", "--out", str(tmp_path)]
+    rc = main(
+        [
+            *args,
+            "--model",
+            str(model_path),
+            "--epochs",
+            "3",
+            "--cache-dir",
+            str(cache_dir),
+            "--quiet",
+            "--no-eval",
+        ]
+    )
+    assert rc == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["degraded_copies"] == 2 and out["rows_fit"] == 3 * out["split"]["n_train"]
+    feats = cache_dir / "features"
+    copies = [np.load(next(feats.glob(f"*-video{k}-*.npz"))) for k in (0, 1)]
+    d = "dlib_face_descriptor"
+    clean = next(  # the whole data set's clean features (other tests may cache a split's)
+        z for z in map(np.load, feats.glob("*-up1-[0-9a-f]*.npz")) if len(z[d]) == len(copies[0][d]) == 40
+    )
+    moved = [np.linalg.norm(c[d] - clean[d], axis=1) for c in copies]
+    assert all((m > 1e-3).mean() >= 0.8 for m in moved)  # most copies are really degraded
+    assert (np.linalg.norm(copies[0][d] - copies[1][d], axis=1) > 1e-3).mean() >= 0.6
+    assert all(float(np.median(m)) < 0.6 for m in moved)  # and still the same faces
+
+    ev = ["evaluate", "--model", str(model_path), "--data", str(tiny_celeba), "--split", "test"]
+    rc = main(
+        [*ev, "--cache-dir", str(cache_dir), "--report", str(tmp_path / "r"), "--quiet", "--degrade", "blur"]
+    )
+    assert rc == 0
+    s = json.loads(capsys.readouterr().out)
+    assert s["degraded"] == "blur" and s["n_images"] == 4
+    assert list(feats.glob("*-blur0-*.npz"))
+    other = Path(__file__).resolve().parents[1] / "train" / "other_faces.json"
+    assert main(["evaluate", "--model", str(model_path), "--data", str(other), "--degrade", "blur"]) == 2

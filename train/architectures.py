@@ -20,6 +20,10 @@
   ``dlib_resnet_mid_flip``: the same on the test-time-flip features (each set averaged over
   the chip and its mirror image, in training and in the service alike), trained on the chip's
   and the mirror's own features as two rows.
+- ``dlib_resnet_video``, ``dlib_resnet_mid_video``: ``dlib_resnet`` and ``dlib_resnet_mid``
+  also trained (and early-stopped) on two video-like copies of every face (``train/degrade.py``:
+  random focus blur, exposure, colour cast, sensor noise and JPEG), so that the head holds up on
+  blurred, dark and compressed faces from live video.
 """
 
 from __future__ import annotations
@@ -47,6 +51,9 @@ class Config:
     # row per face, as augmentation); validation and the service use the flip mean.
     mirror_rows: bool = False
     l2: float = 0.0  # feature heads: L2 penalty on the output layer's weights
+    # feature heads: also train on this many video-like copies of every training and validation
+    # face (``train.degrade.video_like``: blur, exposure, colour, noise, JPEG), one row each
+    degraded_copies: int = 0
 
 
 CONFIGS: dict[str, Config] = {
@@ -136,6 +143,26 @@ CONFIGS: dict[str, Config] = {
         features="dlib_level2_flip+dlib_pooled_flip",
         hidden=128,
         mirror_rows=True,
+    ),
+    "dlib_resnet_video": Config(
+        "dlib_resnet_video",
+        (150, 150),
+        "softmax",
+        1e-3,
+        "dlib face ResNet (frozen) descriptor + pooled layer, MLP head, trained on video-like copies too",
+        features="dlib_face_descriptor+dlib_pooled",
+        hidden=128,
+        degraded_copies=2,
+    ),
+    "dlib_resnet_mid_video": Config(
+        "dlib_resnet_mid_video",
+        (150, 150),
+        "softmax",
+        1e-3,
+        "dlib face ResNet (frozen) mid-block + pooled layers, MLP head, trained on video-like copies too",
+        features="dlib_level2+dlib_pooled",
+        hidden=128,
+        degraded_copies=2,
     ),
 }
 

@@ -20,6 +20,7 @@ import sys
 from pathlib import Path
 
 from train.architectures import CONFIGS
+from train.degrade import KINDS
 
 
 def _shared() -> Path:
@@ -101,6 +102,12 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("--limit", type=int, default=None)
     e.add_argument("--detector", default="mmod", help="face detector: mmod or dlib (default: %(default)s)")
     e.add_argument("--cache-dir", type=Path, default=None)
+    e.add_argument(
+        "--degrade",
+        choices=tuple(KINDS),
+        default=None,
+        help="degrade every image as video would (after detection) to measure robustness",
+    )
     e.add_argument("--quiet", action="store_true")
     i = sub.add_parser("inspect", help="activation maps of one image and a model diagram")
     i.add_argument("--model", type=Path, required=True)
@@ -185,6 +192,10 @@ def _run(args: argparse.Namespace) -> int:
         from train.other_faces import evaluate_other, is_annotation_file
 
         if is_annotation_file(args.data):  # faces labelled per box (train/other_faces.json)
+            if args.degrade:
+                msg = "train evaluate: --degrade works on image data sets, not annotation files"
+                print(msg, file=sys.stderr)
+                return 2
             print(dumps(evaluate_other(args.model, args.data, args.detector, args.limit)))
             return 0
 
@@ -198,6 +209,7 @@ def _run(args: argparse.Namespace) -> int:
             args.limit,
             progress=not args.quiet,
             detector=args.detector,
+            degraded=args.degrade,
         )
         print(dumps(summary))
         return 0

@@ -16,6 +16,7 @@ from streamer.classify import Classifier, read_meta
 from streamer.crop import crop_face, whole_image_box
 from train.crops import DEFAULT_DETECTOR, DEFAULT_UPSAMPLE, default_cache_dir, read_rgb
 from train.data import DataError, Dataset, LabelRule, load_any, split_indices
+from train.degrade import degrade
 from train.faces import detections_or_fail
 from train.features import features_for
 
@@ -75,7 +76,10 @@ def evaluate_dataset(
     detector: str | None = None,
     progress: bool = True,
     batch: int = 256,
+    degraded: str | None = None,
 ) -> dict[str, object]:
+    """``degraded``: a ``train.degrade.KINDS`` name applied to every image after detection (the
+    boxes stay the clean image's), to measure the classifier on video-like faces."""
     clf = Classifier("eval", model_path)
     meta = clf.meta
     if tuple(ds.labels) != tuple(meta.labels):
@@ -90,15 +94,15 @@ def evaluate_dataset(
     t_backbone = 0.0
     if clf.uses_backbone:  # the service's path: dlib's aligned chip -> face backbone -> head
         t0 = time.perf_counter()
-        feats = features_for(ds, detector, upsample, cache_dir, progress)
+        feats = features_for(ds, detector, upsample, cache_dir, progress, degraded=degraded)
         t_backbone = time.perf_counter() - t0
         x = feats.matrix(meta.features)
         no_face = ~feats.found
         for i, p in enumerate(ds.paths):  # thumbnails for the report
-            crops[i] = crop_face(read_rgb(p), all_boxes[i][0], (h, w)) if all_boxes[i] else 0
+            crops[i] = crop_face(_image(p, degraded, i), all_boxes[i][0], (h, w)) if all_boxes[i] else 0
     else:
         for i, (p, boxes) in enumerate(zip(ds.paths, all_boxes, strict=True)):
-            image = read_rgb(p)
+            image = _image(p, degraded, i)
             box = boxes[0] if boxes else whole_image_box(image)
             no_face[i] = not boxes
             crops[i] = clf.crops(image, [box])[0]
@@ -123,12 +127,19 @@ def evaluate_dataset(
         "features": meta.features,
         "features_seconds": round(t_backbone, 2),
     }
+    if degraded:
+        summary["degraded"] = degraded
     if report_dir is not None:
         from train.report import write_report
 
         summary["report"] = str(report_dir)
         write_report(Path(report_dir), summary, crops, ds, pred, probs, no_face)
     return summary
+
+
+def _image(path: Path, degraded: str | None, index: int) -> np.ndarray:
+    image = read_rgb(path)
+    return degrade(image, degraded, 0, index) if degraded else image
 
 
 def evaluate_path(
@@ -140,6 +151,7 @@ def evaluate_path(
     limit: int | None = None,
     progress: bool = True,
     detector: str | None = None,
+    degraded: str | None = None,
 ) -> dict[str, object]:
     """``train evaluate``: everything the data set needs comes from the model file."""
     meta = read_meta(model_path)
@@ -160,7 +172,9 @@ def evaluate_path(
         )
         ds = ds.subset({"test": te, "val": va, "train": tr}[split])
         ds.source += f" [{split} split]"
-    return evaluate_dataset(Path(model_path), ds, report_dir, cache_dir, detector, progress=progress)
+    return evaluate_dataset(
+        Path(model_path), ds, report_dir, cache_dir, detector, progress=progress, degraded=degraded
+    )
 
 
 def faces_per_second(

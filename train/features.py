@@ -15,6 +15,7 @@ from streamer.classify.face_resnet import FLIP_SUFFIX
 from streamer.crop import whole_image_box
 from train.crops import _bar, read_rgb
 from train.data import Dataset
+from train.degrade import degrade
 from train.faces import detections_or_fail
 
 
@@ -41,14 +42,18 @@ class Features:
         return np.concatenate(cols, axis=1)
 
 
-def feature_cache_file(ds: Dataset, detector: str, upsample: int, boxes: list, cache_dir: Path) -> Path:
-    """Where ``features_for`` caches the features of ``ds`` with these detections."""
+def feature_cache_file(
+    ds: Dataset, detector: str, upsample: int, boxes: list, cache_dir: Path, degraded: str = ""
+) -> Path:
+    """Where ``features_for`` caches the features of ``ds`` with these detections (and, for
+    degraded images, ``degraded`` names the degradation and its seed)."""
     key = hashlib.sha1(
         repr(
             (detector, upsample, [str(Path(p).resolve()) for p in ds.paths], [str(b[:1]) for b in boxes])
         ).encode()
     ).hexdigest()[:16]
-    return cache_dir / "features" / f"dlib_resnet-flip-{detector}-up{upsample}-{key}.npz"
+    tag = f"-{degraded}" if degraded else ""
+    return cache_dir / "features" / f"dlib_resnet-flip-{detector}-up{upsample}{tag}-{key}.npz"
 
 
 def features_for(
@@ -59,11 +64,19 @@ def features_for(
     progress: bool = True,
     batch: int = 32,
     backbone: object | None = None,
+    degraded: str | None = None,
+    seed: int = 0,
 ) -> Features:
     """Every backbone feature of the most confident face in every image (whole image if none),
-    the test-time-flip sets included (``FaceBackbone.features(..., mirrored=True)``)."""
+    the test-time-flip sets included (``FaceBackbone.features(..., mirrored=True)``).
+
+    ``degraded``: a ``train.degrade`` kind (or ``"video"``, the random training mix) applied to
+    every image (drawn with ``seed`` and the image's index) after detection and before
+    alignment: the face is where the clean image's detector found it, the classifier sees the
+    degraded pixels."""
     boxes = detections_or_fail(ds, detector, upsample, cache_dir, progress)
-    cfile = feature_cache_file(ds, detector, upsample, boxes, cache_dir)
+    tag = f"{degraded}{seed}" if degraded else ""
+    cfile = feature_cache_file(ds, detector, upsample, boxes, cache_dir, tag)
     if cfile.exists():
         with np.load(cfile) as z:
             found = z["found"]
@@ -74,11 +87,13 @@ def features_for(
         backbone = FaceBackbone()
     found = np.array([bool(b) for b in boxes])
     parts: dict[str, list[np.ndarray]] = {}
-    bar = _bar(len(ds), "face features (dlib ResNet)", progress)
+    bar = _bar(len(ds), f"face features (dlib ResNet{', ' + tag if tag else ''})", progress)
     for i in range(0, len(ds), batch):
         chips = []
-        for p, b in zip(ds.paths[i : i + batch], boxes[i : i + batch], strict=True):
+        for j, (p, b) in enumerate(zip(ds.paths[i : i + batch], boxes[i : i + batch], strict=True)):
             image = read_rgb(p)
+            if degraded:
+                image = degrade(image, degraded, seed, i + j)
             chips += backbone.chips(image, [b[0] if b else whole_image_box(image)])  # type: ignore[attr-defined]
         for k, v in backbone.features(np.stack(chips), mirrored=True).items():  # type: ignore[attr-defined]
             parts.setdefault(k, []).append(v)

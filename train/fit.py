@@ -21,6 +21,7 @@ from streamer.crop import DEFAULT_MARGIN
 from train.architectures import CONFIGS, build
 from train.crops import DEFAULT_DETECTOR, DEFAULT_UPSAMPLE, default_cache_dir
 from train.data import BEARD_RULE, GENDER_RULE, DataError, LabelRule, load_any, split_indices
+from train.degrade import KINDS, VIDEO
 from train.faces import Crops, crops_for
 from train.features import features_for
 
@@ -108,9 +109,18 @@ def train(opt: TrainOptions) -> dict[str, object]:
         return y.astype("float32")[:, None] if head == "sigmoid" else np.eye(n_classes, dtype="float32")[y]
 
     x_fit, y_fit = crops.x[tr_fit].astype("float32"), target(tr_fit)
+    x_val, y_val = crops.x[va_fit].astype("float32"), target(va_fit)
     if mirror_x is not None:
         x_fit = np.concatenate([x_fit, mirror_x[tr_fit].astype("float32")])
         y_fit = np.concatenate([y_fit, y_fit])
+    t_degraded = time.perf_counter()
+    for k in range(cfg.degraded_copies):  # video-like copies: more rows, the same labels
+        dx = features_for(ds, opt.detector, opt.upsample, cache_dir, opt.progress, degraded=VIDEO, seed=k)
+        x_fit = np.concatenate([x_fit, dx.matrix(cfg.features)[tr_fit].astype("float32")])
+        y_fit = np.concatenate([y_fit, target(tr_fit)])
+        x_val = np.concatenate([x_val, dx.matrix(cfg.features)[va_fit].astype("float32")])
+        y_val = np.concatenate([y_val, target(va_fit)])
+    t_crops += time.perf_counter() - t_degraded
     stats = None
     if cfg.features != PIXELS:
         xs = x_fit.astype("float64")
@@ -141,7 +151,7 @@ def train(opt: TrainOptions) -> dict[str, object]:
         hist = model.fit(
             x_fit,
             y_fit,
-            validation_data=(crops.x[va_fit].astype("float32"), target(va_fit)),
+            validation_data=(x_val, y_val),
             epochs=opt.epochs,
             batch_size=opt.batch_size,
             shuffle=True,
@@ -210,6 +220,8 @@ def train(opt: TrainOptions) -> dict[str, object]:
         "upsample": opt.upsample,
         "split": split_info,
         "class_counts": {"train": _counts(ds, tr_fit), "val": _counts(ds, va_fit), "test": _counts(ds, te)},
+        "rows_fit": len(x_fit),  # training rows: faces, plus mirrored and degraded copies
+        "degraded_copies": cfg.degraded_copies,
         "epochs": opt.epochs,
         "epochs_run": len(history["loss"]),
         "best_epoch": best_epoch,
@@ -235,9 +247,28 @@ def train(opt: TrainOptions) -> dict[str, object]:
                 progress=False,
             )
             metrics[name] = summary
+        if len(te):  # how the head holds up on video-like faces: the test split degraded
+            metrics["test_degraded"] = {
+                kind: _accuracy(
+                    evaluate_dataset(
+                        model_path,
+                        ds.subset(te),
+                        None,
+                        cache_dir=cache_dir,
+                        detector=opt.detector,
+                        progress=False,
+                        degraded=kind,
+                    )
+                )
+                for kind in KINDS
+            }
         metrics.update(_other_sources(model_path, opt.detector, opt.task))
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
     return metrics
+
+
+def _accuracy(summary: dict[str, object]) -> dict[str, object]:
+    return {k: summary[k] for k in ("accuracy", "accuracy_ci95", "n_correct", "n_images")}
 
 
 def _other_sources(model_path: Path, detector: str, task: str) -> dict[str, object]:
