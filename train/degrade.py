@@ -15,6 +15,7 @@ from collections.abc import Callable
 import numpy as np
 
 VIDEO = "video"  # the random mix used for training copies
+VERSION = 1  # part of the feature cache's key: bump when a degradation's pixels change
 
 
 def _jpeg(x: np.ndarray, quality: int) -> np.ndarray:

@@ -15,6 +15,7 @@ from streamer.classify.face_resnet import FLIP_SUFFIX
 from streamer.crop import whole_image_box
 from train.crops import _bar, read_rgb
 from train.data import Dataset
+from train.degrade import VERSION as DEGRADE_VERSION
 from train.degrade import degrade
 from train.faces import detections_or_fail
 
@@ -75,7 +76,7 @@ def features_for(
     alignment: the face is where the clean image's detector found it, the classifier sees the
     degraded pixels."""
     boxes = detections_or_fail(ds, detector, upsample, cache_dir, progress)
-    tag = f"{degraded}{seed}" if degraded else ""
+    tag = f"{degraded}{seed}v{DEGRADE_VERSION}" if degraded else ""
     cfile = feature_cache_file(ds, detector, upsample, boxes, cache_dir, tag)
     if cfile.exists():
         with np.load(cfile) as z:
