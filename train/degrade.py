@@ -91,6 +91,14 @@ def _colour(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return _u8(x.astype(np.float32) * np.array([1.15, 1.0, 0.75], np.float32) + 10.0)
 
 
+def _small(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    import cv2
+
+    h, w = x.shape[:2]
+    lo = cv2.resize(x, (max(1, w // 2), max(1, h // 2)), interpolation=cv2.INTER_AREA)
+    return cv2.resize(lo, (w, h), interpolation=cv2.INTER_LINEAR)
+
+
 def _combined(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     import cv2
 
@@ -107,6 +115,7 @@ KINDS: dict[str, Callable[[np.ndarray, np.random.Generator], np.ndarray]] = {
     "jpeg": _compressed,  # JPEG quality 15
     "colour": _colour,  # white balance off (warm cast)
     "combined": _combined,  # blur 1.2 px, dark, noise 4, JPEG 25
+    "small": _small,  # half the resolution (a CelebA face of ~55 px seen at ~28 px), scaled back up
 }
 
 
