@@ -73,6 +73,7 @@ def test_train_gender_end_to_end(tiny_celeba: Path, cache_dir: Path, tmp_path: P
     m = train(
         TrainOptions(
             task="gender",
+            config="gender_tutorial",
             data=tiny_celeba,
             out=tmp_path / "run",
             epochs=1,
@@ -117,6 +118,8 @@ def test_train_beard_cli(
             "beard",
             "--data",
             str(tiny_celeba),
+            "--config",
+            "beard_tutorial",
             "--out",
             str(tmp_path / "run"),
             "--model",
@@ -188,6 +191,25 @@ def test_backbone_head_trains_and_evaluates_end_to_end(
     assert s["features"] == "dlib_face_descriptor+dlib_pooled" and s["detector"] == "mmod"
     # Identity descriptors separate gender easily: the head fits its own training faces.
     assert s["accuracy"] >= 0.9, s["confusion_matrix"]
+
+
+def test_default_recipe_is_the_shipped_models() -> None:
+    """``train gender`` / ``train beard`` with no --config retrain what models/ ships (a user
+    retraining on their own faces gets the recipe the cards measure, not a tutorial CNN)."""
+    from streamer.classify import read_meta
+    from train.cli import _parser
+    from train.fit import TASKS, TrainOptions
+
+    models = Path(__file__).resolve().parents[1] / "models"
+    for task in ("gender", "beard"):
+        shipped = read_meta(models / f"{task}.keras").extra["config"]
+        args = _parser().parse_args([task])
+        assert args.config == TASKS[task][1] == shipped, task
+        # the card's reproduce line is the CLI's defaults
+        card = (models / f"{task}.md").read_text()
+        assert f"--epochs {args.epochs} --patience {args.patience}" in card, task
+    opts = TrainOptions(task="gender", data=Path("."), out=Path("."))
+    assert (opts.epochs, opts.patience) == (args.epochs, args.patience)
 
 
 # --- evaluation numbers --------------------------------------------------------------------

@@ -1,7 +1,8 @@
 """``train``: train, evaluate and inspect the service's face classifiers.
 
-    train gender --data ../shared/data/celeba --model models/gender.keras --out runs/gender
-    train beard  --data ../shared/data/celeba --config resnet --model models/beard.keras
+    train gender --data ../shared/data/celeba --out runs/gender     # the shipped recipe (dlib_resnet)
+    train beard  --data my_faces/ --out runs/beard                   # your own faces, one folder per label
+    train gender --config gender_tutorial --out runs/gender-tutorial # another architecture
     train evaluate --model models/gender.keras --data ../shared/data/celeba --split test
     train evaluate --model models/gender.keras --data train/other_faces.json
     train inspect --model models/gender.keras face.jpg
@@ -21,6 +22,7 @@ from pathlib import Path
 
 from train.architectures import CONFIGS
 from train.degrade import KINDS
+from train.fit import TASKS
 
 
 def _shared() -> Path:
@@ -35,10 +37,10 @@ def _parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
     default_data = _shared() / "data" / "celeba"
     for task, cfg, what in (
-        ("gender", "gender_tutorial", "female / male (CelebA Male)"),
+        ("gender", TASKS["gender"][1], "female / male (CelebA Male)"),
         (
             "beard",
-            "beard_tutorial",
+            TASKS["beard"][1],
             "shaved / unshaved (CelebA No_Beard, 5_o_Clock_Shadow, Goatee, Mustache)",
         ),
     ):
@@ -56,10 +58,12 @@ def _parser() -> argparse.ArgumentParser:
         t.add_argument(
             "--model", type=Path, default=None, help="model file to write (default: <out>/model.keras)"
         )
-        t.add_argument("--epochs", type=int, default=15)
+        t.add_argument("--epochs", type=int, default=40, help="at most (default: %(default)s)")
         t.add_argument("--batch-size", type=int, default=64)
         t.add_argument("--seed", type=int, default=0)
-        t.add_argument("--patience", type=int, default=3, help="early-stopping patience in epochs")
+        t.add_argument(
+            "--patience", type=int, default=4, help="early-stopping patience in epochs (default: %(default)s)"
+        )
         t.add_argument("--lr", type=float, default=None, help="learning rate (default: the config's)")
         t.add_argument(
             "--detector", default="mmod", help="face detector: mmod or dlib (default: %(default)s)"

@@ -25,9 +25,10 @@ from train.degrade import KINDS, VIDEO
 from train.faces import Crops, crops_for
 from train.features import features_for
 
+# task -> (label rule, default config: the recipe of the model shipped in models/)
 TASKS: dict[str, tuple[LabelRule, str]] = {
-    "gender": (GENDER_RULE, "gender_tutorial"),
-    "beard": (BEARD_RULE, "beard_tutorial"),
+    "gender": (GENDER_RULE, "dlib_resnet"),
+    "beard": (BEARD_RULE, "dlib_resnet_mid"),
 }
 
 
@@ -38,10 +39,10 @@ class TrainOptions:
     out: Path
     config: str | None = None
     model_path: Path | None = None
-    epochs: int = 15
+    epochs: int = 40
     batch_size: int = 64
     seed: int = 0
-    patience: int = 3
+    patience: int = 4
     learning_rate: float | None = None
     detector: str = DEFAULT_DETECTOR
     upsample: int = DEFAULT_UPSAMPLE
