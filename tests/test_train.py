@@ -41,6 +41,16 @@ def _write_image(path: Path, rgb: np.ndarray) -> None:
     assert cv2.imwrite(str(path), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
 
 
+def _train_cli(
+    task: str, data: Path, config: str, out: Path, model: Path, epochs: int, cache: Path, *extra: str
+) -> int:
+    """``train TASK`` on ``data`` without evaluation or progress bars; its exit code."""
+    args = ["--data", str(data), "--config", config, "--out", str(out), "--model", str(model)]
+    return main(
+        [task, *args, "--epochs", str(epochs), "--cache-dir", str(cache), *extra, "--quiet", "--no-eval"]
+    )
+
+
 @pytest.fixture(scope="module")
 def tiny_celeba(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The first 40 CelebA images with their attribute rows, in a CelebA-style folder."""
@@ -113,26 +123,16 @@ def test_train_beard_cli(
     from streamer.classify import load_model
 
     model_path = tmp_path / "beard.keras"
-    rc = main(
-        [
-            "beard",
-            "--data",
-            str(tiny_celeba),
-            "--config",
-            "beard_tutorial",
-            "--out",
-            str(tmp_path / "run"),
-            "--model",
-            str(model_path),
-            "--epochs",
-            "1",
-            "--batch-size",
-            "16",
-            "--cache-dir",
-            str(cache_dir),
-            "--quiet",
-            "--no-eval",
-        ]
+    rc = _train_cli(
+        "beard",
+        tiny_celeba,
+        "beard_tutorial",
+        tmp_path / "run",
+        model_path,
+        1,
+        cache_dir,
+        "--batch-size",
+        "16",
     )
     assert rc == 0
     out = json.loads(capsys.readouterr().out)
@@ -153,25 +153,7 @@ def test_backbone_head_trains_and_evaluates_end_to_end(
     from streamer.classify import Classifier, load_model
 
     model_path = tmp_path / "gender.keras"
-    rc = main(
-        [
-            "gender",
-            "--data",
-            str(tiny_celeba),
-            "--config",
-            "dlib_resnet",
-            "--out",
-            str(tmp_path / "run"),
-            "--model",
-            str(model_path),
-            "--epochs",
-            "20",
-            "--cache-dir",
-            str(cache_dir),
-            "--quiet",
-            "--no-eval",
-        ]
-    )
+    rc = _train_cli("gender", tiny_celeba, "dlib_resnet", tmp_path / "run", model_path, 20, cache_dir)
     assert rc == 0
     out = json.loads(capsys.readouterr().out)
     assert out["config"] == "dlib_resnet" and out["detector"] == "mmod"
@@ -424,20 +406,7 @@ def test_video_config_trains_on_degraded_copies_and_evaluates_degraded(
     """dlib_resnet_video: every training face also as two video-like copies (their own cached
     features), and ``train evaluate --degrade`` measures a head on degraded faces."""
     model_path = tmp_path / "gender.keras"
-    args = ["gender", "--data", str(tiny_celeba), "--config", "dlib_resnet_video", "--out", str(tmp_path)]
-    rc = main(
-        [
-            *args,
-            "--model",
-            str(model_path),
-            "--epochs",
-            "3",
-            "--cache-dir",
-            str(cache_dir),
-            "--quiet",
-            "--no-eval",
-        ]
-    )
+    rc = _train_cli("gender", tiny_celeba, "dlib_resnet_video", tmp_path, model_path, 3, cache_dir)
     assert rc == 0
     out = json.loads(capsys.readouterr().out)
     assert out["degraded_copies"] == 2 and out["rows_fit"] == 3 * out["split"]["n_train"]

@@ -117,9 +117,10 @@ def train(opt: TrainOptions) -> dict[str, object]:
     t_degraded = time.perf_counter()
     for k in range(cfg.degraded_copies):  # video-like copies: more rows, the same labels
         dx = features_for(ds, opt.detector, opt.upsample, cache_dir, opt.progress, degraded=VIDEO, seed=k)
-        x_fit = np.concatenate([x_fit, dx.matrix(cfg.features)[tr_fit].astype("float32")])
+        m = dx.matrix(cfg.features).astype("float32")
+        x_fit = np.concatenate([x_fit, m[tr_fit]])
         y_fit = np.concatenate([y_fit, target(tr_fit)])
-        x_val = np.concatenate([x_val, dx.matrix(cfg.features)[va_fit].astype("float32")])
+        x_val = np.concatenate([x_val, m[va_fit]])
         y_val = np.concatenate([y_val, target(va_fit)])
     t_crops += time.perf_counter() - t_degraded
     stats = None
