@@ -347,6 +347,49 @@ def test_boxes_follow_faces_between_detections_on_a_moving_camera(camera, every:
     assert np.mean(np.array(held) >= 0.5) < (ious >= 0.5).mean() - 0.05
 
 
+def test_faces_found_before_a_scene_cut_are_not_carried_past_it() -> None:
+    """The Hamilton clip cuts from the performer to the audience at frame 211. Detections arrive 3
+    frames after the frame they were taken from (as live): the answer for the performer's last
+    frames comes after the cut and must not start tracks there (a box where nobody is, with the
+    performer's labels, until it coasted out); the audience's faces get boxes from the first
+    detection of their scene on."""
+    from streamer.detect import make_detector
+
+    detector = make_detector("mmod")
+    cap = cv2.VideoCapture(str(CLIP))
+    images = []
+    while len(images) < 230:
+        ok, bgr = cap.read()
+        assert ok
+        images.append(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
+    cap.release()
+    stage = FaceStage("cut", 2)
+    found: dict[int, list[Box]] = {}
+    in_flight: list[tuple[int, Detections]] = []
+    for n in range(196, 230):
+        f = Frame("cut", n, images[n], n / 30)
+        if stage.due(n):
+            (boxes,) = detector.detect([images[n]], 0)
+            found[n] = boxes
+            in_flight.append((n + 3, Detections("cut", n, f.captured_at, tuple(Face(b) for b in boxes))))
+        while in_flight and in_flight[0][0] <= n:
+            stage.on_detections(in_flight.pop(0)[1])
+        out = stage.process(f, draw=False)
+        if n == 209:
+            assert len(out.faces) == 1  # the performer, tracked
+        if 211 <= n < 211 + 3:  # nothing seen of the new scene yet (its first answer comes at 214)
+            assert not out.faces, f"frame {n}: {out.faces}"
+        if n >= 211:
+            truth = found.get(n)
+            if truth is None:
+                (truth,) = detector.detect([images[n]], 0)
+            for g in out.faces:
+                best = max((iou(xyxy(g.box), xyxy(b)) for b in truth), default=0.0)
+                assert best >= 0.3, f"frame {n}: box {g.box} (track {g.track}) on no face of this scene"
+    assert stage.tracker.dropped_before_cut >= 1
+    assert len(out.faces) >= 3  # the audience, from the first detection after the cut on
+
+
 def test_tracker_follows_a_zoom(camera) -> None:
     """The camera zooms in: the box grows with the face (median scale of the flow)."""
     still, faces, _, _, _ = camera

@@ -13,7 +13,8 @@ a clear face should not wait a detection interval for its box. A track detected 
 then missed ends at once (silently if it never showed). A confirmed track that is missed keeps
 coasting until it has been missed ``max_misses`` times in a row *and* ``max_coast_s`` has passed
 since it was last detected, or until its box leaves the frame; then it ends. A scene cut
-(the grey histogram jumps) ends every track and asks for a detection on the next frame.
+(the grey histogram jumps) ends every track and asks for a detection on the next frame; faces
+the detector found on a frame before the cut, arriving after it, are dropped.
 
 Tracks also carry the classifier evidence (evidence.py) and the schedule of when their face
 needs classifying again (first sight, box grown by ``reclassify_growth``, every
@@ -163,6 +164,8 @@ class Tracker:
         self._prev: np.ndarray | None = None
         self._hist: np.ndarray | None = None
         self.cut = False  # a scene cut was seen: the next frame should go to the detector
+        self._scene_from = -1  # the first frame of the current scene (the newest cut's)
+        self.dropped_before_cut = 0  # detections that arrived after a cut but were of the scene before
         self._prev_scale = 1.0
         self._index = -1
         self._keyframes: set[int] = set()  # frames at the detector whose faces are still to come
@@ -192,6 +195,7 @@ class Tracker:
             # another scene: no face here is where a track is; end them all and ask for a detection
             self._end_where(lambda tr: True, t)
             self.cut = True
+            self._scene_from = index
         self._hist = hist
         if self._prev is not None and self._prev.shape == gray.shape and self.tracks:
             moves = follow_boxes(self._prev, gray, s, [tr.xyxy for tr in self.tracks])
@@ -255,7 +259,15 @@ class Tracker:
         """The detector's faces on frame ``index`` (at or before the last followed frame).
 
         ``looked``: the regions the detector looked at (empty: all of the frame); a track outside
-        them (or too small there) was not looked for, so it was not missed."""
+        them (or too small there) was not looked for, so it was not missed.
+
+        Faces of a frame before the newest scene cut are of another scene: dropped (carried over
+        the cut they would be boxes where nobody is, with the labels of people no longer seen)."""
+        if index < self._scene_from:
+            self.dropped_before_cut += 1
+            self._keyframes = {i for i in self._keyframes if i > index}
+            self._forget()
+            return
         rule = self.rule
         then = [tuple(tr.box_at(index)) for tr in self.tracks]
         dets = [(f.box.left, f.box.top, f.box.right, f.box.bottom) for f in faces]
