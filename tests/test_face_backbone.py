@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -159,6 +160,65 @@ def test_engine_feeds_backbone_heads_once_per_face(tmp_path: Path, monkeypatch: 
         assert [lab.classifier for lab in f.labels] == ["one", "two"]
         assert f.labels[0].label == ("b" if d[0] > 0 else "a") == f.labels[1].label
     assert timings.classifier_batches == {"one": 3, "two": 3}
+
+
+def _compile_counter(models: list) -> Callable[[], int]:
+    """How many times the models' predict steps have been traced (TensorFlow) or anything compiled
+    (JAX) so far."""
+    import keras
+
+    if keras.backend.backend() == "jax":
+        import jax.monitoring
+
+        seen = [0]
+
+        def on_event(name: str, *_: object, **__: object) -> None:
+            seen[0] += name == "/jax/core/compile/backend_compile_duration"
+
+        jax.monitoring.register_event_duration_secs_listener(on_event)
+        return lambda: seen[0]
+
+    def traced() -> int:
+        fns = [m.predict_function for m in models]
+        return sum(f.experimental_get_tracing_count() for f in fns if f is not None)
+
+    return traced
+
+
+@pytest.mark.slow
+@needs_shared
+def test_warm_engine_meets_new_face_counts_without_tracing(tmp_path: Path) -> None:
+    """A worker warms its classifiers up before the first frame: the first time a stream shows 1, 3
+    or 5 faces at once, no model is traced or compiled then (each new size cost 0.3-0.4 s of boxes
+    on TensorFlow), and a cold engine does trace there (what the warm-up saves)."""
+    from streamer.config import ClassifierConfig
+    from streamer.inference.engine import Engine, EngineSpec
+
+    _feature_head(tmp_path / "head.keras")
+    _pixel_model(tmp_path / "pixels.keras")
+    spec = EngineSpec(
+        detector="mmod",
+        classifiers=(
+            ClassifierConfig(name="head", model=str(tmp_path / "head.keras")),
+            ClassifierConfig(name="pixels", model=str(tmp_path / "pixels.keras")),
+        ),
+    )
+    one, two = _rgb(SHARED / "media" / "obama-480p.jpg"), _rgb(SHARED / "media" / "two_people.jpg")
+    batches = [[one], [two, one], [two, one, two]]
+
+    def faces_and_traces(engine: Engine) -> tuple[list[int], int]:
+        count = _compile_counter([engine.backbone.model] + [c.model for c in engine.classifiers])
+        before = count()
+        faces = [sum(len(r.faces) for r in engine.run(b)[0]) for b in batches]
+        return faces, count() - before
+
+    warm = Engine(spec)
+    assert warm.warm_up() > 0
+    counts, traced = faces_and_traces(warm)
+    assert counts == [1, 3, 5]
+    assert traced == 0
+    counts_cold, traced_cold = faces_and_traces(Engine(spec))
+    assert counts_cold == counts and traced_cold > 0
 
 
 def _pixel_model(path: Path) -> None:

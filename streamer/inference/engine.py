@@ -18,7 +18,7 @@ import numpy as np
 
 from streamer.classify import Classifier, ModelFileError, read_meta
 from streamer.classify.backbone import FaceBackbone
-from streamer.classify.face_resnet import FEATURES, FLIP_SUFFIX, needs_mirror
+from streamer.classify.face_resnet import CHIP_SIZE, FEATURES, FLIP_SUFFIX, needs_mirror
 from streamer.config import ClassifierConfig, Config
 from streamer.detect import BadImageError, as_rgb, make_detector
 from streamer.detect.regions import clip, cut, merge
@@ -28,6 +28,16 @@ from streamer.types import BatchTimings, Box, Face, Label, Region
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 R = TypeVar("R")
+
+
+def warm_batches() -> tuple[int, ...]:
+    """Faces per batch the classifiers are made ready for before the first frame: TensorFlow traces
+    its predict step for the first two sizes it meets and then once for every size
+    (reduce_retracing); JAX compiles each padded size (powers of two, see
+    classifier._compiled_predict) up to the heads' largest batch (64)."""
+    import keras
+
+    return (1, 2, 4, 8, 16, 32, 64) if keras.backend.backend() == "jax" else (1, 2)
 
 
 def is_out_of_memory(e: BaseException) -> bool:
@@ -161,6 +171,34 @@ class Engine:
                 continue
             self.classifiers.append(clf)
             self.status.classifiers.append(c.name)
+
+    def warm_up(self, sizes: Sequence[int] | None = None) -> float:
+        """Run the backbone and every classifier once per batch size in ``sizes`` on blank input, so
+        that the first faces a stream shows do not wait for tracing (on TensorFlow, a batch of a
+        size not seen before took 0.3-0.4 s instead of 0.08 s: every stream of that detector batch
+        showed boxes that much later). ``sizes``: faces per batch (default: ``warm_batches()``).
+        Returns the seconds it took. A model that fails here is left to fail (and be reported) on
+        real faces."""
+        t0 = time.perf_counter()
+        if not self.classifiers:
+            return 0.0
+        wanted = [k for c in self.classifiers if c.uses_backbone for k in c.meta.features.split("+")]
+        for n in sizes or warm_batches():
+            try:
+                features = None
+                if self.backbone is not None and wanted:
+                    blank = np.zeros((n, CHIP_SIZE, CHIP_SIZE, 3), np.uint8)
+                    features = self.backbone.features(blank, mirrored=needs_mirror(wanted))
+                for clf in self.classifiers:
+                    if clf.uses_backbone and features is not None:
+                        x = np.concatenate([features[k] for k in clf.meta.features.split("+")], axis=1)
+                    else:
+                        x = np.zeros((n, *clf.meta.input_size, 3), np.uint8)
+                    clf.predict_proba(x)
+            except Exception as e:
+                log.warning("warming the classifiers up at %d faces failed: %s", n, e)
+                break
+        return time.perf_counter() - t0
 
     def run(
         self,

@@ -107,6 +107,7 @@ def serve(config: Config, ports: Ports, ready: threading.Event | None = None) ->
     engine = Engine(engine_spec(config))
     side = config.pipeline.detect_max_side or 640
     engine.run([np.zeros((side * 3 // 4, side, 3), np.uint8)])  # compile the models before Triton says ready
+    engine.warm_up()
     log.info("engine: detector %s, classifiers %s", engine.status.detector, engine.status.classifiers)
     stop = threading.Event()
 

@@ -37,6 +37,7 @@ def _init_worker(spec: EngineSpec) -> None:
         except OSError as e:
             log.warning("could not lower the worker's CPU priority: %s", e)
     _engine = Engine(spec)
+    _engine.warm_up()
 
 
 def _status() -> EngineStatus:
