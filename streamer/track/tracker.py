@@ -14,7 +14,8 @@ then missed ends at once (silently if it never showed). A confirmed track that i
 coasting until it has been missed ``max_misses`` times in a row *and* ``max_coast_s`` has passed
 since it was last detected, or until its box leaves the frame; then it ends. A scene cut
 (the grey histogram jumps) ends every track and asks for a detection on the next frame; faces
-the detector found on a frame before the cut, arriving after it, are dropped.
+the detector found on a frame before the cut, arriving after it, are dropped. A change of the
+frame size scales every track with it (a cut if the picture's shape changed).
 
 Tracks also carry the classifier evidence (evidence.py) and the schedule of when their face
 needs classifying again (first sight, box grown by ``reclassify_growth``, every
@@ -164,8 +165,9 @@ class Tracker:
         self._prev: np.ndarray | None = None
         self._hist: np.ndarray | None = None
         self.cut = False  # a scene cut was seen: the next frame should go to the detector
-        self._scene_from = -1  # the first frame of the current scene (the newest cut's)
-        self.dropped_before_cut = 0  # detections that arrived after a cut but were of the scene before
+        self._scene_from = -1  # the first frame of the current scene: the newest cut or size change
+        self.dropped_stale = 0  # answers that arrived after a cut or size change but were of a frame before
+        self._size: tuple[int, int] | None = None  # (width, height) of the frames followed
         self._prev_scale = 1.0
         self._index = -1
         self._keyframes: set[int] = set()  # frames at the detector whose faces are still to come
@@ -180,6 +182,10 @@ class Tracker:
 
         ``keep``: this frame went to the detector; its faces will arrive a few frames later, and
         the boxes of new faces are carried from it to the frame shown then (``update``)."""
+        h, w = image.shape[:2]
+        if self._size is not None and self._size != (w, h):
+            self._resized(w, h, index, t)
+        self._size = (w, h)
         smallest = min((min(tr.box[2] - tr.box[0], tr.box[3] - tr.box[1]) for tr in self.tracks), default=1e9)
         s = work_scale(image.shape, smallest)
         if self._prev is not None and self._prev_scale != s:  # same scale for both frames of a step
@@ -211,12 +217,36 @@ class Tracker:
             if self._keyframes:
                 self._frames[index] = (self._prev, self._prev_scale)
             self._forget()
-        h, w = image.shape[:2]
         for tr in self.tracks:
             tr.history.append((index, tr.box.copy()))
             tr.last_seen = t
         self._end_where(lambda tr: _visible_fraction(tr.box, w, h) < 0.35, t)
         self._end_duplicates(t)
+
+    def _resized(self, w: int, h: int, index: int, t: float) -> None:
+        """The source changed resolution (a WebRTC sender adapting to its bandwidth, a camera
+        reconfigured). The same view scaled: every track is scaled with it (it keeps its id and
+        labels). Another picture shape: not the same view, so a cut. Either way answers for frames
+        of the old size are dropped (their boxes and regions are in its pixels) and the next frame
+        goes to the detector."""
+        assert self._size is not None
+        w0, h0 = self._size
+        sx, sy = w / w0, h / h0
+        self.cut = True
+        self._scene_from = index
+        self._frames.clear()
+        self._keyframes.clear()
+        self._prev = None
+        if abs(sx / sy - 1.0) > 0.02:
+            self._end_where(lambda tr: True, t)
+            return
+        k = np.array([sx, sy, sx, sy])
+        for tr in self.tracks:
+            tr.box *= k
+            tr.seen_at = tr.seen_at * k
+            tr.velocity *= k[:2]
+            tr.history = deque(((i, b * k) for i, b in tr.history), maxlen=tr.history.maxlen)
+            tr.classified_height *= sy
 
     def keep_last(self) -> None:
         """The last followed frame went to the detector (``follow``'s ``keep``, or said afterwards:
@@ -262,9 +292,10 @@ class Tracker:
         them (or too small there) was not looked for, so it was not missed.
 
         Faces of a frame before the newest scene cut are of another scene: dropped (carried over
-        the cut they would be boxes where nobody is, with the labels of people no longer seen)."""
+        the cut they would be boxes where nobody is, with the labels of people no longer seen);
+        so are those of a frame before the source changed size (in the old size's pixels)."""
         if index < self._scene_from:
-            self.dropped_before_cut += 1
+            self.dropped_stale += 1
             self._keyframes = {i for i in self._keyframes if i > index}
             self._forget()
             return
