@@ -74,6 +74,35 @@ def test_flow_on_crops_moves_boxes_as_flow_on_the_whole_image() -> None:
     assert flow.follow_boxes(a, b, 1.0, big) == flow.follow(a, b, 1.0, big)
 
 
+def test_median_flow_statistics_of_all_boxes_at_once_are_each_boxs_own() -> None:
+    """The batched statistics give, for every box, median flow computed on that box alone: the
+    better half of its points by round-trip error (all held ones where that half is too few), their
+    median shift, the median ratio of their pairwise distances (clipped), None under MIN_POINTS."""
+    rng = np.random.default_rng(3)
+    for _ in range(40):
+        n = int(rng.integers(1, 12))
+        pts = (rng.random((n, 25, 2)) * 200).astype(np.float32)
+        p1 = (pts + rng.normal(0, 2, pts.shape).astype(np.float32)) * np.float32(rng.uniform(0.85, 1.2))
+        fb = np.abs(rng.normal(0, 0.7, (n, 25)))
+        fb[fb > 1.0] = np.inf
+        fb[0, : int(rng.integers(0, 25))] = np.inf  # a box losing many of its points
+        got = flow._moves(pts, p1, fb, 0.5)
+        for k in range(n):
+            held = np.isfinite(fb[k])
+            better = held & (fb[k] <= np.median(fb[k][held])) if held.any() else held
+            use = better if better.sum() >= flow.MIN_POINTS else held
+            if use.sum() < flow.MIN_POINTS:
+                assert got[k] is None
+                continue
+            q0, q1 = pts[k][use].astype(np.float64), p1[k][use].astype(np.float64)
+            shift = np.median(q1 - q0, axis=0) / 0.5
+            i, j = np.triu_indices(len(q0), 1)
+            d0, d1 = np.linalg.norm(q0[i] - q0[j], axis=1), np.linalg.norm(q1[i] - q1[j], axis=1)
+            ok = d0 > 2.0
+            scale = float(np.clip(np.median(d1[ok] / d0[ok]), 0.8, 1.25)) if ok.any() else 1.0
+            assert got[k] == pytest.approx((shift[0], shift[1], scale), abs=1e-4)
+
+
 def test_iou_and_hungarian_matching_take_the_best_overall_assignment() -> None:
     assert iou((0, 0, 9, 9), (0, 0, 9, 9)) == pytest.approx(1.0)
     assert iou((0, 0, 9, 9), (5, 0, 14, 9)) == pytest.approx(50 / 150)
