@@ -376,6 +376,40 @@ def test_boxes_follow_faces_between_detections_on_a_moving_camera(camera, every:
     assert np.mean(np.array(held) >= 0.5) < (ious >= 0.5).mean() - 0.05
 
 
+def test_a_change_of_exposure_is_not_a_scene_cut() -> None:
+    """The lights go up on the performer (the Hamilton clip from frame 130 on, 1.8 times as bright):
+    the histogram jumps as at a cut, but the picture is the same, so his track goes on (same id,
+    boxed throughout); the clip's real cuts at 211 still end every track."""
+    from streamer.detect import make_detector
+
+    detector = make_detector("mmod")
+    cap = cv2.VideoCapture(str(CLIP))
+    images = []
+    while len(images) < 215:
+        ok, bgr = cap.read()
+        assert ok
+        images.append(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
+    cap.release()
+    bright = [np.clip(im.astype(np.float32) * 1.8, 0, 255).astype(np.uint8) for im in images[130:]]
+    images[130:] = bright
+    stage = FaceStage("light", 3)
+    ids = []
+    for n in range(110, 215):
+        f = Frame("light", n, images[n], n / 30)
+        if stage.due(n):
+            (boxes,) = detector.detect([images[n]], 0)
+            stage.on_detections(Detections("light", n, f.captured_at, tuple(Face(b) for b in boxes)))
+        out = stage.process(f, draw=False)
+        if n == 130:
+            assert not stage.tracker.cut
+        if 120 <= n < 211:
+            assert len(out.faces) == 1, f"frame {n}: {out.faces}"
+            ids.append(out.faces[0].track)
+        if n == 211:
+            assert stage.tracker.cut and not any(t in ids for t in (g.track for g in out.faces))
+    assert len(set(ids)) == 1
+
+
 def test_tracks_follow_the_source_changing_resolution(camera) -> None:
     """A WebRTC sender adapting to its bandwidth changes the frame size mid-stream (the same view):
     every track is scaled with it, keeps its id and stays on its face; an answer for a frame of the
