@@ -136,3 +136,21 @@ def test_tracking_scenario_writes_every_figure(tmp_path: Path) -> None:
         assert r["ids_per_person"] >= 1.0 and r["faces_classified"] <= r["faces_detected"]
     assert data["runs"][0]["recall_vs_every_frame"] > 0.9  # detection on every frame shows what it found
     assert set(data["tracker_ms_per_frame_by_faces"]) == {"1", "8", "32"}
+
+
+def test_live_clip_scores_recall_ghosts_and_the_wait_after_each_cut() -> None:
+    from benchmarks.live_clip import DEMO, cuts, score
+    from streamer.types import Box
+
+    assert cuts(DEMO) == [20, 82, 211]  # the demo's three scene cuts, as the tracker tells them
+    a, b = Box(10, 10, 59, 59, 1.0), Box(200, 10, 249, 59, 1.0)
+    ref = [[a], [a], [b], [b], [b]]  # a cut at frame 2: another face elsewhere
+
+    def line(n: int, *boxes: Box) -> dict:
+        return {"frame": n, "faces": [dict(x.as_dict(), track=1, labels={}) for x in boxes]}
+
+    lines = [line(0, a), line(1, a), line(2, a), line(3), line(4, b)]  # the old box carried over the cut
+    r = score(lines, ref, [2])
+    assert r["recall_vs_every_frame"] == 3 / 5
+    assert r["boxes_drawn"] == 4 and r["boxes_on_no_detected_face"] == 1
+    assert r["frames_after_cut_until_all_boxed"] == {"2": 2}
