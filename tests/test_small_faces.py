@@ -90,3 +90,14 @@ def test_planned_run_is_the_same_every_time_and_regions_beat_the_whole_frame(cli
     assert first["recall_ge40"] == again["recall_ge40"]
     assert first["per_stream"][0]["first_box_s"] == again["per_stream"][0]["first_box_s"]
     assert first["recall_40to80"] >= 0.3 > (whole["recall_40to80"] or 0.0)
+
+
+def test_planned_settings_pair_every_with_latency() -> None:
+    from benchmarks.small_faces import planned_settings
+
+    assert planned_settings("", "6") == []  # live runs
+    assert planned_settings("8", "3") == [(8, 3)]
+    assert planned_settings("7,8,9", "2,3,4") == [(7, 2), (8, 3), (9, 4)]
+    assert planned_settings("7,8", "6") == [(7, 6), (8, 6)]
+    with pytest.raises(SystemExit):
+        planned_settings("7,8,9", "2,3")
