@@ -21,12 +21,12 @@ MAX_FB_ERROR = 1.0  # pixels (at working scale) a point may miss its start after
 LK = dict(winSize=(9, 9), maxLevel=3, criteria=(cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, 10, 0.03))
 # The flow runs on a reduced grey image: building its pyramids is most of the cost. Halve the
 # image while its longer side stays >= MIN_SIDE and the smallest face stays >= MIN_FACE pixels.
-# 20 rather than 40: a 1080p street's 40-80 px faces are followed at half scale, for half the
-# flow's cost (30 faces: 2.8 ms a frame instead of 5.5) and the same recall (planned small-faces
-# runs, 4 clips x every 7/8/9th frame, 2/3/4 late: mean 0.700 against 0.698; the 640x480
-# tracking figures unchanged); live, four 1080p streams got that CPU for detection.
+# 40, not 20: following a 1080p street's 40-80 px faces at half scale halves the flow's cost there
+# (30 faces: 2.8 ms a frame instead of 5.5) at the same planned recall (4 clips x 3 settings: 0.700
+# against 0.698), but on the demo, live, the performer's fast-moving 40-80 px face followed at half
+# of 640 px lost recall (0.90 against 0.92, six runs each): the real clip decides.
 MIN_SIDE = 320
-MIN_FACE = 20
+MIN_FACE = 40
 
 
 def work_scale(shape: tuple[int, ...], smallest_face: float) -> float:
