@@ -376,6 +376,18 @@ def test_boxes_follow_faces_between_detections_on_a_moving_camera(camera, every:
     assert np.mean(np.array(held) >= 0.5) < (ious >= 0.5).mean() - 0.05
 
 
+def _clip_frames(n: int) -> list[np.ndarray]:
+    """The first ``n`` frames of the demo clip (the Hamilton clip), RGB."""
+    cap = cv2.VideoCapture(str(CLIP))
+    images = []
+    while len(images) < n:
+        ok, bgr = cap.read()
+        assert ok
+        images.append(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
+    cap.release()
+    return images
+
+
 def test_a_change_of_exposure_is_not_a_scene_cut() -> None:
     """The lights go up on the performer (the Hamilton clip from frame 130 on, 1.8 times as bright):
     the histogram jumps as at a cut, but the picture is the same, so his track goes on (same id,
@@ -383,13 +395,7 @@ def test_a_change_of_exposure_is_not_a_scene_cut() -> None:
     from streamer.detect import make_detector
 
     detector = make_detector("mmod")
-    cap = cv2.VideoCapture(str(CLIP))
-    images = []
-    while len(images) < 215:
-        ok, bgr = cap.read()
-        assert ok
-        images.append(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
-    cap.release()
+    images = _clip_frames(215)
     bright = [np.clip(im.astype(np.float32) * 1.8, 0, 255).astype(np.uint8) for im in images[130:]]
     images[130:] = bright
     stage = FaceStage("light", 3)
@@ -465,13 +471,7 @@ def test_faces_found_before_a_scene_cut_are_not_carried_past_it() -> None:
     from streamer.detect import make_detector
 
     detector = make_detector("mmod")
-    cap = cv2.VideoCapture(str(CLIP))
-    images = []
-    while len(images) < 230:
-        ok, bgr = cap.read()
-        assert ok
-        images.append(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
-    cap.release()
+    images = _clip_frames(230)
     stage = FaceStage("cut", 2)
     found: dict[int, list[Box]] = {}
     in_flight: list[tuple[int, Detections]] = []
