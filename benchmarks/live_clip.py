@@ -22,9 +22,10 @@ import sys
 import tempfile
 from pathlib import Path
 
-import cv2
+import numpy as np
 
 from benchmarks.box_accuracy import compare
+from benchmarks.tracking import read_video
 from streamer.track.matching import iou_matrix
 from streamer.types import Box
 
@@ -32,40 +33,30 @@ ROOT = Path(__file__).resolve().parents[1]
 DEMO = ROOT / "streamer" / "assets" / "demo.mp4"
 
 
-def reference(video: Path) -> list[list[Box]]:
-    """The detector's faces on every frame of ``video`` (whole frame, config.toml's settings)."""
+def frames(video: Path) -> list[np.ndarray]:
+    """Every frame of ``video``, RGB, decoded once for the reference and the cuts."""
+    return read_video(video, 10**9)
+
+
+def reference(images: list[np.ndarray]) -> list[list[Box]]:
+    """The detector's faces on every frame (whole frame, config.toml's settings)."""
     from streamer.annotate import build_engine
     from streamer.config import load_config
 
     engine = build_engine(load_config(ROOT / "config.toml"))
-    cap = cv2.VideoCapture(str(video))
-    out = []
-    while True:
-        ok, bgr = cap.read()
-        if not ok:
-            break
-        out.append(engine.detect([cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)], [()], [0])[0])
-    cap.release()
-    return out
+    return [engine.detect([im], [()], [0])[0] for im in images]
 
 
-def cuts(video: Path) -> list[int]:
+def cuts(images: list[np.ndarray]) -> list[int]:
     """Frames where the scene changes (as the tracker tells them), for the after-cut delay."""
     from streamer.track.tracker import Tracker
 
     tr, found = Tracker(), []
-    cap = cv2.VideoCapture(str(video))
-    n = 0
-    while True:
-        ok, bgr = cap.read()
-        if not ok:
-            break
-        tr.follow(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), n, n / 30)
+    for n, im in enumerate(images):
+        tr.follow(im, n, n / 30)
         if tr.cut:
             found.append(n)
             tr.cut = False
-        n += 1
-    cap.release()
     return found
 
 
@@ -106,8 +97,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--out", type=Path, default=None, help="write the results as JSON here")
     args = ap.parse_args(argv)
-    ref = reference(args.video)
-    scene_cuts = cuts(args.video)
+    images = frames(args.video)
+    ref = reference(images)
+    scene_cuts = cuts(images)
+    del images
     runs = []
     with tempfile.TemporaryDirectory() as tmp:
         for k in range(args.runs):

@@ -139,10 +139,10 @@ def test_tracking_scenario_writes_every_figure(tmp_path: Path) -> None:
 
 
 def test_live_clip_scores_recall_ghosts_and_the_wait_after_each_cut() -> None:
-    from benchmarks.live_clip import DEMO, cuts, score
+    from benchmarks.live_clip import DEMO, cuts, frames, score
     from streamer.types import Box
 
-    assert cuts(DEMO) == [20, 82, 211]  # the demo's three scene cuts, as the tracker tells them
+    assert cuts(frames(DEMO)) == [20, 82, 211]  # the demo's three scene cuts, as the tracker tells them
     a, b = Box(10, 10, 59, 59, 1.0), Box(200, 10, 249, 59, 1.0)
     ref = [[a], [a], [b], [b], [b]]  # a cut at frame 2: another face elsewhere
 
