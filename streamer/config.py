@@ -139,6 +139,11 @@ class PipelineConfig(Strict):
         description="strategy regions: detector pixels one detection round of a 640x480 stream may cost "
         "(a bigger frame gets more, by the square root of its area)",
     )
+    propose: bool = Field(
+        True,
+        description="strategy regions: dlib's HOG detector proposes where faces may be, a tile of the "
+        "frame per round, and MMOD looks at each face proposed (finds still small faces sooner)",
+    )
     backend: Literal["local", "triton"] = Field(
         "local", description="where the models run: worker processes here, or Triton model servers"
     )

@@ -8,6 +8,7 @@ import cv2
 import numpy as np
 import pytest
 
+from streamer.detect.proposals import PROPOSE_FACE_PX, cost
 from streamer.detect.regions import FACE_PX, boxes_in, cut, looked_at, merge, to_frame
 from streamer.pipeline.motion import MotionDetector
 from streamer.pipeline.planner import TRACK_CONTEXT, TRACK_EVERY, TRACK_FACE_PX, RegionPlanner, tiles
@@ -39,13 +40,13 @@ def test_a_frame_affordable_at_the_min_face_scale_is_one_region() -> None:
     (r,) = p.plan(640, 480, [], [], 0.0)
     assert (r.left, r.top, r.right, r.bottom, r.scale) == (0, 0, 639, 479, 1.0)
     # the same frame with 40 px faces wanted costs 4x: more than the budget, so regions
-    p = RegionPlanner(min_face_px=40, budget_px=640 * 480)
+    p = RegionPlanner(min_face_px=40, budget_px=640 * 480, propose=False)
     plan = p.plan(640, 480, [], [], 0.0)
     assert plan and all(r.why != "whole" or r.scale < 2 for r in plan)
 
 
 def test_tracks_come_first_at_a_scale_that_fits_the_face() -> None:
-    p = past_the_first_round(RegionPlanner(min_face_px=40, budget_px=640 * 480))
+    p = past_the_first_round(RegionPlanner(min_face_px=40, budget_px=640 * 480, propose=False))
     small, big = Box(100, 100, 139, 139, 1.0), Box(1000, 300, 1299, 599, 1.0)
     plan = p.plan(W, H, [(1, small), (2, big)], [], 0.0)
     tr = [r for r in plan if r.why == "track"]
@@ -57,7 +58,7 @@ def test_tracks_come_first_at_a_scale_that_fits_the_face() -> None:
 
 
 def test_motion_is_looked_at_on_the_min_face_scale_and_the_sweep_fills_the_rest() -> None:
-    p = past_the_first_round(RegionPlanner(min_face_px=40, budget_px=640 * 480))
+    p = past_the_first_round(RegionPlanner(min_face_px=40, budget_px=640 * 480, propose=False))
     plan = p.plan(W, H, [], [(800.0, 400.0, 839.0, 459.0)], 0.01)
     motion = [r for r in plan if r.why == "motion"]
     assert motion and all(r.scale == pytest.approx(FACE_PX / 40) for r in motion)
@@ -68,7 +69,7 @@ def test_motion_is_looked_at_on_the_min_face_scale_and_the_sweep_fills_the_rest(
 
 
 def test_the_sweep_covers_the_frame_at_the_min_face_scale_over_rounds() -> None:
-    p = RegionPlanner(min_face_px=40, budget_px=640 * 480)
+    p = RegionPlanner(min_face_px=40, budget_px=640 * 480, propose=False)
     seen: list[Region] = []
     cycle = p.sweep_cycle(W, H)
     for _ in range(2 * len(cycle)):
@@ -81,7 +82,7 @@ def test_the_sweep_covers_the_frame_at_the_min_face_scale_over_rounds() -> None:
 
 
 def test_a_bigger_frame_gets_a_bigger_round() -> None:
-    p = RegionPlanner(min_face_px=40, budget_px=640 * 480)
+    p = RegionPlanner(min_face_px=40, budget_px=640 * 480, propose=False)
     assert p.round_budget(640, 480) == p.round_budget(320, 240) == 640 * 480
     assert p.round_budget(W, H) == pytest.approx(640 * 480 * (W * H / (640 * 480)) ** 0.5, rel=1e-3)
 
@@ -96,7 +97,9 @@ def test_tiles_overlap_so_a_face_at_a_seam_lies_whole_in_one() -> None:
 
 def test_tracks_not_looked_at_lately_go_first_when_the_budget_is_short() -> None:
     p = past_the_first_round(
-        RegionPlanner(min_face_px=40, budget_px=int(1.2 * (TRACK_CONTEXT * TRACK_FACE_PX) ** 2))
+        RegionPlanner(
+            min_face_px=40, budget_px=int(1.2 * (TRACK_CONTEXT * TRACK_FACE_PX) ** 2), propose=False
+        )
     )
     tracks = [(i, Box(100 + 150 * i, 100, 139 + 150 * i, 139, 1.0)) for i in range(6)]
     first = {r.left for r in p.plan(W, H, tracks, [], 0.0) if r.why == "track"}
@@ -107,7 +110,7 @@ def test_tracks_not_looked_at_lately_go_first_when_the_budget_is_short() -> None
 
 
 def test_a_track_is_looked_at_every_few_rounds_and_a_new_one_at_once() -> None:
-    p = past_the_first_round(RegionPlanner(min_face_px=40, budget_px=640 * 480))
+    p = past_the_first_round(RegionPlanner(min_face_px=40, budget_px=640 * 480, propose=False))
     a, b = (1, Box(100, 100, 139, 139, 1.0)), (2, Box(900, 500, 949, 549, 1.0))
 
     def looked(tracks) -> set[int]:
@@ -139,7 +142,7 @@ def test_the_place_a_track_left_is_looked_at_once() -> None:
         259,
         659,
     )
-    p = past_the_first_round(RegionPlanner(min_face_px=40, budget_px=640 * 480))
+    p = past_the_first_round(RegionPlanner(min_face_px=40, budget_px=640 * 480, propose=False))
 
     def looks_at_site(plan) -> bool:
         return any(r.why == "track" and r.left <= 200 and r.right >= 259 and r.top <= 600 for r in plan)
@@ -150,7 +153,7 @@ def test_the_place_a_track_left_is_looked_at_once() -> None:
 
 
 def test_a_moving_camera_gets_tracks_and_the_coarse_frame() -> None:
-    p = RegionPlanner(min_face_px=40, budget_px=640 * 480)
+    p = RegionPlanner(min_face_px=40, budget_px=640 * 480, propose=False)
     plan = p.plan(W, H, [(1, Box(100, 100, 139, 139, 1.0))], [(0.0, 0.0, W - 1.0, H - 1.0)], 0.9)
     assert [r.why for r in plan] == ["whole", "track"]
     assert plan[0].scale == pytest.approx(640 / W)
@@ -327,3 +330,63 @@ def _best_ious(ref, got) -> list[float]:
         return (b.left, b.top, b.right, b.bottom)
 
     return [max((iou(xy(r.box), xy(g.box)) for g in got), default=0.0) for r in ref]
+
+
+# -- proposals ------------------------------------------------------------------------------------
+
+
+def test_big_frames_get_a_proposal_tile_a_round_and_a_webcam_none() -> None:
+    """On 1080p every round scans the next tile with HOG (within the round's budget, at HOG's cost),
+    and the tiles cover the frame in turn; a 640x480 frame plans as before (no proposals)."""
+    p = RegionPlanner(min_face_px=40, budget_px=640 * 480)
+    n = len(p.proposal_tiles(W, H))
+    assert n > 1
+    seen = []
+    for _ in range(n):
+        plan = p.plan(W, H, [(1, Box(100, 100, 139, 139, 1.0))], [], 0.0)
+        props = [r for r in plan if r.why == "propose"]
+        assert len(props) == 1 and props[0].scale == pytest.approx(PROPOSE_FACE_PX / 40)
+        assert sum(cost(r) for r in plan) <= 1.05 * p.round_budget(W, H)
+        seen += props
+    assert covered(seen, W, H).all()
+    webcam = RegionPlanner(min_face_px=40, budget_px=640 * 480)
+    assert not [r for _ in range(6) for r in webcam.plan(640, 480, [], [], 0.0) if r.why == "propose"]
+    # a propose region is not a look at a track in it: MMOD looked only at what HOG proposed
+    assert not looked_at(Box(100, 100, 139, 139, 0), props)
+
+
+@pytest.mark.slow
+def test_proposals_find_small_faces_and_mmod_gives_the_boxes(engine, shared) -> None:
+    """A 720p frame with 24 faces of 38-114 px: the coarse look misses them, the propose region (HOG
+    at 1.5, then MMOD on each face proposed) finds nearly all, its faces are those MMOD finds on the
+    regions it was given, and faces already known (tracked) are not looked at again."""
+    from streamer.detect.proposals import Proposer
+
+    still = cv2.cvtColor(cv2.imread(str(shared / "data/dlib_faces/bald_guys.jpg")), cv2.COLOR_BGR2RGB)
+    (on_still,), _ = engine.run([still])
+    s, x0, y0 = 0.4, 300, 60
+    small = cv2.resize(still, None, fx=s, fy=s, interpolation=cv2.INTER_AREA)
+    frame = np.full((720, 1280, 3), 100, np.uint8)
+    frame[y0 : y0 + small.shape[0], x0 : x0 + small.shape[1]] = small
+    truth = [
+        Box(
+            round(f.box.left * s) + x0,
+            round(f.box.top * s) + y0,
+            round(f.box.right * s) + x0,
+            round(f.box.bottom * s) + y0,
+            1.0,
+        )
+        for f in on_still.faces
+        if f.box.width * s >= 40
+    ]
+    assert len(truth) >= 20
+    (coarse,), _ = engine.run([frame], None, [(Region(0, 0, 1279, 719, 0.5, "whole"),)])
+    propose = (Region(0, 0, 1279, 719, PROPOSE_FACE_PX / 40, "propose"),)
+    (found,), _ = engine.run([frame], None, [propose])
+    assert np.mean([i >= 0.5 for i in _best_ious([Face(b) for b in truth], coarse.faces)]) < 0.2
+    assert np.mean([i >= 0.5 for i in _best_ious([Face(b) for b in truth], found.faces)]) >= 0.9
+    looks = Proposer().expand(frame, propose)
+    assert looks and all(r.why == "verify" for r in looks)
+    (again,), _ = engine.run([frame], None, [looks])
+    assert [f.box for f in again.faces] == [f.box for f in found.faces]
+    assert Proposer().expand(frame, propose, [f.box for f in found.faces]) == ()

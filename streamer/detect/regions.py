@@ -108,9 +108,11 @@ def merge(
 
 def looked_at(box: Box, regions: Sequence[Region]) -> bool:
     """Whether a round with these regions would have found a face at ``box`` (its centre inside a
-    region whose scale makes it big enough for the detector). No regions: the whole frame."""
+    region whose scale makes it big enough for the detector). No regions: the whole frame. A
+    propose region does not count: MMOD looked only at what HOG proposed there."""
     if not regions:
         return True
+    regions = [r for r in regions if r.why != "propose"]  # it looked only at the faces HOG proposed
     cx, cy = (box.left + box.right) / 2, (box.top + box.bottom) / 2
     return any(
         r.left <= cx <= r.right and r.top <= cy <= r.bottom and box.width * r.scale >= LOOKED_FACE * FACE_PX

@@ -21,6 +21,7 @@ from streamer.classify.backbone import FaceBackbone
 from streamer.classify.face_resnet import CHIP_SIZE, FEATURES, FLIP_SUFFIX, needs_mirror
 from streamer.config import ClassifierConfig, Config
 from streamer.detect import BadImageError, as_rgb, make_detector
+from streamer.detect.proposals import Proposer
 from streamer.detect.regions import clip, cut, merge
 from streamer.metrics import Metrics
 from streamer.types import BatchTimings, Box, Face, Label, Region
@@ -147,6 +148,7 @@ class Engine:
             _limit_threads(spec.threads)
         options = {"runtime": spec.runtime, "threads": spec.threads} if spec.detector == "mmod" else {}
         self.detector = make_detector(spec.detector, **options)
+        self._proposer = Proposer()
         self.classifiers: list[Classifier] = []
         self.backbone: FaceBackbone | None = None
         self.status = EngineStatus(detector=spec.detector, classifiers=[])
@@ -209,7 +211,8 @@ class Engine:
         """Faces per image. ``skip[i]``: boxes (tracks with settled labels) whose faces in image i
         need no classifying; a detected face overlapping one (IoU >= 0.5) comes back without labels.
         ``regions[i]``: where to look in image i, each at its scale (empty: the whole image, scaled
-        to ``detect_max_side``, at ``upsample``); faces are classified on the full image."""
+        to ``detect_max_side``, at ``upsample``; "propose" ones: where HOG proposes, see
+        proposals.py); faces are classified on the full image."""
         results: list[FrameResult | None] = [None] * len(images)
         good: list[int] = []
         rgb: list[np.ndarray] = []
@@ -221,7 +224,10 @@ class Engine:
                 results[i] = FrameResult(error=str(e))
         t0 = time.perf_counter()
         splits = [0]
-        plans = [tuple(regions[i]) if regions else () for i in good]
+        plans = [
+            self._proposer.expand(im, regions[i], skip[i] if skip else ()) if regions else ()
+            for i, im in zip(good, rgb, strict=True)
+        ]  # propose regions: HOG's faces to look at (a settled track's face is looked at on its own turn)
         boxes = self.detect(rgb, plans, splits) if rgb else []
         t1 = time.perf_counter()
         wanted = [

@@ -101,7 +101,8 @@ class TritonPool:
     ) -> tuple[list[FrameResult], BatchTimings]:
         """The WorkerPool contract. ``skip`` (faces of settled tracks) is not sent: the model
         server classifies every face it finds, and the streams' trackers weigh the labels.
-        ``regions`` are cut here (as the Engine does) and sent as images; their faces merged here."""
+        ``regions`` are cut here (as the Engine does) and sent as images; their faces merged here
+        (propose regions are not looked at: see proposals.py)."""
         results: list[FrameResult | None] = [None] * len(images)
         groups: dict[tuple[int, ...], list[int]] = {}
         # per piece sent: (frame, image, scale of a whole frame or the region it was cut from)
@@ -114,7 +115,9 @@ class TritonPool:
                 results[i] = FrameResult(error=str(e))
                 continue
             sizes[i] = (rgb.shape[1], rgb.shape[0])
-            plan = tuple(regions[i]) if regions else ()
+            # no proposals here: dlib's HOG would hold the GIL, and this event loop, for 0.1-0.4 s
+            # (the planner makes none for this backend); the rest of the plan is looked at
+            plan = tuple(r for r in regions[i] if r.why != "propose") if regions else ()
             if plan:
                 for r in plan:
                     r = clip(r, rgb.shape[1], rgb.shape[0])

@@ -1,0 +1,121 @@
+"""Where small faces may be: dlib's HOG face detector proposes, MMOD decides.
+
+A "propose" region is not searched by MMOD itself: dlib's HOG frontal face detector (built into
+dlib-bin, no model file) scans it first, at a low threshold, and every face it proposes becomes a
+small square region around that face, at the scale that makes it ``VERIFY_FACE_PX`` wide, for
+MMOD to look at. Only MMOD's boxes come out, so boxes and scores mean what they always did.
+
+Why: on a 1080p frame the MMOD pixels that find 40 px faces everywhere (the frame at scale 2,
+8 Mpx) take this CPU four seconds; HOG scans the frame at scale 1.5 (4.7 Mpx) in 0.4 s of one
+core and proposed every face of 40 px and more on the four 1080p test clips (IoU > 0.3 with the
+truth; ``python -m benchmarks.small_faces`` measures the whole). HOG misses faces turned to
+profile, which the planner's other regions (tracks, motion, the coarse look) still cover.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import numpy as np
+
+from streamer.detect.regions import FACE_PX, cut
+from streamer.types import Box, Region
+
+PROPOSE_FACE_PX = 60  # HOG's window is 80 px; at -0.5 it proposes faces from about 60 px on
+PROPOSE_THRESHOLD = -0.5  # dlib's adjust_threshold: lower proposes more (MMOD drops the wrong ones)
+# MMOD pixels a HOG pixel costs, for budgets: HOG scans ~12 Mpx/s on one core of this CPU, the
+# MMOD network on regions ~2 Mpx/s on two
+PROPOSE_COST = 1 / 6
+VERIFY_FACE_PX = 90  # a proposed face is cut so that it is this wide for MMOD (as a track's is)
+VERIFY_CONTEXT = 2.0  # ... in a square this many face widths wide (HOG's box is not MMOD's)
+KNOWN_IOU = 0.3  # a proposal overlapping a known face this much needs no look: it is tracked
+
+
+def cost(r: Region) -> int:
+    """What a region costs in MMOD pixels (a propose region: its HOG scan; the looks at what it
+    proposes are paid when they come)."""
+    return math.ceil(r.pixels * PROPOSE_COST) if r.why == "propose" else r.pixels
+
+
+class Proposer:
+    """Loads dlib's HOG detector on the first propose region (a backend that never gets one, or
+    that runs on a machine without dlib-bin, never loads it)."""
+
+    def __init__(self) -> None:
+        self._hog = None
+
+    def propose(self, image: np.ndarray, r: Region) -> list[Box]:
+        """Faces HOG proposes in region ``r`` of an RGB image, in the frame's pixels."""
+        if self._hog is None:
+            import dlib  # dlib-bin, a dependency
+
+            self._hog = dlib.get_frontal_face_detector()
+        dets, scores, _ = self._hog.run(np.ascontiguousarray(cut(image, r)), 0, PROPOSE_THRESHOLD)
+        s = r.scale
+        return [
+            Box(
+                r.left + round(d.left() / s),
+                r.top + round(d.top() / s),
+                r.left + round((d.right() + 1) / s) - 1,
+                r.top + round((d.bottom() + 1) / s) - 1,
+                float(sc),
+            )
+            for d, sc in zip(dets, scores, strict=True)
+        ]
+
+    def expand(
+        self, image: np.ndarray, plan: Sequence[Region], known: Sequence[Box] = ()
+    ) -> tuple[Region, ...]:
+        """``plan`` with each propose region replaced by the regions MMOD should look at: one
+        square per proposed face, except where the plan already looks at that face or it is
+        ``known`` (a tracked face, looked at on its own schedule)."""
+        if not any(r.why == "propose" for r in plan):
+            return tuple(plan)
+        h, w = image.shape[:2]
+        looks = [r for r in plan if r.why != "propose"]
+        out = list(looks)
+        for r in plan:
+            if r.why != "propose":
+                continue
+            for b in self.propose(image, r):
+                if _covered(b, looks) or any(_iou(b, k) >= KNOWN_IOU for k in known):
+                    continue
+                v = verify_region(b, w, h, max_scale=r.scale * VERIFY_FACE_PX / PROPOSE_FACE_PX)
+                if not any(_covered(b, [o]) for o in out[len(looks) :]):
+                    out.append(v)
+        return tuple(out)
+
+
+def verify_region(b: Box, width: int, height: int, max_scale: float = 4.0) -> Region:
+    """The square MMOD looks at for a proposed face ``b``."""
+    side_face = max(b.right - b.left + 1, b.bottom - b.top + 1)
+    s = min(max_scale, VERIFY_FACE_PX / side_face)
+    side = min(VERIFY_CONTEXT * side_face, width, height)
+    cx, cy = (b.left + b.right) / 2, (b.top + b.bottom) / 2
+    x0 = min(max(0.0, cx - side / 2), width - side)
+    y0 = min(max(0.0, cy - side / 2), height - side)
+    return Region(round(x0), round(y0), round(x0 + side) - 1, round(y0 + side) - 1, s, "verify")
+
+
+def _covered(b: Box, regions: Sequence[Region]) -> bool:
+    """Whether one of ``regions`` holds the face at ``b`` whole, big enough for MMOD."""
+    side = max(b.right - b.left + 1, b.bottom - b.top + 1)
+    return any(
+        r.left <= b.left
+        and r.top <= b.top
+        and b.right <= r.right
+        and b.bottom <= r.bottom
+        and side * r.scale >= 0.8 * FACE_PX
+        for r in regions
+    )
+
+
+def _iou(a: Box, b: Box) -> float:
+    iw = min(a.right, b.right) - max(a.left, b.left) + 1
+    ih = min(a.bottom, b.bottom) - max(a.top, b.top) + 1
+    if iw <= 0 or ih <= 0:
+        return 0.0
+    inter = iw * ih
+    area = (a.right - a.left + 1) * (a.bottom - a.top + 1) + (b.right - b.left + 1) * (b.bottom - b.top + 1)
+    return inter / (area - inter)
