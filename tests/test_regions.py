@@ -270,6 +270,32 @@ def test_a_face_found_on_an_older_frame_starts_where_it_is_now(speed: int) -> No
     assert not t._frames  # no frame kept once no detection is awaited
 
 
+def test_a_face_found_after_a_long_round_on_1080p_starts_where_it_is_now() -> None:
+    """A round of 1080p regions can take longer than the grey frames kept fit (16 full-resolution
+    1080p frames, while a small face keeps them at full resolution): the frame the detector saw is
+    kept and frames between go, so the new face is still carried (it had started where it was
+    seen, a face width or more off the face)."""
+    rng = np.random.default_rng(2)
+    texture = (rng.random((60, 60, 3)) * 255).astype(np.uint8)
+    still = (rng.random((40, 40, 3)) * 255).astype(np.uint8)
+
+    def frame(x: int) -> np.ndarray:
+        im = np.full((1080, 1920, 3), 90, np.uint8)
+        im[100:140, 100:140] = still  # a small tracked face: the flow works at full resolution
+        im[500:560, x : x + 60] = texture
+        return im
+
+    t = Tracker(TrackerRule(confirm_hits=1))
+    t.follow(frame(400), 0, 0.0)
+    t.update([Face(Box(100, 100, 139, 139, 1.0))], 0, 0.0)
+    late = 30
+    for i in range(1, late + 1):  # frame 1 goes to the detector; its answer comes 29 frames later
+        t.follow(frame(400 + 4 * i), i, i / 25, keep=(i == 1))
+    t.update([Face(Box(100, 100, 139, 139, 1.0)), Face(Box(404, 500, 463, 559, 1.0))], 1, late / 25)
+    new = [tr for tr in t.tracks if tr.box[1] > 400]
+    assert len(new) == 1 and abs(new[0].box[0] - (400 + 4 * late)) <= 4
+
+
 def test_frames_kept_for_carrying_are_bounded() -> None:
     """A detector that never answers must not make the tracker hold every frame."""
     from streamer.track.tracker import CARRY_BYTES, CARRY_FRAMES

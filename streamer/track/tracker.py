@@ -352,15 +352,27 @@ class Tracker:
 
     def _forget(self) -> None:
         """Keep the grey frames from the oldest awaited keyframe on (at most ``CARRY_FRAMES`` and
-        ``CARRY_BYTES``: a detector that answers late or never must not make a stream hold more)."""
+        ``CARRY_BYTES``: a detector that answers late or never must not make a stream hold more).
+        Over the limit, frames between keyframes go first, where the kept ones lie closest (the
+        flow then steps over two or more frames), so a keyframe keeps its start for the carry:
+        dropping the oldest had dropped the keyframe itself once a round took over 16 1080p frames,
+        and its new faces then started where they had been, not where they were."""
         size = sum(g.nbytes for g, _ in self._frames.values())
         while len(self._frames) > CARRY_FRAMES or (len(self._frames) > 1 and size > CARRY_BYTES):
-            size -= self._frames.pop(min(self._frames))[0].nbytes
+            size -= self._frames.pop(self._to_drop())[0].nbytes
         if self._frames:
             self._keyframes = {i for i in self._keyframes if i >= min(self._frames)}
         first = min(self._keyframes, default=self._index + 1)
         for i in [i for i in self._frames if i < first]:
             del self._frames[i]
+
+    def _to_drop(self) -> int:
+        """The kept frame to drop first: between keyframes, where its neighbours lie closest."""
+        kept = sorted(self._frames)
+        inner = [k for k in range(1, len(kept) - 1) if kept[k] not in self._keyframes]
+        if not inner:
+            return kept[0]
+        return kept[min(inner, key=lambda k: (kept[k + 1] - kept[k - 1], kept[k]))]
 
     def _carry(self, boxes: list[Box], index: int, moved: list[tuple[np.ndarray, np.ndarray]]) -> list[Box]:
         """New faces found on frame ``index``, moved to the last followed frame: by the optical flow
