@@ -28,6 +28,15 @@ class Box:
     def height(self) -> int:
         return self.bottom - self.top + 1
 
+    def iou(self, other: Box) -> float:
+        """Intersection over union with ``other`` (inclusive pixels)."""
+        iw = min(self.right, other.right) - max(self.left, other.left) + 1
+        ih = min(self.bottom, other.bottom) - max(self.top, other.top) + 1
+        if iw <= 0 or ih <= 0:
+            return 0.0
+        inter = iw * ih
+        return inter / (self.width * self.height + other.width * other.height - inter)
+
     def as_dict(self) -> dict[str, float | int]:
         return {
             "left": self.left,

@@ -90,15 +90,6 @@ def read_image(item: AnnotatedImage) -> np.ndarray:
     return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
 
 
-def iou(a: Box, b: Box) -> float:
-    iw = min(a.right, b.right) - max(a.left, b.left) + 1
-    ih = min(a.bottom, b.bottom) - max(a.top, b.top) + 1
-    if iw <= 0 or ih <= 0:
-        return 0.0
-    inter = iw * ih
-    return inter / (a.width * a.height + b.width * b.height - inter)
-
-
 def evaluate_other(
     model_path: Path,
     annotations: Path = DEFAULT_FILE,
@@ -144,8 +135,8 @@ def evaluate_other(
                 raise DataError(
                     f"{annotations}: {item.name}: label {want!r} is not one of {list(meta.labels)}"
                 )
-            best = max(result.faces, key=lambda f: iou(f.box, box), default=None)
-            if best is None or iou(best.box, box) < 0.5 or not best.labels:
+            best = max(result.faces, key=lambda f: f.box.iou(box), default=None)
+            if best is None or best.box.iou(box) < 0.5 or not best.labels:
                 missed.append({"image": item.name, "box": [box.left, box.top, box.right, box.bottom]})
                 continue
             got = best.labels[0]

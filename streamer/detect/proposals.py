@@ -79,7 +79,7 @@ class Proposer:
             if r.why != "propose":
                 continue
             for b in self.propose(image, r):
-                if _covered(b, looks) or any(_iou(b, k) >= KNOWN_IOU for k in known):
+                if _covered(b, looks) or any(b.iou(k) >= KNOWN_IOU for k in known):
                     continue
                 v = verify_region(b, w, h, max_scale=r.scale * VERIFY_FACE_PX / PROPOSE_FACE_PX)
                 if not any(_covered(b, [o]) for o in out[len(looks) :]):
@@ -109,13 +109,3 @@ def _covered(b: Box, regions: Sequence[Region]) -> bool:
         and side * r.scale >= 0.8 * FACE_PX
         for r in regions
     )
-
-
-def _iou(a: Box, b: Box) -> float:
-    iw = min(a.right, b.right) - max(a.left, b.left) + 1
-    ih = min(a.bottom, b.bottom) - max(a.top, b.top) + 1
-    if iw <= 0 or ih <= 0:
-        return 0.0
-    inter = iw * ih
-    area = (a.right - a.left + 1) * (a.bottom - a.top + 1) + (b.right - b.left + 1) * (b.bottom - b.top + 1)
-    return inter / (area - inter)
