@@ -19,7 +19,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from streamer.detect.regions import FACE_PX, cut
+from streamer.detect.regions import FACE_PX, cut, square
 from streamer.types import Box, Region
 
 PROPOSE_FACE_PX = 60  # HOG's window is 80 px; at -0.5 it proposes faces from about 60 px on
@@ -89,18 +89,15 @@ class Proposer:
 
 def verify_region(b: Box, width: int, height: int, max_scale: float = 4.0) -> Region:
     """The square MMOD looks at for a proposed face ``b``."""
-    side_face = max(b.right - b.left + 1, b.bottom - b.top + 1)
+    side_face = max(b.width, b.height)
     s = min(max_scale, VERIFY_FACE_PX / side_face)
-    side = min(VERIFY_CONTEXT * side_face, width, height)
     cx, cy = (b.left + b.right) / 2, (b.top + b.bottom) / 2
-    x0 = min(max(0.0, cx - side / 2), width - side)
-    y0 = min(max(0.0, cy - side / 2), height - side)
-    return Region(round(x0), round(y0), round(x0 + side) - 1, round(y0 + side) - 1, s, "verify")
+    return square(cx, cy, VERIFY_CONTEXT * side_face, s, width, height, "verify")
 
 
 def _covered(b: Box, regions: Sequence[Region]) -> bool:
     """Whether one of ``regions`` holds the face at ``b`` whole, big enough for MMOD."""
-    side = max(b.right - b.left + 1, b.bottom - b.top + 1)
+    side = max(b.width, b.height)
     return any(
         r.left <= b.left
         and r.top <= b.top

@@ -31,6 +31,14 @@ def clip(r: Region, width: int, height: int) -> Region:
     )
 
 
+def square(cx: float, cy: float, side: float, s: float, width: int, height: int, why: str) -> Region:
+    """A ``side`` square around (cx, cy), shifted (not shrunk) to stay inside the frame where it can."""
+    side = min(side, width, height)
+    x0 = min(max(0.0, cx - side / 2), width - side)
+    y0 = min(max(0.0, cy - side / 2), height - side)
+    return Region(round(x0), round(y0), round(x0 + side) - 1, round(y0 + side) - 1, s, why)
+
+
 def cut(image: np.ndarray, r: Region) -> np.ndarray:
     """The region's pixels at its scale (a view when the scale is 1)."""
     crop = image[r.top : r.bottom + 1, r.left : r.right + 1]

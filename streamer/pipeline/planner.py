@@ -40,7 +40,7 @@ import numpy as np
 from streamer.config import PipelineConfig
 from streamer.detect import MAX_SIDE
 from streamer.detect.proposals import PROPOSE_COST, PROPOSE_FACE_PX, cost
-from streamer.detect.regions import FACE_PX
+from streamer.detect.regions import FACE_PX, square
 from streamer.track.matching import XYXY
 from streamer.types import Box, Region
 
@@ -312,7 +312,7 @@ class RegionPlanner:
         half = TRACK_CONTEXT * w / 2
         cx, cy = (b.left + b.right) / 2, (b.top + b.bottom) / 2
         side = min(2 * half, self.tile_px / s)
-        return _square(cx, cy, side, s, width, height, "track")
+        return square(cx, cy, side, s, width, height, "track")
 
     def _motion_regions(self, motion: Sequence[XYXY], width: int, height: int) -> list[Region]:
         m = self.min_face_px  # a face at the edge of what moved is still inside
@@ -331,14 +331,6 @@ class RegionPlanner:
             for t in tiles(w, h, self.scale, self.motion_px, "motion"):
                 out.append(Region(t.left + x0, t.top + y0, t.right + x0, t.bottom + y0, t.scale, "motion"))
         return out
-
-
-def _square(cx: float, cy: float, side: float, s: float, width: int, height: int, why: str) -> Region:
-    """A ``side`` square around (cx, cy), shifted (not shrunk) to stay inside the frame where it can."""
-    side = min(side, width, height)
-    x0 = min(max(0.0, cx - side / 2), width - side)
-    y0 = min(max(0.0, cy - side / 2), height - side)
-    return Region(round(x0), round(y0), round(x0 + side) - 1, round(y0 + side) - 1, s, why)
 
 
 def _inside(r: Region, p: Region) -> bool:
