@@ -101,3 +101,27 @@ def test_planned_settings_pair_every_with_latency() -> None:
     assert planned_settings("7,8", "6") == [(7, 6), (8, 6)]
     with pytest.raises(SystemExit):
         planned_settings("7,8,9", "2,3")
+
+
+def test_boxes_off_face_counts_boxes_on_no_true_face_hidden_ones_included() -> None:
+    """``boxes_off_face``: the share of drawn boxes overlapping no true face by IoU 0.3, where a
+    hidden or small true face still counts as a face (a box on it is not a box on nothing)."""
+    from benchmarks.small_faces import score
+    from benchmarks.street_clip import TruthFace
+    from streamer.types import Box
+
+    seen = TruthFace(0, Box(100, 100, 149, 149, 1.0), True)
+    hidden = TruthFace(1, Box(400, 100, 449, 149, 1.0), False)
+    clip = Clip("unit", Path("unit.mp4"), 1.0, (1920, 1080), [[seen, hidden], [seen, hidden]])
+
+    def box(x: int, y: int = 100) -> dict:
+        return {"left": x, "top": y, "right": x + 49, "bottom": y + 49}
+
+    lines = [
+        {"frame": 0, "faces": [box(100), box(400), box(900)]},  # on the face, on the hidden one, on nothing
+        {"frame": 1, "faces": [box(120), box(100, 160)]},  # IoU 0.43 with the face; beside it (IoU 0)
+    ]
+    s = score(clip, lines, warmup_s=0.0)
+    assert s["boxes_drawn"] == 5
+    assert s["boxes_off_face"] == 0.4
+    assert s["recall_ge40"] == 0.5  # the hidden face is not scored; the shifted box misses at IoU 0.5
