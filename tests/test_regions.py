@@ -296,6 +296,40 @@ def test_a_face_found_after_a_long_round_on_1080p_starts_where_it_is_now() -> No
     assert len(new) == 1 and abs(new[0].box[0] - (400 + 4 * late)) <= 4
 
 
+def test_a_fast_face_found_after_a_long_round_on_1080p_is_carried_to_it(shared) -> None:
+    """A 48 px face crossing a 1080p street at 14 px a frame, answered 30 frames late: the frames
+    kept between are 2-3 apart (16 full-resolution frames fit), 30-40 px of motion, past what
+    frame-to-frame LK finds; a deeper pyramid and the face's own velocity carry it there (it had
+    stayed where the flow lost it, a few face widths behind, and a box stood on the empty street)."""
+    bgr = cv2.imread(str(shared / "data/dlib_faces/bald_guys.jpg"))
+    face = cv2.resize(bgr[433:613, 552:732], (48, 48), interpolation=cv2.INTER_AREA)  # one man's face
+    rng = np.random.default_rng(3)
+    street = cv2.GaussianBlur((rng.random((1080, 1920, 3)) * 40 + 100).astype(np.uint8), (0, 0), 3)
+    speed, late = -14, 30
+
+    def frame(i: int) -> np.ndarray:
+        im = street.copy()
+        im[100:148, 100:148] = face  # a still face with a track: the flow stays at full resolution
+        x = 1400 + speed * i
+        im[500:548, x : x + 48] = face
+        return im
+
+    t = Tracker(TrackerRule(confirm_hits=1))
+    t.follow(frame(0), 0, 0.0)
+    t.update([Face(Box(100, 100, 147, 147, 1.0))], 0, 0.0)
+    for i in range(1, late + 1):  # frame 1 goes to the detector; its answer comes 29 frames later
+        t.follow(frame(i), i, i / 25, keep=(i == 1))
+    gaps = np.diff(sorted(t._frames))
+    assert gaps.max() >= 2  # the frames between were thinned: the case under test
+    t.update(
+        [Face(Box(100, 100, 147, 147, 1.0)), Face(Box(1400 + speed, 500, 1447 + speed, 547, 1.0))],
+        1,
+        late / 25,
+    )
+    (new,) = [tr for tr in t.tracks if tr.box[1] > 400]
+    assert abs(new.box[0] - (1400 + speed * late)) <= 6, new.box
+
+
 def test_frames_kept_for_carrying_are_bounded() -> None:
     """A detector that never answers must not make the tracker hold every frame."""
     from streamer.track.tracker import CARRY_BYTES, CARRY_FRAMES

@@ -385,14 +385,23 @@ class Tracker:
             xyxy = np.array([[b.left, b.top, b.right, b.bottom] for b in boxes], dtype=np.float64)
             steps = [i for i in sorted(self._frames) if i >= index]
             ok = np.zeros(len(boxes), dtype=bool)
+            v = np.zeros((len(boxes), 2))  # each box's shift per frame on its last step that held
             if steps and steps[0] == index:
                 for a, b in itertools.pairwise(steps):
                     (ga, sa), (gb, sb) = self._frames[a], self._frames[b]
                     if sa != sb or ga.shape != gb.shape:
                         continue
-                    for k, mv in enumerate(follow_near(ga, gb, sa, [tuple(x) for x in xyxy])):
-                        if mv is not None:
+                    # frames kept apart: a fast face moves further between them than frame to
+                    # frame, so LK starts from where its velocity so far puts it (see flow.py)
+                    moves = follow_near(
+                        ga, gb, sa, [tuple(x) for x in xyxy], [tuple(g) for g in v * (b - a)], b - a
+                    )
+                    for k, mv in enumerate(moves):
+                        if mv is None:  # the flow lost it here: on at its velocity
+                            xyxy[k] += np.tile(v[k] * (b - a), 2)
+                        else:
                             xyxy[k] = _moved(xyxy[k], mv)
+                            v[k] = (mv[0] / (b - a), mv[1] / (b - a))
                             ok[k] = True
             shifts = [((now[:2] + now[2:]) - (then[:2] + then[2:])) / 2 for then, now in moved]
             shift = np.median(shifts, axis=0) if shifts else np.zeros(2)
