@@ -128,7 +128,7 @@ def test_tracking_scenario_writes_every_figure(tmp_path: Path) -> None:
     from benchmarks.tracking import main
 
     out = tmp_path / "tracking.json"
-    assert main(["--frames", "12", "--every", "1,6", "--out", str(out)]) == 0
+    assert main(["--frames", "12", "--every", "1,6", "--phases", "--out", str(out)]) == 0
     data = json.loads(out.read_text())
     assert data["frames"] == 12 and [r["every"] for r in data["runs"]] == [1, 6]
     for r in data["runs"]:
@@ -136,6 +136,11 @@ def test_tracking_scenario_writes_every_figure(tmp_path: Path) -> None:
         assert r["ids_per_person"] >= 1.0 and r["faces_classified"] <= r["faces_detected"]
     assert data["runs"][0]["recall_vs_every_frame"] > 0.9  # detection on every frame shows what it found
     assert set(data["tracker_ms_per_frame_by_faces"]) == {"1", "8", "32"}
+    one, six = (r["over_phases"] for r in data["runs"])
+    assert one["phases"] == 1 and one["recall_vs_truth_mean"] == data["runs"][0]["recall_vs_truth"]
+    assert six["phases"] == 6  # the clip started at each of frames 0-5; phase 0 is the run above
+    assert six["recall_vs_truth_min"] <= data["runs"][1]["recall_vs_truth"]
+    assert six["recall_vs_truth_min"] <= six["recall_vs_truth_mean"] <= 1.0
 
 
 def test_live_clip_scores_recall_ghosts_and_the_wait_after_each_cut() -> None:
