@@ -16,7 +16,9 @@ since it was last detected, or until its box leaves the frame; then it ends. A s
 (the grey histogram jumps and the picture's layout changes with it: not a change of exposure)
 ends every track and asks for a detection on the next frame; faces
 the detector found on a frame before the cut, arriving after it, are dropped. A change of the
-frame size scales every track with it (a cut if the picture's shape changed).
+frame size scales every track with it (a cut if the picture's shape changed). A confirmed track
+whose box, at its look every ``unlike_every`` frames, shows nothing like the face the detector
+last saw (appearance.py) is not drawn until it does again or the detector next sees the face.
 
 Tracks also carry the classifier evidence (evidence.py) and the schedule of when their face
 needs classifying again (first sight, box grown by ``reclassify_growth``, every
@@ -34,6 +36,7 @@ import cv2
 import numpy as np
 
 from streamer.detect.regions import looked_at
+from streamer.track.appearance import likeness, template
 from streamer.track.evidence import EvidenceRule, LabelEvidence, look_weight
 from streamer.track.flow import follow_boxes, follow_near, to_gray, work_scale
 from streamer.track.matching import XYXY, iou_matrix, match, near_matrix
@@ -75,6 +78,13 @@ class TrackerRule:
     duplicate_inside: float = 0.6
     # two tracks overlapping this much are one face: the one detected longer ago ends
     duplicate_iou: float = 0.5
+    # a track whose box has shown nothing like the face the detector last saw there (best
+    # correlation of their grey patches under ``unlike``) at this many looks in a row, one every
+    # ``unlike_every`` frames, is not drawn until it does again or the detector sees it: a box
+    # pulled off its face, left on the street (0 looks: off)
+    unlike: float = 0.5
+    unlike_looks: int = 1
+    unlike_every: int = 3
     evidence: EvidenceRule = field(default_factory=EvidenceRule)
 
 
@@ -120,10 +130,19 @@ class Track:
         self.detections_since_classified = 0
         self.flow_failures = 0
         self.seen_at = self.box.copy()  # where the detector last saw the face (then)
+        # the face as the detector last saw it (appearance.template; None: the box is not judged)
+        self.template: tuple[np.ndarray, ...] | None = None
+        self.likeness: float | None = None  # the box's content to the template, at its last look
+        self.unlike_run = 0  # looks in a row the likeness was under the rule's ``unlike``
 
     @property
     def xyxy(self) -> XYXY:
         return tuple(self.box)  # type: ignore[return-value]
+
+    @property
+    def shown(self) -> bool:
+        """Confirmed, and its box still shows the face (see ``TrackerRule.unlike``)."""
+        return self.confirmed and not (self.rule.unlike_looks and self.unlike_run >= self.rule.unlike_looks)
 
     def box_at(self, index: int) -> np.ndarray:
         """Where the track was on frame ``index`` (its oldest known box if that is before it began)."""
@@ -217,6 +236,15 @@ class Tracker:
             moves = follow_boxes(self._prev, gray, s, [tr.xyxy for tr in self.tracks])
             for tr, mv in zip(self.tracks, moves, strict=True):
                 self._move(tr, mv)
+        for tr in self.tracks:  # (a look costs 0.1-0.2 ms: each track's turn comes every few frames)
+            if (
+                self.rule.unlike_looks
+                and tr.template is not None
+                and (index + tr.id) % self.rule.unlike_every == 0
+            ):
+                tr.likeness = likeness(tr.template, gray, s, tr.box)
+                unlike = tr.likeness is not None and tr.likeness < self.rule.unlike
+                tr.unlike_run = tr.unlike_run + 1 if unlike else 0
         # the next step may pick another scale (a smaller face arrived): then this frame is redone
         s_next = work_scale(image.shape, smallest)
         self._prev, self._prev_scale = (gray, s) if s_next == s else (to_gray(image, s_next), s_next)
@@ -323,8 +351,14 @@ class Tracker:
             lost, new = [lost[i] for i in still_lost], [new[j] for j in still_new]
         if looked:
             lost = [ti for ti in lost if looked_at(_as_box(then[ti]), looked)]
+        seen = self._frames.get(index) or (
+            (self._prev, self._prev_scale) if index == self._index and self._prev is not None else None
+        )  # the grey frame the detector saw, for the faces' templates
         for ti, di in pairs:
             self._correct(self.tracks[ti], np.asarray(then[ti]), faces[di], t)
+            tr = self.tracks[ti]
+            tr.unlike_run = 0
+            tr.template = template(seen[0], seen[1], dets[di]) if seen is not None else None
         for ti in lost:
             self.tracks[ti].misses += 1
         duplicates = {
@@ -336,6 +370,8 @@ class Tracker:
             f = Face(box, faces[di].labels, faces[di].track)
             tr = Track(self._next_id, f, index, t, rule)
             self._next_id += 1
+            if seen is not None:
+                tr.template = template(seen[0], seen[1], dets[di])
             if f.labels:
                 self._look(tr, f)
             self.tracks.append(tr)
@@ -471,8 +507,8 @@ class Tracker:
         return self._prev
 
     def faces(self) -> tuple[Face, ...]:
-        """The confirmed tracks' faces on the last followed frame."""
-        return tuple(tr.face() for tr in self.tracks if tr.confirmed)
+        """The shown tracks' faces on the last followed frame."""
+        return tuple(tr.face() for tr in self.tracks if tr.shown)
 
     def predicted(self) -> list[tuple[int, Box]]:
         """Every live track's (id, box) on the last followed frame: for a detection scheduler."""
