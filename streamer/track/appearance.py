@@ -30,15 +30,17 @@ def template(gray: np.ndarray, s: float, box) -> tuple[np.ndarray, ...] | None:
     crop = _area(gray, s, box, PATCH)
     if crop is None:
         return None
-    out = []
-    for f in SCALES:
-        p = cv2.resize(crop, (round(PATCH * f),) * 2, interpolation=cv2.INTER_AREA)
-        p -= p.mean()
-        n = float(np.linalg.norm(p))
-        if n <= 1e-3 * p.shape[0]:
-            return None
-        out.append(p / n)
-    return tuple(out)
+    out = [
+        normalised(cv2.resize(crop, (round(PATCH * f),) * 2, interpolation=cv2.INTER_AREA)) for f in SCALES
+    ]
+    return None if any(p is None for p in out) else tuple(out)
+
+
+def normalised(p: np.ndarray) -> np.ndarray | None:
+    """``p`` (float32) less its mean, over its norm: its layout, whatever the exposure; None if flat."""
+    p = p - p.mean()
+    n = float(np.linalg.norm(p))
+    return p / n if n > 1e-3 * np.sqrt(p.size) else None
 
 
 def likeness(template: tuple[np.ndarray, ...] | None, gray: np.ndarray, s: float, box) -> float | None:

@@ -36,7 +36,7 @@ import cv2
 import numpy as np
 
 from streamer.detect.regions import looked_at
-from streamer.track.appearance import likeness, template
+from streamer.track.appearance import likeness, normalised, template
 from streamer.track.evidence import EvidenceRule, LabelEvidence, look_weight
 from streamer.track.flow import follow_boxes, follow_near, to_gray, work_scale
 from streamer.track.matching import XYXY, iou_matrix, match, near_matrix
@@ -548,9 +548,8 @@ def _moved(box: np.ndarray, mv: tuple[float, float, float]) -> np.ndarray:
 
 def _thumbnail(gray: np.ndarray) -> np.ndarray:
     """32x24, zero mean, unit norm: the picture's layout, whatever its exposure."""
-    t = cv2.resize(gray, (32, 24), interpolation=cv2.INTER_AREA).astype(np.float32)
-    t -= t.mean()
-    return t / max(float(np.linalg.norm(t)), 1e-6)
+    t = normalised(cv2.resize(gray, (32, 24), interpolation=cv2.INTER_AREA).astype(np.float32))
+    return np.zeros((24, 32), np.float32) if t is None else t
 
 
 def _visible_fraction(box: np.ndarray, w: int, h: int) -> float:
