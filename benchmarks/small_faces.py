@@ -52,6 +52,7 @@ ROOT = Path(__file__).resolve().parents[1]
 RESULTS_TMP = ROOT / "benchmarks" / "results" / "tmp"
 WARMUP_S = 2.0  # recall counts once a stream has run this long
 OFF_FACE_IOU = 0.3  # a drawn box overlapping no true face by this much is on no face
+SWITCH_FRAMES = 5  # a track counts as on a person once its box was on them this many frames
 BIG_FACE = 80
 RUNS = {  # name: the clips (kind, seed) played at once
     "street": [("street", 1)],
@@ -87,6 +88,9 @@ def score(clip: Clip, lines: list[dict[str, Any]], warmup_s: float = WARMUP_S) -
     appear: dict[int, int] = {}  # person -> first frame as a scored face
     first_box: dict[int, int] = {}  # person -> first frame with a matching box, at or after appearing
     drawn = off_face = 0  # boxes drawn after the warm-up, and those on no face (IoU < 0.3 with every one)
+    on: dict[int, dict[int, int]] = defaultdict(lambda: defaultdict(int))  # track -> person -> frames
+    first_on: dict[int, int] = {}  # track -> the first person its box was on
+    on_another = 0  # frames x boxes where a track's box was on someone other than its first person
     for n in range(n_truth):
         for f in clip.scored(n):
             appear.setdefault(f.person, n)
@@ -97,6 +101,11 @@ def score(clip: Clip, lines: list[dict[str, Any]], warmup_s: float = WARMUP_S) -
         m = iou_matrix([_xyxy(f.box) for f in faces], got)
         pairs, _, _ = match(m, 0.5)
         hit = {i for i, _ in pairs}
+        for i, j in pairs:
+            if shown[n][j].get("track") is not None:
+                tid = int(shown[n][j]["track"])
+                on[tid][faces[i].person] += 1
+                on_another += first_on.setdefault(tid, faces[i].person) != faces[i].person
         if n / fps >= warmup_s and got:  # any truth face counts here: hidden, small or partly out
             near = iou_matrix([_xyxy(f.box) for f in clip.truth[n]], got)
             drawn += len(got)
@@ -115,6 +124,10 @@ def score(clip: Clip, lines: list[dict[str, Any]], warmup_s: float = WARMUP_S) -
     frames_shown = sorted(shown)
     times = [float(line.get("time_s", 0.0)) for line in lines]
     span = (max(times) - min(times)) if len(times) > 1 else 0.0
+    ids: dict[int, set[int]] = defaultdict(set)  # person -> the tracks whose box was on them
+    for tid, people in on.items():
+        for person in people:
+            ids[person].add(tid)
     return {
         "clip": clip.name,
         "recall_ge40": _ratio(counts["ge40"]),
@@ -122,6 +135,15 @@ def score(clip: Clip, lines: list[dict[str, Any]], warmup_s: float = WARMUP_S) -
         "recall_40to80": _ratio(counts["40to80"]),
         "boxes_off_face": round(off_face / drawn, 4) if drawn else None,
         "boxes_drawn": drawn,
+        # tracks: distinct ids per person boxed, and tracks whose box was on two people or more
+        # (SWITCH_FRAMES frames each): a label shown on someone it was not settled on
+        "ids_per_person": round(sum(len(v) for v in ids.values()) / len(ids), 3) if ids else None,
+        "tracks_on_two_people": sum(
+            1 for people in on.values() if sum(1 for k in people.values() if k >= SWITCH_FRAMES) > 1
+        ),
+        # boxes (one per frame) of a track on someone other than the person it began on: what
+        # they show is that person's label
+        "boxes_on_another_person": on_another,
         "truth_faces_ge40": counts["ge40"][1],
         "truth_faces_ge80": counts["ge80"][1],
         "people": len(appear),
@@ -298,6 +320,9 @@ def live_run(
         "recall_ge80": _mean(streams, "recall_ge80"),
         "recall_40to80": _mean(streams, "recall_40to80"),
         "boxes_off_face": _mean(streams, "boxes_off_face"),
+        "ids_per_person": _mean(streams, "ids_per_person"),
+        "tracks_on_two_people": sum(s["tracks_on_two_people"] for s in streams),
+        "boxes_on_another_person": sum(s["boxes_on_another_person"] for s in streams),
         "first_box_s_p50": _mean([s["first_box_s"] for s in streams], "p50"),
         "output_fps_min": min((s["output_fps"] or 0.0) for s in streams),
         "published_min": round(min(s["frames_published"] / s["frames_in_clip"] for s in streams), 3),
@@ -305,12 +330,19 @@ def live_run(
 
 
 def planned_run(
-    clip: Clip, strategy: str, every: int, latency: int, pipeline: dict[str, Any] | None = None
+    clip: Clip,
+    strategy: str,
+    every: int,
+    latency: int,
+    pipeline: dict[str, Any] | None = None,
+    classify: bool = False,
 ) -> dict[str, Any]:
     """``clip`` through the face stage in this process, detecting (with the config's engine and
     ``strategy``) on every ``every``-th frame, each answer reaching the stage ``latency`` frames
     later: the same every run, whatever the machine's speed or load, so it measures what the
-    planner chooses to look at, not how fast the detector is (the live runs measure both)."""
+    planner chooses to look at, not how fast the detector is (the live runs measure both).
+    ``classify``: with the config's classifiers (labels, and the identities that split a track
+    pulled onto someone else); without, boxes only (faster)."""
     from collections import deque
 
     import cv2
@@ -323,7 +355,7 @@ def planned_run(
 
     cfg = load_config(ROOT / "config.toml", environ={})
     p = cfg.pipeline.model_copy(update={"strategy": strategy, **(pipeline or {})})
-    engine = build_engine(cfg.model_copy(update={"pipeline": p, "classifiers": []}))  # boxes are scored
+    engine = build_engine(cfg.model_copy(update={"pipeline": p, **({} if classify else {"classifiers": []})}))
     stage = FaceStage(clip.name, every, planner=planner_for(p))
     cap = cv2.VideoCapture(str(clip.path))
     lines: list[dict[str, Any]] = []
@@ -347,7 +379,13 @@ def planned_run(
             stage.on_detections(waiting.popleft()[1])
         out = stage.finish(frame, draw=False)
         faces = [
-            {"left": f.box.left, "top": f.box.top, "right": f.box.right, "bottom": f.box.bottom}
+            {
+                "left": f.box.left,
+                "top": f.box.top,
+                "right": f.box.right,
+                "bottom": f.box.bottom,
+                "track": f.track,
+            }
             for f in out.faces
         ]
         lines.append({"frame": n, "faces": faces})
@@ -360,6 +398,7 @@ def planned_run(
         "clips": [clip.name],
         "planned_every": every,
         "planned_latency": latency,
+        "classify": classify,
         "pipeline": pipeline or {},
         "wall_s": round(time.perf_counter() - t0, 1),
         "detect_mpx_per_round": round(pixels / 1e6 / max(1, stage.detections_due), 3) if pixels else None,
@@ -368,6 +407,9 @@ def planned_run(
         "recall_ge80": s["recall_ge80"],
         "recall_40to80": s["recall_40to80"],
         "boxes_off_face": s["boxes_off_face"],
+        "ids_per_person": s["ids_per_person"],
+        "tracks_on_two_people": s["tracks_on_two_people"],
+        "boxes_on_another_person": s["boxes_on_another_person"],
         "first_box_s_p50": s["first_box_s"]["p50"],
     }
 
@@ -384,6 +426,9 @@ COLUMNS = (
     "recall_ge80",
     "recall_40to80",
     "boxes_off_face",
+    "ids_per_person",
+    "tracks_on_two_people",
+    "boxes_on_another_person",
     "first_box_s_p50",
     "cpu_per_stream",
     "cpu_per_stream_with_startup",
@@ -420,6 +465,9 @@ def markdown(data: dict[str, Any]) -> str:
         "recall_ge80",
         "recall_40to80",
         "boxes_off_face",
+        "ids_per_person",
+        "tracks_on_two_people",
+        "boxes_on_another_person",
         "first_box_p50",
         "first_box_p90",
         "people",
@@ -478,6 +526,12 @@ def main(argv: list[str] | None = None) -> int:
         default="6",
         help="with --planned-every: frames an answer takes (a list pairs with --planned-every's)",
     )
+    ap.add_argument(
+        "--planned-classify",
+        action="store_true",
+        help="with --planned-every: classify too (labels, and identities that split a track pulled "
+        "onto someone else; slower)",
+    )
     ap.add_argument("--child", type=Path, default=None, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.child:
@@ -517,10 +571,15 @@ def main(argv: list[str] | None = None) -> int:
             for strategy in args.strategies.split(",") if len(RUNS[run]) == 1 else []:
                 (key,) = RUNS[run]
                 progress(f"run {run}, strategy {strategy}, detection every {every}th frame, {latency} late")
-                r = planned_run(clips[key], strategy, every, latency, overrides)
+                r = planned_run(clips[key], strategy, every, latency, overrides, args.planned_classify)
                 r["run"] = run
                 data["runs"].append(r)
-                progress(f"  recall >=40 {r['recall_ge40']}, >=80 {r['recall_ge80']}")
+                progress(
+                    f"  recall >=40 {r['recall_ge40']}, >=80 {r['recall_ge80']}, "
+                    f"off face {r['boxes_off_face']}, ids/person {r['ids_per_person']}, "
+                    f"tracks on 2+ people {r['tracks_on_two_people']}, "
+                    f"boxes on another {r['boxes_on_another_person']}"
+                )
     if len(settings) > 1:
         for strategy in args.strategies.split(","):
             got = [r["recall_ge40"] for r in data["runs"] if r["strategy"] == strategy]

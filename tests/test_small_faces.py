@@ -125,3 +125,30 @@ def test_boxes_off_face_counts_boxes_on_no_true_face_hidden_ones_included() -> N
     assert s["boxes_drawn"] == 5
     assert s["boxes_off_face"] == 0.4
     assert s["recall_ge40"] == 0.5  # the hidden face is not scored; the shifted box misses at IoU 0.5
+
+
+def test_a_track_going_on_with_someone_else_is_counted() -> None:
+    """``boxes_on_another_person``: boxes of a track on someone other than the person it began on
+    (they show that person's label); ``tracks_on_two_people`` (5 frames each) and ids per person."""
+    from benchmarks.small_faces import SWITCH_FRAMES, score
+    from benchmarks.street_clip import TruthFace
+    from streamer.types import Box
+
+    n = SWITCH_FRAMES + 3
+    her, him = Box(100, 100, 149, 149, 1.0), Box(400, 100, 449, 149, 1.0)
+    frames = [[TruthFace(0, her, True), TruthFace(1, him, True)] for _ in range(2 * n)]
+    clip = Clip("unit", Path("unit.mp4"), 1.0, (1920, 1080), frames)
+
+    def on(b: Box, track: int) -> dict:
+        return {"left": b.left, "top": b.top, "right": b.right, "bottom": b.bottom, "track": track}
+
+    # track 1 on her, then on him (his own track 2 ended); then a new track 3 on him
+    lines = [{"frame": i, "faces": [on(her, 1), on(him, 2)]} for i in range(n)]
+    lines += [{"frame": n + i, "faces": [on(him, 1 if i < n - 1 else 3)]} for i in range(n)]
+    s = score(clip, lines, warmup_s=0.0)
+    assert s["boxes_on_another_person"] == n - 1
+    assert s["tracks_on_two_people"] == 1
+    assert s["ids_per_person"] == 2.0  # her: 1; him: 2, 1 and 3
+    assert s["recall_ge40"] == (2 * n + n) / (4 * n)  # she has no box once hers went with him
+    short = score(clip, lines[: n + SWITCH_FRAMES - 1], warmup_s=0.0)  # on him for 4 frames only
+    assert short["tracks_on_two_people"] == 0 and short["boxes_on_another_person"] == SWITCH_FRAMES - 1
