@@ -50,6 +50,12 @@ class Metrics:
         )
         self.tracks = Counter(P + "tracks_total", "Face tracks started (distinct faces seen)", s, registry=r)
         self.tracks_active = Gauge(P + "tracks_active", "Face tracks shown now", s, registry=r)
+        self.track_switches = Counter(
+            P + "track_switches_total",
+            "Tracks ended because the face they had come to lie on was someone else's (face descriptors)",
+            s,
+            registry=r,
+        )
         self.events_dropped = Counter(
             P + "events_dropped_total", "Track events not delivered to a slow event client", s, registry=r
         )
@@ -116,6 +122,7 @@ class Metrics:
             self.detect_pixels,
             self.tracks,
             self.tracks_active,
+            self.track_switches,
             self.events_dropped,
         ):
             with contextlib.suppress(KeyError):

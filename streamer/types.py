@@ -61,6 +61,9 @@ class Face:
     box: Box
     labels: tuple[Label, ...] = ()
     track: int | None = None  # the id of the track this face belongs to (None: straight from the detector)
+    # who it is: dlib's 128-D face descriptor (float32; same person under ~0.6 apart), where the
+    # face was classified on the face backbone; None where it was not
+    identity: np.ndarray | None = field(default=None, compare=False, repr=False)
 
     def as_dict(self) -> dict[str, object]:
         d: dict[str, object] = self.box.as_dict()

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from streamer.track.identity import other_person
 from streamer.types import Box
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
@@ -159,7 +160,17 @@ def test_engine_feeds_backbone_heads_once_per_face(tmp_path: Path, monkeypatch: 
     for f, d in zip(faces, want, strict=True):
         assert [lab.classifier for lab in f.labels] == ["one", "two"]
         assert f.labels[0].label == ("b" if d[0] > 0 else "a") == f.labels[1].label
+        assert f.identity is not None and np.allclose(f.identity, d)  # who it is, for the tracks
     assert timings.classifier_batches == {"one": 3, "two": 3}
+    # the identities tell the two people of the first picture apart, and know the one on the left
+    # again in the second (the same man: 0.33 apart, against 0.85-0.87 between the two men)
+    left, right, obama = faces
+    assert other_person(left.identity, right.identity) and other_person(right.identity, obama.identity)
+    assert not other_person(left.identity, obama.identity)
+    assert not other_person(obama.identity, None)  # unknown: never called someone else
+    # a face of a settled track is not classified: no identity either
+    (skipped,), _ = engine.run([images[1]], [[obama.box]])
+    assert skipped.faces[0].identity is None and not skipped.faces[0].labels
 
 
 def _compile_counter(models: list) -> Callable[[], int]:

@@ -52,6 +52,33 @@ def test_two_tracks_drifting_onto_one_face_become_one() -> None:
     assert ("end", 1) in [(e.kind, e.track) for e in tr.drain_events()]
 
 
+def test_of_two_tracks_on_one_face_the_one_it_looks_like_stays(shared: Path) -> None:
+    # someone walks in front of a face and the flow pulls the face's box onto theirs: of the two
+    # boxes now on the passer-by, theirs stays, though the face's track was detected more recently
+    bgr = cv2.imread(str(shared / "data/dlib_faces/bald_guys.jpg"))
+    him = cv2.resize(cv2.cvtColor(bgr[433:613, 552:732], cv2.COLOR_BGR2RGB), (64, 64))
+    her = cv2.resize(cv2.cvtColor(bgr[0:180, 0:180], cv2.COLOR_BGR2RGB), (64, 64))
+    rng = np.random.default_rng(3)
+    wall = cv2.GaussianBlur(rng.integers(0, 255, (480, 640, 3), dtype=np.uint8), (0, 0), 3)
+    both = wall.copy()
+    both[60:124, 100:164], both[60:124, 300:364] = him, her
+    tr = Tracker(TrackerRule(confirm_hits=1))
+    tr.follow(both, 0, 0.0)
+    tr.update([face(100, 60, 64)], 0, 0.0)
+    tr.update([face(300, 60, 64)], 0, 0.1)  # hers, detected after his
+    tr.tracks[1].box[:] = (103, 62, 166, 125)  # her box pulled onto him
+    tr.follow(both, 1, 0.2)
+    assert [f.track for f in tr.faces()] == [1]
+    # where the face there is like neither template, the one detected longer ago ends, as before
+    tr2 = Tracker(TrackerRule(confirm_hits=1))
+    tr2.follow(both, 0, 0.0)
+    tr2.update([face(100, 60, 64)], 0, 0.0)
+    tr2.update([face(300, 60, 64)], 0, 0.1)
+    tr2.tracks[1].box[:] = (103, 62, 166, 125)
+    tr2.follow(wall, 1, 0.2)  # (both faces gone: the wall)
+    assert [t.id for t in tr2.tracks] == [2]
+
+
 def test_flow_on_crops_moves_boxes_as_flow_on_the_whole_image() -> None:
     """A 1080p frame with small faces is followed on crops around them: the same shift and scale as
     the whole image's flow, for a box in the middle and one cut off by the frame's corner."""
@@ -332,6 +359,77 @@ def test_a_settled_track_is_reclassified_on_growth_or_schedule_only() -> None:
     assert tr.settled_boxes() == ()
 
 
+def test_a_face_matched_by_place_but_of_someone_else_starts_its_own_track() -> None:
+    # someone walks in front of a face: the flow takes the box along with them, and the next
+    # detection, of them, overlaps the box as well as the face did; their identities tell them apart
+    rng = np.random.default_rng(0)
+
+    def near(v: np.ndarray, d: float) -> np.ndarray:
+        step = rng.normal(size=v.shape).astype(np.float32)
+        return v + step * (d / np.linalg.norm(step))
+
+    she = rng.normal(size=128).astype(np.float32) * 0.09
+    female, male = [Label("gender", "female", 0.95)], [Label("gender", "male", 0.95)]
+    tr = Tracker(TrackerRule(confirm_hits=1))
+    for i, (who, labels) in enumerate([(she, female), (near(she, 0.4), female), (None, [])]):
+        tr.follow(GREY, i, i / 10)
+        tr.update([Face(Box(100, 50, 159, 109, 1.0), tuple(labels), identity=who)], i, i / 10)
+    (kept,) = tr.faces()  # her again (0.4 apart), then a look without identity (settled, unclassified)
+    assert kept.track == 1 and kept.labels[0].label == "female"
+    tr.drain_events()
+    tr.follow(GREY, 3, 0.3)
+    tr.update([Face(Box(104, 52, 163, 111, 1.0), tuple(male), identity=near(she, 0.9))], 3, 0.3)
+    (him,) = tr.faces()
+    assert him.track == 2 and him.labels[0].label != "female"  # her label is not shown on him
+    events = [(e.kind, e.track) for e in tr.drain_events()]
+    assert ("end", 1) in events and ("start", 2) in events and tr.switches == 1
+    # with the rule off he would have gone on as her
+    off = Tracker(TrackerRule(confirm_hits=1, other_person=0.0))
+    for i, (who, labels) in enumerate([(she, female), (near(she, 0.9), male)]):
+        off.follow(GREY, i, i / 10)
+        off.update([Face(Box(100, 50, 159, 109, 1.0), tuple(labels), identity=who)], i, i / 10)
+    assert [f.track for f in off.faces()] == [1]
+
+
+def test_a_face_that_looks_unlike_its_template_beside_another_is_classified_again(shared: Path) -> None:
+    # the doubt that asks for an identity: a settled track's box whose content changed while
+    # another track is near (someone who could have walked in front) is not left out of the next
+    # detection's classifying, so who it shows is checked then; a face alone is not
+    bgr = cv2.imread(str(shared / "data/dlib_faces/bald_guys.jpg"))
+    head = cv2.resize(cv2.cvtColor(bgr[433:613, 552:732], cv2.COLOR_BGR2RGB), (64, 64))
+    other = cv2.resize(cv2.cvtColor(bgr[0:180, 0:180], cv2.COLOR_BGR2RGB), (64, 64))
+    rng = np.random.default_rng(3)
+    wall = cv2.GaussianBlur(rng.integers(0, 255, (480, 640, 3), dtype=np.uint8), (0, 0), 3)
+    with_face, with_other = wall.copy(), wall.copy()
+    with_face[60:124, 100:164] = head
+    with_other[60:124, 100:164] = other
+    male = [Label("gender", "male", 0.95)]
+
+    def settled(neighbour: bool) -> Tracker:
+        tr = Tracker(TrackerRule(confirm_hits=1, unlike_every=1))
+        for i in range(2):
+            tr.follow(with_face, i, i / 10)
+            faces = [face(100, 60, 64, labels=male)] + ([face(190, 60, 64, labels=male)] if neighbour else [])
+            tr.update(faces, i, i / 10)
+        for i in (2, 3):
+            tr.follow(with_face, i, i / 10)
+        assert len(tr.settled_boxes()) == 1 + neighbour and not tr.tracks[0].doubted
+        tr.follow(with_other, 4, 0.4)
+        assert tr.tracks[0].likeness < 0.8
+        return tr
+
+    alone = settled(neighbour=False)
+    assert not alone.tracks[0].doubted and len(alone.settled_boxes()) == 1
+    tr = settled(neighbour=True)
+    assert tr.tracks[0].doubted and len(tr.settled_boxes()) == 1  # only the changed face
+    tr.update([face(100, 60, 64)], 4, 0.45)  # detected but not classified: still in doubt
+    assert tr.tracks[0].doubted and len(tr.settled_boxes()) == 1
+    tr.update([face(100, 60, 64, labels=male)], 4, 0.5)  # classified again: the doubt is answered
+    assert not tr.tracks[0].doubted and len(tr.settled_boxes()) == 2
+    tr.follow(with_other, 5, 0.6)  # and the face it shows now is its template
+    assert tr.tracks[0].likeness > 0.8 and not tr.tracks[0].doubted
+
+
 def test_event_hub_drops_a_slow_client_and_never_blocks() -> None:
     m = Metrics()
     hub = EventHub("cam", m)
@@ -357,12 +455,24 @@ def test_face_stage_metrics_carry_the_stream_and_are_forgotten_with_it() -> None
         out = stage.process(f)
         assert out.faces and out.faces[0].track == 1
     assert not np.array_equal(out.image, GREY)  # drawn
-    stage.close(1.0)
     get = m.registry.get_sample_value
+    assert get("streamer_tracks_active", {"stream": "door"}) == 1
+    stage.close(1.0)
     assert get("streamer_tracks_total", {"stream": "door"}) == 1
     assert get("streamer_faces_total", {"stream": "door", "label": "gender:male"}) == 1  # once per track
     assert get("streamer_tracks_active", {"stream": "door"}) == 0
     assert get("streamer_stage_seconds_count", {"stage": "track"}) == 3
+    # a track whose box came to lie on someone else ends, and says so
+    gate = FaceStage("gate", 1, m)
+    me, you = np.zeros(128, np.float32), np.full(128, 0.1, np.float32)  # 1.13 apart
+    for i, who in enumerate((me, me, you)):
+        f = Frame("gate", i, GREY, i / 30)
+        gate.on_detections(
+            Detections("gate", i, f.captured_at, (Face(face(100, 50).box, male, identity=who),))
+        )
+        gate.process(f)
+    assert get("streamer_track_switches_total", {"stream": "gate"}) == 1
+    assert get("streamer_tracks_total", {"stream": "gate"}) == 2
     m.forget_stream("door")
     text = m.render().decode()
     assert 'stream="door"' not in text

@@ -102,6 +102,34 @@ queue_delay_ms = 5.0
     return path
 
 
+def test_faces_cross_the_wire_with_their_identity() -> None:
+    """A face's identity (descriptor) goes through the model server's JSON, so the front end's tracks
+    can tell a passer-by from the face they followed on Triton too; a face without one stays
+    without, and an answer of a server before identities decodes."""
+    import json
+
+    import numpy as np
+
+    from streamer.inference.engine import FrameResult
+    from streamer.inference.triton_wire import decode_result, encode_result
+    from streamer.types import BatchTimings, Box, Face, Label
+
+    who = np.random.default_rng(0).normal(size=128).astype(np.float32) * 0.09
+    faces = (
+        Face(Box(1, 2, 41, 42, 0.9), (Label("gender", "male", 0.8),), identity=who),
+        Face(Box(50, 2, 90, 42, 0.4)),
+    )
+    raw = encode_result(FrameResult(faces=faces), BatchTimings(0.1, 0.01, 1, 2))
+    a, b = decode_result(raw)[0].faces
+    assert a.box == faces[0].box and a.labels == faces[0].labels
+    assert a.identity is not None and np.abs(a.identity - who).max() < 1e-4
+    assert b.identity is None
+    doc = json.loads(raw)
+    del doc["ids"]
+    old = decode_result(json.dumps(doc).encode())[0]
+    assert [f.identity for f in old.faces] == [None, None] and old.faces[0].box == faces[0].box
+
+
 def test_triton_urls_must_be_host_port() -> None:
     cfg = load_config(
         None, {"pipeline": {"backend": "triton", "triton_urls": ["10.0.0.5:8001", "gpu-1:9001"]}}

@@ -46,6 +46,8 @@ FEATURES = {
     "dlib_level2": "the 128 channels after the 128-filter blocks, averaged over the face",
     "dlib_level3": "the 64 channels after the 64-filter blocks, averaged over the face",
 }
+# the feature that tells who a face is (``Face.identity``; tracks compare it, see track/identity.py)
+IDENTITY = "dlib_face_descriptor"
 # Test-time flip: a feature set named with this suffix is the mean of the chip's and of its
 # mirror image's (dlib's jitter averages descriptors of jittered chips the same way).
 FLIP_SUFFIX = "_flip"

@@ -100,7 +100,7 @@ def merge(
         for f in fs:
             b = to_frame(f.box, r, width, height)
             if not at_cut_edge(b, r, width, height):
-                faces.append(Face(b, f.labels, f.track))
+                faces.append(Face(b, f.labels, f.track, f.identity))
                 near_cut[id(faces[-1])] = at_cut_edge(b, r, width, height, NEAR_CUT * b.width)
     # a face well inside its region first: near a cut it may be part of a face, scored as high
     faces.sort(key=lambda f: (near_cut.get(id(f), False), -f.box.confidence))

@@ -18,7 +18,7 @@ import numpy as np
 
 from streamer.classify import Classifier, ModelFileError, read_meta
 from streamer.classify.backbone import FaceBackbone
-from streamer.classify.face_resnet import CHIP_SIZE, FEATURES, FLIP_SUFFIX, needs_mirror
+from streamer.classify.face_resnet import CHIP_SIZE, FEATURES, FLIP_SUFFIX, IDENTITY, needs_mirror
 from streamer.config import ClassifierConfig, Config
 from streamer.detect import BadImageError, as_rgb, make_detector
 from streamer.detect.proposals import Proposer
@@ -235,15 +235,19 @@ class Engine:
             for i, bs in zip(good, boxes, strict=True)
         ]
         picked = [[bs[j] for j in w] for bs, w in zip(boxes, wanted, strict=True)]
-        some, batches, errors = self.classify(rgb, picked, splits)
+        some, batches, errors, who = self.classify(rgb, picked, splits)
         labels: list[list[list[Label]]] = [[[] for _ in bs] for bs in boxes]
+        identity: list[list[np.ndarray | None]] = [[None for _ in bs] for bs in boxes]
         for k, w in enumerate(wanted):
-            for j, lab in zip(w, some[k], strict=True):
-                labels[k][j] = lab
+            for j, lab, d in zip(w, some[k], who[k], strict=True):
+                labels[k][j], identity[k][j] = lab, d
         t2 = time.perf_counter()
         n_faces = 0
         for k, i in enumerate(good):
-            faces = tuple(Face(b, tuple(lab)) for b, lab in zip(boxes[k], labels[k], strict=True))
+            faces = tuple(
+                Face(b, tuple(lab), identity=d)
+                for b, lab, d in zip(boxes[k], labels[k], identity[k], strict=True)
+            )
             n_faces += len(faces)
             results[i] = FrameResult(faces=faces)
         timings = BatchTimings(t1 - t0, t2 - t1, len(good), n_faces, batches, errors, splits[0])
@@ -284,19 +288,21 @@ class Engine:
 
     def classify(
         self, images: Sequence[np.ndarray], boxes: Sequence[Sequence[Box]], splits: list[int] | None = None
-    ) -> tuple[list[list[list[Label]]], dict[str, int], dict[str, str]]:
+    ) -> tuple[list[list[list[Label]]], dict[str, int], dict[str, str], list[list[np.ndarray | None]]]:
         """Labels per face per image; all faces of the batch go through each classifier at once.
+        Also each face's identity (``Face.identity``: its descriptor, where the backbone ran).
 
         A classifier that fails leaves its label off these faces (the error is returned), so
         one broken model never costs the boxes or the other classifiers.
         """
         per_face: list[list[list[Label]]] = [[[] for _ in bs] for bs in boxes]
+        who: list[list[np.ndarray | None]] = [[None for _ in bs] for bs in boxes]
         batches: dict[str, int] = {}
         errors: dict[str, str] = {}
         splits = splits if splits is not None else [0]
         n = sum(len(bs) for bs in boxes)
         if n == 0:
-            return per_face, batches, errors
+            return per_face, batches, errors, who
         features: dict[str, np.ndarray] | None = None
         backbone_error: str | None = None
         if self.backbone is not None and any(c.uses_backbone for c in self.classifiers):
@@ -305,6 +311,9 @@ class Engine:
             except Exception as e:
                 log.error("face backbone failed on a batch of %d faces: %s", n, e)
                 backbone_error = f"{type(e).__name__}: {e}"[:500]
+        if features is not None:
+            it = iter(features[IDENTITY])
+            who = [[next(it) for _ in bs] for bs in boxes]
         for clf in self.classifiers:
             try:
                 if clf.uses_backbone:
@@ -324,7 +333,7 @@ class Engine:
             for k, bs in enumerate(boxes):
                 for j in range(len(bs)):
                     per_face[k][j].append(next(it))
-        return per_face, batches, errors
+        return per_face, batches, errors, who
 
     def face_features(
         self, images: Sequence[np.ndarray], boxes: Sequence[Sequence[Box]], splits: list[int] | None = None

@@ -148,7 +148,10 @@ class TritonPool:
                     fs.append(list(result.faces))
                     rs.append(where)
                 else:
-                    whole[i] = tuple(Face(unscale_box(f.box, where, w, h), f.labels) for f in result.faces)
+                    whole[i] = tuple(
+                        Face(unscale_box(f.box, where, w, h), f.labels, identity=f.identity)
+                        for f in result.faces
+                    )
                 t = doc.get("t", [0.0, 0.0, 1])
                 share = 1.0 / max(1, int(t[2]))  # this piece's share of the server batch's time
                 detect_s += t[0] * share

@@ -11,6 +11,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import numpy as np
+
 from streamer.inference.engine import FrameResult
 from streamer.types import BatchTimings, Box, Face, Label
 
@@ -24,12 +26,15 @@ JPEG_QUALITY = 90
 
 
 def encode_result(result: FrameResult, timings: BatchTimings) -> bytes:
+    faces = result.faces
     doc: dict[str, Any] = {
         "faces": [
             [f.box.left, f.box.top, f.box.right, f.box.bottom, float(f.box.confidence)]
             + [[lab.classifier, lab.label, float(lab.probability)] for lab in f.labels]
             for f in result.faces
         ],
+        # each face's identity (Face.identity), rounded: the tracks' identity check needs ~0.01
+        "ids": [None if f.identity is None else [round(float(v), 5) for v in f.identity] for f in faces],
         "t": [timings.detect_s, timings.classify_s, timings.n_frames],
         "clf": timings.classifier_batches,
         "clf_err": timings.classifier_errors,
@@ -42,10 +47,13 @@ def encode_result(result: FrameResult, timings: BatchTimings) -> bytes:
 def decode_result(raw: bytes) -> tuple[FrameResult, dict[str, Any]]:
     """The frame's result (boxes in the sent image's coordinates) and the server batch's costs."""
     doc = json.loads(raw)
+    ids = doc.get("ids") or [None] * len(doc["faces"])
     faces = tuple(
         Face(
-            Box(int(f[0]), int(f[1]), int(f[2]), int(f[3]), float(f[4])), tuple(Label(*lab) for lab in f[5:])
+            Box(int(f[0]), int(f[1]), int(f[2]), int(f[3]), float(f[4])),
+            tuple(Label(*lab) for lab in f[5:]),
+            identity=None if d is None else np.asarray(d, np.float32),
         )
-        for f in doc["faces"]
+        for f, d in zip(doc["faces"], ids, strict=True)
     )
     return FrameResult(faces=faces, error=doc.get("error")), doc

@@ -56,6 +56,7 @@ class FaceStage:
         self.detections_due = 0  # frames sent to the detector: every Nth, and the one after a scene cut
         self._applied = -1  # frame index of the last detections applied
         self._counted: set[tuple[int, str]] = set()  # (track, classifier) already in faces_total
+        self._switches = 0  # the tracker's switches already in track_switches_total
         self.faces: tuple[Face, ...] = ()
         self._track_s = 0.0  # time prepare() took, counted with finish() in the "track" stage
 
@@ -152,7 +153,10 @@ class FaceStage:
     def _count(self, events: tuple[TrackEvent, ...]) -> None:
         m = self.metrics
         assert m is not None
-        m.tracks_active.labels(self.stream).set(sum(1 for t in self.tracker.tracks if t.confirmed))
+        m.tracks_active.labels(self.stream).set(sum(1 for t in self.tracker.tracks if t.shown))
+        if self.tracker.switches > self._switches:
+            m.track_switches.labels(self.stream).inc(self.tracker.switches - self._switches)
+            self._switches = self.tracker.switches
         for e in events:
             if e.kind == "start":
                 m.tracks.labels(self.stream).inc()

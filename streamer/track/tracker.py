@@ -19,6 +19,11 @@ the detector found on a frame before the cut, arriving after it, are dropped. A 
 frame size scales every track with it (a cut if the picture's shape changed). A confirmed track
 whose box, at its look every ``unlike_every`` frames, shows nothing like the face the detector
 last saw (appearance.py) is not drawn until it does again or the detector next sees the face.
+A detection overlapping a track but of someone else (identity.py: their face descriptors lie
+apart) is never matched to it; the track ends and the face starts its own: the track's box had
+been pulled onto a passer-by. Where its face looks less like its template than ``doubt`` while
+another track is near, a track is classified (so its identity checked) at the next detection. Of
+two tracks that come to lie on one face, the one whose template it is clearly less like ends.
 
 Tracks also carry the classifier evidence (evidence.py) and the schedule of when their face
 needs classifying again (first sight, box grown by ``reclassify_growth``, every
@@ -39,6 +44,7 @@ from streamer.detect.regions import looked_at
 from streamer.track.appearance import likeness, normalised, template
 from streamer.track.evidence import EvidenceRule, LabelEvidence, look_weight
 from streamer.track.flow import follow_boxes, follow_near, to_gray, work_scale
+from streamer.track.identity import OTHER_PERSON, other_person
 from streamer.track.matching import XYXY, iou_matrix, match, near_matrix
 from streamer.types import Box, Face, Label, Region
 
@@ -52,6 +58,9 @@ SCENE_CUT = 0.15
 # the layout (0.88-0.89); the Hamilton clip's cuts score 0.01-0.26, its other frames 0.66 and more
 SAME_LAYOUT = 0.5
 
+
+# of two tracks on one face, one whose template the face is this much less like is not that face
+CLEARLY_LIKER = 0.1
 
 KEYFRAMES = 4  # frames at the detector whose answers are awaited (one per batch in flight)
 # grey frames kept from the oldest awaited keyframe on, so a new face is carried to now frame by frame
@@ -85,6 +94,14 @@ class TrackerRule:
     unlike: float = 0.5
     unlike_looks: int = 1
     unlike_every: int = 3
+    # a detection matched to a track whose identity (face descriptor, identity.py) is further than
+    # this from the track's is someone else: the track ends (its box had moved onto that person)
+    # and the face starts its own, with its own labels (0: off)
+    other_person: float = OTHER_PERSON
+    # a track whose face looks less than this like its template (at a look, or the detection it is
+    # matched to) while another track's box is near it is classified again at the next detection,
+    # so its identity is checked (0: off)
+    doubt: float = 0.8
     evidence: EvidenceRule = field(default_factory=EvidenceRule)
 
 
@@ -134,6 +151,8 @@ class Track:
         self.template: tuple[np.ndarray, ...] | None = None
         self.likeness: float | None = None  # the box's content to the template, at its last look
         self.unlike_run = 0  # looks in a row the likeness was under the rule's ``unlike``
+        self.identity: np.ndarray | None = face.identity  # who, when last classified (None: unknown)
+        self.doubted = False  # its face may be someone else's: classify it at the next detection
 
     @property
     def xyxy(self) -> XYXY:
@@ -163,6 +182,8 @@ class Track:
 
     def needs_classifying(self) -> bool:
         if self.classified_height <= 0 or self.detections_since_classified >= self.rule.reclassify_every:
+            return True
+        if self.doubted:
             return True
         if any(e.shown == "?" for e in self.evidence.values()) or not self.evidence:
             return True
@@ -201,6 +222,7 @@ class Tracker:
         self.started = 0  # confirmed tracks so far
         self.looks = 0  # faces classified (the classifier's work)
         self.looks_skipped = 0  # detected faces of settled tracks left unclassified
+        self.switches = 0  # tracks ended because the face matched to them was someone else
 
     # -- every frame -------------------------------------------------------------------------
     def follow(self, image: np.ndarray, index: int, t: float, keep: bool = False) -> None:
@@ -245,6 +267,8 @@ class Tracker:
                 tr.likeness = likeness(tr.template, gray, s, tr.box)
                 unlike = tr.likeness is not None and tr.likeness < self.rule.unlike
                 tr.unlike_run = tr.unlike_run + 1 if unlike else 0
+                if tr.likeness is not None and tr.likeness < self.rule.doubt:
+                    tr.doubted |= self._has_neighbour(tr)
         # the next step may pick another scale (a smaller face arrived): then this frame is redone
         s_next = work_scale(image.shape, smallest)
         self._prev, self._prev_scale = (gray, s) if s_next == s else (to_gray(image, s_next), s_next)
@@ -298,8 +322,10 @@ class Tracker:
         self._forget()
 
     def _end_duplicates(self, t: float) -> None:
-        """Two tracks that came to lie on one face (IoU >= ``rule.duplicate_iou``): the one the
-        detector confirmed longer ago ends (seen live: two boxes drifting onto one place)."""
+        """Two tracks that came to lie on one face (IoU >= ``rule.duplicate_iou``): the one whose
+        template the face there is clearly less like ends (someone walking in front of a face pulls
+        its box onto their own, whose track is the one to keep); failing that, the one the detector
+        confirmed longer ago (seen live: two boxes drifting onto one place)."""
         if len(self.tracks) < 2:
             return
         ious = iou_matrix([tr.xyxy for tr in self.tracks], [tr.xyxy for tr in self.tracks])
@@ -308,10 +334,37 @@ class Tracker:
             a, b = self.tracks[i], self.tracks[j]
             if id(a) in gone or id(b) in gone:
                 continue
-            older = a if (a.last_hit, a.hits) < (b.last_hit, b.hits) else b
-            gone.add(id(older))
+            gone.add(id(self._less_like(a, b) or (a if (a.last_hit, a.hits) < (b.last_hit, b.hits) else b)))
         if gone:
             self._end_where(lambda tr: id(tr) in gone, t)
+
+    def _has_neighbour(self, tr: Track) -> bool:
+        """Another track's box lies within half a box width of this one's: someone who could have
+        walked in front of its face (a face alone that turns or is lit otherwise needs no check)."""
+        x0, y0, x1, y1 = tr.box
+        m = (x1 - x0) / 2
+        for o in self.tracks:
+            if (
+                o is not tr
+                and o.box[0] < x1 + m
+                and o.box[2] > x0 - m
+                and o.box[1] < y1 + m
+                and o.box[3] > y0 - m
+            ):
+                return True
+        return False
+
+    def _less_like(self, a: Track, b: Track) -> Track | None:
+        """Of two tracks on one place, the one whose template is clearly less like what is there,
+        where the other's is like it beyond doubt (None: no clear difference, neither like it, or a
+        template or the frame is missing)."""
+        if self._prev is None or a.template is None or b.template is None:
+            return None
+        la = likeness(a.template, self._prev, self._prev_scale, a.box)
+        lb = likeness(b.template, self._prev, self._prev_scale, b.box)
+        if la is None or lb is None or abs(la - lb) < CLEARLY_LIKER or max(la, lb) < self.rule.doubt:
+            return None
+        return a if la < lb else b
 
     def _move(self, tr: Track, mv: tuple[float, float, float] | None) -> None:
         if mv is None:
@@ -340,23 +393,41 @@ class Tracker:
         rule = self.rule
         then = [tuple(tr.box_at(index)) for tr in self.tracks]
         dets = [(f.box.left, f.box.top, f.box.right, f.box.bottom) for f in faces]
-        pairs, lost, new = match(iou_matrix(then, dets), rule.min_iou)
+        ious = iou_matrix(then, dets)
+        # a track and a face whose identities (identity.py) say two people are never the same face,
+        # however they overlap: the track's box was pulled onto a passer-by, who is the face
+        other = np.zeros(ious.shape, dtype=bool)
+        known = [di for di, f in enumerate(faces) if f.identity is not None]  # (classified this round)
+        for ti, tr in enumerate(self.tracks) if known else ():
+            for di in known:
+                other[ti, di] = other_person(tr.identity, faces[di].identity, rule.other_person)
+        pairs, lost, new = match(np.where(other, 0.0, ious), rule.min_iou)
         if lost and new and rule.near_reach > 0:
             # the detector's box of a face can move and change size more than IoU allows (a head
             # turning; a face half hidden by a hand): a track and a face still unmatched whose
             # centres lie close, for their size, are the same face, not a new one beside a ghost
             near = near_matrix([then[ti] for ti in lost], [dets[di] for di in new], rule.near_reach)
+            near[other[np.ix_(lost, new)]] = 0.0
             more, still_lost, still_new = match(near, 1e-9)
             pairs += [(lost[i], new[j]) for i, j in more]
             lost, new = [lost[i] for i in still_lost], [new[j] for j in still_new]
         if looked:
             lost = [ti for ti in lost if looked_at(_as_box(then[ti]), looked)]
+        # a track left without a face that it overlaps as a match would, but that is someone else:
+        # its box moved onto that person; it ends (the face starts its own track)
+        switched = {id(self.tracks[ti]) for ti in lost if (other[ti] & (ious[ti] >= rule.min_iou)).any()}
+        lost = [ti for ti in lost if id(self.tracks[ti]) not in switched]
+        self.switches += len(switched)
         seen = self._frames.get(index) or (
             (self._prev, self._prev_scale) if index == self._index and self._prev is not None else None
         )  # the grey frame the detector saw, for the faces' templates
         for ti, di in pairs:
-            self._correct(self.tracks[ti], np.asarray(then[ti]), faces[di], t)
             tr = self.tracks[ti]
+            if seen is not None and tr.template is not None and rule.doubt > 0:
+                like = likeness(tr.template, seen[0], seen[1], np.asarray(dets[di], dtype=np.float64))
+                if like is not None and like < rule.doubt:
+                    tr.doubted |= self._has_neighbour(tr)
+            self._correct(tr, np.asarray(then[ti]), faces[di], t)
             tr.unlike_run = 0
             tr.template = template(seen[0], seen[1], dets[di]) if seen is not None else None
         for ti in lost:
@@ -379,9 +450,10 @@ class Tracker:
                 self._confirm(tr, t)
         dead = {id(self.tracks[ti]) for ti in lost if not self.tracks[ti].confirmed}
         self.tracks = [tr for tr in self.tracks if id(tr) not in dead]
+        gone = duplicates | switched
         self._end_where(
             lambda tr: (
-                id(tr) in duplicates or (tr.misses >= rule.max_misses and t - tr.last_hit >= rule.max_coast_s)
+                id(tr) in gone or (tr.misses >= rule.max_misses and t - tr.last_hit >= rule.max_coast_s)
             ),
             t,
         )
@@ -469,6 +541,10 @@ class Tracker:
         tr.misses = 0
         tr.last_hit = t
         tr.detections_since_classified += 1
+        if f.identity is not None:
+            tr.identity = f.identity
+        if f.identity is not None or f.labels:  # classified: a doubt is answered (or cannot be)
+            tr.doubted = False
         changed = self._look(tr, f) if f.labels else False
         if not f.labels and tr.evidence:
             self.looks_skipped += 1
