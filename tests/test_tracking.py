@@ -36,6 +36,18 @@ def xyxy(b: Box) -> tuple[int, int, int, int]:
     return (b.left, b.top, b.right, b.bottom)
 
 
+def two_faces_and_a_wall(shared: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Two real faces (64 px, RGB, from dlib's bald_guys.jpg) and a textured 640x480 wall."""
+    bgr = cv2.imread(str(shared / "data/dlib_faces/bald_guys.jpg"))
+    faces = [
+        cv2.resize(cv2.cvtColor(c, cv2.COLOR_BGR2RGB), (64, 64))
+        for c in (bgr[433:613, 552:732], bgr[0:180, 0:180])
+    ]
+    rng = np.random.default_rng(3)
+    wall = cv2.GaussianBlur(rng.integers(0, 255, (480, 640, 3), dtype=np.uint8), (0, 0), 3)
+    return faces[0], faces[1], wall
+
+
 # -- units ------------------------------------------------------------------------------------------
 
 
@@ -55,11 +67,7 @@ def test_two_tracks_drifting_onto_one_face_become_one() -> None:
 def test_of_two_tracks_on_one_face_the_one_it_looks_like_stays(shared: Path) -> None:
     # someone walks in front of a face and the flow pulls the face's box onto theirs: of the two
     # boxes now on the passer-by, theirs stays, though the face's track was detected more recently
-    bgr = cv2.imread(str(shared / "data/dlib_faces/bald_guys.jpg"))
-    him = cv2.resize(cv2.cvtColor(bgr[433:613, 552:732], cv2.COLOR_BGR2RGB), (64, 64))
-    her = cv2.resize(cv2.cvtColor(bgr[0:180, 0:180], cv2.COLOR_BGR2RGB), (64, 64))
-    rng = np.random.default_rng(3)
-    wall = cv2.GaussianBlur(rng.integers(0, 255, (480, 640, 3), dtype=np.uint8), (0, 0), 3)
+    him, her, wall = two_faces_and_a_wall(shared)
     both = wall.copy()
     both[60:124, 100:164], both[60:124, 300:364] = him, her
     tr = Tracker(TrackerRule(confirm_hits=1))
@@ -196,10 +204,7 @@ def test_a_missed_track_coasts_for_a_bounded_time_then_ends() -> None:
 def test_a_box_left_on_no_face_is_hidden_until_the_face_is_there_again(shared: Path) -> None:
     # a real face on a textured wall; the face goes (someone passed in front and took the flow
     # along, or it moved faster than the flow follows) and the box stays on the wall
-    bgr = cv2.imread(str(shared / "data/dlib_faces/bald_guys.jpg"))
-    head = cv2.resize(cv2.cvtColor(bgr[433:613, 552:732], cv2.COLOR_BGR2RGB), (64, 64))
-    rng = np.random.default_rng(3)
-    wall = cv2.GaussianBlur(rng.integers(0, 255, (480, 640, 3), dtype=np.uint8), (0, 0), 3)
+    head, _, wall = two_faces_and_a_wall(shared)
     with_face = wall.copy()
     with_face[60:124, 100:164] = head
     tr = Tracker(TrackerRule(confirm_hits=1, max_coast_s=10.0, unlike=0.5, unlike_looks=3, unlike_every=1))
@@ -395,11 +400,7 @@ def test_a_face_that_looks_unlike_its_template_beside_another_is_classified_agai
     # the doubt that asks for an identity: a settled track's box whose content changed while
     # another track is near (someone who could have walked in front) is not left out of the next
     # detection's classifying, so who it shows is checked then; a face alone is not
-    bgr = cv2.imread(str(shared / "data/dlib_faces/bald_guys.jpg"))
-    head = cv2.resize(cv2.cvtColor(bgr[433:613, 552:732], cv2.COLOR_BGR2RGB), (64, 64))
-    other = cv2.resize(cv2.cvtColor(bgr[0:180, 0:180], cv2.COLOR_BGR2RGB), (64, 64))
-    rng = np.random.default_rng(3)
-    wall = cv2.GaussianBlur(rng.integers(0, 255, (480, 640, 3), dtype=np.uint8), (0, 0), 3)
+    head, other, wall = two_faces_and_a_wall(shared)
     with_face, with_other = wall.copy(), wall.copy()
     with_face[60:124, 100:164] = head
     with_other[60:124, 100:164] = other
