@@ -458,6 +458,7 @@ def test_face_stage_metrics_carry_the_stream_and_are_forgotten_with_it() -> None
     assert not np.array_equal(out.image, GREY)  # drawn
     get = m.registry.get_sample_value
     assert get("streamer_tracks_active", {"stream": "door"}) == 1
+    assert get("streamer_track_switches_total", {"stream": "door"}) == 0  # there, at 0
     stage.close(1.0)
     assert get("streamer_tracks_total", {"stream": "door"}) == 1
     assert get("streamer_faces_total", {"stream": "door", "label": "gender:male"}) == 1  # once per track

@@ -154,8 +154,9 @@ class FaceStage:
         m = self.metrics
         assert m is not None
         m.tracks_active.labels(self.stream).set(sum(1 for t in self.tracker.tracks if t.shown))
+        switches = m.track_switches.labels(self.stream)  # (a 0 series from the start: rate() works)
         if self.tracker.switches > self._switches:
-            m.track_switches.labels(self.stream).inc(self.tracker.switches - self._switches)
+            switches.inc(self.tracker.switches - self._switches)
             self._switches = self.tracker.switches
         for e in events:
             if e.kind == "start":
