@@ -376,14 +376,18 @@ def test_a_face_matched_by_place_but_of_someone_else_starts_its_own_track() -> N
     she = rng.normal(size=128).astype(np.float32) * 0.09
     female, male = [Label("gender", "female", 0.95)], [Label("gender", "male", 0.95)]
     tr = Tracker(TrackerRule(confirm_hits=1))
-    for i, (who, labels) in enumerate([(she, female), (near(she, 0.4), female), (None, [])]):
+    drift = near(np.zeros_like(she), 0.45)  # her face turning: each look 0.45 on from the last
+    looks = [(she, female), (she + drift, female), (she + 2 * drift, female), (None, [])]
+    for i, (who, labels) in enumerate(looks):
         tr.follow(GREY, i, i / 10)
         tr.update([Face(Box(100, 50, 159, 109, 1.0), tuple(labels), identity=who)], i, i / 10)
-    (kept,) = tr.faces()  # her again (0.4 apart), then a look without identity (settled, unclassified)
-    assert kept.track == 1 and kept.labels[0].label == "female"
+    # her at every look (the third 0.9 from the first, 0.45 from the one before), then a look
+    # without identity (settled, unclassified)
+    (kept,) = tr.faces()
+    assert kept.track == 1 and kept.labels[0].label == "female" and tr.switches == 0
     tr.drain_events()
-    tr.follow(GREY, 3, 0.3)
-    tr.update([Face(Box(104, 52, 163, 111, 1.0), tuple(male), identity=near(she, 0.9))], 3, 0.3)
+    tr.follow(GREY, 4, 0.3)
+    tr.update([Face(Box(104, 52, 163, 111, 1.0), tuple(male), identity=near(she, 0.9))], 4, 0.3)
     (him,) = tr.faces()
     assert him.track == 2 and him.labels[0].label != "female"  # her label is not shown on him
     events = [(e.kind, e.track) for e in tr.drain_events()]

@@ -62,6 +62,8 @@ SAME_LAYOUT = 0.5
 # of two tracks on one face, one whose template the face is this much less like is not that face
 CLEARLY_LIKER = 0.1
 
+IDENTITIES = 4  # identities a track keeps (see Track.identities)
+
 KEYFRAMES = 4  # frames at the detector whose answers are awaited (one per batch in flight)
 # grey frames kept from the oldest awaited keyframe on, so a new face is carried to now frame by frame
 # (a face walking across a 1080p street moves 2 face widths while the detector looks: more than one
@@ -94,9 +96,9 @@ class TrackerRule:
     unlike: float = 0.5
     unlike_looks: int = 1
     unlike_every: int = 3
-    # a detection matched to a track whose identity (face descriptor, identity.py) is further than
-    # this from the track's is someone else: the track ends (its box had moved onto that person)
-    # and the face starts its own, with its own labels (0: off)
+    # a detection overlapping a track whose identity (face descriptor, identity.py) is further than
+    # this from each of the track's last ones is someone else: never matched to it; the track ends
+    # (its box had moved onto that person) and the face starts its own, with its own labels (0: off)
     other_person: float = OTHER_PERSON
     # a track whose face looks less than this like its template (at a look, or the detection it is
     # matched to) while another track's box is near it is classified again at the next detection,
@@ -151,7 +153,11 @@ class Track:
         self.template: tuple[np.ndarray, ...] | None = None
         self.likeness: float | None = None  # the box's content to the template, at its last look
         self.unlike_run = 0  # looks in a row the likeness was under the rule's ``unlike``
-        self.identity: np.ndarray | None = face.identity  # who, when last classified (None: unknown)
+        # who: its face's identities at its last few classifications (a face's drifts as it turns,
+        # speaks, is lit otherwise; the nearest of them is compared)
+        self.identities: deque[np.ndarray] = deque(
+            [] if face.identity is None else [face.identity], IDENTITIES
+        )
         self.doubted = False  # its face may be someone else's: classify it at the next detection
 
     @property
@@ -400,7 +406,7 @@ class Tracker:
         known = [di for di, f in enumerate(faces) if f.identity is not None]  # (classified this round)
         for ti, tr in enumerate(self.tracks) if known else ():
             for di in known:
-                other[ti, di] = other_person(tr.identity, faces[di].identity, rule.other_person)
+                other[ti, di] = other_person(tr.identities, faces[di].identity, rule.other_person)
         pairs, lost, new = match(np.where(other, 0.0, ious), rule.min_iou)
         if lost and new and rule.near_reach > 0:
             # the detector's box of a face can move and change size more than IoU allows (a head
@@ -542,7 +548,7 @@ class Tracker:
         tr.last_hit = t
         tr.detections_since_classified += 1
         if f.identity is not None:
-            tr.identity = f.identity
+            tr.identities.append(f.identity)
         if f.identity is not None or f.labels:  # classified: a doubt is answered (or cannot be)
             tr.doubted = False
         changed = self._look(tr, f) if f.labels else False
