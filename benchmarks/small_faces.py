@@ -378,17 +378,7 @@ def planned_run(
         while waiting and waiting[0][0] <= n:
             stage.on_detections(waiting.popleft()[1])
         out = stage.finish(frame, draw=False)
-        faces = [
-            {
-                "left": f.box.left,
-                "top": f.box.top,
-                "right": f.box.right,
-                "bottom": f.box.bottom,
-                "track": f.track,
-            }
-            for f in out.faces
-        ]
-        lines.append({"frame": n, "faces": faces})
+        lines.append({"frame": n, "faces": [f.as_dict() for f in out.faces]})
         n += 1
     cap.release()
     s = score(clip, lines)

@@ -61,8 +61,8 @@ class Face:
     box: Box
     labels: tuple[Label, ...] = ()
     track: int | None = None  # the id of the track this face belongs to (None: straight from the detector)
-    # who it is: dlib's 128-D face descriptor (float32; same person under ~0.6 apart), where the
-    # face was classified on the face backbone; None where it was not
+    # who it is: dlib's 128-D face descriptor (float32; how near is the same person: see
+    # track/identity.py), where the face was classified on the face backbone; None where it was not
     identity: np.ndarray | None = field(default=None, compare=False, repr=False)
 
     def as_dict(self) -> dict[str, object]:

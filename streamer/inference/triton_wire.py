@@ -31,7 +31,7 @@ def encode_result(result: FrameResult, timings: BatchTimings) -> bytes:
         "faces": [
             [f.box.left, f.box.top, f.box.right, f.box.bottom, float(f.box.confidence)]
             + [[lab.classifier, lab.label, float(lab.probability)] for lab in f.labels]
-            for f in result.faces
+            for f in faces
         ],
         # each face's identity (Face.identity), rounded: the tracks' identity check needs ~0.01
         "ids": [None if f.identity is None else [round(float(v), 5) for v in f.identity] for f in faces],

@@ -273,8 +273,8 @@ class Tracker:
                 tr.likeness = likeness(tr.template, gray, s, tr.box)
                 unlike = tr.likeness is not None and tr.likeness < self.rule.unlike
                 tr.unlike_run = tr.unlike_run + 1 if unlike else 0
-                if tr.likeness is not None and tr.likeness < self.rule.doubt:
-                    tr.doubted |= self._has_neighbour(tr)
+                if not tr.doubted and tr.likeness is not None and tr.likeness < self.rule.doubt:
+                    tr.doubted = self._has_neighbour(tr)
         # the next step may pick another scale (a smaller face arrived): then this frame is redone
         s_next = work_scale(image.shape, smallest)
         self._prev, self._prev_scale = (gray, s) if s_next == s else (to_gray(image, s_next), s_next)
@@ -429,10 +429,16 @@ class Tracker:
         )  # the grey frame the detector saw, for the faces' templates
         for ti, di in pairs:
             tr = self.tracks[ti]
-            if seen is not None and tr.template is not None and rule.doubt > 0:
+            # (the neighbour first: cheaper than the look, and most faces have none near)
+            if (
+                rule.doubt > 0
+                and seen is not None
+                and tr.template is not None
+                and not tr.doubted
+                and self._has_neighbour(tr)
+            ):
                 like = likeness(tr.template, seen[0], seen[1], np.asarray(dets[di], dtype=np.float64))
-                if like is not None and like < rule.doubt:
-                    tr.doubted |= self._has_neighbour(tr)
+                tr.doubted = like is not None and like < rule.doubt
             self._correct(tr, np.asarray(then[ti]), faces[di], t)
             tr.unlike_run = 0
             tr.template = template(seen[0], seen[1], dets[di]) if seen is not None else None
