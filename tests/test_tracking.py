@@ -392,6 +392,10 @@ def test_a_face_matched_by_place_but_of_someone_else_starts_its_own_track() -> N
     assert him.track == 2 and him.labels[0].label != "female"  # her label is not shown on him
     events = [(e.kind, e.track) for e in tr.drain_events()]
     assert ("end", 1) in events and ("start", 2) in events and tr.switches == 1
+    # his track knows him from its first detection: her face there again is not his
+    tr.follow(GREY, 5, 0.4)
+    tr.update([Face(Box(104, 52, 163, 111, 1.0), tuple(female), identity=she)], 5, 0.4)
+    assert [f.track for f in tr.faces()] == [3] and tr.switches == 2
     # with the rule off he would have gone on as her
     off = Tracker(TrackerRule(confirm_hits=1, other_person=0.0))
     for i, (who, labels) in enumerate([(she, female), (near(she, 0.9), male)]):

@@ -450,7 +450,7 @@ class Tracker:
         matched = [(np.asarray(then[ti]), self.tracks[ti].box) for ti, _ in pairs]
         born = self._carry([faces[di].box for di in new], index, matched)
         for di, box in zip(new, born, strict=True):
-            f = Face(box, faces[di].labels, faces[di].track)
+            f = Face(box, faces[di].labels, faces[di].track, faces[di].identity)
             tr = Track(self._next_id, f, index, t, rule)
             self._next_id += 1
             if seen is not None:
