@@ -2,7 +2,8 @@
 
     python -m benchmarks.small_faces [--seconds 20] [--runs street,group,4] [--strategies regions,whole]
                                      [--clips DIR] [--out DIR] [--name NAME] [--validate N]
-                                     [--planned-every N[,N..] [--planned-latency L[,L..]]]
+                                     [--planned-every N[,N..] [--planned-latency L[,L..]]
+                                      [--planned-classify]]
 
 Clips: benchmarks/street_clip.py (a street camera and a virtual camera over group photos, each
 with exact per-frame truth), cached in ``--clips``; runs ``street2`` and ``group2`` play the 4-stream
@@ -17,13 +18,17 @@ in a child process, and scores what a viewer saw:
 - CPU per stream: CPU seconds of the child and its worker processes (the whole process tree) while
   the clips played, / streams / seconds played; and the same including start-up (models, workers);
 - detector pixels per second per stream (``streamer_detect_pixels_total``);
-- output frame rate against the clip's, and the share of the clip's frames published.
+- output frame rate against the clip's, and the share of the clip's frames published;
+- tracks: ids per person, tracks whose box was on two people (5 frames each), and boxes of a track
+  on someone other than the person it began on (they show that person's label).
 
 ``--planned-every N`` replaces the live runs by a deterministic one per 1-stream clip: detection on
 every Nth frame in this process, each answer ``--planned-latency`` frames late (the same every run
 and on every machine: it compares planners, where the live runs' recall also moves with the
 machine's load by +-0.05). One such run moves by up to +-0.06 with the last bits of a float, so
 ``--planned-every 7,8,9 --planned-latency 2,3,4`` runs three settings and reports the mean.
+``--planned-classify`` runs them with the classifiers too (labels, and the face identities that
+split a track pulled onto someone else); without, boxes only.
 
 Writes ``<name>.json`` and ``<name>.md`` (default name small-faces-<machine>) to ``--out``
 (default benchmarks/results/tmp, not in git).
