@@ -128,7 +128,7 @@ def test_boxes_off_face_counts_boxes_on_no_true_face_hidden_ones_included() -> N
 
 
 def test_a_track_going_on_with_someone_else_is_counted() -> None:
-    """``boxes_on_another_person``: boxes of a track on someone other than the person it began on
+    """``boxes_on_another_person``: boxes of a track on someone other than the person it was on most
     (they show that person's label); ``tracks_on_two_people`` (5 frames each) and ids per person."""
     from benchmarks.small_faces import SWITCH_FRAMES, score
     from benchmarks.street_clip import TruthFace
@@ -152,3 +152,6 @@ def test_a_track_going_on_with_someone_else_is_counted() -> None:
     assert s["recall_ge40"] == (2 * n + n) / (4 * n)  # she has no box once hers went with him
     short = score(clip, lines[: n + SWITCH_FRAMES - 1], warmup_s=0.0)  # on him for 4 frames only
     assert short["tracks_on_two_people"] == 0 and short["boxes_on_another_person"] == SWITCH_FRAMES - 1
+    # a track on him for its first 2 frames (a box carried onto a neighbour), then on her: 2 wrong
+    late = [{"frame": i, "faces": [on(him if i < 2 else her, 1)]} for i in range(2 * n)]
+    assert score(clip, late, warmup_s=0.0)["boxes_on_another_person"] == 2
