@@ -353,13 +353,13 @@ def planned_run(
     from streamer.annotate import build_engine
     from streamer.config import load_config
     from streamer.pipeline.planner import planner_for
-    from streamer.pipeline.tracking import FaceStage
+    from streamer.pipeline.tracking import FaceStage, rule_for
     from streamer.types import Detections, Frame
 
     cfg = load_config(ROOT / "config.toml", environ={})
     p = cfg.pipeline.model_copy(update={"strategy": strategy, **(pipeline or {})})
     engine = build_engine(cfg.model_copy(update={"pipeline": p, **({} if classify else {"classifiers": []})}))
-    stage = FaceStage(clip.name, every, planner=planner_for(p))
+    stage = FaceStage(clip.name, every, rule=rule_for(p), planner=planner_for(p))
     cap = cv2.VideoCapture(str(clip.path))
     lines: list[dict[str, Any]] = []
     waiting: deque[tuple[int, Detections]] = deque()

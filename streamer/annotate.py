@@ -28,7 +28,7 @@ from streamer.metrics import Metrics
 from streamer.outputs.hub import AnnotatedFrame
 from streamer.pipeline.manager import Pipeline
 from streamer.pipeline.planner import RegionPlanner, planner_for
-from streamer.pipeline.tracking import FaceStage
+from streamer.pipeline.tracking import FaceStage, rule_for
 from streamer.sources.base import SourceState
 from streamer.sources.capture import frame_rate
 from streamer.track.evidence import EvidenceRule
@@ -70,7 +70,17 @@ def annotate_file(
         fps = frame_rate(cap)
         try:
             out = _VideoOut(dst, fps)
-            n = run_stage(engine, _read(cap), out, out_jsonl, max(1, every), max_frames, fps, None, planner)
+            n = run_stage(
+                engine,
+                _read(cap),
+                out,
+                out_jsonl,
+                max(1, every),
+                max_frames,
+                fps,
+                rule_for(config.pipeline),
+                planner,
+            )
         finally:
             cap.release()
         if n == 0:

@@ -124,6 +124,14 @@ class PipelineConfig(Strict):
         description="send every Nth frame of a stream to the detector (1: as often as it keeps up); "
         "tracking carries the boxes in between",
     )
+    reidentify_s: float = Field(
+        30.0,
+        ge=0,
+        le=3600,
+        description="a face whose track ended (out of view, hidden, lost) and that comes back within "
+        "this many seconds, recognised by its dlib face descriptor (kept in memory only), gets its "
+        "track id and labels back; needs the face-backbone classifiers (0: off)",
+    )
     strategy: Literal["regions", "whole"] = Field(
         "regions",
         description="where to detect: regions (tracks, motion, a slow sweep; each at the scale "

@@ -48,11 +48,22 @@ class Metrics:
             [*s, "label"],
             registry=r,
         )
-        self.tracks = Counter(P + "tracks_total", "Face tracks started (distinct faces seen)", s, registry=r)
+        self.tracks = Counter(
+            P + "tracks_total",
+            "Face tracks started (distinct faces seen; a resumed one is not counted again)",
+            s,
+            registry=r,
+        )
         self.tracks_active = Gauge(P + "tracks_active", "Face tracks shown now", s, registry=r)
         self.track_switches = Counter(
             P + "track_switches_total",
             "Tracks ended because the face they had come to lie on was someone else's (face descriptors)",
+            s,
+            registry=r,
+        )
+        self.tracks_resumed = Counter(
+            P + "tracks_resumed_total",
+            "Ended tracks taken up again: their face came back and was recognised (face descriptors)",
             s,
             registry=r,
         )
@@ -123,6 +134,7 @@ class Metrics:
             self.tracks,
             self.tracks_active,
             self.track_switches,
+            self.tracks_resumed,
             self.events_dropped,
         ):
             with contextlib.suppress(KeyError):

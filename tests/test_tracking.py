@@ -14,12 +14,13 @@ import cv2
 import numpy as np
 import pytest
 
-from benchmarks.moving_camera import CameraPath, frames, load_still, render, truth
+from benchmarks.moving_camera import CameraPath, frames, load_still, ping_pong, render, truth
 from streamer.metrics import Metrics
 from streamer.pipeline.events import EventHub
 from streamer.pipeline.tracking import FaceStage
 from streamer.track import appearance, flow
 from streamer.track.evidence import EvidenceRule, LabelEvidence
+from streamer.track.identity import recognised
 from streamer.track.matching import iou, iou_matrix, match
 from streamer.track.tracker import Tracker, TrackerRule, TrackEvent
 from streamer.types import Box, Detections, Face, Frame, Label
@@ -392,16 +393,83 @@ def test_a_face_matched_by_place_but_of_someone_else_starts_its_own_track() -> N
     assert him.track == 2 and him.labels[0].label != "female"  # her label is not shown on him
     events = [(e.kind, e.track) for e in tr.drain_events()]
     assert ("end", 1) in events and ("start", 2) in events and tr.switches == 1
-    # his track knows him from its first detection: her face there again is not his
+    # his track knows him from its first detection: her face there again is not his; it is hers,
+    # recognised: her track goes on, with her labels
     tr.follow(GREY, 5, 0.4)
-    tr.update([Face(Box(104, 52, 163, 111, 1.0), tuple(female), identity=she)], 5, 0.4)
-    assert [f.track for f in tr.faces()] == [3] and tr.switches == 2
+    tr.update([Face(Box(104, 52, 163, 111, 1.0), (), identity=she)], 5, 0.4)
+    (back,) = tr.faces()
+    assert back.track == 1 and back.labels[0].label == "female" and tr.switches == 2
     # with the rule off he would have gone on as her
     off = Tracker(TrackerRule(confirm_hits=1, other_person=0.0))
     for i, (who, labels) in enumerate([(she, female), (near(she, 0.9), male)]):
         off.follow(GREY, i, i / 10)
         off.update([Face(Box(100, 50, 159, 109, 1.0), tuple(labels), identity=who)], i, i / 10)
     assert [f.track for f in off.faces()] == [1]
+
+
+def test_a_face_that_comes_back_is_recognised_and_gets_its_track_back() -> None:
+    # a person leaves (or is lost behind someone) and comes back: the new detection's identity is
+    # near what their ended track remembers, so the track goes on: its id, labels and first sighting
+    rng = np.random.default_rng(1)
+
+    def near(v: np.ndarray, d: float) -> np.ndarray:
+        step = rng.normal(size=v.shape).astype(np.float32)
+        return v + step * (d / np.linalg.norm(step))
+
+    she, he = (rng.normal(size=128).astype(np.float32) * 0.09 for _ in range(2))  # ~1.4 apart
+    female, male = (Label("gender", "female", 0.95),), (Label("gender", "male", 0.95),)
+
+    def leave_and_come_back(rule: TrackerRule, away_s: float, who: np.ndarray) -> Tracker:
+        tr = Tracker(rule)
+        for i in range(3):
+            tr.follow(GREY, i, i / 10)
+            tr.update([Face(face(100, 50).box, female, identity=near(she, 0.1))], i, i / 10)
+        for i, t in ((3, 0.3), (4, 1.3)):  # missed, then past the coasting time: it ends
+            tr.follow(GREY, i, t)
+            tr.update([], i, t)
+        assert tr.faces() == ()
+        tr.follow(GREY, 5, 1.4)
+        tr.update([Face(face(200, 100).box, male, identity=he)], 5, 1.4)  # someone else meanwhile
+        t = 1.3 + away_s
+        tr.follow(GREY, 6, t)  # she comes back elsewhere, looking male to the classifier this once
+        tr.update([Face(face(20, 20).box, male, identity=near(she, 0.2))], 6, t)
+        return tr
+
+    tr = leave_and_come_back(TrackerRule(confirm_hits=1), 5.0, she)
+    back, other = sorted(tr.faces(), key=lambda f: f.box.left)
+    assert (back.track, other.track) == (1, 2)
+    assert back.labels[0].label == "female"  # three looks of her and one odd one
+    starts = [e for e in tr.drain_events() if e.kind == "start"]
+    assert [(e.track, e.resumed) for e in starts] == [(1, False), (2, False), (1, True)]
+    assert starts[-1].duration_s == pytest.approx(6.3) and starts[-1].as_dict("s")["resumed"] is True
+    assert (tr.started, tr.resumed) == (2, 1)
+    # forgotten after remember_s, or not remembered at all: a new track, her labels not carried
+    for rule, away in (
+        (TrackerRule(confirm_hits=1, remember_s=4.0), 5.0),
+        (TrackerRule(confirm_hits=1, remember_s=0), 1.0),
+    ):
+        back = min(leave_and_come_back(rule, away, she).faces(), key=lambda f: f.box.left)
+        assert back.track == 3 and back.labels[0].label != "female"
+
+
+def test_a_face_is_recognised_only_when_clearly_one_remembered_person() -> None:
+    rng = np.random.default_rng(2)
+    a, b = (rng.normal(size=128).astype(np.float32) * 0.09 for _ in range(2))
+
+    def near(v: np.ndarray, d: float) -> np.ndarray:
+        step = rng.normal(size=v.shape).astype(np.float32)
+        return v + step * (d / np.linalg.norm(step))
+
+    assert recognised(near(a, 0.2), [[b], [near(a, 0.05), a]]) == 1
+    assert recognised(near(a, 0.3), [[b], [a]]) is None  # not near enough
+    assert recognised(a, []) is None and recognised(None, [[a]]) is None
+    assert recognised(a, [[a]], limit=0) is None  # off
+    # two people nearly as near: not clearly either
+    mid = (a + b) / 2
+    c, d = near(mid, 0.2), near(mid, 0.2)
+    assert np.linalg.norm(c - d) > 0.25 and recognised(mid, [[c], [d]]) is None
+    # two remembered tracks of one person: that person
+    assert recognised(a, [[near(a, 0.1)], [near(a, 0.12)]]) in (0, 1)
 
 
 def test_a_face_that_looks_unlike_its_template_beside_another_is_classified_again(shared: Path) -> None:
@@ -483,6 +551,15 @@ def test_face_stage_metrics_carry_the_stream_and_are_forgotten_with_it() -> None
         gate.process(f)
     assert get("streamer_track_switches_total", {"stream": "gate"}) == 1
     assert get("streamer_tracks_total", {"stream": "gate"}) == 2
+    assert get("streamer_tracks_resumed_total", {"stream": "gate"}) == 0
+    # ... and I come back (my track had ended): my track goes on, not a new face nor a new count
+    f = Frame("gate", 3, GREY, 3 / 30)
+    gate.on_detections(Detections("gate", 3, f.captured_at, (Face(face(200, 100).box, male, identity=me),)))
+    assert 1 in [x.track for x in gate.process(f).faces]
+    assert get("streamer_tracks_resumed_total", {"stream": "gate"}) == 1
+    assert get("streamer_tracks_total", {"stream": "gate"}) == 2
+    gate.close(1.0)
+    assert get("streamer_faces_total", {"stream": "gate", "label": "gender:male"}) == 1  # me, once
     m.forget_stream("door")
     text = m.render().decode()
     assert 'stream="door"' not in text
@@ -553,6 +630,54 @@ def test_boxes_follow_faces_between_detections_on_a_moving_camera(camera, every:
         known = {k for k, _ in people[n - n % every]}
         held += [float(m[i].max()) for i, (k, _) in enumerate(people[n]) if k in known]
     assert np.mean(np.array(held) >= 0.5) < (ious >= 0.5).mean() - 0.05
+
+
+@pytest.mark.parametrize("remember_s", [30.0, 0.0])
+def test_faces_that_leave_and_come_back_get_their_tracks_back(camera, remember_s: float) -> None:
+    """The camera pans across the still and back: faces leave the view (their tracks end) and come
+    back. Recognised by their real face descriptors (dlib's network on each detected face, as the
+    engine hands them over), each gets its own track back: one id per person, never one track on
+    two people. Without remembering (0 s) a face that came back is a new track."""
+    from streamer.classify.backbone import FaceBackbone
+
+    _, _, path, images, people = camera
+    order = ping_pong(path)
+    backbone = FaceBackbone()
+    stage = FaceStage("pan", 6, rule=TrackerRule(remember_s=remember_s))
+    ids: dict[int, set[int]] = {}
+    on: dict[int, set[int]] = {}
+    for n, k in enumerate(order):
+        f = Frame("pan", n, images[k], n / 30)
+        if stage.due(n):
+            boxes = [b for _, b in people[k]]
+            who = backbone.descriptors(images[k], boxes) if boxes else []
+            stage.on_detections(
+                Detections(
+                    "pan",
+                    n,
+                    f.captured_at,
+                    tuple(Face(b, identity=d) for b, d in zip(boxes, who, strict=True)),
+                )
+            )
+        got = stage.process(f, draw=False).faces
+        m = iou_matrix([xyxy(b) for _, b in people[k]], [xyxy(g.box) for g in got])
+        for i, j in match(m, 0.5)[0]:
+            person, tid = people[k][i][0], got[j].track
+            ids.setdefault(person, set()).add(tid)
+            on.setdefault(tid, set()).add(person)
+    visits = {}
+    for person in ids:
+        seen = [any(p == person for p, _ in people[k]) for k in order]
+        visits[person] = sum(1 for a, b in zip([False, *seen], seen, strict=False) if b and not a)
+    back = [p for p, v in visits.items() if v > 1]
+    assert len(back) >= 5  # the path brings faces back
+    assert all(len(ps) == 1 for ps in on.values())  # no track on two people
+    if remember_s:
+        assert all(len(ids[p]) == 1 for p in back), {p: ids[p] for p in back}
+        assert stage.tracker.resumed >= len(back)
+    else:
+        # (one whose visits were a moment apart can keep its track by coasting)
+        assert sum(len(ids[p]) > 1 for p in back) >= len(back) // 2 + 1, sorted((p, ids[p]) for p in back)
 
 
 def _clip_frames(n: int) -> list[np.ndarray]:

@@ -15,6 +15,7 @@ from streamer.metrics import Metrics
 from streamer.pipeline.batcher import DetectionBatcher
 from streamer.pipeline.planner import planner_for
 from streamer.pipeline.stream import Stream
+from streamer.pipeline.tracking import rule_for
 from streamer.sources.base import Source
 from streamer.sources.capture import CaptureSource
 
@@ -95,7 +96,9 @@ class Pipeline:
         if self.full() and not force:
             raise TooManyStreams(f"too many streams (limit {self.max_streams})")
         p = self.config.pipeline
-        stream = Stream(source, self.batcher, self.metrics, self.render_pool, p.detect_every, planner_for(p))
+        stream = Stream(
+            source, self.batcher, self.metrics, self.render_pool, p.detect_every, planner_for(p), rule_for(p)
+        )
         self.streams[source.id] = stream
         stream.start()
         log.info("stream %s added (%s: %s)", source.id, source.kind, source.describe())

@@ -20,6 +20,7 @@ from streamer.pipeline.events import EventHub
 from streamer.pipeline.planner import RegionPlanner
 from streamer.pipeline.tracking import FaceStage, Processed
 from streamer.sources.base import Source
+from streamer.track.tracker import TrackerRule
 from streamer.types import Detections, Frame
 
 log = logging.getLogger(__name__)
@@ -34,6 +35,7 @@ class Stream:
         render_pool: Executor,
         detect_every: int = 1,
         planner: RegionPlanner | None = None,
+        rule: TrackerRule | None = None,
     ) -> None:
         self.id = source.id
         self.source = source
@@ -42,7 +44,7 @@ class Stream:
         self.render_pool = render_pool
         self.hub = FrameHub(self.id, metrics)
         self.detections: Detections | None = None  # the newest from the detector
-        self.stage = FaceStage(self.id, detect_every, metrics, planner=planner)
+        self.stage = FaceStage(self.id, detect_every, metrics, rule, planner)
         self.events = EventHub(self.id, metrics)
         self._processing: Future[Processed] | None = None
         self.task: asyncio.Task[None] | None = None

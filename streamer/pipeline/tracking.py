@@ -14,17 +14,23 @@ from __future__ import annotations
 
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
 from streamer.classify import UNCERTAIN
+from streamer.config import PipelineConfig
 from streamer.metrics import Metrics
 from streamer.overlay import draw_faces
 from streamer.pipeline.motion import MotionDetector
 from streamer.pipeline.planner import RegionPlanner
 from streamer.track.tracker import Tracker, TrackerRule, TrackEvent
 from streamer.types import Box, Detections, Face, Frame, Region
+
+
+def rule_for(p: PipelineConfig, base: TrackerRule | None = None) -> TrackerRule:
+    """The tracker's rule under ``pipeline`` settings (on ``base``, default the tracker's own)."""
+    return replace(base or TrackerRule(), remember_s=p.reidentify_s)
 
 
 @dataclass(frozen=True)
@@ -57,6 +63,7 @@ class FaceStage:
         self._applied = -1  # frame index of the last detections applied
         self._counted: set[tuple[int, str]] = set()  # (track, classifier) already in faces_total
         self._switches = 0  # the tracker's switches already in track_switches_total
+        self._resumed = 0  # the tracker's resumed tracks already in tracks_resumed_total
         self.faces: tuple[Face, ...] = ()
         self._track_s = 0.0  # time prepare() took, counted with finish() in the "track" stage
 
@@ -158,9 +165,15 @@ class FaceStage:
         if self.tracker.switches > self._switches:
             switches.inc(self.tracker.switches - self._switches)
             self._switches = self.tracker.switches
+        resumed = m.tracks_resumed.labels(self.stream)
+        if self.tracker.resumed > self._resumed:
+            resumed.inc(self.tracker.resumed - self._resumed)
+            self._resumed = self.tracker.resumed
         for e in events:
-            if e.kind == "start":
+            if e.kind == "start" and not e.resumed:
                 m.tracks.labels(self.stream).inc()
+            elif e.kind == "start":  # that person's settled labels were counted when first settled
+                self._counted |= {(e.track, lab.classifier) for lab in e.labels if lab.label != UNCERTAIN}
         # each track counts once per classifier, by the first label it settles on; a track that
         # ends without one counts as "<classifier>:?"; with no classifiers, as "face"
         for e in events:

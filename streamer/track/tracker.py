@@ -24,6 +24,9 @@ apart) is never matched to it; the track ends and the face starts its own: the t
 been pulled onto a passer-by. Where its face looks less like its template than ``doubt`` while
 another track is near, a track is classified (so its identity checked) at the next detection. Of
 two tracks that come to lie on one face, the one whose template it is clearly less like ends.
+A confirmed track that ends is remembered for ``remember_s`` by its identities: a new face that
+is clearly that person (identity.py) takes the track's id, labels and first sighting back (it
+came back into view, out from behind someone, or its track had been lost).
 
 Tracks also carry the classifier evidence (evidence.py) and the schedule of when their face
 needs classifying again (first sight, box grown by ``reclassify_growth``, every
@@ -32,6 +35,7 @@ needs classifying again (first sight, box grown by ``reclassify_growth``, every
 
 from __future__ import annotations
 
+import copy
 import itertools
 from collections import deque
 from collections.abc import Sequence
@@ -44,7 +48,7 @@ from streamer.detect.regions import looked_at
 from streamer.track.appearance import likeness, normalised, template
 from streamer.track.evidence import EvidenceRule, LabelEvidence, look_weight
 from streamer.track.flow import follow_boxes, follow_near, to_gray, work_scale
-from streamer.track.identity import OTHER_PERSON, other_person
+from streamer.track.identity import OTHER_PERSON, SAME_PERSON, other_person, recognised
 from streamer.track.matching import XYXY, iou_matrix, match, near_matrix
 from streamer.types import Box, Face, Label, Region
 
@@ -63,6 +67,7 @@ SAME_LAYOUT = 0.5
 CLEARLY_LIKER = 0.1
 
 IDENTITIES = 4  # identities a track keeps (see Track.identities)
+REMEMBERED = 64  # ended tracks a stream remembers at most (the oldest are forgotten first)
 
 KEYFRAMES = 4  # frames at the detector whose answers are awaited (one per batch in flight)
 # grey frames kept from the oldest awaited keyframe on, so a new face is carried to now frame by frame
@@ -104,6 +109,11 @@ class TrackerRule:
     # matched to) while another track's box is near it is classified again at the next detection,
     # so its identity is checked (0: off)
     doubt: float = 0.8
+    # a confirmed track that ends is remembered this long (its identities: face descriptors, kept in
+    # memory only); a new face within ``same_person`` of them, and clearly nearer them than any other
+    # remembered track's, resumes it: its id, labels and first sighting (0: off)
+    remember_s: float = 30.0
+    same_person: float = SAME_PERSON
     evidence: EvidenceRule = field(default_factory=EvidenceRule)
 
 
@@ -114,7 +124,8 @@ class TrackEvent:
     time: float
     box: Box
     labels: tuple[Label, ...]
-    duration_s: float
+    duration_s: float  # since the track was first seen (a resumed track's start: before it ended)
+    resumed: bool = False  # a start: the track had ended, and its face was recognised (identity.py)
 
     def as_dict(self, stream: str) -> dict[str, object]:
         return {
@@ -126,6 +137,7 @@ class TrackEvent:
                 lab.classifier: {"label": lab.label, "p": round(lab.probability, 4)} for lab in self.labels
             },
             "duration_s": round(self.duration_s, 3),
+            **({"resumed": self.resumed} if self.kind == "start" else {}),
         }
 
 
@@ -159,6 +171,13 @@ class Track:
             [] if face.identity is None else [face.identity], IDENTITIES
         )
         self.doubted = False  # its face may be someone else's: classify it at the next detection
+        self.resumed = False  # it had ended and its face was recognised: it goes on where it left off
+
+    def resume(self, old: Departed) -> None:
+        """Take ``old``'s id, labels, first sighting and identities (this face is that person)."""
+        self.id, self.first_seen, self.resumed = old.id, old.first_seen, True
+        self.evidence = copy.deepcopy(old.evidence)  # (remembered as it was, should this one not show)
+        self.identities = deque([*old.identities, *self.identities], IDENTITIES)
 
     @property
     def xyxy(self) -> XYXY:
@@ -208,6 +227,17 @@ class Track:
         return changed
 
 
+@dataclass(frozen=True)
+class Departed:
+    """A confirmed track that ended, remembered for a while by who its face was."""
+
+    id: int
+    ended: float
+    first_seen: float
+    identities: tuple[np.ndarray, ...]
+    evidence: dict[str, LabelEvidence]
+
+
 class Tracker:
     def __init__(self, rule: TrackerRule | None = None) -> None:
         self.rule = rule or TrackerRule()
@@ -229,6 +259,8 @@ class Tracker:
         self.looks = 0  # faces classified (the classifier's work)
         self.looks_skipped = 0  # detected faces of settled tracks left unclassified
         self.switches = 0  # tracks ended because the face matched to them was someone else
+        self.resumed = 0  # ended tracks whose face came back and was recognised
+        self._departed: deque[Departed] = deque(maxlen=REMEMBERED)
 
     # -- every frame -------------------------------------------------------------------------
     def follow(self, image: np.ndarray, index: int, t: float, keep: bool = False) -> None:
@@ -452,7 +484,11 @@ class Tracker:
         for di, box in zip(new, born, strict=True):
             f = Face(box, faces[di].labels, faces[di].track, faces[di].identity)
             tr = Track(self._next_id, f, index, t, rule)
-            self._next_id += 1
+            old = self._recognise(f.identity, t)
+            if old is None:
+                self._next_id += 1
+            else:
+                tr.resume(old)
             if seen is not None:
                 tr.template = template(seen[0], seen[1], dets[di])
             if f.labels:
@@ -573,8 +609,27 @@ class Tracker:
 
     def _confirm(self, tr: Track, t: float) -> None:
         tr.confirmed = True
-        self.started += 1
-        self.events.append(TrackEvent("start", tr.id, t, tr.as_box(), tr.labels(), 0.0))
+        if tr.resumed:
+            self.resumed += 1
+            self._departed = deque((d for d in self._departed if d.id != tr.id), REMEMBERED)
+        else:
+            self.started += 1
+        self.events.append(
+            TrackEvent("start", tr.id, t, tr.as_box(), tr.labels(), t - tr.first_seen, tr.resumed)
+        )
+
+    def _recognise(self, identity: np.ndarray | None, t: float) -> Departed | None:
+        """The remembered track whose face ``identity`` clearly is, if any (forgotten once the track
+        that resumes it shows; one not yet shown, say a low score awaiting a second detection, holds
+        its id meanwhile)."""
+        while self._departed and t - self._departed[0].ended > self.rule.remember_s:
+            self._departed.popleft()
+        if identity is None or not self._departed:
+            return None
+        live = {tr.id for tr in self.tracks}
+        free = [d for d in self._departed if d.id not in live]
+        k = recognised(identity, [d.identities for d in free], self.rule.same_person)
+        return None if k is None else free[k]
 
     def _end_where(self, gone, t: float) -> None:
         keep = []
@@ -584,6 +639,10 @@ class Tracker:
                     self.events.append(
                         TrackEvent("end", tr.id, t, tr.as_box(), tr.labels(), tr.last_seen - tr.first_seen)
                     )
+                    if tr.identities and self.rule.remember_s > 0:
+                        self._departed.append(
+                            Departed(tr.id, t, tr.first_seen, tuple(tr.identities), tr.evidence)
+                        )
             else:
                 keep.append(tr)
         self.tracks = keep

@@ -107,7 +107,8 @@ function stopView(entry) {
 function followTracks(id, entry) {
   const es = new EventSource(withToken(`/streams/${encodeURIComponent(id)}/events`));
   entry.events = es;
-  const seen = (d) => { entry.tracks.set(d.track, { labels: d.labels, since: d.time }); };
+  // (a resumed track, recognised on coming back, counts from when it was first seen)
+  const seen = (d) => { entry.tracks.set(d.track, { labels: d.labels, since: d.time - (d.duration_s || 0) }); };
   es.addEventListener("start", (ev) => seen(JSON.parse(ev.data)));
   es.addEventListener("update", (ev) => {
     const d = JSON.parse(ev.data), t = entry.tracks.get(d.track);
