@@ -404,6 +404,10 @@ def planned_run(
         "tracks_on_two_people": s["tracks_on_two_people"],
         "boxes_on_another_person": s["boxes_on_another_person"],
         "first_box_s_p50": s["first_box_s"]["p50"],
+        # tracks ended because their box had moved onto someone else; ended tracks resumed because
+        # their face came back and was recognised (both need --planned-classify: identities)
+        "track_switches": stage.tracker.switches,
+        "tracks_resumed": stage.tracker.resumed,
     }
 
 
@@ -422,6 +426,8 @@ COLUMNS = (
     "ids_per_person",
     "tracks_on_two_people",
     "boxes_on_another_person",
+    "track_switches",
+    "tracks_resumed",
     "first_box_s_p50",
     "cpu_per_stream",
     "cpu_per_stream_with_startup",
@@ -571,7 +577,8 @@ def main(argv: list[str] | None = None) -> int:
                     f"  recall >=40 {r['recall_ge40']}, >=80 {r['recall_ge80']}, "
                     f"off face {r['boxes_off_face']}, ids/person {r['ids_per_person']}, "
                     f"tracks on 2+ people {r['tracks_on_two_people']}, "
-                    f"boxes on another {r['boxes_on_another_person']}"
+                    f"boxes on another {r['boxes_on_another_person']}, "
+                    f"switches {r['track_switches']}, resumed {r['tracks_resumed']}"
                 )
     if len(settings) > 1:
         for strategy in args.strategies.split(","):
