@@ -7,6 +7,7 @@ import asyncio
 import json
 import subprocess
 import sys
+from functools import partial
 from pathlib import Path
 
 import aiortc  # noqa: F401  (before TensorFlow, which the camera fixture loads: pylibsrtp segfaults otherwise)
@@ -31,6 +32,12 @@ GREY = np.full((240, 320, 3), 128, np.uint8)
 
 def face(x: int, y: int, size: int = 60, conf: float = 1.0, labels=()) -> Face:
     return Face(Box(x, y, x + size - 1, y + size - 1, conf), tuple(labels))
+
+
+def _near(rng: np.random.Generator, v: np.ndarray, d: float) -> np.ndarray:
+    """A face descriptor ``d`` from ``v``, in a random direction."""
+    step = rng.normal(size=v.shape).astype(np.float32)
+    return v + step * (d / np.linalg.norm(step))
 
 
 def xyxy(b: Box) -> tuple[int, int, int, int]:
@@ -370,9 +377,7 @@ def test_a_face_matched_by_place_but_of_someone_else_starts_its_own_track() -> N
     # detection, of them, overlaps the box as well as the face did; their identities tell them apart
     rng = np.random.default_rng(0)
 
-    def near(v: np.ndarray, d: float) -> np.ndarray:
-        step = rng.normal(size=v.shape).astype(np.float32)
-        return v + step * (d / np.linalg.norm(step))
+    near = partial(_near, rng)
 
     she = rng.normal(size=128).astype(np.float32) * 0.09
     female, male = [Label("gender", "female", 0.95)], [Label("gender", "male", 0.95)]
@@ -412,9 +417,7 @@ def test_a_face_that_comes_back_is_recognised_and_gets_its_track_back() -> None:
     # near what their ended track remembers, so the track goes on: its id, labels and first sighting
     rng = np.random.default_rng(1)
 
-    def near(v: np.ndarray, d: float) -> np.ndarray:
-        step = rng.normal(size=v.shape).astype(np.float32)
-        return v + step * (d / np.linalg.norm(step))
+    near = partial(_near, rng)
 
     she, he = (rng.normal(size=128).astype(np.float32) * 0.09 for _ in range(2))  # ~1.4 apart
     female, male = (Label("gender", "female", 0.95),), (Label("gender", "male", 0.95),)
@@ -456,9 +459,7 @@ def test_a_face_is_recognised_only_when_clearly_one_remembered_person() -> None:
     rng = np.random.default_rng(2)
     a, b = (rng.normal(size=128).astype(np.float32) * 0.09 for _ in range(2))
 
-    def near(v: np.ndarray, d: float) -> np.ndarray:
-        step = rng.normal(size=v.shape).astype(np.float32)
-        return v + step * (d / np.linalg.norm(step))
+    near = partial(_near, rng)
 
     assert recognised(near(a, 0.2), [[b], [near(a, 0.05), a]]) == 1
     assert recognised(near(a, 0.3), [[b], [a]]) is None  # not near enough
