@@ -140,6 +140,9 @@ def score(clip: Clip, lines: list[dict[str, Any]], warmup_s: float = WARMUP_S) -
         # tracks: distinct ids per person boxed, and tracks whose box was on two people or more
         # (SWITCH_FRAMES frames each): a label shown on someone it was not settled on
         "ids_per_person": round(sum(len(v) for v in ids.values()) / len(ids), 3) if ids else None,
+        # of the boxes on a person, the share carrying that person's most shown id (1: one id
+        # throughout; a brief second id costs little here, a person shown under two ids half each)
+        "main_id_share": _main_id_share(on),
         "tracks_on_two_people": sum(
             1 for people in on.values() if sum(1 for k in people.values() if k >= SWITCH_FRAMES) > 1
         ),
@@ -159,6 +162,15 @@ def score(clip: Clip, lines: list[dict[str, Any]], warmup_s: float = WARMUP_S) -
         "output_fps": round((len(times) - 1) / span, 2) if span > 0 else None,
         "clip_fps": fps,
     }
+
+
+def _main_id_share(on: dict[int, dict[int, int]]) -> float | None:
+    per: dict[int, dict[int, int]] = defaultdict(dict)  # person -> track -> frames
+    for tid, people in on.items():
+        for person, k in people.items():
+            per[person][tid] = k
+    total = sum(sum(v.values()) for v in per.values())
+    return round(sum(max(v.values()) for v in per.values()) / total, 4) if total else None
 
 
 def _ratio(fo: list[int]) -> float | None:
@@ -324,6 +336,7 @@ def live_run(
         "recall_40to80": _mean(streams, "recall_40to80"),
         "boxes_off_face": _mean(streams, "boxes_off_face"),
         "ids_per_person": _mean(streams, "ids_per_person"),
+        "main_id_share": _mean(streams, "main_id_share"),
         "tracks_on_two_people": sum(s["tracks_on_two_people"] for s in streams),
         "boxes_on_another_person": sum(s["boxes_on_another_person"] for s in streams),
         "first_box_s_p50": _mean([s["first_box_s"] for s in streams], "p50"),
@@ -401,6 +414,7 @@ def planned_run(
         "recall_40to80": s["recall_40to80"],
         "boxes_off_face": s["boxes_off_face"],
         "ids_per_person": s["ids_per_person"],
+        "main_id_share": s["main_id_share"],
         "tracks_on_two_people": s["tracks_on_two_people"],
         "boxes_on_another_person": s["boxes_on_another_person"],
         "first_box_s_p50": s["first_box_s"]["p50"],
@@ -424,6 +438,7 @@ COLUMNS = (
     "recall_40to80",
     "boxes_off_face",
     "ids_per_person",
+    "main_id_share",
     "tracks_on_two_people",
     "boxes_on_another_person",
     "track_switches",
@@ -465,6 +480,7 @@ def markdown(data: dict[str, Any]) -> str:
         "recall_40to80",
         "boxes_off_face",
         "ids_per_person",
+        "main_id_share",
         "tracks_on_two_people",
         "boxes_on_another_person",
         "first_box_p50",
@@ -576,6 +592,7 @@ def main(argv: list[str] | None = None) -> int:
                 progress(
                     f"  recall >=40 {r['recall_ge40']}, >=80 {r['recall_ge80']}, "
                     f"off face {r['boxes_off_face']}, ids/person {r['ids_per_person']}, "
+                    f"main id share {r['main_id_share']}, "
                     f"tracks on 2+ people {r['tracks_on_two_people']}, "
                     f"boxes on another {r['boxes_on_another_person']}, "
                     f"switches {r['track_switches']}, resumed {r['tracks_resumed']}"

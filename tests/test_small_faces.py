@@ -149,6 +149,7 @@ def test_a_track_going_on_with_someone_else_is_counted() -> None:
     assert s["boxes_on_another_person"] == n - 1
     assert s["tracks_on_two_people"] == 1
     assert s["ids_per_person"] == 2.0  # her: 1; him: 2, 1 and 3
+    assert s["main_id_share"] == round((n + n) / (n + 2 * n), 4)  # her track 1; his 2 (n of his 2n)
     assert s["recall_ge40"] == (2 * n + n) / (4 * n)  # she has no box once hers went with him
     short = score(clip, lines[: n + SWITCH_FRAMES - 1], warmup_s=0.0)  # on him for 4 frames only
     assert short["tracks_on_two_people"] == 0 and short["boxes_on_another_person"] == SWITCH_FRAMES - 1
