@@ -455,6 +455,41 @@ def test_a_face_that_comes_back_is_recognised_and_gets_its_track_back() -> None:
         assert back.track == 3 and back.labels[0].label != "female"
 
 
+def test_a_face_recognised_only_at_a_later_look_becomes_the_remembered_track() -> None:
+    # she comes out from behind a passer-by half hidden: her first descriptor is too far off to
+    # tell; at the next look it is clearly hers, and the new track becomes her remembered one
+    rng = np.random.default_rng(4)
+
+    near = partial(_near, rng)
+
+    she = rng.normal(size=128).astype(np.float32) * 0.09
+    female = (Label("gender", "female", 0.95),)
+
+    def run(later: list[np.ndarray]) -> Tracker:
+        tr = Tracker(TrackerRule(confirm_hits=1))
+        for i in range(3):
+            tr.follow(GREY, i, i / 10)
+            tr.update([Face(face(100, 50).box, female, identity=near(she, 0.1))], i, i / 10)
+        for i, t in ((3, 0.3), (4, 1.3)):
+            tr.follow(GREY, i, t)
+            tr.update([], i, t)
+        tr.drain_events()
+        for k, who in enumerate([near(she, 0.4), *later]):
+            tr.follow(GREY, 5 + k, 1.5 + k / 10)
+            tr.update([Face(face(104, 50).box, (), identity=who)], 5 + k, 1.5 + k / 10)
+        return tr
+
+    tr = run([near(she, 0.1)])
+    (back,) = tr.faces()
+    assert back.track == 1 and back.labels[0].label == "female"
+    events = [(e.kind, e.track, e.merged_into, e.resumed) for e in tr.drain_events()]
+    assert events == [("start", 2, None, False), ("end", 2, 1, False), ("start", 1, None, True)]
+    assert (tr.started, tr.resumed) == (2, 1)
+    # past its first ``recognise_hits`` detections a track keeps its own id
+    late = run([near(she, 0.4)] * 4 + [near(she, 0.1)])
+    assert [f.track for f in late.faces()] == [2]
+
+
 def test_a_face_is_recognised_only_when_clearly_one_remembered_person() -> None:
     rng = np.random.default_rng(2)
     a, b = (rng.normal(size=128).astype(np.float32) * 0.09 for _ in range(2))
@@ -564,6 +599,34 @@ def test_face_stage_metrics_carry_the_stream_and_are_forgotten_with_it() -> None
     m.forget_stream("door")
     text = m.render().decode()
     assert 'stream="door"' not in text
+
+
+def test_a_merged_track_is_not_counted_as_a_face_of_its_own() -> None:
+    m = Metrics()
+    stage = FaceStage("hall", 1, m)
+    male = (Label("gender", "male", 0.9),)
+    me = np.zeros(128, np.float32)
+    blurred = me + np.full(128, 0.4 / np.sqrt(128), np.float32)  # 0.4 off: not recognised at once
+    looks = [
+        (0.0, me, male),
+        (0.1, me, male),
+        (0.2, None, ()),
+        (1.3, None, ()),
+        (1.4, blurred, ()),
+        (1.5, me, ()),
+    ]
+    for i, (t, who, labels) in enumerate(looks):
+        f = Frame("hall", i, GREY, t)
+        faces = () if who is None else (Face(face(100, 50).box, labels, identity=who),)
+        stage.on_detections(Detections("hall", i, t, faces))
+        stage.process(f, draw=False)
+    assert [x.track for x in stage.faces] == [1]  # the new track (2) became mine at its second look
+    stage.close(2.0)
+    get = m.registry.get_sample_value
+    assert get("streamer_faces_total", {"stream": "hall", "label": "gender:male"}) == 1
+    for other in ("gender:?", "face"):  # track 2 is not a face of its own
+        assert get("streamer_faces_total", {"stream": "hall", "label": other}) is None
+    assert get("streamer_tracks_resumed_total", {"stream": "hall"}) == 1
 
 
 # -- a moving camera over real faces ----------------------------------------------------------------

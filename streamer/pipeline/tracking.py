@@ -177,6 +177,9 @@ class FaceStage:
         # each track counts once per classifier, by the first label it settles on; a track that
         # ends without one counts as "<classifier>:?"; with no classifiers, as "face"
         for e in events:
+            if e.merged_into is not None:  # (its face is counted as the track it became)
+                self._counted = {k for k in self._counted if k[0] != e.track}
+                continue
             labels = [lab for lab in e.labels if lab.label != UNCERTAIN or e.kind == "end"]
             if e.kind == "end" and not e.labels and (e.track, "") not in self._counted:
                 self._counted.add((e.track, ""))

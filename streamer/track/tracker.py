@@ -25,8 +25,9 @@ been pulled onto a passer-by. Where its face looks less like its template than `
 another track is near, a track is classified (so its identity checked) at the next detection. Of
 two tracks that come to lie on one face, the one whose template it is clearly less like ends.
 A confirmed track that ends is remembered for ``remember_s`` by its identities: a new face that
-is clearly that person (identity.py) takes the track's id, labels and first sighting back (it
-came back into view, out from behind someone, or its track had been lost).
+is clearly that person (identity.py), at its first detection or one of its first few
+classifications, takes the track's id, labels and first sighting back (it came back into view,
+out from behind someone, or its track had been lost).
 
 Tracks also carry the classifier evidence (evidence.py) and the schedule of when their face
 needs classifying again (first sight, box grown by ``reclassify_growth``, every
@@ -114,6 +115,10 @@ class TrackerRule:
     # remembered track's, resumes it: its id, labels and first sighting (0: off)
     remember_s: float = 30.0
     same_person: float = SAME_PERSON
+    # ... checked at a new track's first detection, and at its classifications up to its
+    # ``recognise_hits``-th detection (a face coming out from behind someone, or turned, can be
+    # recognised only at a later look): a track recognised then becomes the remembered one
+    recognise_hits: int = 4
     evidence: EvidenceRule = field(default_factory=EvidenceRule)
 
 
@@ -126,6 +131,7 @@ class TrackEvent:
     labels: tuple[Label, ...]
     duration_s: float  # since the track was first seen (a resumed track's start: before it ended)
     resumed: bool = False  # a start: the track had ended, and its face was recognised (identity.py)
+    merged_into: int | None = None  # an end: the track's face was recognised as this ended track's
 
     def as_dict(self, stream: str) -> dict[str, object]:
         return {
@@ -138,6 +144,7 @@ class TrackEvent:
             },
             "duration_s": round(self.duration_s, 3),
             **({"resumed": self.resumed} if self.kind == "start" else {}),
+            **({"merged_into": self.merged_into} if self.kind == "end" else {}),
         }
 
 
@@ -591,6 +598,10 @@ class Tracker:
         tr.detections_since_classified += 1
         if f.identity is not None:
             tr.identities.append(f.identity)
+            if not tr.resumed and tr.hits <= self.rule.recognise_hits:
+                old = self._recognise(f.identity, t)
+                if old is not None:
+                    self._merge(tr, old, t)
         if f.identity is not None or f.labels:  # classified: a doubt is answered (or cannot be)
             tr.doubted = False
         changed = self._look(tr, f) if f.labels else False
@@ -617,6 +628,25 @@ class Tracker:
         self.events.append(
             TrackEvent("start", tr.id, t, tr.as_box(), tr.labels(), t - tr.first_seen, tr.resumed)
         )
+
+    def _merge(self, tr: Track, old: Departed, t: float) -> None:
+        """A young track whose face, at a later look, is recognised as a remembered track's: it
+        becomes that track (its own shown id ends, merged into the remembered one, which starts again)."""
+        if tr.confirmed:
+            self.events.append(
+                TrackEvent(
+                    "end",
+                    tr.id,
+                    t,
+                    tr.as_box(),
+                    tr.labels(),
+                    tr.last_seen - tr.first_seen,
+                    merged_into=old.id,
+                )
+            )
+        tr.resume(old)
+        if tr.confirmed:
+            self._confirm(tr, t)
 
     def _recognise(self, identity: np.ndarray | None, t: float) -> Departed | None:
         """The remembered track whose face ``identity`` clearly is, if any (forgotten once the track
