@@ -490,6 +490,24 @@ def test_a_face_recognised_only_at_a_later_look_becomes_the_remembered_track() -
     assert [f.track for f in late.faces()] == [2]
 
 
+def test_a_person_who_left_two_tracks_gets_the_first_back() -> None:
+    # a person's detected box jumps away from their (still live) track, so a second track starts
+    # (a live track is not remembered yet); both end. When they come back, their first track goes
+    # on, however near the second one's identity lies, and both are forgotten
+    rng = np.random.default_rng(5)
+    me = rng.normal(size=128).astype(np.float32) * 0.09
+    again = _near(rng, me, 0.05)
+    tr = Tracker(TrackerRule(confirm_hits=1))
+    looks = [((100, 50), me), ((250, 150), again), (None, None), (None, None), (None, None)]
+    for i, (at, who) in enumerate(looks):
+        tr.follow(GREY, i, i * 0.6)
+        tr.update([Face(face(*at).box, (), identity=who)] if at else [], i, i * 0.6)
+    assert tr.faces() == () and sorted(d.id for d in tr._departed) == [1, 2]
+    tr.follow(GREY, 5, 3.0)
+    tr.update([Face(face(20, 20).box, (), identity=again)], 5, 3.0)  # nearest track 2's
+    assert [f.track for f in tr.faces()] == [1] and list(tr._departed) == []
+
+
 def test_a_face_is_recognised_only_when_clearly_one_remembered_person() -> None:
     rng = np.random.default_rng(2)
     a, b = (rng.normal(size=128).astype(np.float32) * 0.09 for _ in range(2))

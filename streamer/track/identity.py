@@ -71,11 +71,15 @@ def recognised(
     if d[k] > limit:
         return None
     for j in np.nonzero(d < d[k] + margin)[0]:
-        if j != k and _apart(refs[j], refs[k]) > limit:
+        if j != k and apart(refs[j], refs[k]) > limit:
             return None
     return k
 
 
-def _apart(a: np.ndarray, b: np.ndarray) -> float:
-    """The nearest two of two sets of identities lie this far apart."""
+def apart(a: np.ndarray | Sequence[np.ndarray], b: np.ndarray | Sequence[np.ndarray]) -> float:
+    """The nearest two of two sets of identities lie this far apart (inf where one is empty)."""
+    a, b = np.asarray(a, np.float32), np.asarray(b, np.float32)
+    if a.size == 0 or b.size == 0:
+        return float("inf")
+    a, b = a.reshape(-1, a.shape[-1]), b.reshape(-1, b.shape[-1])
     return float(np.linalg.norm(a[:, None, :] - b[None, :, :], axis=2).min())

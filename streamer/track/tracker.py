@@ -49,7 +49,7 @@ from streamer.detect.regions import looked_at
 from streamer.track.appearance import likeness, normalised, template
 from streamer.track.evidence import EvidenceRule, LabelEvidence, look_weight
 from streamer.track.flow import follow_boxes, follow_near, to_gray, work_scale
-from streamer.track.identity import OTHER_PERSON, SAME_PERSON, other_person, recognised
+from streamer.track.identity import OTHER_PERSON, SAME_PERSON, apart, other_person, recognised
 from streamer.track.matching import XYXY, iou_matrix, match, near_matrix
 from streamer.types import Box, Face, Label, Region
 
@@ -622,7 +622,15 @@ class Tracker:
         tr.confirmed = True
         if tr.resumed:
             self.resumed += 1
-            self._departed = deque((d for d in self._departed if d.id != tr.id), REMEMBERED)
+            # (with any other track of that person: they are this one now)
+            self._departed = deque(
+                (
+                    d
+                    for d in self._departed
+                    if d.id != tr.id and apart(d.identities, tr.identities) > self.rule.same_person
+                ),
+                REMEMBERED,
+            )
         else:
             self.started += 1
         self.events.append(
@@ -659,7 +667,12 @@ class Tracker:
         live = {tr.id for tr in self.tracks}
         free = [d for d in self._departed if d.id not in live]
         k = recognised(identity, [d.identities for d in free], self.rule.same_person)
-        return None if k is None else free[k]
+        if k is None:
+            return None
+        # one person can have left several tracks (a brief one, not recognised when it came): the
+        # one first seen is theirs (seen live: a person back under a 3-frame id, not their own)
+        same = [d for d in free if apart(d.identities, free[k].identities) <= self.rule.same_person]
+        return min(same, key=lambda d: d.first_seen)
 
     def _end_where(self, gone, t: float) -> None:
         keep = []
