@@ -19,8 +19,10 @@ in a child process, and scores what a viewer saw:
   the clips played, / streams / seconds played; and the same including start-up (models, workers);
 - detector pixels per second per stream (``streamer_detect_pixels_total``);
 - output frame rate against the clip's, and the share of the clip's frames published;
-- tracks: ids per person, tracks whose box was on two people (5 frames each), and boxes of a track
-  on someone other than the person its box was on most (they show that person's label).
+- tracks: ids per person, the share of a person's boxes carrying their most shown id, tracks whose
+  box was on two people (5 frames each), and boxes of a track on someone other than the person its
+  box was on most (they show that person's label); planned runs also count the tracker's switches
+  and resumed tracks.
 
 ``--planned-every N`` replaces the live runs by a deterministic one per 1-stream clip: detection on
 every Nth frame in this process, each answer ``--planned-latency`` frames late (the same every run
