@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import threading
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -28,9 +28,9 @@ from streamer.track.tracker import Tracker, TrackerRule, TrackEvent
 from streamer.types import Box, Detections, Face, Frame, Region
 
 
-def rule_for(p: PipelineConfig, base: TrackerRule | None = None) -> TrackerRule:
-    """The tracker's rule under ``pipeline`` settings (on ``base``, default the tracker's own)."""
-    return replace(base or TrackerRule(), remember_s=p.reidentify_s)
+def rule_for(p: PipelineConfig) -> TrackerRule:
+    """The tracker's rule under ``pipeline`` settings."""
+    return TrackerRule(remember_s=p.reidentify_s)
 
 
 @dataclass(frozen=True)
@@ -62,8 +62,8 @@ class FaceStage:
         self.detections_due = 0  # frames sent to the detector: every Nth, and the one after a scene cut
         self._applied = -1  # frame index of the last detections applied
         self._counted: set[tuple[int, str]] = set()  # (track, classifier) already in faces_total
-        self._switches = 0  # the tracker's switches already in track_switches_total
-        self._resumed = 0  # the tracker's resumed tracks already in tracks_resumed_total
+        # the tracker's switches and resumed tracks already in their counters
+        self._reported = {"switches": 0, "resumed": 0}
         self.faces: tuple[Face, ...] = ()
         self._track_s = 0.0  # time prepare() took, counted with finish() in the "track" stage
 
@@ -161,14 +161,12 @@ class FaceStage:
         m = self.metrics
         assert m is not None
         m.tracks_active.labels(self.stream).set(sum(1 for t in self.tracker.tracks if t.shown))
-        switches = m.track_switches.labels(self.stream)  # (a 0 series from the start: rate() works)
-        if self.tracker.switches > self._switches:
-            switches.inc(self.tracker.switches - self._switches)
-            self._switches = self.tracker.switches
-        resumed = m.tracks_resumed.labels(self.stream)
-        if self.tracker.resumed > self._resumed:
-            resumed.inc(self.tracker.resumed - self._resumed)
-            self._resumed = self.tracker.resumed
+        for name, counter in (("switches", m.track_switches), ("resumed", m.tracks_resumed)):
+            series = counter.labels(self.stream)  # (a 0 series from the start: rate() works)
+            now = getattr(self.tracker, name)
+            if now > self._reported[name]:
+                series.inc(now - self._reported[name])
+                self._reported[name] = now
         for e in events:
             if e.kind == "start" and not e.resumed:
                 m.tracks.labels(self.stream).inc()

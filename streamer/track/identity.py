@@ -27,17 +27,29 @@ import numpy as np
 OTHER_PERSON = 0.7
 
 
+def nearest(known: np.ndarray | Sequence[np.ndarray], b: np.ndarray | Sequence[np.ndarray]) -> np.ndarray:
+    """For each identity of ``b`` (one, or several), how far the nearest of ``known`` lies (inf
+    where ``known`` is empty)."""
+    v = np.asarray(b, np.float32)
+    v = v.reshape(-1, v.shape[-1])
+    k = np.asarray(known, np.float32)
+    if k.size == 0:
+        return np.full(len(v), np.inf, np.float32)
+    k = k.reshape(-1, v.shape[-1])
+    return np.linalg.norm(v[:, None, :] - k[None, :, :], axis=2).min(axis=1)
+
+
 def other_person(
     known: np.ndarray | Sequence[np.ndarray] | None, b: np.ndarray | None, limit: float = OTHER_PERSON
-) -> bool:
+) -> bool | np.ndarray:
     """Whether ``b`` is someone else than the person of ``known`` (one identity, or several of one
-    person: ``b`` is compared with the nearest); False where either is unknown (or ``limit`` is 0)."""
+    person: ``b`` is compared with the nearest); False where either is unknown (or ``limit`` is 0).
+    ``b`` may hold several faces' identities (n x 128): then one answer each."""
     if known is None or b is None or limit <= 0:
         return False
-    ref = np.asarray(known, np.float32).reshape(-1, np.asarray(b).shape[-1])
-    if len(ref) == 0:
-        return False
-    return float(np.linalg.norm(ref - np.asarray(b, np.float32), axis=1).min()) > limit
+    d = nearest(known, b)
+    out = np.isfinite(d) & (d > limit)
+    return bool(out[0]) if np.asarray(b).ndim == 1 else out
 
 
 # a new face this near a remembered (ended) track's identities is that person come back. Well under
@@ -64,9 +76,8 @@ def recognised(
     person as the nearest (within ``limit`` of it). None: nobody, or not clearly (or ``limit`` 0)."""
     if b is None or limit <= 0 or not remembered:
         return None
-    v = np.asarray(b, np.float32)
-    refs = [np.asarray(r, np.float32).reshape(-1, v.shape[-1]) for r in remembered]
-    d = np.array([np.linalg.norm(r - v, axis=1).min() if len(r) else np.inf for r in refs])
+    refs = [np.asarray(r, np.float32) for r in remembered]
+    d = np.array([nearest(r, b)[0] for r in refs])
     k = int(np.argmin(d))
     if d[k] > limit:
         return None
@@ -78,8 +89,6 @@ def recognised(
 
 def apart(a: np.ndarray | Sequence[np.ndarray], b: np.ndarray | Sequence[np.ndarray]) -> float:
     """The nearest two of two sets of identities lie this far apart (inf where one is empty)."""
-    a, b = np.asarray(a, np.float32), np.asarray(b, np.float32)
-    if a.size == 0 or b.size == 0:
+    if np.asarray(b).size == 0:
         return float("inf")
-    a, b = a.reshape(-1, a.shape[-1]), b.reshape(-1, b.shape[-1])
-    return float(np.linalg.norm(a[:, None, :] - b[None, :, :], axis=2).min())
+    return float(nearest(a, b).min())

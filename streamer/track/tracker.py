@@ -443,9 +443,10 @@ class Tracker:
         # however they overlap: the track's box was pulled onto a passer-by, who is the face
         other = np.zeros(ious.shape, dtype=bool)
         known = [di for di, f in enumerate(faces) if f.identity is not None]  # (classified this round)
-        for ti, tr in enumerate(self.tracks) if known else ():
-            for di in known:
-                other[ti, di] = other_person(tr.identities, faces[di].identity, rule.other_person)
+        if known:
+            who = np.stack([faces[di].identity for di in known])
+            for ti, tr in enumerate(self.tracks):
+                other[ti, known] = other_person(tr.identities, who, rule.other_person)
         pairs, lost, new = match(np.where(other, 0.0, ious), rule.min_iou)
         if lost and new and rule.near_reach > 0:
             # the detector's box of a face can move and change size more than IoU allows (a head
@@ -491,11 +492,8 @@ class Tracker:
         for di, box in zip(new, born, strict=True):
             f = Face(box, faces[di].labels, faces[di].track, faces[di].identity)
             tr = Track(self._next_id, f, index, t, rule)
-            old = self._recognise(f.identity, t)
-            if old is None:
+            if not self._take_back(tr, t):
                 self._next_id += 1
-            else:
-                tr.resume(old)
             if seen is not None:
                 tr.template = template(seen[0], seen[1], dets[di])
             if f.labels:
@@ -598,10 +596,7 @@ class Tracker:
         tr.detections_since_classified += 1
         if f.identity is not None:
             tr.identities.append(f.identity)
-            if not tr.resumed and tr.hits <= self.rule.recognise_hits:
-                old = self._recognise(f.identity, t)
-                if old is not None:
-                    self._merge(tr, old, t)
+            self._take_back(tr, t)
         if f.identity is not None or f.labels:  # classified: a doubt is answered (or cannot be)
             tr.doubted = False
         changed = self._look(tr, f) if f.labels else False
@@ -637,9 +632,15 @@ class Tracker:
             TrackEvent("start", tr.id, t, tr.as_box(), tr.labels(), t - tr.first_seen, tr.resumed)
         )
 
-    def _merge(self, tr: Track, old: Departed, t: float) -> None:
-        """A young track whose face, at a later look, is recognised as a remembered track's: it
-        becomes that track (its own shown id ends, merged into the remembered one, which starts again)."""
+    def _take_back(self, tr: Track, t: float) -> bool:
+        """A young track (up to its ``recognise_hits``-th detection) whose newest identity is clearly
+        a remembered track's becomes that track: at its first detection it starts as that one; later
+        its own shown id ends, merged into the remembered one, which starts again. True if so."""
+        if tr.resumed or tr.hits > self.rule.recognise_hits or not tr.identities:
+            return False
+        old = self._recognise(tr.identities[-1], t)
+        if old is None:
+            return False
         if tr.confirmed:
             self.events.append(
                 TrackEvent(
@@ -655,14 +656,15 @@ class Tracker:
         tr.resume(old)
         if tr.confirmed:
             self._confirm(tr, t)
+        return True
 
-    def _recognise(self, identity: np.ndarray | None, t: float) -> Departed | None:
+    def _recognise(self, identity: np.ndarray, t: float) -> Departed | None:
         """The remembered track whose face ``identity`` clearly is, if any (forgotten once the track
         that resumes it shows; one not yet shown, say a low score awaiting a second detection, holds
         its id meanwhile)."""
         while self._departed and t - self._departed[0].ended > self.rule.remember_s:
             self._departed.popleft()
-        if identity is None or not self._departed:
+        if not self._departed:
             return None
         live = {tr.id for tr in self.tracks}
         free = [d for d in self._departed if d.id not in live]
