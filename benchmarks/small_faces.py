@@ -48,6 +48,7 @@ import tempfile
 import threading
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -354,13 +355,15 @@ def planned_run(
     latency: int,
     pipeline: dict[str, Any] | None = None,
     classify: bool = False,
+    on_frame: Callable[[Any, int], None] | None = None,
 ) -> dict[str, Any]:
     """``clip`` through the face stage in this process, detecting (with the config's engine and
     ``strategy``) on every ``every``-th frame, each answer reaching the stage ``latency`` frames
     later: the same every run, whatever the machine's speed or load, so it measures what the
     planner chooses to look at, not how fast the detector is (the live runs measure both).
     ``classify``: with the config's classifiers (labels, and the identities that split a track
-    pulled onto someone else); without, boxes only (faster)."""
+    pulled onto someone else); without, boxes only (faster). ``on_frame(stage, n)``: called after
+    each frame (to look at the tracks, say)."""
     from collections import deque
 
     import cv2
@@ -397,6 +400,8 @@ def planned_run(
             stage.on_detections(waiting.popleft()[1])
         out = stage.finish(frame, draw=False)
         lines.append({"frame": n, "faces": [f.as_dict() for f in out.faces]})
+        if on_frame is not None:
+            on_frame(stage, n)
         n += 1
     cap.release()
     s = score(clip, lines)

@@ -1,7 +1,7 @@
 """Tracking scenario: boxes and labels with detection every N frames, against detection on every frame.
 
     python -m benchmarks.tracking [--video PATH] [--frames N] [--every 1,3,6,15] [--latency FRAMES]
-                                  [--phases] [--out FILE.json]
+                                  [--phases] [--loops N] [--out FILE.json]
 
 Default clip: the moving camera over a still with many faces (moving_camera.py), where each face's
 true box is known. The detector (and config.toml's classifiers) runs once on every frame; that is
@@ -9,7 +9,10 @@ the reference. For each N the face stage (the one live streams and `annotate` us
 reference detections on every Nth frame only, as the service would, and tracks in between;
 ``--latency L`` hands each detection over L frames after the frame it was taken from, as a live
 stream gets it; ``--phases`` also runs each N once per phase (the clip started at each of its
-first N frames, so the detector sees other frames) and adds the mean and worst. Per N: recall
+first N frames, so the detector sees other frames) and adds the mean and worst; ``--loops K``
+plays the clip K times in a row, as the service loops its demo (faces come back: tracks resumed;
+the tracker's rule is config.toml's, so ``STREAMER_PIPELINE_REIDENTIFY_S=0`` runs it without).
+Per N: recall
 and mean IoU of the drawn boxes against the reference (Hungarian match, IoU >= 0.5 counts as
 found; mean IoU over all reference faces, 0 where missed), the same
 against the true boxes (moving camera only), track ids per person, shown-label changes per person,
@@ -38,8 +41,8 @@ from benchmarks.moving_camera import people as people_on
 from streamer.annotate import build_engine
 from streamer.config import load_config
 from streamer.inference.engine import _overlaps
-from streamer.pipeline.tracking import FaceStage
-from streamer.track.tracker import Tracker
+from streamer.pipeline.tracking import FaceStage, rule_for
+from streamer.track.tracker import Tracker, TrackerRule
 from streamer.types import Box, Detections, Face, Frame
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -59,11 +62,13 @@ def read_video(path: Path, n: int) -> list[np.ndarray]:
     return out
 
 
-def run_every(images, ref_faces, every: int, people=None, latency: int = 0) -> dict[str, object]:
+def run_every(
+    images, ref_faces, every: int, people=None, latency: int = 0, rule: TrackerRule | None = None
+) -> dict[str, object]:
     """``latency``: frames between the frame sent to the detector and the frame its answer reaches
     the stage (0: the same frame; live, detection takes ~3 frames on a quiet 2-core CPU, more
     with several streams)."""
-    stage = FaceStage("bench", every)
+    stage = FaceStage("bench", every, rule=rule)
     in_flight: deque[tuple[int, Detections]] = deque()
     found = found_t = n_ref = n_true = 0
     iou_sum = iou_sum_t = 0.0
@@ -118,6 +123,7 @@ def run_every(images, ref_faces, every: int, people=None, latency: int = 0) -> d
         "recall_vs_every_frame": round(found / max(1, n_ref), 4),
         "mean_iou_vs_every_frame": round(iou_sum / max(1, n_ref), 4),
         "tracks_started": stage.tracker.started,
+        "tracks_resumed": stage.tracker.resumed,
         "faces_detected": detected,
         "faces_classified": classified,
         "track_ms_per_frame": round(1000 * track_s / len(images), 2),
@@ -146,14 +152,16 @@ PHASED = (
 )
 
 
-def over_phases(images, ref_faces, every: int, people=None, latency: int = 0) -> dict[str, object]:
+def over_phases(
+    images, ref_faces, every: int, people=None, latency: int = 0, rule: TrackerRule | None = None
+) -> dict[str, object]:
     """``run_every`` with the clip started at each of its first ``every`` frames: which frames the
     detector sees decides which faces come into view just after one (phase 0 alone is one draw of
     that: on the moving camera at every 15th, recall 0.922 against a mean of 0.901 over the 15
     phases, the worst 0.865). Mean and worst
     of each recall and IoU, and the most track ids and label changes per person of any phase."""
     runs = [
-        run_every(images[k:], ref_faces[k:], every, people[k:] if people is not None else None, latency)
+        run_every(images[k:], ref_faces[k:], every, people[k:] if people is not None else None, latency, rule)
         for k in range(every)
     ]
     out: dict[str, object] = {"phases": every}
@@ -207,9 +215,17 @@ def main(argv: list[str] | None = None) -> int:
         help="also run every detection phase (the clip started at each of its first N frames) "
         "and report the mean and worst",
     )
+    ap.add_argument(
+        "--loops",
+        type=int,
+        default=1,
+        help="play the clip this many times in a row (the service loops its demo)",
+    )
     ap.add_argument("--out", type=Path, default=None, help="write the results as JSON here")
     args = ap.parse_args(argv)
-    engine = build_engine(load_config(ROOT / "config.toml"))
+    cfg = load_config(ROOT / "config.toml")
+    engine = build_engine(cfg)
+    rule = rule_for(cfg.pipeline)
     still = load_still(SHARED)
     people = None
     if args.video is None:
@@ -228,14 +244,18 @@ def main(argv: list[str] | None = None) -> int:
         ref.append(res.faces)
     detect_ms = 1000 * (time.perf_counter() - t0) / len(images)
     print(f"{clip}: {len(images)} frames, detect+classify {detect_ms:.0f} ms/frame", file=sys.stderr)
+    if args.loops > 1:  # (the reference is the same every time round)
+        images, ref = images * args.loops, ref * args.loops
+        people = people * args.loops if people is not None else None
+        clip += f", {args.loops} times in a row"
     results = []
     for every in (int(x) for x in args.every.split(",")):
-        r = run_every(images, ref, every, people, args.latency)
+        r = run_every(images, ref, every, people, args.latency, rule)
         r["cpu_per_stream_at_30fps"] = round(
             30 * (detect_ms / every + float(r["track_ms_per_frame"])) / 1000, 3
         )  # cores busy: detection share + tracking
         if args.phases:
-            r["over_phases"] = over_phases(images, ref, every, people, args.latency)
+            r["over_phases"] = over_phases(images, ref, every, people, args.latency, rule)
         results.append(r)
         print(json.dumps(r), file=sys.stderr)
     cost = {n: round(tracker_cost(still, n), 2) for n in (1, 8, 32)}

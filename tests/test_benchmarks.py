@@ -159,3 +159,25 @@ def test_live_clip_scores_recall_ghosts_and_the_wait_after_each_cut() -> None:
     assert r["recall_vs_every_frame"] == 3 / 5
     assert r["boxes_drawn"] == 4 and r["boxes_on_no_detected_face"] == 1
     assert r["frames_after_cut_until_all_boxed"] == {"2": 2}
+
+
+def test_reidentify_audit_counts_right_wrong_missed_and_strangers() -> None:
+    """``benchmarks.reidentify.count``: new faces against ended tracks, by who they truly are."""
+    import numpy as np
+
+    from benchmarks.reidentify import count, nearest_stranger
+
+    a, b, c = (np.eye(128, dtype=np.float32)[i] for i in range(3))  # 1.41 apart
+    near_a = a + np.float32(0.1) * b
+    # tracks 1 (person 0) and 2 (person 1) ended at t=1; track 3 is person 0 back, 4 person 1 back
+    # but far from its old look, 5 a new person (2) near nobody, 6 person 1 back too late
+    ended = [(1, 1.0, [a]), (2, 1.0, [b])]
+    born = [(3, 2.0, near_a), (4, 2.0, c), (5, 2.0, c), (6, 40.0, b)]
+    person = {1: 0, 2: 1, 3: 0, 4: 1, 5: 2, 6: 1}
+    got = count([(born, ended, person)], window=30.0, limit=0.25)
+    assert got == {"right": 1, "wrong": 0, "missed": 1, "strangers": 0}
+    # a limit that takes anyone: person 0 back is still right; 4 and 5 take a stranger's track, and
+    # with their own ended tracks taken away, 3, 4 and 5 all would; 6 came back after the window
+    loose = count([(born, ended, person)], window=30.0, limit=2.0)
+    assert loose == {"right": 1, "wrong": 2, "missed": 0, "strangers": 3}
+    assert nearest_stranger([(born, ended, person)], 30.0) == round(float(np.linalg.norm(near_a - b)), 3)
