@@ -28,7 +28,7 @@ from streamer.metrics import Metrics
 from streamer.outputs.hub import AnnotatedFrame
 from streamer.pipeline.manager import Pipeline
 from streamer.pipeline.planner import RegionPlanner, planner_for
-from streamer.pipeline.tracking import FaceStage, rule_for
+from streamer.pipeline.tracking import BetweenLooks, FaceStage, between_for, rule_for
 from streamer.sources.base import SourceState
 from streamer.sources.capture import frame_rate
 from streamer.track.evidence import EvidenceRule
@@ -80,6 +80,7 @@ def annotate_file(
                 fps,
                 rule_for(config.pipeline),
                 planner,
+                between_for(config.pipeline),
             )
         finally:
             cap.release()
@@ -147,6 +148,7 @@ def run_stage(
     fps: float,
     rule: TrackerRule | None = None,
     planner: RegionPlanner | None = None,
+    between: BetweenLooks | None = None,
 ) -> int:
     """The live streams' face stage over a sequence of frames, the detector run in-process when due.
 
@@ -154,7 +156,7 @@ def run_stage(
     lines), looked at whole: with a planner, its full sweep (every part at every scale).
     """
     still = not fps
-    stage = FaceStage("annotate", every, rule=rule, planner=planner)
+    stage = FaceStage("annotate", every, rule=rule, planner=planner, between=between)
     n = 0
     t0 = time.perf_counter()
     try:
@@ -178,10 +180,12 @@ def run_stage(
         out.close()
     tr = stage.tracker
     log.info(
-        "annotated %d frames in %.1f s: %d detections, %d tracks, %d faces classified, %d not (settled)",
+        "annotated %d frames in %.1f s: %d detections (%d of them looks between rounds), %d tracks, "
+        "%d faces classified, %d not (settled)",
         n,
         time.perf_counter() - t0,
         stage.detections_due,
+        stage.looks_between,
         tr.started,
         tr.looks,
         tr.looks_skipped,

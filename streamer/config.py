@@ -124,6 +124,11 @@ class PipelineConfig(Strict):
         description="send every Nth frame of a stream to the detector (1: as often as it keeps up); "
         "tracking carries the boxes in between",
     )
+    detect_between: bool = Field(
+        True,
+        description="with detect_every > 1: between detection rounds, a small look at what is new (the "
+        "picture a panning or zooming camera brought into view, faces seen once and not shown yet)",
+    )
     reidentify_s: float = Field(
         30.0,
         ge=0,

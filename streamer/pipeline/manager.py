@@ -15,7 +15,7 @@ from streamer.metrics import Metrics
 from streamer.pipeline.batcher import DetectionBatcher
 from streamer.pipeline.planner import planner_for
 from streamer.pipeline.stream import Stream
-from streamer.pipeline.tracking import rule_for
+from streamer.pipeline.tracking import between_for, rule_for
 from streamer.sources.base import Source
 from streamer.sources.capture import CaptureSource
 
@@ -97,7 +97,14 @@ class Pipeline:
             raise TooManyStreams(f"too many streams (limit {self.max_streams})")
         p = self.config.pipeline
         stream = Stream(
-            source, self.batcher, self.metrics, self.render_pool, p.detect_every, planner_for(p), rule_for(p)
+            source,
+            self.batcher,
+            self.metrics,
+            self.render_pool,
+            p.detect_every,
+            planner_for(p),
+            rule_for(p),
+            between_for(p),
         )
         self.streams[source.id] = stream
         stream.start()

@@ -18,7 +18,7 @@ from streamer.outputs.hub import AnnotatedFrame, FrameHub
 from streamer.pipeline.batcher import DetectionBatcher
 from streamer.pipeline.events import EventHub
 from streamer.pipeline.planner import RegionPlanner
-from streamer.pipeline.tracking import FaceStage, Processed
+from streamer.pipeline.tracking import BetweenLooks, FaceStage, Processed
 from streamer.sources.base import Source
 from streamer.track.tracker import TrackerRule
 from streamer.types import Detections, Frame
@@ -36,6 +36,7 @@ class Stream:
         detect_every: int = 1,
         planner: RegionPlanner | None = None,
         rule: TrackerRule | None = None,
+        between: BetweenLooks | None = None,
     ) -> None:
         self.id = source.id
         self.source = source
@@ -44,7 +45,7 @@ class Stream:
         self.render_pool = render_pool
         self.hub = FrameHub(self.id, metrics)
         self.detections: Detections | None = None  # the newest from the detector
-        self.stage = FaceStage(self.id, detect_every, metrics, rule, planner)
+        self.stage = FaceStage(self.id, detect_every, metrics, rule, planner, between)
         self.events = EventHub(self.id, metrics)
         self._processing: Future[Processed] | None = None
         self.task: asyncio.Task[None] | None = None

@@ -8,10 +8,18 @@ sweep; without one: the whole frame), applies the newest detections, and draws t
 ``prepare`` and ``finish`` are its two halves, for a caller that detects in between;
 ``plan_last`` plans on the frame finished last, for a caller whose detector came free before the
 next frame.
+
+With ``between`` (``pipeline.detect_between``) and detection rounds rationed (``detect_every`` >
+1), a frame between rounds is due too, for a small look at what is new: the picture a panning or
+zooming camera brought into view since the detector last looked there (revealed.py), grown
+inward by a face or so (a face coming in is partly in view), and each face seen once and not
+shown yet (the second sighting that confirms it, or ends it). Such a look does not move the
+rounds' schedule.
 """
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from dataclasses import dataclass
@@ -20,10 +28,12 @@ import numpy as np
 
 from streamer.classify import UNCERTAIN
 from streamer.config import PipelineConfig
+from streamer.detect.regions import FACE_PX, square
 from streamer.metrics import Metrics
 from streamer.overlay import draw_faces
 from streamer.pipeline.motion import MotionDetector
-from streamer.pipeline.planner import RegionPlanner
+from streamer.pipeline.planner import TRACK_CONTEXT, RegionPlanner
+from streamer.pipeline.revealed import Revealed
 from streamer.track.tracker import Tracker, TrackerRule, TrackEvent
 from streamer.types import Box, Detections, Face, Frame, Region
 
@@ -31,6 +41,31 @@ from streamer.types import Box, Detections, Face, Frame, Region
 def rule_for(p: PipelineConfig) -> TrackerRule:
     """The tracker's rule under ``pipeline`` settings."""
     return TrackerRule(remember_s=p.reidentify_s)
+
+
+# a look between rounds waits until new picture this deep (in faces of the smallest size the
+# whole frame's look finds) has come into view: a thinner sliver shows no face yet
+REVEALED_DEPTH = 0.1
+# ... and looks at it grown inward by this many such faces: a face coming in, partly in view
+REVEALED_REACH = 1.0
+
+
+@dataclass(frozen=True)
+class BetweenLooks:
+    """Looks between detection rounds (module docstring), at the scale of the whole frame's look:
+    the frame scaled to ``max_side`` at ``upsample`` (with a planner, its whole-frame scale)."""
+
+    max_side: int = 640
+    upsample: int = 0
+
+    def scale(self, width: int, height: int) -> float:
+        side = max(width, height)
+        return min(1.0, self.max_side / side if self.max_side else 1.0) * 2**self.upsample
+
+
+def between_for(p: PipelineConfig) -> BetweenLooks | None:
+    """The looks between rounds under ``pipeline`` settings (None: off)."""
+    return BetweenLooks(p.detect_max_side, p.upsample) if p.detect_between else None
 
 
 @dataclass(frozen=True)
@@ -49,9 +84,17 @@ class FaceStage:
         metrics: Metrics | None = None,
         rule: TrackerRule | None = None,
         planner: RegionPlanner | None = None,
+        between: BetweenLooks | None = None,
     ) -> None:
         self.stream = stream
         self.planner = planner
+        self.between = between if detect_every > 1 else None  # (every frame is a round's otherwise)
+        self.revealed = Revealed() if self.between is not None else None
+        self._size = (0, 0)  # the last frame's (width, height)
+        self._looking_between = False  # the frame due now is due for a look between rounds
+        self._due_index = 0  # the frame last asked about
+        self._confirm_looked: set[int] = set()  # tracks seen once that a look between rounds has seen
+        self.looks_between = 0  # of detections_due: looks between rounds
         self.motion = MotionDetector() if planner is not None else None
         self.detect_every = max(1, detect_every)
         self.metrics = metrics
@@ -68,7 +111,10 @@ class FaceStage:
         self._track_s = 0.0  # time prepare() took, counted with finish() in the "track" stage
 
     def due(self, index: int) -> bool:
-        """Whether frame ``index`` should go to the detector (and, if so, marks it sent)."""
+        """Whether frame ``index`` should go to the detector (and, if so, marks it sent): a round's
+        frame, or (with ``between``) one between rounds with something new to look at."""
+        self._looking_between = False
+        self._due_index = index
         if (
             self.tracker.cut
             or index - self._last_submitted >= self.detect_every
@@ -78,7 +124,56 @@ class FaceStage:
             self.detections_due += 1
             self._last_submitted = index
             return True
+        if self.between is not None and self._new_to_look_at():
+            self._looking_between = True
+            self.detections_due += 1
+            self.looks_between += 1
+            return True
         return False
+
+    def _new_to_look_at(self) -> bool:
+        """Whether, as of the last frame prepared, something new waits for a look between rounds."""
+        return bool(self._unconfirmed() or self._unseen())
+
+    def _unconfirmed(self) -> list[tuple[int, Box]]:
+        """Tracks seen once, not shown, and not looked at again yet (id, box)."""
+        return [
+            (tr.id, tr.as_box())
+            for tr in self.tracker.tracks
+            if not tr.confirmed and tr.id not in self._confirm_looked
+        ]
+
+    def _unseen(self) -> list[Box]:
+        assert self.between is not None and self.revealed is not None
+        w, h = self._size
+        if not w:
+            return []
+        face = FACE_PX / self._look_scale(w, h)  # the smallest face the whole frame's look finds
+        return self.revealed.unseen(REVEALED_DEPTH * face)
+
+    def _look_scale(self, w: int, h: int) -> float:
+        assert self.between is not None
+        return self.planner.coarse(w, h).scale if self.planner is not None else self.between.scale(w, h)
+
+    def _between_plan(self, w: int, h: int) -> tuple[Region, ...]:
+        """What a look between rounds looks at on this frame: the new picture, grown inward, and
+        the faces seen once (each once). Empty if nothing is left to look at after all (the
+        camera turned back, the detections just applied confirmed the face): then the frame gets
+        the next round's look, early."""
+        s = self._look_scale(w, h)
+        reach = REVEALED_REACH * FACE_PX / s
+        out = []
+        for b in self._unseen():
+            x0, y0 = max(0, math.floor(b.left - reach)), max(0, math.floor(b.top - reach))
+            x1, y1 = min(w - 1, math.ceil(b.right + reach)), min(h - 1, math.ceil(b.bottom + reach))
+            out.append(Region(x0, y0, x1, y1, s, "revealed"))
+        for tid, b in self._unconfirmed():
+            self._confirm_looked.add(tid)
+            side = TRACK_CONTEXT * max(b.width, b.height)
+            out.append(square((b.left + b.right) / 2, (b.top + b.bottom) / 2, side, s, w, h, "confirm"))
+        live = {tr.id for tr in self.tracker.tracks}
+        self._confirm_looked &= live
+        return tuple(out)
 
     def skip_boxes(self) -> tuple[Box, ...]:
         """Faces the detector will find here need no classifying: their tracks' labels are settled."""
@@ -101,7 +196,10 @@ class FaceStage:
         self.tracker.follow(frame.image, frame.index, frame.captured_at, keep=plan)
         regions: tuple[Region, ...] = ()
         h, w = frame.image.shape[:2]
+        self._size = (w, h)
         gray = self.tracker.gray
+        if self.revealed is not None and gray is not None:
+            self.revealed.update(gray, (w, h))
         if (
             self.motion is not None
             and self.planner is not None
@@ -135,11 +233,18 @@ class FaceStage:
         return self._plan(w, h)
 
     def _plan(self, w: int, h: int) -> tuple[Region, ...]:
-        if self.planner is None or self.motion is None:
-            return ()
-        moved, fraction = self.motion.take()
-        tr = self.tracker
-        return self.planner.plan(w, h, tr.predicted(), moved, fraction, tr.left_behind())
+        regions = self._between_plan(w, h) if self._looking_between else ()
+        if self._looking_between and not regions:  # nothing left to look at: the round, early
+            self._looking_between = False
+            self.looks_between -= 1
+            self._last_submitted = self._due_index
+        if not regions and self.planner is not None and self.motion is not None:
+            moved, fraction = self.motion.take()
+            tr = self.tracker
+            regions = self.planner.plan(w, h, tr.predicted(), moved, fraction, tr.left_behind())
+        if self.revealed is not None:
+            self.revealed.looked(regions, (w, h))
+        return regions
 
     def finish(self, frame: Frame, draw: bool = True) -> Processed:
         """Apply the newest detections (of this frame or an earlier one) and draw the tracked faces."""
