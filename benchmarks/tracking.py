@@ -101,6 +101,8 @@ def run_every(
             assert engine is not None
             (res,), _ = engine.run([img], [stage.skip_boxes()], [regions])
             looked_px += sum(r.pixels for r in regions)
+            detected += len(res.faces)
+            classified += sum(1 for f in res.faces if f.labels)
             for r in regions:
                 why[r.why] += 1
             in_flight.append((n + latency, Detections("bench", n, frame.captured_at, res.faces, regions)))

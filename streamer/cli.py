@@ -75,7 +75,8 @@ def _parser() -> argparse.ArgumentParser:
         "--every",
         type=int,
         default=None,
-        help="detect every Nth video frame, track the faces in between (default: pipeline.detect_every)",
+        help="detect every Nth video frame, track the faces in between (default: pipeline.detect_every; "
+        "with pipeline.detect_between, frames between get small looks at what came into view)",
     )
     a.add_argument("--max-frames", type=int, default=0, help="stop after N frames (0 = all)")
     a.add_argument(
