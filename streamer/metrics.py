@@ -44,13 +44,15 @@ class Metrics:
         )
         self.faces = Counter(
             P + "faces_total",
-            "Tracked faces (people), each counted once per classifier by the first label it settles on",
+            "Tracked faces (people), each counted once per classifier by the first label it settles on "
+            "(a new track from its 5th detection, or its end)",
             [*s, "label"],
             registry=r,
         )
         self.tracks = Counter(
             P + "tracks_total",
-            "Face tracks started (distinct faces seen; a resumed one is not counted again)",
+            "Distinct faces seen: new tracks past their 4th detection or ended, not merged into a "
+            "remembered track; a resumed one is not counted again",
             s,
             registry=r,
         )

@@ -605,15 +605,17 @@ def test_face_stage_metrics_carry_the_stream_and_are_forgotten_with_it() -> None
         )
         gate.process(f)
     assert get("streamer_track_switches_total", {"stream": "gate"}) == 1
-    assert get("streamer_tracks_total", {"stream": "gate"}) == 2
+    # mine ended, and counts; yours is new: it counts once past its first looks, or when it ends
+    assert get("streamer_tracks_total", {"stream": "gate"}) == 1
     assert get("streamer_tracks_resumed_total", {"stream": "gate"}) == 0
     # ... and I come back (my track had ended): my track goes on, not a new face nor a new count
     f = Frame("gate", 3, GREY, 3 / 30)
     gate.on_detections(Detections("gate", 3, f.captured_at, (Face(face(200, 100).box, male, identity=me),)))
     assert 1 in [x.track for x in gate.process(f).faces]
     assert get("streamer_tracks_resumed_total", {"stream": "gate"}) == 1
-    assert get("streamer_tracks_total", {"stream": "gate"}) == 2
+    assert get("streamer_tracks_total", {"stream": "gate"}) == 1
     gate.close(1.0)
+    assert get("streamer_tracks_total", {"stream": "gate"}) == 2  # you, as you ended
     assert get("streamer_faces_total", {"stream": "gate", "label": "gender:male"}) == 1  # me, once
     m.forget_stream("door")
     text = m.render().decode()
@@ -646,6 +648,41 @@ def test_a_merged_track_is_not_counted_as_a_face_of_its_own() -> None:
     for other in ("gender:?", "face"):  # track 2 is not a face of its own
         assert get("streamer_faces_total", {"stream": "hall", "label": other}) is None
     assert get("streamer_tracks_resumed_total", {"stream": "hall"}) == 1
+
+
+def test_a_track_merged_after_its_label_settled_counts_neither_face_nor_track_again() -> None:
+    """I leave; a new track on me, not recognised at its first looks, settles my label, then is
+    recognised and merges into my track: one face, one track, one label in the counters; a new face
+    past its first looks counts at once."""
+    m = Metrics()
+    stage = FaceStage("hall", 1, m)
+    male = (Label("gender", "male", 0.9),)
+    me = np.zeros(128, np.float32)
+    blurred = me + np.full(128, 0.4 / np.sqrt(128), np.float32)  # 0.4 off: not recognised
+    looks = [(0.0, me), (0.1, me), (0.2, None), (1.3, None), (1.4, blurred), (1.5, blurred), (1.6, me)]
+    get = m.registry.get_sample_value
+    for i, (t, who) in enumerate(looks):
+        f = Frame("hall", i, GREY, t)
+        faces = () if who is None else (Face(face(100, 50).box, male, identity=who),)
+        stage.on_detections(Detections("hall", i, t, faces))
+        out = stage.process(f, draw=False)
+        if i == 5:  # the new track shows "male", settled, as its own id
+            assert [(x.track, x.labels[0].label) for x in out.faces] == [(2, "male")]
+    assert [x.track for x in stage.faces] == [1]  # ... until it was recognised as mine
+    assert get("streamer_tracks_total", {"stream": "hall"}) == 1
+    assert get("streamer_faces_total", {"stream": "hall", "label": "gender:male"}) == 1
+    # someone new, seen on more than recognise_hits detections: counted while still in view
+    you = np.full(128, 0.1, np.float32)
+    for i in range(7, 13):
+        f = Frame("hall", i, GREY, i / 10)
+        faces = (Face(face(100, 50).box, male, identity=me), Face(face(250, 50).box, male, identity=you))
+        stage.on_detections(Detections("hall", i, i / 10, faces))
+        stage.process(f, draw=False)
+    assert get("streamer_tracks_total", {"stream": "hall"}) == 2
+    assert get("streamer_faces_total", {"stream": "hall", "label": "gender:male"}) == 2
+    stage.close(2.0)
+    assert get("streamer_tracks_total", {"stream": "hall"}) == 2
+    assert get("streamer_faces_total", {"stream": "hall", "label": "gender:male"}) == 2
 
 
 # -- a moving camera over real faces ----------------------------------------------------------------

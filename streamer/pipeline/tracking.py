@@ -35,7 +35,7 @@ from streamer.pipeline.motion import MotionDetector
 from streamer.pipeline.planner import TRACK_CONTEXT, RegionPlanner
 from streamer.pipeline.revealed import Revealed
 from streamer.track.tracker import Tracker, TrackerRule, TrackEvent
-from streamer.types import Box, Detections, Face, Frame, Region
+from streamer.types import Box, Detections, Face, Frame, Label, Region
 
 
 def rule_for(p: PipelineConfig) -> TrackerRule:
@@ -105,6 +105,7 @@ class FaceStage:
         self.detections_due = 0  # frames sent to the detector: every Nth, and the one after a scene cut
         self._applied = -1  # frame index of the last detections applied
         self._counted: set[tuple[int, str]] = set()  # (track, classifier) already in faces_total
+        self._young: set[int] = set()  # new tracks not counted yet (see _count)
         # the tracker's switches and resumed tracks already in their counters
         self._reported = {"switches": 0, "resumed": 0}
         self.faces: tuple[Face, ...] = ()
@@ -272,27 +273,43 @@ class FaceStage:
             if now > self._reported[name]:
                 series.inc(now - self._reported[name])
                 self._reported[name] = now
+        # a new track may yet turn out to be someone who left (recognised at one of its first
+        # looks, it merges into their remembered track): it counts in tracks_total, and its labels
+        # in faces_total, once past that (its recognise_hits-th detection) or when it ends as itself
+        rule = self.tracker.rule
+        due: list[tuple[int, tuple[Label, ...], bool]] = []  # (track, labels, ended) to count by
         for e in events:
-            if e.kind == "start" and not e.resumed:
-                m.tracks.labels(self.stream).inc()
-            elif e.kind == "start":  # that person's settled labels were counted when first settled
+            if e.kind == "start" and e.resumed:  # that person's settled labels were counted before
                 self._counted |= {(e.track, lab.classifier) for lab in e.labels if lab.label != UNCERTAIN}
-        # each track counts once per classifier, by the first label it settles on; a track that
-        # ends without one counts as "<classifier>:?"; with no classifiers, as "face"
+            elif e.kind == "start":
+                self._young.add(e.track)
+        for tr in self.tracker.tracks:
+            if tr.id in self._young and (rule.remember_s <= 0 or tr.hits > rule.recognise_hits):
+                self._young.discard(tr.id)
+                m.tracks.labels(self.stream).inc()
+                due.append((tr.id, tr.labels(), False))
         for e in events:
             if e.merged_into is not None:  # (its face is counted as the track it became)
+                self._young.discard(e.track)
                 self._counted = {k for k in self._counted if k[0] != e.track}
                 continue
-            labels = [lab for lab in e.labels if lab.label != UNCERTAIN or e.kind == "end"]
-            if e.kind == "end" and not e.labels and (e.track, "") not in self._counted:
-                self._counted.add((e.track, ""))
+            if e.kind == "end" and e.track in self._young:
+                self._young.discard(e.track)
+                m.tracks.labels(self.stream).inc()
+            if e.track not in self._young:
+                due.append((e.track, e.labels, e.kind == "end"))
+        # each track counts once per classifier, by the first label it settles on; a track that
+        # ends without one counts as "<classifier>:?"; with no classifiers, as "face"
+        for track, labels, ended in due:
+            if ended and not labels and (track, "") not in self._counted:
+                self._counted.add((track, ""))
                 m.faces.labels(self.stream, "face").inc()
             for lab in labels:
-                if (e.track, lab.classifier) not in self._counted:
-                    self._counted.add((e.track, lab.classifier))
+                if (lab.label != UNCERTAIN or ended) and (track, lab.classifier) not in self._counted:
+                    self._counted.add((track, lab.classifier))
                     m.faces.labels(self.stream, f"{lab.classifier}:{lab.label}").inc()
-            if e.kind == "end":
-                self._counted = {k for k in self._counted if k[0] != e.track}
+            if ended:
+                self._counted = {k for k in self._counted if k[0] != track}
 
     def close(self, t: float) -> tuple[TrackEvent, ...]:
         """End every track (the stream is over)."""
