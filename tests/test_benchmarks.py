@@ -136,6 +136,12 @@ def test_tracking_scenario_writes_every_figure(tmp_path: Path) -> None:
         assert r["ids_per_person"] >= 1.0 and r["faces_classified"] <= r["faces_detected"]
     assert data["runs"][0]["recall_vs_every_frame"] > 0.9  # detection on every frame shows what it found
     assert set(data["tracker_ms_per_frame_by_faces"]) == {"1", "8", "32"}
+    # the detector's work: a whole frame each frame at every 1st; at every 6th a sixth, and the
+    # looks between rounds at the picture the pan brings in (config.toml's detect_between)
+    r1, r6 = data["runs"]
+    assert r1["detector_frames_per_frame"] == 1.0 and r1["looks_between_rounds"] == 0
+    assert r6["looks_between_rounds"] >= 1 and set(r6["regions_between_rounds"]) <= {"revealed", "confirm"}
+    assert 1 / 6 < r6["detector_frames_per_frame"] < 1.0
     one, six = (r["over_phases"] for r in data["runs"])
     assert one["phases"] == 1 and one["recall_vs_truth_mean"] == data["runs"][0]["recall_vs_truth"]
     assert six["phases"] == 6  # the clip started at each of frames 0-5; phase 0 is the run above
