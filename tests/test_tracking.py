@@ -299,6 +299,31 @@ def test_a_late_detection_is_matched_where_the_track_was_on_its_frame() -> None:
     assert f.box.left == 100 + 50 + 2
 
 
+def test_a_new_face_answered_late_is_matched_where_it_was_on_each_frame_since() -> None:
+    """A face found on frame 0, answered at frame 24 (its track carried there by the flow), is
+    found again on frame 12, answered at frame 29: that answer is the same face, matched where the
+    track was on frame 12 (120 px back on this pan), not a second track beside it."""
+    rng = np.random.default_rng(5)
+    world = cv2.GaussianBlur(rng.integers(0, 255, (700, 1400, 3), dtype=np.uint8), (0, 0), 2)
+    tr = Tracker(TrackerRule(confirm_hits=1))
+
+    def at(n: int) -> Face:  # the face, fixed in the world, on frame n: the view pans 10 px a frame
+        x = 300 - 10 * n
+        return face(x, 200, 60)
+
+    for n in range(30):
+        x = 100 + 10 * n
+        tr.follow(np.ascontiguousarray(world[100:580, x : x + 640]), n, n / 30, keep=n in (0, 12))
+        if n == 24:
+            tr.update([at(0)], 0, n / 30)
+            (t,) = tr.tracks
+            assert iou(t.xyxy, xyxy(at(24).box)) >= 0.7  # carried to now
+        if n == 29:
+            tr.update([at(12)], 12, n / 30)
+    (t,) = tr.tracks
+    assert t.hits == 2 and iou(t.xyxy, xyxy(at(29).box)) >= 0.7
+
+
 def test_two_late_detections_in_a_row_correct_the_box_once_each() -> None:
     """Live, frame 3 goes to the detector while frame 1's answer is still to be applied (on frame 3):
     when frame 3's own answer comes, the track's box on frame 3 must be the corrected one, or the

@@ -488,10 +488,11 @@ class Tracker:
             id(self.tracks[ti]) for ti in lost if _inside_any(then[ti], dets) >= rule.duplicate_inside
         }
         matched = [(np.asarray(then[ti]), self.tracks[ti].box) for ti, _ in pairs]
-        born = self._carry([faces[di].box for di in new], index, matched)
-        for di, box in zip(new, born, strict=True):
+        born, paths = self._carry([faces[di].box for di in new], index, matched)
+        for di, box, path in zip(new, born, paths, strict=True):
             f = Face(box, faces[di].labels, faces[di].track, faces[di].identity)
             tr = Track(self._next_id, f, index, t, rule)
+            tr.history = deque(path, maxlen=rule.history)  # where it was since the detector saw it
             if not self._take_back(tr, t):
                 self._next_id += 1
             if seen is not None:
@@ -535,14 +536,21 @@ class Tracker:
             return kept[0]
         return kept[min(inner, key=lambda k: (kept[k + 1] - kept[k - 1], kept[k]))]
 
-    def _carry(self, boxes: list[Box], index: int, moved: list[tuple[np.ndarray, np.ndarray]]) -> list[Box]:
+    def _carry(
+        self, boxes: list[Box], index: int, moved: list[tuple[np.ndarray, np.ndarray]]
+    ) -> tuple[list[Box], list[list[tuple[int, np.ndarray]]]]:
         """New faces found on frame ``index``, moved to the last followed frame: by the optical flow
         from frame to frame since the one the detector saw, or else (no flow) by how the matched
-        tracks moved meanwhile."""
+        tracks moved meanwhile. Also each one's path: (frame, box) from ``index`` on, for its
+        track's history (a detection of a frame in between, answered later, is matched against
+        where the face was then, not where it is now: on a camera panning 11 px a frame, with
+        answers 24 frames late and rounds every 12, the next round's face lay 130 px from the new
+        track's box and started a second track on it)."""
         self._keyframes = {i for i in self._keyframes if i > index}
+        paths = [[(index, np.array([b.left, b.top, b.right, b.bottom], dtype=np.float64))] for b in boxes]
         try:
             if not boxes or index >= self._index:
-                return boxes
+                return boxes, paths
             xyxy = np.array([[b.left, b.top, b.right, b.bottom] for b in boxes], dtype=np.float64)
             steps = [i for i in sorted(self._frames) if i >= index]
             ok = np.zeros(len(boxes), dtype=bool)
@@ -564,14 +572,18 @@ class Tracker:
                             xyxy[k] = _moved(xyxy[k], mv)
                             v[k] = (mv[0] / (b - a), mv[1] / (b - a))
                             ok[k] = True
+                        paths[k].append((b, xyxy[k].copy()))
             shifts = [((now[:2] + now[2:]) - (then[:2] + then[2:])) / 2 for then, now in moved]
             shift = np.median(shifts, axis=0) if shifts else np.zeros(2)
             out = []
-            for b, x, good in zip(boxes, xyxy, ok, strict=True):
+            for k, (b, x, good) in enumerate(zip(boxes, xyxy, ok, strict=True)):
                 if not good:
                     x = np.array([b.left, b.top, b.right, b.bottom], dtype=np.float64) + np.tile(shift, 2)
+                    paths[k] = paths[k][:1]  # (where it was in between is not known)
                 out.append(Box(round(x[0]), round(x[1]), round(x[2]), round(x[3]), b.confidence))
-            return out
+                if paths[k][-1][0] != self._index:
+                    paths[k].append((self._index, np.asarray(x, dtype=np.float64).copy()))
+            return out, paths
         finally:
             self._forget()
 
