@@ -120,7 +120,10 @@ async def test_killed_worker_is_restarted_and_streams_keep_flowing(make_app) -> 
         "detections from the new worker",
     )
     assert pipeline.pool.worker_pids() and pipeline.pool.worker_pids() != [pid]
-    assert all(os.getpriority(os.PRIO_PROCESS, p) == expected_nice for p in pipeline.pool.worker_pids())
+    # (this failed once in a full CI run, 1 in 5 that day, passing alone: the values say how next time)
+    pids = pipeline.pool.worker_pids()
+    nices = [os.getpriority(os.PRIO_PROCESS, p) for p in pids]
+    assert nices == [expected_nice] * len(pids), f"worker {pids} nice {nices}, expected {expected_nice}"
     assert metric(app, "streamer_errors_total", kind="worker_died") == 1
     await wait_for(  # the display never stopped (the restart itself may take well under a second)
         lambda: metric(app, "streamer_frames_out_total", stream="a") > out_before + 30,
