@@ -18,7 +18,8 @@ found; mean IoU over all reference faces, 0 where missed), the same
 against the true boxes (moving camera only), track ids per person, shown-label changes per person,
 shown-label changes per person had each detection's labels been drawn (before tracking), faces
 classified vs detected, and CPU per stream at 30 fps (detection share + tracking). Also the
-tracker's own cost in ms per frame at 1, 8 and 32 faces.
+tracker's own cost in ms per frame at 1, 8 and 32 faces, and the camera-motion estimate's
+(revealed.py) on the clip and on it scaled to 1080p.
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ from benchmarks.moving_camera import people as people_on
 from streamer.annotate import build_engine
 from streamer.config import load_config
 from streamer.inference.engine import Engine, _overlaps
+from streamer.pipeline.revealed import Revealed
 from streamer.pipeline.tracking import BetweenLooks, FaceStage, between_for, rule_for
 from streamer.track.tracker import Tracker, TrackerRule
 from streamer.types import Box, Detections, Face, Frame
@@ -78,8 +80,10 @@ def run_every(
     on the regions the stage asks for (a round gets the reference's whole-frame faces)."""
     stage = FaceStage("bench", every, rule=rule, between=between)
     why: dict[str, int] = defaultdict(int)  # regions looked at between rounds, by why
-    whole_px = 0.0  # detector pixels of a whole-frame look, and of all the looks made
-    looked_px = 0.0
+    h, w = images[0].shape[:2]
+    s = (between or BetweenLooks()).scale(w, h)
+    whole_px = round(w * s) * round(h * s)  # detector pixels of a whole-frame look
+    looked_px = 0.0  # ... and of all the looks made
     in_flight: deque[tuple[int, Detections]] = deque()
     found = found_t = n_ref = n_true = 0
     iou_sum = iou_sum_t = 0.0
@@ -94,9 +98,6 @@ def run_every(
         t0 = time.perf_counter()
         regions = stage.prepare(frame, plan=due)  # plan: keep the frame the detector saw
         track_s += time.perf_counter() - t0
-        h, w = img.shape[:2]
-        s = (between or BetweenLooks()).scale(w, h)
-        whole_px = round(w * s) * round(h * s)
         if due and regions:  # a look between rounds: the detector on what the stage asks for
             assert engine is not None
             (res,), _ = engine.run([img], [stage.skip_boxes()], [regions])
@@ -206,6 +207,18 @@ def over_phases(images, ref_faces, every: int, people=None, latency: int = 0, **
     return out
 
 
+def revealed_cost(images: list[np.ndarray], size: tuple[int, int] | None = None) -> float:
+    """ms per frame of estimating the camera's motion and the new picture (revealed.py: what the
+    looks between rounds cost on every frame), on ``images`` scaled to ``size`` (w, h)."""
+    greys = [cv2.cvtColor(im if size is None else cv2.resize(im, size), cv2.COLOR_RGB2GRAY) for im in images]
+    rv = Revealed()
+    t0 = time.perf_counter()
+    for g in greys:
+        rv.update(g, (g.shape[1], g.shape[0]))
+        rv.unseen(8)
+    return 1000 * (time.perf_counter() - t0) / len(greys)
+
+
 def tracker_cost(still: np.ndarray, n_faces: int, n_frames: int = 60) -> float:
     """ms per frame of Tracker.follow with ``n_faces`` tracks on a panning 640x480 view."""
     path = CameraPath(frames=n_frames, view_w=(1100.0, 900.0))
@@ -295,6 +308,12 @@ def main(argv: list[str] | None = None) -> int:
     print(f"tracker ms/frame by faces: {cost}", file=sys.stderr)
     out = {"clip": clip, "frames": len(images), "detect_ms_per_frame": round(detect_ms, 1), "runs": results}
     out["tracker_ms_per_frame_by_faces"] = cost
+    # the looks between rounds estimate the camera's motion on every frame (with detect_every > 1)
+    clip_frames = images[: min(len(images), 120)]
+    out["revealed_ms_per_frame"] = {
+        "clip": round(revealed_cost(clip_frames), 2),
+        "1080p": round(revealed_cost(clip_frames[:60], (1920, 1080)), 2),
+    }
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps(out, indent=1))

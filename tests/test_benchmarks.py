@@ -136,6 +136,7 @@ def test_tracking_scenario_writes_every_figure(tmp_path: Path) -> None:
         assert r["ids_per_person"] >= 1.0 and r["faces_classified"] <= r["faces_detected"]
     assert data["runs"][0]["recall_vs_every_frame"] > 0.9  # detection on every frame shows what it found
     assert set(data["tracker_ms_per_frame_by_faces"]) == {"1", "8", "32"}
+    assert set(data["revealed_ms_per_frame"]) == {"clip", "1080p"}
     # the detector's work: a whole frame each frame at every 1st; at every 6th a sixth, and the
     # looks between rounds at the picture the pan brings in (config.toml's detect_between)
     r1, r6 = data["runs"]

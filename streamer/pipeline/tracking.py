@@ -283,7 +283,7 @@ class FaceStage:
                 self._counted |= {(e.track, lab.classifier) for lab in e.labels if lab.label != UNCERTAIN}
             elif e.kind == "start":
                 self._young.add(e.track)
-        for tr in self.tracker.tracks:
+        for tr in self.tracker.tracks if self._young else ():
             if tr.id in self._young and (rule.remember_s <= 0 or tr.hits > rule.recognise_hits):
                 self._young.discard(tr.id)
                 m.tracks.labels(self.stream).inc()
