@@ -50,7 +50,11 @@ async def test_clip_is_detected_classified_drawn_and_counted(make_app, tiny_clas
     pixels = metric(app, "streamer_detect_pixels_total", stream="clip")
     assert 0 < pixels <= n_detect * 1.5 * pipeline.config.pipeline.region_budget_px
     skipped = metric(app, "streamer_frames_dropped_total", stream="clip", reason="detect_skipped")
-    assert skipped > 0  # dlib is slower than 30 fps: skipped frames are counted, not silent
+    # every frame went to the detector or, shown while it was busy, is counted as skipped: none
+    # silently (one may be at the detector as the clip ends: its answer is not wanted; a frame on
+    # which a scene cut shows can go twice). How many are skipped depends on the machine's speed:
+    # on a quiet one the detector kept up with this clip and none were
+    assert n_detect + skipped >= frames_in - 1, (frames_in, n_detect, skipped)
     assert metric(app, "streamer_batch_size_count", model="detector") >= n_detect
     assert metric(app, "streamer_batch_size_count", model="gender") >= 1
 
