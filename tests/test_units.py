@@ -327,6 +327,33 @@ class QueueSource:
         return "queue"
 
 
+async def test_stream_counts_a_frame_shown_while_the_detector_was_busy_and_never_sent() -> None:
+    """Frames 1 and 2 come while the detector works on frame 0: frame 1 is superseded before the
+    detector is free, so it never goes there and is counted as skipped; frame 2 goes."""
+    pool = FakePool(delay=0.5)
+    b = DetectionBatcher(pool, Metrics(), max_batch=1, max_wait_s=0.0)  # type: ignore[arg-type]
+    b.start()
+    render = ThreadPoolExecutor(1)
+    src = QueueSource("s")
+    stream = Stream(src, b, Metrics(), render)  # type: ignore[arg-type]
+    stream.start()
+    skipped = lambda: stream.metrics.registry.get_sample_value(  # noqa: E731
+        "streamer_frames_dropped_total", {"stream": "s", "reason": "detect_skipped"}
+    )
+    try:
+        for i in range(3):
+            src.queue.put_nowait(Frame("s", i, np.full((64, 64, 3), 10 + i, np.uint8), time.time()))
+            if i == 0:
+                await wait_for(lambda: pool.batches == [[10]], 5, "frame 0 at the detector")
+        await wait_for(lambda: len(pool.batches) == 2, 5, "the next frame at the detector")
+        assert pool.batches == [[10], [12]]
+        assert skipped() == 1
+    finally:
+        await stream.stop()
+        await b.stop()
+        render.shutdown()
+
+
 async def test_stream_sends_the_frame_shown_last_once_the_detector_is_free() -> None:
     """The detector answers between two frames: the frame shown last goes to it at once rather than
     the next one (a frame interval of idle detector later), and no frame goes twice."""
