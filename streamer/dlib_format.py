@@ -9,10 +9,10 @@ string is its length (integer) then its bytes; a bool is the character '1' or '0
 dnn tensors (dlib/dnn/tensor.h) are ``version, n, k, nr, nc`` then raw little-endian
 float32 values; alias tensors are ``version, n, k, nr, nc`` with no data.
 
-The network is stored as ``add_loss_layer`` -> nested ``add_layer``s: every level writes
-its version, then its sub-network, then its own layer, so the layers come out from the
-input upwards. :func:`read_mmod_dat` walks that structure exactly and insists on ending
-at the file's last byte.
+The layer types live in :mod:`streamer.dlib_layers`. The network is stored as
+``add_loss_layer`` -> nested ``add_layer``s: every level writes its version, then its
+sub-network, then its own layer, so the layers come out from the input upwards.
+:func:`read_mmod_dat` walks that structure exactly and insists on ending at the file's last byte.
 
 Residual networks add ``add_tag_layer``/``add_skip_layer`` wrappers: each writes only
 its version (1; an ``add_layer`` writes 2, and 3 for the one over the input) then its
@@ -24,97 +24,43 @@ not stored in the file (they are part of the C++ type), see :func:`resolve_resid
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from streamer.dlib_layers import (
+    AddPrevLayer,
+    AffineLayer,
+    BatchNormLayer,
+    ConvLayer,
+    DatFormatError,
+    DlibNet,
+    FcLayer,
+    InputLayer,
+    Layer,
+    Marker,
+    MMODNetwork,
+    PoolLayer,
+    ReluLayer,
+)
 
-class DatFormatError(ValueError):
-    """The file is not a dlib network this reader understands."""
-
-
-@dataclass(frozen=True)
-class ConvLayer:
-    weights: np.ndarray  # (out, in, kh, kw), dlib's OIHW order
-    bias: np.ndarray  # (out,)
-    stride: tuple[int, int]  # (y, x)
-    padding: tuple[int, int]  # (y, x)
-
-
-@dataclass(frozen=True)
-class AffineLayer:
-    """Per-channel ``y = gamma * x + beta`` (an inference-time batch norm)."""
-
-    gamma: np.ndarray
-    beta: np.ndarray
-
-
-@dataclass(frozen=True)
-class BatchNormLayer:
-    gamma: np.ndarray
-    beta: np.ndarray
-    running_mean: np.ndarray
-    running_var: np.ndarray
-    eps: float
-
-    def as_affine(self) -> AffineLayer:
-        """dlib's affine_(bn_) conversion: A = gamma/sqrt(var+eps), B = beta - A*mean."""
-        a = self.gamma / np.sqrt(self.running_var + np.float32(self.eps))
-        return AffineLayer(
-            gamma=a.astype(np.float32), beta=(self.beta - a * self.running_mean).astype(np.float32)
-        )
-
-
-@dataclass(frozen=True)
-class ReluLayer:
-    pass
-
-
-@dataclass(frozen=True)
-class PoolLayer:
-    """``max_pool_`` or ``avg_pool_``; size (0, 0) means the whole input (``*_pool_everything``)."""
-
-    kind: str  # "max" or "avg"
-    size: tuple[int, int]  # (y, x)
-    stride: tuple[int, int]
-    padding: tuple[int, int]
-
-
-@dataclass(frozen=True)
-class FcLayer:
-    weights: np.ndarray  # (inputs, outputs): y = x @ weights (+ bias)
-    bias: np.ndarray | None  # None for fc_no_bias
-
-
-@dataclass(frozen=True)
-class AddPrevLayer:
-    """``add_prev_``: adds the output of a tagged layer (zero-filling where shapes differ)."""
-
-
-@dataclass(frozen=True)
-class Marker:
-    """An ``add_tag_layer`` or ``add_skip_layer`` wrapper (the file does not say which)."""
-
-
-Layer = ConvLayer | AffineLayer | BatchNormLayer | ReluLayer | PoolLayer | FcLayer | AddPrevLayer
-
-
-@dataclass(frozen=True)
-class MMODNetwork:
-    """Everything the detector needs from the .dat file."""
-
-    window_width: int
-    window_height: int
-    nms_iou_thresh: float
-    nms_percent_covered_thresh: float
-    avg_rgb: tuple[float, float, float]  # float32 values, as dlib keeps them
-    pyramid_padding: int
-    pyramid_outer_padding: int
-    pyramid_down: int  # N of pyramid_down<N>; the .dat does not store it (the C++ type does)
-    layers: tuple[Layer, ...] = field(default_factory=tuple)  # from the input upwards
-    bytes_read: int = 0
-    file_size: int = 0
+__all__ = [
+    "AddPrevLayer",
+    "AffineLayer",
+    "BatchNormLayer",
+    "ConvLayer",
+    "DatFormatError",
+    "DlibNet",
+    "FcLayer",
+    "InputLayer",
+    "Layer",
+    "MMODNetwork",
+    "Marker",
+    "PoolLayer",
+    "ReluLayer",
+    "read_dlib_net",
+    "read_mmod_dat",
+]
 
 
 class _Reader:
@@ -337,26 +283,6 @@ def read_mmod_dat(path: str | Path, pyramid_down: int = 6) -> MMODNetwork:
         bytes_read=r.pos,
         file_size=len(data),
     )
-
-
-@dataclass(frozen=True)
-class InputLayer:
-    kind: str
-    avg_rgb: tuple[float, float, float]
-    size: tuple[int, int] | None  # (rows, cols) for input_rgb_image_sized
-
-
-@dataclass(frozen=True)
-class DlibNet:
-    """A whole dlib network: loss name and parameters, input layer, and the stack from
-    the input upwards (layers and residual markers)."""
-
-    loss: str
-    loss_params: tuple[float, ...]
-    input: InputLayer
-    stack: tuple[Layer | Marker, ...]
-    bytes_read: int
-    file_size: int
 
 
 _LOSS_PARAMS = {"loss_metric_2": 2, "loss_metric_": 2}

@@ -1,0 +1,266 @@
+"""Detection plans (#13), the boxes: mapping and merging region boxes, tracks outside the regions
+looked at, faces found on older frames carried to now, and real MMOD boxes from regions and proposals
+against the whole frame's."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+
+from streamer.detect.proposals import PROPOSE_FACE_PX, cost
+from streamer.detect.regions import boxes_in, cut, looked_at, merge, to_frame
+from streamer.pipeline.planner import RegionPlanner, tiles
+from streamer.track.tracker import Tracker, TrackerRule
+from streamer.types import Box, Face, Region
+from tests.test_regions import covered
+
+W, H = 1920, 1080
+
+
+# -- mapping and merging --------------------------------------------------------------------------
+
+
+def test_region_boxes_map_back_and_duplicates_merge_by_dlibs_rule() -> None:
+    r1, r2 = Region(0, 0, 399, 399, 2.0), Region(200, 0, 599, 399, 2.0)
+    b = Box(250, 100, 329, 179, 1.0)  # a face in both regions
+    in1, in2 = boxes_in(r1, [b])[0], boxes_in(r2, [b])[0]
+    assert to_frame(in1, r1, W, H) == b and to_frame(in2, r2, W, H) == b
+    other = Box(10, 10, 59, 59, 0.5)
+    stronger = Box(in2.left, in2.top, in2.right, in2.bottom, 2.0)
+    faces = merge([[Face(in1), Face(boxes_in(r1, [other])[0])], [Face(stronger)]], [r1, r2], W, H)
+    assert sorted((f.box.left, f.box.confidence) for f in faces) == [(10, 0.5), (250, 2.0)]
+
+
+def test_a_part_face_at_a_cut_edge_is_dropped() -> None:
+    r = Region(200, 0, 599, 399, 1.0)
+    at_edge = Box(0, 50, 39, 99, 1.0)  # region pixels: touches the left cut
+    at_frame_edge = Box(10, 0, 49, 39, 1.0)  # touches the top, which is the frame's own edge
+    faces = merge([[Face(at_edge), Face(at_frame_edge)]], [r], W, H)
+    assert [f.box.left for f in faces] == [210]
+
+
+def test_cut_scales_the_region() -> None:
+    img = np.zeros((H, W, 3), np.uint8)
+    assert cut(img, Region(10, 20, 109, 69, 2.0)).shape == (100, 200, 3)
+    assert cut(img, Region(0, 0, W - 1, H - 1, 1 / 3)).shape == (360, 640, 3)
+
+
+def test_a_track_outside_the_regions_looked_at_is_not_missed() -> None:
+    rule = TrackerRule(confirm_hits=1, max_misses=1, max_coast_s=0.0)
+    t = Tracker(rule)
+    grey = np.full((H, W, 3), 128, np.uint8)
+    t.follow(grey, 0, 0.0)
+    t.update([Face(Box(100, 100, 139, 139, 1.0)), Face(Box(1500, 800, 1539, 839, 1.0))], 0, 0.0)
+    t.follow(grey, 1, 0.1)
+    here = Region(0, 0, 639, 639, 2.0)
+    assert looked_at(Box(100, 100, 139, 139, 0), [here]) and not looked_at(
+        Box(1500, 800, 1539, 839, 0), [here]
+    )
+    t.update([], 1, 0.1, looked=(here,))
+    assert [tr.box[0] for tr in t.tracks] == [1500]  # the one looked at and not found ended
+    # too small at a coarse region's scale: not looked at either
+    assert not looked_at(Box(1500, 800, 1539, 839, 0), [Region(0, 0, W - 1, H - 1, 1 / 3)])
+
+
+@pytest.mark.parametrize("speed", [6, 15])
+def test_a_face_found_on_an_older_frame_starts_where_it_is_now(speed: int) -> None:
+    """Live, a detection comes back ~10 frames after its frame: a face walking across a 1080p street
+    has moved 2 face widths meanwhile (too far for one flow step), and is carried frame by frame."""
+    rng = np.random.default_rng(1)
+    texture = (rng.random((60, 60, 3)) * 255).astype(np.uint8)
+
+    def frame(x: int) -> np.ndarray:
+        im = np.full((480, 640, 3), 90, np.uint8)
+        im[200:260, x : x + 60] = texture
+        return im
+
+    t = Tracker(TrackerRule(confirm_hits=1))
+    for i in range(10):  # frame 0 goes to the detector
+        t.follow(frame(100 + speed * i), i, i / 30, keep=(i == 0))
+    t.update([Face(Box(100, 200, 159, 259, 1.0))], 0, 9 / 30)
+    (tr,) = t.tracks
+    assert abs(tr.box[0] - (100 + 9 * speed)) <= 3  # where the face is on frame 9, not where it was seen
+    assert not t._frames  # no frame kept once no detection is awaited
+
+
+def test_a_face_found_after_a_long_round_on_1080p_starts_where_it_is_now() -> None:
+    """A round of 1080p regions can take longer than the grey frames kept fit (16 full-resolution
+    1080p frames, while a small face keeps them at full resolution): the frame the detector saw is
+    kept and frames between go, so the new face is still carried (it had started where it was
+    seen, a face width or more off the face)."""
+    rng = np.random.default_rng(2)
+    texture = (rng.random((60, 60, 3)) * 255).astype(np.uint8)
+    still = (rng.random((40, 40, 3)) * 255).astype(np.uint8)
+
+    def frame(x: int) -> np.ndarray:
+        im = np.full((1080, 1920, 3), 90, np.uint8)
+        im[100:140, 100:140] = still  # a small tracked face: the flow works at full resolution
+        im[500:560, x : x + 60] = texture
+        return im
+
+    t = Tracker(TrackerRule(confirm_hits=1))
+    t.follow(frame(400), 0, 0.0)
+    t.update([Face(Box(100, 100, 139, 139, 1.0))], 0, 0.0)
+    late = 30
+    for i in range(1, late + 1):  # frame 1 goes to the detector; its answer comes 29 frames later
+        t.follow(frame(400 + 4 * i), i, i / 25, keep=(i == 1))
+    t.update([Face(Box(100, 100, 139, 139, 1.0)), Face(Box(404, 500, 463, 559, 1.0))], 1, late / 25)
+    new = [tr for tr in t.tracks if tr.box[1] > 400]
+    assert len(new) == 1 and abs(new[0].box[0] - (400 + 4 * late)) <= 4
+
+
+def test_a_fast_face_found_after_a_long_round_on_1080p_is_carried_to_it(shared) -> None:
+    """A 48 px face crossing a 1080p street at 14 px a frame, answered 30 frames late: the frames
+    kept between are 2-3 apart (16 full-resolution frames fit), 30-40 px of motion, past what
+    frame-to-frame LK finds; a deeper pyramid and the face's own velocity carry it there (it had
+    stayed where the flow lost it, a few face widths behind, and a box stood on the empty street)."""
+    bgr = cv2.imread(str(shared / "data/dlib_faces/bald_guys.jpg"))
+    face = cv2.resize(bgr[433:613, 552:732], (48, 48), interpolation=cv2.INTER_AREA)  # one man's face
+    rng = np.random.default_rng(3)
+    street = cv2.GaussianBlur((rng.random((1080, 1920, 3)) * 40 + 100).astype(np.uint8), (0, 0), 3)
+    speed, late = -14, 30
+
+    def frame(i: int) -> np.ndarray:
+        im = street.copy()
+        im[100:148, 100:148] = face  # a still face with a track: the flow stays at full resolution
+        x = 1400 + speed * i
+        im[500:548, x : x + 48] = face
+        return im
+
+    t = Tracker(TrackerRule(confirm_hits=1))
+    t.follow(frame(0), 0, 0.0)
+    t.update([Face(Box(100, 100, 147, 147, 1.0))], 0, 0.0)
+    for i in range(1, late + 1):  # frame 1 goes to the detector; its answer comes 29 frames later
+        t.follow(frame(i), i, i / 25, keep=(i == 1))
+    gaps = np.diff(sorted(t._frames))
+    assert gaps.max() >= 2  # the frames between were thinned: the case under test
+    t.update(
+        [Face(Box(100, 100, 147, 147, 1.0)), Face(Box(1400 + speed, 500, 1447 + speed, 547, 1.0))],
+        1,
+        late / 25,
+    )
+    (new,) = [tr for tr in t.tracks if tr.box[1] > 400]
+    assert abs(new.box[0] - (1400 + speed * late)) <= 6, new.box
+
+
+def test_frames_kept_for_carrying_are_bounded() -> None:
+    """A detector that never answers must not make the tracker hold every frame."""
+    from streamer.track.tracker import CARRY_BYTES, CARRY_FRAMES
+
+    t = Tracker()
+    im = np.zeros((120, 160, 3), np.uint8)
+    for i in range(3 * CARRY_FRAMES):
+        t.follow(im, i, i / 30, keep=(i % 7 == 0))
+    assert 0 < len(t._frames) <= CARRY_FRAMES
+    t = Tracker()  # 1080p frames (a small face keeps them at full resolution): bounded in bytes
+    t.update([Face(Box(100, 100, 139, 139, 1.0))], 0, 0.0)
+    im = np.zeros((1080, 1920, 3), np.uint8)
+    for i in range(CARRY_FRAMES):
+        t.follow(im, i, i / 30, keep=(i % 7 == 0))
+    assert 0 < sum(g.nbytes for g, _ in t._frames.values()) <= CARRY_BYTES
+
+
+# -- real boxes -----------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def engine():
+    from streamer.inference.engine import Engine, EngineSpec
+
+    return Engine(EngineSpec(detector="mmod", detect_max_side=0))
+
+
+@pytest.mark.slow
+def test_boxes_from_regions_match_the_whole_frames(engine, shared) -> None:
+    """Regions at scale 1 see the frame's own pixels: the same faces as the whole frame, boxes
+    close to its (MMOD's pyramid levels depend on the image size, so a face may be picked at a
+    neighbouring level); at scale 2 (OpenCV's bilinear, not dlib's pyramid_up) they find what
+    dlib's upsample 1 finds, with boxes a little apart."""
+    img = cv2.cvtColor(cv2.imread(str(shared / "data/dlib_faces/2008_002506.jpg")), cv2.COLOR_BGR2RGB)
+    h, w = img.shape[:2]
+    (whole,), _ = engine.run([img])
+    assert len(whole.faces) >= 2
+    plan = tuple(tiles(w, h, 1.0, 256, "sweep"))
+    assert len(plan) > 1
+    (parts,), _ = engine.run([img], None, [plan])
+    ious = _best_ious(whole.faces, parts.faces)
+    assert len(parts.faces) == len(whole.faces) and min(ious) >= 0.5 and np.mean(ious) >= 0.75, ious
+
+    engine.spec = engine.spec.__class__(detector="mmod", detect_max_side=0, upsample=1)
+    (up,), _ = engine.run([img])
+    engine.spec = engine.spec.__class__(detector="mmod", detect_max_side=0)
+    (parts2,), _ = engine.run([img], None, [tuple(tiles(w, h, 2.0, 640, "sweep"))])
+    assert len(up.faces) >= len(whole.faces)
+    ious = _best_ious(up.faces, parts2.faces)
+    assert min(ious) >= 0.5 and np.mean(ious) >= 0.7, ious
+    assert len(parts2.faces) <= len(up.faces) + 1
+
+
+def _best_ious(ref, got) -> list[float]:
+    from streamer.track.matching import iou
+
+    def xy(b):
+        return (b.left, b.top, b.right, b.bottom)
+
+    return [max((iou(xy(r.box), xy(g.box)) for g in got), default=0.0) for r in ref]
+
+
+# -- proposals ------------------------------------------------------------------------------------
+
+
+def test_big_frames_get_a_proposal_tile_a_round_and_a_webcam_none() -> None:
+    """On 1080p every round scans the next tile with HOG (within the round's budget, at HOG's cost),
+    and the tiles cover the frame in turn; a 640x480 frame plans as before (no proposals)."""
+    p = RegionPlanner(min_face_px=40, budget_px=640 * 480)
+    n = len(p.proposal_tiles(W, H))
+    assert n > 1
+    seen = []
+    for _ in range(n):
+        plan = p.plan(W, H, [(1, Box(100, 100, 139, 139, 1.0))], [], 0.0)
+        props = [r for r in plan if r.why == "propose"]
+        assert len(props) == 1 and props[0].scale == pytest.approx(PROPOSE_FACE_PX / 40)
+        assert sum(cost(r) for r in plan) <= 1.05 * p.round_budget(W, H)
+        seen += props
+    assert covered(seen, W, H).all()
+    webcam = RegionPlanner(min_face_px=40, budget_px=640 * 480)
+    assert not [r for _ in range(6) for r in webcam.plan(640, 480, [], [], 0.0) if r.why == "propose"]
+    # a propose region is not a look at a track in it: MMOD looked only at what HOG proposed
+    assert not looked_at(Box(100, 100, 139, 139, 0), props)
+
+
+@pytest.mark.slow
+def test_proposals_find_small_faces_and_mmod_gives_the_boxes(engine, shared) -> None:
+    """A 720p frame with 24 faces of 38-114 px: the coarse look misses them, the propose region (HOG
+    at 1.5, then MMOD on each face proposed) finds nearly all, its faces are those MMOD finds on the
+    regions it was given, and faces already known (tracked) are not looked at again."""
+    from streamer.detect.proposals import Proposer
+
+    still = cv2.cvtColor(cv2.imread(str(shared / "data/dlib_faces/bald_guys.jpg")), cv2.COLOR_BGR2RGB)
+    (on_still,), _ = engine.run([still])
+    s, x0, y0 = 0.4, 300, 60
+    small = cv2.resize(still, None, fx=s, fy=s, interpolation=cv2.INTER_AREA)
+    frame = np.full((720, 1280, 3), 100, np.uint8)
+    frame[y0 : y0 + small.shape[0], x0 : x0 + small.shape[1]] = small
+    truth = [
+        Box(
+            round(f.box.left * s) + x0,
+            round(f.box.top * s) + y0,
+            round(f.box.right * s) + x0,
+            round(f.box.bottom * s) + y0,
+            1.0,
+        )
+        for f in on_still.faces
+        if f.box.width * s >= 40
+    ]
+    assert len(truth) >= 20
+    (coarse,), _ = engine.run([frame], None, [(Region(0, 0, 1279, 719, 0.5, "whole"),)])
+    propose = (Region(0, 0, 1279, 719, PROPOSE_FACE_PX / 40, "propose"),)
+    (found,), _ = engine.run([frame], None, [propose])
+    assert np.mean([i >= 0.5 for i in _best_ious([Face(b) for b in truth], coarse.faces)]) < 0.2
+    assert np.mean([i >= 0.5 for i in _best_ious([Face(b) for b in truth], found.faces)]) >= 0.9
+    looks = Proposer().expand(frame, propose)
+    assert looks and all(r.why == "verify" for r in looks)
+    (again,), _ = engine.run([frame], None, [looks])
+    assert [f.box for f in again.faces] == [f.box for f in found.faces]
+    assert Proposer().expand(frame, propose, [f.box for f in found.faces]) == ()
