@@ -528,10 +528,10 @@ def test_a_person_who_left_two_tracks_gets_the_first_back() -> None:
     for i, (at, who) in enumerate(looks):
         tr.follow(GREY, i, i * 0.6)
         tr.update([Face(face(*at).box, (), identity=who)] if at else [], i, i * 0.6)
-    assert tr.faces() == () and sorted(d.id for d in tr._departed) == [1, 2]
+    assert tr.faces() == () and sorted(tr.remembered) == [1, 2]
     tr.follow(GREY, 5, 3.0)
     tr.update([Face(face(20, 20).box, (), identity=again)], 5, 3.0)  # nearest track 2's
-    assert [f.track for f in tr.faces()] == [1] and list(tr._departed) == []
+    assert [f.track for f in tr.faces()] == [1] and tr.remembered == ()
 
 
 def test_a_face_is_recognised_only_when_clearly_one_remembered_person() -> None:
