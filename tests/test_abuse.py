@@ -83,7 +83,7 @@ async def test_fuzzed_api_never_fails_and_leaks_nothing(
         "--exclude-path",
         "/streams/{id}/mjpeg",  # an endless response; watched by the MJPEG tests instead
         "--exclude-path",
-        "/streams/{id}/events",  # endless too (Server-Sent Events); tests/test_tracking.py reads it
+        "/streams/{id}/events",  # endless too (SSE); tests/test_tracking_end_to_end.py reads it
         "--exclude-method",
         "DELETE",  # the stream limit must stay reached, so no fuzzed URL is ever opened (loopback only)
         "--checks",

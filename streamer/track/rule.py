@@ -1,0 +1,57 @@
+"""The tracker's rule: every threshold that steers tracking, in one frozen dataclass.
+
+Each field says what it decides. The service sets only ``remember_s`` (config.toml's
+``[pipeline] reidentify_s``, see ``streamer.pipeline.tracking.rule_for``); the rest are the
+defaults below, which tests and benchmarks vary one at a time.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from streamer.track.evidence import EvidenceRule
+from streamer.track.identity import OTHER_PERSON, SAME_PERSON
+
+
+@dataclass(frozen=True)
+class TrackerRule:
+    min_iou: float = 0.3  # a detection and a track overlap at least this much to be the same face
+    # or, of those left, their centres lie within this share of the larger one's width (0: off)
+    near_reach: float = 0.5
+    confirm_hits: int = 2
+    confirm_confidence: float = 0.3  # MMOD score (a face from 0); clear frontal faces score 0.8 and more
+    max_misses: int = 2
+    max_coast_s: float = 1.0
+    history: int = 120  # frames of box history kept to place late detections
+    reclassify_growth: float = 1.2
+    reclassify_every: int = 10
+    # a track the detector missed whose box lies at least this much (of its own area) inside a
+    # face the detector found on that frame is a duplicate of that face: it ends at once
+    duplicate_inside: float = 0.6
+    # two tracks overlapping this much are one face: the one detected longer ago ends
+    duplicate_iou: float = 0.5
+    # a track whose box has shown nothing like the face the detector last saw there (best
+    # correlation of their grey patches under ``unlike``) at this many looks in a row, one every
+    # ``unlike_every`` frames, is not drawn until it does again or the detector sees it: a box
+    # pulled off its face, left on the street (0 looks: off)
+    unlike: float = 0.5
+    unlike_looks: int = 1
+    unlike_every: int = 3
+    # a detection overlapping a track whose identity (face descriptor, identity.py) is further than
+    # this from each of the track's last ones is someone else: never matched to it; the track ends
+    # (its box had moved onto that person) and the face starts its own, with its own labels (0: off)
+    other_person: float = OTHER_PERSON
+    # a track whose face looks less than this like its template (at a look, or the detection it is
+    # matched to) while another track's box is near it is classified again at the next detection,
+    # so its identity is checked (0: off)
+    doubt: float = 0.8
+    # a confirmed track that ends is remembered this long (its identities: face descriptors, kept in
+    # memory only); a new face within ``same_person`` of them, and clearly nearer them than any other
+    # remembered track's, resumes it: its id, labels and first sighting (0: off)
+    remember_s: float = 30.0
+    same_person: float = SAME_PERSON
+    # ... checked at a new track's first detection, and at its classifications up to its
+    # ``recognise_hits``-th detection (a face coming out from behind someone, or turned, can be
+    # recognised only at a later look): a track recognised then becomes the remembered one
+    recognise_hits: int = 4
+    evidence: EvidenceRule = field(default_factory=EvidenceRule)

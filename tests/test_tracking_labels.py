@@ -1,0 +1,47 @@
+"""Classifier evidence on a track: labels settle over looks, and a settled track is classified
+again only on growth or schedule."""
+
+from __future__ import annotations
+
+from streamer.track.evidence import EvidenceRule, LabelEvidence
+from streamer.track.tracker import Tracker, TrackerRule
+from streamer.types import Label
+from tests.support.tracking import GREY, face
+
+
+def test_labels_settle_over_looks_and_one_odd_look_does_not_flip_them() -> None:
+    ev = LabelEvidence("gender", EvidenceRule(looks=8, min_looks=2, min_score=0.4, switch_margin=0.4))
+    assert ev.label().label == "?"
+    ev.add(Label("gender", "male", 0.9), 1.0)
+    assert ev.label().label == "?"  # one look is not enough
+    assert ev.add(Label("gender", "male", 0.8), 1.0)
+    assert ev.label().label == "male"
+    assert not ev.add(Label("gender", "female", 0.95), 1.0)  # one confident odd look
+    assert ev.label().label == "male"
+    for _ in range(6):  # a steady run of the other label does win in the end
+        ev.add(Label("gender", "female", 0.9), 1.0)
+    assert ev.label().label == "female"
+    # uncertain looks weigh without voting: they dilute the score towards "?"
+    weak = LabelEvidence("gender", EvidenceRule(min_looks=2, min_score=0.4))
+    weak.add(Label("gender", "male", 0.65), 1.0)
+    weak.add(Label("gender", "?", 0.55), 1.0)
+    assert weak.label().label == "?"
+
+
+def test_a_settled_track_is_reclassified_on_growth_or_schedule_only() -> None:
+    tr = Tracker(TrackerRule(reclassify_every=3, reclassify_growth=1.2))
+    male = [Label("gender", "male", 0.9)]
+    for i in range(2):
+        tr.follow(GREY, i, i / 30)
+        tr.update([face(100, 50, 60, labels=male)], i, i / 30)
+    assert tr.faces()[0].labels[0].label == "male"
+    assert len(tr.settled_boxes()) == 1  # settled: the next detection need not classify it
+    for i in range(2, 5):
+        tr.follow(GREY, i, i / 30)
+        tr.update([face(100, 50, 60)], i, i / 30)  # detected, not classified
+    assert tr.looks_skipped == 3
+    assert tr.settled_boxes() == ()  # reclassify_every reached
+    tr.update([face(100, 50, 60, labels=male)], 4, 5 / 30)
+    assert len(tr.settled_boxes()) == 1
+    tr.update([face(100, 50, 80)], 4, 6 / 30)  # the box grew by a third
+    assert tr.settled_boxes() == ()
