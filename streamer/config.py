@@ -17,7 +17,7 @@ from streamer.detect import DETECTORS
 
 ASSETS = Path(__file__).resolve().parent / "assets"
 DEMO_VIDEO = ASSETS / "demo.mp4"
-STREAM_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+STREAM_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")  # fullmatch: "$" would let "id\n" through
 
 
 class ConfigError(ValueError):
@@ -206,7 +206,7 @@ class SourceConfig(Strict):
     @field_validator("id")
     @classmethod
     def _id(cls, v: str) -> str:
-        if not STREAM_ID.match(v):
+        if not STREAM_ID.fullmatch(v):
             raise ValueError("id must be 1-64 letters, digits, '_' or '-'")
         return v
 
