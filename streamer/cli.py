@@ -15,11 +15,11 @@ log = logging.getLogger("streamer")
 
 
 def _setup_logging(verbose: bool) -> None:
+    from streamer import logsafe
+
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    logging.basicConfig(
-        level=logging.DEBUG if verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    # control characters escaped in every message, floods of one kind of record rate-limited
+    logsafe.install(logging.DEBUG if verbose else logging.INFO)
     for noisy in ("aioice", "aiortc", "aiohttp.access"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
