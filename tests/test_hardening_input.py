@@ -121,3 +121,23 @@ def test_the_page_sends_the_query_token_only_for_video_and_events() -> None:
     js = (STATIC / "app.js").read_text()
     uses = [line for line in js.splitlines() if "withToken(`" in line]
     assert uses and all("/mjpeg`" in u or "/events`" in u for u in uses), uses
+
+
+async def test_a_trickled_body_gets_408_within_the_deadline(api) -> None:
+    """Headers complete, body never finished: the handler gives up after header_timeout_s."""
+    import asyncio
+    import time
+
+    client = await api(server={"header_timeout_s": 1.0})
+    reader, writer = await asyncio.open_connection("127.0.0.1", client.server.port)
+    writer.write(
+        b"POST /streams HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+        b'Content-Length: 100\r\n\r\n{"url": '
+    )
+    await writer.drain()
+    t = time.monotonic()
+    head = await asyncio.wait_for(reader.read(4096), 10)
+    assert head.startswith(b"HTTP/1.1 408") and b"not received within 1s" in head, head
+    assert time.monotonic() - t < 5
+    assert metric(client.server.app, "streamer_errors_total", kind="http_408") == 1
+    writer.close()
