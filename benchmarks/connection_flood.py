@@ -17,6 +17,7 @@ import argparse
 import json
 import os
 import resource
+import shutil
 import socket
 import subprocess
 import sys
@@ -88,7 +89,9 @@ class Service:
                 self.proc.kill()
                 self.proc.wait(10)
         self.log.close()
-        return self.log_path.read_text(errors="replace")
+        text = self.log_path.read_text(errors="replace")
+        shutil.rmtree(self.dir, ignore_errors=True)
+        return text
 
 
 def get(url: str, timeout: float) -> tuple[int, bytes]:
