@@ -15,11 +15,11 @@ log = logging.getLogger("streamer")
 
 
 def _setup_logging(verbose: bool) -> None:
+    from streamer import logsafe
+
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    logging.basicConfig(
-        level=logging.DEBUG if verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    # control characters escaped in every message, floods of one kind of record rate-limited
+    logsafe.install(logging.DEBUG if verbose else logging.INFO)
     for noisy in ("aioice", "aiortc", "aiohttp.access"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
@@ -108,22 +108,17 @@ def _overrides(args: argparse.Namespace) -> dict[str, dict[str, object]]:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from aiohttp import web
-
     from streamer.config import load_config
+    from streamer.web import connections
     from streamer.web.app import create_app
+    from streamer.web.keys import METRICS
 
     config = load_config(args.config, _overrides(args), shipped_models=True)
     app = create_app(config)
     print(f"streamer: serving on http://{config.server.host}:{config.server.port}", flush=True)
-    web.run_app(
-        app,
-        host=config.server.host,
-        port=config.server.port,
-        print=None,
-        shutdown_timeout=5.0,
-        handle_signals=True,
-    )
+    # web.run_app's loop, with a cap on connections, request deadlines and the file limit raised
+    limits = connections.Limits.of(config.server)
+    connections.run(app, config.server.host, config.server.port, limits, app[METRICS])
     return 0
 
 

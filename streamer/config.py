@@ -17,7 +17,7 @@ from streamer.detect import DETECTORS
 
 ASSETS = Path(__file__).resolve().parent / "assets"
 DEMO_VIDEO = ASSETS / "demo.mp4"
-STREAM_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+STREAM_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")  # fullmatch: "$" would let "id\n" through
 
 
 class ConfigError(ValueError):
@@ -59,6 +59,11 @@ class ServerConfig(Strict):
     max_pending_peers_per_client: int = Field(
         4, ge=1, le=1024, description="WebRTC peers not yet connected, per client address"
     )
+    max_connections: int = Field(1024, ge=16, le=1 << 20, description="open HTTP connections at most")
+    header_timeout_s: float = Field(10.0, gt=0, le=600, description="a request must arrive within this")
+    keepalive_timeout_s: float = Field(15.0, gt=0, le=3600, description="idle connections close then")
+    auth_failures_per_minute: float = Field(20.0, gt=0, description="wrong API tokens per client address")
+    max_url_chars: int = Field(2048, ge=64, le=65536, description="longest camera URL the API accepts")
     allowed_hosts: list[str] = Field(
         default_factory=list,
         description="extra Host header names accepted (loopback names and `host` always are; "
@@ -206,7 +211,7 @@ class SourceConfig(Strict):
     @field_validator("id")
     @classmethod
     def _id(cls, v: str) -> str:
-        if not STREAM_ID.match(v):
+        if not STREAM_ID.fullmatch(v):
             raise ValueError("id must be 1-64 letters, digits, '_' or '-'")
         return v
 
@@ -249,6 +254,8 @@ class OutputConfig(Strict):
     mjpeg_write_timeout_s: float = Field(
         5.0, gt=0, le=600, description="an MJPEG viewer whose socket has not drained by then is dropped"
     )
+    events_max_clients: int = Field(64, ge=1, le=4096, description="event-stream clients at once")
+    events_write_timeout_s: float = Field(5.0, gt=0, le=600, description="undrained event client is dropped")
 
 
 class ModelServerConfig(Strict):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import time
 
 from prometheus_client import (
     CollectorRegistry,
@@ -115,6 +116,16 @@ class Metrics:
             ["output", "reason"],
             registry=r,
         )
+        self.event_clients = Gauge(P + "event_clients", "Open event-stream (SSE) connections", registry=r)
+        self.http_connections = Gauge(P + "http_connections", "Open HTTP connections", registry=r)
+        self.http_closed = Counter(
+            P + "http_connections_closed_total",
+            "HTTP connections the service closed, by reason: header_timeout (a request not sent in time), "
+            "idle, evicted (the oldest idle one, for a new one at max_connections), refused (at "
+            "max_connections with none idle)",
+            ["reason"],
+            registry=r,
+        )
         self.backend_up = Gauge(
             P + "inference_backend_up",
             "1 while this model server answers (backend triton)",
@@ -146,5 +157,11 @@ class Metrics:
                 if labels[0] == stream:
                     m.remove(*labels)
 
-    def render(self) -> bytes:
-        return generate_latest(self.registry)
+    def render(self, max_age_s: float = 0.0) -> bytes:
+        """The exposition text; with ``max_age_s``, the same text for that long (a scraper flood
+        costs one rendering a second, not one per request)."""
+        now = time.monotonic()
+        cached = getattr(self, "_rendered", None)
+        if cached is None or now - cached[0] >= max_age_s:
+            cached = self._rendered = (now, generate_latest(self.registry))
+        return cached[1]

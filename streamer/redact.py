@@ -1,8 +1,8 @@
 """Hiding credentials in URLs and in text that may quote them (errors, logs, answers, the page).
 
 One function for every place a camera URL is shown. It hides:
-- the whole userinfo (``user:pass@``), where the password itself may hold ``@`` or ``:``
-  (the userinfo runs to the last ``@`` before the path);
+- the whole userinfo (``user:pass@``), where the password itself may hold ``@``, ``:``, ``/``,
+  ``?`` or ``#`` (the userinfo runs to the last ``@`` that a host follows);
 - the values of credential-looking query parameters (``?user=admin&pwd=...``), common on
   MJPEG cameras.
 """
@@ -21,6 +21,8 @@ SECRET_PARAM = re.compile(
     re.IGNORECASE,
 )
 _URL = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^\s'\"<>]+")
+# an '@' followed by a host (name, IPv4 or [IPv6]) and maybe a port, then the end of the authority
+_AT_HOST = re.compile(r"@(?=(?:[A-Za-z0-9._~%-]+|\[[0-9A-Fa-f:.]+\])(?::\d*)?(?:[/?#]|$))")
 _SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*://)(.*)$", re.DOTALL)
 
 
@@ -38,24 +40,22 @@ def redact_url(url: str) -> str:
     if m is None:
         return url
     scheme, rest = m.groups()
-    # the authority ends at the first '/', '?' or '#'; its userinfo at the last '@' inside it
+    # the userinfo runs to the last '@' that a host[:port] follows: a password may hold '@', ':',
+    # '/', '?' or '#' unescaped (ending the authority early for a parser, but still a password).
+    # An '@' later in a query with a host-like tail hides more than it must: never less.
+    cut = max((i for i in _AT_HOST.finditer(rest)), key=lambda x: x.start(), default=None)
+    if cut is not None:
+        rest = MASK + "@" + rest[cut.start() + 1 :]
     end = len(rest)
-    for sep in "/?#":
+    for sep in "?#":
         i = rest.find(sep)
         if i != -1:
             end = min(end, i)
-    authority, tail = rest[:end], rest[end:]
-    if "@" in authority:
-        authority = MASK + "@" + authority.rsplit("@", 1)[1]
-    elif "@" in tail.split("?", 1)[0].split("#", 1)[0]:
-        # an unescaped '/' in the password ends the authority early: hide up to the last '@' of the path
-        path = tail.split("?", 1)[0].split("#", 1)[0]
-        authority, tail = MASK + "@" + path.rsplit("@", 1)[1], tail[len(path) :]
-    if "?" in tail:
-        path, _, query = tail.partition("?")
+    if rest[end : end + 1] == "?":
+        head, query = rest[:end], rest[end + 1 :]
         query, hash_, frag = query.partition("#")
-        tail = f"{path}?{_redact_query(query)}{hash_}{frag}"
-    return scheme + authority + tail
+        rest = f"{head}?{_redact_query(query)}{hash_}{frag}"
+    return scheme + rest
 
 
 def redact_text(text: str) -> str:

@@ -62,9 +62,10 @@ class Pipeline:
         self.streams: dict[str, Stream] = {}
         self.status: EngineStatus | None = None
         self.max_streams = config.server.max_streams
+        self.reserved = 0  # slots held by WebRTC offers being answered (their stream comes with the answer)
 
     def full(self) -> bool:
-        return len(self.streams) >= self.max_streams
+        return len(self.streams) + self.reserved >= self.max_streams
 
     def live_streams(self) -> set[str]:
         return {sid for sid, s in self.streams.items() if s.source.state.up}

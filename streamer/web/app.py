@@ -10,10 +10,12 @@ from aiohttp.http_exceptions import BadHttpMessage
 from streamer.config import Config
 from streamer.metrics import Metrics
 from streamer.outputs.mjpeg import MjpegOutput
+from streamer.outputs.sse import EventsOutput
 from streamer.pipeline.manager import Pipeline
 from streamer.web import routes
+from streamer.web.connections import track_requests
 from streamer.web.guard import RateLimiter
-from streamer.web.keys import CONFIG, METRICS, MJPEG, OFFER_LIMITER, PEERS, PIPELINE
+from streamer.web.keys import AUTH_LIMITER, CONFIG, EVENTS, METRICS, MJPEG, OFFER_LIMITER, PEERS, PIPELINE
 from streamer.web.peers import Peers
 
 log = logging.getLogger(__name__)
@@ -44,7 +46,9 @@ def create_app(config: Config, metrics: Metrics | None = None) -> web.Applicatio
     server_log = logging.getLogger("aiohttp.server")
     if _QUIET not in server_log.filters:
         server_log.addFilter(_QUIET)
-    app = web.Application(client_max_size=MAX_BODY_BYTES, middlewares=[routes.guard_middleware])
+    app = web.Application(
+        client_max_size=MAX_BODY_BYTES, middlewares=[track_requests, routes.guard_middleware]
+    )
     app[CONFIG] = config
     app[METRICS] = metrics
     app[PIPELINE] = Pipeline(config, metrics)
@@ -64,7 +68,9 @@ def create_app(config: Config, metrics: Metrics | None = None) -> web.Applicatio
         out.mjpeg_write_timeout_s,
         app[PIPELINE].render_pool,
     )
+    app[EVENTS] = EventsOutput(metrics, out.events_max_clients, out.events_write_timeout_s)
     app[OFFER_LIMITER] = RateLimiter(config.server.offers_per_minute)
+    app[AUTH_LIMITER] = RateLimiter(config.server.auth_failures_per_minute)
     routes.add_routes(app)
     app.on_startup.append(_start)
     app.on_shutdown.append(_shutdown)

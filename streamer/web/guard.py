@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hmac
+import re
 import time
 from collections import OrderedDict, deque
 from urllib.parse import urlsplit
@@ -12,11 +13,18 @@ from aiohttp import web
 OPEN_PATHS = ("/healthz", "/metrics", "/favicon.ico")
 
 
+# where a browser cannot set a header (<img src>, EventSource), the token may come as ?token=
+QUERY_TOKEN_PATH = re.compile(r"/streams/[^/]+/(mjpeg|events)")
+
+
 def presented_token(request: web.Request) -> str:
     auth = request.headers.get("Authorization", "")
     if auth.startswith("Bearer "):
         return auth[7:].strip()
-    return request.headers.get("X-API-Token") or request.query.get("token", "")
+    token = request.headers.get("X-API-Token", "")
+    if not token and request.method == "GET" and QUERY_TOKEN_PATH.fullmatch(request.path):
+        token = request.query.get("token", "")
+    return token
 
 
 def needs_token(request: web.Request) -> bool:
@@ -52,6 +60,12 @@ class RateLimiter:
         while len(self._events) > self.max_keys:
             self._events.popitem(last=False)
         return allowed
+
+    def exhausted(self, key: str, now: float | None = None) -> bool:
+        """Whether ``key`` has used up its events for now (records nothing)."""
+        now = time.monotonic() if now is None else now
+        q = self._events.get(key)
+        return q is not None and sum(1 for t in q if now - t <= 60.0) >= self.limit
 
 
 STATE_CHANGING = ("POST", "PUT", "PATCH", "DELETE")

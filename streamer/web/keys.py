@@ -7,6 +7,7 @@ from aiohttp import web
 from streamer.config import Config
 from streamer.metrics import Metrics
 from streamer.outputs.mjpeg import MjpegOutput
+from streamer.outputs.sse import EventsOutput
 from streamer.pipeline.manager import Pipeline
 from streamer.web.guard import RateLimiter
 from streamer.web.peers import Peers
@@ -17,3 +18,5 @@ PIPELINE = web.AppKey("pipeline", Pipeline)
 PEERS = web.AppKey("peers", Peers)
 OFFER_LIMITER = web.AppKey("offer_limiter", RateLimiter)
 MJPEG = web.AppKey("mjpeg", MjpegOutput)
+EVENTS = web.AppKey("events", EventsOutput)
+AUTH_LIMITER = web.AppKey("auth_limiter", RateLimiter)  # failed tokens per client address

@@ -43,7 +43,7 @@ def _body(schema: dict[str, Any]) -> dict[str, Any]:
     return {"required": True, "content": {JSON: {"schema": schema}}}
 
 
-COMMON = (401, 403, 415, 421)
+COMMON = (401, 403, 415, 421, 429)  # 429: too many wrong tokens from the address
 SPEC: dict[str, Any] = {
     "openapi": "3.0.3",
     "info": {
@@ -86,7 +86,7 @@ SPEC: dict[str, Any] = {
                         },
                     }
                 ),
-                "responses": {"201": _json(STREAM), **_errors(400, 409, 413, 429, *COMMON)},
+                "responses": {"201": _json(STREAM), **_errors(400, 408, 409, 413, 429, *COMMON)},
             },
         },
         "/streams/{id}": {
@@ -101,7 +101,7 @@ SPEC: dict[str, Any] = {
                 "summary": "watch a stream over WebRTC (receive-only offer: one video section)",
                 "parameters": [STREAM_ID],
                 "requestBody": _body(OFFER),
-                "responses": {"200": _json(ANSWER), **_errors(400, 404, 413, 429, *COMMON)},
+                "responses": {"200": _json(ANSWER), **_errors(400, 404, 408, 413, 429, *COMMON)},
             }
         },
         "/streams/{id}/mjpeg": {
@@ -115,14 +115,14 @@ SPEC: dict[str, Any] = {
             "get": {
                 "summary": "the stream's tracks as Server-Sent Events: start, update (labels changed), end",
                 "parameters": [STREAM_ID],
-                "responses": {"200": {"description": "text/event-stream"}, **_errors(404, *COMMON)},
+                "responses": {"200": {"description": "text/event-stream"}, **_errors(404, 429, *COMMON)},
             }
         },
         "/offer": {
             "post": {
                 "summary": "send a browser camera (one video, at most one audio); get it back annotated",
                 "requestBody": _body(OFFER),
-                "responses": {"200": _json(ANSWER), **_errors(400, 413, 429, *COMMON)},
+                "responses": {"200": _json(ANSWER), **_errors(400, 408, 413, 429, *COMMON)},
             }
         },
         "/static/{filename}": {

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
+import re
 import uuid
 from pathlib import Path
 
@@ -13,13 +15,13 @@ from pydantic import ValidationError
 
 from streamer.config import LOOPBACK, SourceConfig, format_validation_error
 from streamer.outputs.mjpeg import TooManyViewers
-from streamer.outputs.sse import serve_events
+from streamer.outputs.sse import TooManyEventClients
 from streamer.outputs.webrtc import AnnotatedTrack
 from streamer.pipeline.manager import StreamExists, TooManyStreams
 from streamer.sources.base import redact_url
 from streamer.sources.webrtc import WebRTCSource
 from streamer.web.guard import cross_site_refusal, host_allowed, needs_token, presented_token, token_ok
-from streamer.web.keys import CONFIG, METRICS, MJPEG, OFFER_LIMITER, PEERS, PIPELINE
+from streamer.web.keys import AUTH_LIMITER, CONFIG, EVENTS, METRICS, MJPEG, OFFER_LIMITER, PEERS, PIPELINE
 from streamer.web.openapi import openapi_json
 from streamer.web.peers import (
     CAMERA_MEDIA,
@@ -33,6 +35,8 @@ from streamer.web.peers import (
 
 log = logging.getLogger(__name__)
 STATIC = Path(__file__).resolve().parent / "static"
+CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+METRICS_MAX_AGE_S = 1.0  # /metrics renders at most once a second, however often it is asked
 
 
 def json_error(request: web.Request, status: int, message: str, kind: str) -> web.Response:
@@ -47,8 +51,18 @@ async def guard_middleware(request: web.Request, handler):
     if not host_allowed(request.headers.get("Host"), server.host, server.allowed_hosts, LOOPBACK):
         return json_error(request, 421, "unexpected Host header (see server.allowed_hosts)", "bad_host")
     expected = server.api_token
-    if expected and needs_token(request) and not token_ok(expected, presented_token(request)):
-        return json_error(request, 401, "missing or wrong API token", "unauthorized")
+    if expected and needs_token(request):
+        failures, client = request.app[AUTH_LIMITER], request.remote or "?"
+        if failures.exhausted(client):  # the token is not even compared: guessing stops here
+            return json_error(
+                request,
+                429,
+                f"too many wrong API tokens from this address (limit {failures.limit} a minute)",
+                "auth_rate_limited",
+            )
+        if not token_ok(expected, presented_token(request)):
+            failures.allow(client)
+            return json_error(request, 401, "missing or wrong API token", "unauthorized")
     refused = cross_site_refusal(request)
     if refused is not None:
         return json_error(request, refused[0], refused[1], "cross_site")
@@ -75,6 +89,15 @@ async def index(request: web.Request) -> web.Response:
     return web.Response(text=html, content_type="text/html", headers={"Cache-Control": "no-store"})
 
 
+async def read_body(request: web.Request) -> bytes:
+    """The body, which must arrive within ``header_timeout_s`` (a trickled body holds nothing for long)."""
+    timeout = request.app[CONFIG].server.header_timeout_s
+    try:
+        return await asyncio.wait_for(request.read(), timeout)
+    except TimeoutError:
+        raise web.HTTPRequestTimeout(reason=f"request body not received within {timeout:g}s") from None
+
+
 def _offer_limited(request: web.Request) -> web.Response | None:
     limiter = request.app[OFFER_LIMITER]
     if not limiter.allow(request.remote or "?"):
@@ -84,7 +107,7 @@ def _offer_limited(request: web.Request) -> web.Response | None:
 
 async def _read_offer(request: web.Request, allowed: dict[str, int]) -> RTCSessionDescription | web.Response:
     try:
-        desc = parse_offer(await request.read(), allowed)
+        desc = parse_offer(await read_body(request), allowed)
     except BadOffer as e:
         return json_error(request, 400, str(e), "bad_offer")
     return _offer_limited(request) or desc
@@ -113,11 +136,21 @@ async def offer(request: web.Request) -> web.Response:
     desc = await _read_offer(request, CAMERA_MEDIA)
     if isinstance(desc, web.Response):
         return desc
-    pipeline, peers, metrics = request.app[PIPELINE], request.app[PEERS], request.app[METRICS]
+    pipeline = request.app[PIPELINE]
     if pipeline.full():
         return json_error(
             request, 429, f"too many streams (limit {pipeline.max_streams})", "too_many_streams"
         )
+    # the slot is held from here: offers answered at the same time cannot all pass the check above
+    pipeline.reserved += 1
+    try:
+        return await _camera_offer(request, desc)
+    finally:
+        pipeline.reserved -= 1
+
+
+async def _camera_offer(request: web.Request, desc: RTCSessionDescription) -> web.Response:
+    pipeline, peers, metrics = request.app[PIPELINE], request.app[PEERS], request.app[METRICS]
     stream_id = f"webrtc-{uuid.uuid4().hex[:8]}"
 
     async def on_close() -> None:
@@ -170,14 +203,22 @@ async def list_streams(request: web.Request) -> web.Response:
 async def add_stream(request: web.Request) -> web.Response:
     pipeline = request.app[PIPELINE]
     try:
-        body = load_json(await request.read())
+        body = load_json(await read_body(request))
     except ValueError as e:
         return json_error(request, 400, str(e), "bad_request")
     if not isinstance(body, dict):
         return json_error(request, 400, "body must be a JSON object", "bad_request")
-    url = body.get("url")
+    url, sid = body.get("url"), body.get("id")
     if not isinstance(url, str) or "://" not in url:
         return json_error(request, 400, "'url' (e.g. rtsp://camera/stream) is required", "bad_request")
+    limit = request.app[CONFIG].server.max_url_chars
+    if len(url) > limit:
+        why = f"'url' is {len(url)} characters; the limit is {limit} (server.max_url_chars)"
+        return json_error(request, 400, why, "bad_source")
+    for key, value in (("url", url), ("id", sid)):
+        if isinstance(value, str) and CONTROL_CHARS.search(value):
+            why = f"'{key}' contains control characters (CR, LF, ...); they are not allowed"
+            return json_error(request, 400, why, "bad_source")
     scheme = url.split("://", 1)[0].lower()
     allowed = request.app[CONFIG].server.allowed_schemes
     if scheme not in allowed:
@@ -213,18 +254,25 @@ async def mjpeg(request: web.Request) -> web.StreamResponse:
     try:
         return await request.app[MJPEG].serve(request, stream.hub)
     except TooManyViewers as e:
-        return json_error(request, 429, str(e), "too_many_viewers")
+        refused = json_error(request, 429, str(e), "too_many_viewers")
+        refused.force_close()
+        return refused
 
 
 async def events(request: web.Request) -> web.StreamResponse:
     stream = request.app[PIPELINE].streams.get(request.match_info["id"])
     if stream is None:
         return json_error(request, 404, "no such stream", "not_found")
-    return await serve_events(request, stream.events)
+    try:
+        return await request.app[EVENTS].serve(request, stream.events)
+    except TooManyEventClients as e:
+        refused = json_error(request, 429, str(e), "too_many_event_clients")
+        refused.force_close()  # a client that never reads does not keep the connection
+        return refused
 
 
 async def metrics(request: web.Request) -> web.Response:
-    body = request.app[METRICS].render()
+    body = request.app[METRICS].render(METRICS_MAX_AGE_S)
     return web.Response(body=body, headers={"Content-Type": "text/plain; version=0.0.4; charset=utf-8"})
 
 
