@@ -83,6 +83,8 @@ class EventWriter:
 
     def close(self, timeout: float = 10.0) -> None:
         """Write what is queued (for up to ``timeout`` s), then stop. Blocking: call it off the loop."""
+        if self.failing:  # (already failing: a short last try, not a long wait at shutdown)
+            timeout = min(timeout, 2.0)
         self._deadline = time.monotonic() + timeout
         self._stop.set()
         if self._thread is not None:
