@@ -165,20 +165,21 @@ class Database:
         return int(row[0] or 0)
 
     def migrate(self, conn: Any) -> tuple[int, int]:
-        """Apply the migrations this database lacks: (version before, version now)."""
-        before = self.version(conn)
-        if before > VERSION:
-            raise NewerSchema(f"{self.where}: schema version {before} is newer than this code's {VERSION}")
-        now = before
-        while now < VERSION:
+        """Apply the migrations this database lacks: (version before, version now). Each step,
+        and the first look at the version, is a transaction under the migration lock."""
+        before: int | None = None
+        while True:
             with self.tx(conn):
                 if self.dialect.name == "postgresql":
                     self.execute(conn, "SELECT pg_advisory_xact_lock(?)", (PG_LOCK,))
                 now = self.version(conn)  # (another front end may have migrated meanwhile)
-                if now >= VERSION:
-                    break
+                before = now if before is None else before
+                if now > VERSION:
+                    raise NewerSchema(
+                        f"{self.where}: schema version {now} is newer than this code's {VERSION}"
+                    )
+                if now == VERSION:
+                    return before, now
                 for q in MIGRATIONS[now](self.dialect):
                     self.execute(conn, q)
                 self.execute(conn, "INSERT INTO schema_version (version) VALUES (?)", (now + 1,))
-            now += 1
-        return before, self.version(conn)

@@ -1,0 +1,213 @@
+"""Real PostgreSQL and Mosquitto for the event history's tests: private instances in a temp folder,
+on loopback ports, as ``nobody`` when the tests run as root (PostgreSQL refuses root). A missing
+binary skips the test, or fails it under STREAMER_REQUIRE_SYSTEM_TESTS=1 (conftest.need_system)."""
+
+from __future__ import annotations
+
+import contextlib
+import glob
+import os
+import pwd
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+from tests.conftest import free_port, need_system
+
+
+def find(name: str, *patterns: str) -> str | None:
+    found = shutil.which(name)
+    if found:
+        return found
+    for pattern in patterns:
+        hits = sorted(glob.glob(pattern))
+        if hits:
+            return hits[-1]
+    return None
+
+
+def _as_nobody() -> tuple[list[str], int | None, int | None]:
+    if os.geteuid() != 0:
+        return [], None, None
+    pw = pwd.getpwnam("nobody")
+    return ["runuser", "-u", "nobody", "--"], pw.pw_uid, pw.pw_gid
+
+
+def _wait_port(port: int, proc: subprocess.Popen, what: str, log: Path, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{what} exited ({proc.returncode}): {log.read_text()[-2000:]}")
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.5):
+            return
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{what} did not listen on {port}: {log.read_text()[-2000:]}")
+        time.sleep(0.1)
+
+
+class Postgres:
+    def __init__(self) -> None:
+        self.initdb = find("initdb", "/usr/lib/postgresql/*/bin/initdb")
+        self.postgres = find("postgres", "/usr/lib/postgresql/*/bin/postgres")
+        self.proc: subprocess.Popen | None = None
+        self.root: Path | None = None
+        self.port = 0
+
+    @property
+    def available(self) -> bool:
+        return self.initdb is not None and self.postgres is not None
+
+    def start(self) -> None:
+        prefix, uid, gid = _as_nobody()
+        self.root = Path(tempfile.mkdtemp(prefix="streamer-pg-"))
+        if uid is not None:
+            os.chown(self.root, uid, gid)
+        data, log = self.root / "data", self.root / "log"
+        subprocess.run(
+            [
+                *prefix,
+                str(self.initdb),
+                "-D",
+                str(data),
+                "-U",
+                "streamer",
+                "--auth=trust",
+                "-E",
+                "UTF8",
+                "--no-sync",
+            ],
+            check=True,
+            capture_output=True,
+        )
+        self.port = free_port()
+        with open(log, "wb") as out:
+            self.proc = subprocess.Popen(
+                [
+                    *prefix,
+                    str(self.postgres),
+                    "-D",
+                    str(data),
+                    "-p",
+                    str(self.port),
+                    "-h",
+                    "127.0.0.1",
+                    "-k",
+                    str(self.root),
+                    "-c",
+                    "fsync=off",
+                    "-c",
+                    "full_page_writes=off",
+                ],
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
+        _wait_port(self.port, self.proc, "postgres", log)
+        self._ready()
+
+    def _ready(self, timeout: float = 30.0) -> None:
+        import psycopg
+
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                psycopg.connect(self.url("postgres"), connect_timeout=2).close()
+                return
+            except psycopg.OperationalError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.2)
+
+    def url(self, db: str) -> str:
+        return f"postgresql://streamer@127.0.0.1:{self.port}/{db}"
+
+    def new_database(self, name: str) -> str:
+        import psycopg
+
+        with psycopg.connect(self.url("postgres"), autocommit=True) as c:
+            c.execute(f'DROP DATABASE IF EXISTS "{name}"')
+            c.execute(f'CREATE DATABASE "{name}"')
+        return self.url(name)
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+            self.proc = None
+        if self.root is not None:
+            shutil.rmtree(self.root, ignore_errors=True)
+
+
+class Mosquitto:
+    def __init__(self, port: int | None = None, users: dict[str, str] | None = None) -> None:
+        self.binary = find("mosquitto", "/usr/sbin/mosquitto")
+        self.passwd = find("mosquitto_passwd", "/usr/bin/mosquitto_passwd")
+        self.port = port or free_port()
+        self.users = users or {}
+        self.proc: subprocess.Popen | None = None
+        self.root = Path(tempfile.mkdtemp(prefix="streamer-mqtt-"))
+
+    @property
+    def available(self) -> bool:
+        return self.binary is not None and (not self.users or self.passwd is not None)
+
+    def start(self) -> None:
+        conf = [f"listener {self.port} 127.0.0.1", "persistence false"]
+        if os.geteuid() == 0:
+            conf.append("user root")  # (no dropping to a user that cannot read this folder)
+        if self.users:
+            pwfile = self.root / "passwd"
+            pwfile.write_text("")
+            for user, password in self.users.items():
+                subprocess.run(
+                    [str(self.passwd), "-b", str(pwfile), user, password], check=True, capture_output=True
+                )
+            pwfile.chmod(0o600)
+            conf += ["allow_anonymous false", f"password_file {pwfile}"]
+        else:
+            conf.append("allow_anonymous true")
+        path = self.root / "mosquitto.conf"
+        path.write_text("\n".join(conf) + "\n")
+        log = self.root / "log"
+        with open(log, "wb") as out:
+            self.proc = subprocess.Popen(
+                [str(self.binary), "-c", str(path)], stdout=out, stderr=subprocess.STDOUT
+            )
+        _wait_port(self.port, self.proc, "mosquitto", log)
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            self.proc.terminate()
+            self.proc.wait(10)
+            self.proc = None
+
+    def cleanup(self) -> None:
+        self.stop()
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
+def postgres_server() -> Iterator[Postgres]:
+    pg = Postgres()
+    need_system("PostgreSQL server (postgresql)", pg.available)
+    pg.start()
+    try:
+        yield pg
+    finally:
+        pg.stop()
+
+
+def mosquitto_broker(users: dict[str, str] | None = None) -> Iterator[Mosquitto]:
+    m = Mosquitto(users=users)
+    need_system("Mosquitto MQTT broker (mosquitto)", m.available)
+    m.start()
+    try:
+        yield m
+    finally:
+        m.cleanup()
