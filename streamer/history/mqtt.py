@@ -67,7 +67,8 @@ class MqttSink:
             rc = info.rc
         except Exception:  # (paho raises on a full queue in some versions)
             rc = mqtt.MQTT_ERR_QUEUE_SIZE
-        if rc != mqtt.MQTT_ERR_SUCCESS:
+        queued = rc == mqtt.MQTT_ERR_NO_CONN and self.cfg.qos > 0  # (kept by paho, sent on reconnect)
+        if rc != mqtt.MQTT_ERR_SUCCESS and not queued:
             self.metrics.event_sink_dropped.labels(self.name).inc()
 
     def _on_connect(self, client, userdata, flags, reason, properties=None) -> None:

@@ -146,7 +146,10 @@ class Postgres:
 
 
 class Mosquitto:
-    def __init__(self, port: int | None = None, users: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, port: int | None = None, users: dict[str, str] | None = None, persist: bool = False
+    ) -> None:
+        self.persist = persist
         self.binary = find("mosquitto", "/usr/sbin/mosquitto")
         self.passwd = find("mosquitto_passwd", "/usr/bin/mosquitto_passwd")
         self.port = port or free_port()
@@ -159,7 +162,11 @@ class Mosquitto:
         return self.binary is not None and (not self.users or self.passwd is not None)
 
     def start(self) -> None:
-        conf = [f"listener {self.port} 127.0.0.1", "persistence false"]
+        conf = [f"listener {self.port} 127.0.0.1"]
+        if self.persist:  # (sessions and queued messages survive a restart: saved at SIGTERM)
+            conf += ["persistence true", f"persistence_location {self.root}/"]
+        else:
+            conf.append("persistence false")
         if os.geteuid() == 0:
             conf.append("user root")  # (no dropping to a user that cannot read this folder)
         if self.users:
