@@ -41,11 +41,25 @@ def value(m: Metrics, name: str, **labels: str) -> float:
     return m.registry.get_sample_value(name, labels) or 0.0
 
 
-def wait(pred, what: str, timeout: float = 30.0) -> None:  # noqa: ANN001
+def wait(pred, what: str, timeout: float = 30.0) -> None:
     end = time.monotonic() + timeout
     while not pred():
         assert time.monotonic() < end, f"timed out waiting for {what}"
         time.sleep(0.02)
+
+
+def direct_counts(conn, stream: str | None = None) -> list[dict]:  # noqa: ANN001
+    """GET /events/counts's answer computed from the records themselves (the kept counts must agree)."""
+    w = " WHERE stream = ?" if stream else ""
+    p = (stream,) if stream else ()
+    hours: dict[int, dict] = {}
+    q = f"SELECT CAST(started_at / 3600 AS INTEGER) * 3600, COUNT(*) FROM events{w} GROUP BY 1"
+    for h, n in conn.execute(q, p):
+        hours[h] = {"hour": h, "tracks": n, "labels": {}}
+    q = f"SELECT CAST(started_at / 3600 AS INTEGER) * 3600, classifier || ':' || label, COUNT(*) FROM event_labels{w} GROUP BY 1, 2"
+    for h, name, n in conn.execute(q, p):
+        hours[h]["labels"][name] = n
+    return [hours[h] for h in sorted(hours)]
 
 
 def test_migrations_from_empty_then_reopen_and_from_an_older_version(tmp_path: Path) -> None:
@@ -67,7 +81,15 @@ def test_migrations_from_empty_then_reopen_and_from_an_older_version(tmp_path: P
     for q in MIGRATIONS[0](old.dialect):
         c.execute(q)
     c.execute("INSERT INTO schema_version VALUES (1)")
+    for i in range(6):  # records written by the first version (its event_labels, its columns)
+        c.execute(
+            "INSERT INTO events (stream, track, started_at, ended_at, duration_s, labels) VALUES (?, ?, ?, ?, ?, ?)",
+            ("cam", i, 3000.0 * i, 3000.0 * i + 5, 5.0, '{"gender": {"label": "male", "p": 0.9}}'),
+        )
+        c.execute("INSERT INTO event_labels VALUES (?, 'cam', ?, 'gender', 'male', 0.9)", (i + 1, 3000.0 * i))
     assert old.migrate(c) == (1, VERSION)
+    counts = EventStore(old).counts(c, "cam", None, None)  # (v3 filled its counts from the records)
+    assert counts == direct_counts(c, "cam") and sum(h["tracks"] for h in counts) == 6
     idx = {r[0] for r in c.execute("SELECT name FROM sqlite_master WHERE type='index'")}
     assert "events_identity" in idx
 
@@ -108,10 +130,15 @@ def test_records_list_newest_first_by_cursor_filter_count_and_delete(tmp_path: P
     assert sum(h["labels"].get("gender:female", 0) for h in hours) == 4
     assert all(h["hour"] % 3600 == 0 for h in hours) and len(hours) == 2  # 11 minutes across an hour
 
+    assert hours == direct_counts(conn, "cam") and store.counts(conn, None, None, None) == direct_counts(conn)
     eid = rows[0]["id"]
     assert store.get(conn, eid)["track"] == 4
     assert store.delete(conn, eid) and store.get(conn, eid) is None and not store.delete(conn, eid)
     assert conn.execute("SELECT COUNT(*) FROM event_labels WHERE event_id = ?", (eid,)).fetchone()[0] == 0
+    assert store.counts(conn, "cam", None, None) == direct_counts(conn, "cam")  # (the deleted one is off)
+    assert (
+        store.counts(conn, "cam", t0 + 600, None) == direct_counts(conn, "cam")[1:]
+    )  # whole hours from since
 
 
 def test_a_resumed_track_updates_its_record_and_keeps_the_better_snapshot(tmp_path: Path) -> None:
@@ -135,6 +162,7 @@ def test_a_resumed_track_updates_its_record_and_keeps_the_better_snapshot(tmp_pa
     store.write(conn, [better])
     assert store.snapshot(conn, r["id"], "face") == b"C" * 60
     assert store.snapshot_total(conn) == 90
+    assert store.counts(conn, None, None, None) == direct_counts(conn)  # one track, its newest label
 
 
 def test_retention_deletes_the_oldest_first(tmp_path: Path) -> None:
@@ -155,6 +183,7 @@ def test_retention_deletes_the_oldest_first(tmp_path: Path) -> None:
     assert by_bytes == 8 and store.snapshot_total(conn) == 12_000
     kept = sorted(r["started_at"] for r in store.list(conn, limit=100)[0])
     assert kept == sorted(r.started_at for r in records)[8:]  # the 8 oldest went
+    assert store.counts(conn, None, None, None) == direct_counts(conn)
 
 
 def test_writer_batches_encodes_snapshots_and_writes_the_queue_on_close(tmp_path: Path) -> None:
@@ -203,7 +232,7 @@ class FullDisk(Database):
 
     pages = 40
 
-    def connect(self):  # noqa: ANN201
+    def connect(self):
         conn = super().connect()
         conn.execute(f"PRAGMA max_page_count = {self.pages}")
         return conn
@@ -247,3 +276,29 @@ def test_a_locked_database_delays_only_the_writer(tmp_path: Path) -> None:
     released.join()
     w.close()
     assert w.dropped == 0
+
+
+def test_a_label_under_two_classifiers_lists_each_event_once_across_pages(tmp_path: Path) -> None:
+    db = Database("", tmp_path)
+    conn = db.connect()
+    db.migrate(conn)
+    store = EventStore(db)
+    records = []
+    for i in range(7):
+        r = rec(i, 100.0 + i)
+        r.labels = {
+            "gender": {"label": "?", "p": 0.5},
+            "beard": {"label": "?" if i % 2 else "beard", "p": 0.5},
+        }
+        records.append(r)
+    store.write(conn, records)
+    seen, cursor = [], None
+    while True:
+        rows, cursor = store.list(conn, label="?", limit=2, cursor=cursor)
+        seen += [r["track"] for r in rows]
+        if cursor is None:
+            break
+    assert seen == [6, 5, 4, 3, 2, 1, 0]
+    assert [r["track"] for r in store.list(conn, label="beard:?", stream="cam")[0]] == [5, 3, 1]
+    hours = store.counts(conn, None, None, None)
+    assert hours[0]["tracks"] == 7 and hours[0]["labels"] == {"gender:?": 7, "beard:?": 3, "beard:beard": 4}

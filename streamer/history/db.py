@@ -89,7 +89,10 @@ class EventStore:
             key,
         ).fetchone()
         better = r.snapshot_bytes > 0
+        hour = int(key[2] // 3600) * 3600
+        bump = {f"{c}:{lab.get('label', '?')}": 1 for c, lab in r.labels.items()}
         if row is None:
+            bump[""] = 1  # (one more track that hour)
             q = (
                 "INSERT INTO events (stream, track, started_at, ended_at, duration_s, labels, looks, "
                 "identity, box, snapshot_at, snapshot_score, snapshot_bytes) "
@@ -120,6 +123,9 @@ class EventStore:
                 "identity = COALESCE(?, identity) WHERE id = ?",
                 (r.ended_at, r.duration_s, labels, r.looks, r.identity, eid),
             )
+            q = "SELECT classifier, label FROM event_labels WHERE event_id = ?"
+            for c, lab in db.execute(conn, q, (eid,)).fetchall():
+                bump[f"{c}:{lab}"] = bump.get(f"{c}:{lab}", 0) - 1
             db.execute(conn, "DELETE FROM event_labels WHERE event_id = ?", (eid,))
             if better:
                 db.execute(conn, "DELETE FROM snapshots WHERE event_id = ?", (eid,))
@@ -132,8 +138,9 @@ class EventStore:
         for name, lab in r.labels.items():
             db.execute(
                 conn,
-                "INSERT INTO event_labels (event_id, classifier, label, p) VALUES (?, ?, ?, ?)",
-                (eid, name, str(lab.get("label", "?")), float(lab.get("p", 0.0))),
+                "INSERT INTO event_labels (event_id, stream, started_at, classifier, label, p) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                (eid, r.stream, key[2], name, str(lab.get("label", "?")), float(lab.get("p", 0.0))),
             )
         if better:
             db.execute(
@@ -141,6 +148,34 @@ class EventStore:
                 "INSERT INTO snapshots (event_id, face, thumb) VALUES (?, ?, ?)",
                 (eid, r.face_jpeg, r.thumb_jpeg),
             )
+        self._bump(conn, [(r.stream, hour, name, n) for name, n in bump.items() if n])
+
+    def _bump(self, conn: Any, rows: list[tuple[str, int, str, int]]) -> None:
+        """Add to the per-hour counts (``n`` < 0: take away; a count down to 0 goes)."""
+        for row in rows:
+            self.db.execute(
+                conn,
+                "INSERT INTO event_hours (stream, hour, name, n) VALUES (?, ?, ?, ?) "
+                "ON CONFLICT (stream, hour, name) DO UPDATE SET n = event_hours.n + excluded.n",
+                row,
+            )
+        if any(n < 0 for *_, n in rows):
+            self.db.execute(conn, "DELETE FROM event_hours WHERE n <= 0")
+
+    def _forget(self, conn: Any, where: str, params: list[Any]) -> int:
+        """Delete the events ``where`` says (on ``events``) and take them off the per-hour counts;
+        inside the caller's transaction. How many went."""
+        db, hour = self.db, self.db.dialect.hour("started_at")
+        gone = db.execute(
+            conn, f"SELECT stream, {hour}, '', COUNT(*) FROM events WHERE {where} GROUP BY 1, 2", params
+        ).fetchall()
+        q = (
+            f"SELECT stream, {hour}, classifier || ':' || label, COUNT(*) FROM event_labels "
+            f"WHERE event_id IN (SELECT id FROM events WHERE {where}) GROUP BY 1, 2, 3"
+        )
+        gone += db.execute(conn, q, params).fetchall()
+        self._bump(conn, [(s, int(h), name, -int(n)) for s, h, name, n in gone])
+        return db.execute(conn, f"DELETE FROM events WHERE {where}", params).rowcount
 
     # -- reads (any thread, its own connection) --------------------------------------------------
     def list(
@@ -154,44 +189,62 @@ class EventStore:
         limit: int = 50,
         cursor: str | None = None,
     ) -> tuple[list[dict[str, Any]], str | None]:
-        """Newest first (by start); (rows, the next page's cursor or None)."""
-        where, params = self._filters(stream, since, until)
+        """Newest first (by start); (rows, the next page's cursor or None).
+
+        With a label, the walk is over ``event_labels``' index in the same order (its rows carry
+        the event's stream and start), so a page costs about ``limit`` index steps whatever the
+        label's share; an event with that label under two classifiers shows once."""
+        src = "event_labels l JOIN events e ON e.id = l.event_id" if label else "events e"
+        t, i = ("l.started_at", "l.event_id") if label else ("e.started_at", "e.id")
+        s = "l" if label else "e"
+        where, params = self._filters(stream, since, until, s)
         if person:
             where.append("e.identity = ?")
             params.append(person)
-        if label:
-            if ":" in label:
-                c, lab = label.split(":", 1)
-                where.append("e.id IN (SELECT event_id FROM event_labels WHERE classifier = ? AND label = ?)")
-                params += [c, lab]
-            else:
-                where.append("e.id IN (SELECT event_id FROM event_labels WHERE label = ?)")
-                params.append(label)
-        if cursor:
-            t, i = decode_cursor(cursor)
-            where.append("(e.started_at < ? OR (e.started_at = ? AND e.id < ?))")
-            params += [t, t, i]
+        if label and ":" in label:
+            c, lab = label.split(":", 1)
+            where += ["l.classifier = ?", "l.label = ?"]
+            params += [c, lab]
+        elif label:
+            where.append("l.label = ?")
+            params.append(label)
+        after = decode_cursor(cursor) if cursor else None
         cols = ", ".join("e." + c.strip() for c in COLUMNS.split(","))
-        q = f"SELECT {cols} FROM events e"
-        if where:
-            q += " WHERE " + " AND ".join(where)
-        q += " ORDER BY e.started_at DESC, e.id DESC LIMIT ?"
-        rows = [_row(r) for r in self.db.execute(conn, q, [*params, limit + 1]).fetchall()]
+        rows: list[dict[str, Any]] = []
+        seen: set[int] = set()
+        while len(rows) <= limit:
+            w, p = list(where), list(params)
+            if after is not None:
+                w.append(f"({t} < ? OR ({t} = ? AND {i} < ?))")
+                p += [after[0], after[0], after[1]]
+            q = f"SELECT {cols} FROM {src}" + (" WHERE " + " AND ".join(w) if w else "")
+            want = limit + 1 - len(rows)
+            q += f" ORDER BY {t} DESC, {i} DESC LIMIT ?"
+            got = [_row(r) for r in self.db.execute(conn, q, [*p, want]).fetchall()]
+            for r in got:
+                if r["id"] not in seen:
+                    seen.add(r["id"])
+                    rows.append(r)
+            if len(got) < want:
+                break
+            after = (got[-1]["started_at"], got[-1]["id"])
         nxt = encode_cursor(rows[limit - 1]) if len(rows) > limit else None
         return rows[:limit], nxt
 
     @staticmethod
-    def _filters(stream: str | None, since: float | None, until: float | None) -> tuple[list[str], list[Any]]:
+    def _filters(
+        stream: str | None, since: float | None, until: float | None, s: str = "e"
+    ) -> tuple[list[str], list[Any]]:
         where: list[str] = []
         params: list[Any] = []
         if stream:
-            where.append("e.stream = ?")
+            where.append(f"{s}.stream = ?")
             params.append(stream)
         if since is not None:
-            where.append("e.started_at >= ?")
+            where.append(f"{s}.started_at >= ?")
             params.append(since)
         if until is not None:
-            where.append("e.started_at < ?")
+            where.append(f"{s}.started_at < ?")
             params.append(until)
         return where, params
 
@@ -206,26 +259,33 @@ class EventStore:
 
     def delete(self, conn: Any, eid: int) -> bool:
         with self.db.tx(conn):
-            n = self.db.execute(conn, "DELETE FROM events WHERE id = ?", (eid,)).rowcount
+            n = self._forget(conn, "id = ?", [eid])
         return n > 0
 
     def counts(
         self, conn: Any, stream: str | None, since: float | None, until: float | None
     ) -> list[dict[str, Any]]:
-        """Per hour (by start): the tracks, and the tracks per classifier:label."""
-        where, params = self._filters(stream, since, until)
-        w = (" WHERE " + " AND ".join(where)) if where else ""
-        hour = self.db.dialect.hour("e.started_at")
+        """Per hour (by start; whole hours: those that start in [since, until)): the tracks, and
+        the tracks per classifier:label, from the per-hour counts kept as records come and go."""
+        where, params = [], []
+        if stream:
+            where.append("stream = ?")
+            params.append(stream)
+        if since is not None:
+            where.append("hour >= ?")
+            params.append(int(since // 3600) * 3600)
+        if until is not None:
+            where.append("hour < ?")
+            params.append(until)
+        q = "SELECT hour, name, SUM(n) FROM event_hours"
+        q += (" WHERE " + " AND ".join(where) if where else "") + " GROUP BY hour, name"
         hours: dict[int, dict[str, Any]] = {}
-        q = f"SELECT {hour} AS h, COUNT(*) FROM events e{w} GROUP BY h ORDER BY h"
-        for h, n in self.db.execute(conn, q, params).fetchall():
-            hours[int(h)] = {"hour": int(h), "tracks": int(n), "labels": {}}
-        q = (
-            f"SELECT {hour} AS h, l.classifier, l.label, COUNT(*) FROM events e "
-            f"JOIN event_labels l ON l.event_id = e.id{w} GROUP BY h, l.classifier, l.label"
-        )
-        for h, c, lab, n in self.db.execute(conn, q, params).fetchall():
-            hours[int(h)]["labels"][f"{c}:{lab}"] = int(n)
+        for h, name, n in self.db.execute(conn, q, params).fetchall():
+            d = hours.setdefault(int(h), {"hour": int(h), "tracks": 0, "labels": {}})
+            if name:
+                d["labels"][name] = int(n)
+            else:
+                d["tracks"] = int(n)
         return [hours[h] for h in sorted(hours)]
 
     # -- retention (the writer thread) -----------------------------------------------------------
@@ -240,7 +300,7 @@ class EventStore:
         take at most ``max_bytes``: (deleted for age, deleted for bytes)."""
         db = self.db
         with db.tx(conn):
-            by_age = db.execute(conn, "DELETE FROM events WHERE started_at < ?", (oldest,)).rowcount
+            by_age = self._forget(conn, "started_at < ?", [oldest])
         by_bytes = 0
         excess = self.snapshot_total(conn) - max_bytes
         while excess > 0:
@@ -260,6 +320,5 @@ class EventStore:
             with db.tx(conn):
                 for i in range(0, len(ids), 200):
                     part = ids[i : i + 200]
-                    q = f"DELETE FROM events WHERE id IN ({', '.join('?' * len(part))})"
-                    by_bytes += db.execute(conn, q, part).rowcount
+                    by_bytes += self._forget(conn, f"id IN ({', '.join('?' * len(part))})", part)
         return max(0, by_age), by_bytes
