@@ -9,6 +9,7 @@ updated (ended later, looks added, the better snapshot kept), not doubled.
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -61,9 +62,12 @@ def encode_cursor(row: dict[str, Any]) -> str:
 def decode_cursor(cursor: str) -> tuple[float, int]:
     try:
         t, i = cursor.split("_", 1)
-        return float(t), int(i)
+        ts, eid = float(t), int(i)
     except ValueError as e:
         raise BadCursor("bad cursor (pass back the 'next' of the previous page)") from e
+    if not (math.isfinite(ts) and 0 <= eid < 2**63):
+        raise BadCursor("bad cursor (pass back the 'next' of the previous page)")
+    return ts, eid
 
 
 class EventStore:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import time
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Any
 
 from aiohttp import web
@@ -20,6 +20,7 @@ log = logging.getLogger(__name__)
 MAX_LIMIT = 500
 DEFAULT_LIMIT = 50
 MAX_TEXT = 200
+MAX_TIME = 95_617_584_000.0  # 5000-01-01
 
 
 def _error(request: web.Request, status: int, message: str, kind: str) -> web.Response:
@@ -36,19 +37,18 @@ def _time(q: Any, key: str) -> float | None:
     raw = q.get(key)
     if raw is None or raw == "":
         return None
+    bad = BadQuery(f"'{key}' must be seconds since the epoch or an ISO 8601 time (years 1970-5000)")
     try:
-        return float(raw)
+        v = float(raw)
     except ValueError:
-        pass
-    try:
-        t = datetime.fromisoformat(raw.replace("Z", "+00:00"))
-    except ValueError as e:
-        raise BadQuery(f"'{key}' must be seconds since the epoch or an ISO 8601 time") from e
-    if t.tzinfo is None:
-        from datetime import timezone
-
-        t = t.replace(tzinfo=timezone.utc)
-    return t.timestamp()
+        try:
+            t = datetime.fromisoformat(raw.replace("Z", "+00:00"))
+            v = (t if t.tzinfo is not None else t.replace(tzinfo=timezone.utc)).timestamp()
+        except (ValueError, TypeError, OverflowError) as e:
+            raise bad from e
+    if not 0 <= v <= MAX_TIME:  # (also NaN and infinities)
+        raise bad
+    return v
 
 
 def _text(q: Any, key: str) -> str | None:
@@ -87,7 +87,7 @@ async def list_events(request: web.Request) -> web.Response:
     q = request.query
     try:
         raw_limit = q.get("limit", str(DEFAULT_LIMIT))
-        if not raw_limit.isdigit() or not 1 <= int(raw_limit) <= MAX_LIMIT:
+        if not (raw_limit.isascii() and raw_limit.isdigit()) or not 1 <= int(raw_limit) <= MAX_LIMIT:
             raise BadQuery(f"'limit' must be 1 to {MAX_LIMIT}")
         args = {
             "stream": _text(q, "stream"),
@@ -111,7 +111,7 @@ async def list_events(request: web.Request) -> web.Response:
 
 def _id(request: web.Request) -> int | None:
     raw = request.match_info["id"]
-    return int(raw) if raw.isdigit() and len(raw) < 19 else None
+    return int(raw) if raw.isascii() and raw.isdigit() and len(raw) < 19 else None
 
 
 async def get_event(request: web.Request) -> web.Response:
