@@ -120,9 +120,12 @@ async def query_latency(history: History, n_requests: int) -> dict[str, dict[str
     now = time.time()
     r = await client.get("/events?limit=50")
     cursor = (await r.json())["next"]
-    for _ in range(49):  # 50 pages in: the 2,500th newest
+    for _ in range(49):  # 50 pages in: the 2,500th newest (or the last page of a small store)
         r = await client.get(f"/events?limit=50&cursor={cursor}")
-        cursor = (await r.json())["next"]
+        nxt = (await r.json())["next"]
+        if nxt is None:
+            break
+        cursor = nxt
     shapes = {
         "first page (50)": "/events?limit=50",
         "stream=cam3": "/events?stream=cam3&limit=50",

@@ -60,7 +60,10 @@ async def test_history_view_lists_filters_shows_and_deletes(make_app, chromium: 
         assert "5 tracks" in await browser.poll(counts, lambda t: "5 tracks" in t)  # (per hour: every label)
 
         await browser.eval("document.querySelector('#h-list li').click()")
-        face = "(() => { const i = document.querySelector('#h-detail .h-face'); return i && i.complete ? i.naturalWidth : 0 })()"
+        face = (
+            "(() => { const i = document.querySelector('#h-detail .h-face');"
+            " return i && i.complete ? i.naturalWidth : 0 })()"
+        )
         assert await browser.poll(face, lambda w: w > 0) > 0
         assert "#3" in await browser.eval("document.getElementById('h-detail').textContent")
         await browser.eval("document.querySelector('#h-detail .h-delete').click()")

@@ -48,7 +48,7 @@ def wait(pred, what: str, timeout: float = 30.0) -> None:
         time.sleep(0.02)
 
 
-def direct_counts(conn, stream: str | None = None) -> list[dict]:  # noqa: ANN001
+def direct_counts(conn, stream: str | None = None) -> list[dict]:
     """GET /events/counts's answer computed from the records themselves (the kept counts must agree)."""
     w = " WHERE stream = ?" if stream else ""
     p = (stream,) if stream else ()
@@ -56,7 +56,10 @@ def direct_counts(conn, stream: str | None = None) -> list[dict]:  # noqa: ANN00
     q = f"SELECT CAST(started_at / 3600 AS INTEGER) * 3600, COUNT(*) FROM events{w} GROUP BY 1"
     for h, n in conn.execute(q, p):
         hours[h] = {"hour": h, "tracks": n, "labels": {}}
-    q = f"SELECT CAST(started_at / 3600 AS INTEGER) * 3600, classifier || ':' || label, COUNT(*) FROM event_labels{w} GROUP BY 1, 2"
+    q = (
+        "SELECT CAST(started_at / 3600 AS INTEGER) * 3600, classifier || ':' || label, COUNT(*) "
+        f"FROM event_labels{w} GROUP BY 1, 2"
+    )
     for h, name, n in conn.execute(q, p):
         hours[h]["labels"][name] = n
     return [hours[h] for h in sorted(hours)]
@@ -83,7 +86,8 @@ def test_migrations_from_empty_then_reopen_and_from_an_older_version(tmp_path: P
     c.execute("INSERT INTO schema_version VALUES (1)")
     for i in range(6):  # records written by the first version (its event_labels, its columns)
         c.execute(
-            "INSERT INTO events (stream, track, started_at, ended_at, duration_s, labels) VALUES (?, ?, ?, ?, ?, ?)",
+            "INSERT INTO events (stream, track, started_at, ended_at, duration_s, labels) "
+            "VALUES (?, ?, ?, ?, ?, ?)",
             ("cam", i, 3000.0 * i, 3000.0 * i + 5, 5.0, '{"gender": {"label": "male", "p": 0.9}}'),
         )
         c.execute("INSERT INTO event_labels VALUES (?, 'cam', ?, 'gender', 'male', 0.9)", (i + 1, 3000.0 * i))
