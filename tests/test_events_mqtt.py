@@ -1,7 +1,8 @@
 """Track events over MQTT, against a real Mosquitto broker the tests start: JSON on
 streamer/<stream>/events, a retained streamer/available (online, offline, and offline as the last
-will of a service that died), credentials (never logged), and a broker that goes away and comes
-back: counted, logged once, the events kept and sent once it is back; video never waits."""
+will of a service that died), credentials (never logged), TLS (the broker's certificate checked),
+and a broker that goes away and comes back: counted, logged once, the events kept and sent once
+it is back; video never waits."""
 
 from __future__ import annotations
 
@@ -205,4 +206,39 @@ async def test_a_broker_that_goes_away_and_back(caplog: pytest.LogCaptureFixture
     finally:
         await h.close()
         listen.close()
+        broker.cleanup()
+
+
+async def test_tls_with_the_brokers_ca_and_refused_without_it() -> None:
+    broker = Mosquitto(tls=True)
+    if not broker.available:
+        next(mosquitto_broker())  # (skips, or fails under STREAMER_REQUIRE_SYSTEM_TESTS)
+    broker.start()
+    trusting, m = history(broker.port, tls=True, ca_file=str(broker.ca_file))
+    doubting, m2 = history(broker.port, tls=True)  # the system's CAs: this test CA is not one of them
+    listen = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)
+    got: list[bytes] = []
+    listen.tls_set(ca_certs=str(broker.ca_file))
+    listen.on_connect = lambda c, u, f, rc, p=None: c.subscribe("streamer/+/events", qos=1)
+    listen.on_message = lambda c, u, msg: got.append(msg.payload)
+    try:
+        listen.connect("127.0.0.1", broker.port)
+        listen.loop_start()
+        trusting.start()
+        doubting.start()
+        assert trusting.sinks[0].connected.wait(15) and value(m, "streamer_mqtt_up") == 1
+        time.sleep(0.5)  # (the listener subscribed)
+        stream(trusting, "tls").publish([track("start", 1)])
+        wait(lambda: len(got) == 1, "the event over TLS")
+        assert json.loads(got[0])["track"] == 1
+        wait(
+            lambda: value(m2, "streamer_event_sink_errors_total", sink="mqtt") >= 1,
+            "the untrusted broker refused",
+        )
+        assert value(m2, "streamer_mqtt_up") == 0 and not doubting.sinks[0].connected.is_set()
+    finally:
+        await trusting.close()
+        await doubting.close()
+        listen.disconnect()
+        listen.loop_stop()
         broker.cleanup()

@@ -147,9 +147,14 @@ class Postgres:
 
 class Mosquitto:
     def __init__(
-        self, port: int | None = None, users: dict[str, str] | None = None, persist: bool = False
+        self,
+        port: int | None = None,
+        users: dict[str, str] | None = None,
+        persist: bool = False,
+        tls: bool = False,
     ) -> None:
         self.persist = persist
+        self.tls = tls  # a TLS listener with a certificate for 127.0.0.1 from a CA made here (ca_file)
         self.binary = find("mosquitto", "/usr/sbin/mosquitto")
         self.passwd = find("mosquitto_passwd", "/usr/bin/mosquitto_passwd")
         self.port = port or free_port()
@@ -163,6 +168,9 @@ class Mosquitto:
 
     def start(self) -> None:
         conf = [f"listener {self.port} 127.0.0.1"]
+        if self.tls:
+            crt, key = self._certificates()
+            conf += [f"cafile {self.ca_file}", f"certfile {crt}", f"keyfile {key}"]
         if self.persist:  # (sessions and queued messages survive a restart: saved at SIGTERM)
             conf += ["persistence true", f"persistence_location {self.root}/"]
         else:
@@ -188,6 +196,25 @@ class Mosquitto:
                 [str(self.binary), "-c", str(path)], stdout=out, stderr=subprocess.STDOUT
             )
         _wait_port(self.port, self.proc, "mosquitto", log)
+
+    @property
+    def ca_file(self) -> Path:
+        return self.root / "ca.crt"
+
+    def _certificates(self) -> tuple[Path, Path]:
+        r = self.root
+        if not (r / "server.crt").exists():
+            openssl = find("openssl", "/usr/bin/openssl")
+            need_system("openssl", openssl is not None)
+            (r / "san.ext").write_text("subjectAltName=IP:127.0.0.1\n")
+            for cmd in (
+                "req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.crt -days 2 -subj /CN=test-ca",
+                "req -newkey rsa:2048 -nodes -keyout server.key -out server.csr -subj /CN=127.0.0.1",
+                "x509 -req -in server.csr -CA ca.crt -CAkey ca.key -CAcreateserial -out server.crt -days 2 "
+                "-extfile san.ext",
+            ):
+                subprocess.run([str(openssl), *cmd.split()], cwd=r, check=True, capture_output=True)
+        return r / "server.crt", r / "server.key"
 
     def stop(self) -> None:
         if self.proc is not None:
