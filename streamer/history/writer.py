@@ -4,9 +4,9 @@
 (``streamer_event_sink_dropped_total{sink="store"}``). The thread encodes each record's snapshot
 (JPEG) and writes up to ``batch`` records per transaction. A failing database (disk full, locked,
 corrupt, PostgreSQL down) is counted per try (``streamer_event_store_errors_total``) and logged
-once, when it starts failing, and once when it recovers; meanwhile the records wait (up to the
-queue's size in all, the oldest dropped and counted beyond that) and the write is retried with a
-growing pause, on a new connection. Retention runs here too, every ``retention_interval_s``.
+once, when it starts failing, and once when it recovers; meanwhile the records wait (one batch in
+the thread, the rest in the queue: once it is full, new records are dropped and counted) and the
+write is retried with a growing pause, on a new connection. Retention runs here too, every ``retention_interval_s``.
 ``close`` writes what is queued (trying for up to ``timeout`` seconds) before it returns.
 """
 
@@ -221,7 +221,3 @@ class EventWriter:
         if any(self.deleted):
             log.info("event store: retention deleted %d records (age) and %d (snapshot bytes)", *self.deleted)
         self.metrics.event_snapshot_bytes.set(self.store.snapshot_total(conn))
-
-    def retain_now(self) -> None:
-        """Have retention run at the thread's next turn (tests, and a changed limit)."""
-        self._next_retention = 0.0
