@@ -306,3 +306,20 @@ def test_a_label_under_two_classifiers_lists_each_event_once_across_pages(tmp_pa
     assert [r["track"] for r in store.list(conn, label="beard:?", stream="cam")[0]] == [5, 3, 1]
     hours = store.counts(conn, None, None, None)
     assert hours[0]["tracks"] == 7 and hours[0]["labels"] == {"gender:?": 7, "beard:?": 3, "beard:beard": 4}
+
+
+def test_the_writer_enforces_retention_in_the_background(tmp_path: Path) -> None:
+    m = Metrics()
+    w = writer(tmp_path, m, max_snapshot_mb=0.05, retention_interval_s=0.1)  # ~52 KB of snapshots
+    w.start()
+    now = time.time()
+    for i in range(30):
+        w.put(Pending(rec(i, now - 3000 + i * 60), look(seed=i)))
+    wait(lambda: w.written == 30, "the records written")
+    store = EventStore(Database("", tmp_path))
+    conn = Database("", tmp_path).connect()
+    wait(lambda: 0 < store.snapshot_total(conn) <= 0.05 * 2**20, "retention to run")
+    wait(lambda: value(m, "streamer_event_snapshot_bytes") == store.snapshot_total(conn), "the gauge exact")
+    w.close()
+    tracks = sorted(r["track"] for r in store.list(conn, limit=100)[0])
+    assert tracks == list(range(30 - len(tracks), 30)) and len(tracks) < 30  # the newest kept
