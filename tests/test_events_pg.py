@@ -160,3 +160,30 @@ async def test_the_api_reads_the_history_from_postgresql(make_app, url: str) -> 
     assert r.status == 200 and (await r.read())[:3] == b"\xff\xd8\xff"
     counts = await (await client.get("/events/counts?stream=door")).json()
     assert sum(h["tracks"] for h in counts["hours"]) == 3
+
+
+def test_a_server_that_restarts_is_written_to_again_on_a_new_connection(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    pg = Postgres()
+    pg.start()  # (its own server: this one is stopped mid-test)
+    try:
+        url = pg.new_database("restarts")
+        m = Metrics()
+        w = pg_writer(url, m)
+        w.start()
+        w.put(Pending(rec(0, 10.0)))
+        wait(lambda: w.written == 1, "the first record")
+        pg.halt()
+        for i in range(1, 6):
+            assert w.put(Pending(rec(i, 10.0 + i)))
+        wait(lambda: value(m, "streamer_event_store_errors_total") >= 1, "the failure noticed")
+        pg.run()
+        wait(lambda: w.written == 6, "the waiting records written after the restart", timeout=60)
+        w.close()
+        assert w.dropped == 0 and sum("cannot write" in r.getMessage() for r in caplog.records) == 1
+        db = Database(url)
+        with db.connect() as conn:
+            assert EventStore(db).count(conn) == 6
+    finally:
+        pg.stop()

@@ -9,6 +9,7 @@ import glob
 import os
 import pwd
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
@@ -30,11 +31,13 @@ def find(name: str, *patterns: str) -> str | None:
     return None
 
 
-def _as_nobody() -> tuple[list[str], int | None, int | None]:
+def _as_nobody() -> dict[str, object]:
+    """Popen arguments that run a server as ``nobody`` when the tests run as root (no wrapper
+    process between: signals reach the server itself)."""
     if os.geteuid() != 0:
-        return [], None, None
+        return {}
     pw = pwd.getpwnam("nobody")
-    return ["runuser", "-u", "nobody", "--"], pw.pw_uid, pw.pw_gid
+    return {"user": pw.pw_uid, "group": pw.pw_gid, "extra_groups": []}
 
 
 def _wait_port(port: int, proc: subprocess.Popen, what: str, log: Path, timeout: float = 30.0) -> None:
@@ -62,51 +65,40 @@ class Postgres:
         return self.initdb is not None and self.postgres is not None
 
     def start(self) -> None:
-        prefix, uid, gid = _as_nobody()
+        who = _as_nobody()
         self.root = Path(tempfile.mkdtemp(prefix="streamer-pg-"))
-        if uid is not None:
-            os.chown(self.root, uid, gid)
-        data, log = self.root / "data", self.root / "log"
-        subprocess.run(
-            [
-                *prefix,
-                str(self.initdb),
-                "-D",
-                str(data),
-                "-U",
-                "streamer",
-                "--auth=trust",
-                "-E",
-                "UTF8",
-                "--no-sync",
-            ],
-            check=True,
-            capture_output=True,
-        )
+        if who:
+            os.chown(self.root, who["user"], who["group"])  # type: ignore[arg-type]
+        initdb = [str(self.initdb), "-D", str(self.root / "data"), "-U", "streamer", "--auth=trust"]
+        subprocess.run([*initdb, "-E", "UTF8", "--no-sync"], check=True, capture_output=True, **who)  # type: ignore[call-overload]
         self.port = free_port()
-        with open(log, "wb") as out:
-            self.proc = subprocess.Popen(
-                [
-                    *prefix,
-                    str(self.postgres),
-                    "-D",
-                    str(data),
-                    "-p",
-                    str(self.port),
-                    "-h",
-                    "127.0.0.1",
-                    "-k",
-                    str(self.root),
-                    "-c",
-                    "fsync=off",
-                    "-c",
-                    "full_page_writes=off",
-                ],
+        self.run()
+
+    def run(self) -> None:
+        """Start the server on its data folder and port (again, after ``halt``)."""
+        assert self.root is not None
+        log = self.root / "log"
+        server = [str(self.postgres), "-D", str(self.root / "data"), "-p", str(self.port), "-h", "127.0.0.1"]
+        with open(log, "ab") as out:
+            self.proc = subprocess.Popen(  # type: ignore[call-overload]
+                [*server, "-k", str(self.root), "-c", "fsync=off", "-c", "full_page_writes=off"],
                 stdout=out,
                 stderr=subprocess.STDOUT,
+                **_as_nobody(),
             )
         _wait_port(self.port, self.proc, "postgres", log)
         self._ready()
+
+    def halt(self) -> None:
+        """Stop the server (fast shutdown: its clients are cut off), keeping its data."""
+        if self.proc is not None:
+            self.proc.send_signal(signal.SIGINT)  # (SIGTERM would wait for every client to leave)
+            try:
+                self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+            self.proc = None
 
     def _ready(self, timeout: float = 30.0) -> None:
         import psycopg
@@ -133,14 +125,7 @@ class Postgres:
         return self.url(name)
 
     def stop(self) -> None:
-        if self.proc is not None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-            self.proc = None
+        self.halt()
         if self.root is not None:
             shutil.rmtree(self.root, ignore_errors=True)
 
