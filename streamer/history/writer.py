@@ -6,8 +6,9 @@
 corrupt, PostgreSQL down) is counted per try (``streamer_event_store_errors_total``) and logged
 once, when it starts failing, and once when it recovers; meanwhile the records wait (one batch in
 the thread, the rest in the queue: once it is full, new records are dropped and counted) and the
-write is retried with a growing pause, on a new connection. Retention runs here too, every ``retention_interval_s``.
-``close`` writes what is queued (trying for up to ``timeout`` seconds) before it returns.
+write is retried with a growing pause, on a new connection. Retention runs here too, every
+``retention_interval_s``. ``close`` writes what is queued (trying for up to ``timeout`` seconds)
+before it returns.
 """
 
 from __future__ import annotations
