@@ -14,6 +14,7 @@ import tomllib
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from streamer.detect import DETECTORS
+from streamer.history.settings import MqttConfig, StoreConfig, WebhookConfig
 
 ASSETS = Path(__file__).resolve().parent / "assets"
 DEMO_VIDEO = ASSETS / "demo.mp4"
@@ -281,6 +282,9 @@ class Config(Strict):
     demo: DemoConfig = DemoConfig()
     output: OutputConfig = OutputConfig()
     model_server: ModelServerConfig = ModelServerConfig()
+    store: StoreConfig = StoreConfig()
+    mqtt: MqttConfig = MqttConfig()
+    webhook: WebhookConfig = WebhookConfig()
 
     @model_validator(mode="after")
     def _unique(self) -> Config:
@@ -341,6 +345,8 @@ def _resolve_paths(data: dict[str, Any], base: Path) -> dict[str, Any]:
     for s in data.get("sources", []) or []:
         if isinstance(s, dict) and isinstance(s.get("file"), str):
             s["file"] = rel(s["file"])
+    if isinstance(data.get("store"), dict) and isinstance(data["store"].get("dir"), str):
+        data["store"]["dir"] = rel(data["store"]["dir"])
     return data
 
 

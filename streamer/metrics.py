@@ -133,6 +133,32 @@ class Metrics:
             registry=r,
         )
 
+        # the event history (streamer/history): store, MQTT, webhook
+        self.events_written = Counter(
+            P + "events_written_total", "Track records written to the event store", registry=r
+        )
+        self.event_store_errors = Counter(
+            P + "event_store_errors_total", "Failed event store writes (each retry counts)", registry=r
+        )
+        self.event_snapshot_bytes = Gauge(
+            P + "event_snapshot_bytes",
+            "Bytes of face snapshots and thumbnails in the event store",
+            registry=r,
+        )
+        self.event_sink_dropped = Counter(
+            P + "event_sink_dropped_total",
+            "Track events or records dropped: a sink's queue was full (store, mqtt, webhook)",
+            ["sink"],
+            registry=r,
+        )
+        self.event_sink_errors = Counter(
+            P + "event_sink_errors_total",
+            "Failed deliveries to an event sink (mqtt, webhook)",
+            ["sink"],
+            registry=r,
+        )
+        self.mqtt_up = Gauge(P + "mqtt_up", "1 while connected to the MQTT broker", registry=r)
+
     def forget_stream(self, stream: str) -> None:
         """Remove a deleted stream's labelled series so label sets stay bounded."""
         for m in (

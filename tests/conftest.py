@@ -176,7 +176,7 @@ def metric(app, name: str, **labels: str) -> float:
 
 
 @pytest.fixture
-async def make_app():
+async def make_app(tmp_path: Path):
     """Start the real app (pipeline, worker process, HTTP) on a loopback port; stop it after."""
     from aiohttp.test_utils import TestClient, TestServer
 
@@ -187,6 +187,7 @@ async def make_app():
 
     async def make(**overrides: object) -> TestClient:
         overrides.setdefault("demo", {"enabled": False})
+        overrides.setdefault("store", {"dir": str(tmp_path / "store")})  # (not ./data)
         config = load_config(None, overrides, environ={})
         client = TestClient(TestServer(create_app(config), host="127.0.0.1"))
         await client.start_server()

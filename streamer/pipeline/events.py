@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from streamer.metrics import Metrics
 from streamer.track.tracker import TrackEvent
@@ -36,6 +36,8 @@ class EventHub:
         self.clients: set[EventClient] = set()
         self.open: dict[int, dict[str, object]] = {}  # track -> its start event, labels kept current
         self.closed = False
+        # called with every event (the event history: streamer/history); quick, never raising
+        self.sinks: list[Callable[[TrackEvent, dict[str, object]], None]] = []
 
     def subscribe(self) -> EventClient:
         c = EventClient(len(self.open))
@@ -59,6 +61,8 @@ class EventHub:
                 self.open[e.track] = {**self.open[e.track], "labels": data["labels"]}
             elif e.kind == "end":
                 self.open.pop(e.track, None)
+            for sink in self.sinks:
+                sink(e, data)
             for c in list(self.clients):
                 try:
                     c.queue.put_nowait((e.kind, data))

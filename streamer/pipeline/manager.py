@@ -7,6 +7,7 @@ import logging
 from concurrent.futures import ThreadPoolExecutor
 
 from streamer.config import Config, SourceConfig
+from streamer.history.service import History
 from streamer.inference.engine import EngineStatus, engine_spec
 from streamer.inference.pool import WorkerPool
 from streamer.inference.triton_client import TritonPool
@@ -63,6 +64,7 @@ class Pipeline:
         self.status: EngineStatus | None = None
         self.max_streams = config.server.max_streams
         self.reserved = 0  # slots held by WebRTC offers being answered (their stream comes with the answer)
+        self.history = History(config, metrics)  # track records, snapshots, MQTT, webhook
 
     def full(self) -> bool:
         return len(self.streams) + self.reserved >= self.max_streams
@@ -76,6 +78,7 @@ class Pipeline:
             log.error("classifier %r failed to load in the worker: %s", name, err)
             self.metrics.errors.labels("classifier_unavailable").inc()
         self.batcher.start()
+        self.history.start()
         sources = list(self.config.sources)
         if not sources and self.config.demo.enabled:
             log.info("no source configured: serving the demo video as stream 'demo'")
@@ -108,6 +111,7 @@ class Pipeline:
             between_for(p),
         )
         self.streams[source.id] = stream
+        self.history.attach(stream)
         stream.start()
         log.info("stream %s added (%s: %s)", source.id, source.kind, source.describe())
         return stream
@@ -125,6 +129,7 @@ class Pipeline:
 
     async def close(self) -> None:
         await asyncio.gather(*(self.remove(s) for s in list(self.streams)), return_exceptions=True)
+        await self.history.close()  # (after the streams: their tracks' ends are written)
         await self.batcher.stop()
         await self.pool.close()
         self.render_pool.shutdown(wait=False, cancel_futures=True)

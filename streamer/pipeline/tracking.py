@@ -110,6 +110,7 @@ class FaceStage:
         self._reported = {"switches": 0, "resumed": 0}
         self.faces: tuple[Face, ...] = ()
         self._track_s = 0.0  # time prepare() took, counted with finish() in the "track" stage
+        self.looks = None  # a history.looks.LookKeeper: each track's best look, for its snapshot
 
     def due(self, index: int) -> bool:
         """Whether frame ``index`` should go to the detector (and, if so, marks it sent): a round's
@@ -255,6 +256,8 @@ class FaceStage:
         self._apply(frame)
         self.faces = tr.faces()
         events = tuple(tr.drain_events())
+        if self.looks is not None:
+            self.looks.observe(frame.image, frame.captured_at, tr.tracks, events)
         t1 = time.perf_counter()
         image = draw_faces(frame.image, self.faces) if draw else frame.image
         if self.metrics is not None:
@@ -315,6 +318,8 @@ class FaceStage:
         """End every track (the stream is over)."""
         self.tracker.end_all(t)
         events = tuple(self.tracker.drain_events())
+        if self.looks is not None:
+            self.looks.observe(None, t, (), events)
         if self.metrics is not None:
             self._count(events)
         return events

@@ -6,6 +6,7 @@ from typing import Any
 
 from aiohttp import web
 
+from streamer.web.events_spec import PATHS as EVENT_PATHS
 from streamer.web.peers import MAX_SDP_BYTES
 
 JSON = "application/json"
@@ -134,6 +135,7 @@ SPEC: dict[str, Any] = {
                 "responses": {"200": {"description": "file"}, **_errors(404)},
             }
         },
+        **EVENT_PATHS,  # the event history (web/events_api.py)
     },
 }
 

@@ -20,6 +20,7 @@ from streamer.outputs.webrtc import AnnotatedTrack
 from streamer.pipeline.manager import StreamExists, TooManyStreams
 from streamer.sources.base import redact_url
 from streamer.sources.webrtc import WebRTCSource
+from streamer.web.events_api import add_event_routes
 from streamer.web.guard import cross_site_refusal, host_allowed, needs_token, presented_token, token_ok
 from streamer.web.keys import AUTH_LIMITER, CONFIG, EVENTS, METRICS, MJPEG, OFFER_LIMITER, PEERS, PIPELINE
 from streamer.web.openapi import openapi_json
@@ -315,3 +316,4 @@ def add_routes(app: web.Application) -> None:
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/openapi.json", openapi_json)
     app.router.add_get("/static/{filename}", static_file)
+    add_event_routes(app)  # the event history
