@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -75,13 +75,3 @@ class WebhookConfig(_Strict):
         if v and urlsplit(v).scheme not in ("http", "https"):
             raise ValueError("webhook.url must be http(s)://...")
         return v
-
-
-def redact(url: str) -> str:
-    """A URL without its password (for logs)."""
-    p = urlsplit(url)
-    if p.password is None:
-        return url
-    host = p.hostname or ""
-    netloc = f"{p.username}:***@{host}" + (f":{p.port}" if p.port else "")
-    return urlunsplit((p.scheme, netloc, p.path, p.query, p.fragment))

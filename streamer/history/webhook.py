@@ -15,8 +15,9 @@ import logging
 
 import aiohttp
 
-from streamer.history.settings import WebhookConfig, redact
+from streamer.history.settings import WebhookConfig
 from streamer.metrics import Metrics
+from streamer.redact import redact_url as redact
 
 log = logging.getLogger(__name__)
 
