@@ -15,7 +15,7 @@ import cv2
 import numpy as np
 import pytest
 
-from benchmarks.moving_camera import CameraPath, frames, load_still, ping_pong, render, truth
+from benchmarks.clips.moving_camera import CameraPath, frames, load_still, ping_pong, render, truth
 from streamer.metrics import Metrics
 from streamer.pipeline.events import EventHub
 from streamer.pipeline.revealed import Revealed

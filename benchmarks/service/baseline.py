@@ -21,9 +21,10 @@ from typing import Any
 import cv2
 import numpy as np
 
-from benchmarks import live
-from benchmarks.common import Options, classifier_configs, progress, video_fps
-from benchmarks.report import percentiles
+from benchmarks.clips.video import video_fps
+from benchmarks.report import percentiles, progress
+from benchmarks.service import harness
+from benchmarks.service.options import Options, classifier_configs
 from streamer.classify import Classifier
 from streamer.classify.backbone import FaceBackbone
 from streamer.classify.face_resnet import needs_mirror
@@ -121,7 +122,7 @@ def run(opts: Options) -> dict[str, Any]:
         tutorial = sequential_loop(opts, seconds, "dlib")
     progress("baseline: the service on the same video")
     svc = asyncio.run(
-        live.run(
+        harness.run(
             opts.seconds,
             opts.warmup,
             opts.detector,

@@ -7,7 +7,8 @@ from typing import Any
 
 import numpy as np
 
-from benchmarks.common import Options, classifier_configs, progress
+from benchmarks.report import progress
+from benchmarks.service.options import Options, classifier_configs
 from streamer.classify import Classifier
 
 BATCHES = (1, 8, 32, 128)

@@ -11,7 +11,8 @@ from typing import Any
 
 import cv2
 
-from benchmarks.common import Options, classifier_configs, progress
+from benchmarks.report import progress
+from benchmarks.service.options import Options, classifier_configs
 from streamer.config import load_config
 from streamer.inference.engine import Engine, EngineSpec
 from streamer.outputs.mjpeg import encode_jpeg
