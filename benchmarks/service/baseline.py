@@ -1,4 +1,5 @@
-"""Scenario 1: the tutorial-style sequential loop against the streamer service, same models and video.
+"""Service part ``baseline``: the tutorial-style sequential loop against the streamer service,
+same models and video.
 
 Two loops when the service runs the MMOD port: the tutorial's own (dlib-bin's detector, the
 issue's baseline) and the same loop with the port, which separates what the architecture

@@ -1,4 +1,4 @@
-"""Scenario 5: classifier throughput, faces per second at batch 1, 8, 32 and 128."""
+"""Service part ``classifier``: classifier throughput, faces per second at batch 1, 8, 32 and 128."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Scenario 2: where the time goes per frame: decode, detect, classify, overlay, encode.
+"""Service part ``stages``: where the time goes per frame: decode, detect, classify, overlay, encode.
 
 Each stage run in-process, one frame at a time, on consecutive frames of the video
 (so ms per frame here is the cost on one core-share, not the service's throughput).

@@ -1,10 +1,10 @@
-"""Scenario 3: sweeps over concurrent streams, max batch size, input resolution and detector.
+"""Service part ``sweeps``: concurrent streams, max batch size, input resolution and detector.
 
 One service per detector; streams are added and removed between measurements.
 Concurrent streams: 1, 2, 4, 8, 16, ... paced copies of the moving-camera clip (a camera panning
 and zooming over 24 faces, 640x480, written to a file; true boxes from the camera path), each
 level marked real time or not (see ``harness.realtime``) and scored for the boxes drawn on every
-output frame (recall and mean IoU against the true boxes, ``box_accuracy``). Up to 16 streams
+output frame (recall and mean IoU against the true boxes, ``benchmarks.scoring``). Up to 16 streams
 every level is measured; beyond, the sweep goes on until the worst stream is clearly behind
 (< 80% of the source rate, or p95 over 4x the limit) or ``--max-streams``. The other sweeps play
 ``--video`` (the demo clip by default).

@@ -1,4 +1,5 @@
-"""Scenario 4: end-to-end latency through WebRTC with a real aiortc sender and receiver on loopback.
+"""Service part ``webrtc``: end-to-end latency through WebRTC, a real aiortc sender and receiver on
+loopback.
 
 The client sends the clip at its native frame rate to ``/offer``, each frame stamped
 with its number as a 16-bit code (12 bits of number, 4 of check) in black and white
