@@ -1,7 +1,8 @@
 """Where the re-identification limit comes from: new faces against the tracks ended before them.
 
     python -m benchmarks reidentify [--runs street,street2,group,group2] [--every 12] [--latency 24]
-                                    [--window 30] [--limits 0.2,0.25,0.3,0.35] [--out DIR]
+                                    [--window 30] [--limits 0.2,0.25,0.3,0.35] [--seconds 20]
+                                    [--out DIR]
 
 Each 1080p clip (benchmarks/clips/catalog.py, exact truth) goes through the face stage as in
 ``small-faces --planned-every N --planned-classify``, with re-identification off, so
@@ -35,10 +36,10 @@ from streamer.track.identity import CLEARLY_NEARER, apart, recognised
 from streamer.track.matching import iou_matrix, match
 
 
-def audit(name: str, every: int, latency: int) -> tuple[list, list, dict[int, int]]:
+def audit(name: str, every: int, latency: int, seconds: float = 20.0) -> tuple[list, list, dict[int, int]]:
     """(born: (track, t, identity), ended: (track, t, identities), track -> person) for one clip."""
     (key,) = RUNS[name]
-    clip = make_clip(key[0], key[1], 20.0, CACHE, SHARED)
+    clip = make_clip(key[0], key[1], seconds, CACHE, SHARED)
     born: list[tuple[int, float, Any]] = []
     ended: list[tuple[int, float, list[Any]]] = []
     on: dict[int, Counter[int]] = defaultdict(Counter)
@@ -104,23 +105,30 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--latency", type=int, default=24)
     ap.add_argument("--window", type=float, default=30.0, help="seconds an ended track is remembered")
     ap.add_argument("--limits", default="0.2,0.25,0.3,0.35")
+    ap.add_argument("--seconds", type=float, default=20.0, help="length of each clip (as small-faces')")
     output_args(ap, "reidentify")
     args = ap.parse_args(argv)
 
     clips = []
     for name in args.runs.split(","):
         progress(f"{name}: detection every {args.every}th frame, {args.latency} late, re-identification off")
-        clips.append(audit(name, args.every, args.latency))
+        clips.append(audit(name, args.every, args.latency, args.seconds))
     rows = [{"limit": float(x), **count(clips, args.window, float(x))} for x in args.limits.split(",")]
     data = run_record("reidentify", argv) | {
         "runs": args.runs.split(","),
         "every": args.every,
         "latency": args.latency,
         "window_s": args.window,
+        "seconds": args.seconds,
         "rows": rows,
         "nearest_stranger": nearest_stranger(clips, args.window),
     }
-    md = f"`{data['command']}`\n\n" + markdown_table(rows, ("limit", "right", "wrong", "missed", "strangers"))
+    md = (
+        "# Re-identification: new faces against the tracks ended before them\n\n"
+        f"`{data['command']}`, {data['started_at']}, commit {data['machine']['git_commit']}; detection "
+        f"every {args.every}th frame, {args.latency} frames late, ended tracks remembered "
+        f"{args.window:g} s.\n\n"
+    ) + markdown_table(rows, ("limit", "right", "wrong", "missed", "strangers"))
     md += f"\nThe nearest a new face came to a stranger's ended track: {data['nearest_stranger']}\n"
     save(args, "reidentify", data, md)
     return 0
