@@ -122,18 +122,7 @@ def run(opts: Options) -> dict[str, Any]:
         progress(f"baseline: the tutorial's loop, dlib-bin's detector, for {seconds:.0f} s")
         tutorial = sequential_loop(opts, seconds, "dlib")
     progress("baseline: the service on the same video")
-    svc = asyncio.run(
-        harness.run(
-            opts.seconds,
-            opts.warmup,
-            opts.detector,
-            opts.video,
-            opts.max_batch,
-            workers=opts.workers,
-            classifiers=classifier_configs(opts),
-            worker_nice=opts.worker_nice,
-        )
-    )
+    svc = asyncio.run(harness.run_options(opts))
     return {
         "detector": opts.detector,
         "video": opts.video.name,

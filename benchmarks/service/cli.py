@@ -177,21 +177,8 @@ def run_one(s: str, opts: Options, args: argparse.Namespace) -> dict[str, Any]:
         return webrtc.run(opts)
     if s == "live":
         from benchmarks.service import harness
-        from benchmarks.service.options import classifier_configs
 
-        return asyncio.run(
-            harness.run(
-                opts.seconds,
-                opts.warmup,
-                opts.detector,
-                opts.video,
-                opts.max_batch,
-                args.streams,
-                opts.workers,
-                classifier_configs(opts),
-                opts.worker_nice,
-            )
-        )
+        return asyncio.run(harness.run_options(opts, args.streams))
     from benchmarks.service import sweeps
 
     return sweeps.run(opts, args.latency_limit)

@@ -22,6 +22,7 @@ from aiohttp import ClientSession, web
 from benchmarks.processes import cpu_s, free_port
 from benchmarks.report import percentiles, progress
 from benchmarks.scoring import BoxScore, score_looped
+from benchmarks.service.options import Options, classifier_configs
 from streamer.config import ClassifierConfig, SourceConfig, load_config
 from streamer.outputs.hub import FrameHub
 from streamer.types import Box
@@ -290,6 +291,21 @@ def realtime(r: dict[str, Any], fps: float, p95_limit: float = 0.5) -> bool:
     """Keeps real time: >= 95% of the source frame rate out, and p95 latency under the limit."""
     p95 = r["latency_s"]["p95"]
     return r["output_fps_min"] >= 0.95 * fps and p95 is not None and p95 <= p95_limit
+
+
+async def run_options(opts: Options, streams: int = 1) -> dict[str, Any]:
+    """``run`` with the service scenario's options: ``streams`` copies of ``opts.video``."""
+    return await run(
+        opts.seconds,
+        opts.warmup,
+        opts.detector,
+        opts.video,
+        opts.max_batch,
+        streams,
+        opts.workers,
+        classifier_configs(opts),
+        opts.worker_nice,
+    )
 
 
 async def run(

@@ -63,9 +63,7 @@ RUNS = {  # name: the clips (kind, seed) played at once
 }
 
 
-COLUMNS = (
-    "run",
-    "strategy",
+SCORES = (  # what score_small_faces gives per stream, and runs as the mean or sum over streams
     "recall_ge40",
     "recall_ge80",
     "recall_40to80",
@@ -74,6 +72,11 @@ COLUMNS = (
     "main_id_share",
     "tracks_on_two_people",
     "boxes_on_another_person",
+)
+COLUMNS = (
+    "run",
+    "strategy",
+    *SCORES,
     "track_switches",
     "tracks_resumed",
     "first_box_s_p50",
@@ -106,14 +109,7 @@ def markdown(data: dict[str, Any]) -> str:
         "run",
         "strategy",
         "clip",
-        "recall_ge40",
-        "recall_ge80",
-        "recall_40to80",
-        "boxes_off_face",
-        "ids_per_person",
-        "main_id_share",
-        "tracks_on_two_people",
-        "boxes_on_another_person",
+        *SCORES,
         "first_box_p50",
         "first_box_p90",
         "people",
