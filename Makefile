@@ -47,11 +47,12 @@ triton-setup:
 system-deps:
 	bash scripts/system-deps.sh
 
+# The service scenario (benchmarks/results/bench-<machine>.*); every scenario: python -m benchmarks --help
 bench: $(STAMP)
-	$(PY) -m benchmarks $(BENCH_ARGS)
+	$(PY) -m benchmarks service $(BENCH_ARGS)
 
 bench-quick: $(STAMP)
-	$(PY) -m benchmarks --quick $(BENCH_ARGS)
+	$(PY) -m benchmarks service --quick $(BENCH_ARGS)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check streamer train benchmarks tests

@@ -1,0 +1,1 @@
+"""The benchmark scenarios: ``python -m benchmarks --help`` lists them (docs/benchmarks.md)."""

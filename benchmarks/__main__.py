@@ -1,204 +1,73 @@
-"""The one benchmark command: every scenario, one JSON + Markdown + PNG plots per run.
+"""python -m benchmarks SCENARIO [options]: one entry point for every benchmark scenario.
 
-    python -m benchmarks [--quick] [--scenarios baseline,stages,sweeps,webrtc,classifier]
-                         [--detector dlib|mmod] [--out DIR] [--seconds S] [--max-streams N]
-                         [--stream-counts 1,8,16] [--sweeps streams,max_batch,resolution,detector]
-
-Scenarios: baseline (sequential loop vs service), stages (ms per frame per stage),
-sweeps (concurrent streams of a moving-camera clip with box recall and mean IoU against
-its true boxes, max batch, resolution, detector), webrtc (end-to-end
-latency through a real aiortc peer), classifier (faces/s per batch size).
-Progress goes to stderr; the Markdown summary to stdout.
-
-GPU machine (the goal: 16+ concurrent 30 fps 640x480 streams, p95 <= 100 ms):
-
-    KERAS_BACKEND=jax python -m benchmarks --detector mmod --resolution 640x480 \
-        --latency-limit 0.1 --max-streams 64 --max-batch 16
+``python -m benchmarks SCENARIO --help`` gives a scenario's options. Each scenario writes
+``<scenario>-<machine>.json`` and ``.md`` into benchmarks/results (or ``--out DIR``; the service
+scenario ``bench-<machine>.*``); docs/benchmarks.md says what each measures and how long it takes.
 """
 
 from __future__ import annotations
 
-import argparse
-import logging
+import importlib
 import sys
-import time
-import traceback
-from pathlib import Path
-from typing import Any
 
-# aiortc (pylibsrtp) first: importing it after TensorFlow or dlib are loaded segfaults.
-import aiortc  # noqa: F401
+# name: (module with main(argv) -> int, one line on what it measures)
+SCENARIOS = {
+    "service": (
+        "benchmarks.service.cli",
+        "the whole service: sequential loop vs service, stages, sweeps, WebRTC latency, classifiers",
+    ),
+    "detector": ("benchmarks.detector", "dlib's CNN face detector vs the MMOD port (Keras, ONNX Runtime)"),
+    "tracking": (
+        "benchmarks.tracking",
+        "boxes and labels with detection every Nth frame against every frame (moving camera)",
+    ),
+    "small-faces": (
+        "benchmarks.small_faces.cli",
+        "small faces in 1080p clips with exact truth, live or planned: recall, tracks, CPU",
+    ),
+    "live-clip": ("benchmarks.live_clip", "a real clip played live, against detection on every frame"),
+    "triton": ("benchmarks.triton", "local worker pool vs a Triton model server: latency, throughput, CPU"),
+    "reidentify": (
+        "benchmarks.reidentify",
+        "new faces against ended tracks: right, wrong and missed per re-identification limit",
+    ),
+    "proposals": ("benchmarks.proposals", "what dlib's HOG proposes on the 1080p clips, and what it costs"),
+    "events": (
+        "benchmarks.events",
+        "the event history: GET /events with 100,000 events, retention, event-loop delay while writing",
+    ),
+}
 
-from benchmarks.common import Options, detector_available, progress, quiet_tf
-from benchmarks.machine import machine_info, machine_tag
-from benchmarks.report import RESULTS, write
-from benchmarks.summary import markdown
 
-SCENARIOS = ("classifier", "stages", "baseline", "webrtc", "sweeps")
-
-
-def parse(argv: list[str] | None) -> argparse.Namespace:
-    ap = argparse.ArgumentParser(
-        prog="python -m benchmarks", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    ap.add_argument("--quick", action="store_true", help="short runs and fewer sweep points (under 2 min)")
-    ap.add_argument("--scenarios", default=",".join(SCENARIOS), help="comma-separated subset")
-    ap.add_argument("--detector", choices=["dlib", "mmod"], default="mmod", help="default: the service's")
-    ap.add_argument("--video", type=Path, default=None, help="default: the bundled demo clip")
-    ap.add_argument(
-        "--resolution", default=None, help="scale the video first: 240p..1080p or WxH (e.g. 640x480)"
-    )
-    ap.add_argument("--out", type=Path, default=RESULTS, help="results folder (default benchmarks/results)")
-    ap.add_argument("--seconds", type=float, default=None, help="measuring window of each live run")
-    ap.add_argument("--warmup", type=float, default=None, help="settle time before each live measurement")
-    ap.add_argument("--max-batch", type=int, default=4)
-    ap.add_argument("--workers", type=int, default=1, help="inference worker processes")
-    ap.add_argument(
-        "--worker-nice", type=int, default=10, help="workers' CPU niceness (pipeline.worker_nice; 0 = same)"
-    )
-    ap.add_argument(
-        "--strategy",
-        choices=["regions", "whole"],
-        default="regions",
-        help="pipeline.strategy (default: the service's)",
-    )
-    ap.add_argument("--max-streams", type=int, default=32, help="stop the streams sweep here")
-    ap.add_argument(
-        "--stream-counts",
-        default=None,
-        help="the streams sweep's levels, e.g. 1,8,16 (default 1, 2, 4, ... up to --max-streams)",
-    )
-    ap.add_argument(
-        "--sweeps", default="streams,max_batch,resolution,detector", help="which sweeps (comma-separated)"
-    )
-    ap.add_argument("--latency-limit", type=float, default=0.15, help="p95 (s) for 'keeps real time'")
-    ap.add_argument("--stage-frames", type=int, default=None, help="frames for the stage breakdown")
-    ap.add_argument("--name", default=None, help="results file stem (default bench-<machine>[-quick])")
-    ap.add_argument("--no-plots", action="store_true")
-    return ap.parse_args(argv)
+def usage() -> str:
+    width = max(map(len, SCENARIOS))
+    lines = [
+        "usage: python -m benchmarks SCENARIO [options]",
+        "       python -m benchmarks SCENARIO --help   (that scenario's options)",
+        "",
+        "scenarios:",
+        *(f"  {name:<{width}}  {line}" for name, (_, line) in SCENARIOS.items()),
+        "",
+        "Results: benchmarks/results/<scenario>-<machine>.{json,md}, the service's bench-<machine>.*",
+        "(--out DIR elsewhere); what each measures and how long it takes: docs/benchmarks.md.",
+    ]
+    return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parse(argv)
-    quiet_tf()
-    logging.basicConfig(level=logging.ERROR)
-    chosen = [s.strip() for s in args.scenarios.split(",") if s.strip()]
-    bad = [s for s in chosen if s not in SCENARIOS]
-    if bad:
-        print(f"unknown scenario(s) {bad}; choose from {', '.join(SCENARIOS)}", file=sys.stderr)
+    args = sys.argv[1:] if argv is None else list(argv)
+    if not args or args[0] in ("-h", "--help", "help"):
+        print(usage())
+        return 0 if args else 2
+    name, rest = args[0], args[1:]
+    if name not in SCENARIOS:
+        print(f"unknown scenario {name!r}\n\n{usage()}", file=sys.stderr)
         return 2
-    why = detector_available(args.detector)
-    if why:
-        print(f"detector {args.detector} is not available: {why}", file=sys.stderr)
-        return 2
-    opts = Options(
-        quick=args.quick,
-        detector=args.detector,
-        max_batch=args.max_batch,
-        workers=args.workers,
-        worker_nice=args.worker_nice,
-        strategy=args.strategy,
-        max_streams=args.max_streams,
-        stream_counts=tuple(int(x) for x in args.stream_counts.split(",")) if args.stream_counts else (),
-        sweeps=tuple(x.strip() for x in args.sweeps.split(",") if x.strip()),
-    )
-    if args.video:
-        opts.video = args.video
-    if args.resolution:
-        from benchmarks.common import scaled_video
+    # aiortc (pylibsrtp) first: importing it after TensorFlow or dlib are loaded segfaults
+    import aiortc  # noqa: F401
 
-        progress(f"scaling {opts.video.name} to {args.resolution}")
-        opts.video = scaled_video(opts.video, args.resolution, opts.work, max_frames=300)
-    opts.seconds = args.seconds or (4.0 if args.quick else 15.0)
-    opts.warmup = args.warmup if args.warmup is not None else (1.0 if args.quick else 5.0)
-    tag = machine_tag()
-    name = args.name or f"bench-{tag}{'-quick' if args.quick else ''}"
-    data: dict[str, Any] = {
-        "benchmark": "streamer",
-        "command": "python -m benchmarks " + " ".join(sys.argv[1:] if argv is None else argv),
-        "quick": args.quick,
-        "options": {
-            "detector": opts.detector,
-            "video": opts.video.name,
-            "max_batch": opts.max_batch,
-            "workers": opts.workers,
-            "worker_nice": opts.worker_nice,
-            "seconds": opts.seconds,
-            "warmup": opts.warmup,
-            "max_streams": opts.max_streams,
-            "stream_counts": list(opts.stream_counts),
-            "sweeps": list(opts.sweeps),
-            "latency_limit_s": args.latency_limit,
-        },
-        "machine": machine_info(),
-        "started_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "notes": opts.notes,
-        "scenarios": {},
-        "errors": {},
-    }
-    t0 = time.monotonic()
-    for s in [s for s in SCENARIOS if s in chosen]:
-        progress(f"=== scenario {s} ===")
-        try:
-            data["scenarios"][s] = run_one(s, opts, args)
-        except Exception as e:  # one broken scenario must not lose the others
-            traceback.print_exc()
-            data["errors"][s] = f"{type(e).__name__}: {e}"
-    data["duration_s"] = round(time.monotonic() - t0, 1)
-    data["plots"] = [] if args.no_plots else make_plots(data, args.out, name, tag)
-    md = markdown(data, tag)
-    js, mdp = write(name, data, md, args.out)
-    print(md)
-    progress(f"wrote {js}, {mdp} and {len(data['plots'])} plots in {data['duration_s']:.0f} s")
-    return 1 if data["errors"] else 0
-
-
-def run_one(s: str, opts: Options, args: argparse.Namespace) -> dict[str, Any]:
-    if s == "classifier":
-        from benchmarks import classifier
-
-        return classifier.run(opts)
-    if s == "stages":
-        from benchmarks import stages
-
-        return stages.run(opts, args.stage_frames)
-    if s == "baseline":
-        from benchmarks import baseline
-
-        return baseline.run(opts)
-    if s == "webrtc":
-        from benchmarks import webrtc_latency
-
-        return webrtc_latency.run(opts)
-    from benchmarks import sweeps
-
-    return sweeps.run(opts, args.latency_limit)
-
-
-def make_plots(data: dict[str, Any], out: Path, name: str, tag: str) -> list[str]:
-    from benchmarks import plots
-
-    out.mkdir(parents=True, exist_ok=True)
-    sc, made = data["scenarios"], []
-    title = f"{tag}, {data['options']['detector']}, {data['machine']['cpu']}"
-    if "sweeps" in sc and sc["sweeps"].get("streams"):
-        made.append(plots.fps_vs_streams(sc["sweeps"], out / f"{name}-streams.png", title))
-    series: dict[str, list[float]] = {}
-    if "baseline" in sc:
-        series["sequential loop: capture to shown"] = sc["baseline"]["baseline"]["latency_samples"]
-        if sc["baseline"].get("tutorial"):
-            series["tutorial's loop (dlib-bin): capture to shown"] = sc["baseline"]["tutorial"][
-                "latency_samples"
-            ]
-        series["service, MJPEG: capture to receive"] = sc["baseline"]["service"]["latency_samples"]
-        series["service: age of the boxes drawn"] = sc["baseline"]["service"]["detection_age_samples"]
-    if "webrtc" in sc:
-        series["service, WebRTC: send to receive (e2e)"] = sc["webrtc"]["e2e_latency_samples"]
-    if series:
-        made.append(plots.latency_cdf(series, out / f"{name}-latency-cdf.png", title))
-    if "stages" in sc:
-        made.append(plots.stage_breakdown(sc["stages"], out / f"{name}-stages.png", title))
-    return [p.name for p in made]
+    module = importlib.import_module(SCENARIOS[name][0])
+    return int(module.main(rest) or 0)
 
 
 if __name__ == "__main__":

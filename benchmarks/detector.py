@@ -1,6 +1,6 @@
 """dlib's CNN face detector vs the port on each runtime (Keras, ONNX Runtime), in one run.
 
-    python -m benchmarks.detector [--quick] [--out DIR] [--frames N] [--no-recall] [--threads N]
+    python -m benchmarks detector [--quick] [--out DIR] [--frames N] [--no-recall] [--threads N]
 
 Frames: the shared obama-1080p still resized to 320x240, 640x480 and 1280x720. For each
 size: batch 1 (frames one by one, the two runtimes alternating call by call so that both
@@ -9,23 +9,23 @@ megapixels/s, the speed-up over dlib-bin, the share of the port's time spent bui
 the canvas, in the network and in post-processing (thresholds, NMS), plus recall on
 the labelled faces of dlib's example images (IoU >= 0.5, ignore='1' labels skipped) for
 every detector. Writes
-``detector-<machine>.json`` and ``.md`` into --out (default benchmarks/results).
+``detector-<machine>.json`` and ``.md`` (``-quick`` added with --quick) into --out (default
+benchmarks/results).
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import platform
-import subprocess
 import time
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import numpy as np
 
-from benchmarks.machine import cpu_model
+from benchmarks.machine import cpu_model, git_commit, machine_tag
+from benchmarks.report import output_args, parser, progress, save
 
 SIZES = ((320, 240), (640, 480), (1280, 720))
 ROOT = Path(__file__).resolve().parents[1]
@@ -64,18 +64,8 @@ def machine_info() -> dict[str, object]:
 
         info["tensorflow"] = tf.__version__
         info["gpu"] = [d.name for d in tf.config.list_physical_devices("GPU")] or None
-    try:
-        info["git_commit"] = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=True
-        ).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        info["git_commit"] = "unknown"
+    info["git_commit"] = git_commit() or "unknown"
     return info
-
-
-def machine_tag(info: dict[str, object]) -> str:
-    kind = "gpu" if info.get("gpu") else "cpu"
-    return f"{kind}-{info['cores']}core"
 
 
 def frames_at(size: tuple[int, int]) -> np.ndarray:
@@ -112,19 +102,9 @@ def recall_table(dlib_det, ports: dict) -> list[dict[str, object]]:
                 boxes.append((x, y, x + int(b.get("width", 0)) - 1, y + int(b.get("height", 0)) - 1))
     images = {n: cv2.cvtColor(cv2.imread(str(faces / n)), cv2.COLOR_BGR2RGB) for n in labels}
 
-    def iou(a, b) -> float:
-        iw = min(a[2], b[2]) - max(a[0], b[0]) + 1
-        ih = min(a[3], b[3]) - max(a[1], b[1]) + 1
-        if iw <= 0 or ih <= 0:
-            return 0.0
-        inner = iw * ih
-        return inner / ((a[2] - a[0] + 1) * (a[3] - a[1] + 1) + (b[2] - b[0] + 1) * (b[3] - b[1] + 1) - inner)
-
     def recall(found: dict[str, list[Box]]) -> tuple[int, int]:
         hit = sum(
-            any(iou(t, (d.left, d.top, d.right, d.bottom)) >= 0.5 for d in found[n])
-            for n, truth in labels.items()
-            for t in truth
+            any(Box(*t, 1.0).iou(d) >= 0.5 for d in found[n]) for n, truth in labels.items() for t in truth
         )
         return hit, sum(len(t) for t in labels.values())
 
@@ -214,10 +194,10 @@ def run(quick: bool, n_frames: int, batch: int, with_recall: bool, threads: int)
             got = [(b.left, b.top, b.right, b.bottom) for b in ports[rt].detect([frame])[0]]
             row[rt]["same_boxes_as_dlib"] = got == want  # type: ignore[index]
         results.append(row)
-        print(json.dumps(row), flush=True)
+        progress(json.dumps(row))
     out: dict[str, object] = {
         "benchmark": "face detector: dlib cnn_face_detection_model_v1 vs the MMOD port (Keras, ONNX Runtime)",
-        "command": "python -m benchmarks.detector" + (" --quick" if quick else ""),
+        "command": "python -m benchmarks detector" + (" --quick" if quick else ""),
         "quick": quick,
         "machine": info,
         "threads": {
@@ -239,7 +219,7 @@ def markdown(report: dict[str, object]) -> str:
     m = report["machine"]
     assert isinstance(m, dict)
     lines = [
-        f"# Face detector benchmark ({machine_tag(m)})",
+        f"# Face detector benchmark ({machine_tag()})",
         "",
         f"`{report['command']}` on {m['cpu']} ({m['cores']} cores), keras {m['keras']} "
         f"({m['keras_backend']}), onnxruntime {m.get('onnxruntime')}, dlib {m['dlib']}, "
@@ -283,26 +263,17 @@ def markdown(report: dict[str, object]) -> str:
     return "\n".join(lines)
 
 
-def main(argv: list[str] | None = None) -> dict[str, object]:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--quick", action="store_true", help="320x240 only, one dlib frame, no recall")
-    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
-    parser.add_argument("--frames", type=int, default=2, help="dlib frames timed per size at batch 1")
-    parser.add_argument("--batch", type=int, default=8, help="frames per batched call")
-    parser.add_argument("--no-recall", action="store_true")
-    parser.add_argument("--threads", type=int, default=0, help="ONNX Runtime intra-op threads (0 = 2)")
-    args = parser.parse_args(argv)
+def main(argv: list[str] | None = None) -> int:
+    ap = parser("detector", __doc__)
+    ap.add_argument("--quick", action="store_true", help="320x240 only, one dlib frame, no recall")
+    ap.add_argument("--frames", type=int, default=2, help="dlib frames timed per size at batch 1")
+    ap.add_argument("--batch", type=int, default=8, help="frames per batched call")
+    ap.add_argument("--no-recall", action="store_true")
+    ap.add_argument("--threads", type=int, default=0, help="ONNX Runtime intra-op threads (0 = 2)")
+    output_args(ap, "detector")
+    args = ap.parse_args(argv)
     report = run(args.quick, max(1, args.frames), max(2, args.batch), not args.no_recall, args.threads)
-    args.out.mkdir(parents=True, exist_ok=True)
-    tag = machine_tag(report["machine"])  # type: ignore[arg-type]
-    stem = f"detector-{tag}" + ("-quick" if args.quick else "")
-    (args.out / f"{stem}.json").write_text(json.dumps(report, indent=2) + "\n")
-    (args.out / f"{stem}.md").write_text(markdown(report))
-    print(markdown(report))
-    return report
-
-
-if __name__ == "__main__":
-    main()
+    if args.quick and not args.name:
+        args.name = f"detector-{machine_tag()}-quick"
+    save(args, "detector", report, markdown(report))
+    return 0

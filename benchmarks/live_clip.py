@@ -1,6 +1,6 @@
 """A real clip played live, scored against detection on every one of its frames.
 
-    python -m benchmarks.live_clip [--video CLIP] [--runs 3] [--out FILE.json]
+    python -m benchmarks live-clip [--video CLIP] [--runs 3] [--out DIR] [--name STEM]
 
 The clip (default: the demo, the Hamilton clip with three scene cuts) goes through
 ``streamer annotate --realtime`` (the live pipeline at the clip's own frame rate, config.toml's
@@ -10,12 +10,12 @@ a child process. Reference: the detector (``pipeline.detector`` on the whole fra
 (a drawn box with IoU >= 0.5, matched one to one), boxes drawn where the reference has no face
 (IoU under 0.2 with all of its faces: a ghost, or a face the reference misses, which a look at
 the frames tells apart), and the frames after each scene cut before every face of the new
-scene has a box. Live runs vary with the machine's load: compare runs of one invocation.
+scene has a box (``benchmarks.scoring.score_against_reference``). Live runs vary with the
+machine's load: compare runs of one invocation. Writes live-clip-<machine>.json and .md.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import subprocess
 import sys
@@ -24,9 +24,9 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.box_accuracy import compare
-from benchmarks.tracking import read_video
-from streamer.track.matching import iou_matrix
+from benchmarks.clips.video import read_frames
+from benchmarks.report import markdown_table, output_args, parser, progress, run_record, save
+from benchmarks.scoring import score_against_reference
 from streamer.types import Box
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -35,7 +35,7 @@ DEMO = ROOT / "streamer" / "assets" / "demo.mp4"
 
 def frames(video: Path) -> list[np.ndarray]:
     """Every frame of ``video``, RGB, decoded once for the reference and the cuts."""
-    return read_video(video, 10**9)
+    return read_frames(video)
 
 
 def reference(images: list[np.ndarray]) -> list[list[Box]]:
@@ -60,42 +60,11 @@ def cuts(images: list[np.ndarray]) -> list[int]:
     return found
 
 
-def score(lines: list[dict], ref: list[list[Box]], scene_cuts: list[int]) -> dict[str, object]:
-    found = total = ghosts = drawn = 0
-    boxed_from: dict[int, int | None] = {c: None for c in scene_cuts}
-    for d in lines:
-        n = d["frame"]
-        if n >= len(ref):
-            continue
-        got = [Box(f["left"], f["top"], f["right"], f["bottom"], f["confidence"]) for f in d["faces"]]
-        k, _, _ = compare(ref[n], got)
-        found += k
-        total += len(ref[n])
-        drawn += len(got)
-        if got:
-            m = iou_matrix(
-                [(b.left, b.top, b.right, b.bottom) for b in got],
-                [(b.left, b.top, b.right, b.bottom) for b in ref[n]],
-            )
-            ghosts += int((m.max(axis=1) < 0.2).sum()) if ref[n] else len(got)
-        for c in scene_cuts:
-            if boxed_from[c] is None and n >= c and ref[n] and k == len(ref[n]):
-                boxed_from[c] = n
-    return {
-        "recall_vs_every_frame": round(found / max(1, total), 4),
-        "boxes_drawn": drawn,
-        "boxes_on_no_detected_face": ghosts,
-        "frames_after_cut_until_all_boxed": {
-            str(c): (b - c if b is not None else None) for c, b in boxed_from.items()
-        },
-    }
-
-
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m benchmarks.live_clip", description=__doc__)
+    ap = parser("live-clip", __doc__)
     ap.add_argument("--video", type=Path, default=DEMO)
     ap.add_argument("--runs", type=int, default=3)
-    ap.add_argument("--out", type=Path, default=None, help="write the results as JSON here")
+    output_args(ap, "live-clip")
     args = ap.parse_args(argv)
     images = frames(args.video)
     ref = reference(images)
@@ -110,21 +79,37 @@ def main(argv: list[str] | None = None) -> int:
                    "--detections", str(jsonl)]  # fmt: skip
             subprocess.run(cmd, check=True, capture_output=True, cwd=ROOT)
             lines = [json.loads(x) for x in jsonl.read_text().splitlines()]
-            runs.append(score(lines, ref, scene_cuts))
-            print(json.dumps(runs[-1]), file=sys.stderr)
-    result = {
+            runs.append(score_against_reference(lines, ref, scene_cuts))
+            progress(f"run {k + 1}/{args.runs}: {json.dumps(runs[-1])}")
+    result = run_record("live-clip", argv) | {
         "clip": str(args.video),
         "frames": len(ref),
         "scene_cuts": scene_cuts,
         "reference_faces": sum(len(r) for r in ref),
         "runs": runs,
     }
-    text = json.dumps(result, indent=1)
-    if args.out:
-        args.out.write_text(text)
-    print(text)
+    save(args, "live-clip", result, markdown(result))
     return 0
 
 
-if __name__ == "__main__":
-    raise SystemExit(main())
+def markdown(data: dict) -> str:
+    rows = [
+        {
+            "run": k + 1,
+            **r,
+            "frames after each cut until all boxed": ", ".join(
+                f"{c}: {v}" for c, v in r["frames_after_cut_until_all_boxed"].items()
+            ),
+        }
+        for k, r in enumerate(data["runs"])
+    ]
+    cols = ("run", "recall_vs_every_frame", "boxes_drawn", "boxes_on_no_detected_face")
+    return (
+        f"# A real clip played live ({data['clip']})\n\n"
+        f"`{data['command']}`, {data['started_at']}, {data['machine']['cpu']} "
+        f"({data['machine']['cores']} cores), commit {data['machine']['git_commit']}. "
+        f"{data['frames']} frames, {data['reference_faces']} faces found by detection on every frame "
+        f"(the reference), scene cuts at frames {data['scene_cuts']}. Recall: a drawn box with IoU "
+        ">= 0.5 on a reference face; boxes on no detected face: IoU under 0.2 with every one.\n\n"
+        + markdown_table(rows, (*cols, "frames after each cut until all boxed"))
+    )

@@ -1,10 +1,11 @@
 """Where the re-identification limit comes from: new faces against the tracks ended before them.
 
-    python -m benchmarks.reidentify [--runs street,street2,group,group2] [--every 12] [--latency 24]
-                                    [--window 30] [--limits 0.2,0.25,0.3,0.35] [--out DIR]
+    python -m benchmarks reidentify [--runs street,street2,group,group2] [--every 12] [--latency 24]
+                                    [--window 30] [--limits 0.2,0.25,0.3,0.35] [--seconds 20]
+                                    [--out DIR]
 
-Each 1080p clip (benchmarks/street_clip.py, exact truth) goes through the face stage as in
-``benchmarks.small_faces --planned-every N --planned-classify``, with re-identification off, so
+Each 1080p clip (benchmarks/clips/catalog.py, exact truth) goes through the face stage as in
+``small-faces --planned-every N --planned-classify``, with re-identification off, so
 every face that came back starts a track of its own. Each track is given the person its boxes lay
 on most (by the truth). Then every track born with a face descriptor is put against every track
 ended in the ``--window`` seconds before it, as ``streamer/track/identity.recognised`` would see
@@ -18,28 +19,27 @@ them, and per limit it counts:
 
 and the nearest a new face came to a stranger's ended track.
 
-Writes JSON and a markdown table (``--out``, default benchmarks/results/tmp).
+Writes reidentify-<machine>.json and .md (``--out``, default benchmarks/results).
 """
 
 from __future__ import annotations
 
-import argparse
-import sys
-import time
 from collections import Counter, defaultdict
-from pathlib import Path
 from typing import Any
 
-from benchmarks.small_faces import RESULTS_TMP, RUNS, _xyxy, planned_run
-from benchmarks.street_clip import CACHE, SHARED, make_clip
+from benchmarks.clips.catalog import CACHE, SHARED, make_clip
+from benchmarks.report import markdown_table, output_args, parser, progress, run_record, save
+from benchmarks.scoring import xyxy
+from benchmarks.small_faces.cli import RUNS
+from benchmarks.small_faces.planned import planned_run
 from streamer.track.identity import CLEARLY_NEARER, apart, recognised
 from streamer.track.matching import iou_matrix, match
 
 
-def audit(name: str, every: int, latency: int) -> tuple[list, list, dict[int, int]]:
+def audit(name: str, every: int, latency: int, seconds: float = 20.0) -> tuple[list, list, dict[int, int]]:
     """(born: (track, t, identity), ended: (track, t, identities), track -> person) for one clip."""
     (key,) = RUNS[name]
-    clip = make_clip(key[0], key[1], 20.0, CACHE, SHARED)
+    clip = make_clip(key[0], key[1], seconds, CACHE, SHARED)
     born: list[tuple[int, float, Any]] = []
     ended: list[tuple[int, float, list[Any]]] = []
     on: dict[int, Counter[int]] = defaultdict(Counter)
@@ -57,9 +57,7 @@ def audit(name: str, every: int, latency: int) -> tuple[list, list, dict[int, in
         live.clear()
         live.update(now)
         faces = [f for f in clip.truth[n] if f.visible]
-        pairs, _, _ = match(
-            iou_matrix([_xyxy(f.box) for f in faces], [_xyxy(f.box) for f in stage.faces]), 0.5
-        )
+        pairs, _, _ = match(iou_matrix([xyxy(f.box) for f in faces], [xyxy(f.box) for f in stage.faces]), 0.5)
         for i, j in pairs:
             on[int(stage.faces[j].track)][faces[i].person] += 1
 
@@ -101,45 +99,36 @@ def nearest_stranger(clips: list[tuple], window: float) -> float:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(
-        prog="python -m benchmarks.reidentify",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    ap = parser("reidentify", __doc__)
     ap.add_argument("--runs", default="street,street2,group,group2")
     ap.add_argument("--every", type=int, default=12)
     ap.add_argument("--latency", type=int, default=24)
     ap.add_argument("--window", type=float, default=30.0, help="seconds an ended track is remembered")
     ap.add_argument("--limits", default="0.2,0.25,0.3,0.35")
-    ap.add_argument("--out", type=Path, default=RESULTS_TMP)
+    ap.add_argument("--seconds", type=float, default=20.0, help="length of each clip (as small-faces')")
+    output_args(ap, "reidentify")
     args = ap.parse_args(argv)
-    from benchmarks.common import progress
-    from benchmarks.report import markdown_table, write
 
     clips = []
     for name in args.runs.split(","):
         progress(f"{name}: detection every {args.every}th frame, {args.latency} late, re-identification off")
-        clips.append(audit(name, args.every, args.latency))
+        clips.append(audit(name, args.every, args.latency, args.seconds))
     rows = [{"limit": float(x), **count(clips, args.window, float(x))} for x in args.limits.split(",")]
-    cmd = "python -m benchmarks.reidentify " + " ".join(sys.argv[1:] if argv is None else argv)
-    data = {
-        "benchmark": "reidentify",
-        "command": cmd,
+    data = run_record("reidentify", argv) | {
         "runs": args.runs.split(","),
         "every": args.every,
         "latency": args.latency,
         "window_s": args.window,
+        "seconds": args.seconds,
         "rows": rows,
         "nearest_stranger": nearest_stranger(clips, args.window),
-        "started_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
-    md = f"`{cmd}`\n\n" + markdown_table(rows, ("limit", "right", "wrong", "missed", "strangers"))
+    md = (
+        "# Re-identification: new faces against the tracks ended before them\n\n"
+        f"`{data['command']}`, {data['started_at']}, commit {data['machine']['git_commit']}; detection "
+        f"every {args.every}th frame, {args.latency} frames late, ended tracks remembered "
+        f"{args.window:g} s.\n\n"
+    ) + markdown_table(rows, ("limit", "right", "wrong", "missed", "strangers"))
     md += f"\nThe nearest a new face came to a stranger's ended track: {data['nearest_stranger']}\n"
-    js, mdp = write("reidentify", data, md, args.out)
-    print(md)
-    progress(f"wrote {js} and {mdp}")
+    save(args, "reidentify", data, md)
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

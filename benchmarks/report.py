@@ -1,14 +1,26 @@
-"""Writing results: JSON with every figure and the machine, and a readable Markdown table."""
+"""Writing results: JSON with every figure and the machine, and a readable Markdown table.
+
+Every scenario writes ``<scenario>-<machine>.json`` and ``.md`` into ``benchmarks/results`` (or
+``--out DIR``; ``--name STEM`` for another file stem), and prints the Markdown; progress goes to
+stderr.
+"""
 
 from __future__ import annotations
 
+import argparse
 import json
+import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
+from benchmarks.machine import machine_info, machine_tag
+
 RESULTS = Path(__file__).resolve().parent / "results"
+_T0 = time.monotonic()
 # the columns of one live measurement (see live.Service.measure), as every table shows them
 LIVE_COLUMNS = (
     "input_fps",
@@ -47,4 +59,48 @@ def write(
     js, md = out / f"{name}.json", out / f"{name}.md"
     js.write_text(json.dumps(data, indent=2, sort_keys=False) + "\n")
     md.write_text(markdown)
+    return js, md
+
+
+def progress(msg: str, end: str = "\n") -> None:
+    """One line of progress on stderr, with the elapsed time."""
+    print(f"[{time.monotonic() - _T0:6.1f}s] {msg}", file=sys.stderr, end=end, flush=True)
+
+
+def parser(scenario: str, doc: str | None) -> argparse.ArgumentParser:
+    """The command line of ``python -m benchmarks SCENARIO``, its help the module's docstring."""
+    return argparse.ArgumentParser(
+        prog=f"python -m benchmarks {scenario}",
+        description=doc,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+
+
+def output_args(ap: argparse.ArgumentParser, stem: str) -> None:
+    """``--out DIR`` and ``--name STEM``: where a scenario writes its JSON and Markdown."""
+    ap.add_argument("--out", type=Path, default=RESULTS, help="results folder (default benchmarks/results)")
+    ap.add_argument("--name", default=None, help=f"results file stem (default {stem}-<machine>)")
+
+
+def command(scenario: str, argv: Sequence[str] | None) -> str:
+    """The command line that ran ``scenario`` with ``argv``, as results files record it."""
+    args = sys.argv[1:] if argv is None else [scenario, *argv]
+    return "python -m benchmarks " + " ".join(args)
+
+
+def run_record(scenario: str, argv: Sequence[str] | None) -> dict[str, Any]:
+    """What every results file starts with: the scenario, its command, the machine, the time."""
+    return {
+        "benchmark": scenario,
+        "command": command(scenario, argv),
+        "machine": machine_info(),
+        "started_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+
+
+def save(args: argparse.Namespace, stem: str, data: dict[str, Any], markdown: str) -> tuple[Path, Path]:
+    """Write ``<--name or stem-machine>.json`` and ``.md`` into ``--out``, print the Markdown."""
+    js, md = write(args.name or f"{stem}-{machine_tag()}", data, markdown, args.out)
+    print(markdown)
+    progress(f"wrote {js} and {md}")
     return js, md

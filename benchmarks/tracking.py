@@ -1,9 +1,9 @@
 """Tracking scenario: boxes and labels with detection every N frames, against detection on every frame.
 
-    python -m benchmarks.tracking [--video PATH] [--frames N] [--every 1,3,6,15] [--latency FRAMES]
-                                  [--phases] [--loops N] [--out FILE.json]
+    python -m benchmarks tracking [--video PATH] [--frames N] [--every 1,3,6,15] [--latency FRAMES]
+                                  [--phases] [--loops N] [--out DIR] [--name STEM]
 
-Default clip: the moving camera over a still with many faces (moving_camera.py), where each face's
+Default clip: the moving camera over a still with many faces (clips/moving_camera.py), where each face's
 true box is known. The detector (and config.toml's classifiers) runs once on every frame; that is
 the reference. For each N the face stage (the one live streams and `annotate` use) then sees the
 reference detections on every Nth frame only, as the service would, and tracks in between;
@@ -19,15 +19,14 @@ against the true boxes (moving camera only), track ids per person, shown-label c
 shown-label changes per person had each detection's labels been drawn (before tracking), faces
 classified vs detected, and CPU per stream at 30 fps (detection share + tracking). Also the
 tracker's own cost in ms per frame at 1, 8 and 32 faces, and the camera-motion estimate's
-(revealed.py) on the clip and on it scaled to 1080p.
+(revealed.py) on the clip and on it scaled to 1080p. Writes tracking-moving-camera-<machine> (or
+tracking-<video's name>-<machine>) .json and .md.
 """
 
 from __future__ import annotations
 
-import argparse
 import itertools
 import json
-import sys
 import time
 from collections import defaultdict, deque
 from pathlib import Path
@@ -36,9 +35,11 @@ import aiortc  # noqa: F401  (before TensorFlow: pylibsrtp segfaults otherwise)
 import cv2
 import numpy as np
 
-from benchmarks.box_accuracy import compare
-from benchmarks.moving_camera import CameraPath, frames, load_still
-from benchmarks.moving_camera import people as people_on
+from benchmarks.clips.moving_camera import SHARED, CameraPath, frames, load_still
+from benchmarks.clips.moving_camera import people as people_on
+from benchmarks.clips.video import read_frames
+from benchmarks.report import markdown_table, output_args, parser, progress, run_record, save
+from benchmarks.scoring import compare
 from streamer.annotate import build_engine
 from streamer.config import load_config
 from streamer.inference.engine import Engine, _overlaps
@@ -48,20 +49,7 @@ from streamer.track.tracker import Tracker, TrackerRule
 from streamer.types import Box, Detections, Face, Frame
 
 ROOT = Path(__file__).resolve().parents[1]
-SHARED = ROOT.parent / "shared"
 FPS = 30.0
-
-
-def read_video(path: Path, n: int) -> list[np.ndarray]:
-    cap = cv2.VideoCapture(str(path))
-    out = []
-    while len(out) < n:
-        ok, bgr = cap.read()
-        if not ok:
-            break
-        out.append(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
-    cap.release()
-    return out
 
 
 def run_every(
@@ -245,7 +233,7 @@ def tracker_cost(still: np.ndarray, n_faces: int, n_frames: int = 60) -> float:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m benchmarks.tracking", description=__doc__)
+    ap = parser("tracking", __doc__)
     ap.add_argument("--video", type=Path, default=None, help="a real clip instead of the moving camera")
     ap.add_argument("--frames", type=int, default=120)
     ap.add_argument("--every", default="1,3,6,15")
@@ -264,7 +252,7 @@ def main(argv: list[str] | None = None) -> int:
         default=1,
         help="play the clip this many times in a row (the service loops its demo)",
     )
-    ap.add_argument("--out", type=Path, default=None, help="write the results as JSON here")
+    output_args(ap, "tracking-moving-camera (or tracking-<video's name>)")
     args = ap.parse_args(argv)
     cfg = load_config(ROOT / "config.toml")
     engine = build_engine(cfg)
@@ -279,7 +267,7 @@ def main(argv: list[str] | None = None) -> int:
         people = [people_on(on_still, (still.shape[1], still.shape[0]), path, n) for n in range(len(images))]
         clip = f"moving camera over {len(on_still)} faces, {path.size[0]}x{path.size[1]}"
     else:
-        images = read_video(args.video, args.frames)
+        images = read_frames(args.video, args.frames)
         clip = str(args.video)
     t0 = time.perf_counter()
     ref = []
@@ -287,7 +275,7 @@ def main(argv: list[str] | None = None) -> int:
         (res,), _ = engine.run([im])
         ref.append(res.faces)
     detect_ms = 1000 * (time.perf_counter() - t0) / len(images)
-    print(f"{clip}: {len(images)} frames, detect+classify {detect_ms:.0f} ms/frame", file=sys.stderr)
+    progress(f"{clip}: {len(images)} frames, detect+classify {detect_ms:.0f} ms/frame")
     if args.loops > 1:  # (the reference is the same every time round)
         images, ref = images * args.loops, ref * args.loops
         people = people * args.loops if people is not None else None
@@ -303,10 +291,15 @@ def main(argv: list[str] | None = None) -> int:
         if args.phases:
             r["over_phases"] = over_phases(images, ref, every, people, args.latency, **kw)
         results.append(r)
-        print(json.dumps(r), file=sys.stderr)
+        progress(json.dumps(r))
     cost = {n: round(tracker_cost(still, n), 2) for n in (1, 8, 32)}
-    print(f"tracker ms/frame by faces: {cost}", file=sys.stderr)
-    out = {"clip": clip, "frames": len(images), "detect_ms_per_frame": round(detect_ms, 1), "runs": results}
+    progress(f"tracker ms/frame by faces: {cost}")
+    out = run_record("tracking", argv) | {
+        "clip": clip,
+        "frames": len(images),
+        "detect_ms_per_frame": round(detect_ms, 1),
+        "runs": results,
+    }
     out["tracker_ms_per_frame_by_faces"] = cost
     # the looks between rounds estimate the camera's motion on every frame (with detect_every > 1)
     clip_frames = images[: min(len(images), 120)]
@@ -314,12 +307,50 @@ def main(argv: list[str] | None = None) -> int:
         "clip": round(revealed_cost(clip_frames), 2),
         "1080p": round(revealed_cost(clip_frames[:60], (1920, 1080)), 2),
     }
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(out, indent=1))
-    print(json.dumps(out, indent=1))
+    stem = "tracking-moving-camera" if args.video is None else f"tracking-{args.video.stem}"
+    save(args, stem, out, markdown(out))
     return 0
 
 
-if __name__ == "__main__":
-    sys.exit(main())
+RUN_COLUMNS = (
+    "every",
+    "latency_frames",
+    "recall_vs_every_frame",
+    "mean_iou_vs_every_frame",
+    "recall_vs_truth",
+    "mean_iou_vs_truth",
+    "detector_frames_per_frame",
+    "looks_between_rounds",
+    "ids_per_person",
+    "label_changes_per_person_max",
+    "per_detection_label_changes_per_person_max",
+    "faces_detected",
+    "faces_classified",
+    "track_ms_per_frame",
+    "cpu_per_stream_at_30fps",
+)
+
+
+def markdown(data: dict) -> str:
+    """The runs as a table (columns of the moving camera's truth empty on a real video), the
+    phases' mean and worst where run, and the tracker's and camera-motion estimate's costs."""
+    out = [
+        f"# Tracking: detection every Nth frame against every frame ({data['clip']})\n",
+        f"`{data['command']}`, {data['started_at']}, {data['machine']['cpu']} "
+        f"({data['machine']['cores']} cores), commit {data['machine']['git_commit']}. {data['frames']} "
+        f"frames; detection and classification on every frame: {data['detect_ms_per_frame']} ms/frame. "
+        "Recall: a drawn box with IoU >= 0.5, matched one to one; CPU in cores per stream at 30 fps.\n",
+        markdown_table(data["runs"], RUN_COLUMNS),
+    ]
+    phased = [dict(r["over_phases"], every=r["every"]) for r in data["runs"] if "over_phases" in r]
+    if phased:
+        cols = ["every", *(k for k in phased[0] if k != "every")]
+        out += ["\nOver every detection phase (the clip started at each of its first N frames):\n"]
+        out.append(markdown_table(phased, cols))
+    cost = ", ".join(f"{n} faces {ms} ms" for n, ms in data["tracker_ms_per_frame_by_faces"].items())
+    rv = data["revealed_ms_per_frame"]
+    out.append(
+        f"\nTracker per frame: {cost}. Camera-motion estimate per frame: {rv['clip']} ms on the clip, "
+        f"{rv['1080p']} ms at 1080p.\n"
+    )
+    return "\n".join(out)

@@ -1,6 +1,6 @@
 """Local worker pool vs a Triton model server, in one run, on this machine (issue #12).
 
-    python -m benchmarks.triton [--seconds S] [--rounds N] [--in-flight K] [--config PATH]
+    python -m benchmarks triton [--seconds S] [--rounds N] [--in-flight K] [--config PATH] [--out DIR]
 
 Same Engine (detector and classifiers of --config, default: mmod, no classifier) on every backend:
 local workers, Triton with raw RGB frames, Triton with JPEG frames (triton_transport):
@@ -9,7 +9,7 @@ local workers, Triton with raw RGB frames, Triton with JPEG frames (triton_trans
 - load: K batches in flight for S seconds on each backend (alternated over N rounds), frames/s and
   CPU ms per frame over every process involved (front end, worker / model server with its children);
 - two front ends: two client processes against one model server, frames/s each and together.
-Writes JSON to benchmarks/results/tmp/ and Markdown to stdout. Numbers from a shared 2-core
+Writes triton-<machine>.json and .md (needs `make triton-setup`). Numbers from a shared 2-core
 machine are only meaningful as ratios within one run.
 """
 
@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import multiprocessing
 import os
 import statistics
@@ -31,64 +30,20 @@ import aiortc  # noqa: F401  (before TensorFlow: pylibsrtp)
 import cv2
 import numpy as np
 
+from benchmarks.clips.video import read_frames
+from benchmarks.processes import free_port, live_tree_cpu_s
+from benchmarks.report import output_args, parser, progress, run_record, save
+
 ROOT = Path(__file__).resolve().parents[1]
-TMP = ROOT / "benchmarks" / "results" / "tmp"
-TICK = os.sysconf("SC_CLK_TCK")
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _tree(pid: int) -> list[int]:
-    out, todo = [], [pid]
-    while todo:
-        p = todo.pop()
-        out.append(p)
-        try:
-            kids = Path(f"/proc/{p}/task/{p}/children").read_text().split()
-        except OSError:
-            kids = []
-        todo += [int(k) for k in kids]
-    return out
-
-
-def cpu_seconds(pids: list[int]) -> float:
-    """user + system CPU of these processes and all their descendants, now."""
-    total = 0
-    for root in pids:
-        for p in _tree(root):
-            try:
-                f = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            total += int(f[11]) + int(f[12])
-    return total / TICK
-
-
 VIDEO = ROOT.parent / "shared" / "media" / "short_hamilton_clip.mp4"  # faces in most frames
 
 
 def frames(n: int = 16) -> list[np.ndarray]:
+    """``n`` frames of the clip at 640x480: every 10th (its first frames show no face)."""
     from streamer.config import DEMO_VIDEO
 
-    cap = cv2.VideoCapture(str(VIDEO if VIDEO.exists() else DEMO_VIDEO))
-    out: list[np.ndarray] = []
-    k = 0
-    while len(out) < n:
-        ok, bgr = cap.read()
-        if not ok:
-            break
-        k += 1
-        if k % 10:  # every 10th frame: spread over the clip (its first frames show no face)
-            continue
-        out.append(np.ascontiguousarray(cv2.resize(bgr, (640, 480))[:, :, ::-1]))
-    cap.release()
-    return out
+    got = read_frames(VIDEO if VIDEO.exists() else DEMO_VIDEO, n, start=9, step=10)
+    return [np.ascontiguousarray(cv2.resize(rgb, (640, 480))) for rgb in got]
 
 
 async def round_trip(pool, imgs: list[np.ndarray], n: int) -> list[float]:
@@ -119,9 +74,9 @@ async def load(pool, imgs: list[np.ndarray], seconds: float, in_flight: int, pid
             done[1] += sum(len(r.faces) for r in results)
             i += in_flight
 
-    c0, t0 = cpu_seconds(pids), time.monotonic()
+    c0, t0 = live_tree_cpu_s(pids), time.monotonic()
     await asyncio.gather(*(caller(k) for k in range(in_flight)))
-    wall, cpu = time.monotonic() - t0, cpu_seconds(pids) - c0
+    wall, cpu = time.monotonic() - t0, live_tree_cpu_s(pids) - c0
     return {
         "frames_per_s": done[0] / wall,
         "faces_per_s": done[1] / wall,
@@ -163,7 +118,7 @@ async def run(args: argparse.Namespace) -> dict:
     from streamer.inference.engine import engine_spec
 
     spec = engine_spec(config)
-    grpc, http, met = _free_port(), _free_port(), _free_port()
+    grpc, http, met = free_port(), free_port(), free_port()
     log = Path(tempfile.mkdtemp()) / "model-server.log"
     cmd = [sys.executable, "-m", "streamer", "model-server", "--grpc-port", str(grpc)]
     cmd += ["--http-port", str(http), "--metrics-port", str(met)]
@@ -196,7 +151,7 @@ async def run(args: argparse.Namespace) -> dict:
             for name, pool in order:
                 rt[name] += await round_trip(pool, imgs, args.frames)
                 ld[name].append(await load(pool, imgs, args.seconds, args.in_flight, pids[name]))
-            print(f"round {r + 1}/{args.rounds} done", file=sys.stderr)
+            progress(f"round {r + 1}/{args.rounds} done")
         await local.close()  # the two-front-end run has the CPU to itself and the model server
         ctx = multiprocessing.get_context("spawn")
         q = ctx.Queue()
@@ -227,7 +182,6 @@ async def run(args: argparse.Namespace) -> dict:
         return statistics.mean(x[key] for x in ld[name])
 
     return {
-        "machine": f"{os.cpu_count()} CPUs, shared",
         "detector": p.detector,
         "classifiers": [c.name for c in spec.classifiers],
         "round_trip_ms": {n: {"p50": _pct(v, 50), "p95": _pct(v, 95), "n": len(v)} for n, v in rt.items()},
@@ -242,8 +196,8 @@ async def run(args: argparse.Namespace) -> dict:
 def markdown(r: dict) -> str:
     rt, ld = r["round_trip_ms"], r["load"]
     lines = [
-        f"Local worker vs Triton model server ({r['machine']}; detector {r['detector']}, "
-        f"classifiers {r['classifiers'] or 'none'}; 640x480 frames)",
+        f"Local worker vs Triton model server ({r['machine']['cores']} CPUs, shared; "
+        f"detector {r['detector']}, classifiers {r['classifiers'] or 'none'}; 640x480 frames)",
         "",
         "| backend | round trip p50 ms | p95 ms | frames/s (in flight "
         f"{r['in_flight']}) | faces/s | CPU ms/frame (all processes) |",
@@ -271,7 +225,7 @@ def markdown(r: dict) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m benchmarks.triton", description=__doc__)
+    ap = parser("triton", __doc__)
     ap.add_argument(
         "--config", type=Path, default=None, help="models to serve (default: mmod, no classifier)"
     )
@@ -280,16 +234,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--frames", type=int, default=30, help="round trips per backend per round")
     ap.add_argument("--in-flight", type=int, default=2, help="batches in flight during the load runs")
     ap.add_argument("--two-in-flight", type=int, default=1, help="in flight per front end, two front ends")
+    output_args(ap, "triton")
     args = ap.parse_args(argv)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    result = asyncio.run(run(args))
-    TMP.mkdir(parents=True, exist_ok=True)
-    out = TMP / f"triton-{time.strftime('%Y%m%d-%H%M%S')}.json"
-    out.write_text(json.dumps(result, indent=2))
-    print(markdown(result))
-    print(f"\n(raw: {out.relative_to(ROOT)})")
+    record = run_record("triton", argv)
+    result = record | asyncio.run(run(args))
+    save(
+        args, "triton", result, f"`{record['command']}`, {record['started_at']}\n\n" + markdown(result) + "\n"
+    )
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

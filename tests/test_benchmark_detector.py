@@ -13,11 +13,10 @@ def test_quick_benchmark_writes_report(tmp_path):
     pytest.importorskip("cv2")
     from benchmarks import detector
 
-    report = detector.main(["--quick", "--frames", "1", "--batch", "2", "--out", str(tmp_path)])
+    assert detector.main(["--quick", "--frames", "1", "--batch", "2", "--out", str(tmp_path)]) == 0
     files = sorted(p.name for p in tmp_path.iterdir())
-    assert len(files) == 2 and files[0].endswith(".json") and files[1].endswith(".md")
+    assert len(files) == 2 and files[0].endswith("-quick.json") and files[1].endswith("-quick.md")
     data = json.loads((tmp_path / files[0]).read_text())
-    assert data == json.loads(json.dumps(report))
     for key in ("cpu", "cores", "keras", "onnxruntime", "dlib", "numpy", "git_commit"):
         assert key in data["machine"]
     row = data["results"][0]

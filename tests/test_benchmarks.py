@@ -8,9 +8,33 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from benchmarks.box_accuracy import score
-from benchmarks.webrtc_latency import read_stamp, stamp
+from benchmarks.scoring import score_looped
+from benchmarks.service.webrtc import read_stamp, stamp
 from streamer.types import Box
+
+
+def test_one_entry_point_lists_every_scenario_and_each_gives_its_options(capsys) -> None:
+    from benchmarks.__main__ import SCENARIOS, main
+
+    assert main(["--help"]) == 0
+    listed = capsys.readouterr().out
+    for name in (
+        "service",
+        "detector",
+        "tracking",
+        "small-faces",
+        "live-clip",
+        "triton",
+        "reidentify",
+        "proposals",
+    ):
+        assert f"  {name} " in listed
+    assert main(["no-such-scenario"]) == 2
+    for name in SCENARIOS:
+        with pytest.raises(SystemExit) as done:
+            main([name, "--help"])
+        assert done.value.code == 0
+        assert f"usage: python -m benchmarks {name}" in capsys.readouterr().out
 
 
 def test_frame_stamp_round_trip() -> None:
@@ -35,7 +59,7 @@ def test_box_accuracy_matches_one_to_one_by_total_overlap() -> None:
     d1, d2 = _row(30, 129), _row(60, 139)
     truth = [[t1, t2], [t1, t2], [t1]]
     # clip of 3 frames played in a loop: frame 4 shows clip frame 1, frame 5 clip frame 2
-    s = score([(0, [d1, d2]), (4, [d1]), (5, [d1, d2]), (6, [])], truth).as_dict()
+    s = score_looped([(0, [d1, d2]), (4, [d1]), (5, [d1, d2]), (6, [])], truth).as_dict()
     # frame 0: both found (70/130 + 80/100); frame 4 (clip 1): one box for two faces, t2 found (90/110);
     # frame 5 (clip 2): t1 by d1 (70/130), d2 an extra box; frame 6 (clip 0): nothing drawn
     assert s["true_faces_scored"] == 7 and s["frames_scored"] == 4
@@ -43,9 +67,9 @@ def test_box_accuracy_matches_one_to_one_by_total_overlap() -> None:
     assert s["box_mean_iou"] == pytest.approx((70 / 130 + 80 / 100 + 90 / 110 + 70 / 130) / 7, abs=1e-4)
     assert s["frames_all_boxed"] == pytest.approx(2 / 4)
     # a box under IoU 0.5 is a miss and adds nothing to the mean IoU
-    weak = score([(0, [_row(0, 49)])], [[t1]]).as_dict()  # IoU 50/100 counts, 49 px would not
+    weak = score_looped([(0, [_row(0, 49)])], [[t1]]).as_dict()  # IoU 50/100 counts, 49 px would not
     assert weak["box_recall"] == 1.0 and weak["box_mean_iou"] == pytest.approx(0.5)
-    miss = score([(0, [_row(0, 48)])], [[t1]]).as_dict()
+    miss = score_looped([(0, [_row(0, 48)])], [[t1]]).as_dict()
     assert miss["box_recall"] == 0.0 and miss["box_mean_iou"] == 0.0
 
 
@@ -55,6 +79,7 @@ def test_tiny_full_run_writes_well_formed_results(tmp_path: Path, shared: Path) 
 
     rc = main(
         [
+            "service",
             "--quick",
             "--seconds",
             "1",
@@ -125,11 +150,12 @@ def test_tiny_full_run_writes_well_formed_results(tmp_path: Path, shared: Path) 
 
 @pytest.mark.slow
 def test_tracking_scenario_writes_every_figure(tmp_path: Path) -> None:
-    from benchmarks.tracking import main
+    from benchmarks.__main__ import main
 
-    out = tmp_path / "tracking.json"
-    assert main(["--frames", "12", "--every", "1,6", "--phases", "--out", str(out)]) == 0
-    data = json.loads(out.read_text())
+    args = ["tracking", "--frames", "12", "--every", "1,6", "--phases", "--out", str(tmp_path), "--name", "t"]
+    assert main(args) == 0
+    data = json.loads((tmp_path / "t.json").read_text())
+    assert "| every |" in (tmp_path / "t.md").read_text()
     assert data["frames"] == 12 and [r["every"] for r in data["runs"]] == [1, 6]
     for r in data["runs"]:
         assert 0.0 <= r["recall_vs_every_frame"] <= 1.0 and 0.0 <= r["mean_iou_vs_truth"] <= 1.0
@@ -151,7 +177,8 @@ def test_tracking_scenario_writes_every_figure(tmp_path: Path) -> None:
 
 
 def test_live_clip_scores_recall_ghosts_and_the_wait_after_each_cut() -> None:
-    from benchmarks.live_clip import DEMO, cuts, frames, score
+    from benchmarks.live_clip import DEMO, cuts, frames
+    from benchmarks.scoring import score_against_reference
     from streamer.types import Box
 
     assert cuts(frames(DEMO)) == [20, 82, 211]  # the demo's three scene cuts, as the tracker tells them
@@ -162,7 +189,7 @@ def test_live_clip_scores_recall_ghosts_and_the_wait_after_each_cut() -> None:
         return {"frame": n, "faces": [dict(x.as_dict(), track=1, labels={}) for x in boxes]}
 
     lines = [line(0, a), line(1, a), line(2, a), line(3), line(4, b)]  # the old box carried over the cut
-    r = score(lines, ref, [2])
+    r = score_against_reference(lines, ref, [2])
     assert r["recall_vs_every_frame"] == 3 / 5
     assert r["boxes_drawn"] == 4 and r["boxes_on_no_detected_face"] == 1
     assert r["frames_after_cut_until_all_boxed"] == {"2": 2}

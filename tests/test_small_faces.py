@@ -1,6 +1,6 @@
 """Small faces in a 1080p frame (issue #13): a generated street clip, its truth, and the live pipeline.
 
-The clip (benchmarks/street_clip.py, kind ``street-lite``): people 26-140 px wide walking towards
+The clip (benchmarks/clips/catalog.py, kind ``street-lite``): people 26-140 px wide walking towards
 a static 1080p camera, crossing it or standing, with exact per-frame truth boxes.
 """
 
@@ -13,8 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks.small_faces import read_lines
-from benchmarks.street_clip import Clip, make_clip, validate
+from benchmarks.clips.catalog import make_clip, validate
+from benchmarks.clips.truth import Clip
+from benchmarks.scoring import read_detection_lines
 from streamer.track.matching import iou_matrix, match
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -53,7 +54,7 @@ def annotate_realtime(clip: Clip, out: Path, strategy: str) -> list[dict]:
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     proc = subprocess.run(cmd, env=env, cwd=ROOT, capture_output=True, text=True, timeout=180)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    return read_lines(detections)
+    return read_detection_lines(detections)
 
 
 def test_truth_matches_mmod_upsample_1_on_a_whole_frame(clip: Clip) -> None:
@@ -79,10 +80,10 @@ def test_realtime_finds_small_faces_the_whole_frame_misses(clip: Clip, tmp_path:
 
 
 def test_planned_run_is_the_same_every_time_and_regions_beat_the_whole_frame(clip: Clip) -> None:
-    """``benchmarks.small_faces --planned-every N`` (detection on every Nth frame, answers a few
+    """``python -m benchmarks small-faces --planned-every N`` (detection on every Nth frame, answers a few
     frames late, in one process) gives the same recall on every run, so planners can be compared
     without the live runs' noise; on small faces regions find what the whole frame cannot."""
-    from benchmarks.small_faces import planned_run
+    from benchmarks.small_faces.planned import planned_run
 
     first = planned_run(clip, "regions", 8, 6)
     again = planned_run(clip, "regions", 8, 6)
@@ -93,7 +94,7 @@ def test_planned_run_is_the_same_every_time_and_regions_beat_the_whole_frame(cli
 
 
 def test_planned_settings_pair_every_with_latency() -> None:
-    from benchmarks.small_faces import planned_settings
+    from benchmarks.small_faces.planned import planned_settings
 
     assert planned_settings("", "6") == []  # live runs
     assert planned_settings("8", "3") == [(8, 3)]
@@ -106,8 +107,8 @@ def test_planned_settings_pair_every_with_latency() -> None:
 def test_boxes_off_face_counts_boxes_on_no_true_face_hidden_ones_included() -> None:
     """``boxes_off_face``: the share of drawn boxes overlapping no true face by IoU 0.3, where a
     hidden or small true face still counts as a face (a box on it is not a box on nothing)."""
-    from benchmarks.small_faces import score
-    from benchmarks.street_clip import TruthFace
+    from benchmarks.clips.truth import TruthFace
+    from benchmarks.scoring import score_small_faces as score
     from streamer.types import Box
 
     seen = TruthFace(0, Box(100, 100, 149, 149, 1.0), True)
@@ -130,8 +131,9 @@ def test_boxes_off_face_counts_boxes_on_no_true_face_hidden_ones_included() -> N
 def test_a_track_going_on_with_someone_else_is_counted() -> None:
     """``boxes_on_another_person``: boxes of a track on someone other than the person it was on most
     (they show that person's label); ``tracks_on_two_people`` (5 frames each) and ids per person."""
-    from benchmarks.small_faces import SWITCH_FRAMES, score
-    from benchmarks.street_clip import TruthFace
+    from benchmarks.clips.truth import TruthFace
+    from benchmarks.scoring import SWITCH_FRAMES
+    from benchmarks.scoring import score_small_faces as score
     from streamer.types import Box
 
     n = SWITCH_FRAMES + 3

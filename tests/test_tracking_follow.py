@@ -10,7 +10,7 @@ import cv2
 import numpy as np
 import pytest
 
-from benchmarks.moving_camera import CameraPath, render, truth
+from benchmarks.clips.moving_camera import CameraPath, render, truth
 from streamer.pipeline.tracking import FaceStage
 from streamer.track import flow
 from streamer.track.matching import iou, iou_matrix

@@ -10,7 +10,7 @@ import aiortc  # noqa: F401  (before TensorFlow, which the camera fixture loads:
 import numpy as np
 import pytest
 
-from benchmarks.moving_camera import ping_pong
+from benchmarks.clips.moving_camera import ping_pong
 from streamer.pipeline.tracking import FaceStage
 from streamer.track.identity import recognised
 from streamer.track.matching import iou_matrix, match

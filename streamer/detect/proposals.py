@@ -8,8 +8,8 @@ MMOD to look at. Only MMOD's boxes come out, so boxes and scores mean what they 
 Why: on a 1080p frame the MMOD pixels that find 40 px faces everywhere (the frame at scale 2,
 8 Mpx) take this CPU four seconds; HOG scans the frame at scale 1.5 (4.7 Mpx) in 0.4 s of one
 core and proposed 628 of the 630 faces of 40 px and more on the four 1080p test clips, one frame
-in 50 (IoU > 0.3 with the truth; ``python -m benchmarks.proposals``; ``benchmarks.small_faces``
-measures the whole). HOG misses faces turned to
+in 50 (IoU > 0.3 with the truth; ``python -m benchmarks proposals``; ``python -m benchmarks
+small-faces`` measures the whole). HOG misses faces turned to
 profile, which the planner's other regions (tracks, motion, the coarse look) still cover.
 """
 

@@ -54,7 +54,7 @@ def other_person(
 
 # a new face this near a remembered (ended) track's identities is that person come back. Well under
 # ``OTHER_PERSON``: a wrong "same" gives a stranger someone's id and labels. On the street and group
-# clips (``python -m benchmarks.reidentify``: planned runs, detection every 12th frame; every track
+# clips (``python -m benchmarks reidentify``: planned runs, detection every 12th frame; every track
 # born against every track ended in the 30 s before it, by the truth), a face whose own ended track
 # was remembered was recognised as it 55 times in 59, and no face came within 0.25 of a stranger's:
 # the nearest 0.27, on group2's small alike faces; at 0.3, two faces would have taken a stranger's

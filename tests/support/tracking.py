@@ -9,7 +9,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from benchmarks.moving_camera import CameraPath, frames, load_still, truth
+from benchmarks.clips.moving_camera import CameraPath, frames, load_still, truth
 from streamer.types import Box, Face
 from tests.conftest import CLIP
 

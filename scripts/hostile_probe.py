@@ -1,10 +1,12 @@
 """The issue-14 probe as a script: hostile requests at the real service on loopback, one line each.
 
-Run it against this checkout, and against an older one for a before/after:
+A check of the service's defences, not a benchmark: it prints what each hostile request got and
+keeps no figures. Run it against this checkout, and against an older one for a before/after (the
+script stands alone, so it runs against any checkout's ``streamer``):
 
-    python -m benchmarks.hostile_probe CLIP.mp4
+    python scripts/hostile_probe.py CLIP.mp4
     git archive ea80b94 streamer | tar -x -C /tmp/old && cd /tmp && \
-        PYTHONPATH=/tmp/old:/path/to/repo python -m benchmarks.hostile_probe CLIP.mp4
+        PYTHONPATH=/tmp/old python /path/to/repo/scripts/hostile_probe.py CLIP.mp4
 
 Takes about a minute (the stuck-peer item waits up to 25 s). Loopback only.
 """

@@ -9,16 +9,14 @@
 3. Whether writing delays the event loop: p99 of a 5 ms ticker's lateness while events with
    snapshots (real JPEG encoding, real writes) stream through the history, against none.
 
-    python -m benchmarks.events_store --out DIR [--events 100000] [--quick] [--db postgresql://...]
+    python -m benchmarks events [--events 100000] [--quick] [--db postgresql://...] [--out DIR]
 
-Writes DIR/events_store.json and DIR/events_store.md; prints the Markdown.
+Writes events-<machine>.json and .md into benchmarks/results (or --out DIR); prints the Markdown.
 """
 
 from __future__ import annotations
 
-import argparse
 import asyncio
-import json
 import platform
 import statistics
 import tempfile
@@ -30,6 +28,7 @@ from typing import Any
 import cv2
 import numpy as np
 
+from benchmarks.report import output_args, parser, run_record, save
 from streamer.config import DEMO_VIDEO, load_config
 from streamer.history.db import EventStore, Record
 from streamer.history.looks import Look, face_crop, score_look, thumbnail
@@ -197,8 +196,8 @@ async def loop_delay(
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m benchmarks.events_store", description=__doc__)
-    ap.add_argument("--out", type=Path, required=True, help="folder for events_store.json and .md")
+    ap = parser("events", __doc__)
+    output_args(ap, "events")
     ap.add_argument("--events", type=int, default=100_000)
     ap.add_argument("--requests", type=int, default=100, help="per query shape")
     ap.add_argument("--seconds", type=float, default=10.0, help="per loop-delay run")
@@ -209,7 +208,6 @@ def main(argv: list[str] | None = None) -> int:
     a = ap.parse_args(argv)
     if a.quick:
         a.events, a.requests, a.seconds, a.repeats = min(a.events, 10_000), 30, 4.0, 1
-    a.out.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix="streamer-events-bench-"))
     cfg = load_config(None, {}, environ={}).store
 
@@ -276,10 +274,7 @@ def main(argv: list[str] | None = None) -> int:
         },
         "loop_delay": {"tracks_per_s": a.rate, "seconds": a.seconds, **delays},
     }
-    (a.out / "events_store.json").write_text(json.dumps(result, indent=2))
-    md = markdown(result)
-    (a.out / "events_store.md").write_text(md)
-    print(md)
+    save(a, "events", {**run_record("events", argv), **result}, markdown(result))
     return 0
 
 

@@ -1,28 +1,16 @@
-"""Shared pieces of the benchmark scenarios: options, progress, media, classifier models, detectors."""
+"""What the service scenario's parts share: their options, the classifier models, which detector runs."""
 
 from __future__ import annotations
 
 import importlib.util
 import os
-import sys
 import tempfile
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import cv2
-import numpy as np
-
 from streamer.config import DEMO_VIDEO, ClassifierConfig, load_config
 
-ROOT = Path(__file__).resolve().parents[1]
-RESOLUTIONS = {
-    "240p": (426, 240),
-    "360p": (640, 360),
-    "480p": (854, 480),
-    "720p": (1280, 720),
-    "1080p": (1920, 1080),
-}
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @dataclass
@@ -45,63 +33,11 @@ class Options:
     notes: list[str] = field(default_factory=list)
 
 
-_T0 = time.monotonic()
-
-
-def progress(msg: str, end: str = "\n") -> None:
-    """One line of progress on stderr, with the elapsed time."""
-    print(f"[{time.monotonic() - _T0:6.1f}s] {msg}", file=sys.stderr, end=end, flush=True)
-
-
 def detector_available(name: str) -> str | None:
     """None when the detector can be built here, else why not."""
     if name == "mmod" and importlib.util.find_spec("streamer.detect.mmod") is None:
         return "streamer.detect.mmod is not importable (the Keras port is not merged on this branch)"
     return None
-
-
-def read_frames(path: Path, n: int, start: int = 0) -> list[np.ndarray]:
-    cap = cv2.VideoCapture(str(path))
-    frames: list[np.ndarray] = []
-    i = 0
-    while len(frames) < n:
-        ok, bgr = cap.read()
-        if not ok:
-            break
-        if i >= start:
-            frames.append(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
-        i += 1
-    cap.release()
-    return frames
-
-
-def video_fps(path: Path) -> float:
-    cap = cv2.VideoCapture(str(path))
-    fps = cap.get(cv2.CAP_PROP_FPS)
-    cap.release()
-    return fps if 1.0 <= fps <= 240.0 else 30.0
-
-
-def scaled_video(src: Path, res: str, out_dir: Path, max_frames: int = 150) -> Path:
-    """``src`` resized to ``res`` ("240p".."1080p" or "WxH"): H.264 via PyAV, stretched, not letterboxed."""
-    import av
-
-    w, h = RESOLUTIONS[res] if res in RESOLUTIONS else (int(v) for v in res.lower().split("x"))
-    dst = out_dir / f"{src.stem}-{res}.mp4"
-    if dst.exists():
-        return dst
-    fps = video_fps(src)
-    with av.open(str(dst), "w") as out:
-        st = out.add_stream("libx264", rate=round(fps))
-        st.width, st.height, st.pix_fmt = w, h, "yuv420p"
-        st.options = {"preset": "ultrafast", "tune": "zerolatency"}
-        for rgb in read_frames(src, max_frames):
-            img = cv2.resize(rgb, (w, h), interpolation=cv2.INTER_AREA)
-            for pkt in st.encode(av.VideoFrame.from_ndarray(img, format="rgb24")):
-                out.mux(pkt)
-        for pkt in st.encode():
-            out.mux(pkt)
-    return dst
 
 
 def _synthetic_model(path: Path, labels: tuple[str, ...], seed: int) -> None:

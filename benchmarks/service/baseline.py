@@ -1,4 +1,5 @@
-"""Scenario 1: the tutorial-style sequential loop against the streamer service, same models and video.
+"""Service part ``baseline``: the tutorial-style sequential loop against the streamer service,
+same models and video.
 
 Two loops when the service runs the MMOD port: the tutorial's own (dlib-bin's detector, the
 issue's baseline) and the same loop with the port, which separates what the architecture
@@ -21,9 +22,10 @@ from typing import Any
 import cv2
 import numpy as np
 
-from benchmarks import live
-from benchmarks.common import Options, classifier_configs, progress, video_fps
-from benchmarks.report import percentiles
+from benchmarks.clips.video import video_fps
+from benchmarks.report import percentiles, progress
+from benchmarks.service import harness
+from benchmarks.service.options import Options, classifier_configs
 from streamer.classify import Classifier
 from streamer.classify.backbone import FaceBackbone
 from streamer.classify.face_resnet import needs_mirror
@@ -120,18 +122,7 @@ def run(opts: Options) -> dict[str, Any]:
         progress(f"baseline: the tutorial's loop, dlib-bin's detector, for {seconds:.0f} s")
         tutorial = sequential_loop(opts, seconds, "dlib")
     progress("baseline: the service on the same video")
-    svc = asyncio.run(
-        live.run(
-            opts.seconds,
-            opts.warmup,
-            opts.detector,
-            opts.video,
-            opts.max_batch,
-            workers=opts.workers,
-            classifiers=classifier_configs(opts),
-            worker_nice=opts.worker_nice,
-        )
-    )
+    svc = asyncio.run(harness.run_options(opts))
     return {
         "detector": opts.detector,
         "video": opts.video.name,

@@ -1,4 +1,4 @@
-"""Scenario 2: where the time goes per frame: decode, detect, classify, overlay, encode.
+"""Service part ``stages``: where the time goes per frame: decode, detect, classify, overlay, encode.
 
 Each stage run in-process, one frame at a time, on consecutive frames of the video
 (so ms per frame here is the cost on one core-share, not the service's throughput).
@@ -11,7 +11,8 @@ from typing import Any
 
 import cv2
 
-from benchmarks.common import Options, classifier_configs, progress
+from benchmarks.report import progress
+from benchmarks.service.options import Options, classifier_configs
 from streamer.config import load_config
 from streamer.inference.engine import Engine, EngineSpec
 from streamer.outputs.mjpeg import encode_jpeg

@@ -3,21 +3,28 @@
 The faces are found once on the still (by the detector); each frame's true boxes are those
 boxes carried through the camera's crop-and-scale, so the truth is exact wherever the camera
 goes. Faces leave and enter the view as the camera pans: tracks must end and start.
+
+``frames`` gives the clip in memory (the tracking scenario); ``prepare_clip`` writes it as a file
+that loops without a jump, with its truth (the service scenario's streams sweep).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
 
+from benchmarks.clips.video import write_h264
 from streamer.types import Box
 
 STILL = "data/dlib_faces/bald_guys.jpg"  # 24 faces, 96-284 px, under ../shared
+SHARED = Path(__file__).resolve().parents[2].parent / "shared"
 
 
 @dataclass(frozen=True)
@@ -95,16 +102,54 @@ def ping_pong(path: CameraPath) -> list[int]:
 
 def write_clip(still: np.ndarray, path: CameraPath, dst: Path, fps: float = 30.0) -> list[int]:
     """Write the ping-pong clip (H.264) to ``dst``; returns the camera frame of each clip frame."""
-    import av
-
     order = ping_pong(path)
-    with av.open(str(dst), "w") as out:
-        st = out.add_stream("libx264", rate=round(fps))
-        st.width, st.height, st.pix_fmt = path.size[0], path.size[1], "yuv420p"
-        st.options = {"preset": "ultrafast", "tune": "zerolatency", "crf": "18"}
-        for n in order:
-            for pkt in st.encode(av.VideoFrame.from_ndarray(render(still, path, n), format="rgb24")):
-                out.mux(pkt)
-        for pkt in st.encode():
-            out.mux(pkt)
+    options = {"preset": "ultrafast", "tune": "zerolatency", "crf": "18"}
+    write_h264(dst, (render(still, path, n) for n in order), round(fps), path.size, options)
     return order
+
+
+@dataclass(frozen=True)
+class TruthClip:
+    """The moving-camera clip as a file a stream plays in a loop, with the true boxes of each frame."""
+
+    path: Path
+    truth: list[list[Box]]  # the true boxes of each clip frame
+    description: str
+    every_frame_detection: dict[str, Any]  # the detector on (sampled) clip frames against the truth
+
+
+def prepare_clip(work: Path, config: Any, reference_stride: int = 8) -> TruthClip:
+    """Write the moving-camera clip into ``work``; true boxes from the camera path.
+
+    ``config``: the service's Config (its detector finds the faces on the still, once, and
+    detects every ``reference_stride``-th clip frame for the every-frame ceiling, scored as
+    ``benchmarks.scoring.BoxScore`` scores the boxes a stream draws)."""
+    from benchmarks.scoring import BoxScore
+    from streamer.inference.engine import Engine, engine_spec
+
+    still = load_still(SHARED)
+    path = CameraPath()
+    dst = work / "moving-camera.mp4"
+    order = write_clip(still, path, dst)
+    engine = Engine(dataclasses.replace(engine_spec(config), classifiers=()))
+    (on_still,) = engine.detector.detect([still], 0)
+    wh = (still.shape[1], still.shape[0])
+    truth = [[b for _, b in people(on_still, wh, path, n)] for n in order]
+    ref = BoxScore()
+    cap = cv2.VideoCapture(str(dst))
+    for i in range(len(order)):
+        ok, bgr = cap.read()
+        if not ok:
+            raise OSError(f"{dst}: {i} frames readable, {len(order)} written")
+        if i % reference_stride == 0:
+            (res,), _ = engine.run([cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)])
+            ref.add(truth[i], [f.box for f in res.faces])
+    cap.release()
+    del engine
+    return TruthClip(
+        dst,
+        truth,
+        f"moving camera over {len(on_still)} faces, {path.size[0]}x{path.size[1]}, "
+        f"{len(order)} frames looped ({path.frames} there and back)",
+        {"sampled_every": reference_stride, **ref.as_dict()},
+    )

@@ -1,10 +1,10 @@
-"""Scenario 3: sweeps over concurrent streams, max batch size, input resolution and detector.
+"""Service part ``sweeps``: concurrent streams, max batch size, input resolution and detector.
 
 One service per detector; streams are added and removed between measurements.
 Concurrent streams: 1, 2, 4, 8, 16, ... paced copies of the moving-camera clip (a camera panning
 and zooming over 24 faces, 640x480, written to a file; true boxes from the camera path), each
-level marked real time or not (see ``live.realtime``) and scored for the boxes drawn on every
-output frame (recall and mean IoU against the true boxes, ``box_accuracy``). Up to 16 streams
+level marked real time or not (see ``harness.realtime``) and scored for the boxes drawn on every
+output frame (recall and mean IoU against the true boxes, ``benchmarks.scoring``). Up to 16 streams
 every level is measured; beyond, the sweep goes on until the worst stream is clearly behind
 (< 80% of the source rate, or p95 over 4x the limit) or ``--max-streams``. The other sweeps play
 ``--video`` (the demo clip by default).
@@ -15,16 +15,11 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from benchmarks import live
-from benchmarks.box_accuracy import TruthClip, prepare_clip
-from benchmarks.common import (
-    Options,
-    classifier_configs,
-    detector_available,
-    progress,
-    scaled_video,
-    video_fps,
-)
+from benchmarks.clips.moving_camera import TruthClip, prepare_clip
+from benchmarks.clips.video import scaled_video, video_fps
+from benchmarks.report import progress
+from benchmarks.service import harness
+from benchmarks.service.options import Options, classifier_configs, detector_available
 from streamer.config import load_config
 
 ALWAYS_UP_TO = 16  # stream counts up to here are all measured, however far behind the machine is
@@ -34,7 +29,9 @@ def _strip(r: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in r.items() if not k.endswith("_samples")}
 
 
-async def _streams(svc: live.Service, opts: Options, latency_limit: float, clip: TruthClip) -> dict[str, Any]:
+async def _streams(
+    svc: harness.Service, opts: Options, latency_limit: float, clip: TruthClip
+) -> dict[str, Any]:
     fps = video_fps(clip.path)
     out: dict[str, Any] = {
         "streams_clip": clip.description,
@@ -57,7 +54,7 @@ async def _streams(svc: live.Service, opts: Options, latency_limit: float, clip:
         await svc.wait_detections(timeout=30.0, strict=False)
         await asyncio.sleep(opts.warmup)
         r = await svc.measure(opts.seconds, f"streams={n}")
-        r["realtime"] = live.realtime(r, fps, latency_limit)
+        r["realtime"] = harness.realtime(r, fps, latency_limit)
         rows.append(r)
         progress(
             f"streams={n}: {r['output_fps']} fps out per stream ({r['input_fps']} in), "
@@ -82,7 +79,7 @@ async def _streams(svc: live.Service, opts: Options, latency_limit: float, clip:
     return out
 
 
-async def _max_batch(svc: live.Service, opts: Options) -> list[dict[str, Any]]:
+async def _max_batch(svc: harness.Service, opts: Options) -> list[dict[str, Any]]:
     """Max batch size, with several streams so batches can fill."""
     k = 2 if opts.quick else 4
     rows = []
@@ -99,7 +96,7 @@ async def _max_batch(svc: live.Service, opts: Options) -> list[dict[str, Any]]:
     return rows
 
 
-async def _resolution(svc: live.Service, opts: Options) -> list[dict[str, Any]]:
+async def _resolution(svc: harness.Service, opts: Options) -> list[dict[str, Any]]:
     """Input resolution, one stream."""
     rows = []
     for res in ("240p",) if opts.quick else ("240p", "360p", "480p", "720p", "1080p"):
@@ -116,7 +113,7 @@ async def _resolution(svc: live.Service, opts: Options) -> list[dict[str, Any]]:
 
 async def _sweeps(opts: Options, latency_limit: float, clip: TruthClip) -> dict[str, Any]:
     out: dict[str, Any] = {"latency_limit_s": latency_limit, "source_fps": round(video_fps(opts.video), 2)}
-    async with live.Service(
+    async with harness.Service(
         opts.detector, opts.max_batch, opts.workers, classifier_configs(opts), opts.worker_nice, opts.strategy
     ) as svc:
         if "streams" in opts.sweeps:
@@ -143,7 +140,7 @@ async def _detectors(
             progress(f"detector {det}: skipped, {why}")
             rows.append({"detector": det, "skipped": why})
             continue
-        async with live.Service(
+        async with harness.Service(
             det, opts.max_batch, opts.workers, classifier_configs(opts), opts.worker_nice, opts.strategy
         ) as svc:
             await svc.add_streams(clip.path, 1, truth=clip.truth)

@@ -1,4 +1,4 @@
-"""Scenario 5: classifier throughput, faces per second at batch 1, 8, 32 and 128."""
+"""Service part ``classifier``: classifier throughput, faces per second at batch 1, 8, 32 and 128."""
 
 from __future__ import annotations
 
@@ -7,7 +7,8 @@ from typing import Any
 
 import numpy as np
 
-from benchmarks.common import Options, classifier_configs, progress
+from benchmarks.report import progress
+from benchmarks.service.options import Options, classifier_configs
 from streamer.classify import Classifier
 
 BATCHES = (1, 8, 32, 128)

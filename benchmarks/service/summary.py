@@ -205,6 +205,11 @@ def markdown(data: dict[str, Any], tag: str) -> str:
         c = sc["classifier"]
         out.append(f"\n## 5. Classifier throughput (Keras backend {c['backend']})\n")
         out.append(markdown_table(c["rows"], ["classifier", "input", "batch", "faces_per_s", "ms_per_batch"]))
+    if "live" in sc:
+        r = sc["live"]
+        out.append(f"\n## The service alone ({r['streams']} x {r['video']}, one window)\n")
+        row = {**r, **{f"latency {k}": _ms(v) for k, v in r["latency_s"].items()}}
+        out.append(markdown_table([row], ["detector", "worker_nice", "streams", *LIVE_COLUMNS]))
     if data.get("plots"):
         out.append("\nPlots: " + ", ".join(data["plots"]) + "\n")
     return "".join(x if x.endswith("\n") else x + "\n" for x in out)

@@ -1,21 +1,16 @@
-"""Live service benchmark: the real service on videos paced at their frame rate, watched over MJPEG.
+"""The harness of the service scenario: the real service on videos paced at their frame rate,
+watched over MJPEG.
 
 Measures what a viewer gets: input FPS (frames the source decoded), output FPS
 (frames the viewer received), capture-to-receive latency per frame (from each
 MJPEG part's X-Capture-Time), detections per second and the age of the boxes.
-``Service`` is the harness the scenarios share: start the real app, add paced
-file streams, measure a window.
-
-    python -m benchmarks.live [--seconds 30] [--detector dlib|mmod] [--video FILE] [--out DIR]
+``Service``: start the real app, add paced file streams, measure a window; ``run``: the
+service alone on one video (the ``live`` part, and the service side of ``baseline``).
 """
 
 from __future__ import annotations
 
-import argparse
 import asyncio
-import logging
-import os
-import socket
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -24,20 +19,14 @@ from typing import Any
 
 from aiohttp import ClientSession, web
 
-from benchmarks.box_accuracy import BoxScore, score
-from benchmarks.common import Options, classifier_configs, progress
-from benchmarks.machine import machine_info, machine_tag
-from benchmarks.report import LIVE_COLUMNS, markdown_table, percentiles, write
-from streamer.config import DEMO_VIDEO, ClassifierConfig, SourceConfig, load_config
+from benchmarks.processes import cpu_s, free_port
+from benchmarks.report import percentiles, progress
+from benchmarks.scoring import BoxScore, score_looped
+from benchmarks.service.options import Options, classifier_configs
+from streamer.config import ClassifierConfig, SourceConfig, load_config
 from streamer.outputs.hub import FrameHub
 from streamer.types import Box
 from streamer.web.app import METRICS, PIPELINE, create_app
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _sample(app: web.Application, name: str, **labels: str) -> float:
@@ -89,15 +78,6 @@ async def _record_boxes(
             out.append((item.frame.index, tuple(f.box for f in d.faces) if d is not None else ()))
 
 
-def _cpu_s(pid: int) -> float:
-    """User + system CPU seconds of a process (all its threads), from /proc; 0 where unavailable."""
-    try:
-        f = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(f[11]) + int(f[12])) / os.sysconf("SC_CLK_TCK")
-    except (OSError, IndexError, ValueError):
-        return 0.0
-
-
 class Service:
     """The real app on a loopback port, with paced file streams each watched by an MJPEG client."""
 
@@ -140,7 +120,7 @@ class Service:
 
     async def __aenter__(self) -> Service:
         await self.runner.setup()  # starts the worker and loads the models
-        self.port = _free_port()
+        self.port = free_port()
         await web.TCPSite(self.runner, "127.0.0.1", self.port).start()
         return self
 
@@ -225,7 +205,7 @@ class Service:
         a = {s: self._snap(s) for s in ids}
         st_a = {s: self._stage(s) for s in stages}
         workers = self.app[PIPELINE].pool.worker_pids()
-        cpu_a = (time.process_time(), sum(_cpu_s(p) for p in workers))
+        cpu_a = (time.process_time(), sum(cpu_s(p) for p in workers))
         for v in self.drawn.values():
             v.clear()
         self._recording = True
@@ -247,7 +227,7 @@ class Service:
         b = {s: self._snap(s) for s in ids}
         st_b = {s: self._stage(s) for s in stages}
         dt, w1 = time.monotonic() - t0, time.time()
-        cpu_b = (time.process_time(), sum(_cpu_s(p) for p in workers))
+        cpu_b = (time.process_time(), sum(cpu_s(p) for p in workers))
         per: list[dict[str, float]] = []
         lat: list[float] = []
         for s in ids:
@@ -297,7 +277,7 @@ class Service:
     def _box_accuracy(self) -> dict[str, Any]:
         """Recall and mean IoU of the boxes drawn against the truth, over the streams that have one
         (all together, and the worst stream's recall); empty when none has."""
-        scored = {s: score(self.drawn[s], self.truth[s]) for s in self.drawn}
+        scored = {s: score_looped(self.drawn[s], self.truth[s]) for s in self.drawn}
         if not scored:
             return {}
         total = BoxScore()
@@ -311,6 +291,21 @@ def realtime(r: dict[str, Any], fps: float, p95_limit: float = 0.5) -> bool:
     """Keeps real time: >= 95% of the source frame rate out, and p95 latency under the limit."""
     p95 = r["latency_s"]["p95"]
     return r["output_fps_min"] >= 0.95 * fps and p95 is not None and p95 <= p95_limit
+
+
+async def run_options(opts: Options, streams: int = 1) -> dict[str, Any]:
+    """``run`` with the service scenario's options: ``streams`` copies of ``opts.video``."""
+    return await run(
+        opts.seconds,
+        opts.warmup,
+        opts.detector,
+        opts.video,
+        opts.max_batch,
+        streams,
+        opts.workers,
+        classifier_configs(opts),
+        opts.worker_nice,
+    )
 
 
 async def run(
@@ -338,51 +333,3 @@ async def run(
         "worker_nice": worker_nice,
         **r,
     }
-
-
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--seconds", type=float, default=30.0)
-    ap.add_argument("--warmup", type=float, default=8.0)
-    ap.add_argument("--detector", choices=["dlib", "mmod"], default="mmod")
-    ap.add_argument(
-        "--worker-nice", type=int, default=10, help="workers' CPU niceness (pipeline.worker_nice)"
-    )
-    ap.add_argument("--max-batch", type=int, default=4)
-    ap.add_argument("--streams", type=int, default=1)
-    ap.add_argument("--video", type=Path, default=DEMO_VIDEO)
-    ap.add_argument("--out", type=Path, default=None, help="results folder (default benchmarks/results)")
-    ap.add_argument("--name", default=None, help="results file stem (default live-<detector>-<machine>)")
-    args = ap.parse_args(argv)
-    logging.basicConfig(level=logging.WARNING)
-    result = asyncio.run(
-        run(
-            args.seconds,
-            args.warmup,
-            args.detector,
-            args.video,
-            args.max_batch,
-            args.streams,
-            classifiers=classifier_configs(Options()),
-            worker_nice=args.worker_nice,
-        )
-    )
-    data = {"benchmark": "live", "machine": machine_info(), "results": [result]}
-    row = {
-        **result,
-        **{
-            f"latency {k}": None if v is None else f"{1000 * v:.1f} ms"
-            for k, v in result["latency_s"].items()
-        },
-    }
-    cmd = " ".join(sys.argv[1:] if argv is None else argv)
-    md = f"# Live service benchmark ({machine_tag()})\n\n`python -m benchmarks.live {cmd}`\n\n"
-    md += markdown_table([row], ["detector", "worker_nice", "streams", *LIVE_COLUMNS])
-    js, mdp = write(args.name or f"live-{args.detector}-{machine_tag()}", data, md, args.out)
-    print(md)
-    print(f"wrote {js} and {mdp}", file=sys.stderr)
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

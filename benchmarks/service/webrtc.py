@@ -1,4 +1,5 @@
-"""Scenario 4: end-to-end latency through WebRTC with a real aiortc sender and receiver on loopback.
+"""Service part ``webrtc``: end-to-end latency through WebRTC, a real aiortc sender and receiver on
+loopback.
 
 The client sends the clip at its native frame rate to ``/offer``, each frame stamped
 with its number as a 16-bit code (12 bits of number, 4 of check) in black and white
@@ -19,9 +20,10 @@ from aiohttp import ClientSession
 from aiortc import RTCPeerConnection, RTCSessionDescription, VideoStreamTrack
 from av import VideoFrame
 
-from benchmarks import live
-from benchmarks.common import Options, classifier_configs, progress, read_frames, video_fps
-from benchmarks.report import percentiles
+from benchmarks.clips.video import read_frames, video_fps
+from benchmarks.report import percentiles, progress
+from benchmarks.service import harness
+from benchmarks.service.options import Options, classifier_configs
 
 BLOCK, BITS, MARGIN = 16, 16, 4
 
@@ -82,7 +84,7 @@ async def _run(opts: Options) -> dict[str, Any]:
     fps = video_fps(opts.video)
     frames = read_frames(opts.video, 90, start=150)
     seconds = opts.seconds
-    async with live.Service(
+    async with harness.Service(
         opts.detector, opts.max_batch, opts.workers, classifier_configs(opts), opts.worker_nice
     ) as svc:
         pc = RTCPeerConnection()
@@ -113,7 +115,7 @@ async def _run(opts: Options) -> dict[str, Any]:
             sid = answer["stream"]
             svc.samples[sid] = []
             url = f"http://127.0.0.1:{svc.port}/streams/{sid}/mjpeg"
-            svc._watchers.append(asyncio.create_task(live._watch_mjpeg(url, svc.samples[sid])))
+            svc._watchers.append(asyncio.create_task(harness._watch_mjpeg(url, svc.samples[sid])))
             progress("webrtc: waiting for the first detections ...")
             await svc.wait_detections()
             await asyncio.sleep(opts.warmup)

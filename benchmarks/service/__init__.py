@@ -1,0 +1,1 @@
+"""The service scenario (cli.py): the real service measured in parts, written as bench-<machine>.*."""
