@@ -30,8 +30,8 @@ from typing import Any
 from aiohttp import web
 from aiohttp.web_protocol import RequestHandler
 
-from streamer.config import ServerConfig
 from streamer.metrics import Metrics
+from streamer.server_config import ServerConfig
 
 log = logging.getLogger(__name__)
 RESERVED_FDS = 256  # models, workers, cameras, peers, and a burst of accepts before they are counted

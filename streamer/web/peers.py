@@ -14,9 +14,9 @@ from collections.abc import Awaitable, Callable
 
 from aiortc import RTCConfiguration, RTCIceServer, RTCPeerConnection, RTCSessionDescription
 
-from streamer.config import IceServer
 from streamer.memory import trim_soon
 from streamer.metrics import Metrics
+from streamer.server_config import IceServer
 
 log = logging.getLogger(__name__)
 

@@ -13,11 +13,12 @@ from aiohttp import web
 from aiortc import RTCPeerConnection, RTCSessionDescription
 from pydantic import ValidationError
 
-from streamer.config import LOOPBACK, SourceConfig, format_validation_error
+from streamer.config import SourceConfig, format_validation_error
 from streamer.outputs.mjpeg import TooManyViewers
 from streamer.outputs.sse import TooManyEventClients
 from streamer.outputs.webrtc import AnnotatedTrack
 from streamer.pipeline.manager import StreamExists, TooManyStreams
+from streamer.server_config import LOOPBACK
 from streamer.sources.base import redact_url
 from streamer.sources.webrtc import WebRTCSource
 from streamer.web.events_api import add_event_routes
