@@ -5,6 +5,13 @@ newest frame to the event loop; an older unread frame is replaced and counted
 as a ``source_overrun`` drop. On failure (cannot open, stream ended, read timed
 out) the thread retries with exponential backoff and jitter, forever, until the
 source is closed. Files may loop and may be paced at their own frame rate.
+
+Opening: OpenCV's FFmpeg backend opens one capture at a time, process-wide, unless told FFmpeg is
+thread-safe (it is, since FFmpeg 4): with that lock a camera stalling in its open held up every
+other source for ``open_timeout_s``, so it is switched off here. Network cameras are probed first
+(``probe.py``), in a wait that removing the source cancels. Frame sizes are checked before
+anything is decoded: the size the stream declares at open, and for MJPEG every frame's JPEG header
+(OpenCV hands over the undecoded packet and the frame is decoded here only when within bounds).
 """
 
 from __future__ import annotations
@@ -18,16 +25,24 @@ import threading
 import time
 from collections.abc import AsyncIterator, Callable
 
+# before OpenCV's first capture: no process-wide open lock (see above). The capture options are
+# set once now and later only replaced, never added: another thread may read them meanwhile.
+os.environ.setdefault("OPENCV_FFMPEG_IS_THREAD_SAFE", "1")
+os.environ.setdefault("OPENCV_FFMPEG_CAPTURE_OPTIONS", "rtsp_transport;tcp")
+
 import cv2
+import numpy as np
 
 from streamer.config import SourceConfig, SourcesDefaults
+from streamer.jpeg import BadJpeg, TooLarge, check_jpeg
 from streamer.metrics import DROP_CORRUPT, DROP_SOURCE_OVERRUN, DROP_TOO_LARGE, Metrics
 from streamer.pipeline.slot import LatestSlot
 from streamer.sources.base import SourceState, redact_text, redact_url
-from streamer.sources.probe import probe
+from streamer.sources.probe import ProbeCancelled, probe
 from streamer.types import Frame
 
 log = logging.getLogger(__name__)
+_EMPTY = np.zeros((0, 0, 3), np.uint8)
 NETWORK_KINDS = ("rtsp", "rtsps", "http", "https")
 
 
@@ -119,11 +134,13 @@ class CaptureSource:
             raise OSError(f"no such file: {os.path.basename(target or '')}")
         if self.cfg.url is not None and self.kind in NETWORK_KINDS:
             # outside OpenCV's process-wide open lock: a silent camera holds up no other source
-            self._open_note = probe(self.cfg.url, d.open_timeout_s)
+            self._open_note = probe(self.cfg.url, d.open_timeout_s, d.max_frame_side, self._stop)
         if self.kind in ("rtsp", "rtsps"):
             # OpenCV reads FFmpeg's options from the environment when it opens a capture. The
             # transport is one setting for all cameras, so every source writes the same value.
-            os.environ["OPENCV_FFMPEG_CAPTURE_OPTIONS"] = f"rtsp_transport;{d.rtsp_transport}"
+            want = f"rtsp_transport;{d.rtsp_transport}"
+            if os.environ.get("OPENCV_FFMPEG_CAPTURE_OPTIONS") != want:
+                os.environ["OPENCV_FFMPEG_CAPTURE_OPTIONS"] = want
         params = [
             cv2.CAP_PROP_OPEN_TIMEOUT_MSEC,
             int(d.open_timeout_s * 1000),
@@ -142,6 +159,8 @@ class CaptureSource:
             first = False
             try:
                 delivered = self._capture_once()
+            except ProbeCancelled:
+                break  # removed while its camera was being probed
             except Exception as e:
                 delivered = 0
                 msg = redact_text(str(e)) or type(e).__name__
@@ -167,6 +186,14 @@ class CaptureSource:
                 why = self._open_note or "OpenCV/FFmpeg could not open it (no readable video)"
                 raise OSError(f"cannot open {self.describe()}: {why}")
             fps = self.state.fps = frame_rate(cap)
+            side = self.defaults.max_frame_side
+            w, h = int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)), int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT))
+            if max(w, h) > side:  # declared by the stream; nothing decoded yet
+                self._call(self.metrics.frames_dropped.labels(self.id, DROP_TOO_LARGE).inc)
+                raise OSError(f"frames of {w}x{h} exceed max_frame_side {side}")
+            fourcc = int(cap.get(cv2.CAP_PROP_FOURCC)).to_bytes(4, "little").lower()
+            # MJPEG: each packet is a JPEG whose header says its size; take it undecoded (raw mode)
+            raw = self.kind in NETWORK_KINDS and fourcc == b"mjpg" and cap.set(cv2.CAP_PROP_FORMAT, -1)
             period = 1.0 / fps if (self.kind == "file" and self.cfg.realtime) else 0.0
             delivered = 0
             next_at = time.monotonic()
@@ -174,10 +201,23 @@ class CaptureSource:
             while not self._stop.is_set():
                 t0 = time.perf_counter()
                 ok, bgr = cap.read()
+                if raw and ok and bgr is not None:
+                    try:
+                        bgr = self._decode_jpeg(bgr)
+                    except TooLarge as e:  # its header says so: not decoded
+                        bad += 1
+                        self._call(self.metrics.frames_dropped.labels(self.id, DROP_TOO_LARGE).inc)
+                        if bad > 30:
+                            raise OSError(str(e)) from None
+                        continue
                 if not ok or bgr is None:
                     if self.kind == "file" and delivered and self.cfg.loop:
                         cap.set(cv2.CAP_PROP_POS_FRAMES, 0)
                         ok, bgr = cap.read()
+                        if not ok or bgr is None:  # a raw stream (.h264) seeks nowhere: open it again
+                            cap.release()
+                            cap = self._open()
+                            ok, bgr = cap.read()
                     if not ok or bgr is None:
                         if self.kind == "file" and delivered and not self.cfg.loop:
                             self._finished = True
@@ -220,3 +260,17 @@ class CaptureSource:
             return delivered
         finally:
             cap.release()
+
+    def _decode_jpeg(self, packet: np.ndarray) -> np.ndarray:
+        """An MJPEG packet decoded to BGR; TooLarge (from its header alone) over max_frame_side.
+
+        An undecodable packet comes back as an empty image, counted as corrupt below."""
+        data = packet.reshape(-1)
+        try:
+            check_jpeg(data, self.defaults.max_frame_side)
+        except TooLarge:
+            raise
+        except BadJpeg:
+            return _EMPTY
+        bgr = cv2.imdecode(data, cv2.IMREAD_COLOR)
+        return _EMPTY if bgr is None else bgr
