@@ -245,3 +245,22 @@ async def test_a_raw_h264_file_loops_without_errors(raw_h264: Path) -> None:
     finally:
         await src.close()
         await frames.aclose()
+
+
+async def test_deleting_a_camera_stalled_in_opencvs_open_is_prompt(make_app, cameras) -> None:
+    """An RTSP camera that answers DESCRIBE passes the pre-check, then stalls inside OpenCV's open,
+    which cannot be cancelled: DELETE does not wait for it, and its thread ends at open_timeout_s."""
+    stall = Camera("rtsp_stall")
+    cameras.append(stall)
+    client = await make_app(source_defaults={"open_timeout_s": 15.0})
+    before = len(source_threads())
+    for i in range(4):
+        assert (await client.post("/streams", json={"id": f"r{i}", "url": stall.url("rtsp")})).status == 201
+    await wait_for(lambda: len(stall.conns) >= 8, 10, "the probes and OpenCV's opens to connect")
+    await asyncio.sleep(0.5)  # in OpenCV's open, which waits for an answer to SETUP
+    t0 = time.monotonic()
+    for i in range(4):
+        assert (await client.delete(f"/streams/r{i}")).status == 204
+    took = time.monotonic() - t0
+    assert took < 4, f"4 DELETEs took {took:.1f}s"  # before: 5 s each (a join that timed out)
+    await wait_for(lambda: len(source_threads()) <= before, 30, f"source threads to end: {source_threads()}")

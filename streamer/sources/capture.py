@@ -71,6 +71,7 @@ class CaptureSource:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._index = 0
         self._finished = False
+        self._in_open = False
         self._open_note: str | None = None  # what the probe saw, for OpenCV's unexplained failures
         self.on_state: Callable[[SourceState], None] | None = None
 
@@ -100,7 +101,9 @@ class CaptureSource:
         self._stop.set()
         self._slot.close()
         t = self._thread
-        if t is not None and t.is_alive():
+        if t is not None and t.is_alive() and not self._in_open:
+            # a thread inside OpenCV's open is not waited for: it ends by itself within
+            # open_timeout_s and, stopped, delivers nothing (DELETE answered at once, not after 5 s)
             await asyncio.get_running_loop().run_in_executor(None, t.join, 5.0)
 
     def _deliver(self, frame: Frame) -> None:
@@ -147,7 +150,11 @@ class CaptureSource:
             cv2.CAP_PROP_READ_TIMEOUT_MSEC,
             int(d.read_timeout_s * 1000),
         ]
-        return cv2.VideoCapture(target, cv2.CAP_FFMPEG, params)
+        self._in_open = True  # a stalled open cannot be cancelled: it ends at open_timeout_s
+        try:
+            return cv2.VideoCapture(target, cv2.CAP_FFMPEG, params)
+        finally:
+            self._in_open = False
 
     def _run(self) -> None:
         delay = self.defaults.reconnect_initial_s
