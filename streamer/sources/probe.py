@@ -152,6 +152,8 @@ def probe(
             conn.sock.settimeout(max(0.01, conn.deadline - time.monotonic()))
             try:
                 conn.sock = ctx.wrap_socket(conn.sock, server_hostname=host)
+            except TimeoutError as e:  # silent: as a silent plain port reads
+                raise SourceUnavailable(unreachable) from e
             except (ssl.SSLError, OSError) as e:
                 raise SourceUnavailable(f"not a camera at {where} (no TLS stream there)") from e
         req, proto = _request(scheme, url)
@@ -160,7 +162,7 @@ def probe(
             conn.sock.sendall(req)
             head, body = _read_head(conn)
             note = _judge(head, proto, scheme, bool(parts.username or parts.password), where, timeout_s)
-            if proto == "HTTP/":
+            if proto == "HTTP/" and note is None:  # a 2xx answer (a 401 note: FFmpeg will log in)
                 _first_image(conn, head, body, where, timeout_s, max_side)
         except OSError as e:
             if isinstance(e, SourceUnavailable):

@@ -2,8 +2,8 @@
 
 ``mode``: "mjpeg" (multipart JPEGs, the first one ``first`` if given, then ``jpeg``), "stall" (HTTP
 200 with multipart headers, then nothing), "rtsp_stall" (answers OPTIONS/DESCRIBE with an SDP,
-then nothing), "banner" (an SSH banner), "redirect" (HTTP 302 elsewhere), "silent" (accepts, says
-nothing). Loopback only; every connection is closed by ``close()``.
+then nothing), "banner" (an SSH banner), "redirect" (HTTP 302 elsewhere), "auth" (HTTP 401),
+"silent" (accepts, says nothing). Loopback only; every connection is closed by ``close()``.
 """
 
 from __future__ import annotations
@@ -100,6 +100,9 @@ class Camera:
                     # anything else (SETUP): no answer, ever
             else:
                 conn.recv(65536)
+                if self.mode == "auth":
+                    conn.sendall(b'HTTP/1.1 401 Unauthorized\r\nWWW-Authenticate: Basic realm="cam"\r\n\r\n')
+                    return
                 if self.mode == "redirect":
                     conn.sendall(b"HTTP/1.1 302 Found\r\nLocation: http://127.0.0.1:9/elsewhere\r\n\r\n")
                     return
