@@ -235,6 +235,9 @@ class SourcesDefaults(Strict):
     rtsp_transport: Literal["tcp", "udp"] = Field("tcp", description="how RTSP cameras send video")
     max_frame_side: int = Field(4096, ge=64, le=16384, description="larger frames are dropped and counted")
     peer_timeout_s: float = Field(10.0, gt=0, description="a browser camera silent this long is closed")
+    max_abandoned_opens: int = Field(
+        16, ge=0, le=1024, description="removed cameras whose open (uncancellable) may still run"
+    )
 
 
 class DemoConfig(Strict):

@@ -203,6 +203,11 @@ def test_precheck_errors_do_not_tell_ports_apart_nor_quote_them(cameras) -> None
         assert why.startswith("not a camera"), (url, why)
         # before: the SSH banner was quoted, and a 302 passed
         assert "SSH" not in why and "OpenSSH" not in why and "elsewhere" not in why, why
+    auth = Camera("auth")
+    cameras.append(auth)
+    assert _why(auth.url()).endswith("needs credentials (HTTP 401): put user:password@ in the URL")
+    note = probe(auth.url().replace("//", "//admin:S3cret@"), 1.0)  # FFmpeg answers the challenge
+    assert note is not None and "did not accept the credentials" in note and "S3cret" not in note
 
 
 # --- 10: a raw .h264 file loops --------------------------------------------------------------------
@@ -264,3 +269,21 @@ async def test_deleting_a_camera_stalled_in_opencvs_open_is_prompt(make_app, cam
     took = time.monotonic() - t0
     assert took < 4, f"4 DELETEs took {took:.1f}s"  # before: 5 s each (a join that timed out)
     await wait_for(lambda: len(source_threads()) <= before, 30, f"source threads to end: {source_threads()}")
+
+
+async def test_opens_left_to_run_are_capped(make_app, cameras) -> None:
+    """Add/delete churn with cameras that stall in OpenCV's open cannot pile up threads: past
+    max_abandoned_opens, DELETE waits for that open to end."""
+    stall = Camera("rtsp_stall")
+    cameras.append(stall)
+    client = await make_app(source_defaults={"open_timeout_s": 6.0, "max_abandoned_opens": 2})
+    before = len(source_threads())
+    for i in range(4):
+        assert (await client.post("/streams", json={"id": f"r{i}", "url": stall.url("rtsp")})).status == 201
+    await wait_for(lambda: len(stall.conns) >= 8, 10, "the probes and OpenCV's opens to connect")
+    await asyncio.sleep(0.5)
+    for i in range(4):
+        assert (await client.delete(f"/streams/r{i}")).status == 204
+    # before: all four left running (the limit did not exist)
+    assert len(source_threads()) - before <= 2, source_threads()
+    await wait_for(lambda: len(source_threads()) <= before, 15, f"source threads to end: {source_threads()}")

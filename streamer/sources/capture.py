@@ -43,6 +43,9 @@ from streamer.types import Frame
 
 log = logging.getLogger(__name__)
 _EMPTY = np.zeros((0, 0, 3), np.uint8)
+# threads of removed sources still inside OpenCV's open (see CaptureSource.close)
+_abandoned_opens = 0
+_abandoned_lock = threading.Lock()
 NETWORK_KINDS = ("rtsp", "rtsps", "http", "https")
 
 
@@ -72,6 +75,7 @@ class CaptureSource:
         self._index = 0
         self._finished = False
         self._in_open = False
+        self._abandoned = False
         self._open_note: str | None = None  # what the probe saw, for OpenCV's unexplained failures
         self.on_state: Callable[[SourceState], None] | None = None
 
@@ -101,10 +105,22 @@ class CaptureSource:
         self._stop.set()
         self._slot.close()
         t = self._thread
-        if t is not None and t.is_alive() and not self._in_open:
-            # a thread inside OpenCV's open is not waited for: it ends by itself within
-            # open_timeout_s and, stopped, delivers nothing (DELETE answered at once, not after 5 s)
-            await asyncio.get_running_loop().run_in_executor(None, t.join, 5.0)
+        if t is None or not t.is_alive() or self._abandon():
+            return
+        # a thread inside OpenCV's open, past max_abandoned_opens, is waited for to the end
+        wait = self.defaults.open_timeout_s + 1.0 if self._in_open else 5.0
+        await asyncio.get_running_loop().run_in_executor(None, t.join, wait)
+
+    def _abandon(self) -> bool:
+        """Leave a thread stuck in OpenCV's open (uncancellable) to end by itself within
+        open_timeout_s (stopped, it delivers nothing), while at most max_abandoned_opens are."""
+        global _abandoned_opens
+        with _abandoned_lock:
+            if not self._in_open or _abandoned_opens >= self.defaults.max_abandoned_opens:
+                return False
+            _abandoned_opens += 1
+            self._abandoned = True
+            return True
 
     def _deliver(self, frame: Frame) -> None:
         if self._slot.closed:
@@ -129,6 +145,7 @@ class CaptureSource:
 
     # --- decoder thread --------------------------------------------------
     def _open(self) -> cv2.VideoCapture:
+        global _abandoned_opens
         d = self.defaults
         if self.cfg.device is not None:
             return cv2.VideoCapture(self.cfg.device)
@@ -150,11 +167,16 @@ class CaptureSource:
             cv2.CAP_PROP_READ_TIMEOUT_MSEC,
             int(d.read_timeout_s * 1000),
         ]
-        self._in_open = True  # a stalled open cannot be cancelled: it ends at open_timeout_s
+        with _abandoned_lock:
+            self._in_open = True  # a stalled open cannot be cancelled: it ends at open_timeout_s
         try:
             return cv2.VideoCapture(target, cv2.CAP_FFMPEG, params)
         finally:
-            self._in_open = False
+            with _abandoned_lock:
+                self._in_open = False
+                if self._abandoned:
+                    _abandoned_opens -= 1
+                    self._abandoned = False
 
     def _run(self) -> None:
         delay = self.defaults.reconnect_initial_s
