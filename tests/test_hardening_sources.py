@@ -210,6 +210,27 @@ def test_precheck_errors_do_not_tell_ports_apart_nor_quote_them(cameras) -> None
     assert note is not None and "did not accept the credentials" in note and "S3cret" not in note
 
 
+async def test_a_camera_cannot_redirect_opencv_after_the_precheck(cameras) -> None:
+    """The pre-check refuses redirects; a camera that answers it and then redirects OpenCV's own
+    request (to an internal address, say) is not followed either."""
+    target = Camera("mjpeg", small_jpeg())
+    flip = Camera("flip", small_jpeg())
+    flip.location = target.url()
+    cameras += [target, flip]
+    src = CaptureSource(
+        SourceConfig(id="flip", url=flip.url()), SourcesDefaults(reconnect_initial_s=5.0), Metrics()
+    )
+    frames = src.frames()
+    pending = asyncio.ensure_future(frames.__anext__())
+    try:
+        await wait_for(lambda: src.state.error is not None, 20, "the redirect to be refused")
+        assert len(flip.conns) >= 2 and not target.conns  # before: FFmpeg followed it
+        assert not pending.done()
+    finally:
+        pending.cancel()
+        await src.close()
+
+
 # --- 10: a raw .h264 file loops --------------------------------------------------------------------
 
 

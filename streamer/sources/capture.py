@@ -27,8 +27,9 @@ from collections.abc import AsyncIterator, Callable
 
 # before OpenCV's first capture: no process-wide open lock (see above). The capture options are
 # set once now and later only replaced, never added: another thread may read them meanwhile.
+# FFmpeg follows no HTTP redirect: a camera that passed the pre-check cannot send it elsewhere.
 os.environ.setdefault("OPENCV_FFMPEG_IS_THREAD_SAFE", "1")
-os.environ.setdefault("OPENCV_FFMPEG_CAPTURE_OPTIONS", "rtsp_transport;tcp")
+os.environ.setdefault("OPENCV_FFMPEG_CAPTURE_OPTIONS", "rtsp_transport;tcp|max_redirects;0")
 
 import cv2
 import numpy as np
@@ -158,7 +159,7 @@ class CaptureSource:
         if self.kind in ("rtsp", "rtsps"):
             # OpenCV reads FFmpeg's options from the environment when it opens a capture. The
             # transport is one setting for all cameras, so every source writes the same value.
-            want = f"rtsp_transport;{d.rtsp_transport}"
+            want = f"rtsp_transport;{d.rtsp_transport}|max_redirects;0"
             if os.environ.get("OPENCV_FFMPEG_CAPTURE_OPTIONS") != want:
                 os.environ["OPENCV_FFMPEG_CAPTURE_OPTIONS"] = want
         params = [

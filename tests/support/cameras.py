@@ -3,7 +3,8 @@
 ``mode``: "mjpeg" (multipart JPEGs, the first one ``first`` if given, then ``jpeg``), "stall" (HTTP
 200 with multipart headers, then nothing), "rtsp_stall" (answers OPTIONS/DESCRIBE with an SDP,
 then nothing), "banner" (an SSH banner), "redirect" (HTTP 302 elsewhere), "auth" (HTTP 401),
-"silent" (accepts, says nothing). Loopback only; every connection is closed by ``close()``.
+"flip" (MJPEG to the first client, a redirect to ``location`` to the next), "silent" (accepts, says
+nothing). Loopback only; every connection is closed by ``close()``.
 """
 
 from __future__ import annotations
@@ -48,6 +49,7 @@ def small_jpeg(width: int = 320, height: int = 240) -> bytes:
 class Camera:
     def __init__(self, mode: str, jpeg: bytes = b"", first: bytes | None = None, fps: float = 10.0) -> None:
         self.mode, self.jpeg, self.first, self.fps = mode, jpeg, first, fps
+        self.location = "http://127.0.0.1:9/elsewhere"  # where "redirect" and "flip" send clients
         self.sock = socket.socket()
         self.sock.bind(("127.0.0.1", 0))
         self.sock.listen(64)
@@ -103,12 +105,12 @@ class Camera:
                 if self.mode == "auth":
                     conn.sendall(b'HTTP/1.1 401 Unauthorized\r\nWWW-Authenticate: Basic realm="cam"\r\n\r\n')
                     return
-                if self.mode == "redirect":
-                    conn.sendall(b"HTTP/1.1 302 Found\r\nLocation: http://127.0.0.1:9/elsewhere\r\n\r\n")
+                if self.mode == "redirect" or (self.mode == "flip" and len(self.conns) > 1):
+                    conn.sendall(b"HTTP/1.1 302 Found\r\nLocation: %s\r\n\r\n" % self.location.encode())
                     return
                 conn.sendall(MULTIPART)
                 i = 0
-                while self.mode == "mjpeg" and not self.closed.is_set():
+                while self.mode in ("mjpeg", "flip") and not self.closed.is_set():
                     j = self.first if (self.first is not None and i == 0) else self.jpeg
                     part = b"--frame\r\nContent-Type: image/jpeg\r\nContent-Length: %d\r\n\r\n" % len(j)
                     conn.sendall(part + j + b"\r\n")
