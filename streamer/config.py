@@ -267,11 +267,7 @@ class ModelServerConfig(Strict):
         1000.0, ge=0, description="queued longer than this, a request is rejected (0 = never)"
     )
     max_image_pixels: int = Field(
-        4096 * 4096,
-        ge=64 * 64,
-        le=1 << 30,
-        description="frames with more pixels are refused with a per-frame error (a JPEG's size is read "
-        "from its header, before decoding)",
+        4096 * 4096, ge=4096, le=1 << 30, description="more pixels: a per-frame error (JPEG: by its header)"
     )
 
 
