@@ -234,7 +234,7 @@ def _judge(head: bytes, proto: str, scheme: str, has_creds: bool, where: str, t:
 def _first_image(conn: _Conn, head: bytes, body: bytes, where: str, t: float, max_side: int | None) -> None:
     """Wait for the first image (JPEG: its header, checked against ``max_side``) or video bytes."""
     ctype = _header(head, "content-type")
-    jpeg = ctype.startswith(("multipart/", "image/jpeg", "image/jpg")) or not ctype
+    jpeg = ctype.startswith(("multipart/", "image/jpeg", "image/jpg"))  # else any first bytes will do
     start, search_from = -1, 0
     while True:
         while jpeg and (start >= 0 or (start := body.find(b"\xff\xd8\xff", search_from)) >= 0):
