@@ -5,7 +5,7 @@
 Before/after: run it with an older checkout's ``streamer`` first on PYTHONPATH (this script and
 tests/support/cameras.py only use the HTTP API and /streams), e.g.
 
-    git archive ea80b94 streamer | tar -x -C /tmp/old
+    mkdir -p /tmp/old && git archive 3e2942b streamer | tar -x -C /tmp/old
     PYTHONPATH=/tmp/old:. python -m benchmarks.hostile_sources
 
 Items: a 16000x16000 MJPEG camera (peak RSS, time until /streams shows an error); a good camera
