@@ -6,7 +6,7 @@ Before/after: run it with an older checkout's ``streamer`` first on PYTHONPATH (
 tests/support/cameras.py only use the HTTP API and /streams), e.g.
 
     mkdir -p /tmp/old && git archive 3e2942b streamer | tar -x -C /tmp/old
-    PYTHONPATH=/tmp/old:. python -m benchmarks.hostile_sources
+    cd /tmp && PYTHONPATH=/tmp/old:/path/to/repo python -m benchmarks.hostile_sources
 
 Items: a 16000x16000 MJPEG camera (peak RSS, time until /streams shows an error); a good camera
 added after N cameras that pass the pre-check and stall (HTTP, RTSP); 24 add/delete cycles of a
