@@ -163,6 +163,9 @@ class SourcesDefaults(Strict):
     rtsp_transport: Literal["tcp", "udp"] = Field("tcp", description="how RTSP cameras send video")
     max_frame_side: int = Field(4096, ge=64, le=16384, description="larger frames are dropped and counted")
     peer_timeout_s: float = Field(10.0, gt=0, description="a browser camera silent this long is closed")
+    max_abandoned_opens: int = Field(
+        16, ge=0, le=1024, description="removed cameras whose open (uncancellable) may still run"
+    )
 
 
 class DemoConfig(Strict):
@@ -192,6 +195,9 @@ class ModelServerConfig(Strict):
     queue_delay_ms: float = Field(2.0, ge=0, le=1000, description="how long Triton waits to fill a batch")
     request_timeout_ms: float = Field(
         1000.0, ge=0, description="queued longer than this, a request is rejected (0 = never)"
+    )
+    max_image_pixels: int = Field(
+        4096 * 4096, ge=4096, le=1 << 30, description="more pixels: a per-frame error (JPEG: by its header)"
     )
 
 

@@ -25,10 +25,13 @@ import numpy as np
 
 from streamer.config import Config
 from streamer.inference import triton_wire
-from streamer.inference.engine import Engine, engine_spec
+from streamer.inference.engine import Engine, FrameResult, engine_spec
+from streamer.jpeg import BadJpeg, jpeg_size
+from streamer.types import BatchTimings
 
 log = logging.getLogger(__name__)
 STUB_ENV_VAR = "STREAMER_TRITON_STUB_ENV"
+DEFAULT_MAX_PIXELS = 4096 * 4096
 
 
 @dataclass(frozen=True)
@@ -66,33 +69,116 @@ def _prepare_process_environment(stub_env: pathlib.Path) -> None:
 
     # PyTriton runs the stub on this process's environment; point it at the numpy<2 one
     triton_server.get_triton_python_backend_python_env = lambda: stub_env
+    _patch_stub_zero_size()
 
 
-def make_infer(engine: Engine):
+# PyTriton 0.7's stub copies each tensor into shared memory with memoryview.cast, which raises on a
+# zero-size tensor (a [1, 0, 0, 3] image): the client then got the stub's whole traceback, file
+# paths and all. The stub's copy of data.py is patched to copy such a tensor as no bytes, so the
+# frame reaches infer() and gets a plain per-frame error.
+_ZERO_SIZE_BUG = b'frame.nbytes] = frame.cast("B")'
+_ZERO_SIZE_FIX = b'frame.nbytes] = frame.cast("B") if frame.nbytes else b""'
+
+
+def _patch_stub_zero_size() -> None:
+    from pytriton.models import model as pytriton_model
+    from pytriton.proxy import data as proxy_data
+
+    cls = pytriton_model.Model
+    if getattr(cls, "_streamer_patched", False):
+        return
+    original_files = cls.get_proxy_model_files
+    original_generate = cls.generate_model
+
+    def get_proxy_model_files(self):  # type: ignore[no-untyped-def]
+        files = original_files(self)
+        return {
+            k: v.replace(_ZERO_SIZE_BUG, _ZERO_SIZE_FIX) if k.endswith("/data.py") else v
+            for k, v in files.items()
+        }
+
+    def generate_model(self, model_repository: pathlib.Path) -> None:  # type: ignore[no-untyped-def]
+        original_generate(self, model_repository)
+        for path in (model_repository / self.model_name).glob("*/data.py"):
+            path.write_bytes(path.read_bytes().replace(_ZERO_SIZE_BUG, _ZERO_SIZE_FIX))
+
+    cls.get_proxy_model_files = get_proxy_model_files
+    cls.generate_model = generate_model
+    cls._streamer_patched = True
+    if _ZERO_SIZE_BUG not in pathlib.Path(proxy_data.__file__).read_bytes():
+        log.debug("PyTriton's data.py has changed: its zero-size tensor copy is not patched")
+
+
+def answer(engine: Engine, images: list[np.ndarray | str]) -> np.ndarray:
+    """The reply to one batch: each frame's faces, or its error (a string in ``images``: refused
+    before decoding). Never raises: an exception would reach the client as a traceback."""
+    good = [i for i, im in enumerate(images) if not isinstance(im, str)]
+    results: list[FrameResult] = [
+        FrameResult(error=im) if isinstance(im, str) else FrameResult() for im in images
+    ]
+    timings = BatchTimings(0.0, 0.0, 0, 0)
+    if good:
+        try:
+            done, timings = engine.run([images[i] for i in good])  # type: ignore[misc]
+        except Exception as e:  # one line, no traceback to the client nor a file path
+            log.error("the models failed on a batch of %d frames: %s: %s", len(good), type(e).__name__, e)
+            done = [FrameResult(error="the model server failed on this batch")] * len(good)
+        for i, r in zip(good, done, strict=True):
+            results[i] = r
+    out = [[triton_wire.encode_result(r, timings)] for r in results]
+    return np.array(out, dtype=object)
+
+
+def check_image(image: np.ndarray, max_pixels: int) -> np.ndarray | str:
+    """A raw frame as sent, or why it is refused (empty, too many pixels)."""
+    if image.ndim != 3 or image.size == 0:
+        return f"empty or malformed image {tuple(image.shape)}"
+    h, w = image.shape[:2]
+    if h * w > max_pixels:
+        return f"image of {w}x{h} exceeds model_server.max_image_pixels {max_pixels}"
+    return image
+
+
+def decode_jpeg(raw: bytes, max_pixels: int) -> np.ndarray | str:
+    """A frame sent as JPEG, decoded to RGB, or why not: its size is read from its header first,
+    so a JPEG declaring too many pixels is refused before a byte of it is decoded."""
+    import cv2
+
+    try:
+        size = jpeg_size(raw)
+    except BadJpeg as e:
+        return str(e)
+    if size is None:
+        return "JPEG cut short before its frame header" if raw else "empty JPEG"
+    w, h = size
+    if w * h > max_pixels:
+        return f"JPEG of {w}x{h} exceeds model_server.max_image_pixels {max_pixels}"
+    try:
+        bgr = cv2.imdecode(np.frombuffer(raw, np.uint8), cv2.IMREAD_COLOR)
+    except cv2.error:
+        bgr = None
+    if bgr is None:
+        return "undecodable JPEG"
+    return bgr[:, :, ::-1]
+
+
+def make_infer(engine: Engine, max_pixels: int = DEFAULT_MAX_PIXELS):
     from pytriton.decorators import batch
 
     @batch
     def infer(image: np.ndarray) -> dict[str, np.ndarray]:
-        results, timings = engine.run(list(image))
-        out = [[triton_wire.encode_result(r, timings)] for r in results]
-        return {triton_wire.OUTPUT: np.array(out, dtype=object)}
+        return {triton_wire.OUTPUT: answer(engine, [check_image(im, max_pixels) for im in image])}
 
     return infer
 
 
-def make_jpeg_infer(engine: Engine):
-    import cv2
+def make_jpeg_infer(engine: Engine, max_pixels: int = DEFAULT_MAX_PIXELS):
     from pytriton.decorators import batch
 
     @batch
     def infer(jpeg: np.ndarray) -> dict[str, np.ndarray]:
-        images = []
-        for raw in jpeg.reshape(-1):
-            bgr = cv2.imdecode(np.frombuffer(bytes(raw), np.uint8), cv2.IMREAD_COLOR)
-            images.append(bgr[:, :, ::-1] if bgr is not None else np.zeros((0, 0, 3), np.uint8))
-        results, timings = engine.run(images)  # an undecodable frame comes back with its error
-        out = [[triton_wire.encode_result(r, timings)] for r in results]
-        return {triton_wire.OUTPUT: np.array(out, dtype=object)}
+        frames = [decode_jpeg(bytes(raw), max_pixels) for raw in jpeg.reshape(-1)]
+        return {triton_wire.OUTPUT: answer(engine, frames)}
 
     return infer
 
@@ -137,7 +223,7 @@ def serve(config: Config, ports: Ports, ready: threading.Event | None = None) ->
         with Triton(config=tconfig) as triton:
             triton.bind(
                 model_name=triton_wire.MODEL,
-                infer_func=make_infer(engine),
+                infer_func=make_infer(engine, ms.max_image_pixels),
                 inputs=[Tensor(name=triton_wire.INPUT, dtype=np.uint8, shape=(-1, -1, 3))],
                 outputs=[Tensor(name=triton_wire.OUTPUT, dtype=bytes, shape=(1,))],
                 config=ModelConfig(max_batch_size=ms.max_batch, batcher=batcher),
@@ -145,7 +231,7 @@ def serve(config: Config, ports: Ports, ready: threading.Event | None = None) ->
             )
             triton.bind(
                 model_name=triton_wire.JPEG_MODEL,
-                infer_func=make_jpeg_infer(engine),
+                infer_func=make_jpeg_infer(engine, ms.max_image_pixels),
                 inputs=[Tensor(name=triton_wire.JPEG_INPUT, dtype=bytes, shape=(1,))],
                 outputs=[Tensor(name=triton_wire.OUTPUT, dtype=bytes, shape=(1,))],
                 config=ModelConfig(max_batch_size=ms.max_batch, batcher=batcher),
