@@ -53,7 +53,7 @@ def markdown(data: dict[str, Any]) -> str:
         "# Hardening probes (issue 34)",
         "",
         f"`{data['command']}`, {data['started_at']}, commit {machine.get('git_commit')}, "
-        f"{machine.get('cpu_count', '?')} cores ({machine.get('cpu')}).",
+        f"{machine.get('cores', '?')} cores ({machine.get('cpu')}).",
         "",
     ]
     for name in data["parts"]:

@@ -67,7 +67,7 @@ async def until_up(client: TestClient, sid: str, limit: float) -> float | None:
 
 
 def up_text(up: float | None, limit: float = 45) -> str:
-    return f"{up:.1f} s" if up is not None else f"not up after {limit:.0f} s"
+    return f"up in {up:.1f} s" if up is not None else f"not up after {limit:.0f} s"
 
 
 def source_threads() -> int:
@@ -117,7 +117,7 @@ async def stalled_then_good(n: int, mode: str) -> dict[str, Any]:
         await asyncio.sleep(1.0)
         await client.post("/streams", json={"id": "good", "url": good.url()})
         up = await until_up(client, "good", 45)
-        progress(f"3: good camera after {n} stalled {scheme} camera(s): up in {up_text(up)}")
+        progress(f"3: good camera after {n} stalled {scheme} camera(s): {up_text(up)}")
         return {"stalled": n, "scheme": scheme, "good_up_s": up}
     finally:
         await client.close()
@@ -145,7 +145,7 @@ async def churn(mode: str, cycles: int = CYCLES) -> dict[str, Any]:
         later = source_threads() - before - 1
         progress(
             f"3: {cycles} add/delete cycles of a stalled {scheme} camera in {took:.1f} s: {left} source "
-            f"threads left 2 s later, {later} 12 s later; a good camera then up in {up_text(up)}"
+            f"threads left 2 s later, {later} 12 s later; a good camera then {up_text(up)}"
         )
         return {
             "scheme": scheme,
@@ -194,7 +194,7 @@ def rows(f: dict[str, Any]) -> list[dict[str, str]]:
         out.append(
             {
                 "attack": f"a good camera added after {s['stalled']} stalled {s['scheme']} camera(s)",
-                "now": f"up in {up_text(s['good_up_s'])}",
+                "now": up_text(s["good_up_s"]),
                 "limit": "`source_defaults.open_timeout_s` (10 s)",
             }
         )
@@ -203,7 +203,7 @@ def rows(f: dict[str, Any]) -> list[dict[str, str]]:
             {
                 "attack": f"{c['cycles']} add/delete cycles of a stalled {c['scheme']} camera",
                 "now": f"cycles take {c['seconds']:.1f} s; {c['threads_left_2s']} source threads left 2 s "
-                f"later, {c['threads_left_12s']} 12 s later; a good camera then up in "
+                f"later, {c['threads_left_12s']} 12 s later; a good camera then "
                 f"{up_text(c['good_up_s'])}",
                 "limit": "`source_defaults.max_abandoned_opens` (16)" if c["scheme"] == "rtsp" else "—",
             }
