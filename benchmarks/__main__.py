@@ -36,6 +36,10 @@ SCENARIOS = {
         "benchmarks.events",
         "the event history: GET /events with 100,000 events, retention, event-loop delay while writing",
     ),
+    "hardening": (
+        "benchmarks.hardening.cli",
+        "hostile input on loopback: a connection flood, hostile requests and cameras, what each costs now",
+    ),
 }
 
 

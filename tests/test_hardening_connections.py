@@ -17,7 +17,8 @@ from collections.abc import AsyncIterator
 import pytest
 from aiohttp import web
 
-from benchmarks.connection_flood import Service, flood, timed
+from benchmarks.hardening.flood import flood
+from benchmarks.hardening.service import Service, timed
 from streamer.metrics import Metrics
 from streamer.web.connections import Connections, GuardedRunner, Limits, connection_cap, track_requests
 
