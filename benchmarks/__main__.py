@@ -7,6 +7,7 @@ scenario ``bench-<machine>.*``); docs/benchmarks.md says what each measures and 
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import sys
 
@@ -36,6 +37,10 @@ SCENARIOS = {
         "benchmarks.events",
         "the event history: GET /events with 100,000 events, retention, event-loop delay while writing",
     ),
+    "gpu": (
+        "benchmarks.gpu",
+        "GPU figures (gpu.sh): MMOD det-frames/s, backbone faces/s, heads, streams (inference side)",
+    ),
 }
 
 
@@ -63,8 +68,10 @@ def main(argv: list[str] | None = None) -> int:
     if name not in SCENARIOS:
         print(f"unknown scenario {name!r}\n\n{usage()}", file=sys.stderr)
         return 2
-    # aiortc (pylibsrtp) first: importing it after TensorFlow or dlib are loaded segfaults
-    import aiortc  # noqa: F401
+    # aiortc (pylibsrtp) first: importing it after TensorFlow or dlib are loaded segfaults. Where it is
+    # not installed (the GPU machine: scenario gpu), nothing can segfault.
+    with contextlib.suppress(ImportError):
+        import aiortc  # noqa: F401
 
     module = importlib.import_module(SCENARIOS[name][0])
     return int(module.main(rest) or 0)
