@@ -416,13 +416,17 @@ class Sweep:
         }
 
     async def close(self) -> None:
-        await self.set_streams(0)
-        await self.batcher.stop()
-        await self.pool.close()
+        """Stop what started (also after a failed start: no worker left behind)."""
+        if hasattr(self, "batcher"):
+            await self.set_streams(0)
+            await self.batcher.stop()
+        if hasattr(self, "pool"):
+            await self.pool.close()
 
     def _on_result(self, d: Any) -> None:
-        if self.measuring:
-            self.results[d.stream].append((time.time() - d.captured_at, len(d.faces)))
+        got = self.results.get(d.stream)  # None: a stream removed since (the batcher drops those)
+        if self.measuring and got is not None:
+            got.append((time.time() - d.captured_at, len(d.faces)))
 
     async def _stream(self, sid: str, phase: int) -> None:
         from streamer.types import Frame
@@ -499,36 +503,47 @@ def _bounds(rows: list[dict[str, Any]], key: str) -> tuple[int, int | None]:
     return lo, (min(bad) if bad else None)
 
 
+async def _levels(sweep: Sweep, args: Any, clock: Clock, rows: list[dict[str, Any]]) -> None:
+    """Measure levels into ``rows``: --stream-counts, or 1, 2, 4, ... then bisection (--refine)."""
+    levels = list(args.stream_counts)
+    n = 1
+    while not clock.over() or not rows:  # at least one level, however long the start took
+        if args.stream_counts:
+            if not levels:
+                break
+            n = levels.pop(0)
+        elif n > args.max_streams:
+            break
+        rows.append(await sweep.measure(n))
+        if not args.stream_counts:
+            if not rows[-1]["p95_ok"]:
+                break  # behind (every_frame needs p95_ok too): more streams only add latency
+            n *= 2
+    for _ in range(0 if args.stream_counts else args.refine):
+        if clock.over():
+            break
+        for key in ("p95_ok", "every_frame"):  # the headline first
+            lo, hi = _bounds(rows, key)
+            if hi is not None and hi - lo > max(1, lo // 8):
+                rows.append(await sweep.measure((lo + hi) // 2))
+                rows.sort(key=lambda r: r["streams"])
+                break
+        else:
+            break
+
+
 async def _streams(args: Any, frames: list[np.ndarray], clock: Clock) -> dict[str, Any]:
     sweep = Sweep(args, frames)
-    out: dict[str, Any] = await sweep.start()
     rows: list[dict[str, Any]] = []
     try:
-        levels = list(args.stream_counts)
-        n = 1
-        while not clock.over() or not rows:  # at least one level, however long the start took
-            if args.stream_counts:
-                if not levels:
-                    break
-                n = levels.pop(0)
-            elif n > args.max_streams:
-                break
-            rows.append(await sweep.measure(n))
-            if not args.stream_counts:
-                if not rows[-1]["p95_ok"] and not rows[-1]["every_frame"]:
-                    break  # behind on both counts: more streams only add latency
-                n *= 2
-        for _ in range(0 if args.stream_counts else args.refine):
-            if clock.over():
-                break
-            for key in ("p95_ok", "every_frame"):  # the headline first
-                lo, hi = _bounds(rows, key)
-                if hi is not None and hi - lo > max(1, lo // 8):
-                    rows.append(await sweep.measure((lo + hi) // 2))
-                    rows.sort(key=lambda r: r["streams"])
-                    break
-            else:
-                break
+        out: dict[str, Any] = await sweep.start()
+        try:
+            await _levels(sweep, args, clock, rows)
+        except Exception as e:  # keep the levels measured so far
+            import traceback
+
+            traceback.print_exc()
+            out["error"] = f"{type(e).__name__}: {e}"[:500]
     finally:
         await sweep.close()
     out["rows"] = rows
@@ -666,6 +681,8 @@ def markdown(data: dict[str, Any]) -> str:
             st["what"],
             "",
         ]
+        if st.get("error"):
+            lines += [f"**streams stopped early**: {st['error']}", ""]
     if data.get("part_seconds"):
         lines += [f"Seconds per part: {data['part_seconds']}", ""]
     for name, err in data.get("errors", {}).items():

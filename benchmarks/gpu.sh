@@ -51,11 +51,14 @@ prepare() {
     ls -l .whl .dat
     # what travels: tracked files, untracked files git does not ignore, and the carried folders
     local tracked untracked carried total
-    tracked=$(git ls-files -z | xargs -0 du -cb 2>/dev/null | tail -1 | cut -f1)
-    untracked=$(git ls-files -z --others --exclude-standard | xargs -0 -r du -cb 2>/dev/null | tail -1 | cut -f1)
+    tracked=$(git ls-files -z | du -cb --files0-from=- 2>/dev/null | tail -1 | cut -f1)
+    untracked=0
+    if [[ -n $(git ls-files --others --exclude-standard) ]]; then
+        untracked=$(git ls-files -z --others --exclude-standard | du -cb --files0-from=- | tail -1 | cut -f1)
+    fi
     carried=$(du -cb .whl .dat | tail -1 | cut -f1)
-    total=$((tracked + ${untracked:-0} + carried))
-    awk -v t="$tracked" -v u="${untracked:-0}" -v c="$carried" -v s="$total" -v l="$LIMIT_MIB" 'BEGIN {
+    total=$((tracked + $untracked + carried))
+    awk -v t="$tracked" -v u="$untracked" -v c="$carried" -v s="$total" -v l="$LIMIT_MIB" 'BEGIN {
         m = 1048576
         printf "travels: tracked %.1f MiB + untracked %.1f MiB + .whl/.dat %.1f MiB = %.1f MiB (limit %d MiB)\n",
             t / m, u / m, c / m, s / m, l
