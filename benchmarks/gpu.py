@@ -316,18 +316,22 @@ def backbone_part(args: Any, clip: list[np.ndarray], clock: Clock) -> dict[str, 
         progress(f"backbone batch {b}: {rows[-1]['faces_per_s']} faces/s, first call {first:.2f} s")
     out["rows"] = rows
     if bb is not None and not clock.over():  # dlib's alignment, on the CPU, per face of the clip
-        from streamer.detect.mmod import MMODDetector
+        try:
+            from streamer.detect.mmod import MMODDetector
 
-        frames = [fit(f, STREAM_SIZE) for f in clip]
-        runtime = "onnxruntime" if importlib.util.find_spec("onnxruntime") else "keras"  # boxes only
-        boxes = MMODDetector(runtime=runtime, max_batch=len(frames)).detect(frames)
-        faces = sum(map(len, boxes))
-        if faces:
-            calls, dt = timed(
-                lambda _c: [bb.chips(f, bs) for f, bs in zip(frames, boxes, strict=True)], 0.5, 2
-            )
-            out["chips_ms_per_face"] = round(1000 * dt / (calls * faces), 3)
-            progress(f"dlib chips: {out['chips_ms_per_face']} ms per face (CPU, {faces} faces)")
+            frames = [fit(f, STREAM_SIZE) for f in clip]
+            runtime = "onnxruntime" if importlib.util.find_spec("onnxruntime") else "keras"  # boxes only
+            boxes = MMODDetector(runtime=runtime, max_batch=len(frames)).detect(frames)
+            faces = sum(map(len, boxes))
+            if faces:
+                calls, dt = timed(
+                    lambda _c: [bb.chips(f, bs) for f, bs in zip(frames, boxes, strict=True)], 0.5, 2
+                )
+                out["chips_ms_per_face"] = round(1000 * dt / (calls * faces), 3)
+                progress(f"dlib chips: {out['chips_ms_per_face']} ms per face (CPU, {faces} faces)")
+        except Exception as e:  # never costs the heads' figures
+            progress(f"chips failed: {type(e).__name__}: {e}")
+            out["chips_error"] = f"{type(e).__name__}: {e}"[:300]
     heads = []
     for c in classifier_configs(Options()):
         if clock.over():
