@@ -7,6 +7,7 @@ scenario ``bench-<machine>.*``); docs/benchmarks.md says what each measures and 
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import sys
 
@@ -40,6 +41,10 @@ SCENARIOS = {
         "benchmarks.hardening.cli",
         "hostile input on loopback: a connection flood, hostile requests and cameras, what each costs now",
     ),
+    "gpu": (
+        "benchmarks.gpu",
+        "GPU figures (gpu.sh): MMOD det-frames/s, backbone faces/s, heads, streams (inference side)",
+    ),
 }
 
 
@@ -67,8 +72,10 @@ def main(argv: list[str] | None = None) -> int:
     if name not in SCENARIOS:
         print(f"unknown scenario {name!r}\n\n{usage()}", file=sys.stderr)
         return 2
-    # aiortc (pylibsrtp) first: importing it after TensorFlow or dlib are loaded segfaults
-    import aiortc  # noqa: F401
+    # aiortc (pylibsrtp) first: importing it after TensorFlow or dlib are loaded segfaults. Where it is
+    # not installed (the GPU machine: scenario gpu), nothing can segfault.
+    with contextlib.suppress(ImportError):
+        import aiortc  # noqa: F401
 
     module = importlib.import_module(SCENARIOS[name][0])
     return int(module.main(rest) or 0)

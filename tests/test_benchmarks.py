@@ -215,3 +215,25 @@ def test_reidentify_audit_counts_right_wrong_missed_and_strangers() -> None:
     loose = count([(born, ended, person)], window=30.0, limit=2.0)
     assert loose == {"right": 1, "wrong": 2, "missed": 0, "strangers": 3}
     assert nearest_stranger([(born, ended, person)], 30.0) == round(float(np.linalg.norm(near_a - b)), 3)
+
+
+def test_gpu_scenario_helpers() -> None:
+    """benchmarks/gpu.py (run on the GPU machine by benchmarks/gpu.sh): frames, sweep bounds, model."""
+    from benchmarks.gpu import _bounds, fit, parse, throughput_model
+
+    wide = np.full((360, 640, 3), 200, np.uint8)
+    boxed = fit(wide, (640, 480))  # 16:9 into 4:3: black bands above and below, the picture unscaled
+    assert boxed.shape == (480, 640, 3)
+    assert boxed[:60].max() == 0 and boxed[-60:].max() == 0 and boxed[60:420].min() == 200
+    assert fit(wide, (1280, 720)).min() == 200
+    rows = [
+        {"streams": n, "p95_ok": ok, "every_frame": ev}
+        for n, ok, ev in ((1, True, True), (2, True, True), (4, True, False), (8, False, False))
+    ]
+    assert _bounds(rows, "p95_ok") == (4, 8) and _bounds(rows, "every_frame") == (2, 4)
+    assert _bounds(rows[:2], "p95_ok") == (2, None)
+    det = {"rows": [{"size": "640x480", "batch": 8, "frames_per_s": 95.0}, {"size": "1280x720", "batch": 8}]}
+    assert throughput_model(det) == [{"batch": 8, "det_frames_per_s": 95.0, "streams_at_30fps": 3}]
+    args = parse(["--quick"])
+    assert args.sizes == [(640, 480)] and args.stream_counts == (1, 2)
+    assert args.parts == ["detector", "backbone", "streams"]

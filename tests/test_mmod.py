@@ -160,6 +160,24 @@ def test_truncated_file_is_rejected(tmp_path):
             read_mmod_dat(tmp_path / name)
 
 
+def test_weights_from_the_environment(tmp_path, monkeypatch):
+    """STREAMER_MMOD_WEIGHTS names the .dat file (the GPU machine has no face_recognition_models)."""
+    import face_recognition_models
+
+    from streamer.detect.mmod import MMODDetector, default_weights_path
+    from streamer.dlib_format import DatFormatError
+
+    monkeypatch.delenv("STREAMER_MMOD_WEIGHTS", raising=False)
+    assert default_weights_path() == face_recognition_models.cnn_face_detector_model_location()
+    copy = tmp_path / "mmod.dat"
+    copy.write_bytes(Path(default_weights_path()).read_bytes())
+    monkeypatch.setenv("STREAMER_MMOD_WEIGHTS", str(copy))
+    assert default_weights_path() == str(copy)
+    copy.write_bytes(copy.read_bytes()[:-1])  # the detector reads that file, not the packaged one
+    with pytest.raises(DatFormatError):
+        MMODDetector(runtime="onnxruntime")
+
+
 def test_pyramid_up_is_bit_exact():
     dlib = pytest.importorskip("dlib")
     from streamer.detect.mmod.pyramid import pyramid_up, pyramid_up_size

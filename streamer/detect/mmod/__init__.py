@@ -81,6 +81,9 @@ def choose_runtime(runtime: str = "auto") -> str:
 
 
 def default_weights_path() -> str:
+    """``STREAMER_MMOD_WEIGHTS`` where set (a machine without face_recognition_models), else its copy."""
+    if path := os.environ.get("STREAMER_MMOD_WEIGHTS"):
+        return path
     import face_recognition_models
 
     return face_recognition_models.cnn_face_detector_model_location()
@@ -93,8 +96,8 @@ def _round_up(n: int, step: int) -> int:
 class MMODDetector:
     """Implements the Detector protocol. Load once, call ``detect`` as often as needed.
 
-    weights: path of dlib's ``mmod_human_face_detector.dat`` (default: the copy in
-      ``face_recognition_models``).
+    weights: path of dlib's ``mmod_human_face_detector.dat`` (default: ``STREAMER_MMOD_WEIGHTS``,
+      else the copy in ``face_recognition_models``).
     max_batch: canvases per network call.
     threshold: dlib's ``adjust_threshold``; cells scoring above it become detections.
     bucket: canvas sides are padded up to a multiple of this, so that frames of a stream
