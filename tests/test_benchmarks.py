@@ -219,7 +219,9 @@ def test_reidentify_audit_counts_right_wrong_missed_and_strangers() -> None:
 
 def test_gpu_scenario_helpers() -> None:
     """benchmarks/gpu.py (run on the GPU machine by benchmarks/gpu.sh): frames, sweep bounds, model."""
-    from benchmarks.gpu import _bounds, fit, parse, throughput_model
+    from benchmarks.gpu import throughput_model
+    from benchmarks.gpu_parts.common import fit, parse
+    from benchmarks.gpu_parts.streams import _bounds
 
     wide = np.full((360, 640, 3), 200, np.uint8)
     boxed = fit(wide, (640, 480))  # 16:9 into 4:3: black bands above and below, the picture unscaled
