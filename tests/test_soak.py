@@ -187,7 +187,8 @@ async def test_soak_cycles_leave_nothing_behind(make_app) -> None:
     print("\nSOAK " + json.dumps(report))
     assert gone == ["clip"], [ln for ln in exported.splitlines() if "webrtc-" in ln or "api" in ln][:12]
     for t in STRUCTURE:
-        assert report["objects_after"][t.__name__] == objects_before[t.__name__], (t.__name__, report)
+        # (fewer after than before: one still being let go at the baseline, after the warm-up; a leak grows)
+        assert report["objects_after"][t.__name__] <= objects_before[t.__name__], (t.__name__, report)
     for t in FRAMES:
         assert report["objects_after"][t.__name__] <= objects_before[t.__name__] + FRAMES_IN_FLIGHT, report
     assert after["tasks"] <= before["tasks"] + 2, report
