@@ -91,3 +91,54 @@ def test_a_merged_track_hands_its_looks_to_the_remembered_one_and_the_end_yields
     keeper.observe(None, 3.0, [], [end(4)])  # the stream is over: no frame, every track ends
     look, looks = keeper.take(4)
     assert looks == 2 and look is not None and look.time == 1.0  # the young track's sharp look
+
+
+@pytest.fixture(scope="module")
+def frontal_face() -> tuple[np.ndarray, tuple[int, int, int, int]]:
+    """A face looking at the camera (the shared obama-480p still) and dlib's own box for it."""
+    import dlib
+
+    path = SHARED / "media" / "obama-480p.jpg"
+    if not path.exists():
+        pytest.skip(f"{path} missing")
+    image = np.ascontiguousarray(cv2.imread(str(path))[:, :, ::-1])
+    (r,) = dlib.get_frontal_face_detector()(image, 0)
+    return image, (r.left(), r.top(), r.right(), r.bottom())
+
+
+def _turned(
+    frame: np.ndarray, box: tuple[int, int, int, int]
+) -> tuple[np.ndarray, tuple[int, int, int, int]]:
+    """The face as a head turned away looks: the half of it left of the nose squeezed to half its width
+    (the eye on that side comes nearer the nose), the rest unchanged."""
+    x0, y0, x1, y1 = box
+    cx = (x0 + x1) // 2
+    half = frame[:, x0 - 40 : cx]
+    squeezed = cv2.resize(half, (half.shape[1] // 2, half.shape[0]), interpolation=cv2.INTER_AREA)
+    out = frame.copy()
+    out[:, x0 - 40 : cx] = 90
+    out[:, cx - squeezed.shape[1] : cx] = squeezed
+    return out, (cx - squeezed.shape[1] + 20, y0, x1, y1)
+
+
+def test_a_frontal_look_beats_the_same_face_turned(frontal_face) -> None:
+    from streamer.history.pose import frontal_from_points, frontalness
+
+    frame, box = frontal_face
+    turned, turned_box = _turned(frame, box)
+    assert frontalness(frame, box) > 0.9
+    assert frontalness(turned, turned_box) < frontalness(frame, box) - 0.2
+    # the rule on its own: the nose halfway between the eyes, then at one eye (a profile)
+    eyes = [(0, 0), (10, 0), (40, 0), (50, 0)]
+    assert frontal_from_points(np.array([*eyes, (25, 20)], float)) == pytest.approx(1.0)
+    assert frontal_from_points(np.array([*eyes, (5, 20)], float)) == pytest.approx(0.0)
+    # the same face, frontal, between two turned looks: the keeper keeps the frontal one
+    keeper = LookKeeper()
+    tr = FakeTrack(1, 1, turned_box)
+    keeper.observe(turned, 1.0, [tr], [])
+    tr.hits, tr.box = 2, box
+    keeper.observe(frame, 2.0, [tr], [])
+    tr.hits, tr.box = 3, turned_box
+    keeper.observe(turned, 3.0, [tr], [end(1)])
+    look, _ = keeper.take(1)
+    assert look is not None and look.time == 2.0

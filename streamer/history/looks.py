@@ -3,12 +3,14 @@
 A *look* is a detection of the track's face (the tracker's ``hits`` went up). At each look the
 stage hands the frame over (it is there anyway: ``FaceStage.finish`` runs in the render pool);
 the look is scored by size x sharpness (variance of the Laplacian of the face, in grey) x how
-much of the box is in the frame (no landmarks are at hand in the stage, so no frontalness), and
-the best one so far is kept as a small RGB crop (with a margin) and a thumbnail of the frame with
-the box drawn. JPEG encoding waits for the store's writer thread.
+much of the box is in the frame x how frontal the face is (pose.py: a profile counts a quarter of
+a frontal view, so a clear profile can still beat a blurred frontal face), and the best one so
+far is kept as a small RGB crop (with a margin) and a thumbnail of the frame with the box drawn.
+JPEG encoding waits for the store's writer thread.
 
-Cost per look: a crop, a grey conversion and a Laplacian of the face; a better look also pays a
-thumbnail resize (a new look must beat the kept one by ``BETTER`` to replace it).
+Cost per look: a crop, a grey conversion, a Laplacian and dlib's 5 landmarks of the face; a
+better look also pays a thumbnail resize (a new look must beat the kept one by ``BETTER`` to
+replace it).
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ from dataclasses import dataclass
 
 import cv2
 import numpy as np
+
+from streamer.history.pose import frontalness
 
 MARGIN = 0.25  # of the box's side, around the face in the crop
 BETTER = 1.15  # a new look replaces the kept one when its score is this much higher
@@ -49,7 +53,7 @@ def sharpness(gray: np.ndarray) -> float:
 
 
 def score_look(image: np.ndarray, box: tuple[int, int, int, int]) -> float:
-    """size x sharpness x visible fraction of the box (0 for a box outside the frame)."""
+    """size x sharpness x visible fraction of the box x frontalness (0 for a box outside the frame)."""
     h, w = image.shape[:2]
     x0, y0, x1, y1 = box
     area = max(1, (x1 - x0 + 1) * (y1 - y0 + 1))
@@ -59,7 +63,8 @@ def score_look(image: np.ndarray, box: tuple[int, int, int, int]) -> float:
     crop = image[cy0 : cy1 + 1, cx0 : cx1 + 1]
     gray = cv2.cvtColor(crop, cv2.COLOR_RGB2GRAY)
     visible = (cx1 - cx0 + 1) * (cy1 - cy0 + 1) / area
-    return float(area * (1.0 + sharpness(gray)) * visible)
+    pose = 0.25 + 0.75 * frontalness(image, box)
+    return float(area * (1.0 + sharpness(gray)) * visible * pose)
 
 
 def face_crop(image: np.ndarray, box: tuple[int, int, int, int], max_side: int) -> np.ndarray:
