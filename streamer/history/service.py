@@ -56,6 +56,18 @@ class History:
     def enabled(self) -> bool:
         return self.store is not None
 
+    def health(self) -> dict[str, object]:
+        """For /healthz: the store ("off", "ok" or "failing", with its records waiting) and, where
+        configured, whether the MQTT broker is connected."""
+        out: dict[str, object] = {"store": "off"}
+        if self.writer is not None:
+            out["store"] = "failing" if self.writer.failing else "ok"
+            out["store_queue"] = self.writer.q.qsize()
+        for s in self.sinks:
+            if getattr(s, "name", "") == "mqtt":
+                out["mqtt"] = "up" if s.connected.is_set() else "down"
+        return out
+
     def start(self) -> None:
         if self.writer is not None:
             self.writer.start()

@@ -291,6 +291,7 @@ async def healthz(request: web.Request) -> web.Response:
         "streams_up": sum(1 for s in streams if s.source.state.up),
         "worker_restarts": pipeline.pool.restarts,
         "peers": len(request.app[PEERS].pcs),
+        **pipeline.history.health(),  # the event store ("off", "ok", "failing") and the MQTT broker
     }
     return web.json_response(body, status=200 if st is not None else 503)
 
