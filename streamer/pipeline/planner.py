@@ -49,6 +49,7 @@ SWEEP_FIRST = 3  # every this many rounds, one sweep region goes before the moti
 CELL = 64  # source pixels: the grain at which the planner remembers where it looked
 TRACK_CONTEXT = 2.0  # a track's region is this many face widths square (the box may be off a little)
 TRACK_EVERY = 3  # a track is looked at again after this many rounds (new ones at once)
+FRESH_ROUNDS = 5  # a scene's first round may cost this many rounds' budget (see _fresh_look)
 CAMERA_MOVING = 0.5  # changed fraction of the picture above which the camera itself moved
 
 
@@ -107,6 +108,7 @@ class RegionPlanner:
         self._looked: dict[int, int] = {}  # track id -> the round that last looked at it
         self._left_looked: dict[int, Box] = {}  # track id -> the place it left that was looked at
         self._round = 0
+        self.fresh = True  # the next coarse round is a new scene's first (FaceStage sets it at a cut)
         self._sweep: list[Region] = []
         self._sweep_size: tuple[int, int] = (0, 0)
         self._cursor = 0
@@ -184,7 +186,7 @@ class RegionPlanner:
             return self._spend([self.whole_at_min(width, height)])
         self.budget = self.round_budget(width, height)
         coarse = self.coarse(width, height)
-        if moved >= CAMERA_MOVING or self._round % self.coarse_every(width, height) == 1:
+        if self.fresh or moved >= CAMERA_MOVING or self._round % self.coarse_every(width, height) == 1:
             # the whole frame at tile_px, and the tracks too small to be seen there
             plan = [coarse]
             left = self.budget - coarse.pixels
@@ -219,6 +221,11 @@ class RegionPlanner:
             for_tracks -= r.pixels
             self._left_looked[tid] = b
         if plan and plan[0] is coarse:
+            if self.fresh:  # a new scene: every face there looked at in this one round
+                self.fresh = False
+                fresh = self._fresh_look(width, height)
+                plan = fresh if fresh and fresh[0].why == "whole" else plan + fresh
+                return self._spend(plan, width, height)
             self._propose_into(plan, left, width, height)
             return self._spend(plan, width, height)
         left = self._propose_into(plan, left, width, height)  # 2. the next proposal tile
@@ -263,6 +270,18 @@ class RegionPlanner:
         plan.append(r)
         self._propose_cursor += 1
         return left - cost(r)
+
+    def _fresh_look(self, width: int, height: int) -> list[Region]:
+        """A scene's first round looks, over budget once, at every face there: all of the frame's
+        proposal tiles (a 720p frame's HOG scan costs about a third of a round's MMOD pixels,
+        1080p's about half); where proposals are off or not worth it (``_propose_into``), the
+        whole frame at the min-face scale if that costs at most FRESH_ROUNDS rounds (a 640x480 or
+        640x640 camera: 4-5). Faces already there are boxed in one round, not over the sweep's
+        next few (on real clips 1-4 s)."""
+        if self.propose and self.coarse_every(width, height) > 2:
+            return self.proposal_tiles(width, height)
+        whole = self.whole_at_min(width, height)
+        return [whole] if whole.pixels <= FRESH_ROUNDS * self.round_budget(width, height) else []
 
     def _sweep_into(self, plan: list[Region], left: int, cycle: list[Region], once: bool = False) -> int:
         """The sweep's next regions into ``plan`` while they fit ``left`` (the first also when half
