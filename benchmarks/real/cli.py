@@ -12,7 +12,8 @@ Each clip is played ``--runs`` times live (``streamer annotate --realtime`` with
 defaults, in a child process whose CPU is measured: detection as often as the machine allows,
 frames skipped as a live stream skips them) and once planned (the face stage in-process with the
 classifiers, detection on every ``--planned-every``-th frame, each answer ``--planned-latency``
-frames late: the same on every machine). Scored on the reference frames
+frames late: about what a quiet 2-core machine gets on a 720p stream, the same on every
+machine). Scored on the reference frames
 (``benchmarks.scoring.score_real``): recall of reference faces >= 40 px and >= 24 px from 1 s on
 (and >= 40 px from 0 s); boxes off face: drawn boxes wholly inside the frame whose IoU with every
 reference box is under 0.3 (on no face, or on a face the reference misses), from 1 s on; the
@@ -68,11 +69,12 @@ def run_clip(name: str, runs: int, planned: tuple[int, int] | None, work: Path) 
         m = play([clip.path], work / name, {}, f"live{k}")
         lines = [d for d in read_detection_lines(Path(m.pop("jsonl")[0])) if d["frame"] < last]
         s = score_real(lines, ref, clip.every, fps, (w, h))
-        rows.append({"run": f"live {k + 1}", **_flat(s), **m, "detections_per_s": m["detections_per_s_per_stream"]})
+        rate = m["detections_per_s_per_stream"]
+        rows.append({"run": f"live {k + 1}", **_flat(s), **m, "detections_per_s": rate})
         progress(f"{name} live {k + 1}: {_brief(rows[-1])}")
     if planned:
         every, latency = planned
-        lines, stage, pixels, wall = planned_lines(
+        lines, _, pixels, wall = planned_lines(
             clip.path, name, fps, "regions", every, latency, classify=True, max_frames=last
         )
         (work / name).mkdir(parents=True, exist_ok=True)

@@ -72,7 +72,7 @@ def clip_info(path: Path) -> tuple[float, int, int, int]:
 
 def wanted_frames(clip: RealClip) -> list[int]:
     fps, n, _, _ = clip_info(clip.path)
-    last = min(n, int(round(clip.seconds * fps)))
+    last = min(n, round(clip.seconds * fps))
     return list(range(0, last, clip.every))
 
 

@@ -84,9 +84,8 @@ def live_run(
 ) -> dict[str, Any]:
     """Play ``clips`` at once through the live pipeline with ``strategy``; score every stream."""
     m = play([c.path for c in clips], work, {"strategy": strategy, **(pipeline or {})}, strategy, keep_video)
-    streams = [
-        score_small_faces(c, read_detection_lines(Path(j))) for c, j in zip(clips, m.pop("jsonl"), strict=True)
-    ]
+    jsonl = m.pop("jsonl")
+    streams = [score_small_faces(c, read_detection_lines(Path(j))) for c, j in zip(clips, jsonl, strict=True)]
     m["cpu_per_stream_with_startup"] = round(m.pop("cpu_total") / sum(c.seconds for c in clips), 3)
     return {
         "strategy": strategy,
