@@ -6,7 +6,7 @@
 Clips: ``../shared/media/real`` (reference.py's CLIPS: those with faces >= 40 px; each its first
 seconds). Reference: the detector at the clip's full resolution, upsample 1, on every Nth frame,
 cached in ``.cache/real`` (reference.py; computed on first use: minutes a clip on 2 cores).
-Reference tracks: reference boxes linked from one reference frame to the next (IoU >= 0.3).
+Reference tracks: reference boxes linked from one reference frame to the next (scoring.link_tracks).
 
 Each clip is played ``--runs`` times live (``streamer annotate --realtime`` with config.toml's
 defaults, in a child process whose CPU is measured: detection as often as the machine allows,
