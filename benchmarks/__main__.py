@@ -33,6 +33,10 @@ SCENARIOS = {
         "new faces against ended tracks: right, wrong and missed per re-identification limit",
     ),
     "proposals": ("benchmarks.proposals", "what dlib's HOG proposes on the 1080p clips, and what it costs"),
+    "real": (
+        "benchmarks.real.cli",
+        "real clips played live and planned, against the detector offline: recall, ghosts, delays, ids, CPU",
+    ),
     "events": (
         "benchmarks.events",
         "the event history: GET /events with 100,000 events, retention, event-loop delay while writing",

@@ -13,7 +13,7 @@ match has IoU >= 0.5. Recall = found / true faces; mean IoU is over all true fac
 from __future__ import annotations
 
 import json
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from benchmarks.clips.truth import MIN_FACE, Clip
-from streamer.track.matching import iou_matrix, match
+from streamer.track.matching import iou_matrix, match, near_matrix
 from streamer.types import Box
 
 MIN_IOU = 0.5
@@ -239,3 +239,150 @@ def score_against_reference(
             str(c): (b - c if b is not None else None) for c, b in boxed_from.items()
         },
     }
+
+
+# ------------------------------------------------------------------------ real clips (real)
+
+LINK_REACH = 1.5  # reference boxes on consecutive reference frames this near are one person (near_matrix)
+FROM_S = 1.0  # real: recall and boxes off face count from this second of the clip on
+NEARER = 1.3  # real: a reference track whose box grows this much is someone coming nearer
+
+
+def link_tracks(ref: dict[int, list[Box]], gap: int) -> dict[int, list[int]]:
+    """Reference tracks: each reference frame's boxes matched (Hungarian) to the tracks seen on the
+    reference frames up to ``gap`` frames before: by IoU or, where higher, by nearness (centres
+    within LINK_REACH of the larger width, widths within 1.5x: people walk a face width and
+    MMOD's box steps a size between reference frames). Returns frame -> track per box."""
+    last: dict[int, tuple[int, tuple[int, int, int, int]]] = {}  # track -> (frame, box)
+    out: dict[int, list[int]] = {}
+    prev_n = None
+    for n in sorted(ref):
+        boxes = [xyxy(b) for b in ref[n]]
+        ids: list[int | None] = [None] * len(boxes)
+        # the tracks on the reference frame before first, then those missed there (up to ``gap``)
+        for live in (
+            [t for t, (f, _) in last.items() if f == prev_n],
+            [t for t, (f, _) in last.items() if f != prev_n and n - f <= gap],
+        ):
+            todo = [i for i, t in enumerate(ids) if t is None]
+            a, b = [boxes[i] for i in todo], [last[t][1] for t in live]
+            score = np.maximum(iou_matrix(a, b), near_matrix(a, b, LINK_REACH))
+            for i, j in match(score, 0.05)[0]:
+                ids[todo[i]] = live[j]
+        for i, t in enumerate(ids):
+            if t is None:
+                ids[i] = t = len(last)
+            last[t] = (n, boxes[i])
+        prev_n = n
+        out[n] = ids
+    return out
+
+
+def score_real(
+    lines: list[dict[str, Any]], ref: dict[int, list[Box]], every: int, fps: float, size: tuple[int, int]
+) -> dict[str, Any]:
+    """What a viewer of a real clip saw (its ``--detections`` lines) against the reference boxes on
+    every ``every``-th frame (``ref``): recall of reference faces >= 40 and >= 24 px wide from
+    FROM_S on; drawn boxes wholly inside the frame with IoU < OFF_FACE_IOU against every reference
+    box (boxes on no face, or on a face the reference missed); per reference track (reference
+    boxes linked frame to frame), the seconds from its first box >= 40 px to the first drawn box on
+    it (IoU >= 0.5, on reference frames: resolution every/fps), the drawn track ids on it, and the
+    IoU and width ratio of the drawn box on people coming nearer (the later half of a track that
+    grows NEARER times); label changes per drawn track that was on a reference face."""
+    shown = {int(d["frame"]): d["faces"] for d in lines}
+    tracks = link_tracks(ref, 2 * every)
+    w, h = size
+    found = {"ge40": [0, 0], "ge24": [0, 0], "ge40_all": [0, 0]}
+    drawn = off = 0
+    first40: dict[int, int] = {}  # reference track -> first frame with a box >= 40 px
+    boxed: dict[int, int] = {}  # reference track -> first frame with a drawn box on it (from first40)
+    ids: dict[int, set[int]] = defaultdict(set)
+    widths: dict[int, list[tuple[int, int, float, float]]] = defaultdict(list)  # t -> (n, w, iou, ratio)
+    for n in sorted(ref):
+        got = shown.get(n)
+        if got is None:
+            continue
+        truth = [xyxy(b) for b in ref[n]]
+        boxes = [xyxy(d) for d in got]
+        m = iou_matrix(truth, boxes)
+        pairs, _, _ = match(m, MIN_IOU)
+        hit = dict(pairs)
+        loose = dict(match(m, 0.1)[0])
+        late = n / fps >= FROM_S
+        for i, (t, b) in enumerate(zip(tracks[n], truth, strict=True)):
+            bw = b[2] - b[0] + 1
+            if bw >= 40:
+                first40.setdefault(t, n)
+            for key, ok in (("ge40", bw >= 40 and late), ("ge24", bw >= 24 and late), ("ge40_all", bw >= 40)):
+                if ok:
+                    found[key][0] += i in hit
+                    found[key][1] += 1
+            if i in hit:
+                if t in first40:
+                    boxed.setdefault(t, n)
+                if got[hit[i]].get("track") is not None:
+                    ids[t].add(int(got[hit[i]]["track"]))
+            j = loose.get(i)
+            gw = (boxes[j][2] - boxes[j][0] + 1) / bw if j is not None else float("nan")
+            widths[t].append((n, bw, float(m[i, j]) if j is not None else 0.0, gw))
+        if late:
+            inside = [k for k, b in enumerate(boxes) if b[0] >= 0 and b[1] >= 0 and b[2] <= w and b[3] <= h]
+            drawn += len(inside)
+            near = m.max(axis=0) if len(truth) else np.zeros(len(boxes))
+            off += sum(1 for k in inside if near[k] < OFF_FACE_IOU)
+    # tracks of one reference box (a passing false positive, or a face the reference lost) left out
+    length = Counter(t for ts in tracks.values() for t in ts)
+    first40 = {t: f for t, f in first40.items() if length[t] >= 2}
+    ids = {t: v for t, v in ids.items() if length[t] >= 2}
+    waits_start = [(boxed.get(t, -1) - f) / fps for t, f in first40.items() if f == min(ref)]
+    waits_new = [(boxed[t] - f) / fps for t, f in first40.items() if f > min(ref) and t in boxed]
+    nearer_iou, nearer_ratio = [], []
+    for seq in widths.values():
+        if len(seq) >= 4 and max(s[1] for s in seq) >= NEARER * seq[0][1] and seq[-1][1] > seq[0][1]:
+            for _, _, iou, ratio in seq[len(seq) // 2 :]:
+                nearer_iou.append(iou)
+                if ratio == ratio:
+                    nearer_ratio.append(ratio)
+    return {
+        "recall_ge40": _ratio(found["ge40"]),
+        "recall_ge24": _ratio(found["ge24"]),
+        "recall_ge40_from_0s": _ratio(found["ge40_all"]),
+        "faces_ge40": found["ge40"][1],
+        "boxes_off_face": round(off / drawn, 4) if drawn else None,
+        "boxes_drawn": drawn,
+        "first_box_s_start": _pcts([x for x in waits_start if x >= 0]),
+        "first_box_s_new": _pcts(waits_new),
+        "tracks_ge40": len(first40),
+        "tracks_never_boxed": sum(1 for t in first40 if t not in boxed),
+        "ids_per_track": round(float(np.mean([len(v) for v in ids.values()])), 3) if ids else None,
+        "nearer_iou": round(float(np.mean(nearer_iou)), 3) if nearer_iou else None,
+        "nearer_width_ratio": round(float(np.median(nearer_ratio)), 3) if nearer_ratio else None,
+        "label_changes_per_track": _label_changes(lines, {i for v in ids.values() for i in v}),
+        "frames_published": round(len(shown) / max(1, max(shown, default=0) + 1), 3),
+        "output_fps": _fps(lines),
+    }
+
+
+def _label_changes(lines: list[dict[str, Any]], tracks: set[int]) -> float | None:
+    """Mean changes of a shown label (any classifier, '?' not counted) per drawn track in ``tracks``."""
+    last: dict[tuple[int, str], str] = {}
+    changes: dict[int, int] = defaultdict(int)
+    for d in lines:
+        for f in d["faces"]:
+            t = f.get("track")
+            if t is None or int(t) not in tracks:
+                continue
+            for name, lab in (f.get("labels") or {}).items():
+                v = lab["label"] if isinstance(lab, dict) else str(lab)
+                if v.endswith("?"):
+                    continue
+                key = (int(t), name)
+                changes[int(t)] += int(key in last and last[key] != v)
+                last[key] = v
+    return round(sum(changes.values()) / len(tracks), 3) if tracks else None
+
+
+def _fps(lines: list[dict[str, Any]]) -> float | None:
+    times = [float(d["time_s"]) for d in lines if "time_s" in d]
+    span = max(times) - min(times) if len(times) > 1 else 0.0
+    return round((len(times) - 1) / span, 2) if span > 0 else None

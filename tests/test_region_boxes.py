@@ -211,10 +211,13 @@ def _best_ious(ref, got) -> list[float]:
 
 def test_big_frames_get_a_proposal_tile_a_round_and_a_webcam_none() -> None:
     """On 1080p every round scans the next tile with HOG (within the round's budget, at HOG's cost),
-    and the tiles cover the frame in turn; a 640x480 frame plans as before (no proposals)."""
+    and the tiles cover the frame in turn; a 640x480 frame plans as before (no proposals). The
+    first round (a new scene's) scans them all at once, over budget: faces there boxed at once."""
     p = RegionPlanner(min_face_px=40, budget_px=640 * 480)
     n = len(p.proposal_tiles(W, H))
     assert n > 1
+    first = [r for r in p.plan(W, H, [], [], 0.0) if r.why == "propose"]
+    assert len(first) == n and covered(first, W, H).all()
     seen = []
     for _ in range(n):
         plan = p.plan(W, H, [(1, Box(100, 100, 139, 139, 1.0))], [], 0.0)

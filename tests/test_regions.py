@@ -36,10 +36,15 @@ def test_a_frame_affordable_at_the_min_face_scale_is_one_region() -> None:
     p = RegionPlanner(min_face_px=80, budget_px=640 * 480)
     (r,) = p.plan(640, 480, [], [], 0.0)
     assert (r.left, r.top, r.right, r.bottom, r.scale) == (0, 0, 639, 479, 1.0)
-    # the same frame with 40 px faces wanted costs 4x: more than the budget, so regions
+    # the same frame with 40 px faces wanted costs 4x: more than the budget, so regions (after a
+    # scene's first round, which looks at all of it at that scale once: faces there boxed at once)
     p = RegionPlanner(min_face_px=40, budget_px=640 * 480, propose=False)
+    (first,) = p.plan(640, 480, [], [], 0.0)
+    assert (first.why, first.scale) == ("whole", 2.0)
     plan = p.plan(640, 480, [], [], 0.0)
     assert plan and all(r.why != "whole" or r.scale < 2 for r in plan)
+    p.fresh = True  # a scene cut (FaceStage): the next round looks at all of it again
+    assert p.plan(640, 480, [], [], 0.0) == (first,)
 
 
 def test_tracks_come_first_at_a_scale_that_fits_the_face() -> None:

@@ -83,21 +83,49 @@ def live_run(
     keep_video: bool = False,
 ) -> dict[str, Any]:
     """Play ``clips`` at once through the live pipeline with ``strategy``; score every stream."""
+    m = play([c.path for c in clips], work, {"strategy": strategy, **(pipeline or {})}, strategy, keep_video)
+    jsonl = m.pop("jsonl")
+    streams = [score_small_faces(c, read_detection_lines(Path(j))) for c, j in zip(clips, jsonl, strict=True)]
+    m["cpu_per_stream_with_startup"] = round(m.pop("cpu_total") / sum(c.seconds for c in clips), 3)
+    return {
+        "strategy": strategy,
+        "streams": len(clips),
+        "clips": [c.name for c in clips],
+        "pipeline": pipeline or {},
+        **m,
+        "per_stream": streams,
+        "recall_ge40": _mean(streams, "recall_ge40"),
+        "recall_ge80": _mean(streams, "recall_ge80"),
+        "recall_40to80": _mean(streams, "recall_40to80"),
+        "boxes_off_face": _mean(streams, "boxes_off_face"),
+        "ids_per_person": _mean(streams, "ids_per_person"),
+        "main_id_share": _mean(streams, "main_id_share"),
+        "tracks_on_two_people": sum(s["tracks_on_two_people"] for s in streams),
+        "boxes_on_another_person": sum(s["boxes_on_another_person"] for s in streams),
+        "first_box_s_p50": _mean([s["first_box_s"] for s in streams], "p50"),
+        "output_fps_min": min((s["output_fps"] or 0.0) for s in streams),
+        "published_min": round(min(s["frames_published"] / s["frames_in_clip"] for s in streams), 3),
+    }
+
+
+def play(
+    videos: list[Path], work: Path, pipeline: dict[str, Any], tag: str, keep_video: bool = False
+) -> dict[str, Any]:
+    """Play ``videos`` at once through the live pipeline (config.toml's, ``pipeline`` keys replaced)
+    in a child process: its wall time, CPU per stream (cores, while playing), detector pixels and
+    rounds per second per stream, CPU in all (``cpu_total``, start-up included), and the
+    ``--detections`` file of each video (``jsonl``)."""
     work.mkdir(parents=True, exist_ok=True)
 
     # the annotated video goes nowhere unless asked for: encoding 1080p is the recorder's cost,
     # not the service's (OpenCV cannot open a writer on /dev/null and then writes nothing)
     def video(k: int) -> str:
-        return str(work / f"{k}-{strategy}.avi") if keep_video else os.devnull
+        return str(work / f"{k}-{tag}.avi") if keep_video else os.devnull
 
-    jobs = [(str(c.path), video(k), str(work / f"{k}-{strategy}.jsonl")) for k, c in enumerate(clips)]
-    spec = work / f"spec-{strategy}-{len(clips)}.json"
-    result = work / f"result-{strategy}-{len(clips)}.json"
-    spec.write_text(
-        json.dumps(
-            {"pipeline": {"strategy": strategy, **(pipeline or {})}, "jobs": jobs, "result": str(result)}
-        )
-    )
+    jobs = [(str(v), video(k), str(work / f"{k}-{tag}.jsonl")) for k, v in enumerate(videos)]
+    spec = work / f"spec-{tag}-{len(videos)}.json"
+    result = work / f"result-{tag}-{len(videos)}.json"
+    spec.write_text(json.dumps({"pipeline": pipeline, "jobs": jobs, "result": str(result)}))
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.monotonic()
     env = dict(os.environ, PYTHONPATH=str(ROOT), TF_CPP_MIN_LOG_LEVEL="2")
@@ -117,34 +145,16 @@ def live_run(
     played = s[s[:, 2] > 0]  # from the first published frame
     first, last = played[0], played[-1]
     seconds = max(1e-6, last[0] - first[0])
-    n = len(clips)
-    cpu_total = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
-    streams = [
-        score_small_faces(c, read_detection_lines(Path(j[2]))) for c, j in zip(clips, jobs, strict=True)
-    ]
+    n = len(videos)
     return {
-        "strategy": strategy,
-        "streams": n,
-        "clips": [c.name for c in clips],
-        "pipeline": pipeline or {},
         "wall_s": round(wall, 1),
         "played_s": round(seconds, 1),
         "cpu_per_stream": round((last[1] - first[1]) / n / seconds, 3),
-        "cpu_per_stream_with_startup": round(cpu_total / n / (sum(c.seconds for c in clips) / n), 3),
+        "cpu_total": (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime),
         "detect_mpx_per_s_per_stream": round((last[3] - first[3]) / 1e6 / n / seconds, 3),
         "detections_per_s_per_stream": round((last[4] - first[4]) / n / seconds, 2),
-        "per_stream": streams,
-        "recall_ge40": _mean(streams, "recall_ge40"),
-        "recall_ge80": _mean(streams, "recall_ge80"),
-        "recall_40to80": _mean(streams, "recall_40to80"),
-        "boxes_off_face": _mean(streams, "boxes_off_face"),
-        "ids_per_person": _mean(streams, "ids_per_person"),
-        "main_id_share": _mean(streams, "main_id_share"),
-        "tracks_on_two_people": sum(s["tracks_on_two_people"] for s in streams),
-        "boxes_on_another_person": sum(s["boxes_on_another_person"] for s in streams),
-        "first_box_s_p50": _mean([s["first_box_s"] for s in streams], "p50"),
-        "output_fps_min": min((s["output_fps"] or 0.0) for s in streams),
-        "published_min": round(min(s["frames_published"] / s["frames_in_clip"] for s in streams), 3),
+        "detect_px_per_frame": round((last[3] - first[3]) / max(1.0, last[2] - first[2])),
+        "jsonl": [j[2] for j in jobs],
     }
 
 

@@ -30,46 +30,9 @@ def planned_run(
     ``classify``: with the config's classifiers (labels, and the identities that split a track
     pulled onto someone else); without, boxes only (faster). ``on_frame(stage, n)``: called after
     each frame (to look at the tracks, say)."""
-    from collections import deque
-
-    import cv2
-
-    from streamer.annotate import build_engine
-    from streamer.config import load_config
-    from streamer.pipeline.planner import planner_for
-    from streamer.pipeline.tracking import FaceStage, rule_for
-    from streamer.types import Detections, Frame
-
-    cfg = load_config(ROOT / "config.toml", environ={})
-    p = cfg.pipeline.model_copy(update={"strategy": strategy, **(pipeline or {})})
-    engine = build_engine(cfg.model_copy(update={"pipeline": p, **({} if classify else {"classifiers": []})}))
-    stage = FaceStage(clip.name, every, rule=rule_for(p), planner=planner_for(p))
-    cap = cv2.VideoCapture(str(clip.path))
-    lines: list[dict[str, Any]] = []
-    waiting: deque[tuple[int, Detections]] = deque()
-    pixels = 0.0
-    t0 = time.perf_counter()
-    n = 0
-    while True:
-        ok, bgr = cap.read()
-        if not ok:
-            break
-        img = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
-        frame = Frame(clip.name, n, img, n / clip.fps)
-        due = stage.due(n)
-        regions = stage.prepare(frame, plan=due)
-        if due:
-            (res,), _ = engine.run([img], [stage.skip_boxes()], [regions] if regions else None)
-            waiting.append((n + latency, Detections(clip.name, n, frame.captured_at, res.faces, regions)))
-            pixels += sum(r.pixels for r in regions) if regions else 0.0
-        while waiting and waiting[0][0] <= n:
-            stage.on_detections(waiting.popleft()[1])
-        out = stage.finish(frame, draw=False)
-        lines.append({"frame": n, "faces": [f.as_dict() for f in out.faces]})
-        if on_frame is not None:
-            on_frame(stage, n)
-        n += 1
-    cap.release()
+    lines, stage, pixels, wall = planned_lines(
+        clip.path, clip.name, clip.fps, strategy, every, latency, pipeline, classify, on_frame
+    )
     s = score_small_faces(clip, lines)
     return {
         "strategy": strategy,
@@ -79,7 +42,7 @@ def planned_run(
         "planned_latency": latency,
         "classify": classify,
         "pipeline": pipeline or {},
-        "wall_s": round(time.perf_counter() - t0, 1),
+        "wall_s": wall,
         "detect_mpx_per_round": round(pixels / 1e6 / max(1, stage.detections_due), 3) if pixels else None,
         "per_stream": [s],
         "recall_ge40": s["recall_ge40"],
@@ -96,6 +59,63 @@ def planned_run(
         "track_switches": stage.tracker.switches,
         "tracks_resumed": stage.tracker.resumed,
     }
+
+
+def planned_lines(
+    path: Path,
+    name: str,
+    fps: float,
+    strategy: str,
+    every: int,
+    latency: int,
+    pipeline: dict[str, Any] | None = None,
+    classify: bool = False,
+    on_frame: Callable[[Any, int], None] | None = None,
+    max_frames: int = 0,
+) -> tuple[list[dict[str, Any]], Any, float, float]:
+    """The video at ``path`` through the face stage as ``planned_run`` says: its ``--detections``
+    lines, the stage, the detector pixels looked at, and the wall time."""
+    from collections import deque
+
+    import cv2
+
+    from streamer.annotate import build_engine
+    from streamer.config import load_config
+    from streamer.pipeline.planner import planner_for
+    from streamer.pipeline.tracking import FaceStage, rule_for
+    from streamer.types import Detections, Frame
+
+    cfg = load_config(ROOT / "config.toml", environ={})
+    p = cfg.pipeline.model_copy(update={"strategy": strategy, **(pipeline or {})})
+    engine = build_engine(cfg.model_copy(update={"pipeline": p, **({} if classify else {"classifiers": []})}))
+    stage = FaceStage(name, every, rule=rule_for(p), planner=planner_for(p))
+    cap = cv2.VideoCapture(str(path))
+    lines: list[dict[str, Any]] = []
+    waiting: deque[tuple[int, Detections]] = deque()
+    pixels = 0.0
+    t0 = time.perf_counter()
+    n = 0
+    while not max_frames or n < max_frames:
+        ok, bgr = cap.read()
+        if not ok:
+            break
+        img = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+        frame = Frame(name, n, img, n / fps)
+        due = stage.due(n)
+        regions = stage.prepare(frame, plan=due)
+        if due:
+            (res,), _ = engine.run([img], [stage.skip_boxes()], [regions] if regions else None)
+            waiting.append((n + latency, Detections(name, n, frame.captured_at, res.faces, regions)))
+            pixels += sum(r.pixels for r in regions) if regions else 0.0
+        while waiting and waiting[0][0] <= n:
+            stage.on_detections(waiting.popleft()[1])
+        out = stage.finish(frame, draw=False)
+        lines.append({"frame": n, "time_s": round(n / fps, 3), "faces": [f.as_dict() for f in out.faces]})
+        if on_frame is not None:
+            on_frame(stage, n)
+        n += 1
+    cap.release()
+    return lines, stage, pixels, round(time.perf_counter() - t0, 1)
 
 
 def planned_settings(every: str, latency: str) -> list[tuple[int, int]]:

@@ -49,6 +49,7 @@ SWEEP_FIRST = 3  # every this many rounds, one sweep region goes before the moti
 CELL = 64  # source pixels: the grain at which the planner remembers where it looked
 TRACK_CONTEXT = 2.0  # a track's region is this many face widths square (the box may be off a little)
 TRACK_EVERY = 3  # a track is looked at again after this many rounds (new ones at once)
+FRESH_ROUNDS = 5  # a scene's first round may cost this many rounds' budget (see _fresh_look)
 CAMERA_MOVING = 0.5  # changed fraction of the picture above which the camera itself moved
 
 
@@ -87,13 +88,23 @@ def planner_for(p: PipelineConfig) -> RegionPlanner | None:
     # proposals run where regions are cut: in the local workers; a Triton front end would run HOG
     # on its event loop (dlib holds the GIL), so it plans without them
     propose = p.propose and p.backend == "local"
-    return RegionPlanner(p.min_face_px, p.region_budget_px, p.detect_max_side or 640, propose)
+    # dlib-bin costs 20-30x the port's time a pixel: a scene's first round over budget would take
+    # it seconds (on a loaded machine a minute), so with it the first round is a round like the rest
+    return RegionPlanner(
+        p.min_face_px, p.region_budget_px, p.detect_max_side or 640, propose, fresh_looks=p.detector != "dlib"
+    )
 
 
 class RegionPlanner:
     def __init__(
-        self, min_face_px: int = 40, budget_px: int = 640 * 480, tile_px: int = 640, propose: bool = True
+        self,
+        min_face_px: int = 40,
+        budget_px: int = 640 * 480,
+        tile_px: int = 640,
+        propose: bool = True,
+        fresh_looks: bool = True,
     ) -> None:
+        self.fresh_looks = fresh_looks  # a scene's first round looks at every face there (_fresh_look)
         self.min_face_px = min_face_px
         self.propose = propose
         self.propose_scale = PROPOSE_FACE_PX / min_face_px
@@ -107,6 +118,7 @@ class RegionPlanner:
         self._looked: dict[int, int] = {}  # track id -> the round that last looked at it
         self._left_looked: dict[int, Box] = {}  # track id -> the place it left that was looked at
         self._round = 0
+        self._fresh = fresh_looks  # the next round is a new scene's first (FaceStage sets it at a cut)
         self._sweep: list[Region] = []
         self._sweep_size: tuple[int, int] = (0, 0)
         self._cursor = 0
@@ -184,7 +196,7 @@ class RegionPlanner:
             return self._spend([self.whole_at_min(width, height)])
         self.budget = self.round_budget(width, height)
         coarse = self.coarse(width, height)
-        if moved >= CAMERA_MOVING or self._round % self.coarse_every(width, height) == 1:
+        if self._fresh or moved >= CAMERA_MOVING or self._round % self.coarse_every(width, height) == 1:
             # the whole frame at tile_px, and the tracks too small to be seen there
             plan = [coarse]
             left = self.budget - coarse.pixels
@@ -219,6 +231,11 @@ class RegionPlanner:
             for_tracks -= r.pixels
             self._left_looked[tid] = b
         if plan and plan[0] is coarse:
+            if self._fresh:  # a new scene: every face there looked at in this one round
+                self._fresh = False
+                fresh = self._fresh_look(width, height)
+                plan = fresh if fresh and fresh[0].why == "whole" else plan + fresh
+                return self._spend(plan, width, height)
             self._propose_into(plan, left, width, height)
             return self._spend(plan, width, height)
         left = self._propose_into(plan, left, width, height)  # 2. the next proposal tile
@@ -263,6 +280,27 @@ class RegionPlanner:
         plan.append(r)
         self._propose_cursor += 1
         return left - cost(r)
+
+    @property
+    def fresh(self) -> bool:
+        return self._fresh
+
+    @fresh.setter
+    def fresh(self, value: bool) -> None:
+        """A new scene (a cut): its first round looks at every face there, if ``fresh_looks``."""
+        self._fresh = value and self.fresh_looks
+
+    def _fresh_look(self, width: int, height: int) -> list[Region]:
+        """A scene's first round looks, over budget once, at every face there: all of the frame's
+        proposal tiles (a 720p frame's HOG scan costs about a third of a round's MMOD pixels,
+        1080p's about half); where proposals are off or not worth it (``_propose_into``), the
+        whole frame at the min-face scale if that costs at most FRESH_ROUNDS rounds (a 640x480 or
+        640x640 camera: 4-5). Faces already there are boxed in one round, not over the sweep's
+        next few (on real clips 1-4 s)."""
+        if self.propose and self.coarse_every(width, height) > 2:
+            return self.proposal_tiles(width, height)
+        whole = self.whole_at_min(width, height)
+        return [whole] if whole.pixels <= FRESH_ROUNDS * self.round_budget(width, height) else []
 
     def _sweep_into(self, plan: list[Region], left: int, cycle: list[Region], once: bool = False) -> int:
         """The sweep's next regions into ``plan`` while they fit ``left`` (the first also when half

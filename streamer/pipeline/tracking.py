@@ -122,6 +122,8 @@ class FaceStage:
             or index - self._last_submitted >= self.detect_every
             or index < self._last_submitted
         ):
+            if self.tracker.cut and self.planner is not None:
+                self.planner.fresh = True
             self.tracker.cut = False
             self.detections_due += 1
             self._last_submitted = index

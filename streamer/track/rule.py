@@ -41,6 +41,12 @@ class TrackerRule:
     # this from each of the track's last ones is someone else: never matched to it; the track ends
     # (its box had moved onto that person) and the face starts its own, with its own labels (0: off)
     other_person: float = OTHER_PERSON
+    # a track the detector looked for and missed whose box looks less than this like its template
+    # (at the miss, and at its looks after it) is not drawn until it is detected again or looks
+    # like its face again: the face went behind someone or turned away, and what the box shows
+    # now (hair, a passer-by, the wall) is not it; a face the detector misses but still there
+    # (blur, a turn) keeps its look and stays drawn (0: off)
+    missed_unlike: float = 0.6
     # a track whose face looks less than this like its template (at a look, or the detection it is
     # matched to) while another track's box is near it is classified again at the next detection,
     # so its identity is checked (0: off)

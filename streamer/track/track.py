@@ -71,7 +71,10 @@ class Track:
     @property
     def shown(self) -> bool:
         """Confirmed, and its box still shows the face (see ``TrackerRule.unlike``)."""
-        return self.confirmed and not (self.rule.unlike_looks and self.unlike_run >= self.rule.unlike_looks)
+        rule = self.rule
+        gone = self.misses > 0 and self.likeness is not None and self.likeness < rule.missed_unlike
+        unlike = rule.unlike_looks and self.unlike_run >= rule.unlike_looks
+        return self.confirmed and not gone and not unlike
 
     def box_at(self, index: int) -> np.ndarray:
         """Where the track was on frame ``index`` (its oldest known box if that is before it began)."""

@@ -25,7 +25,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from streamer.track.appearance import template
+from streamer.track.appearance import likeness, template
 from streamer.track.appearance_checks import check_boxes, doubt_at_detection
 from streamer.track.association import associate
 from streamer.track.carry import CARRY_BYTES, CARRY_FRAMES, KeyframeCarry
@@ -148,7 +148,10 @@ class Tracker:
             tr.unlike_run = 0
             tr.template = template(seen[0], seen[1], a.boxes[di]) if seen is not None else None
         for ti in a.lost:
-            tracks[ti].misses += 1
+            tr = tracks[ti]
+            tr.misses += 1
+            if rule.missed_unlike and tr.template is not None and self._prev is not None:
+                tr.likeness = likeness(tr.template, self._prev, self._prev_scale, tr.box)  # (Track.shown)
         matched = [(np.asarray(a.then[ti]), tracks[ti].box) for ti, _ in a.pairs]
         born, paths = self._carry.carry([faces[di].box for di in a.new], index, self._index, matched)
         for di, box, path in zip(a.new, born, paths, strict=True):

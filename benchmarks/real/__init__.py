@@ -1,0 +1,1 @@
+"""Real footage: ``python -m benchmarks real`` (cli.py), its reference boxes (reference.py)."""

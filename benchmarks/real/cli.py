@@ -1,0 +1,159 @@
+"""Real footage: faces found, followed and labelled on real clips, against the detector offline.
+
+    python -m benchmarks real [--clips a,b,..] [--runs 1] [--planned-every 8] [--planned-latency 6]
+                              [--no-live] [--no-planned] [--keep DIR] [--out DIR] [--name STEM]
+
+Clips: ``../shared/media/real`` (reference.py's CLIPS: those with faces >= 40 px; each its first
+seconds). Reference: the detector at the clip's full resolution, upsample 1, on every Nth frame,
+cached in ``.cache/real`` (reference.py; computed on first use: minutes a clip on 2 cores).
+Reference tracks: reference boxes linked from one reference frame to the next (scoring.link_tracks).
+
+Each clip is played ``--runs`` times live (``streamer annotate --realtime`` with config.toml's
+defaults, in a child process whose CPU is measured: detection as often as the machine allows,
+frames skipped as a live stream skips them) and once planned (the face stage in-process with the
+classifiers, detection on every ``--planned-every``-th frame, each answer ``--planned-latency``
+frames late: about what a quiet 2-core machine gets on a 720p stream, the same on every
+machine). Scored on the reference frames
+(``benchmarks.scoring.score_real``): recall of reference faces >= 40 px and >= 24 px from 1 s on
+(and >= 40 px from 0 s); boxes off face: drawn boxes wholly inside the frame whose IoU with every
+reference box is under 0.3 (on no face, or on a face the reference misses), from 1 s on; the
+median seconds from a reference track's first box >= 40 px to the first drawn box on it (IoU
+>= 0.5), for faces there at the start and for faces coming in later (resolution N frames); tracks
+never boxed; drawn track ids per reference track; IoU and width ratio (drawn / reference) of the
+drawn box over the later half of reference tracks that grow 1.3x (people coming nearer); label
+changes per drawn track; output frame rate; CPU per stream (cores), detector pixels per frame and
+detector rounds per second (live). Live runs move with the machine's load: compare runs of one
+invocation. Writes real-<machine>.json and .md.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from benchmarks.real.reference import CLIPS, clip_info, reference
+from benchmarks.report import markdown_table, output_args, parser, progress, run_record, save
+from benchmarks.scoring import read_detection_lines, score_real
+from benchmarks.small_faces.live_runs import play
+from benchmarks.small_faces.planned import planned_lines
+
+COLUMNS = (
+    "run",
+    "recall_ge40",
+    "recall_ge24",
+    "recall_ge40_from_0s",
+    "boxes_off_face",
+    "first_box_start_p50",
+    "first_box_new_p50",
+    "tracks_never_boxed",
+    "ids_per_track",
+    "nearer_iou",
+    "nearer_width_ratio",
+    "label_changes_per_track",
+    "output_fps",
+    "cpu_per_stream",
+    "detect_px_per_frame",
+    "detections_per_s",
+)
+
+
+def run_clip(name: str, runs: int, planned: tuple[int, int] | None, work: Path) -> dict[str, Any]:
+    clip = CLIPS[name]
+    fps, _, w, h = clip_info(clip.path)
+    ref = reference(clip, log=progress)
+    rows: list[dict[str, Any]] = []
+    last = max(ref) + 1
+    for k in range(runs):
+        m = play([clip.path], work / name, {}, f"live{k}")
+        lines = [d for d in read_detection_lines(Path(m.pop("jsonl")[0])) if d["frame"] < last]
+        s = score_real(lines, ref, clip.every, fps, (w, h))
+        rate = m["detections_per_s_per_stream"]
+        rows.append({"run": f"live {k + 1}", **_flat(s), **m, "detections_per_s": rate})
+        progress(f"{name} live {k + 1}: {_brief(rows[-1])}")
+    if planned:
+        every, latency = planned
+        lines, _, pixels, wall = planned_lines(
+            clip.path, name, fps, "regions", every, latency, classify=True, max_frames=last
+        )
+        (work / name).mkdir(parents=True, exist_ok=True)
+        (work / name / "planned.jsonl").write_text("".join(json.dumps(d) + "\n" for d in lines))
+        s = score_real(lines, ref, clip.every, fps, (w, h))
+        rows.append(
+            {
+                "run": f"planned {every}/{latency}",
+                **_flat(s),
+                "wall_s": wall,
+                "detect_px_per_frame": round(pixels / max(1, len(lines))),
+            }
+        )
+        progress(f"{name} planned: {_brief(rows[-1])}")
+    faces = sum(len(b) for b in ref.values())
+    return {
+        "clip": name,
+        "note": clip.note,
+        "size": f"{w}x{h}",
+        "fps": round(fps, 2),
+        "seconds": round(last / fps, 1),
+        "reference_every": clip.every,
+        "reference_upsample": clip.upsample,
+        "reference_frames": len(ref),
+        "reference_faces": faces,
+        "rows": rows,
+    }
+
+
+def _flat(s: dict[str, Any]) -> dict[str, Any]:
+    out = dict(s)
+    out["first_box_start_p50"] = s["first_box_s_start"]["p50"]
+    out["first_box_new_p50"] = s["first_box_s_new"]["p50"]
+    return out
+
+
+def _brief(r: dict[str, Any]) -> str:
+    keys = ("recall_ge40", "boxes_off_face", "first_box_start_p50", "first_box_new_p50", "ids_per_track")
+    return ", ".join(f"{k} {r.get(k)}" for k in keys)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = parser("real", __doc__)
+    ap.add_argument("--clips", default=",".join(CLIPS), help="comma-separated (default: all in reference.py)")
+    ap.add_argument("--runs", type=int, default=1, help="live runs per clip")
+    ap.add_argument("--planned-every", type=int, default=8)
+    ap.add_argument("--planned-latency", type=int, default=6)
+    ap.add_argument("--no-live", action="store_true")
+    ap.add_argument("--no-planned", action="store_true")
+    ap.add_argument("--keep", type=Path, default=None, help="keep the runs' detection lines here")
+    output_args(ap, "real")
+    args = ap.parse_args(argv)
+    planned = None if args.no_planned else (args.planned_every, args.planned_latency)
+    runs = 0 if args.no_live else args.runs
+    with tempfile.TemporaryDirectory() as tmp:
+        work = args.keep or Path(tmp)
+        clips = [run_clip(c, runs, planned, work) for c in args.clips.split(",") if c]
+    result = run_record("real", argv) | {"clips": clips}
+    save(args, "real", result, markdown(result))
+    return 0
+
+
+def markdown(data: dict[str, Any]) -> str:
+    m = data["machine"]
+    parts = [
+        f"# Real footage ({m['cpu']}, {m['cores']} cores)\n\n"
+        f"`{data['command']}`, {data['started_at']}, commit {m['git_commit']}. Reference: the "
+        "detector at full resolution (upsample 1) on every Nth frame; recall from 1 s on (IoU >= "
+        "0.5); boxes off face: drawn boxes wholly inside the frame with IoU < 0.3 against every "
+        "reference box (from 1 s on); first box: seconds from a reference track's first box >= 40 px "
+        "to the first drawn box on it (median; start: faces there at frame 0, new: faces coming "
+        "in); nearer: the later half of reference tracks growing 1.3x; CPU per stream in cores "
+        "(live). Goals: recall_ge40 >= 0.85, boxes_off_face <= 0.05, first box <= 0.5 s, "
+        "ids_per_track <= 1.3, output at the clip's frame rate.\n"
+    ]
+    for c in data["clips"]:
+        parts.append(
+            f"\n## {c['clip']} ({c['size']}, {c['fps']} fps, first {c['seconds']} s): {c['note']}\n\n"
+            f"Reference every {c['reference_every']}th frame: {c['reference_frames']} frames, "
+            f"{c['reference_faces']} faces.\n\n" + markdown_table(c["rows"], COLUMNS)
+        )
+    return "".join(parts)
