@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from streamer.detect import DETECTORS
 from streamer.history.settings import MqttConfig, StoreConfig, WebhookConfig
+from streamer.people.settings import PeopleConfig
 
 ASSETS = Path(__file__).resolve().parent / "assets"
 DEMO_VIDEO = ASSETS / "demo.mp4"
@@ -285,6 +286,7 @@ class Config(Strict):
     store: StoreConfig = StoreConfig()
     mqtt: MqttConfig = MqttConfig()
     webhook: WebhookConfig = WebhookConfig()
+    people: PeopleConfig = PeopleConfig()
 
     @model_validator(mode="after")
     def _unique(self) -> Config:
