@@ -149,3 +149,29 @@ def test_blur_hides_the_face_from_the_detector(shared: Path, finder: FaceFinder)
     (b,) = finder.boxes(im)
     out = blur_boxes(im, [(b.left, b.top, b.right, b.bottom)])
     assert finder.boxes(out) == [] and np.array_equal(im, rgb(shared / "media" / "obama-720p.jpg"))
+
+
+def test_a_named_track_ends_as_a_record_with_its_identity_for_the_person_filter(tmp_path: Path) -> None:
+    from streamer.config import load_config
+    from streamer.history.looks import LookKeeper
+    from streamer.history.service import History
+    from streamer.metrics import Metrics
+    from streamer.track.lifecycle import TrackEvent
+
+    config = load_config(None, {"store": {"dir": str(tmp_path)}}, environ={})
+    h = History(config, Metrics())
+    box = Box(0, 0, 9, 9, 1.0)
+    for track, who in ((1, "Alice"), (2, "unknown")):
+        labels = (Label("gender", "female", 0.9), Label(PERSON, who, 0.9))
+        for kind in ("start", "end"):
+            e = TrackEvent(kind, track, 10.0 + track, box, labels, 2.0)
+            h._on_event("cam", LookKeeper(), e, e.as_dict("cam"))
+    records = [h.writer.q.get_nowait().record for _ in range(2)]
+    assert [(r.track, r.identity) for r in records] == [(1, "Alice"), (2, None)]
+    assert records[0].labels[PERSON] == {"label": "Alice", "p": 0.9}
+    db = h.db
+    conn = db.connect()
+    db.migrate(conn)
+    EventStore(db).write(conn, records)
+    rows, _ = EventStore(db).list(conn, person="Alice")
+    assert [r["track"] for r in rows] == [1]
