@@ -139,9 +139,14 @@ def test_a_track_is_named_once_settled_and_not_this_person_stops_the_match(
 
 
 def test_small_faces_and_undescribed_faces_get_no_person_label() -> None:
-    rec = StageRecognizer(lambda: Gallery(), RULE, min_face_px=60)
+    someone = Gallery([("A", np.ones(128, np.float32))])
+    rec = StageRecognizer(lambda: someone, RULE, min_face_px=60)
     out = rec.label([face(np.zeros(128, np.float32), h=40), face(None)])
     assert all(lab.classifier != PERSON for f in out for lab in f.labels)
+    out = StageRecognizer(lambda: someone, RULE).label([face(np.zeros(128, np.float32))])
+    assert [lab.label for lab in out[0].labels if lab.classifier == PERSON] == ["unknown"]
+    empty = StageRecognizer(lambda: Gallery(), RULE)  # (an empty library names nobody, not even unknown)
+    assert empty.label([face(np.zeros(128, np.float32))])[0].labels == face(None).labels
 
 
 def test_blur_hides_the_face_from_the_detector(shared: Path, finder: FaceFinder) -> None:

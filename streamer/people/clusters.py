@@ -21,6 +21,7 @@ from streamer.history.schema import Database
 from streamer.people.library import from_bytes, to_bytes
 
 log = logging.getLogger(__name__)
+KEPT = 20  # track descriptors kept per cluster
 
 
 @dataclass
@@ -103,6 +104,12 @@ class Clusters:
                     "INSERT INTO unknown_tracks (cluster_id, stream, track, at, descriptor) "
                     "VALUES (?, ?, ?, ?, ?)",
                     (cid, stream, int(track), now, to_bytes(d)),
+                )
+                db.execute(  # (the newest KEPT tracks of a cluster are enough to name it)
+                    conn,
+                    "DELETE FROM unknown_tracks WHERE cluster_id = ? AND id NOT IN "
+                    "(SELECT id FROM unknown_tracks WHERE cluster_id = ? ORDER BY id DESC LIMIT ?)",
+                    (cid, cid, KEPT),
                 )
         except Exception as e:  # (the video goes on; the cluster stays in memory)
             db.drop_local()

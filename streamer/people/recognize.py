@@ -9,7 +9,8 @@ is in captions, ``/streams``, the track events (SSE, MQTT, webhook) and the stor
 track keeps being classified until it settles. A person vetoed by a negative ("not this person")
 near the look is not matched for that look.
 
-When a track that showed ``unknown`` ends, the mean of its descriptors goes to the unknown
+An empty library labels nothing. When a track that showed ``unknown`` (or, the library empty,
+nothing) ends, the mean of its descriptors goes to the unknown
 clusters (clusters.py).
 """
 
@@ -87,6 +88,8 @@ class StageRecognizer:
         if not self.recognise:
             return tuple(faces)
         g = self.gallery()
+        if not len(g):  # (an empty library names nobody: no "unknown" on every face)
+            return tuple(faces)
         idx = [i for i, f in enumerate(faces) if f.identity is not None and f.labels]
         small = [i for i in idx if faces[i].box.height < self.min_face_px]
         idx = [i for i in idx if faces[i].box.height >= self.min_face_px]
@@ -135,6 +138,6 @@ class StageRecognizer:
                     continue
                 _, kept = self._seen.get(e.track) or live.get(e.track) or (0, [])
                 shown = next((lab.label for lab in e.labels if lab.classifier == PERSON), None)
-                if shown == UNKNOWN and kept:
+                if shown in (None, UNKNOWN) and kept:  # (None: the library was empty)
                     self.on_unknown(e.track, np.mean(kept, axis=0).astype(np.float32), len(kept))
             self._seen = live

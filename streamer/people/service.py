@@ -67,6 +67,8 @@ class People:
         if not self.enabled:
             return
         try:
+            if self.history.writer is not None:  # (the writer thread opens and migrates the store)
+                await asyncio.to_thread(self.history.writer.ready.wait, 30)
             await self.reload()
             assert self.clusters is not None
             await self.history.read(lambda store, conn: self.clusters.load(conn))
