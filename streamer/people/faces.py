@@ -106,6 +106,8 @@ class FaceFinder:
             self._load()
             small, s = scale_for_detection(image, self.max_side)
             found = self._detector.detect([small], self.upsample)[0]
+            if not found and self.upsample == 0:  # small faces: live looks at them upsampled too
+                found = self._detector.detect([small], 1)[0]
             h, w = image.shape[:2]
             return [unscale_box(b, s, w, h) for b in found]
 
