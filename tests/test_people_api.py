@@ -50,6 +50,16 @@ def png_header(w: int, h: int) -> bytes:
     return b"\x89PNG\r\n\x1a\n" + struct.pack(">I", 13) + chunk + struct.pack(">I", zlib.crc32(chunk))
 
 
+def got_descriptor(people: People) -> np.ndarray:
+    return people.gallery._d[0]
+
+
+def face_with(d: np.ndarray):
+    from streamer.types import Box, Face, Label
+
+    return Face(Box(0, 0, 99, 99, 1.0), (Label("gender", "male", 0.9),), identity=d)
+
+
 async def faces_stored(client: TestClient) -> int:
     r = await client.get("/people")
     assert r.status == 200
@@ -68,6 +78,13 @@ async def test_enroll_list_get_crop_and_remove(api, shared: Path) -> None:
     r = await client.get(p["faces"][0]["crop_url"])
     assert r.status == 200 and r.content_type == "image/jpeg"
     assert people.gallery.names == ["Obama"]
+    for outcome in ("known", "unknown", "uncertain", "too_small"):  # (every series from the start)
+        assert people.counter.labels(outcome)._value.get() == 0
+    stage = SimpleNamespace(id="cam", stage=SimpleNamespace(people=None))
+    people.attach(stage)
+    assert stage.stage.people is not None
+    assert stage.stage.people.label([face_with(got_descriptor(people))])[0].labels[-1].label == "Obama"
+    assert people.counter.labels("known")._value.get() == 1
     assert (await client.delete(f"/people/Obama/faces/{fid}")).status == 204
     assert (await client.delete("/people/Obama")).status == 204
     assert (await client.delete("/people/Obama")).status == 404
