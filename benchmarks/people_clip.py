@@ -58,7 +58,16 @@ def enroll(clip: Path, at: float, finder: FaceFinder) -> list[tuple[str, np.ndar
     ]
 
 
-def run(config, engine, clip: Path, start: float, every: int, rec: StageRecognizer, end: float = 1e9):
+def run(
+    config,
+    engine,
+    clip: Path,
+    start: float,
+    every: int,
+    rec: StageRecognizer,
+    end: float = 1e9,
+    crops: dict | None = None,
+):
     """Per track: first seen, when its name first showed, the names shown (frame counts)."""
     p = config.pipeline
     stage = FaceStage("clip", every, rule=rule_for(p), planner=planner_for(p), between=between_for(p))
@@ -79,6 +88,9 @@ def run(config, engine, clip: Path, start: float, every: int, rec: StageRecogniz
                 tr.id, {"first_seen": tr.first_seen, "named_at": None, "names": Counter(), "x": []}
             )
             d["x"].append(float(tr.box[0] + tr.box[2]) / 2)
+            if crops is not None and len(d["x"]) == 8:  # (for labelling by eye; never saved with results)
+                b = tr.as_box()
+                crops[tr.id] = rgb[max(0, b.top) : b.bottom + 1, max(0, b.left) : b.right + 1].copy()
             lab = next((lb.label for lb in tr.labels() if lb.classifier == PERSON), UNCERTAIN)
             d["names"][lab] += 1
             if lab not in (UNKNOWN, UNCERTAIN) and d["named_at"] is None:

@@ -39,7 +39,7 @@ EVENT = {
         "duration_s": {"type": "number"},
         "labels": LABELS,
         "looks": {"type": "integer", "description": "detections of the face"},
-        "identity": {"type": "string", "nullable": True, "description": "who: the face library's settled name (null: unknown or none)"},
+        "identity": {"type": "string", "nullable": True, "description": "the face library's settled name"},
         "box": {
             "type": "array",
             "nullable": True,
