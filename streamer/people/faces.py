@@ -16,6 +16,7 @@ import numpy as np
 from streamer.history.looks import face_crop
 from streamer.types import Box
 
+MIN_SIDE = 24  # a photo narrower than this holds no face the detector can find
 MAX_PIXELS = 40_000_000  # an upload's width x height at most (read from its header, before decoding)
 
 
@@ -60,6 +61,8 @@ def decode_photo(data: bytes, max_pixels: int = MAX_PIXELS) -> np.ndarray:
         raise BadPhoto(f"{kind} of size {w}x{h}", 415)
     if w * h > max_pixels:
         raise BadPhoto(f"image of {w}x{h} pixels: at most {max_pixels:,} pixels are accepted", 413)
+    if min(w, h) < MIN_SIDE:
+        raise BadPhoto(f"no face found in the photo ({w}x{h} pixels: too small to hold one)")
     bgr = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
     if bgr is None:
         raise BadPhoto(f"the {kind} does not decode", 415)

@@ -143,7 +143,7 @@ PATHS: dict[str, Any] = {
             "summary": "name a cluster: enroll its tracks' descriptors under the name; the cluster goes",
             "parameters": [ID],
             "requestBody": NAME_BODY,
-            "responses": {"201": _json({"type": "object"}), **_errors(400, 404, 503, *COMMON)},
+            "responses": {"201": _json({"type": "object"}), **_errors(400, 404, 415, 503, *COMMON)},
         }
     },
     "/unknown/{id}": {
