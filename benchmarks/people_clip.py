@@ -100,6 +100,63 @@ def run(
     return tracks
 
 
+def clusters_only(config, clip: Path, every: int, sheet: str, out: Path) -> int:
+    """The unknown run alone: which cluster each track joined, the tracks' mean descriptors' distances,
+    and (``sheet``, a path outside the repository) a contact sheet of one crop per track, to label
+    the people by eye."""
+    cfg = config.people
+    engine = Engine(engine_spec(config))
+    clusters = Clusters(None, cfg.cluster_distance, cfg.cluster_min_looks)
+    joined: dict[int, int] = {}
+    means: dict[int, np.ndarray] = {}
+
+    def on_unknown(track: int, d: np.ndarray, looks: int) -> None:
+        means[track] = d
+        cid = clusters.add("clip", track, d, looks)
+        if cid is not None:
+            joined[track] = cid
+
+    crops: dict[int, np.ndarray] = {}
+    empty = Gallery()
+    rec = StageRecognizer(lambda: empty, MatchRule(), on_unknown=on_unknown)
+    tracks = run(config, engine, clip, 0.0, every, rec, crops=crops)
+    ids = sorted(means)
+    res = {
+        "clip": clip.name,
+        "every": every,
+        "cluster_distance": cfg.cluster_distance,
+        "tracks": {
+            t: {"first_seen": round(d["first_seen"], 2), "frames": len(d["x"])} for t, d in tracks.items()
+        },
+        "cluster_of_track": joined,
+        "distances": {a: {b: round(float(np.linalg.norm(means[a] - means[b])), 3) for b in ids} for a in ids},
+    }
+    if sheet:
+        tiles = []
+        for t, cid in sorted(joined.items(), key=lambda x: (x[1], x[0])):
+            c = crops.get(t)
+            if c is None or not c.size:
+                continue
+            im = cv2.copyMakeBorder(
+                cv2.resize(cv2.cvtColor(c, cv2.COLOR_RGB2BGR), (96, 96)),
+                18,
+                0,
+                0,
+                0,
+                cv2.BORDER_CONSTANT,
+                value=(255, 255, 255),
+            )
+            cv2.putText(im, f"t{t} c{cid}", (2, 14), 0, 0.45, (0, 0, 255), 1)
+            tiles.append(im)
+        if tiles:
+            tiles += [np.full_like(tiles[0], 255)] * (-len(tiles) % 8)
+            cv2.imwrite(sheet, np.vstack([np.hstack(tiles[i : i + 8]) for i in range(0, len(tiles), 8)]))
+    out.mkdir(parents=True, exist_ok=True)
+    (out / f"people_clusters_{clip.stem}.json").write_text(json.dumps(res, indent=1))
+    print(json.dumps({k: v for k, v in res.items() if k != "distances"}, indent=1))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--clip", required=True)
@@ -114,8 +171,17 @@ def main(argv: list[str] | None = None) -> int:
         help="who a track is: 'position', the enrolled face nearest its mean centre (people who stay "
         "put, as in mfarayola-faces: checked by looking at frames), or the library run's names",
     )
+    ap.add_argument("--clusters-only", action="store_true", help="only the unknown clusters (see --sheet)")
+    ap.add_argument(
+        "--sheet",
+        default="",
+        help="with --clusters-only: a PNG of one crop per track (keep it "
+        "out of the repository: the clips' licences are unknown)",
+    )
     a = ap.parse_args(argv)
     config = load_config(None, {"demo": {"enabled": False}}, environ={}, shipped_models=True)
+    if a.clusters_only:
+        return clusters_only(config, Path(a.clip), a.every, a.sheet, Path(a.out))
     cfg = config.people
     rule = MatchRule(cfg.known_distance, cfg.unknown_distance, cfg.margin)
     clip = Path(a.clip)
