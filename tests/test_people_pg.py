@@ -41,6 +41,8 @@ def test_library_and_clusters_on_postgresql(pg: Postgres) -> None:
     assert g.names == ["Alice", "Bob"] and np.isinf(g.distances(b)[0][0])  # (Alice vetoed near her negative)
     assert lib.remove_face(conn, "Alice", fa) and lib.remove_person(conn, "Bob")
     clusters = Clusters(db, 0.45)
+    assert clusters.add("cam", 9, a, 3) is None  # (not before the stored clusters are read)
+    clusters.load(conn)
     assert clusters.add("cam", 1, a, 3) == 1 and clusters.add("cam", 2, a + 0.001, 3) == 1
     assert clusters.add("cam", 3, np.ones(128, np.float32), 3) == 2
     clusters.flush()

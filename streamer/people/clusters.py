@@ -52,6 +52,7 @@ class Clusters:
         self.min_looks = min_looks
         self.clusters: list[Cluster] = []
         self._next = 1
+        self.loaded = db is None  # (until the stored clusters are read, tracks are not grouped)
         self._lock = threading.Lock()
         self._io = ThreadPoolExecutor(1, thread_name_prefix="people-clusters")
 
@@ -61,10 +62,11 @@ class Clusters:
         with self._lock:
             self.clusters = [Cluster(int(i), from_bytes(c), int(n)) for i, c, n in rows]
             self._next = max([c.id for c in self.clusters], default=0) + 1
+            self.loaded = True
 
     def add(self, stream: str, track: int, d: np.ndarray, looks: int) -> int | None:
         """An unknown track ended: the id of the cluster it joined or started (None: too few looks)."""
-        if looks < self.min_looks:
+        if looks < self.min_looks or not self.loaded:
             return None
         now = time.time()
         with self._lock:

@@ -55,6 +55,7 @@ class People:
         self.counter = recognitions(metrics)
         self.finder = FaceFinder.from_config(config)
         self._enroller = ThreadPoolExecutor(1, thread_name_prefix="people-enroll")
+        self._loading: asyncio.Task | None = None
         self.enabled = self.cfg.enabled and history.enabled
         self.library = Library(history.db) if self.enabled else None
         self.clusters = (
@@ -63,9 +64,17 @@ class People:
             else None
         )
 
-    async def start(self) -> None:
+    async def start(self, wait: bool = True) -> None:
+        """Read the library and the clusters (``wait`` False: in the background; the streams start
+        meanwhile, naming nobody until it is read)."""
         if not self.enabled:
             return
+        if not wait:
+            self._loading = asyncio.get_running_loop().create_task(self._load())
+            return
+        await self._load()
+
+    async def _load(self) -> None:
         try:
             if self.history.writer is not None:  # (the writer thread opens and migrates the store)
                 await asyncio.to_thread(self.history.writer.ready.wait, 30)
@@ -152,6 +161,8 @@ class People:
         return await self.history.read(lambda store, conn: remove(self.history.db, conn, cid))
 
     def close(self) -> None:
+        if self._loading is not None:
+            self._loading.cancel()
         self._enroller.shutdown(wait=False, cancel_futures=True)
         if self.clusters is not None:
             self.clusters.close()

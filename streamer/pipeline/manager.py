@@ -81,7 +81,7 @@ class Pipeline:
             self.metrics.errors.labels("classifier_unavailable").inc()
         self.batcher.start()
         self.history.start()
-        await self.people.start()
+        await self.people.start(wait=False)  # (the library is read while the streams start)
         sources = list(self.config.sources)
         if not sources and self.config.demo.enabled:
             log.info("no source configured: serving the demo video as stream 'demo'")
