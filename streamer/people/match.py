@@ -33,7 +33,6 @@ class Match:
     name: str | None  # the nearest person (known: who it is)
     distance: float  # to the nearest person (inf: empty library)
     second: float  # to the second nearest person
-    vetoed: bool = False  # a person nearer than ``name`` was vetoed by a negative
 
     @property
     def p(self) -> float:

@@ -147,7 +147,7 @@ class People:
         """Enroll cluster ``cid``'s tracks under ``name`` and remove it: how many descriptors (0:
         no such cluster)."""
         assert self.clusters is not None and self.library is not None
-        self.clusters.flush()
+        await asyncio.to_thread(self.clusters.flush)
         ds = await self.history.read(lambda store, conn: members(self.history.db, conn, cid))
         if not ds:
             return 0

@@ -6,6 +6,7 @@ the raw JPEG or PNG body (``Content-Type: image/jpeg`` or ``image/png``), read u
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from typing import Any
@@ -175,12 +176,15 @@ async def event_person(request: web.Request) -> web.Response:
     except BadPhoto as e:
         return _error(request, e.status, f"event snapshot: {e}", "bad_request")
     source = "event_negative" if negative else "event"
-    fid = (await people.enroll(name, [(got.descriptor, data)], source, eid, negative))[0]
-    if not negative:
-        db = people.history.db
-        await people.history.read(
-            lambda s, c: db.execute(c, "UPDATE events SET identity = ? WHERE id = ?", (name, eid))
-        )
+    try:
+        fid = (await people.enroll(name, [(got.descriptor, data)], source, eid, negative))[0]
+        if not negative:
+            db = people.history.db
+            await people.history.read(
+                lambda s, c: db.execute(c, "UPDATE events SET identity = ? WHERE id = ?", (name, eid))
+            )
+    except Exception as e:
+        return _unavailable(request, e)
     return web.json_response({"person": name, "face": {"id": fid}, "negative": negative}, status=201)
 
 
@@ -199,8 +203,8 @@ async def list_unknown(request: web.Request) -> web.Response:
     people = _people(request)
     if people is None:
         return _off(request)
-    people.clusters.flush()
     try:
+        await asyncio.to_thread(people.clusters.flush)
         rows = await people.history.read(lambda s, c: listing(people.history.db, c))
     except Exception as e:
         return _unavailable(request, e)
@@ -218,7 +222,10 @@ async def name_unknown(request: web.Request) -> web.Response:
         name = check_name((await _json(request))["name"])
     except ValueError as e:
         return _error(request, 400, str(e), "bad_request")
-    n = await people.name_cluster(cid, name) if cid is not None else 0
+    try:
+        n = await people.name_cluster(cid, name) if cid is not None else 0
+    except Exception as e:
+        return _unavailable(request, e)
     if not n:
         return _error(request, 404, "no such cluster", "not_found")
     return web.json_response({"person": name, "enrolled": n}, status=201)
@@ -229,7 +236,10 @@ async def delete_unknown(request: web.Request) -> web.Response:
     cid = _int(request.match_info["id"])
     if people is None:
         return _off(request)
-    gone = await people.drop_cluster(cid) if cid is not None else False
+    try:
+        gone = await people.drop_cluster(cid) if cid is not None else False
+    except Exception as e:
+        return _unavailable(request, e)
     return web.Response(status=204) if gone else _error(request, 404, "no such cluster", "not_found")
 
 
