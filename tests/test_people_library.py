@@ -180,3 +180,24 @@ def test_a_named_track_ends_as_a_record_with_its_identity_for_the_person_filter(
     EventStore(db).write(conn, records)
     rows, _ = EventStore(db).list(conn, person="Alice")
     assert [r["track"] for r in rows] == [1]
+
+
+def test_blur_unknown_keeps_known_people_and_blur_all_hides_everyone() -> None:
+    from types import SimpleNamespace
+
+    rng = np.random.default_rng(0)
+    im = rng.integers(0, 255, (200, 400, 3), np.uint8)
+
+    def track(x: int, who: str) -> SimpleNamespace:
+        return SimpleNamespace(
+            box=np.array([x, 50.0, x + 79, 129]), labels=lambda: (Label(PERSON, who, 0.9),)
+        )
+
+    alice, stranger = track(20, "Alice"), track(260, "unknown")
+    out = StageRecognizer(lambda: Gallery(), RULE, privacy="blur_unknown").blur(im, [alice, stranger])
+    assert np.array_equal(out[50:130, 20:100], im[50:130, 20:100])  # a known person stays
+    assert not np.array_equal(out[50:130, 260:340], im[50:130, 260:340])  # a stranger is blurred
+    assert out[50:130, 260:340].std() < im[50:130, 260:340].std() / 3
+    out = StageRecognizer(lambda: Gallery(), RULE, privacy="blur_all").blur(im, [alice, stranger])
+    assert not np.array_equal(out[50:130, 20:100], im[50:130, 20:100])
+    assert StageRecognizer(lambda: Gallery(), RULE).blur(im, [alice, stranger]) is im  # off: untouched
