@@ -148,3 +148,19 @@ async def test_unknown_clusters_list_and_name_in_one_step(api) -> None:
     assert [c["id"] for c in (await (await client.get("/unknown")).json())["clusters"]] == [2]
     assert (await client.delete("/unknown/2")).status == 204
     assert (await client.post("/unknown/2/name", json={"name": "Dan"})).status == 404
+
+
+async def test_only_the_configured_streams_recognise_and_privacy_applies_to_all(tmp_path: Path) -> None:
+    overrides = {"store": {"dir": str(tmp_path)}, "people": {"streams": ["door"], "privacy": "blur_unknown"}}
+    config = load_config(None, overrides, environ={})
+    metrics = Metrics()
+    people = People(config, metrics, History(config, metrics))
+    door, hall = (SimpleNamespace(id=s, stage=SimpleNamespace(people=None)) for s in ("door", "hall"))
+    people.attach(door)
+    people.attach(hall)
+    assert door.stage.people.recognise and not hall.stage.people.recognise
+    assert hall.stage.people.privacy == "blur_unknown"
+    off = load_config(None, {"store": {"dir": str(tmp_path)}, "people": {"streams": ["door"]}}, environ={})
+    quiet = SimpleNamespace(id="hall", stage=SimpleNamespace(people=None))
+    People(off, Metrics(), History(off, Metrics())).attach(quiet)
+    assert quiet.stage.people is None  # (neither recognition nor privacy: the stage is untouched)
