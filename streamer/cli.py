@@ -1,4 +1,4 @@
-"""Command line: ``streamer serve | model-server | detect | annotate``."""
+"""Command line: ``streamer serve | model-server | detect | annotate | people``."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import sys
 from collections.abc import Sequence
 
 from streamer import __version__
+from streamer.people import cli as people_cli
 
 log = logging.getLogger("streamer")
 
@@ -93,6 +94,7 @@ def _parser() -> argparse.ArgumentParser:
     m.add_argument("--grpc-port", type=int, help="override [model_server] grpc_port")
     m.add_argument("--http-port", type=int, help="override [model_server] http_port")
     m.add_argument("--metrics-port", type=int, help="override [model_server] metrics_port (Triton's metrics)")
+    people_cli.add_parser(sub)  # the face library (people/cli.py)
     return p
 
 
@@ -202,6 +204,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "model-server": cmd_model_server,
             "detect": cmd_detect,
             "annotate": cmd_annotate,
+            "people": people_cli.cmd_people,
         }
         return commands[args.command](args)
     except ConfigError as e:

@@ -15,6 +15,7 @@ from pydantic import BaseModel, Field, ValidationError, field_validator, model_v
 
 from streamer.detect import DETECTORS
 from streamer.history.settings import MqttConfig, StoreConfig, WebhookConfig
+from streamer.people.settings import PeopleConfig
 from streamer.server_config import ServerConfig, Strict
 
 ASSETS = Path(__file__).resolve().parent / "assets"
@@ -213,6 +214,7 @@ class Config(Strict):
     store: StoreConfig = StoreConfig()
     mqtt: MqttConfig = MqttConfig()
     webhook: WebhookConfig = WebhookConfig()
+    people: PeopleConfig = PeopleConfig()
 
     @model_validator(mode="after")
     def _unique(self) -> Config:

@@ -88,7 +88,13 @@ def _v3(d: Dialect) -> list[str]:
     ]
 
 
-MIGRATIONS = [_v1, _v2, _v3]  # version n is MIGRATIONS[n - 1]
+def _v4(d: Dialect) -> list[str]:
+    from streamer.people.schema import library_tables
+
+    return library_tables(d)  # the face library (issue #33): people, their faces, unknown clusters
+
+
+MIGRATIONS = [_v1, _v2, _v3, _v4]  # version n is MIGRATIONS[n - 1]
 VERSION = len(MIGRATIONS)
 
 

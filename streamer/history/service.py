@@ -23,6 +23,7 @@ from streamer.history.looks import LookKeeper
 from streamer.history.schema import Database
 from streamer.history.writer import EventWriter, Pending
 from streamer.metrics import Metrics
+from streamer.people.recognize import person_of
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -120,6 +121,7 @@ class History:
             duration_s=round(float(e.duration_s), 3),
             labels=labels,
             looks=looks,
+            identity=person_of(e.labels),
         )
         self.writer.put(Pending(record, look))
 

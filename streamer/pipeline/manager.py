@@ -13,6 +13,7 @@ from streamer.inference.pool import WorkerPool
 from streamer.inference.triton_client import TritonPool
 from streamer.memory import trim_soon
 from streamer.metrics import Metrics
+from streamer.people.service import People
 from streamer.pipeline.batcher import DetectionBatcher
 from streamer.pipeline.planner import planner_for
 from streamer.pipeline.stream import Stream
@@ -65,6 +66,7 @@ class Pipeline:
         self.max_streams = config.server.max_streams
         self.reserved = 0  # slots held by WebRTC offers being answered (their stream comes with the answer)
         self.history = History(config, metrics)  # track records, snapshots, MQTT, webhook
+        self.people = People(config, metrics, self.history)  # face library, names, privacy (#33)
 
     def full(self) -> bool:
         return len(self.streams) + self.reserved >= self.max_streams
@@ -79,6 +81,7 @@ class Pipeline:
             self.metrics.errors.labels("classifier_unavailable").inc()
         self.batcher.start()
         self.history.start()
+        await self.people.start(wait=False)  # (the library is read while the streams start)
         sources = list(self.config.sources)
         if not sources and self.config.demo.enabled:
             log.info("no source configured: serving the demo video as stream 'demo'")
@@ -112,6 +115,7 @@ class Pipeline:
         )
         self.streams[source.id] = stream
         self.history.attach(stream)
+        self.people.attach(stream)
         stream.start()
         log.info("stream %s added (%s: %s)", source.id, source.kind, source.describe())
         return stream
@@ -129,6 +133,7 @@ class Pipeline:
 
     async def close(self) -> None:
         await asyncio.gather(*(self.remove(s) for s in list(self.streams)), return_exceptions=True)
+        self.people.close()
         await self.history.close()  # (after the streams: their tracks' ends are written)
         await self.batcher.stop()
         await self.pool.close()

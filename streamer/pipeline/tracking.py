@@ -111,6 +111,7 @@ class FaceStage:
         self.faces: tuple[Face, ...] = ()
         self._track_s = 0.0  # time prepare() took, counted with finish() in the "track" stage
         self.looks = None  # a history.looks.LookKeeper: each track's best look, for its snapshot
+        self.people = None  # a people.recognize.StageRecognizer: names from the face library, privacy
 
     def due(self, index: int) -> bool:
         """Whether frame ``index`` should go to the detector (and, if so, marks it sent): a round's
@@ -221,7 +222,8 @@ class FaceStage:
         with self._lock:
             d, self._pending = self._pending, None
         if d is not None and d.frame_index > self._applied and d.frame_index <= frame.index:
-            self.tracker.update(d.faces, d.frame_index, frame.captured_at, d.regions)
+            faces = self.people.label(d.faces) if self.people is not None else d.faces
+            self.tracker.update(faces, d.frame_index, frame.captured_at, d.regions)
             self._applied = d.frame_index
         elif d is not None and d.frame_index > frame.index:  # not this frame's yet: keep it
             self.on_detections(d)
@@ -258,10 +260,14 @@ class FaceStage:
         self._apply(frame)
         self.faces = tr.faces()
         events = tuple(tr.drain_events())
+        seen = frame.image
+        if self.people is not None:
+            self.people.observe(tr.tracks, events)
+            seen = self.people.blur(seen, tr.tracks)  # (privacy: snapshots and video alike)
         if self.looks is not None:
-            self.looks.observe(frame.image, frame.captured_at, tr.tracks, events)
+            self.looks.observe(seen, frame.captured_at, tr.tracks, events)
         t1 = time.perf_counter()
-        image = draw_faces(frame.image, self.faces) if draw else frame.image
+        image = draw_faces(seen, self.faces) if draw else seen
         if self.metrics is not None:
             self._count(events)
             self.metrics.stage_seconds.labels("track").observe(t1 - t0)
@@ -320,6 +326,8 @@ class FaceStage:
         """End every track (the stream is over)."""
         self.tracker.end_all(t)
         events = tuple(self.tracker.drain_events())
+        if self.people is not None:
+            self.people.observe((), events)
         if self.looks is not None:
             self.looks.observe(None, t, (), events)
         if self.metrics is not None:

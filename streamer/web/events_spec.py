@@ -39,7 +39,7 @@ EVENT = {
         "duration_s": {"type": "number"},
         "labels": LABELS,
         "looks": {"type": "integer", "description": "detections of the face"},
-        "identity": {"type": "string", "nullable": True, "description": "who (a face library; null for now)"},
+        "identity": {"type": "string", "nullable": True, "description": "the face library's settled name"},
         "box": {
             "type": "array",
             "nullable": True,

@@ -8,6 +8,7 @@ from aiohttp import web
 
 from streamer.web.events_spec import PATHS as EVENT_PATHS
 from streamer.web.peers import MAX_SDP_BYTES
+from streamer.web.people_spec import PATHS as PEOPLE_PATHS
 
 JSON = "application/json"
 ERROR = {
@@ -136,6 +137,7 @@ SPEC: dict[str, Any] = {
             }
         },
         **EVENT_PATHS,  # the event history (web/events_api.py)
+        **PEOPLE_PATHS,  # the face library (web/people_api.py)
     },
 }
 

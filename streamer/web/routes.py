@@ -34,6 +34,7 @@ from streamer.web.peers import (
     offer_error,
     parse_offer,
 )
+from streamer.web.people_api import add_people_routes
 
 log = logging.getLogger(__name__)
 STATIC = Path(__file__).resolve().parent / "static"
@@ -319,3 +320,4 @@ def add_routes(app: web.Application) -> None:
     app.router.add_get("/openapi.json", openapi_json)
     app.router.add_get("/static/{filename}", static_file)
     add_event_routes(app)  # the event history
+    add_people_routes(app)  # the face library

@@ -1,0 +1,166 @@
+"""Unknown people, grouped: each track that ended as ``unknown`` joins the nearest cluster (by its
+mean descriptor against the cluster's mean) within ``people.cluster_distance``, else starts one.
+Streams share the clusters, and they outlive restarts (tables ``unknown_clusters`` and
+``unknown_tracks``). Naming a cluster enrolls its tracks' descriptors under the name and removes it.
+
+``Clusters.add`` runs in a render thread; the database writes go to one thread of their own.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from streamer.history.schema import Database
+from streamer.people.library import from_bytes, to_bytes
+
+log = logging.getLogger(__name__)
+KEPT = 20  # track descriptors kept per cluster
+
+
+@dataclass
+class Cluster:
+    id: int
+    centroid: np.ndarray
+    sightings: int
+
+
+def assign(clusters: list[Cluster], d: np.ndarray, limit: float) -> Cluster | None:
+    """The cluster ``d`` joins (its mean updated), or None: it starts one."""
+    if clusters:
+        c = np.stack([k.centroid for k in clusters])
+        dist = np.linalg.norm(c - d[None], axis=1)
+        k = int(np.argmin(dist))
+        if dist[k] <= limit:
+            best = clusters[k]
+            best.centroid = (best.centroid * best.sightings + d) / (best.sightings + 1)
+            best.sightings += 1
+            return best
+    return None
+
+
+class Clusters:
+    def __init__(self, db: Database | None, limit: float, min_looks: int = 2) -> None:
+        self.db = db
+        self.limit = limit
+        self.min_looks = min_looks
+        self.clusters: list[Cluster] = []
+        self._next = 1
+        self.loaded = db is None  # (until the stored clusters are read, tracks are not grouped)
+        self._lock = threading.Lock()
+        self._io = ThreadPoolExecutor(1, thread_name_prefix="people-clusters")
+
+    def load(self, conn: Any) -> None:
+        assert self.db is not None
+        rows = self.db.execute(conn, "SELECT id, centroid, sightings FROM unknown_clusters").fetchall()
+        with self._lock:
+            self.clusters = [Cluster(int(i), from_bytes(c), int(n)) for i, c, n in rows]
+            self._next = max([c.id for c in self.clusters], default=0) + 1
+            self.loaded = True
+
+    def add(self, stream: str, track: int, d: np.ndarray, looks: int) -> int | None:
+        """An unknown track ended: the id of the cluster it joined or started (None: too few looks)."""
+        if looks < self.min_looks or not self.loaded:
+            return None
+        now = time.time()
+        with self._lock:
+            c = assign(self.clusters, d, self.limit)
+            new = c is None
+            if c is None:
+                c = Cluster(self._next, d.copy(), 1)
+                self._next += 1
+                self.clusters.append(c)
+            snap = (c.id, c.centroid.copy(), c.sightings)
+        if self.db is not None:
+            self._io.submit(self._write, snap, new, stream, track, d, now)
+        return snap[0]
+
+    def _write(self, snap: tuple, new: bool, stream: str, track: int, d: np.ndarray, now: float) -> None:
+        db = self.db
+        assert db is not None
+        cid, centroid, n = snap
+        try:
+            conn = db.local()
+            with db.tx(conn):
+                if new:
+                    db.execute(
+                        conn,
+                        "INSERT INTO unknown_clusters (id, centroid, sightings, first_at, last_at) "
+                        "VALUES (?, ?, ?, ?, ?)",
+                        (cid, to_bytes(centroid), n, now, now),
+                    )
+                else:
+                    db.execute(
+                        conn,
+                        "UPDATE unknown_clusters SET centroid = ?, sightings = ?, last_at = ? WHERE id = ?",
+                        (to_bytes(centroid), n, now, cid),
+                    )
+                db.execute(
+                    conn,
+                    "INSERT INTO unknown_tracks (cluster_id, stream, track, at, descriptor) "
+                    "VALUES (?, ?, ?, ?, ?)",
+                    (cid, stream, int(track), now, to_bytes(d)),
+                )
+                db.execute(  # (the newest KEPT tracks of a cluster are enough to name it)
+                    conn,
+                    "DELETE FROM unknown_tracks WHERE cluster_id = ? AND id NOT IN "
+                    "(SELECT id FROM unknown_tracks WHERE cluster_id = ? ORDER BY id DESC LIMIT ?)",
+                    (cid, cid, KEPT),
+                )
+        except Exception as e:  # (the video goes on; the cluster stays in memory)
+            db.drop_local()
+            log.warning("unknown clusters: cannot write cluster %d: %s", cid, e)
+
+    def flush(self) -> None:
+        """Wait for the writes queued so far."""
+        self._io.submit(lambda: None).result()
+
+    def forget(self, cid: int) -> None:
+        with self._lock:
+            self.clusters = [c for c in self.clusters if c.id != cid]
+
+    def close(self) -> None:
+        self._io.shutdown(wait=True)
+
+
+def listing(db: Database, conn: Any) -> list[dict[str, Any]]:
+    """The clusters, most sightings first, each with its newest track's event (for a snapshot)."""
+    rows = db.execute(
+        conn,
+        "SELECT id, sightings, first_at, last_at FROM unknown_clusters ORDER BY sightings DESC, id",
+    ).fetchall()
+    out = []
+    for cid, n, first, last in rows:
+        ev = db.execute(
+            conn,
+            "SELECT e.id FROM unknown_tracks t JOIN events e ON e.stream = t.stream AND e.track = t.track "
+            "WHERE t.cluster_id = ? AND e.snapshot_bytes > 0 ORDER BY e.started_at DESC LIMIT 1",
+            (cid,),
+        ).fetchone()
+        out.append(
+            {
+                "id": int(cid),
+                "name": f"unknown {cid}",
+                "sightings": int(n),
+                "first_at": first,
+                "last_at": last,
+                "event_id": int(ev[0]) if ev else None,
+            }
+        )
+    return out
+
+
+def members(db: Database, conn: Any, cid: int) -> list[np.ndarray]:
+    rows = db.execute(conn, "SELECT descriptor FROM unknown_tracks WHERE cluster_id = ?", (cid,)).fetchall()
+    return [from_bytes(r[0]) for r in rows]
+
+
+def remove(db: Database, conn: Any, cid: int) -> bool:
+    with db.tx(conn):
+        return db.execute(conn, "DELETE FROM unknown_clusters WHERE id = ?", (cid,)).rowcount > 0

@@ -1,0 +1,168 @@
+"""The face library in the service: the gallery every stream matches against, enrollment, the
+unknown clusters, the recognitions metric. ``Pipeline`` builds one (``pipeline.people``) and
+``attach``es each stream's stage; the web API (web/people_api.py) calls the rest.
+
+The gallery is an immutable snapshot swapped whole after each change (render threads read it
+without a lock). Enrollment (detector + backbone, built on the first upload) runs in one thread
+of its own; the database in the history's reader threads.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import numpy as np
+from prometheus_client import Counter
+
+from streamer.config import Config
+from streamer.metrics import Metrics, P
+from streamer.people.clusters import Clusters, members, remove
+from streamer.people.faces import Described, FaceFinder, decode_photo
+from streamer.people.library import Library, jpeg
+from streamer.people.match import Gallery, MatchRule
+from streamer.people.recognize import StageRecognizer
+
+log = logging.getLogger(__name__)
+OUTCOMES = ("known", "unknown", "uncertain", "too_small")
+
+
+def recognitions(metrics: Metrics) -> Counter:
+    """``streamer_recognitions_total{outcome}`` on ``metrics``' registry (made once)."""
+    c = getattr(metrics, "recognitions", None)
+    if c is None:
+        c = Counter(
+            P + "recognitions_total",
+            "Looks at a face matched against the face library, by outcome: known (a person), unknown, "
+            "uncertain (between the thresholds, or too near a second person), too_small",
+            ["outcome"],
+            registry=metrics.registry,
+        )
+        for o in OUTCOMES:
+            c.labels(o)
+        metrics.recognitions = c  # type: ignore[attr-defined]
+    return c
+
+
+class People:
+    def __init__(self, config: Config, metrics: Metrics, history: Any) -> None:
+        self.cfg = config.people
+        self.history = history
+        self.rule = MatchRule(self.cfg.known_distance, self.cfg.unknown_distance, self.cfg.margin)
+        self.gallery = Gallery()
+        self.counter = recognitions(metrics)
+        self.finder = FaceFinder.from_config(config)
+        self._enroller = ThreadPoolExecutor(1, thread_name_prefix="people-enroll")
+        self._loading: asyncio.Task | None = None
+        self.enabled = self.cfg.enabled and history.enabled
+        self.library = Library(history.db) if self.enabled else None
+        self.clusters = (
+            Clusters(history.db, self.cfg.cluster_distance, self.cfg.cluster_min_looks)
+            if self.enabled
+            else None
+        )
+
+    async def start(self, wait: bool = True) -> None:
+        """Read the library and the clusters (``wait`` False: in the background; the streams start
+        meanwhile, naming nobody until it is read)."""
+        if not self.enabled:
+            return
+        if not wait:
+            self._loading = asyncio.get_running_loop().create_task(self._load())
+            return
+        await self._load()
+
+    async def _load(self) -> None:
+        try:
+            if self.history.writer is not None:  # (the writer thread opens and migrates the store)
+                await asyncio.to_thread(self.history.writer.ready.wait, 30)
+            await self.reload()
+            assert self.clusters is not None
+            await self.history.read(lambda store, conn: self.clusters.load(conn))
+        except Exception as e:
+            log.error("face library: cannot read it (%s); recognition starts with an empty one", e)
+
+    async def reload(self) -> None:
+        assert self.library is not None
+        self.gallery = await self.history.read(lambda store, conn: self.library.gallery(conn))
+
+    def recognises(self, stream_id: str) -> bool:
+        return self.enabled and (not self.cfg.streams or stream_id in self.cfg.streams)
+
+    def attach(self, stream: Any) -> None:
+        """Give ``stream``'s stage recognition (and privacy, which applies to every stream)."""
+        recognise = self.recognises(stream.id)
+        if not recognise and self.cfg.privacy == "off":
+            return
+        sid = stream.id
+        clusters = self.clusters
+
+        def on_unknown(track: int, d: np.ndarray, looks: int) -> None:
+            if clusters is not None:
+                clusters.add(sid, track, d, looks)
+
+        stream.stage.people = StageRecognizer(
+            lambda: self.gallery,
+            self.rule,
+            self.cfg.min_face_px,
+            self.cfg.privacy,
+            lambda outcome: self.counter.labels(outcome).inc(),
+            on_unknown,
+            recognise=recognise,
+        )
+
+    # -- enrollment ------------------------------------------------------------------------------
+    async def describe(self, data: bytes) -> Described:
+        """An uploaded photo's one face (BadPhoto: not an image, too big, no face, several)."""
+
+        def run() -> Described:
+            image = decode_photo(data, self.cfg.max_upload_pixels)
+            return self.finder.one_face(image)
+
+        return await asyncio.get_running_loop().run_in_executor(self._enroller, run)
+
+    async def enroll(
+        self,
+        name: str,
+        faces: list[tuple[np.ndarray, bytes | None]],
+        source: str,
+        event_id: int | None = None,
+        negative: bool = False,
+    ) -> list[int]:
+        assert self.library is not None
+        ids = await self.history.read(
+            lambda store, conn: self.library.add_faces(conn, name, faces, source, event_id, negative)
+        )
+        await self.reload()
+        return ids
+
+    async def enroll_photo(self, name: str, data: bytes) -> tuple[int, Described]:
+        got = await self.describe(data)
+        ids = await self.enroll(name, [(got.descriptor, jpeg(got.crop))], "upload")
+        return ids[0], got
+
+    async def name_cluster(self, cid: int, name: str) -> int:
+        """Enroll cluster ``cid``'s tracks under ``name`` and remove it: how many descriptors (0:
+        no such cluster)."""
+        assert self.clusters is not None and self.library is not None
+        await asyncio.to_thread(self.clusters.flush)
+        ds = await self.history.read(lambda store, conn: members(self.history.db, conn, cid))
+        if not ds:
+            return 0
+        await self.enroll(name, [(d, None) for d in ds], f"cluster:{cid}")
+        await self.drop_cluster(cid)
+        return len(ds)
+
+    async def drop_cluster(self, cid: int) -> bool:
+        assert self.clusters is not None
+        self.clusters.forget(cid)
+        return await self.history.read(lambda store, conn: remove(self.history.db, conn, cid))
+
+    def close(self) -> None:
+        if self._loading is not None:
+            self._loading.cancel()
+        self._enroller.shutdown(wait=False, cancel_futures=True)
+        if self.clusters is not None:
+            self.clusters.close()

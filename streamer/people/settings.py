@@ -1,0 +1,44 @@
+"""The [people] section of the configuration: the face library, recognition, privacy (#33)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+
+class PeopleConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    enabled: bool = Field(
+        True, description="name faces from the face library (needs the store and a face-backbone classifier)"
+    )
+    known_distance: float = Field(
+        0.52, gt=0, le=2, description="a look whose nearest person lies this near (dlib distance) is them"
+    )
+    unknown_distance: float = Field(
+        0.55, gt=0, le=2, description="a look whose nearest person lies further than this is unknown"
+    )
+    margin: float = Field(
+        0.08, ge=0, le=1, description="the second nearest person must lie this much further (else uncertain)"
+    )
+    min_face_px: int = Field(40, ge=0, le=4096, description="smaller faces (box height) are not recognised")
+    streams: list[str] = Field(default_factory=list, description="streams that recognise (empty: all)")
+    privacy: Literal["off", "blur_unknown", "blur_all"] = Field(
+        "off",
+        description="blur faces in every output (video, MJPEG, snapshots): all, or all but known people",
+    )
+    cluster_distance: float = Field(
+        0.45, gt=0, le=2, description="an unknown track this near a cluster's mean joins it (else a new one)"
+    )
+    cluster_min_looks: int = Field(
+        2, ge=1, le=100, description="unknown tracks with fewer descriptors are not grouped"
+    )
+    max_upload_mb: float = Field(10.0, gt=0, le=200, description="largest photo upload")
+    max_upload_pixels: int = Field(40_000_000, ge=10_000, description="largest photo (width x height)")
+
+    @model_validator(mode="after")
+    def _order(self) -> PeopleConfig:
+        if self.unknown_distance < self.known_distance:
+            raise ValueError("people.unknown_distance must be at least people.known_distance")
+        return self
