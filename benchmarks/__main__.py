@@ -37,6 +37,14 @@ SCENARIOS = {
         "benchmarks.real.cli",
         "real clips played live and planned, against the detector offline: recall, ghosts, delays, ids, CPU",
     ),
+    "people-lfw": (
+        "benchmarks.people_lfw",
+        "the face library on LFW: people named right, wrong, strangers named (people held out from tuning)",
+    ),
+    "people-clip": (
+        "benchmarks.people_clip",
+        "the face library on a real clip: time to name an enrolled person; unknown clusters",
+    ),
     "events": (
         "benchmarks.events",
         "the event history: GET /events with 100,000 events, retention, event-loop delay while writing",

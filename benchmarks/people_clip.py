@@ -1,6 +1,6 @@
 """Recognition and grouping on a real clip (issue #33).
 
-``python -m benchmarks.people_clip --clip ../shared/media/real/mfarayola-faces.mp4 --enroll-at 1.0
+``python -m benchmarks people-clip --clip ../shared/media/real/mfarayola-faces.mp4 --enroll-at 1.0
 --from 5.0 --out DIR``: the faces of the frame at ``--enroll-at`` s are enrolled (one photo each,
 named ``p1``, ``p2``... left to right), then the live face stage (tracker, evidence, the service's
 classifiers and their descriptors; the detector on every ``--every``-th frame, in-process) runs
@@ -158,12 +158,12 @@ def clusters_only(config, clip: Path, every: int, sheet: str, out: Path) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(prog="python -m benchmarks people-clip", description=__doc__.splitlines()[0])
     ap.add_argument("--clip", required=True)
     ap.add_argument("--enroll-at", type=float, default=1.0)
     ap.add_argument("--from", dest="start", type=float, default=5.0)
     ap.add_argument("--every", type=int, default=2, help="detect on every Nth frame")
-    ap.add_argument("--out", required=True)
+    ap.add_argument("--out", default="benchmarks/results/people-clips", help="results folder")
     ap.add_argument(
         "--truth",
         choices=("position", "recognition"),

@@ -1,6 +1,6 @@
 """Identification on LFW with the face library's rule (issue #33).
 
-``python -m benchmarks.people_lfw --out DIR [--seed 0]`` writes ``people_lfw.json`` and ``.md``.
+``python -m benchmarks people-lfw --out DIR [--seed 0]`` writes ``people_lfw.json`` and ``.md``.
 
 Every LFW image's face is found and described exactly as an upload is (``streamer.people.faces``:
 the configured detector, dlib's alignment and the ResNet); descriptors are cached in
@@ -156,8 +156,8 @@ def tune(ts: list[tuple], max_far: float = 0.01) -> MatchRule:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--out", required=True)
+    ap = argparse.ArgumentParser(prog="python -m benchmarks people-lfw", description=__doc__.splitlines()[0])
+    ap.add_argument("--out", default="benchmarks/results/people-lfw", help="results folder")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--max-far", type=float, default=0.01, help="strangers named at most (tuning)")
     ap.add_argument("--reps", type=int, default=20, help="libraries drawn per small-library size")
@@ -172,7 +172,7 @@ def main(argv: list[str] | None = None) -> int:
     md = [
         "# Face library: identification on LFW (issue #33)",
         "",
-        f"`python -m benchmarks.people_lfw --out {a.out} --seed {a.seed}`; {res['faces_found']} of "
+        f"`python -m benchmarks people-lfw --out {a.out} --seed {a.seed}`; {res['faces_found']} of "
         f"{res['images']} images with a face found as an upload is (the configured detector, dlib's "
         "alignment and descriptor). Rules tuned on the tune half of the people (at most "
         f"{a.max_far:.0%} of strangers named), figures on the other half, held out from tuning.",
