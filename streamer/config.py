@@ -199,6 +199,7 @@ class ClassifierConfig(Strict):
     threshold: float = Field(0.5, ge=0.0, le=1.0, description="below this the label shows as '?'")
     labels: list[str] | None = Field(None, description="optional; must match the model file's labels")
     input_size: tuple[int, int] | None = Field(None, description="optional [h, w]; must match the model")
+    when: str | None = Field(None, pattern=r"^[A-Za-z0-9_-]{1,32}:[^:\s]+$", description="'classifier:label'")
 
 
 class SourceConfig(Strict):
