@@ -365,8 +365,8 @@ SHIPPED_MODELS = Path(__file__).resolve().parents[1] / "models"
 def shipped_classifiers() -> list[dict[str, Any]]:
     """The classifiers config.toml lists: the shipped models/gender.keras and models/beard.keras."""
     return [
-        {"name": n, "model": str(SHIPPED_MODELS / f"{n}.keras"), "threshold": 0.6}
-        for n in ("gender", "beard")
+        {"name": n, "model": str(SHIPPED_MODELS / f"{n}.keras"), "threshold": 0.6, **w}
+        for n, w in (("gender", {}), ("beard", {"when": "gender:male"}))
     ]
 
 

@@ -20,6 +20,9 @@ ECE_BINS = 10
 MIN_CELL = 20  # a group smaller than this is listed but not judged against the goals
 
 
+_LOADED: dict[tuple[str, str, str, str], tuple[Faces, Features]] = {}
+
+
 def source_features(
     name: str,
     shared: Path,
@@ -27,10 +30,14 @@ def source_features(
     cache_dir: Path | None = None,
     progress: bool = True,
 ) -> tuple[Faces, Features]:
-    """One source's faces and their backbone features (detected and computed once, cached)."""
-    faces = load_source(name, shared, rule)
-    feats = features_for(faces.ds, "mmod", UPSAMPLE[name], cache_dir or default_cache_dir(), progress)
-    return faces, feats
+    """One source's faces and their backbone features (detected and computed once, cached on
+    disk; kept in memory too, as the folds of ``train loso`` load every source several times)."""
+    key = (name, str(shared), rule.attribute, str(cache_dir))
+    if key not in _LOADED:
+        faces = load_source(name, shared, rule)
+        feats = features_for(faces.ds, "mmod", UPSAMPLE[name], cache_dir or default_cache_dir(), progress)
+        _LOADED[key] = (faces, feats)
+    return _LOADED[key]
 
 
 def take(feats: Features, idx: np.ndarray) -> Features:
