@@ -140,9 +140,11 @@ def tiny_shared(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
-def _train(args: list[str], tmp_path: Path, capsys: pytest.CaptureFixture) -> dict:
+def _train(
+    args: list[str], tmp_path: Path, capsys: pytest.CaptureFixture, config: str = "dlib_resnet"
+) -> dict:
     out = tmp_path / "run"
-    rc = main(["gender", *args, "--config", "dlib_resnet", "--out", str(out), "--epochs", "3", "--quiet"])
+    rc = main(["gender", *args, "--config", config, "--out", str(out), "--epochs", "3", "--quiet"])
     assert rc == 0, capsys.readouterr().err
     return json.loads((out / "metrics.json").read_text())
 
@@ -190,10 +192,10 @@ def test_tiny_run_on_several_sources(tiny_shared: Path, tmp_path: Path, capsys, 
 
     monkeypatch.setenv("STREAMER_SHARED", str(tiny_shared))  # (none of other_faces.json's images)
     cache = tmp_path.parent / "cache-sources"
-    m = _train(
-        ["--sources", "celeba,lfw", "--data", str(tiny_shared), "--cache-dir", str(cache)], tmp_path, capsys
-    )
+    args = ["--sources", "celeba,lfw", "--data", str(tiny_shared), "--cache-dir", str(cache)]
+    m = _train(args, tmp_path, capsys, "dlib_resnet_video1")  # with a video-like copy of each face
     assert m["sources"] == ["celeba", "lfw"] and m["n_images"] == 30 + 48
+    assert m["rows_fit"] == 2 * m["split"]["n_train"]  # each training face and its degraded copy
     assert set(m["source_counts"]) == {"celeba", "lfw"}
     assert sum(m["source_counts"]["celeba"]["test"].values()) == 3  # the last tenth by name
     assert m["test"]["by_source"].keys() == {"celeba", "lfw"} and "ece" in m["test"]

@@ -174,6 +174,16 @@ CONFIGS: dict[str, Config] = {
         hidden=128,
         degraded_copies=2,
     ),
+    "dlib_resnet_video1": Config(
+        "dlib_resnet_video1",
+        (150, 150),
+        "softmax",
+        1e-3,
+        "dlib face ResNet (frozen) descriptor + pooled layer, MLP head, trained on one video-like copy too",
+        features="dlib_face_descriptor+dlib_pooled",
+        hidden=128,
+        degraded_copies=1,
+    ),
     "dlib_resnet_mid_video": Config(
         "dlib_resnet_mid_video",
         (150, 150),

@@ -143,11 +143,16 @@ def train(opt: TrainOptions) -> dict[str, object]:
             weights = np.concatenate([weights, weights])
     for k in range(cfg.degraded_copies):  # video-like copies: more rows, the same labels
         if faces is not None:
-            raise DataError("--sources with degraded copies is not supported yet")
-        dx = features_for(ds, opt.detector, opt.upsample, cache_dir, opt.progress, degraded=VIDEO, seed=k)
+            from train.multi import load_multi
+
+            dx = load_multi(opt.sources, opt.data, rule, cache_dir, opt.progress, VIDEO, k)[1]
+        else:
+            dx = features_for(ds, opt.detector, opt.upsample, cache_dir, opt.progress, degraded=VIDEO, seed=k)
         m = dx.matrix(cfg.features).astype("float32")
         x_fit = np.concatenate([x_fit, m[tr_fit]])
         y_fit = np.concatenate([y_fit, target(tr_fit)])
+        if weights is not None:
+            weights = np.concatenate([weights, balance_weights(faces.subset(tr_fit))])
         x_val = np.concatenate([x_val, m[va_fit]])
         y_val = np.concatenate([y_val, target(va_fit)])
     t_crops += time.perf_counter() - t_degraded

@@ -20,7 +20,7 @@ ECE_BINS = 10
 MIN_CELL = 20  # a group smaller than this is listed but not judged against the goals
 
 
-_LOADED: dict[tuple[str, str, str, str], tuple[Faces, Features]] = {}
+_LOADED: dict[tuple[str, ...], tuple[Faces, Features]] = {}
 
 
 def source_features(
@@ -29,13 +29,25 @@ def source_features(
     rule: LabelRule = GENDER_RULE,
     cache_dir: Path | None = None,
     progress: bool = True,
+    degraded: str | None = None,
+    seed: int = 0,
 ) -> tuple[Faces, Features]:
     """One source's faces and their backbone features (detected and computed once, cached on
-    disk; kept in memory too, as the folds of ``train loso`` load every source several times)."""
-    key = (name, str(shared), rule.attribute, str(cache_dir))
+    disk; kept in memory too, as the folds of ``train loso`` load every source several times);
+    ``degraded``/``seed``: of video-like copies of the faces (``features_for``)."""
+    cache_dir = cache_dir or default_cache_dir()
+    key = (
+        name,
+        str(Path(shared).resolve()),
+        rule.attribute,
+        str(Path(cache_dir).resolve()),
+        f"{degraded}{seed}",
+    )
     if key not in _LOADED:
         faces = load_source(name, shared, rule)
-        feats = features_for(faces.ds, "mmod", UPSAMPLE[name], cache_dir or default_cache_dir(), progress)
+        feats = features_for(
+            faces.ds, "mmod", UPSAMPLE[name], cache_dir, progress, degraded=degraded, seed=seed
+        )
         _LOADED[key] = (faces, feats)
     return _LOADED[key]
 
@@ -50,8 +62,10 @@ def load_multi(
     rule: LabelRule = GENDER_RULE,
     cache_dir: Path | None = None,
     progress: bool = True,
+    degraded: str | None = None,
+    seed: int = 0,
 ) -> tuple[Faces, Features]:
-    parts = [source_features(s, Path(shared), rule, cache_dir, progress) for s in sources]
+    parts = [source_features(s, Path(shared), rule, cache_dir, progress, degraded, seed) for s in sources]
     faces = concat([f for f, _ in parts])
     keys = parts[0][1].x.keys()
     feats = Features(
