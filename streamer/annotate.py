@@ -78,7 +78,7 @@ def annotate_file(
                 max(1, every),
                 max_frames,
                 fps,
-                rule_for(config.pipeline),
+                rule_for(config.pipeline, config.classifiers),
                 planner,
                 between_for(config.pipeline),
             )

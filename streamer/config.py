@@ -122,6 +122,7 @@ class ClassifierConfig(Strict):
     threshold: float = Field(0.5, ge=0.0, le=1.0, description="below this the label shows as '?'")
     labels: list[str] | None = Field(None, description="optional; must match the model file's labels")
     input_size: tuple[int, int] | None = Field(None, description="optional [h, w]; must match the model")
+    when: str | None = Field(None, pattern=r"^[A-Za-z0-9_-]{1,32}:[^:\s]+$", description="'classifier:label'")
 
 
 class SourceConfig(Strict):
@@ -294,8 +295,8 @@ SHIPPED_MODELS = Path(__file__).resolve().parents[1] / "models"
 def shipped_classifiers() -> list[dict[str, Any]]:
     """The classifiers config.toml lists: the shipped models/gender.keras and models/beard.keras."""
     return [
-        {"name": n, "model": str(SHIPPED_MODELS / f"{n}.keras"), "threshold": 0.6}
-        for n in ("gender", "beard")
+        {"name": n, "model": str(SHIPPED_MODELS / f"{n}.keras"), "threshold": 0.6, **w}
+        for n, w in (("gender", {}), ("beard", {"when": "gender:male"}))
     ]
 
 

@@ -181,6 +181,10 @@ def test_default_recipe_is_the_shipped_models() -> None:
         # the card's reproduce line is the CLI's defaults
         card = (models / f"{task}.md").read_text()
         assert f"--epochs {args.epochs} --patience {args.patience}" in card, task
+        # a model trained on several sources: the card's reproduce line names them, in order
+        sources = read_meta(models / f"{task}.keras").extra.get("sources")
+        if sources:
+            assert f"train {task} --sources {','.join(sources)} " in card, task
     opts = TrainOptions(task="gender", data=Path("."), out=Path("."))
     assert (opts.epochs, opts.patience) == (args.epochs, args.patience)
 

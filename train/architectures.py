@@ -20,6 +20,8 @@
   ``dlib_resnet_mid_flip``: the same on the test-time-flip features (each set averaged over
   the chip and its mirror image, in training and in the service alike), trained on the chip's
   and the mirror's own features as two rows.
+- ``dlib_resnet_all``, ``dlib_resnet_wide``: more of the backbone's layers (all four feature
+  sets; descriptor, pooled and mid layers under a 512-unit head), for the multi-source recipe.
 - ``dlib_resnet_video``, ``dlib_resnet_mid_video``: ``dlib_resnet`` and ``dlib_resnet_mid``
   also trained (and early-stopped) on two video-like copies of every face (``train/degrade.py``:
   random focus blur, exposure, colour cast, sensor noise and JPEG), so that the head holds up on
@@ -144,6 +146,24 @@ CONFIGS: dict[str, Config] = {
         hidden=128,
         mirror_rows=True,
     ),
+    "dlib_resnet_all": Config(
+        "dlib_resnet_all",
+        (150, 150),
+        "softmax",
+        1e-3,
+        "dlib face ResNet (frozen) descriptor, pooled, mid and early layers, MLP head",
+        features="dlib_face_descriptor+dlib_pooled+dlib_level2+dlib_level3",
+        hidden=128,
+    ),
+    "dlib_resnet_wide": Config(
+        "dlib_resnet_wide",
+        (150, 150),
+        "softmax",
+        1e-3,
+        "dlib face ResNet (frozen) descriptor, pooled and mid layers, wide MLP head (512)",
+        features="dlib_face_descriptor+dlib_pooled+dlib_level2",
+        hidden=512,
+    ),
     "dlib_resnet_video": Config(
         "dlib_resnet_video",
         (150, 150),
@@ -153,6 +173,16 @@ CONFIGS: dict[str, Config] = {
         features="dlib_face_descriptor+dlib_pooled",
         hidden=128,
         degraded_copies=2,
+    ),
+    "dlib_resnet_video1": Config(
+        "dlib_resnet_video1",
+        (150, 150),
+        "softmax",
+        1e-3,
+        "dlib face ResNet (frozen) descriptor + pooled layer, MLP head, trained on one video-like copy too",
+        features="dlib_face_descriptor+dlib_pooled",
+        hidden=128,
+        degraded_copies=1,
     ),
     "dlib_resnet_mid_video": Config(
         "dlib_resnet_mid_video",

@@ -3,6 +3,8 @@
     train gender --data ../shared/data/celeba --out runs/gender     # the shipped recipe (dlib_resnet)
     train beard  --data my_faces/ --out runs/beard                   # your own faces, one folder per label
     train gender --config gender_tutorial --out runs/gender-tutorial # another architecture
+    train gender --sources celeba,utkface,lfw,aaf --out runs/gender-sources  # several sources, balanced
+    train loso --config dlib_resnet --baseline models/gender.keras   # leave-one-source-out table
     train evaluate --model models/gender.keras --data ../shared/data/celeba --split test
     train evaluate --model models/gender.keras --data train/other_faces.json
     train inspect --model models/gender.keras face.jpg
@@ -83,6 +85,13 @@ def _parser() -> argparse.ArgumentParser:
             help="images without a detected face: leave out of training, or train on them whole",
         )
         t.add_argument("--limit", type=int, default=None, help="use only the first N images")
+        t.add_argument(
+            "--sources",
+            default=None,
+            help="train on several shared sources instead of --data, comma-separated "
+            "(celeba,utkface,lfw,aaf), from ../shared (or --data if given as a folder holding data/): "
+            "balanced by source, label and age band, split by person",
+        )
         t.add_argument("--weights", default=None, help="local VGG16 notop weights file for --config vgg16")
         t.add_argument("--cache-dir", type=Path, default=None, help="crop cache (default: .cache/)")
         t.add_argument("--no-eval", action="store_true", help="skip evaluating the saved model")
@@ -125,6 +134,13 @@ def _parser() -> argparse.ArgumentParser:
         "--compare", type=Path, nargs="*", default=None, help="other runs' metrics.json to tabulate"
     )
     c.add_argument("--train-command", default=None, help="the training command to print under Reproduce")
+    lo = sub.add_parser("loso", help="leave-one-source-out evaluation of a gender recipe")
+    lo.add_argument("--config", choices=sorted(CONFIGS), default=TASKS["gender"][1])
+    lo.add_argument("--sources", default="celeba,utkface,lfw,aaf")
+    lo.add_argument("--held-out", default=None, help="only these folds (default: every source)")
+    lo.add_argument("--baseline", type=Path, default=None, help="model file to score on the same faces")
+    lo.add_argument("--seed", type=int, default=0)
+    lo.add_argument("--out", type=Path, default=None, help="default: runs/loso-<config>")
     s = sub.add_parser("speed", help="Classifier.predict_proba faces/s at batch 1 and 32")
     s.add_argument("--model", type=Path, required=True)
     return p
@@ -148,6 +164,16 @@ def _run(args: argparse.Namespace) -> int:
         from train.fit import TrainOptions, train
 
         out = args.out or Path("runs") / f"{args.command}-{args.config}"
+        sources = tuple(x for x in (args.sources or "").split(",") if x)
+        if sources:
+            from train.sources import SOURCES
+
+            bad = [x for x in sources if x not in SOURCES]
+            if bad:
+                print(f"train: error: unknown source(s) {bad}; choose from {list(SOURCES)}", file=sys.stderr)
+                return 2
+            if args.data == _shared() / "data" / "celeba" or not (args.data / "data").is_dir():
+                args.data = _shared()
         m = train(
             TrainOptions(
                 task=args.command,
@@ -170,6 +196,7 @@ def _run(args: argparse.Namespace) -> int:
                 cache_dir=args.cache_dir,
                 progress=not args.quiet,
                 evaluate=not args.no_eval,
+                sources=sources,
             )
         )
         brief = {k: v for k, v in m.items() if k != "history"}
@@ -236,6 +263,16 @@ def _run(args: argparse.Namespace) -> int:
         write_card(args.metrics, args.out, speed, args.train_command, args.compare)
         print(f"wrote {args.out}", file=sys.stderr)
         return 0
+    if args.command == "loso":
+        from train.loso import run_loso
+
+        out = args.out or Path("runs") / f"loso-{args.config}"
+        held = tuple(args.held_out.split(",")) if args.held_out else None
+        res = run_loso(
+            args.config, out, _shared(), tuple(args.sources.split(",")), held, args.baseline, args.seed
+        )
+        print((out / "loso.md").read_text())
+        return 0 if res else 1
     if args.command == "speed":
         from train.evaluate import faces_per_second
 

@@ -79,13 +79,16 @@ class Dataset:
     labels: tuple[str, ...]
     source: str
     notes: list[str] = field(default_factory=list)
+    # who each image shows, where the source says (same value: same person; split together)
+    groups: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.paths)
 
     def subset(self, idx: Sequence[int] | np.ndarray) -> Dataset:
         idx = np.asarray(idx, dtype=np.int64)
-        return Dataset([self.paths[i] for i in idx], self.y[idx], self.labels, self.source, self.notes)
+        g = self.groups[idx] if self.groups is not None else None
+        return Dataset([self.paths[i] for i in idx], self.y[idx], self.labels, self.source, self.notes, g)
 
     def counts(self) -> dict[str, int]:
         return {lab: int((self.y == i).sum()) for i, lab in enumerate(self.labels)}
@@ -327,6 +330,11 @@ def load_any(
                 raise DataError(f"{path}: the labels of a DataFrame's classes are unknown")
             labels = rule.labels
         ds = load_dataframe(path, labels, cache_dir, image_column, label_column)
+    elif (path / "labels.csv").is_file():  # path,gender,age,race,person[,beard] (../shared/data/faces)
+        from train.sources import load_labels_csv
+
+        labels = tuple(labels or (rule.labels if rule else ("female", "male")))
+        ds = load_labels_csv(path, labels, "beard" if "shaved" in labels else "gender").ds
     elif (path / ATTR_FILE).exists():
         if rule is None:
             raise DataError(f"{path}: a CelebA folder needs a model that names its CelebA attribute")
@@ -341,9 +349,10 @@ def load_any(
 def split_indices(
     n: int, test_fraction: float, val_fraction: float, seed: int
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(train, val, test) indices: the test set is the last ``test_fraction`` of images in
-    order (a fixed hold-out that no seed changes); the rest is shuffled by ``seed`` and split
-    ``1 - val_fraction`` / ``val_fraction`` into training and validation (early stopping)."""
+    """The split of the models trained before ``split_stratified``, kept to evaluate them on
+    their own test split: (train, val, test) indices, the test set the last ``test_fraction``
+    of images in name order (so a class-folder tree gets a test split of its last class only);
+    the rest shuffled by ``seed`` and split into training and validation."""
     n_test = round(n * test_fraction)
     test = np.arange(n - n_test, n)
     rest = np.random.default_rng(seed).permutation(n - n_test)

@@ -15,10 +15,11 @@ import numpy as np
 from streamer.classify import Classifier, read_meta
 from streamer.crop import crop_face, whole_image_box
 from train.crops import DEFAULT_DETECTOR, DEFAULT_UPSAMPLE, default_cache_dir, read_rgb
-from train.data import DataError, Dataset, LabelRule, load_any, split_indices
+from train.data import DataError, Dataset, LabelRule, load_any
 from train.degrade import degrade
 from train.faces import detections_or_fail
 from train.features import features_for
+from train.split import split_for_meta
 
 
 def wilson(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
@@ -167,9 +168,7 @@ def evaluate_path(
         s = meta.extra.get("split") or {}
         if not isinstance(s, dict) or "test_fraction" not in s:
             raise DataError(f"{model_path}: the model file records no split; use --split all")
-        tr, va, te = split_indices(
-            len(ds), float(s["test_fraction"]), float(s["val_fraction"]), int(s["seed"])
-        )
+        tr, va, te = split_for_meta(ds, s)
         ds = ds.subset({"test": te, "val": va, "train": tr}[split])
         ds.source += f" [{split} split]"
     return evaluate_dataset(

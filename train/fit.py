@@ -20,10 +20,11 @@ from streamer.classify.modelfile import PIXELS
 from streamer.crop import DEFAULT_MARGIN
 from train.architectures import CONFIGS, build
 from train.crops import DEFAULT_DETECTOR, DEFAULT_UPSAMPLE, default_cache_dir
-from train.data import BEARD_RULE, GENDER_RULE, DataError, LabelRule, load_any, split_indices
+from train.data import BEARD_RULE, GENDER_RULE, DataError, LabelRule, load_any
 from train.degrade import KINDS, VIDEO
 from train.faces import Crops, crops_for
 from train.features import features_for
+from train.split import SPLIT_METHOD, split_dataset
 
 # task -> (label rule, default config: the recipe of the model shipped in models/)
 TASKS: dict[str, tuple[LabelRule, str]] = {
@@ -55,6 +56,9 @@ class TrainOptions:
     cache_dir: Path | None = None
     progress: bool = True
     evaluate: bool = True
+    # several sources (``train.sources.SOURCES``) instead of ``data``: balanced by source, label
+    # and age band, split by person and stratified by source (``train.multi``)
+    sources: tuple[str, ...] = ()
     extra: dict[str, object] = field(default_factory=dict)
 
 
@@ -78,17 +82,32 @@ def train(opt: TrainOptions) -> dict[str, object]:
     model_path = Path(opt.model_path) if opt.model_path else out / "model.keras"
 
     t0 = time.perf_counter()
-    ds = load_any(opt.data, rule, None, cache_dir, opt.limit)
+    faces = None
+    if opt.sources:
+        from train.multi import load_multi
+
+        if cfg.features == PIXELS:
+            raise DataError("--sources trains heads on the face backbone (a dlib_resnet config)")
+        faces, feats = load_multi(opt.sources, opt.data, rule, cache_dir, opt.progress)
+        ds = faces.ds
+    else:
+        ds = load_any(opt.data, rule, None, cache_dir, opt.limit)
     mirror_x = None
     if cfg.features != PIXELS:  # a head on the face backbone's cached features
-        feats = features_for(ds, opt.detector, opt.upsample, cache_dir, opt.progress)
+        if faces is None:
+            feats = features_for(ds, opt.detector, opt.upsample, cache_dir, opt.progress)
         crops = Crops(feats.matrix(cfg.features), feats.found)
         if cfg.mirror_rows:
             mirror_x = feats.mirror_matrix(cfg.features)
     else:
         crops = crops_for(ds, opt.detector, opt.upsample, cfg.input_size, opt.margin, cache_dir, opt.progress)
     t_crops = time.perf_counter() - t0
-    tr, va, te = split_indices(len(ds), opt.test_fraction, opt.val_fraction, opt.seed)
+    if faces is not None:
+        from train.multi import split_sources
+
+        tr, va, te = split_sources(faces, opt.test_fraction, opt.val_fraction, opt.seed)
+    else:
+        tr, va, te = split_dataset(ds, opt.test_fraction, opt.val_fraction, opt.seed)
     if len(tr) == 0 or len(va) == 0:
         raise DataError(f"{ds.source}: {len(ds)} images are too few to split into training and validation")
 
@@ -115,11 +134,25 @@ def train(opt: TrainOptions) -> dict[str, object]:
         x_fit = np.concatenate([x_fit, mirror_x[tr_fit].astype("float32")])
         y_fit = np.concatenate([y_fit, y_fit])
     t_degraded = time.perf_counter()
+    weights = None
+    if faces is not None:  # every source counts alike; within it, each label and age band
+        from train.multi import balance_weights
+
+        weights = balance_weights(faces.subset(tr_fit))
+        if mirror_x is not None:
+            weights = np.concatenate([weights, weights])
     for k in range(cfg.degraded_copies):  # video-like copies: more rows, the same labels
-        dx = features_for(ds, opt.detector, opt.upsample, cache_dir, opt.progress, degraded=VIDEO, seed=k)
+        if faces is not None:
+            from train.multi import load_multi
+
+            dx = load_multi(opt.sources, opt.data, rule, cache_dir, opt.progress, VIDEO, k)[1]
+        else:
+            dx = features_for(ds, opt.detector, opt.upsample, cache_dir, opt.progress, degraded=VIDEO, seed=k)
         m = dx.matrix(cfg.features).astype("float32")
         x_fit = np.concatenate([x_fit, m[tr_fit]])
         y_fit = np.concatenate([y_fit, target(tr_fit)])
+        if weights is not None:
+            weights = np.concatenate([weights, balance_weights(faces.subset(tr_fit))])
         x_val = np.concatenate([x_val, m[va_fit]])
         y_val = np.concatenate([y_val, target(va_fit)])
     t_crops += time.perf_counter() - t_degraded
@@ -153,6 +186,7 @@ def train(opt: TrainOptions) -> dict[str, object]:
         hist = model.fit(
             x_fit,
             y_fit,
+            sample_weight=weights,
             validation_data=(x_val, y_val),
             epochs=opt.epochs,
             batch_size=opt.batch_size,
@@ -169,7 +203,10 @@ def train(opt: TrainOptions) -> dict[str, object]:
     clean.set_weights(model.get_weights())
     pos = rule.positive_label if rule.positive_label in ds.labels else None
     split_info = {
-        "test": f"last {opt.test_fraction:g} of images in name order (fixed hold-out, never trained on)",
+        "test": f"{opt.test_fraction:g} of images, shuffled, stratified by label"
+        + (" and source" if faces is not None else "")
+        + ", person-disjoint where people are named (never trained on)",
+        "method": "sources" if faces is not None else SPLIT_METHOD,
         "test_fraction": opt.test_fraction,
         "val_fraction": opt.val_fraction,
         "seed": opt.seed,
@@ -195,6 +232,7 @@ def train(opt: TrainOptions) -> dict[str, object]:
             "label_rule": rule.to_dict(),
             "split": split_info,
             "trained_on": ds.source,
+            **({"sources": list(opt.sources)} if faces is not None else {}),
             "trained_at": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
             "epochs_run": len(history["loss"]),
             "best_epoch": best_epoch,
@@ -234,7 +272,16 @@ def train(opt: TrainOptions) -> dict[str, object]:
         "seconds_fit": round(t_fit, 1),
         "history": history,
     }
-    if opt.evaluate:
+    if faces is not None:
+        from train.multi import evaluate_features, source_summary, take
+
+        metrics["sources"] = list(opt.sources)
+        metrics["source_counts"] = source_summary(faces, tr_fit, va_fit, te)
+        if opt.evaluate:  # from the cached features (per-source detector settings)
+            metrics["val"] = evaluate_features(model_path, faces.subset(va), take(feats, va))
+            metrics["test"] = evaluate_features(model_path, faces.subset(te), take(feats, te))
+            metrics.update(_other_sources(model_path, opt.detector, opt.task))
+    elif opt.evaluate:
         from train.evaluate import evaluate_dataset
 
         for name, idx in (("val", va), ("test", te)):

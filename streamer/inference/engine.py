@@ -18,6 +18,7 @@ import numpy as np
 
 from streamer.classify import Classifier, ModelFileError, read_meta
 from streamer.classify.backbone import FaceBackbone
+from streamer.classify.conditions import met, usable_conditions
 from streamer.classify.face_resnet import CHIP_SIZE, FEATURES, FLIP_SUFFIX, IDENTITY, needs_mirror
 from streamer.config import ClassifierConfig, Config
 from streamer.detect import BadImageError, as_rgb, make_detector
@@ -173,6 +174,11 @@ class Engine:
                 continue
             self.classifiers.append(clf)
             self.status.classifiers.append(c.name)
+        self.conditions, bad = usable_conditions(spec.classifiers, self.classifiers)
+        for name, problem in bad.items():  # a ``when`` that cannot be met: disabled like a missing model
+            log.error("classifier %s disabled: %s", name, self.status.failed.setdefault(name, problem))
+        self.classifiers = [c for c in self.classifiers if c.name not in bad]
+        self.status.classifiers = [n for n in self.status.classifiers if n not in bad]
 
     def warm_up(self, sizes: Sequence[int] | None = None) -> float:
         """Run the backbone and every classifier once per batch size in ``sizes`` on blank input, so
@@ -315,6 +321,10 @@ class Engine:
             it = iter(features[IDENTITY])
             who = [[next(it) for _ in bs] for bs in boxes]
         for clf in self.classifiers:
+            cond = self.conditions.get(clf.name)  # with a ``when``: only on the faces that meet it
+            run_on = [cond is None or met(cond, labs) for labs_im in per_face for labs in labs_im]
+            if not any(run_on):
+                continue
             try:
                 if clf.uses_backbone:
                     if features is None:
@@ -322,6 +332,7 @@ class Engine:
                     crops = list(np.concatenate([features[k] for k in clf.meta.features.split("+")], axis=1))
                 else:
                     crops = [c for im, bs in zip(images, boxes, strict=True) for c in clf.crops(im, bs)]
+                crops = [c for c, r in zip(crops, run_on, strict=True) if r]
                 probs = split_on_oom(lambda xs, c=clf: list(c.predict_proba(np.stack(xs))), crops, splits)
                 labels = clf.to_labels(np.asarray(probs))
             except Exception as e:
@@ -329,10 +340,11 @@ class Engine:
                 errors[clf.name] = f"{type(e).__name__}: {e}"[:500]
                 continue
             batches[clf.name] = len(crops)
-            it = iter(labels)
+            it, on = iter(labels), iter(run_on)
             for k, bs in enumerate(boxes):
                 for j in range(len(bs)):
-                    per_face[k][j].append(next(it))
+                    if next(on):
+                        per_face[k][j].append(next(it))
         return per_face, batches, errors, who
 
     def face_features(

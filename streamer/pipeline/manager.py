@@ -110,7 +110,7 @@ class Pipeline:
             self.render_pool,
             p.detect_every,
             planner_for(p),
-            rule_for(p),
+            rule_for(p, self.config.classifiers),
             between_for(p),
         )
         self.streams[source.id] = stream

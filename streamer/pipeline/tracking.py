@@ -22,6 +22,7 @@ from __future__ import annotations
 import math
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -38,9 +39,12 @@ from streamer.track.tracker import Tracker, TrackerRule, TrackEvent
 from streamer.types import Box, Detections, Face, Frame, Label, Region
 
 
-def rule_for(p: PipelineConfig) -> TrackerRule:
-    """The tracker's rule under ``pipeline`` settings."""
-    return TrackerRule(remember_s=p.reidentify_s)
+def rule_for(p: PipelineConfig, classifiers: Sequence[object] = ()) -> TrackerRule:
+    """The tracker's rule under ``pipeline`` settings (and the classifiers' ``when`` conditions)."""
+    from streamer.classify.conditions import conditions_of
+
+    conds = tuple((n, d, v) for n, (d, v) in conditions_of(classifiers).items())
+    return TrackerRule(remember_s=p.reidentify_s, conditions=conds)
 
 
 # a look between rounds waits until new picture this deep (in faces of the smallest size the

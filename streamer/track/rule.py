@@ -61,3 +61,6 @@ class TrackerRule:
     # recognised only at a later look): a track recognised then becomes the remembered one
     recognise_hits: int = 4
     evidence: EvidenceRule = field(default_factory=EvidenceRule)
+    # classifiers shown on a condition (``when`` in config): (classifier, its condition's
+    # classifier, that one's label); a track shows the label only while its own meets it
+    conditions: tuple[tuple[str, str, str], ...] = ()

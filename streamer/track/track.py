@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from streamer.classify.conditions import gate
 from streamer.track.evidence import LabelEvidence, look_weight
 from streamer.track.matching import XYXY
 from streamer.track.rule import TrackerRule
@@ -88,7 +89,11 @@ class Track:
         return Box(x0, y0, x1, y1, self.confidence)
 
     def labels(self) -> tuple[Label, ...]:
-        return tuple(e.label() for e in self.evidence.values())
+        """The shown labels, less those whose condition (``when``) the track's labels do not meet."""
+        labels = tuple(e.label() for e in self.evidence.values())
+        if not self.rule.conditions:
+            return labels
+        return gate(labels, {n: (d, v) for n, d, v in self.rule.conditions})
 
     def face(self) -> Face:
         return Face(self.as_box(), self.labels(), track=self.id)
@@ -146,7 +151,8 @@ class Track:
             return True
         if self.doubted:
             return True
-        if any(e.shown == "?" for e in self.evidence.values()) or not self.evidence:
+        shown = {lab.classifier for lab in self.labels()}  # a label off by its condition is not awaited
+        if any(e.shown == "?" for k, e in self.evidence.items() if k in shown) or not self.evidence:
             return True
         h = self.box[3] - self.box[1] + 1
         return h >= self.classified_height * self.rule.reclassify_growth
