@@ -14,7 +14,7 @@ from pathlib import Path
 import cv2
 import pytest
 
-from streamer.inference.engine import is_out_of_memory, split_on_oom
+from streamer.inference.oom import is_out_of_memory, split_on_oom
 from streamer.web.keys import PIPELINE
 from tests.conftest import CLIP, ROOT, RtspServer, metric, wait_for
 from tests.support.media import encode_clip, read_frames

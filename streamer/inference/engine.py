@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TypeVar
 
@@ -24,6 +24,7 @@ from streamer.config import ClassifierConfig, Config
 from streamer.detect import BadImageError, as_rgb, make_detector
 from streamer.detect.proposals import Proposer
 from streamer.detect.regions import clip, cut, merge
+from streamer.inference.oom import split_on_oom
 from streamer.metrics import Metrics
 from streamer.types import BatchTimings, Box, Face, Label, Region
 
@@ -40,30 +41,6 @@ def warm_batches() -> tuple[int, ...]:
     import keras
 
     return (1, 2, 4, 8, 16, 32, 64) if keras.backend.backend() == "jax" else (1, 2)
-
-
-def is_out_of_memory(e: BaseException) -> bool:
-    """MemoryError, TensorFlow's ResourceExhaustedError, or XLA/JAX's RESOURCE_EXHAUSTED."""
-    if isinstance(e, MemoryError):
-        return True
-    text = f"{type(e).__name__} {e}"
-    return "ResourceExhausted" in text or "RESOURCE_EXHAUSTED" in text or "out of memory" in text.lower()
-
-
-def split_on_oom(fn: Callable[[list[T]], list[R]], items: list[T], counter: list[int]) -> list[R]:
-    """``fn(items)``; if that runs out of memory, halve the batch and retry each half (recursively).
-
-    A single item that still does not fit re-raises. ``counter[0]`` counts the splits.
-    """
-    try:
-        return fn(items)
-    except Exception as e:
-        if len(items) < 2 or not is_out_of_memory(e):
-            raise
-        counter[0] += 1
-        log.warning("batch of %d ran out of memory; splitting it in two", len(items))
-        mid = len(items) // 2
-        return split_on_oom(fn, items[:mid], counter) + split_on_oom(fn, items[mid:], counter)
 
 
 @dataclass(frozen=True)
