@@ -11,7 +11,6 @@ import logging
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TypeVar
 
 import cv2
 import numpy as np
@@ -29,8 +28,6 @@ from streamer.metrics import Metrics
 from streamer.types import BatchTimings, Box, Face, Label, Region
 
 log = logging.getLogger(__name__)
-T = TypeVar("T")
-R = TypeVar("R")
 
 
 def warm_batches() -> tuple[int, ...]:
