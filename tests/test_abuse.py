@@ -53,7 +53,7 @@ async def test_fuzzed_api_never_fails_and_leaks_nothing(
     app = client.server.app
     streams = app[PIPELINE].streams
     await wait_for(lambda: streams["cam"].source.state.error is not None, 30, "the camera's error")
-    assert "connection refused" in streams["cam"].source.state.error
+    assert "camera unreachable" in streams["cam"].source.state.error  # (refused and silent read alike)
 
     pages = [await (await client.get(p)).text() for p in ("/streams", "/metrics", "/")]
     for secret in ("p@ss", "w0rd", "T0pSecret", "admin"):
