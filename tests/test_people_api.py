@@ -30,6 +30,7 @@ async def api(tmp_path: Path):
     history = History(config, metrics)
     conn = history.db.connect()
     history.db.migrate(conn)
+    history.start()  # (the writer opens the store: the library is read once it is ready)
     people = People(config, metrics, history)
     await people.start()
     app = web.Application()
@@ -41,6 +42,7 @@ async def api(tmp_path: Path):
     yield client, people, history, conn
     await client.close()
     people.close()
+    await history.close()
 
 
 def png_header(w: int, h: int) -> bytes:
