@@ -42,6 +42,11 @@ from streamer.sources.base import SourceState, redact_text, redact_url
 from streamer.sources.probe import ProbeCancelled, probe
 from streamer.types import Frame
 
+# OpenCV's own warnings (the thread-safety notice above at every open, "can't be used to capture by
+# name") are library noise in the service's log: each failure is reported by the source itself.
+if "OPENCV_LOG_LEVEL" not in os.environ:
+    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
+
 log = logging.getLogger(__name__)
 _EMPTY = np.zeros((0, 0, 3), np.uint8)
 # threads of removed sources still inside OpenCV's open (see CaptureSource.close)
