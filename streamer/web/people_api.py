@@ -110,12 +110,23 @@ async def delete_person(request: web.Request) -> web.Response:
     return web.Response(status=204) if gone else _error(request, 404, "no such person", "not_found")
 
 
-async def delete_face(request: web.Request) -> web.Response:
+def _person_face(request: web.Request) -> tuple[Any, str, int] | web.Response:
+    """The library, the person's name and the face id of ``/people/{name}/faces/{face}``, or the
+    error answer (the library off: 404; a face id that is no number: 404)."""
     people = _people(request)
+    if people is None:
+        return _off(request)
     fid = _int(request.match_info["face"])
-    if people is None or fid is None:
-        return _off(request) if people is None else _error(request, 404, "no such face", "not_found")
-    name = request.match_info["name"]
+    if fid is None:
+        return _error(request, 404, "no such face", "not_found")
+    return people, request.match_info["name"], fid
+
+
+async def delete_face(request: web.Request) -> web.Response:
+    found = _person_face(request)
+    if isinstance(found, web.Response):
+        return found
+    people, name, fid = found
     try:
         gone = await people.history.read(lambda s, c: people.library.remove_face(c, name, fid))
         await people.reload()
@@ -125,11 +136,10 @@ async def delete_face(request: web.Request) -> web.Response:
 
 
 async def face_crop(request: web.Request) -> web.Response:
-    people = _people(request)
-    fid = _int(request.match_info["face"])
-    if people is None or fid is None:
-        return _off(request) if people is None else _error(request, 404, "no such face", "not_found")
-    name = request.match_info["name"]
+    found = _person_face(request)
+    if isinstance(found, web.Response):
+        return found
+    people, name, fid = found
     try:
         data = await people.history.read(lambda s, c: people.library.crop(c, name, fid))
     except Exception as e:
