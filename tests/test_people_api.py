@@ -24,8 +24,10 @@ from streamer.web.people_api import add_people_routes
 
 
 @pytest.fixture
-async def api(tmp_path: Path):
-    config = load_config(None, {"demo": {"enabled": False}, "store": {"dir": str(tmp_path)}}, environ={})
+async def api(tmp_path: Path, request):
+    people_cfg = getattr(request, "param", {})
+    overrides = {"demo": {"enabled": False}, "store": {"dir": str(tmp_path)}, "people": people_cfg}
+    config = load_config(None, overrides, environ={})
     metrics = Metrics()
     history = History(config, metrics)
     conn = history.db.connect()
@@ -150,6 +152,40 @@ async def test_unknown_clusters_list_and_name_in_one_step(api) -> None:
     assert [c["id"] for c in (await (await client.get("/unknown")).json())["clusters"]] == [2]
     assert (await client.delete("/unknown/2")).status == 204
     assert (await client.post("/unknown/2/name", json={"name": "Dan"})).status == 404
+
+
+@pytest.mark.parametrize("api", [{"refresh_s": 0.2}], indirect=True)
+async def test_changes_made_elsewhere_reach_the_running_service(api) -> None:
+    """``streamer people`` or another front end writes the same store: the running service names
+    the newly enrolled person, forgets the removed one and takes in the other's clusters."""
+    import asyncio
+
+    from streamer.people.clusters import Clusters
+    from streamer.people.library import Library
+
+    client, people, history, conn = api
+    other_lib, other = Library(history.db), Clusters(history.db, 0.45)  # (another process, same store)
+    other.load(conn)
+    rng = np.random.default_rng(1)
+    d, stranger = rng.normal(0, 0.09, 128).astype(np.float32), rng.normal(0, 0.09, 128).astype(np.float32)
+    other_lib.add_faces(conn, "Erin", [(d, None)], "file")
+    theirs = other.add("door", 1, stranger, 3)
+    other.flush()
+    for _ in range(50):
+        await asyncio.sleep(0.1)
+        if people.gallery.names == ["Erin"] and people.clusters.clusters:
+            break
+    assert people.gallery.names == ["Erin"]
+    assert [c.id for c in people.clusters.clusters] == [c.id for c in other.clusters] and theirs < 0
+    mine = people.clusters.add("cam", 2, stranger + 0.001, 3)  # (the same stranger: their cluster)
+    assert mine == other.clusters[0].id > 0
+    other_lib.remove_person(conn, "Erin")
+    for _ in range(50):
+        await asyncio.sleep(0.1)
+        if not people.gallery.names:
+            break
+    assert people.gallery.names == []
+    other.close()
 
 
 async def test_only_the_configured_streams_recognise_and_privacy_applies_to_all(tmp_path: Path) -> None:

@@ -46,7 +46,7 @@ def test_migration_4_adds_the_library_to_a_version_3_store_and_keeps_its_events(
             c.execute(q)
         c.execute("INSERT INTO schema_version VALUES (?)", (v + 1,))
     EventStore(old).write(c, [Record("cam", 1, 1000.0, 1005.0, 5.0, {"gender": {"label": "male", "p": 0.9}})])
-    assert VERSION == 4 and old.migrate(c) == (3, 4)
+    assert VERSION == 5 and old.migrate(c) == (3, 5)
     tables = {r[0] for r in c.execute("SELECT name FROM sqlite_master WHERE type='table'")}
     assert {"people", "person_faces", "unknown_clusters", "unknown_tracks"} <= tables
     assert EventStore(old).count(c) == 1
@@ -201,3 +201,35 @@ def test_blur_unknown_keeps_known_people_and_blur_all_hides_everyone() -> None:
     out = StageRecognizer(lambda: Gallery(), RULE, privacy="blur_all").blur(im, [alice, stranger])
     assert not np.array_equal(out[50:130, 20:100], im[50:130, 20:100])
     assert StageRecognizer(lambda: Gallery(), RULE).blur(im, [alice, stranger]) is im  # off: untouched
+
+
+def test_front_ends_sharing_a_store_never_reuse_each_others_cluster_ids(tmp_path: Path) -> None:
+    """Two front ends (two ``Clusters`` on one store), each starting a cluster: the store numbers
+    them, so the ids differ (both were 1 when each front end counted its own); each reads the
+    other's; one named or forgotten by one front end is dropped by the other."""
+    from streamer.people.clusters import Clusters, remove
+
+    db = Database("", tmp_path)
+    conn = db.connect()
+    db.migrate(conn)
+    a, b = Clusters(db, 0.45), Clusters(db, 0.45)
+    a.load(conn)
+    b.load(conn)
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(0, 0.09, 128).astype(np.float32), rng.normal(0, 0.09, 128).astype(np.float32)
+    a.add("cam", 1, x, 3)
+    b.add("door", 1, y, 3)
+    a.flush()
+    b.flush()
+    ids = {a.clusters[0].id, b.clusters[0].id}
+    assert len(ids) == 2 and all(i > 0 for i in ids)
+    stored = {int(r[0]) for r in conn.execute("SELECT id FROM unknown_clusters")}
+    assert stored == ids
+    b.refresh(conn)
+    assert b.add("door", 2, x + 0.001, 3) == a.clusters[0].id  # (x's cluster, started by a)
+    b.flush()
+    remove(db, conn, a.clusters[0].id)
+    a.refresh(conn)
+    assert [c.id for c in a.clusters] == [b.clusters[1].id]
+    a.close()
+    b.close()

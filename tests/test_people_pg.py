@@ -43,9 +43,11 @@ def test_library_and_clusters_on_postgresql(pg: Postgres) -> None:
     clusters = Clusters(db, 0.45)
     assert clusters.add("cam", 9, a, 3) is None  # (not before the stored clusters are read)
     clusters.load(conn)
-    assert clusters.add("cam", 1, a, 3) == 1 and clusters.add("cam", 2, a + 0.001, 3) == 1
-    assert clusters.add("cam", 3, np.ones(128, np.float32), 3) == 2
+    first = clusters.add("cam", 1, a, 3)
+    assert first < 0 and clusters.add("cam", 2, a + 0.001, 3) == first  # (provisional until stored)
+    clusters.add("cam", 3, np.ones(128, np.float32), 3)
     clusters.flush()
+    assert [c.id for c in clusters.clusters] == [1, 2]  # (numbered by the store)
     rows = listing(db, conn)
     assert [(r["id"], r["sightings"]) for r in rows] == [(1, 2), (2, 1)]
     assert len(members(db, conn, 1)) == 2 and remove(db, conn, 1)

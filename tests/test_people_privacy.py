@@ -44,3 +44,42 @@ async def test_blur_all_hides_tracked_faces_in_the_output(make_app) -> None:
     finally:
         sub.close()
     assert checked >= 3
+
+
+def _rgb(path) -> np.ndarray:
+    return cv2.cvtColor(cv2.imread(str(path)), cv2.COLOR_BGR2RGB)
+
+
+def test_before_a_scenes_first_detections_the_whole_frame_is_blurred() -> None:
+    """No face is known to be anywhere until the detector has answered for this scene (the stream's
+    start, or a cut): under privacy the whole frame is hidden until then, then only the faces."""
+    from streamer.pipeline.tracking import FaceStage
+    from streamer.people.match import Gallery, MatchRule
+    from streamer.people.recognize import StageRecognizer
+    from streamer.types import Detections, Face, Frame
+    from tests.conftest import SHARED
+
+    finder = FaceFinder()
+    stage = FaceStage("door", 1)
+    stage.people = StageRecognizer(Gallery, MatchRule(), privacy="blur_unknown")
+    first, second = _rgb(SHARED / "media/obama-480p.jpg"), _rgb(SHARED / "media/two_people.jpg")
+    assert finder.boxes(first) and finder.boxes(second)
+
+    def shown(i: int, image: np.ndarray, detect: bool) -> np.ndarray:
+        f = Frame("door", i, image, i / 30)
+        if stage.due(i) and detect:
+            faces = tuple(Face(b) for b in finder.boxes(image))
+            stage.on_detections(Detections("door", i, f.captured_at, faces))
+        return stage.process(f, draw=False).image
+
+    for i in range(3):  # the detector has not answered yet: no face may show
+        assert not finder.boxes(shown(i, first, detect=False)), "a face shows before any detection"
+    out = shown(3, first, detect=True)
+    assert not finder.boxes(out)  # the tracked face is blurred...
+    box = finder.boxes(first)[0]
+    left = max(0, int(box.left) - int(box.width))  # (left of the face and its blurred margin)
+    assert left > 0 and np.array_equal(out[:, :left], first[:, :left])  # ...only it
+    for i in range(4, 6):  # another picture (a cut): hidden again until its own detections come
+        assert not finder.boxes(shown(i, second, detect=False))
+    stage.people = StageRecognizer(Gallery, MatchRule(), privacy="off")
+    assert np.array_equal(shown(6, second, detect=False), second)  # (privacy off: untouched)

@@ -94,7 +94,18 @@ def _v4(d: Dialect) -> list[str]:
     return library_tables(d)  # the face library (issue #33): people, their faces, unknown clusters
 
 
-MIGRATIONS = [_v1, _v2, _v3, _v4]  # version n is MIGRATIONS[n - 1]
+def _v5(d: Dialect) -> list[str]:
+    # unknown clusters are numbered by the database now (front ends sharing it): PostgreSQL's
+    # sequence starts past the ids written before (SQLite's AUTOINCREMENT already does)
+    if d.name != "postgresql":
+        return []
+    return [
+        "SELECT setval(pg_get_serial_sequence('unknown_clusters', 'id'), "
+        "COALESCE((SELECT MAX(id) FROM unknown_clusters), 0) + 1, false)"
+    ]
+
+
+MIGRATIONS = [_v1, _v2, _v3, _v4, _v5]  # version n is MIGRATIONS[n - 1]
 VERSION = len(MIGRATIONS)
 
 

@@ -1,5 +1,5 @@
 """``streamer people``: the face library from the command line (the database the config's
-[store] names; the service picks changes up on its next start, or at once through the API).
+[store] names; a running service picks the changes up within ``people.refresh_s``).
 
     streamer people add NAME PHOTO...   enroll each photo's one face (a photo with none or several
                                         is skipped and said; exit 1 if none was enrolled)

@@ -3,7 +3,10 @@ mean descriptor against the cluster's mean) within ``people.cluster_distance``, 
 Streams share the clusters, and they outlive restarts (tables ``unknown_clusters`` and
 ``unknown_tracks``). Naming a cluster enrolls its tracks' descriptors under the name and removes it.
 
-``Clusters.add`` runs in a render thread; the database writes go to one thread of their own.
+``Clusters.add`` runs in a render thread; the database writes go to one thread of their own. The
+database numbers the clusters, so front ends sharing one (PostgreSQL) never reuse each other's ids:
+a new cluster has a provisional negative id until its row is written. ``refresh`` takes in what
+other front ends wrote (new clusters, grown ones, named or forgotten ones).
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ KEPT = 20  # track descriptors kept per cluster
 
 @dataclass
 class Cluster:
-    id: int
+    id: int  # the store's (negative: not written yet)
     centroid: np.ndarray
     sightings: int
 
@@ -57,12 +60,23 @@ class Clusters:
         self._io = ThreadPoolExecutor(1, thread_name_prefix="people-clusters")
 
     def load(self, conn: Any) -> None:
+        """Read the stored clusters (again: ``refresh``). A stored cluster that grew elsewhere takes
+        the store's mean; one gone from the store (named, forgotten) is dropped; those not written
+        yet are kept."""
         assert self.db is not None
         rows = self.db.execute(conn, "SELECT id, centroid, sightings FROM unknown_clusters").fetchall()
         with self._lock:
-            self.clusters = [Cluster(int(i), from_bytes(c), int(n)) for i, c, n in rows]
-            self._next = max([c.id for c in self.clusters], default=0) + 1
+            mine = {c.id: c for c in self.clusters}
+            stored = []
+            for i, cen, n in rows:
+                c = mine.get(int(i))
+                if c is None or int(n) > c.sightings:
+                    c = Cluster(int(i), from_bytes(cen), int(n))
+                stored.append(c)
+            self.clusters = stored + [c for c in self.clusters if c.id < 0]
             self.loaded = True
+
+    refresh = load
 
     def add(self, stream: str, track: int, d: np.ndarray, looks: int) -> int | None:
         """An unknown track ended: the id of the cluster it joined or started (None: too few looks)."""
@@ -72,35 +86,39 @@ class Clusters:
         with self._lock:
             c = assign(self.clusters, d, self.limit)
             new = c is None
-            if c is None:
-                c = Cluster(self._next, d.copy(), 1)
+            if c is None:  # (stored: the database numbers it; a provisional id until then)
+                c = Cluster(self._next if self.db is None else -self._next, d.copy(), 1)
                 self._next += 1
                 self.clusters.append(c)
-            snap = (c.id, c.centroid.copy(), c.sightings)
+            cid = c.id
         if self.db is not None:
-            self._io.submit(self._write, snap, new, stream, track, d, now)
-        return snap[0]
+            self._io.submit(self._write, c, new, stream, track, d, now)
+        return cid
 
-    def _write(self, snap: tuple, new: bool, stream: str, track: int, d: np.ndarray, now: float) -> None:
+    def _write(self, c: Cluster, new: bool, stream: str, track: int, d: np.ndarray, now: float) -> None:
         db = self.db
         assert db is not None
-        cid, centroid, n = snap
+        with self._lock:  # (the newest mean: writes run in order, so a new cluster's row comes first)
+            cid, centroid, n = c.id, to_bytes(c.centroid), c.sightings
         try:
             conn = db.local()
             with db.tx(conn):
                 if new:
-                    db.execute(
-                        conn,
-                        "INSERT INTO unknown_clusters (id, centroid, sightings, first_at, last_at) "
-                        "VALUES (?, ?, ?, ?, ?)",
-                        (cid, to_bytes(centroid), n, now, now),
-                    )
-                else:
-                    db.execute(
-                        conn,
-                        "UPDATE unknown_clusters SET centroid = ?, sightings = ?, last_at = ? WHERE id = ?",
-                        (to_bytes(centroid), n, now, cid),
-                    )
+                    q = "INSERT INTO unknown_clusters (centroid, sightings, first_at, last_at) VALUES (?, ?, ?, ?)"
+                    params = (centroid, n, now, now)
+                    if db.dialect.name == "postgresql":
+                        cid = int(db.execute(conn, q + " RETURNING id", params).fetchone()[0])
+                    else:
+                        cid = int(db.execute(conn, q, params).lastrowid)
+                    with self._lock:
+                        c.id = cid
+                elif cid < 0 or not db.execute(
+                    conn,
+                    "UPDATE unknown_clusters SET centroid = ?, sightings = ?, last_at = ? WHERE id = ?",
+                    (centroid, n, now, cid),
+                ).rowcount:  # (named or forgotten meanwhile, here or by another front end)
+                    self.forget(cid)
+                    return
                 db.execute(
                     conn,
                     "INSERT INTO unknown_tracks (cluster_id, stream, track, at, descriptor) "

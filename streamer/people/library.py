@@ -130,3 +130,8 @@ class Library:
         pos = [(n, from_bytes(d)) for n, neg, d in rows if not neg]
         neg = [(n, from_bytes(d)) for n, neg, d in rows if neg]
         return Gallery(pos, neg)
+
+    def signature(self, conn: Any) -> tuple:
+        """Changes whenever a face is enrolled or removed (here or by another process): a cheap
+        check before reading the whole gallery again."""
+        return tuple(self._q(conn, "SELECT COUNT(*), MAX(id), SUM(id) FROM person_faces").fetchone())

@@ -60,6 +60,14 @@ def blur_boxes(image: np.ndarray, boxes: Sequence[tuple[float, float, float, flo
     return out
 
 
+def blur_whole(image: np.ndarray, block: int = 24) -> np.ndarray:
+    """``image`` pixelated to blocks of ``block`` pixels and smoothed (a new array)."""
+    h, w = image.shape[:2]
+    small = cv2.resize(image, (max(1, w // block), max(1, h // block)), interpolation=cv2.INTER_AREA)
+    big = cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR)
+    return cv2.GaussianBlur(big, (0, 0), block / 2)
+
+
 class StageRecognizer:
     """One stream's recognition (``FaceStage.people``); runs in the stage's render thread."""
 
@@ -110,11 +118,15 @@ class StageRecognizer:
             out[i] = replace(faces[i], labels=(*faces[i].labels, lab))
         return tuple(out)
 
-    def blur(self, image: np.ndarray, tracks) -> np.ndarray:
+    def blur(self, image: np.ndarray, tracks, looked: bool = True) -> np.ndarray:
         """``image`` with the faces privacy hides blurred (every live track's box, shown or not,
-        except those of known people under ``blur_unknown``)."""
+        except those of known people under ``blur_unknown``). ``looked`` False: no detections of
+        this scene have come yet (the stream's start, a scene cut), so no face is known to be
+        anywhere: the whole frame is blurred."""
         if self.privacy == "off":
             return image
+        if not looked:
+            return blur_whole(image)
         boxes = [
             tuple(tr.box) for tr in tracks if self.privacy == "blur_all" or person_of(tr.labels()) is None
         ]

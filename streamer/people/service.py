@@ -56,6 +56,8 @@ class People:
         self.finder = FaceFinder.from_config(config)
         self._enroller = ThreadPoolExecutor(1, thread_name_prefix="people-enroll")
         self._loading: asyncio.Task | None = None
+        self._watching: asyncio.Task | None = None
+        self._signature: tuple = ()
         self.enabled = self.cfg.enabled and history.enabled
         self.library = Library(history.db) if self.enabled else None
         self.clusters = (
@@ -83,10 +85,36 @@ class People:
             await self.history.read(lambda store, conn: self.clusters.load(conn))
         except Exception as e:
             log.error("face library: cannot read it (%s); recognition starts with an empty one", e)
+        self._watching = asyncio.get_running_loop().create_task(self._watch())
+
+    async def _watch(self) -> None:
+        """Every ``refresh_s``: the library again if it changed elsewhere (``streamer people``,
+        another front end on the same store), and the clusters. A failing store is said once."""
+        assert self.library is not None and self.clusters is not None
+        failing = False
+        while True:
+            await asyncio.sleep(self.cfg.refresh_s)
+            try:
+                sig = await self.history.read(lambda store, conn: self.library.signature(conn))
+                if sig != self._signature:
+                    await self.reload()
+                await self.history.read(lambda store, conn: self.clusters.refresh(conn))
+                if failing:
+                    log.info("face library: read again")
+                failing = False
+            except Exception as e:
+                if not failing:
+                    log.warning("face library: cannot read changes (%s); will try again", e)
+                failing = True
 
     async def reload(self) -> None:
         assert self.library is not None
-        self.gallery = await self.history.read(lambda store, conn: self.library.gallery(conn))
+
+        def read(store: Any, conn: Any) -> tuple[Gallery, tuple]:
+            sig = self.library.signature(conn)
+            return self.library.gallery(conn), sig
+
+        self.gallery, self._signature = await self.history.read(read)
 
     def recognises(self, stream_id: str) -> bool:
         return self.enabled and (not self.cfg.streams or stream_id in self.cfg.streams)
@@ -161,8 +189,9 @@ class People:
         return await self.history.read(lambda store, conn: remove(self.history.db, conn, cid))
 
     def close(self) -> None:
-        if self._loading is not None:
-            self._loading.cancel()
+        for task in (self._loading, self._watching):
+            if task is not None:
+                task.cancel()
         self._enroller.shutdown(wait=False, cancel_futures=True)
         if self.clusters is not None:
             self.clusters.close()

@@ -34,6 +34,13 @@ class PeopleConfig(BaseModel):
     cluster_min_looks: int = Field(
         2, ge=1, le=100, description="unknown tracks with fewer descriptors are not grouped"
     )
+    refresh_s: float = Field(
+        5.0,
+        gt=0,
+        le=3600,
+        description="how often the library and the clusters are read again for changes made elsewhere "
+        "(streamer people, other front ends)",
+    )
     max_upload_mb: float = Field(10.0, gt=0, le=200, description="largest photo upload")
     max_upload_pixels: int = Field(40_000_000, ge=10_000, description="largest photo (width x height)")
 

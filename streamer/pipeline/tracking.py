@@ -267,7 +267,8 @@ class FaceStage:
         seen = frame.image
         if self.people is not None:
             self.people.observe(tr.tracks, events)
-            seen = self.people.blur(seen, tr.tracks)  # (privacy: snapshots and video alike)
+            # (privacy: snapshots and video alike; the whole frame until this scene's first detections)
+            seen = self.people.blur(seen, tr.tracks, looked=self._applied >= max(0, tr.scene_from))
         if self.looks is not None:
             self.looks.observe(seen, frame.captured_at, tr.tracks, events)
         t1 = time.perf_counter()

@@ -195,6 +195,11 @@ class Tracker:
         self._life.tracks = tracks
 
     @property
+    def scene_from(self) -> int:
+        """The first frame of the current scene (the newest cut or size change; -1: the first)."""
+        return self._scene_from
+
+    @property
     def events(self) -> list[TrackEvent]:
         """Events since the last ``drain_events``."""
         return self._life.events
