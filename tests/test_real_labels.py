@@ -104,3 +104,14 @@ def test_people_are_found_by_time_and_place_on_a_reference_rebuilt_with_another_
         assert (s["gender_right"], s["not_boxed"], s["truth_unmatched"], len(s["people"])) == (1, 1, 0, 2)
         assert s["beard_right"] + s["beard_wrong"] + s["beard_unsettled"] == 0
     assert add_up([s, s])["gender_right"] == 2
+
+
+def test_a_label_settled_after_the_persons_last_reference_box_counts_until_the_track_moves_on() -> None:
+    # the reference loses the left face after 1.5 s; the track on it settles (a detection's
+    # latency later) at 2 s, then at 3 s it is on the other reference face, labelled female there
+    ref = {n: b[1:] if n > 15 else b for n, b in _ref(5).items()}
+    lines = _lines(["?", "?", "male", "male"], None)
+    for d in lines[30:]:
+        d["faces"][0].update(left=400, right=460, labels={"gender": {"label": "female", "p": 0.9}})
+    s = score_labels(lines, ref, 5, FPS, [{**_truth("male", "unsure")[0], "at_s": 1.0, "to_s": 1.5}])
+    assert (s["gender_right"], s["gender_wrong"], s["gender_unsettled"]) == (1, 0, 0)

@@ -9,7 +9,8 @@ track index (which changes when the reference is rebuilt): the person is the ref
 ``width``, and the boxes of its reference track from ``from_s`` to ``to_s``. Unsure: not scored.
 
 Per labelled person: the drawn track on most of its reference boxes (IoU >= 0.5), and the label
-that track settled on while on this person (the last label shown there that is not "?"): right,
+that track settled on while on this person (the last label shown that is not "?", from the person's
+first reference box until the track is on another reference box, or ends): right,
 wrong, or "?" (never settled, or the beard not shown because the track is labelled female); a
 person no drawn track covered is "not boxed".
 """
@@ -113,7 +114,7 @@ def score_labels(
             not_boxed += 1
             continue
         track = on.most_common(1)[0][0]
-        got = settled(lines, track, range(min(boxes), max(boxes) + 1))
+        got = settled(lines, track, range(min(boxes), _until(track, max(boxes), ref, shown)))
         for c, (other, value) in SHOWN_ON.items():
             if got[other] != value:  # not shown on the track as it ends
                 got[c] = "?"
@@ -122,6 +123,17 @@ def score_labels(
             outcome = "unsettled" if got[c] == "?" else "right" if got[c] == v else "wrong"
             counts[f"{c}_{outcome}"] += 1
     return {**counts, "not_boxed": not_boxed, "truth_unmatched": unmatched, "people": people}
+
+
+def _until(track: int, last: int, ref: dict[int, list[Box]], shown: dict[int, list[dict[str, Any]]]) -> int:
+    """The frame where drawn ``track`` is first on another reference box after the person's last
+    reference box ``last`` (the end of the clip if never): its label counts up to there (a label
+    settles a detection's latency after the look, often after the person's last reference box)."""
+    for n in sorted(k for k in ref if k > last):
+        mine = [xyxy(f) for f in shown.get(n, []) if f.get("track") is not None and int(f["track"]) == track]
+        if mine and ref[n] and iou_matrix(mine, [xyxy(b) for b in ref[n]]).max() >= MIN_IOU:
+            return n
+    return max(shown, default=last) + 1
 
 
 def add_up(scores: list[dict[str, Any]]) -> dict[str, int]:
