@@ -21,8 +21,9 @@ median seconds from a reference track's first box >= 40 px to the first drawn bo
 >= 0.5), for faces there at the start and for faces coming in later (resolution N frames); tracks
 never boxed; drawn track ids per reference track; IoU and width ratio (drawn / reference) of the
 drawn box over the later half of reference tracks that grow 1.3x (people coming nearer); label
-changes per drawn track; output frame rate; CPU per stream (cores), detector pixels per frame and
-detector rounds per second (live). Live runs move with the machine's load: compare runs of one
+changes per drawn track; the label each person's drawn track settled on against labels.csv, right,
+wrong or unsettled (labels.py); output frame rate; CPU per stream (cores), detector pixels per
+frame and detector rounds per second (live). Live runs move with the machine's load: compare runs of one
 invocation. Writes real-<machine>.json and .md.
 """
 
