@@ -21,8 +21,9 @@ median seconds from a reference track's first box >= 40 px to the first drawn bo
 >= 0.5), for faces there at the start and for faces coming in later (resolution N frames); tracks
 never boxed; drawn track ids per reference track; IoU and width ratio (drawn / reference) of the
 drawn box over the later half of reference tracks that grow 1.3x (people coming nearer); label
-changes per drawn track; output frame rate; CPU per stream (cores), detector pixels per frame and
-detector rounds per second (live). Live runs move with the machine's load: compare runs of one
+changes per drawn track; the label each person's drawn track settled on against labels.csv, right,
+wrong or unsettled (labels.py); output frame rate; CPU per stream (cores), detector pixels per
+frame and detector rounds per second (live). Live runs move with the machine's load: compare runs of one
 invocation. Writes real-<machine>.json and .md.
 """
 
@@ -33,6 +34,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from benchmarks.real.labels import CLASSIFIERS, OUTCOMES, add_up, load_truth, score_labels
 from benchmarks.real.reference import CLIPS, clip_info, reference
 from benchmarks.report import markdown_table, output_args, parser, progress, run_record, save
 from benchmarks.scoring import read_detection_lines, score_real
@@ -65,12 +67,14 @@ def run_clip(name: str, runs: int, planned: tuple[int, int] | None, work: Path) 
     ref = reference(clip, log=progress)
     rows: list[dict[str, Any]] = []
     last = max(ref) + 1
+    truth = load_truth(name)
     for k in range(runs):
         m = play([clip.path], work / name, {}, f"live{k}")
         lines = [d for d in read_detection_lines(Path(m.pop("jsonl")[0])) if d["frame"] < last]
         s = score_real(lines, ref, clip.every, fps, (w, h))
         rate = m["detections_per_s_per_stream"]
-        rows.append({"run": f"live {k + 1}", **_flat(s), **m, "detections_per_s": rate})
+        labels = score_labels(lines, ref, clip.every, fps, truth)
+        rows.append({"run": f"live {k + 1}", **_flat(s), **m, "detections_per_s": rate, "labels": labels})
         progress(f"{name} live {k + 1}: {_brief(rows[-1])}")
     if planned:
         every, latency = planned
@@ -86,6 +90,7 @@ def run_clip(name: str, runs: int, planned: tuple[int, int] | None, work: Path) 
                 **_flat(s),
                 "wall_s": wall,
                 "detect_px_per_frame": round(pixels / max(1, len(lines))),
+                "labels": score_labels(lines, ref, clip.every, fps, truth),
             }
         )
         progress(f"{name} planned: {_brief(rows[-1])}")
@@ -156,4 +161,26 @@ def markdown(data: dict[str, Any]) -> str:
             f"Reference every {c['reference_every']}th frame: {c['reference_frames']} frames, "
             f"{c['reference_faces']} faces.\n\n" + markdown_table(c["rows"], COLUMNS)
         )
-    return "".join(parts)
+    return "".join(parts) + labels_markdown(data["clips"])
+
+
+LABEL_COLUMNS = ("clip", "run", *(f"{c}_{o}" for c in CLASSIFIERS for o in OUTCOMES), "not_boxed")
+
+
+def labels_markdown(clips: list[dict[str, Any]]) -> str:
+    """The labels per person (benchmarks/real/labels.py), per clip and run, and their sums per run."""
+    rows, runs = [], {}
+    for c in clips:
+        for r in c["rows"]:
+            if "labels" in r:
+                rows.append({"clip": c["clip"], "run": r["run"], **r["labels"]})
+                runs.setdefault(r["run"], []).append(r["labels"])
+    if not rows:
+        return ""
+    rows += [{"clip": "total", "run": run, **add_up(ls)} for run, ls in runs.items()]
+    return (
+        "\n## Labels per person\n\nPeople labelled by looking (benchmarks/real/labels.csv; unsure ones "
+        "left out); per classifier, the label the drawn track on them settled on: right, wrong, or "
+        'never settled ("unsettled"; the beard of a man labelled female counts here); not boxed: no '
+        "drawn track on them.\n\n" + markdown_table(rows, LABEL_COLUMNS)
+    )

@@ -55,10 +55,11 @@ CLIPS = {
         RealClip("deepa-interview", 6, 23.0, note="640x480 dim webcam, one person"),
         RealClip("bitornobit-meeting", 10, 20.0, note="640x360 meeting room, first 20 s"),
         RealClip("anon-sports-speeches", 10, 20.0, note="640x360 TV speeches, first 20 s"),
+        RealClip("simplefr-video2", 16, 24.0, note="720p TV dinner scene, a family, cuts, first 24 s"),
     )
 }
-# left out by default: rknn-dance (faces 20-35 px: upsample 2 at 720p, ~20 s a frame),
-# ken-night (1080p profile in near darkness), simplefr-video2 (82 s of TV, 720p); name them to add
+# left out: rknn-dance (faces 20-35 px: upsample 2 at 720p, ~20 s a frame), ken-night (1080p, one
+# person in profile in near darkness: no face to see)
 
 
 def clip_info(path: Path) -> tuple[float, int, int, int]:
