@@ -6,7 +6,9 @@ content under a track's box with it:
 - ``check_boxes``, every frame, each track in turn (one look every ``unlike_every`` frames: a look
   costs a few tenths of a millisecond): a box that shows nothing like its face (``unlike``) at
   ``unlike_looks`` looks in a row is not drawn until it does again or the detector sees the face
-  (``Track.shown``): the flow pulled it off its face, or left it on the wall behind.
+  (``Track.shown``): the flow pulled it off its face, or left it on the wall behind. Such a box,
+  and one the flow lost for a frame, is unsure (``Track.unsure``): drawn again only at a look of
+  ``sure_like`` or more (or a detection), and looked at on every frame until then.
 - a face that looks less than ``doubt`` like its template while another track's box is near
   (``has_neighbour``: someone who could have walked in front of it) is doubted: classified again
   at the next detection, so its identity is checked (identity.py). A face alone that turns or is
@@ -34,10 +36,16 @@ def check_boxes(tracks: Sequence[Track], gray: np.ndarray, s: float, index: int,
     compare their box's content with their template (``Track.likeness``, ``unlike_run``,
     ``doubted``). The turns are spread by track id, so a frame looks at a share of the tracks."""
     for tr in tracks:
-        if rule.unlike_looks and tr.template is not None and (index + tr.id) % rule.unlike_every == 0:
+        due = (index + tr.id) % rule.unlike_every == 0 or tr.unsure  # (an unsure box: every frame)
+        if rule.unlike_looks and tr.template is not None and due:
             tr.likeness = likeness(tr.template, gray, s, tr.box)
             unlike = tr.likeness is not None and tr.likeness < rule.unlike
             tr.unlike_run = tr.unlike_run + 1 if unlike else 0
+            if rule.sure_like and tr.likeness is not None:
+                hidden = tr.unlike_run >= rule.unlike_looks or (
+                    tr.misses > 0 and tr.likeness < rule.missed_unlike
+                )
+                tr.unsure = tr.likeness < rule.sure_like and (tr.unsure or hidden)
             if not tr.doubted and tr.likeness is not None and tr.likeness < rule.doubt:
                 tr.doubted = has_neighbour(tr, tracks)
 

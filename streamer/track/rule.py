@@ -47,6 +47,11 @@ class TrackerRule:
     # now (hair, a passer-by, the wall) is not it; a face the detector misses but still there
     # (blur, a turn) keeps its look and stays drawn (0: off)
     missed_unlike: float = 0.6
+    # a box hidden by those looks, or one the flow lost for a frame (it moved on at its velocity: a
+    # guess), is drawn again only once a look finds it at least this like its template, or the
+    # detector finds the face: a passer-by or the back of a head the flow followed instead looks
+    # 0.6-0.8 like a 16 px face, a face back under its box 0.8 and more (0: off)
+    sure_like: float = 0.8
     # a track whose face looks less than this like its template (at a look, or the detection it is
     # matched to) while another track's box is near it is classified again at the next detection,
     # so its identity is checked (0: off)

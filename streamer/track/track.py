@@ -57,6 +57,9 @@ class Track:
         self.template: tuple[np.ndarray, ...] | None = None
         self.likeness: float | None = None  # the box's content to the template, at its last look
         self.unlike_run = 0  # looks in a row the likeness was under the rule's ``unlike``
+        # the box may have left its face (the flow lost it, or a look or a miss found it unlike the
+        # face): not drawn until the detector finds it or a look finds it ``sure_like`` its face
+        self.unsure = False
         # who: its face's identities at its last few classifications (a face's drifts as it turns,
         # speaks, is lit otherwise; the nearest of them is compared)
         self.identities: deque[np.ndarray] = deque(
@@ -71,11 +74,11 @@ class Track:
 
     @property
     def shown(self) -> bool:
-        """Confirmed, and its box still shows the face (see ``TrackerRule.unlike``)."""
+        """Confirmed, and its box still shows the face (see ``TrackerRule.unlike``, ``sure_like``)."""
         rule = self.rule
         gone = self.misses > 0 and self.likeness is not None and self.likeness < rule.missed_unlike
         unlike = rule.unlike_looks and self.unlike_run >= rule.unlike_looks
-        return self.confirmed and not gone and not unlike
+        return self.confirmed and not gone and not unlike and not self.unsure
 
     def box_at(self, index: int) -> np.ndarray:
         """Where the track was on frame ``index`` (its oldest known box if that is before it began)."""
@@ -104,6 +107,9 @@ class Track:
         velocity, the mean of its recent shifts)."""
         if mv is None:
             self.flow_failures += 1
+            # (judged by the looks: a box without a template, or with the looks off, is not)
+            rule = self.rule
+            self.unsure |= rule.sure_like > 0 and rule.unlike_looks > 0 and self.template is not None
             self.box[[0, 2]] += self.velocity[0]
             self.box[[1, 3]] += self.velocity[1]
             return
@@ -138,6 +144,7 @@ class Track:
         self.confidence = float(box.confidence)
         self.hits += 1
         self.misses = 0
+        self.unsure = False
         self.last_hit = t
         self.detections_since_classified += 1
 

@@ -152,6 +152,9 @@ class Tracker:
             tr.misses += 1
             if rule.missed_unlike and tr.template is not None and self._prev is not None:
                 tr.likeness = likeness(tr.template, self._prev, self._prev_scale, tr.box)  # (Track.shown)
+                tr.unsure |= (
+                    bool(rule.sure_like) and tr.likeness is not None and tr.likeness < rule.missed_unlike
+                )
         matched = [(np.asarray(a.then[ti]), tracks[ti].box) for ti, _ in a.pairs]
         born, paths = self._carry.carry([faces[di].box for di in a.new], index, self._index, matched)
         for di, box, path in zip(a.new, born, paths, strict=True):
