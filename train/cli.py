@@ -152,6 +152,7 @@ def _parser() -> argparse.ArgumentParser:
     ft.add_argument("--patience", type=int, default=2)
     ft.add_argument("--seed", type=int, default=0)
     ft.add_argument("--out", type=Path, default=Path("runs") / "finetune")
+    ft.add_argument("--name", default="finetune", help="file stem of the .json and .md written in --out")
     s = sub.add_parser("speed", help="Classifier.predict_proba faces/s at batch 1 and 32")
     s.add_argument("--model", type=Path, required=True)
     return p
@@ -288,8 +289,20 @@ def _run(args: argparse.Namespace) -> int:
         from train.finetune import run
 
         folds = tuple(args.folds.split(","))
-        run(folds, args.out, _shared(), args.blocks, args.lr, args.epochs, args.patience, args.seed)
-        print((args.out / "finetune.md").read_text())
+        cmd = "train " + " ".join(sys.argv[1:])
+        run(
+            folds,
+            args.out,
+            _shared(),
+            args.blocks,
+            args.lr,
+            args.epochs,
+            args.patience,
+            args.seed,
+            name=args.name,
+            command=cmd,
+        )
+        print((args.out / f"{args.name}.md").read_text())
         return 0
     if args.command == "speed":
         from train.evaluate import faces_per_second

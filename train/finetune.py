@@ -13,12 +13,16 @@ validation and test faces and the same balancing weights (``train.multi``):
    the cached trunk activations, the chip or its mirror image drawn per face and epoch, early
    stopping (best validation loss kept) on the person-disjoint validation split.
 
-Both are scored by ``train.multi.score`` (overall, per gender, age band, source, ECE, Wilson
+3. the cheap alternatives, on frozen features: CelebA's training weight doubled, and the mean
+   of 5 heads trained with different seeds.
+
+All are scored by ``train.multi.score`` (overall, per gender, age band, source, ECE, Wilson
 CIs). Writes ``finetune.json`` and ``finetune.md``."""
 
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -155,8 +159,10 @@ def run_fold(
     seed: int = 0,
     cache_dir: Path | None = None,
     progress: bool = False,
+    variants: bool = True,
 ) -> dict[str, object]:
-    """One fold: ``all`` or a held-out source's name."""
+    """One fold: ``all`` or a held-out source's name. ``variants``: also the cheap alternatives
+    on frozen features (CelebA's weight doubled; the mean of 5 heads of different seeds)."""
     from train.features import Features
 
     sources = SOURCES if fold == "all" else tuple(s for s in SOURCES if s != fold)
@@ -176,6 +182,9 @@ def run_fold(
     t0 = time.perf_counter()
     frozen, stats, frozen_epochs = _fit_frozen(fx[tr], y_tr, w_tr, fx[va], y_va, seed, 40, 4, progress)
     t_frozen = time.perf_counter() - t0
+    print(
+        f"finetune: {fold}: frozen head {frozen_epochs} epochs, {t_frozen:.0f} s", file=sys.stderr, flush=True
+    )
     pre, branch = branch_model(blocks, stats, seed)
     branch.layers[-1].set_weights(frozen.get_weights())  # the head starts where the frozen one ended
 
@@ -215,7 +224,19 @@ def run_fold(
     )
     t_fit = time.perf_counter() - t1
     p_frozen = frozen.predict(t_fx, batch_size=256, verbose=0)
-    p_fine = branch.predict(a_te, batch_size=256, verbose=0)
+    probs = {"frozen": p_frozen}
+    if variants:  # the cheap alternatives, on frozen features: CelebA weighted up; 5 heads' mean
+        w2 = w_tr * np.where(faces.source[tr] == "celeba", 2.0, 1.0).astype("float32")
+        m2 = _fit_frozen(fx[tr], y_tr, w2 * len(w2) / w2.sum(), fx[va], y_va, seed, 40, 4, progress)[0]
+        probs["frozen, CelebA weight x2"] = m2.predict(t_fx, batch_size=256, verbose=0)
+        heads = [p_frozen] + [
+            _fit_frozen(fx[tr], y_tr, w_tr, fx[va], y_va, seed + k, 40, 4, progress)[0].predict(
+                t_fx, batch_size=256, verbose=0
+            )
+            for k in range(1, 5)
+        ]
+        probs["frozen, 5 heads' mean"] = np.mean(heads, axis=0)
+    probs["finetuned"] = branch.predict(a_te, batch_size=256, verbose=0)
     tf = t_faces.subset(t_idx) if fold == "all" else t_faces
     res: dict[str, object] = {
         "fold": fold,
@@ -231,15 +252,11 @@ def run_fold(
         # the branch before fine-tuning (frozen tail, trained head, fp16 trunk cache): a check
         # that it reproduces the frozen head's predictions
         "start_agreement": float((before.argmax(1) == p_frozen.argmax(1)).mean()),
-        "frozen": score(tf, p_frozen),
-        "finetuned": score(tf, p_fine),
+        "scores": {k: score(tf, p) for k, p in probs.items()},
     }
     if fold == "all":
-        cel = tf.source == "celeba"
-        res["celeba_test"] = {
-            "frozen": score(tf.subset(np.flatnonzero(cel)), p_frozen[cel]),
-            "finetuned": score(tf.subset(np.flatnonzero(cel)), p_fine[cel]),
-        }
+        cel = np.flatnonzero(tf.source == "celeba")
+        res["celeba_test"] = {k: score(tf.subset(cel), p[cel]) for k, p in probs.items()}
     return res
 
 
@@ -253,7 +270,9 @@ def markdown(result: dict) -> str:
     lines = [
         f"Fine-tuned last {result['blocks']} block(s) of dlib's ResNet + gender head vs the "
         f"frozen-descriptor head, same splits and weights "
-        f"(seed {result['seed']}, learning rate {result['learning_rate']:g}).",
+        f"(seed {result['seed']}, learning rate {result['learning_rate']:g}); `{result['command']}` "
+        f"at {result['commit']}, {result['started']}, load average {result['load_average'][0]:.1f} "
+        "(2 shared cores).",
         "",
         "| fold: test faces / model | faces | accuracy (95% CI) | women's recall | men's recall "
         "| worst age band | ECE | shown at p ≥ 0.6 / their accuracy |",
@@ -261,16 +280,15 @@ def markdown(result: dict) -> str:
     ]
     for name, f in result["folds"].items():
         what = "test split (10%)" if name == "all" else f"{name} held out (every face)"
-        for who in ("frozen", "finetuned"):
-            lines.append(_row(f"{what}: {who}", f[who]))
-        if "celeba_test" in f:
-            for who in ("frozen", "finetuned"):
-                lines.append(_row(f"CelebA test split: {who}", f["celeba_test"][who]))
+        for who, sc in f["scores"].items():
+            lines.append(_row(f"{what}: {who}", sc))
+        for who, sc in f.get("celeba_test", {}).items():
+            lines.append(_row(f"CelebA test split: {who}", sc))
     lines += ["", "Per age band (accuracy, faces):", ""]
     lines += ["| fold / model | " + " | ".join(AGE_BANDS) + " |", "|---|" + "---|" * len(AGE_BANDS)]
     for name, f in result["folds"].items():
-        for who in ("frozen", "finetuned"):
-            cells = [f[who]["by_age"].get(b) for b in AGE_BANDS]
+        for who, sc in f["scores"].items():
+            cells = [sc["by_age"].get(b) for b in AGE_BANDS]
             lines.append(
                 f"| {name}: {who} | "
                 + " | ".join(f"{100 * c['accuracy']:.1f}% n={c['n']}" if c else "–" for c in cells)
@@ -299,11 +317,27 @@ def run(
     patience: int = 2,
     seed: int = 0,
     progress: bool = False,
+    name: str = "finetune",
+    command: str = "",
 ) -> dict[str, object]:
+    """Every fold; writes ``<name>.json`` and ``<name>.md`` in ``out`` after each."""
+    import subprocess
+    from datetime import datetime, timezone
+
     out.mkdir(parents=True, exist_ok=True)
-    result: dict[str, object] = {"blocks": blocks, "learning_rate": lr, "seed": seed, "folds": {}}
+    git = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=False)
+    result: dict[str, object] = {
+        "command": command,
+        "commit": git.stdout.strip(),
+        "started": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "load_average": list(os.getloadavg()),
+        "blocks": blocks,
+        "learning_rate": lr,
+        "seed": seed,
+        "folds": {},
+    }
     for fold in folds:
         result["folds"][fold] = run_fold(fold, shared, blocks, lr, epochs, patience, seed, None, progress)  # type: ignore[index]
-        (out / "finetune.json").write_text(json.dumps(result, indent=2))
-        (out / "finetune.md").write_text(markdown(result))
+        (out / f"{name}.json").write_text(json.dumps(result, indent=2))
+        (out / f"{name}.md").write_text(markdown(result))
     return result
