@@ -152,6 +152,7 @@ def _parser() -> argparse.ArgumentParser:
     ft.add_argument("--patience", type=int, default=2)
     ft.add_argument("--seed", type=int, default=0)
     ft.add_argument("--out", type=Path, default=Path("runs") / "finetune")
+    ft.add_argument("--no-variants", action="store_true", help="skip CelebA x2 and the 5-head mean")
     ft.add_argument("--name", default="finetune", help="file stem of the .json and .md written in --out")
     s = sub.add_parser("speed", help="Classifier.predict_proba faces/s at batch 1 and 32")
     s.add_argument("--model", type=Path, required=True)
@@ -301,6 +302,7 @@ def _run(args: argparse.Namespace) -> int:
             args.seed,
             name=args.name,
             command=cmd,
+            variants=not args.no_variants,
         )
         print((args.out / f"{args.name}.md").read_text())
         return 0

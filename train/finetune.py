@@ -319,6 +319,7 @@ def run(
     progress: bool = False,
     name: str = "finetune",
     command: str = "",
+    variants: bool = True,
 ) -> dict[str, object]:
     """Every fold; writes ``<name>.json`` and ``<name>.md`` in ``out`` after each."""
     import subprocess
@@ -337,7 +338,9 @@ def run(
         "folds": {},
     }
     for fold in folds:
-        result["folds"][fold] = run_fold(fold, shared, blocks, lr, epochs, patience, seed, None, progress)  # type: ignore[index]
+        result["folds"][fold] = run_fold(
+            fold, shared, blocks, lr, epochs, patience, seed, None, progress, variants
+        )  # type: ignore[index]
         (out / f"{name}.json").write_text(json.dumps(result, indent=2))
         (out / f"{name}.md").write_text(markdown(result))
     return result
