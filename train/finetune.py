@@ -114,7 +114,7 @@ def _fit_branch(
 
     branch.compile(optimizer=keras.optimizers.Adam(lr), loss="categorical_crossentropy", metrics=["accuracy"])
     rng = np.random.default_rng(seed)
-    best, best_w, since, hist = np.inf, branch.get_weights(), 0, []
+    best_w, since, hist, best_epoch = branch.get_weights(), 0, [], 0
     v0 = branch.evaluate(a_va, y_va, batch_size=256, verbose=0)
     hist.append({"epoch": 0, "val_loss": float(v0[0]), "val_accuracy": float(v0[1])})
     best = float(v0[0])
@@ -136,7 +136,7 @@ def _fit_branch(
         hist.append(row)
         print(f"finetune: {row}", file=sys.stderr, flush=True)
         if v[0] < best - 1e-4:
-            best, best_w, since = float(v[0]), branch.get_weights(), 0
+            best, best_w, since, best_epoch = float(v[0]), branch.get_weights(), 0, ep
         else:
             since += 1
             if since >= patience:
@@ -145,7 +145,7 @@ def _fit_branch(
     return {
         "history": hist,
         "best_val_loss": best,
-        "best_epoch": int(np.argmin([r["val_loss"] for r in hist])),
+        "best_epoch": best_epoch,  # the weights kept (a gain under 1e-4 does not count)
     }
 
 
