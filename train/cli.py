@@ -5,6 +5,7 @@
     train gender --config gender_tutorial --out runs/gender-tutorial # another architecture
     train gender --sources celeba,utkface,lfw,aaf --out runs/gender-sources  # several sources, balanced
     train loso --config dlib_resnet --baseline models/gender.keras   # leave-one-source-out table
+    train finetune --folds all,utkface,aaf --blocks 2 # fine-tuned last ResNet blocks vs the frozen head
     train evaluate --model models/gender.keras --data ../shared/data/celeba --split test
     train evaluate --model models/gender.keras --data train/other_faces.json
     train inspect --model models/gender.keras face.jpg
@@ -141,6 +142,18 @@ def _parser() -> argparse.ArgumentParser:
     lo.add_argument("--baseline", type=Path, default=None, help="model file to score on the same faces")
     lo.add_argument("--seed", type=int, default=0)
     lo.add_argument("--out", type=Path, default=None, help="default: runs/loso-<config>")
+    ft = sub.add_parser("finetune", help="fine-tune the ResNet's last blocks for gender vs the frozen head")
+    ft.add_argument(
+        "--folds", default="all,utkface,aaf", help="'all' (10%% test split) and/or held-out sources"
+    )
+    ft.add_argument("--blocks", type=int, choices=(1, 2, 3), default=2)
+    ft.add_argument("--lr", type=float, default=3e-5)
+    ft.add_argument("--epochs", type=int, default=8)
+    ft.add_argument("--patience", type=int, default=2)
+    ft.add_argument("--seed", type=int, default=0)
+    ft.add_argument("--out", type=Path, default=Path("runs") / "finetune")
+    ft.add_argument("--no-variants", action="store_true", help="skip CelebA x2 and the 5-head mean")
+    ft.add_argument("--name", default="finetune", help="file stem of the .json and .md written in --out")
     s = sub.add_parser("speed", help="Classifier.predict_proba faces/s at batch 1 and 32")
     s.add_argument("--model", type=Path, required=True)
     return p
@@ -273,6 +286,26 @@ def _run(args: argparse.Namespace) -> int:
         )
         print((out / "loso.md").read_text())
         return 0 if res else 1
+    if args.command == "finetune":
+        from train.finetune import run
+
+        folds = tuple(args.folds.split(","))
+        cmd = "train " + " ".join(sys.argv[1:])
+        run(
+            folds,
+            args.out,
+            _shared(),
+            args.blocks,
+            args.lr,
+            args.epochs,
+            args.patience,
+            args.seed,
+            name=args.name,
+            command=cmd,
+            variants=not args.no_variants,
+        )
+        print((args.out / f"{args.name}.md").read_text())
+        return 0
     if args.command == "speed":
         from train.evaluate import faces_per_second
 
