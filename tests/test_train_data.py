@@ -194,3 +194,40 @@ def test_missing_model_file_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture
     rc = main(["evaluate", "--model", str(tmp_path / "none.keras"), "--data", str(tmp_path)])
     assert rc == 2
     assert "model file not found" in capsys.readouterr().err
+
+
+def test_the_box_cache_survives_new_modification_times_but_not_new_contents(tmp_path) -> None:
+    """A copied or re-mounted data set (same bytes, new mtimes) keeps its cached boxes; a file whose
+    bytes changed is detected again."""
+    import os
+
+    import cv2
+    import numpy as np
+
+    from train.crops import detect_all
+    from streamer.types import Box
+
+    class Counting:
+        calls = 0
+
+        def detect(self, images, upsample=0):
+            Counting.calls += len(images)
+            return [[Box(1, 2, 30, 40, 1.0)] for _ in images]
+
+    paths = []
+    for i in range(2):
+        p = tmp_path / "images" / f"{i}.png"
+        p.parent.mkdir(exist_ok=True)
+        cv2.imwrite(str(p), np.full((20, 20, 3), i * 50, np.uint8))
+        paths.append(p)
+    det = Counting()
+    first = detect_all(paths, cache_dir=tmp_path / "c", progress=False, detector_obj=det)
+    assert Counting.calls == 2 and all(d.boxes for d in first.values())
+    for p in paths:
+        os.utime(p, (1, 1))  # (a copy: new times, same bytes)
+    assert detect_all(paths, cache_dir=tmp_path / "c", progress=False, detector_obj=det) == first
+    assert Counting.calls == 2
+    cv2.imwrite(str(paths[1]), np.full((20, 20, 3), 255, np.uint8))
+    os.utime(paths[1], (1, 1))
+    detect_all(paths, cache_dir=tmp_path / "c", progress=False, detector_obj=det)
+    assert Counting.calls == 3

@@ -54,6 +54,16 @@ def _cache_name(detector: str, upsample: int, key: str) -> str:
     return f"{detector}-up{upsample}-{digest}.jsonl"
 
 
+def _tag(path: Path) -> str:
+    """What a cached record was made from: the file's size and a digest of its bytes (not its
+    modification time: a copied or re-mounted data set keeps its cache)."""
+    try:
+        data = path.read_bytes()
+    except OSError:
+        return "missing"
+    return f"{len(data)}:{hashlib.blake2b(data, digest_size=8).hexdigest()}"
+
+
 @dataclass
 class Detection:
     boxes: list[Box]
@@ -85,8 +95,7 @@ def detect_all(
         cfile = cache_dir / "boxes" / _cache_name(detector, upsample, str(folder))
         done = _read_cache(cfile, folder)
         for p in files:
-            st = p.stat() if p.exists() else None
-            tag = f"{st.st_size}:{int(st.st_mtime)}" if st else "missing"
+            tag = _tag(p)
             hit = done.get(p.name)
             if hit is not None and hit[0] == tag:
                 out[str(p)] = hit[1]
@@ -115,8 +124,7 @@ def detect_all(
         for (p, cfile), im, err in zip(chunk, images, errors, strict=True):
             boxes = next(found) if im is not None else []
             out[str(p)] = Detection(list(boxes), err)
-            st = p.stat() if p.exists() else None
-            tag = f"{st.st_size}:{int(st.st_mtime)}" if st else "missing"
+            tag = _tag(p)
             rec = {
                 "name": p.name,
                 "tag": tag,
