@@ -41,6 +41,7 @@ from streamer.config import PipelineConfig
 from streamer.detect import MAX_SIDE
 from streamer.detect.proposals import PROPOSE_COST, PROPOSE_FACE_PX, cost
 from streamer.detect.regions import FACE_PX, square
+from streamer.pipeline.tiling import inside, merge_overlapping, tiles
 from streamer.track.matching import XYXY
 from streamer.types import Box, Region
 
@@ -51,34 +52,6 @@ TRACK_CONTEXT = 2.0  # a track's region is this many face widths square (the box
 TRACK_EVERY = 3  # a track is looked at again after this many rounds (new ones at once)
 FRESH_ROUNDS = 5  # a scene's first round may cost this many rounds' budget (see _fresh_look)
 CAMERA_MOVING = 0.5  # changed fraction of the picture above which the camera itself moved
-
-
-def tiles(width: int, height: int, scale: float, tile_px: int, why: str) -> list[Region]:
-    """Regions of at most ``tile_px`` detector pixels a side covering the frame at ``scale``;
-    neighbours overlap by two ``FACE_PX`` so a face at a seam lies whole in one of them."""
-    out = []
-    side = tile_px / scale  # source pixels per tile
-    step = max(1.0, (tile_px - 2 * FACE_PX) / scale)
-
-    def starts(n: int) -> list[int]:
-        if n <= side:
-            return [0]
-        k = math.ceil((n - side) / step)
-        return [round(i * (n - side) / k) for i in range(k + 1)]
-
-    for y in starts(height):
-        for x in starts(width):
-            out.append(
-                Region(
-                    x,
-                    y,
-                    min(width, x + math.ceil(side)) - 1,
-                    min(height, y + math.ceil(side)) - 1,
-                    scale,
-                    why,
-                )
-            )
-    return out
 
 
 def planner_for(p: PipelineConfig) -> RegionPlanner | None:
@@ -246,7 +219,7 @@ class RegionPlanner:
         # (one piece at least, if half of it fits)
         took = False
         for r in sorted(pieces, key=lambda r: self._last_looked(r)):
-            if any(_inside(r, p) for p in plan):
+            if any(inside(r, p) for p in plan):
                 continue
             if r.pixels <= left or (not took and 2 * left >= r.pixels):
                 plan.append(r)
@@ -355,7 +328,7 @@ class RegionPlanner:
     def _motion_regions(self, motion: Sequence[XYXY], width: int, height: int) -> list[Region]:
         m = self.min_face_px  # a face at the edge of what moved is still inside
         boxes = [[x0 - m, y0 - m, x1 + m, y1 + m] for x0, y0, x1, y1 in motion]
-        merged = _merge_overlapping(boxes)
+        merged = merge_overlapping(boxes)
         out: list[Region] = []
         for x0, y0, x1, y1 in sorted(merged, key=lambda b: (b[2] - b[0]) * (b[3] - b[1])):
             x0, y0 = max(0, round(x0)), max(0, round(y0))
@@ -369,30 +342,3 @@ class RegionPlanner:
             for t in tiles(w, h, self.scale, self.motion_px, "motion"):
                 out.append(Region(t.left + x0, t.top + y0, t.right + x0, t.bottom + y0, t.scale, "motion"))
         return out
-
-
-def _inside(r: Region, p: Region) -> bool:
-    """Whether ``p`` covers most of ``r`` at a scale at least as fine."""
-    iw = min(r.right, p.right) - max(r.left, p.left) + 1
-    ih = min(r.bottom, p.bottom) - max(r.top, p.top) + 1
-    area = (r.right - r.left + 1) * (r.bottom - r.top + 1)
-    return iw > 0 and ih > 0 and iw * ih >= 0.8 * area and p.scale >= r.scale
-
-
-def _merge_overlapping(boxes: list[list[float]]) -> list[list[float]]:
-    """Unite overlapping boxes until none overlap."""
-    boxes = [b[:] for b in boxes]
-    merged = True
-    while merged:
-        merged = False
-        out: list[list[float]] = []
-        for b in boxes:
-            for o in out:
-                if b[0] <= o[2] and o[0] <= b[2] and b[1] <= o[3] and o[1] <= b[3]:
-                    o[:] = [min(o[0], b[0]), min(o[1], b[1]), max(o[2], b[2]), max(o[3], b[3])]
-                    merged = True
-                    break
-            else:
-                out.append(b)
-        boxes = out
-    return boxes
