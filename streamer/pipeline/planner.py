@@ -267,11 +267,11 @@ class RegionPlanner:
 
     def _fresh_look(self, width: int, height: int) -> list[Region]:
         """A scene's first round looks, over budget once, at every face there: all of the frame's
-        proposal tiles (a 720p frame's HOG scan costs about a third of a round's MMOD pixels,
-        1080p's about half); where proposals are off or not worth it (``_propose_into``), the
-        whole frame at the min-face scale if that costs at most FRESH_ROUNDS rounds (a 640x480 or
-        640x640 camera: 4-5). Faces already there are boxed in one round, not over the sweep's
-        next few (on real clips 1-4 s)."""
+        proposal tiles (a 720p frame's HOG scan costs about 1.2 rounds' MMOD pixels, 1080p's about
+        1.7); where proposals are off or the coarse look is every 2nd round, the whole frame at the
+        min-face scale if that costs at most FRESH_ROUNDS rounds (a 640x480 or 640x640 camera:
+        4-5). Faces already there are boxed in one round, not over the sweep's next few (on real
+        clips 1-4 s)."""
         if self.propose and self.coarse_every(width, height) > 2:
             return self.proposal_tiles(width, height)
         whole = self.whole_at_min(width, height)
