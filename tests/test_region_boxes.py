@@ -211,7 +211,8 @@ def _best_ious(ref, got) -> list[float]:
 
 def test_big_frames_get_a_proposal_tile_a_round_and_a_webcam_none() -> None:
     """On 1080p every round scans the next tile with HOG (within the round's budget, at HOG's cost),
-    and the tiles cover the frame in turn; a 640x480 frame plans as before (no proposals). The
+    and the tiles cover the frame in turn; a 640x480 frame whose coarse look sees every face wanted
+    plans as before (no proposals), one whose coarse look misses the smallest gets them too. The
     first round (a new scene's) scans them all at once, over budget: faces there boxed at once."""
     p = RegionPlanner(min_face_px=40, budget_px=640 * 480)
     n = len(p.proposal_tiles(W, H))
@@ -226,8 +227,12 @@ def test_big_frames_get_a_proposal_tile_a_round_and_a_webcam_none() -> None:
         assert sum(cost(r) for r in plan) <= 1.05 * p.round_budget(W, H)
         seen += props
     assert covered(seen, W, H).all()
-    webcam = RegionPlanner(min_face_px=40, budget_px=640 * 480)
+    webcam = RegionPlanner(min_face_px=80, budget_px=640 * 480)
     assert not [r for _ in range(6) for r in webcam.plan(640, 480, [], [], 0.0) if r.why == "propose"]
+    small = RegionPlanner(min_face_px=40, budget_px=640 * 480)  # the coarse look sees faces from 80 px
+    rounds = [small.plan(640, 360, [], [], 0.0) for _ in range(6)]
+    assert not [r for r in rounds[0] if r.why == "propose"]  # the first: the whole frame at the finest scale
+    assert all(any(r.why == "propose" for r in plan) for plan in rounds[1:])
     # a propose region is not a look at a track in it: MMOD looked only at what HOG proposed
     assert not looked_at(Box(100, 100, 139, 139, 0), props)
 
@@ -235,8 +240,8 @@ def test_big_frames_get_a_proposal_tile_a_round_and_a_webcam_none() -> None:
 @pytest.mark.slow
 def test_proposals_find_small_faces_and_mmod_gives_the_boxes(engine, shared) -> None:
     """A 720p frame with 24 faces of 38-114 px: the coarse look misses them, the propose region (HOG
-    at 1.5, then MMOD on each face proposed) finds nearly all, its faces are those MMOD finds on the
-    regions it was given, and faces already known (tracked) are not looked at again."""
+    at PROPOSE_FACE_PX, then MMOD on each face proposed) finds nearly all, its faces are those MMOD
+    finds on the regions it was given, and faces already known (tracked) are not looked at again."""
     from streamer.detect.proposals import Proposer
 
     still = cv2.cvtColor(cv2.imread(str(shared / "data/dlib_faces/bald_guys.jpg")), cv2.COLOR_BGR2RGB)

@@ -6,10 +6,11 @@ small square region around that face, at the scale that makes it ``VERIFY_FACE_P
 MMOD to look at. Only MMOD's boxes come out, so boxes and scores mean what they always did.
 
 Why: on a 1080p frame the MMOD pixels that find 40 px faces everywhere (the frame at scale 2,
-8 Mpx) take this CPU four seconds; HOG scans the frame at scale 1.5 (4.7 Mpx) in 0.4 s of one
-core and proposed 628 of the 630 faces of 40 px and more on the four 1080p test clips, one frame
-in 50 (IoU > 0.3 with the truth; ``python -m benchmarks proposals``; ``python -m benchmarks
-small-faces`` measures the whole). HOG misses faces turned to
+8 Mpx) take this CPU four seconds; HOG scans the same 8 Mpx in about 0.7 s of one core (~12 Mpx/s).
+Scanned at scale 1.5, it proposed 628 of the 630 faces of 40 px and more on the four 1080p test
+clips, one frame in 50 (IoU > 0.3 with the truth; ``python -m benchmarks proposals``; ``python -m
+benchmarks small-faces`` measures the whole), but missed blurred real faces of 40-50 px (a
+handheld mall clip) that it proposes at scale 2, HOG's 80 px window. HOG misses faces turned to
 profile, which the planner's other regions (tracks, motion, the coarse look) still cover.
 """
 
@@ -23,7 +24,9 @@ import numpy as np
 from streamer.detect.regions import FACE_PX, cut, square
 from streamer.types import Box, Region
 
-PROPOSE_FACE_PX = 60  # HOG's window is 80 px; at -0.5 it proposes faces from about 60 px on
+# HOG's window is 80 px: a min_face_px face is scanned at that width. At 60 px, HOG proposed a
+# real mall's blurred 40 px faces at scores under -0.5 or not at all, at 80 px all of them above 0
+PROPOSE_FACE_PX = 80
 PROPOSE_THRESHOLD = -0.5  # dlib's adjust_threshold: lower proposes more (MMOD drops the wrong ones)
 # MMOD pixels a HOG pixel costs, for budgets: HOG scans ~12 Mpx/s on one core of this CPU, the
 # MMOD network on regions ~2 Mpx/s on two

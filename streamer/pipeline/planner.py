@@ -13,11 +13,11 @@ round may cost (``budget_px`` detector pixels for a 640x480 frame, more for a bi
    tracks looked at longest ago first; and, once, each place a track's box has left since the
    detector last saw its face there (someone passing in front may have pulled the box off a
    face that is still there);
-2. **proposals** (with ``propose``, on frames of 720p and more): the next tile of the frame, in
-   turn, where dlib's HOG detector proposes faces from ``min_face_px`` up and MMOD looks at each
-   face proposed that no track holds (proposals.py): a face that does not move is found within a
-   few rounds, at a sixth of what MMOD costs to scan the same pixels itself (MMOD still decides;
-   what HOG misses, profiles, is left to the rest);
+2. **proposals** (with ``propose``, where the coarse look cannot see ``min_face_px`` faces): the
+   next tile of the frame, in turn, where dlib's HOG detector proposes faces from ``min_face_px``
+   up and MMOD looks at each face proposed that no track holds (proposals.py): a face that does
+   not move is found within a few rounds, at a sixth of what MMOD costs to scan the same pixels
+   itself (MMOD still decides; what HOG misses, profiles, is left to the rest);
 3. **motion**: what changed since the last round and no track explains (see motion.py), at the
    scale that makes a ``min_face_px`` face ``FACE_PX`` wide, cut into pieces of at most
    ``piece_px`` a side (so two fit in a round's budget);
@@ -41,6 +41,7 @@ from streamer.config import PipelineConfig
 from streamer.detect import MAX_SIDE
 from streamer.detect.proposals import PROPOSE_COST, PROPOSE_FACE_PX, cost
 from streamer.detect.regions import FACE_PX, square
+from streamer.pipeline.tiling import inside, merge_overlapping, tiles
 from streamer.track.matching import XYXY
 from streamer.types import Box, Region
 
@@ -51,34 +52,6 @@ TRACK_CONTEXT = 2.0  # a track's region is this many face widths square (the box
 TRACK_EVERY = 3  # a track is looked at again after this many rounds (new ones at once)
 FRESH_ROUNDS = 5  # a scene's first round may cost this many rounds' budget (see _fresh_look)
 CAMERA_MOVING = 0.5  # changed fraction of the picture above which the camera itself moved
-
-
-def tiles(width: int, height: int, scale: float, tile_px: int, why: str) -> list[Region]:
-    """Regions of at most ``tile_px`` detector pixels a side covering the frame at ``scale``;
-    neighbours overlap by two ``FACE_PX`` so a face at a seam lies whole in one of them."""
-    out = []
-    side = tile_px / scale  # source pixels per tile
-    step = max(1.0, (tile_px - 2 * FACE_PX) / scale)
-
-    def starts(n: int) -> list[int]:
-        if n <= side:
-            return [0]
-        k = math.ceil((n - side) / step)
-        return [round(i * (n - side) / k) for i in range(k + 1)]
-
-    for y in starts(height):
-        for x in starts(width):
-            out.append(
-                Region(
-                    x,
-                    y,
-                    min(width, x + math.ceil(side)) - 1,
-                    min(height, y + math.ceil(side)) - 1,
-                    scale,
-                    why,
-                )
-            )
-    return out
 
 
 def planner_for(p: PipelineConfig) -> RegionPlanner | None:
@@ -246,7 +219,7 @@ class RegionPlanner:
         # (one piece at least, if half of it fits)
         took = False
         for r in sorted(pieces, key=lambda r: self._last_looked(r)):
-            if any(_inside(r, p) for p in plan):
+            if any(inside(r, p) for p in plan):
                 continue
             if r.pixels <= left or (not took and 2 * left >= r.pixels):
                 plan.append(r)
@@ -263,12 +236,14 @@ class RegionPlanner:
         return tiles(width, height, self.propose_scale, side, "propose")
 
     def _propose_into(self, plan: list[Region], left: int, width: int, height: int) -> int:
-        """The next proposal tile into ``plan`` if it fits ``left`` (or half of it does). Only on a
-        frame whose coarse look sees under half the face sizes wanted (``coarse_every`` > 2: a 720p
-        or 1080p camera for 40 px faces): on a 640x480 one the coarse look every 2nd round and the
-        sweep cover them, and the HOG scan and the looks at what it proposes made the demo's rounds
-        longer (recall 0.86-0.91 against 0.92-0.94, cuts boxed 5-11 frames after against 3-5)."""
-        if not self.propose or self.coarse_every(width, height) <= 2:
+        """The next proposal tile into ``plan`` if it fits ``left`` (or half of it does). Only where
+        the coarse look cannot see the smallest faces wanted (its scale under the min-face scale:
+        for 40 px faces, a 640x360, 640x480 or 640x640 camera as well as 720p and 1080p): there a
+        still face of 40-79 px is found only by the sweep, seconds later on such a frame, and not
+        at all while the camera moves (every round is the coarse look then). On the real clips,
+        mall (640x640) recall 0.75 -> 0.93 and new faces boxed in 0.2 s instead of 1.7 s; TV
+        speeches (640x360) 0.67 -> 0.80 (``python -m benchmarks real``)."""
+        if not self.propose or self.coarse(width, height).scale >= self.scale - 1e-9:
             return left
         if self._proposals_size != (width, height):
             self._proposals = self.proposal_tiles(width, height)
@@ -292,11 +267,11 @@ class RegionPlanner:
 
     def _fresh_look(self, width: int, height: int) -> list[Region]:
         """A scene's first round looks, over budget once, at every face there: all of the frame's
-        proposal tiles (a 720p frame's HOG scan costs about a third of a round's MMOD pixels,
-        1080p's about half); where proposals are off or not worth it (``_propose_into``), the
-        whole frame at the min-face scale if that costs at most FRESH_ROUNDS rounds (a 640x480 or
-        640x640 camera: 4-5). Faces already there are boxed in one round, not over the sweep's
-        next few (on real clips 1-4 s)."""
+        proposal tiles (a 720p frame's HOG scan costs about 1.2 rounds' MMOD pixels, 1080p's about
+        1.7); where proposals are off or the coarse look is every 2nd round, the whole frame at the
+        min-face scale if that costs at most FRESH_ROUNDS rounds (a 640x480 or 640x640 camera:
+        4-5). Faces already there are boxed in one round, not over the sweep's next few (on real
+        clips 1-4 s)."""
         if self.propose and self.coarse_every(width, height) > 2:
             return self.proposal_tiles(width, height)
         whole = self.whole_at_min(width, height)
@@ -355,7 +330,7 @@ class RegionPlanner:
     def _motion_regions(self, motion: Sequence[XYXY], width: int, height: int) -> list[Region]:
         m = self.min_face_px  # a face at the edge of what moved is still inside
         boxes = [[x0 - m, y0 - m, x1 + m, y1 + m] for x0, y0, x1, y1 in motion]
-        merged = _merge_overlapping(boxes)
+        merged = merge_overlapping(boxes)
         out: list[Region] = []
         for x0, y0, x1, y1 in sorted(merged, key=lambda b: (b[2] - b[0]) * (b[3] - b[1])):
             x0, y0 = max(0, round(x0)), max(0, round(y0))
@@ -369,30 +344,3 @@ class RegionPlanner:
             for t in tiles(w, h, self.scale, self.motion_px, "motion"):
                 out.append(Region(t.left + x0, t.top + y0, t.right + x0, t.bottom + y0, t.scale, "motion"))
         return out
-
-
-def _inside(r: Region, p: Region) -> bool:
-    """Whether ``p`` covers most of ``r`` at a scale at least as fine."""
-    iw = min(r.right, p.right) - max(r.left, p.left) + 1
-    ih = min(r.bottom, p.bottom) - max(r.top, p.top) + 1
-    area = (r.right - r.left + 1) * (r.bottom - r.top + 1)
-    return iw > 0 and ih > 0 and iw * ih >= 0.8 * area and p.scale >= r.scale
-
-
-def _merge_overlapping(boxes: list[list[float]]) -> list[list[float]]:
-    """Unite overlapping boxes until none overlap."""
-    boxes = [b[:] for b in boxes]
-    merged = True
-    while merged:
-        merged = False
-        out: list[list[float]] = []
-        for b in boxes:
-            for o in out:
-                if b[0] <= o[2] and o[0] <= b[2] and b[1] <= o[3] and o[1] <= b[3]:
-                    o[:] = [min(o[0], b[0]), min(o[1], b[1]), max(o[2], b[2]), max(o[3], b[3])]
-                    merged = True
-                    break
-            else:
-                out.append(b)
-        boxes = out
-    return boxes
