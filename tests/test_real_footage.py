@@ -6,6 +6,7 @@ the wall."""
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -55,7 +56,7 @@ def office(shared: Path, tmp_path_factory: pytest.TempPathFactory):
     return cut, ref
 
 
-def _annotate(cut: Path, out: Path, *extra: str) -> list[dict]:
+def _annotate(cut: Path, out: Path, *extra: str, stderr: list[str] | None = None) -> list[dict]:
     jsonl = out / "faces.jsonl"
     r = subprocess.run(
         [sys.executable, "-m", "streamer", "annotate", str(cut), "--output", str(out / "out.avi"),
@@ -63,6 +64,8 @@ def _annotate(cut: Path, out: Path, *extra: str) -> list[dict]:
         capture_output=True, text=True, timeout=600, cwd=ROOT,
     )  # fmt: skip
     assert r.returncode == 0, r.stderr[-2000:]
+    if stderr is not None:
+        stderr.append(r.stderr)
     return [json.loads(x) for x in jsonl.read_text().splitlines()]
 
 
@@ -80,9 +83,14 @@ def test_a_real_clip_live_boxes_its_faces_once_the_detector_answers(office, tmp_
     # live: detection as often as this machine allows (a loaded one answers late and rarely), so
     # the faces are counted from one second after the first box drawn, and the bounds are wide
     cut, ref = office
-    lines = _annotate(cut, tmp_path, "--realtime")
+    err: list[str] = []
+    lines = _annotate(cut, tmp_path, "--realtime", stderr=err)
     first = min((d["frame"] for d in lines if d["faces"]), default=None)
-    assert first is not None, "no box drawn in 4 s of three faces"
+    rounds = re.search(r"(\d+) detection batches", err[0])
+    assert rounds is not None, err[0][-2000:]
+    if first is None and int(rounds.group(1)) < 4:  # (a track is drawn once confirmed: 2+ rounds)
+        pytest.skip(f"{rounds.group(1)} detection rounds in 4 s: this machine is too loaded to judge")
+    assert first is not None, f"no box drawn in 4 s of three faces, {rounds.group(1)} detection rounds"
     later = {n: b for n, b in ref.items() if n >= first + 30}
     if len(later) < 3:
         pytest.skip(f"the first box came at frame {first}: too late to score on a 4 s cut")
