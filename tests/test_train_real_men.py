@@ -95,3 +95,19 @@ def test_card_section_tabulates_and_judges_the_goal() -> None:
     pred[wrong] = 0  # unshaved recall just under the goal, overall still high
     bad = {**good, **score(sub, pred)}
     assert "**not met**" in "\n".join(_real_men_section(bad))
+
+
+@needs_faces
+def test_split_keeps_test_sources_out_and_people_apart() -> None:
+    """``--real-men-test`` sources are judged and never trained on; the rest split by person."""
+    from train.real_men import split_real_men
+
+    faces, labelled = load_real_men(_shared())
+    tr, va, te = split_real_men(faces, labelled, ("lfw", "aaf"), 0.2, 0)
+    assert set(faces.source[te].tolist()) == {"lfw", "aaf"}
+    assert set(faces.source[np.r_[tr, va]].tolist()) == {"utkface"}
+    assert labelled[np.r_[tr, va, te]].all() and len(tr) + len(va) + len(te) == labelled.sum()
+    g = faces.groups()
+    assert not set(g[tr]) & set(g[va]) and 0 < len(va) < len(tr)
+    with pytest.raises(DataError, match="celeba"):
+        split_real_men(faces, labelled, ("celeba",), 0.2, 0)

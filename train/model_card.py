@@ -247,7 +247,10 @@ def write_card(
     if goal and "test" in m:
         acc = m["test"]["accuracy"]
         verdict = "meets" if acc >= goal else "does **not** meet"
-        lines += [f"Goal: ≥ {_pc(goal)} on held-out faces. Test accuracy {_pc(acc)} {verdict} it.", ""]
+        men = (
+            " (CelebA's men only: the harder half; women are nearly all shaved)" if m.get("men_only") else ""
+        )
+        lines += [f"Goal: ≥ {_pc(goal)} on held-out faces. Test accuracy {_pc(acc)}{men} {verdict} it.", ""]
     if compare:
         lines += [
             "## Architectures compared (same data, split and seed)",
