@@ -185,6 +185,11 @@ def test_default_recipe_is_the_shipped_models() -> None:
         sources = read_meta(models / f"{task}.keras").extra.get("sources")
         if sources:
             assert f"train {task} --sources {','.join(sources)} " in card, task
+        # a beard model also trained on the real men: the card's reproduce line says so
+        real = read_meta(models / f"{task}.keras").extra.get("real_men")
+        if real:
+            assert f"--men-only --real-men train/{real['csv']}" in card, task
+            assert f"--real-men-test {','.join(real['test_sources'])}" in card, task
     opts = TrainOptions(task="gender", data=Path("."), out=Path("."))
     assert (opts.epochs, opts.patience) == (args.epochs, args.patience)
 

@@ -11,6 +11,7 @@
     train inspect --model models/gender.keras face.jpg
     train card --metrics runs/gender/metrics.json --out models/gender.md --speed
     train speed --model models/gender.keras
+    train real-men --model models/beard.keras                        # real men labelled by looking
 
 Exit codes: 0 success, 2 bad data or model file (the message says what and where).
 """
@@ -93,6 +94,27 @@ def _parser() -> argparse.ArgumentParser:
             "(celeba,utkface,lfw,aaf), from ../shared (or --data if given as a folder holding data/): "
             "balanced by source, label and age band, split by person",
         )
+        if task == "beard":
+            t.add_argument(
+                "--men-only", action="store_true", help="train on CelebA's men only (the head runs on men)"
+            )
+            t.add_argument(
+                "--real-men",
+                type=Path,
+                default=None,
+                help="also train on real men labelled by looking (train/real_men_beard.csv)",
+            )
+            t.add_argument(
+                "--real-men-test",
+                default="",
+                help="sources of --real-men never trained on, judged instead (e.g. lfw,aaf)",
+            )
+            t.add_argument(
+                "--real-men-weight",
+                type=float,
+                default=0.1,
+                help="the real men's total training weight relative to CelebA's (default: %(default)s)",
+            )
         t.add_argument("--weights", default=None, help="local VGG16 notop weights file for --config vgg16")
         t.add_argument("--cache-dir", type=Path, default=None, help="crop cache (default: .cache/)")
         t.add_argument("--no-eval", action="store_true", help="skip evaluating the saved model")
@@ -154,6 +176,10 @@ def _parser() -> argparse.ArgumentParser:
     ft.add_argument("--out", type=Path, default=Path("runs") / "finetune")
     ft.add_argument("--no-variants", action="store_true", help="skip CelebA x2 and the 5-head mean")
     ft.add_argument("--name", default="finetune", help="file stem of the .json and .md written in --out")
+    r = sub.add_parser("real-men", help="a beard model on the real men labelled by looking; JSON on stdout")
+    r.add_argument("--model", type=Path, required=True)
+    r.add_argument("--sources", default="", help="only these sources (default: all: lfw,utkface,aaf)")
+    r.add_argument("--csv", type=Path, default=None, help="default: train/real_men_beard.csv")
     s = sub.add_parser("speed", help="Classifier.predict_proba faces/s at batch 1 and 32")
     s.add_argument("--model", type=Path, required=True)
     return p
@@ -210,6 +236,10 @@ def _run(args: argparse.Namespace) -> int:
                 progress=not args.quiet,
                 evaluate=not args.no_eval,
                 sources=sources,
+                men_only=getattr(args, "men_only", False),
+                real_men=getattr(args, "real_men", None),
+                real_men_test=tuple(x for x in getattr(args, "real_men_test", "").split(",") if x),
+                real_men_weight=getattr(args, "real_men_weight", 0.1),
             )
         )
         brief = {k: v for k, v in m.items() if k != "history"}
@@ -305,6 +335,14 @@ def _run(args: argparse.Namespace) -> int:
             variants=not args.no_variants,
         )
         print((args.out / f"{args.name}.md").read_text())
+        return 0
+    if args.command == "real-men":
+        from train.crops import default_cache_dir
+        from train.real_men import REAL_MEN_CSV, evaluate_real_men
+
+        srcs = tuple(x for x in args.sources.split(",") if x)
+        res = evaluate_real_men(args.model, _shared(), default_cache_dir(), srcs, args.csv or REAL_MEN_CSV)
+        print(json.dumps(res, indent=2))
         return 0
     if args.command == "speed":
         from train.evaluate import faces_per_second

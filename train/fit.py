@@ -29,7 +29,7 @@ from train.split import SPLIT_METHOD, split_dataset
 # task -> (label rule, default config: the recipe of the model shipped in models/)
 TASKS: dict[str, tuple[LabelRule, str]] = {
     "gender": (GENDER_RULE, "dlib_resnet"),
-    "beard": (BEARD_RULE, "dlib_resnet_mid"),
+    "beard": (BEARD_RULE, "dlib_resnet_all"),
 }
 
 
@@ -59,6 +59,12 @@ class TrainOptions:
     # several sources (``train.sources.SOURCES``) instead of ``data``: balanced by source, label
     # and age band, split by person and stratified by source (``train.multi``)
     sources: tuple[str, ...] = ()
+    # beard: train on CelebA's men only; add the labelled real men (train/real_men.py) of every
+    # source but ``real_men_test`` (judged, never trained on), weighing ``real_men_weight`` of CelebA's
+    men_only: bool = False
+    real_men: Path | None = None
+    real_men_test: tuple[str, ...] = ()
+    real_men_weight: float = 0.1
     extra: dict[str, object] = field(default_factory=dict)
 
 
@@ -108,6 +114,11 @@ def train(opt: TrainOptions) -> dict[str, object]:
         tr, va, te = split_sources(faces, opt.test_fraction, opt.val_fraction, opt.seed)
     else:
         tr, va, te = split_dataset(ds, opt.test_fraction, opt.val_fraction, opt.seed)
+    if opt.men_only:
+        from train.real_men import celeba_men
+
+        men = celeba_men(opt.data)[: len(ds)]
+        tr, va, te = tr[men[tr]], va[men[va]], te[men[te]]
     if len(tr) == 0 or len(va) == 0:
         raise DataError(f"{ds.source}: {len(ds)} images are too few to split into training and validation")
 
@@ -124,8 +135,8 @@ def train(opt: TrainOptions) -> dict[str, object]:
     if cfg_name == "resnet" and opt.task == "beard":
         head = "sigmoid"
 
-    def target(idx: np.ndarray) -> np.ndarray:
-        y = ds.y[idx]
+    def target(idx: np.ndarray, y: np.ndarray | None = None) -> np.ndarray:
+        y = ds.y[idx] if y is None else y
         return y.astype("float32")[:, None] if head == "sigmoid" else np.eye(n_classes, dtype="float32")[y]
 
     x_fit, y_fit = crops.x[tr_fit].astype("float32"), target(tr_fit)
@@ -156,6 +167,17 @@ def train(opt: TrainOptions) -> dict[str, object]:
         x_val = np.concatenate([x_val, m[va_fit]])
         y_val = np.concatenate([y_val, target(va_fit)])
     t_crops += time.perf_counter() - t_degraded
+    real = None
+    if opt.real_men:  # labelled real men: training and validation rows, weighted against CelebA's
+        from train.real_men import real_men_rows
+
+        real = real_men_rows(opt, cfg.features, cache_dir)
+        w_real = np.full(len(real["y_train"]), opt.real_men_weight * len(x_fit) / len(real["y_train"]))
+        weights = np.concatenate([np.ones(len(x_fit)) if weights is None else weights, w_real])
+        x_fit = np.concatenate([x_fit, real["x_train"]])
+        y_fit = np.concatenate([y_fit, target(None, real["y_train"])])
+        x_val = np.concatenate([x_val, real["x_val"]])
+        y_val = np.concatenate([y_val, target(None, real["y_val"])])
     stats = None
     if cfg.features != PIXELS:
         xs = x_fit.astype("float64")
@@ -233,6 +255,8 @@ def train(opt: TrainOptions) -> dict[str, object]:
             "split": split_info,
             "trained_on": ds.source,
             **({"sources": list(opt.sources)} if faces is not None else {}),
+            **({"men_only": True} if opt.men_only else {}),
+            **({"real_men": real["info"]} if real else {}),
             "trained_at": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
             "epochs_run": len(history["loss"]),
             "best_epoch": best_epoch,
@@ -312,6 +336,10 @@ def train(opt: TrainOptions) -> dict[str, object]:
                 for kind in KINDS
             }
         metrics.update(_other_sources(model_path, opt.detector, opt.task))
+    if opt.task == "beard" and opt.evaluate:
+        from train.real_men import real_men_metrics
+
+        metrics.update(real_men_metrics(opt, model_path, cache_dir, real))
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
     return metrics
 
