@@ -14,8 +14,9 @@ from streamer.history.db import EventStore, Record
 from streamer.history.schema import MIGRATIONS, VERSION, Database
 from streamer.people.faces import FaceFinder
 from streamer.people.library import Library
-from streamer.people.match import Gallery, MatchRule
+from streamer.people.match import Cohort, Gallery, MatchRule, load_cohort
 from streamer.people.recognize import PERSON, StageRecognizer, blur_boxes, person_of
+from streamer.people.settings import PeopleConfig
 from streamer.pipeline.tracking import FaceStage
 from streamer.types import Box, Detections, Face, Frame, Label
 
@@ -88,18 +89,41 @@ def test_enroll_real_photos_then_recognise_others_and_a_stranger_stays_unknown(
             lib.add_faces(conn, person, [(got.descriptor, None)], "file")
     obama = finder.one_face(rgb(shared / "media" / "obama-1080p.jpg"))
     lib.add_faces(conn, "Obama", [(obama.descriptor, None)], "upload")
-    g = lib.gallery(conn)
-    assert g.names == ["Meryl_Streep", "Norah_Jones", "Obama"]
-    queries = [(p, "Norah_Jones") for p in lfw(shared, "Norah_Jones")[2:]]
-    queries += [(p, "Meryl_Streep") for p in lfw(shared, "Meryl_Streep")[2:]]
-    queries.append((shared / "media" / "obama-720p.jpg", "Obama"))
-    for path, who in queries:
-        m = g.match(finder.one_face(rgb(path), pick_central=True).descriptor, RULE)[0]
-        assert (m.outcome, m.name) == ("known", who), (path.name, m)
-    for stranger in ("Nancy_Pelosi", "Sarah_Hughes"):  # never enrolled
-        for p in lfw(shared, stranger)[:3]:
-            m = g.match(finder.one_face(rgb(p), pick_central=True).descriptor, RULE)[0]
-            assert m.outcome != "known", (p.name, m)
+    cfg = PeopleConfig()  # the shipped cohort and the rule config.toml sets for it
+    cohort = load_cohort(cfg.cohort, cfg.cohort_k)
+    assert cohort is not None
+    configured = MatchRule(cfg.known_distance, cfg.unknown_distance, cfg.margin)
+    for g, rule in ((lib.gallery(conn), RULE), (lib.gallery(conn, cohort), configured)):
+        assert g.names == ["Meryl_Streep", "Norah_Jones", "Obama"]
+        queries = [(p, "Norah_Jones") for p in lfw(shared, "Norah_Jones")[2:]]
+        queries += [(p, "Meryl_Streep") for p in lfw(shared, "Meryl_Streep")[2:]]
+        queries.append((shared / "media" / "obama-720p.jpg", "Obama"))
+        for path, who in queries:
+            m = g.match(finder.one_face(rgb(path), pick_central=True).descriptor, rule)[0]
+            assert (m.outcome, m.name) == ("known", who), (path.name, m)
+        for stranger in ("Nancy_Pelosi", "Sarah_Hughes"):  # never enrolled
+            for p in lfw(shared, stranger)[:3]:
+                m = g.match(finder.one_face(rgb(p), pick_central=True).descriptor, rule)[0]
+                assert m.outcome != "known", (p.name, m)
+
+
+def test_a_cohort_makes_a_face_in_a_crowded_place_need_to_lie_nearer() -> None:
+    rng = np.random.default_rng(0)
+    a = np.zeros(128, np.float32)
+    crowded = a.copy()
+    crowded[0] = 0.45  # as near A as a plain rule names
+    lonely = a.copy()
+    lonely[1] = 0.45  # as near A, where few background faces lie
+    spread = rng.normal(0, 1.0 / np.sqrt(128), (40, 128)).astype(np.float32)
+    crowd = crowded * 1.2 + rng.normal(0, 0.005, (10, 128)).astype(np.float32)  # strangers about the face
+    cohort = Cohort(np.concatenate([spread, crowd]), k=5)
+    plain, adjusted = Gallery([("A", a)]), Gallery([("A", a)], cohort=cohort)
+    q = np.stack([crowded, lonely])
+    assert [m.outcome for m in plain.match(q, RULE)] == ["known", "known"]
+    d = adjusted.distances(q)[:, 0]
+    assert d[0] > d[1] and d[0] > plain.distances(q)[0, 0]  # plainly equal; crowded: further
+    assert adjusted.match(crowded, RULE)[0].outcome != "known"
+    assert load_cohort("", 5) is None and load_cohort("/nonexistent/cohort.npz", 5) is None
 
 
 def face(d: np.ndarray | None, x: int = 100, h: int = 120) -> Face:

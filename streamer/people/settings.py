@@ -14,13 +14,23 @@ class PeopleConfig(BaseModel):
         True, description="name faces from the face library (needs the store and a face-backbone classifier)"
     )
     known_distance: float = Field(
-        0.52, gt=0, le=2, description="a look whose nearest person lies this near (dlib distance) is them"
+        0.51,
+        gt=0,
+        le=2,
+        description="a look whose nearest person lies this near (dlib distance, cohort-adjusted) is them",
     )
     unknown_distance: float = Field(
         0.55, gt=0, le=2, description="a look whose nearest person lies further than this is unknown"
     )
     margin: float = Field(
         0.08, ge=0, le=1, description="the second nearest person must lie this much further (else uncertain)"
+    )
+    cohort: str = Field(
+        "models/people_cohort.npz",
+        description="background faces' descriptors that distances are adjusted by (empty: none)",
+    )
+    cohort_k: int = Field(
+        10, ge=1, le=1000, description="a face's nearest this many background faces say how crowded it lies"
     )
     min_face_px: int = Field(40, ge=0, le=4096, description="smaller faces (box height) are not recognised")
     streams: list[str] = Field(default_factory=list, description="streams that recognise (empty: all)")
