@@ -245,15 +245,16 @@ def test_front_ends_sharing_a_store_never_reuse_each_others_cluster_ids(tmp_path
     b.add("door", 1, y, 3)
     a.flush()
     b.flush()
-    ids = {a.clusters[0].id, b.clusters[0].id}
+    xs, ys = a.clusters[0].id, b.clusters[0].id  # (x's cluster, a's; y's, b's: in either order)
+    ids = {xs, ys}
     assert len(ids) == 2 and all(i > 0 for i in ids)
     stored = {int(r[0]) for r in conn.execute("SELECT id FROM unknown_clusters")}
     assert stored == ids
     b.refresh(conn)
-    assert b.add("door", 2, x + 0.001, 3) == a.clusters[0].id  # (x's cluster, started by a)
+    assert b.add("door", 2, x + 0.001, 3) == xs  # (x's cluster, started by a)
     b.flush()
-    remove(db, conn, a.clusters[0].id)
+    remove(db, conn, xs)
     a.refresh(conn)
-    assert [c.id for c in a.clusters] == [b.clusters[1].id]
+    assert [c.id for c in a.clusters] == [ys]
     a.close()
     b.close()
