@@ -104,7 +104,8 @@ class Metrics:
         )
         self.detect_pixels = Counter(
             P + "detect_pixels_total",
-            "Pixels the detector looked at (regions at their scale, or the scaled whole frame)",
+            "Detection work in detector pixels: regions at their scale (a HOG proposal scan at its "
+            "cost, 1/6 a pixel), or the scaled whole frame",
             s,
             registry=r,
         )

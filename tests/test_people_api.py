@@ -163,7 +163,7 @@ async def test_changes_made_elsewhere_reach_the_running_service(api) -> None:
     from streamer.people.clusters import Clusters
     from streamer.people.library import Library
 
-    client, people, history, conn = api
+    _, people, history, conn = api
     other_lib, other = Library(history.db), Clusters(history.db, 0.45)  # (another process, same store)
     other.load(conn)
     rng = np.random.default_rng(1)

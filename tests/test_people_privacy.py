@@ -53,9 +53,9 @@ def _rgb(path) -> np.ndarray:
 def test_before_a_scenes_first_detections_the_whole_frame_is_blurred() -> None:
     """No face is known to be anywhere until the detector has answered for this scene (the stream's
     start, or a cut): under privacy the whole frame is hidden until then, then only the faces."""
-    from streamer.pipeline.tracking import FaceStage
     from streamer.people.match import Gallery, MatchRule
     from streamer.people.recognize import StageRecognizer
+    from streamer.pipeline.tracking import FaceStage
     from streamer.types import Detections, Face, Frame
     from tests.conftest import SHARED
 

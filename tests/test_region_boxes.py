@@ -223,10 +223,12 @@ def test_big_frames_get_a_proposal_tile_a_round_and_a_webcam_none() -> None:
     for _ in range(n):
         plan = p.plan(W, H, [(1, Box(100, 100, 139, 139, 1.0))], [], 0.0)
         props = [r for r in plan if r.why == "propose"]
-        assert len(props) == 1 and props[0].scale == pytest.approx(PROPOSE_FACE_PX / 40)
+        assert len(props) == 1 and props[0].scale == pytest.approx(60 / 40)  # (1080p: 60 px, cost)
         assert sum(cost(r) for r in plan) <= 1.05 * p.round_budget(W, H)
         seen += props
     assert covered(seen, W, H).all()
+    assert p.proposal_scale(1280, 720) == pytest.approx(PROPOSE_FACE_PX / 40)  # (HOG's own window)
+    assert p.proposal_scale(640, 640) == pytest.approx(PROPOSE_FACE_PX / 40)
     webcam = RegionPlanner(min_face_px=80, budget_px=640 * 480)
     assert not [r for _ in range(6) for r in webcam.plan(640, 480, [], [], 0.0) if r.why == "propose"]
     small = RegionPlanner(min_face_px=40, budget_px=640 * 480)  # the coarse look sees faces from 80 px

@@ -204,8 +204,8 @@ def test_the_box_cache_survives_new_modification_times_but_not_new_contents(tmp_
     import cv2
     import numpy as np
 
-    from train.crops import detect_all
     from streamer.types import Box
+    from train.crops import detect_all
 
     class Counting:
         calls = 0

@@ -27,6 +27,14 @@ from streamer.types import Box, Region
 # HOG's window is 80 px: a min_face_px face is scanned at that width. At 60 px, HOG proposed a
 # real mall's blurred 40 px faces at scores under -0.5 or not at all, at 80 px all of them above 0
 PROPOSE_FACE_PX = 80
+# ...but a whole frame's scan stays under this many HOG pixels (a 720p frame at 2x), down to 60 px a
+# face: a 1080p frame at 80 px (8.3 Mpx) made a first round, which scans every tile, take over 7 s
+# on 2 cores (HOG proposes more at 2x, and MMOD looks at each)
+PROPOSE_FRAME_PX = 1280 * 720 * 4
+# HOG at PROPOSE_THRESHOLD proposes boxes from about 60 px of its scan: a proposed face is enlarged
+# for MMOD by up to VERIFY_FACE_PX / 60 times the scan's scale (at / 80, a 1080p clip's 40-53 px
+# proposals were looked at too small and its first rounds took over 7 s)
+PROPOSE_FACE_PX_MIN = 60
 PROPOSE_THRESHOLD = -0.5  # dlib's adjust_threshold: lower proposes more (MMOD drops the wrong ones)
 # MMOD pixels a HOG pixel costs, for budgets: HOG scans ~12 Mpx/s on one core of this CPU, the
 # MMOD network on regions ~2 Mpx/s on two
@@ -85,7 +93,7 @@ class Proposer:
             for b in self.propose(image, r):
                 if _covered(b, looks) or any(b.iou(k) >= KNOWN_IOU for k in known):
                     continue
-                v = verify_region(b, w, h, max_scale=r.scale * VERIFY_FACE_PX / PROPOSE_FACE_PX)
+                v = verify_region(b, w, h, max_scale=r.scale * VERIFY_FACE_PX / PROPOSE_FACE_PX_MIN)
                 if not any(_covered(b, [o]) for o in out[len(looks) :]):
                     out.append(v)
         return tuple(out)

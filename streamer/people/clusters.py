@@ -104,7 +104,10 @@ class Clusters:
             conn = db.local()
             with db.tx(conn):
                 if new:
-                    q = "INSERT INTO unknown_clusters (centroid, sightings, first_at, last_at) VALUES (?, ?, ?, ?)"
+                    q = (
+                        "INSERT INTO unknown_clusters (centroid, sightings, first_at, last_at) "
+                        "VALUES (?, ?, ?, ?)"
+                    )
                     params = (centroid, n, now, now)
                     if db.dialect.name == "postgresql":
                         cid = int(db.execute(conn, q + " RETURNING id", params).fetchone()[0])
@@ -112,11 +115,14 @@ class Clusters:
                         cid = int(db.execute(conn, q, params).lastrowid)
                     with self._lock:
                         c.id = cid
-                elif cid < 0 or not db.execute(
-                    conn,
-                    "UPDATE unknown_clusters SET centroid = ?, sightings = ?, last_at = ? WHERE id = ?",
-                    (centroid, n, now, cid),
-                ).rowcount:  # (named or forgotten meanwhile, here or by another front end)
+                elif (
+                    cid < 0
+                    or not db.execute(
+                        conn,
+                        "UPDATE unknown_clusters SET centroid = ?, sightings = ?, last_at = ? WHERE id = ?",
+                        (centroid, n, now, cid),
+                    ).rowcount
+                ):  # (named or forgotten meanwhile, here or by another front end)
                     self.forget(cid)
                     return
                 db.execute(

@@ -15,6 +15,7 @@ import logging
 import time
 from collections.abc import Callable
 
+from streamer.detect.proposals import cost
 from streamer.inference.engine import FrameResult
 from streamer.inference.pool import WorkerPool
 from streamer.inference.triton_client import BackendUnavailable, TritonPool
@@ -28,9 +29,11 @@ Job = tuple[Frame, ResultCallback, tuple[Box, ...], tuple[Region, ...]]
 
 
 def detector_pixels(frame: Frame, regions: tuple[Region, ...], pool: WorkerPool | TritonPool) -> int:
-    """What the detector looked at: the regions at their scales, or the whole frame as scaled."""
+    """The detection work, in detector pixels: the regions at their scales (a HOG proposal scan at
+    its cost, ``proposals.PROPOSE_COST`` a pixel, as the planner budgets it), or the whole frame as
+    scaled."""
     if regions:
-        return sum(r.pixels for r in regions)
+        return sum(cost(r) for r in regions)
     h, w = frame.image.shape[:2]
     side = pool.detect_max_side
     s = min(1.0, side / max(h, w)) if side > 0 else 1.0

@@ -39,7 +39,13 @@ import numpy as np
 
 from streamer.config import PipelineConfig
 from streamer.detect import MAX_SIDE
-from streamer.detect.proposals import PROPOSE_COST, PROPOSE_FACE_PX, cost
+from streamer.detect.proposals import (
+    PROPOSE_COST,
+    PROPOSE_FACE_PX,
+    PROPOSE_FACE_PX_MIN,
+    PROPOSE_FRAME_PX,
+    cost,
+)
 from streamer.detect.regions import FACE_PX, square
 from streamer.pipeline.tiling import inside, merge_overlapping, tiles
 from streamer.track.matching import XYXY
@@ -233,7 +239,13 @@ class RegionPlanner:
         """The frame in tiles at the proposal scale, each costing at most half a round's budget."""
         self.budget = self.round_budget(width, height)
         side = min(MAX_SIDE, int(math.sqrt(self.budget / 2 / PROPOSE_COST)))
-        return tiles(width, height, self.propose_scale, side, "propose")
+        return tiles(width, height, self.proposal_scale(width, height), side, "propose")
+
+    def proposal_scale(self, width: int, height: int) -> float:
+        """HOG's scale: a min_face_px face at PROPOSE_FACE_PX (its window), unless the frame's scan
+        would pass PROPOSE_FRAME_PX; then less, down to PROPOSE_FACE_PX_MIN (1080p: 60 px)."""
+        fit = math.sqrt(PROPOSE_FRAME_PX / (width * height))
+        return min(self.propose_scale, max(PROPOSE_FACE_PX_MIN / self.min_face_px, fit))
 
     def _propose_into(self, plan: list[Region], left: int, width: int, height: int) -> int:
         """The next proposal tile into ``plan`` if it fits ``left`` (or half of it does). Only where
