@@ -10,8 +10,8 @@ track keeps being classified until it settles. A person vetoed by a negative ("n
 near the look is not matched for that look.
 
 An empty library labels nothing. When a track that showed ``unknown`` (or, the library empty,
-nothing) ends, the mean of its descriptors goes to the unknown
-clusters (clusters.py).
+nothing) ends, the mean of its descriptors goes to the unknown clusters (clusters.py), with how
+many there were and the median height of the faces they came from.
 """
 
 from __future__ import annotations
@@ -78,7 +78,7 @@ class StageRecognizer:
         min_face_px: int = 40,
         privacy: str = "off",
         count: Callable[[str], None] | None = None,
-        on_unknown: Callable[[int, np.ndarray, int], None] | None = None,
+        on_unknown: Callable[[int, np.ndarray, int, float], None] | None = None,
         recognise: bool = True,
     ) -> None:
         self.gallery = gallery  # the library as it is now (swapped whole on a change)
@@ -87,8 +87,10 @@ class StageRecognizer:
         self.privacy = privacy
         self.recognise = recognise
         self.count = count or (lambda outcome: None)
-        self.on_unknown = on_unknown  # (track, mean descriptor, looks) of an unknown track that ended
-        self._seen: dict[int, tuple[int, list[np.ndarray]]] = {}  # track -> (id of last identity, kept)
+        # (track, mean descriptor, looks, median face height) of an unknown track that ended
+        self.on_unknown = on_unknown
+        # track -> (id of its last identity, the descriptors kept, the face heights they came with)
+        self._seen: dict[int, tuple[int, list[np.ndarray], list[float]]] = {}
         self._lock = threading.Lock()
 
     def label(self, faces: Sequence[Face]) -> tuple[Face, ...]:
@@ -140,16 +142,18 @@ class StageRecognizer:
         with self._lock:
             live = {}
             for tr in tracks:
-                last, kept = self._seen.get(tr.id, (0, []))
+                last, kept, px = self._seen.get(tr.id, (0, [], []))
                 if tr.identities and id(tr.identities[-1]) != last:
                     kept = [*kept, tr.identities[-1]][-KEPT:]
+                    px = [*px, float(tr.box[3] - tr.box[1])][-KEPT:]
                     last = id(tr.identities[-1])
-                live[tr.id] = (last, kept)
+                live[tr.id] = (last, kept, px)
             for e in events:
                 if e.kind != "end" or e.merged_into is not None:
                     continue
-                _, kept = self._seen.get(e.track) or live.get(e.track) or (0, [])
+                _, kept, px = self._seen.get(e.track) or live.get(e.track) or (0, [], [])
                 shown = next((lab.label for lab in e.labels if lab.classifier == PERSON), None)
                 if shown in (None, UNKNOWN) and kept:  # (None: the library was empty)
-                    self.on_unknown(e.track, np.mean(kept, axis=0).astype(np.float32), len(kept))
+                    d = np.mean(kept, axis=0).astype(np.float32)
+                    self.on_unknown(e.track, d, len(kept), float(np.median(px)))
             self._seen = live

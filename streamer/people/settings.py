@@ -44,6 +44,12 @@ class PeopleConfig(BaseModel):
     cluster_min_looks: int = Field(
         2, ge=1, le=100, description="unknown tracks with fewer descriptors are not grouped"
     )
+    cluster_min_face_px: int = Field(
+        0,
+        ge=0,
+        le=4096,
+        description="unknown tracks whose faces are smaller (median box height) are not grouped",
+    )
     refresh_s: float = Field(
         5.0,
         gt=0,
