@@ -39,7 +39,11 @@ class PeopleConfig(BaseModel):
         description="blur faces in every output (video, MJPEG, snapshots): all, or all but known people",
     )
     cluster_distance: float = Field(
-        0.45, gt=0, le=2, description="an unknown track this near a cluster's mean joins it (else a new one)"
+        0.45,
+        gt=0,
+        le=2,
+        description="an unknown track this near a cluster's tracks (on average, and half of them) joins it "
+        "(else a new one)",
     )
     cluster_min_looks: int = Field(
         2, ge=1, le=100, description="unknown tracks with fewer descriptors are not grouped"
