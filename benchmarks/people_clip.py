@@ -113,9 +113,11 @@ def score(seq: list[tuple[int, np.ndarray, int, float]], cfg, labels: dict[int, 
         if cid is not None:
             joined[t] = cid
     by_cluster: dict[int, list[str]] = defaultdict(list)
+    named: dict[int, list[str]] = defaultdict(list)
     by_person: dict[str, Counter] = defaultdict(Counter)
     for t, cid in joined.items():
         by_cluster[cid].append(labels.get(t, "?"))
+        named[cid].append(f"t{t}: {labels.get(t, '?')}")
         if t in labels:
             by_person[labels[t]][cid] += 1
     mixed = sorted(k for k, v in by_cluster.items() if len(set(v) - {"?"}) > 1)
@@ -133,7 +135,7 @@ def score(seq: list[tuple[int, np.ndarray, int, float]], cfg, labels: dict[int, 
         "tracks_of_person": dict(sorted(people.items())),
         "left_out_of_person": {p: n - sum(by_person[p].values()) for p, n in sorted(people.items())},
         "cluster_of_track": joined,
-        "members": {k: v for k, v in sorted(by_cluster.items())},
+        "members": dict(sorted(named.items())),
     }
 
 
@@ -159,7 +161,12 @@ def clusters_only(config, clip: Path, every: int, sheet: str, out: Path, labels:
         engine = Engine(engine_spec(config))
         seq: list[tuple[int, np.ndarray, int, float]] = []
         empty = Gallery()
-        rec = StageRecognizer(lambda: empty, MatchRule(), on_unknown=lambda *a: seq.append(a))
+        rec = StageRecognizer(
+            lambda: empty,
+            MatchRule(),
+            on_unknown=lambda *a: seq.append(a),
+            min_frontal=cfg.cluster_min_frontal,
+        )
         tracks = run(config, engine, clip, 0.0, every, rec, crops=crops)
         frames_of = {t: len(tracks[t]["x"]) for t, *_ in seq}
         if tracks_npz:
@@ -177,6 +184,7 @@ def clusters_only(config, clip: Path, every: int, sheet: str, out: Path, labels:
         "cluster_distance": cfg.cluster_distance,
         "cluster_min_looks": cfg.cluster_min_looks,
         "cluster_min_face_px": cfg.cluster_min_face_px,
+        "cluster_min_frontal": cfg.cluster_min_frontal,
         "labelled_by_eye": bool(truth),
         "tracks": {t: {"frames": frames_of[t], "looks": n, "face_px": round(h)} for t, _, n, h in seq},
         **score(seq, cfg, truth),
@@ -282,7 +290,14 @@ def main(argv: list[str] | None = None) -> int:
     empty = Gallery()
     ref_rec = StageRecognizer(lambda: gallery, rule)
     ref = run(config, engine, clip, 0.0, a.every, ref_rec)  # reference names for the whole clip
-    unk = run(config, engine, clip, 0.0, a.every, StageRecognizer(lambda: empty, rule, on_unknown=on_unknown))
+    unk = run(
+        config,
+        engine,
+        clip,
+        0.0,
+        a.every,
+        StageRecognizer(lambda: empty, rule, on_unknown=on_unknown, min_frontal=cfg.cluster_min_frontal),
+    )
     del unk
     ref_name = {}
     for tid, d in ref.items():

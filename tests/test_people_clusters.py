@@ -4,11 +4,13 @@ tracks left out, a cluster's tracks read back from the store."""
 from __future__ import annotations
 
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 
 from streamer.history.schema import Database
 from streamer.people.clusters import Clusters
+from streamer.people.match import Gallery, MatchRule
 
 
 def _near(centre: np.ndarray, rng: np.random.Generator, spread: float) -> np.ndarray:
@@ -67,3 +69,30 @@ def test_a_cluster_read_from_the_store_brings_its_tracks(tmp_path: Path) -> None
     assert reader.add("door", 2, _near(b, rng, 0.17), 3) != cid
     writer.close()
     reader.close()
+
+
+def test_only_frontal_looks_count_for_the_clusters(monkeypatch) -> None:
+    """A track's profile looks are left out of its mean and its count of looks (a profile's
+    descriptor lies near other people's); a track with no frontal look counts none."""
+    import streamer.people.recognize as recognize
+
+    fronts = iter([1.0, 0.1, 0.1, 0.2, 0.9])  # (the looks in turn: track 1, track 2, 1, 2, 1)
+    monkeypatch.setattr(recognize, "frontalness", lambda image, box: next(fronts))
+    got = []
+    rec = recognize.StageRecognizer(
+        lambda: Gallery(), MatchRule(), on_unknown=lambda *a: got.append(a), min_frontal=0.5
+    )
+    image = np.zeros((200, 200, 3), np.uint8)
+    a, side = np.full(128, 0.1, np.float32), np.full(128, 0.9, np.float32)
+    one = SimpleNamespace(id=1, identities=[], box=(10, 10, 90, 110))
+    two = SimpleNamespace(id=2, identities=[], box=(100, 10, 160, 70))
+    for d1, d2 in ((a, side), (side.copy(), side.copy()), (a.copy(), None)):  # (each look its own array)
+        one.identities = [*one.identities, d1]
+        if d2 is not None:
+            two.identities = [*two.identities, d2]
+        rec.observe([one, two], [], image)
+    end = [SimpleNamespace(kind="end", merged_into=None, track=t, labels=()) for t in (1, 2)]
+    rec.observe([], end, image)
+    (t1, d1, n1, px1), (t2, _, n2, px2) = got
+    assert (t1, n1, px1) == (1, 2, 100.0) and np.allclose(d1, a)  # (the profile look left out)
+    assert (t2, n2, px2) == (2, 0, 60.0)  # (no frontal look: Clusters leaves it out)

@@ -145,6 +145,7 @@ class People:
             lambda outcome: self.counter.labels(outcome).inc(),
             on_unknown,
             recognise=recognise,
+            min_frontal=self.cfg.cluster_min_frontal,
         )
 
     # -- enrollment ------------------------------------------------------------------------------

@@ -54,6 +54,13 @@ class PeopleConfig(BaseModel):
         le=4096,
         description="unknown tracks whose faces are smaller (median box height) are not grouped",
     )
+    cluster_min_frontal: float = Field(
+        0.0,
+        ge=0,
+        le=1,
+        description="only looks at least this frontal (0 profile, 1 facing the camera) count for the "
+        "clusters: a track with fewer than cluster_min_looks of them is not grouped",
+    )
     refresh_s: float = Field(
         5.0,
         gt=0,
