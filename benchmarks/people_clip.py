@@ -108,10 +108,13 @@ def score(seq: list[tuple[int, np.ndarray, int, float]], cfg, labels: dict[int, 
     person, by eye; tracks not labelled count as tracks but not as anyone)."""
     clusters = Clusters(None, cfg.cluster_distance, cfg.cluster_min_looks, cfg.cluster_min_face_px)
     joined: dict[int, int] = {}
+    out = 0
     for t, d, looks, h in seq:
         cid = clusters.add("clip", t, d, looks, h)
-        if cid is not None:
-            joined[t] = cid
+        if cid is None:
+            out += 1
+        else:
+            joined[t] = cid  # (a track id the tracker gave twice counts once, its last)
     by_cluster: dict[int, list[str]] = defaultdict(list)
     named: dict[int, list[str]] = defaultdict(list)
     by_person: dict[str, Counter] = defaultdict(Counter)
@@ -121,10 +124,10 @@ def score(seq: list[tuple[int, np.ndarray, int, float]], cfg, labels: dict[int, 
         if t in labels:
             by_person[labels[t]][cid] += 1
     mixed = sorted(k for k, v in by_cluster.items() if len(set(v) - {"?"}) > 1)
-    people = Counter(labels[t] for t, *_ in seq if t in labels)
+    people = Counter(labels[t] for t in {t for t, *_ in seq} if t in labels)
     return {
         "unknown_tracks": len(seq),
-        "left_out": len(seq) - len(joined),
+        "left_out": out,
         "clusters": len(by_cluster),
         "clusters_mixing_people": len(mixed),
         "share_of_clusters_mixing": round(len(mixed) / max(1, len(by_cluster)), 3),

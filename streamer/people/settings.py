@@ -39,7 +39,7 @@ class PeopleConfig(BaseModel):
         description="blur faces in every output (video, MJPEG, snapshots): all, or all but known people",
     )
     cluster_distance: float = Field(
-        0.45,
+        0.42,
         gt=0,
         le=2,
         description="an unknown track this near a cluster's tracks (on average, and half of them) joins it "
@@ -55,7 +55,7 @@ class PeopleConfig(BaseModel):
         description="unknown tracks whose faces are smaller (median box height) are not grouped",
     )
     cluster_min_frontal: float = Field(
-        0.0,
+        0.5,
         ge=0,
         le=1,
         description="only looks at least this frontal (0 profile, 1 facing the camera) count for the "
