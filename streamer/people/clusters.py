@@ -132,7 +132,10 @@ class Clusters:
             conn = db.local()
             with db.tx(conn):
                 if new:
-                    q = "INSERT INTO unknown_clusters (centroid, sightings, first_at, last_at) VALUES (?, ?, ?, ?)"
+                    q = (
+                        "INSERT INTO unknown_clusters (centroid, sightings, first_at, last_at) "
+                        "VALUES (?, ?, ?, ?)"
+                    )
                     params = (centroid, n, now, now)
                     if db.dialect.name == "postgresql":
                         cid = int(db.execute(conn, q + " RETURNING id", params).fetchone()[0])
