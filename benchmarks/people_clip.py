@@ -9,6 +9,10 @@ its name showed, and which. Then the unknown clusters: the whole clip again with
 (every track unknown), each ended track's mean descriptor grouped as the service does; each
 cluster's tracks are compared with the names the first run gave them (the reference).
 
+``--clusters-only``: the unknown run alone, scored against who each track is by eye (``--labels``,
+files in ``benchmarks/people_clip_labels/``, written from the ``--sheet`` of crops): tracks left
+out, clusters, clusters mixing people, each person's share of tracks in their biggest cluster.
+
 Writes ``people_clip.json`` and ``.md`` (figures only; no frames: the clips' licences are unknown).
 """
 
