@@ -39,7 +39,7 @@ class PeopleConfig(BaseModel):
         description="blur faces in every output (video, MJPEG, snapshots): all, or all but known people",
     )
     cluster_distance: float = Field(
-        0.42,
+        0.40,
         gt=0,
         le=2,
         description="an unknown track this near a cluster's tracks (on average, and half of them) joins it "
