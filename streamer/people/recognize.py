@@ -140,7 +140,8 @@ class StageRecognizer:
 
     def observe(self, tracks, events, image: np.ndarray | None = None) -> None:
         """After the detections were applied: keep each track's new descriptors, with the face's
-        height and how frontal it is in ``image`` (pose.py); hand an unknown track that ended to the
+        height and how frontal it is in ``image`` (pose.py; measured only when ``min_frontal`` is set);
+        hand an unknown track that ended to the
         clusters: the mean of its looks at least ``min_frontal`` frontal (of all, when none is), how
         many those were, and their median face height."""
         if self.on_unknown is None:
@@ -151,7 +152,7 @@ class StageRecognizer:
                 last, kept = self._seen.get(tr.id, (0, []))
                 if tr.identities and id(tr.identities[-1]) != last:
                     box = tuple(int(v) for v in tr.box)
-                    front = frontalness(image, box) if image is not None else 1.0
+                    front = frontalness(image, box) if image is not None and self.min_frontal > 0 else 1.0
                     kept = [*kept, (tr.identities[-1], float(box[3] - box[1]), front)][-KEPT:]
                     last = id(tr.identities[-1])
                 live[tr.id] = (last, kept)
