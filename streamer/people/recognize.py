@@ -141,8 +141,8 @@ class StageRecognizer:
     def observe(self, tracks, events, image: np.ndarray | None = None) -> None:
         """After the detections were applied: keep each track's new descriptors, with the face's
         height and how frontal it is in ``image`` (pose.py; measured only when ``min_frontal`` is set);
-        hand an unknown track that ended to the
-        clusters: the mean of its looks at least ``min_frontal`` frontal (of all, when none is), how
+        hand an unknown track that ended to the clusters: the mean of its looks at least
+        ``min_frontal`` frontal (of all, when none is), how
         many those were, and their median face height."""
         if self.on_unknown is None:
             return
