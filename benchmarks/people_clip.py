@@ -9,6 +9,10 @@ its name showed, and which. Then the unknown clusters: the whole clip again with
 (every track unknown), each ended track's mean descriptor grouped as the service does; each
 cluster's tracks are compared with the names the first run gave them (the reference).
 
+``--clusters-only``: the unknown run alone, scored against who each track is by eye (``--labels``,
+files in ``benchmarks/people_clip_labels/``, written from the ``--sheet`` of crops): tracks left
+out, clusters, clusters mixing people, each person's share of tracks in their biggest cluster.
+
 Writes ``people_clip.json`` and ``.md`` (figures only; no frames: the clips' licences are unknown).
 """
 
@@ -88,9 +92,11 @@ def run(
                 tr.id, {"first_seen": tr.first_seen, "named_at": None, "names": Counter(), "x": []}
             )
             d["x"].append(float(tr.box[0] + tr.box[2]) / 2)
-            if crops is not None and len(d["x"]) == 8:  # (for labelling by eye; never saved with results)
+            if crops is not None and len(d["x"]) in (8, 20, 40):  # (for labelling by eye; never saved)
                 b = tr.as_box()
-                crops[tr.id] = rgb[max(0, b.top) : b.bottom + 1, max(0, b.left) : b.right + 1].copy()
+                crop = rgb[max(0, b.top) : b.bottom + 1, max(0, b.left) : b.right + 1]
+                if crop.size:
+                    crops.setdefault(tr.id, []).append(cv2.resize(crop, (96, 96)))
             lab = next((lb.label for lb in tr.labels() if lb.classifier == PERSON), UNCERTAIN)
             d["names"][lab] += 1
             if lab not in (UNKNOWN, UNCERTAIN) and d["named_at"] is None:
@@ -100,60 +106,117 @@ def run(
     return tracks
 
 
-def clusters_only(config, clip: Path, every: int, sheet: str, out: Path) -> int:
-    """The unknown run alone: which cluster each track joined, the tracks' mean descriptors' distances,
-    and (``sheet``, a path outside the repository) a contact sheet of one crop per track, to label
-    the people by eye."""
-    cfg = config.people
-    engine = Engine(engine_spec(config))
-    clusters = Clusters(None, cfg.cluster_distance, cfg.cluster_min_looks)
+def score(seq: list[tuple[int, np.ndarray, int, float]], cfg, labels: dict[int, str]) -> dict:
+    """Group the unknown tracks ``seq`` (track, mean descriptor, looks, median face height; in the
+    order they ended) as the service does, and score the grouping against ``labels`` (track ->
+    person, by eye; tracks not labelled count as tracks but not as anyone)."""
+    clusters = Clusters(None, cfg.cluster_distance, cfg.cluster_min_looks, cfg.cluster_min_face_px)
     joined: dict[int, int] = {}
-    means: dict[int, np.ndarray] = {}
+    out = 0
+    for t, d, looks, h in seq:
+        cid = clusters.add("clip", t, d, looks, h)
+        if cid is None:
+            out += 1
+        else:
+            joined[t] = cid  # (a track id the tracker gave twice counts once, its last)
+    by_cluster: dict[int, list[str]] = defaultdict(list)
+    named: dict[int, list[str]] = defaultdict(list)
+    by_person: dict[str, Counter] = defaultdict(Counter)
+    for t, cid in joined.items():
+        by_cluster[cid].append(labels.get(t, "?"))
+        named[cid].append(f"t{t}: {labels.get(t, '?')}")
+        if t in labels:
+            by_person[labels[t]][cid] += 1
+    mixed = sorted(k for k, v in by_cluster.items() if len(set(v) - {"?"}) > 1)
+    people = Counter(labels[t] for t in {t for t, *_ in seq} if t in labels)
+    return {
+        "unknown_tracks": len(seq),
+        "left_out": out,
+        "clusters": len(by_cluster),
+        "clusters_mixing_people": len(mixed),
+        "share_of_clusters_mixing": round(len(mixed) / max(1, len(by_cluster)), 3),
+        # (of each person's tracks that were grouped: the share in their biggest cluster)
+        "share_in_largest_cluster": {
+            p: round(max(c.values()) / sum(c.values()), 3) for p, c in sorted(by_person.items())
+        },
+        "tracks_of_person": dict(sorted(people.items())),
+        "left_out_of_person": {p: n - sum(by_person[p].values()) for p, n in sorted(people.items())},
+        "cluster_of_track": joined,
+        "members": dict(sorted(named.items())),
+    }
 
-    def on_unknown(track: int, d: np.ndarray, looks: int) -> None:
-        means[track] = d
-        cid = clusters.add("clip", track, d, looks)
-        if cid is not None:
-            joined[track] = cid
 
-    crops: dict[int, np.ndarray] = {}
-    empty = Gallery()
-    rec = StageRecognizer(lambda: empty, MatchRule(), on_unknown=on_unknown)
-    tracks = run(config, engine, clip, 0.0, every, rec, crops=crops)
-    ids = sorted(means)
+def clusters_only(config, clip: Path, every: int, sheet: str, out: Path, labels: str, tracks_npz: str) -> int:
+    """The unknown run alone: which cluster each track joined, the tracks' mean descriptors' distances,
+    and (``sheet``, a path outside the repository) a contact sheet of crops per track, to label the
+    people by eye (``labels``: a JSON file, person -> track ids). ``tracks_npz`` (outside the
+    repository): where the unknown tracks are saved, or read from when it exists (no video run)."""
+    cfg = config.people
+    truth = {}
+    if labels:
+        for who, ts in json.loads(Path(labels).read_text()).items():
+            truth.update({int(t): who for t in ts})
+    crops: dict[int, list[np.ndarray]] = {}
+    if tracks_npz and Path(tracks_npz).exists():
+        z = np.load(tracks_npz)
+        seq = [
+            (int(t), d, int(n), float(h))
+            for t, d, n, h in zip(z["ids"], z["d"], z["looks"], z["h"], strict=True)
+        ]
+        frames_of = {int(t): int(f) for t, f in zip(z["ids"], z["frames"], strict=True)}
+    else:
+        engine = Engine(engine_spec(config))
+        seq: list[tuple[int, np.ndarray, int, float]] = []
+        empty = Gallery()
+        rec = StageRecognizer(
+            lambda: empty,
+            MatchRule(),
+            on_unknown=lambda *a: seq.append(a),
+            min_frontal=cfg.cluster_min_frontal,
+        )
+        tracks = run(config, engine, clip, 0.0, every, rec, crops=crops)
+        frames_of = {t: len(tracks[t]["x"]) for t, *_ in seq}
+        if tracks_npz:
+            np.savez(
+                tracks_npz,
+                ids=np.array([s[0] for s in seq]),
+                d=np.stack([s[1] for s in seq]),
+                looks=np.array([s[2] for s in seq]),
+                h=np.array([s[3] for s in seq]),
+                frames=np.array([frames_of[s[0]] for s in seq]),
+            )
     res = {
         "clip": clip.name,
         "every": every,
         "cluster_distance": cfg.cluster_distance,
-        "tracks": {
-            t: {"first_seen": round(d["first_seen"], 2), "frames": len(d["x"])} for t, d in tracks.items()
-        },
-        "cluster_of_track": joined,
-        "distances": {a: {b: round(float(np.linalg.norm(means[a] - means[b])), 3) for b in ids} for a in ids},
+        "cluster_min_looks": cfg.cluster_min_looks,
+        "cluster_min_face_px": cfg.cluster_min_face_px,
+        "cluster_min_frontal": cfg.cluster_min_frontal,
+        "labelled_by_eye": bool(truth),
+        "tracks": {t: {"frames": frames_of[t], "looks": n, "face_px": round(h)} for t, _, n, h in seq},
+        **score(seq, cfg, truth),
     }
-    if sheet:
+    if sheet and crops:
         tiles = []
-        for t, cid in sorted(joined.items(), key=lambda x: (x[1], x[0])):
-            c = crops.get(t)
-            if c is None or not c.size:
-                continue
-            im = cv2.copyMakeBorder(
-                cv2.resize(cv2.cvtColor(c, cv2.COLOR_RGB2BGR), (96, 96)),
-                18,
-                0,
-                0,
-                0,
-                cv2.BORDER_CONSTANT,
-                value=(255, 255, 255),
-            )
-            cv2.putText(im, f"t{t} c{cid}", (2, 14), 0, 0.45, (0, 0, 255), 1)
-            tiles.append(im)
+        for t, cid in sorted(res["cluster_of_track"].items(), key=lambda x: (x[1], x[0])):
+            for c in crops.get(t, [])[:3]:
+                im = cv2.copyMakeBorder(
+                    cv2.cvtColor(c, cv2.COLOR_RGB2BGR),
+                    18,
+                    0,
+                    0,
+                    2,
+                    cv2.BORDER_CONSTANT,
+                    value=(255, 255, 255),
+                )
+                cv2.putText(im, f"t{t} c{cid}", (2, 14), 0, 0.45, (0, 0, 255), 1)
+                tiles.append(im)
         if tiles:
-            tiles += [np.full_like(tiles[0], 255)] * (-len(tiles) % 8)
-            cv2.imwrite(sheet, np.vstack([np.hstack(tiles[i : i + 8]) for i in range(0, len(tiles), 8)]))
+            tiles += [np.full_like(tiles[0], 255)] * (-len(tiles) % 9)
+            cv2.imwrite(sheet, np.vstack([np.hstack(tiles[i : i + 9]) for i in range(0, len(tiles), 9)]))
     out.mkdir(parents=True, exist_ok=True)
     (out / f"people_clusters_{clip.stem}.json").write_text(json.dumps(res, indent=1))
-    print(json.dumps({k: v for k, v in res.items() if k != "distances"}, indent=1))
+    print(json.dumps({k: v for k, v in res.items() if k not in ("tracks", "cluster_of_track")}, indent=1))
     return 0
 
 
@@ -173,6 +236,17 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument("--clusters-only", action="store_true", help="only the unknown clusters (see --sheet)")
     ap.add_argument(
+        "--labels",
+        default="",
+        help="with --clusters-only: JSON, person -> track ids (labelled by eye on the sheet)",
+    )
+    ap.add_argument(
+        "--tracks",
+        default="",
+        help="with --clusters-only: an .npz of the unknown tracks, written by the video run, or read "
+        "(when it exists) to group them again without the video",
+    )
+    ap.add_argument(
         "--sheet",
         default="",
         help="with --clusters-only: a PNG of one crop per track (keep it "
@@ -181,7 +255,7 @@ def main(argv: list[str] | None = None) -> int:
     a = ap.parse_args(argv)
     config = load_config(None, {"demo": {"enabled": False}}, environ={}, shipped_models=True)
     if a.clusters_only:
-        return clusters_only(config, Path(a.clip), a.every, a.sheet, Path(a.out))
+        return clusters_only(config, Path(a.clip), a.every, a.sheet, Path(a.out), a.labels, a.tracks)
     cfg = config.people
     rule = MatchRule(cfg.known_distance, cfg.unknown_distance, cfg.margin)
     clip = Path(a.clip)
@@ -212,18 +286,25 @@ def main(argv: list[str] | None = None) -> int:
             }
         )
     # clustering: the whole clip, nobody enrolled
-    clusters = Clusters(None, cfg.cluster_distance, cfg.cluster_min_looks)
+    clusters = Clusters(None, cfg.cluster_distance, cfg.cluster_min_looks, cfg.cluster_min_face_px)
     joined: dict[int, int] = {}
 
-    def on_unknown(track: int, d: np.ndarray, looks: int) -> None:
-        cid = clusters.add("clip", track, d, looks)
+    def on_unknown(track: int, d: np.ndarray, looks: int, face_px: float) -> None:
+        cid = clusters.add("clip", track, d, looks, face_px)
         if cid is not None:
             joined[track] = cid
 
     empty = Gallery()
     ref_rec = StageRecognizer(lambda: gallery, rule)
     ref = run(config, engine, clip, 0.0, a.every, ref_rec)  # reference names for the whole clip
-    unk = run(config, engine, clip, 0.0, a.every, StageRecognizer(lambda: empty, rule, on_unknown=on_unknown))
+    unk = run(
+        config,
+        engine,
+        clip,
+        0.0,
+        a.every,
+        StageRecognizer(lambda: empty, rule, on_unknown=on_unknown, min_frontal=cfg.cluster_min_frontal),
+    )
     del unk
     ref_name = {}
     for tid, d in ref.items():

@@ -1,5 +1,10 @@
-"""Unknown people, grouped: each track that ended as ``unknown`` joins the nearest cluster (by its
-mean descriptor against the cluster's mean) within ``people.cluster_distance``, else starts one.
+"""Unknown people, grouped: each track that ended as ``unknown`` joins the cluster whose tracks its
+mean descriptor lies nearest on average (average linkage over the cluster's newest ``KEPT`` tracks),
+when that average is within ``people.cluster_distance`` and at least half of those tracks lie within
+it too; else it starts one. A cluster's running mean drifts as different faces join it, so two
+similar people end up in one; comparing with the tracks themselves keeps them apart. Tracks with
+too few looks or too small a face are left out: their descriptors lie near everyone's.
+
 Streams share the clusters, and they outlive restarts (tables ``unknown_clusters`` and
 ``unknown_tracks``). Naming a cluster enrolls its tracks' descriptors under the name and removes it.
 
@@ -15,7 +20,7 @@ import logging
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -30,29 +35,38 @@ KEPT = 20  # track descriptors kept per cluster
 @dataclass
 class Cluster:
     id: int  # the store's (negative: not written yet)
-    centroid: np.ndarray
+    centroid: np.ndarray  # (the mean of every track that joined: kept in the store)
     sightings: int
+    tracks: list[np.ndarray] = field(default_factory=list)  # the newest KEPT tracks' descriptors
+
+    def __post_init__(self) -> None:
+        if not self.tracks:
+            self.tracks = [self.centroid.copy()]
 
 
 def assign(clusters: list[Cluster], d: np.ndarray, limit: float) -> Cluster | None:
-    """The cluster ``d`` joins (its mean updated), or None: it starts one."""
-    if clusters:
-        c = np.stack([k.centroid for k in clusters])
-        dist = np.linalg.norm(c - d[None], axis=1)
-        k = int(np.argmin(dist))
-        if dist[k] <= limit:
-            best = clusters[k]
-            best.centroid = (best.centroid * best.sightings + d) / (best.sightings + 1)
-            best.sightings += 1
-            return best
-    return None
+    """The cluster ``d`` joins (its tracks and mean updated), or None: it starts one. It joins the
+    cluster whose tracks lie nearest on average, if that is within ``limit`` and at least half of
+    them lie within ``limit``."""
+    best, near = None, limit
+    for c in clusters:
+        dist = np.linalg.norm(np.stack(c.tracks) - d[None], axis=1)
+        avg = float(dist.mean())
+        if avg <= near and 2 * int((dist <= limit).sum()) >= len(dist):
+            best, near = c, avg
+    if best is not None:
+        best.centroid = (best.centroid * best.sightings + d) / (best.sightings + 1)
+        best.sightings += 1
+        best.tracks = [*best.tracks, d.copy()][-KEPT:]
+    return best
 
 
 class Clusters:
-    def __init__(self, db: Database | None, limit: float, min_looks: int = 2) -> None:
+    def __init__(self, db: Database | None, limit: float, min_looks: int = 2, min_face_px: float = 0) -> None:
         self.db = db
         self.limit = limit
         self.min_looks = min_looks
+        self.min_face_px = min_face_px
         self.clusters: list[Cluster] = []
         self._next = 1
         self.loaded = db is None  # (until the stored clusters are read, tracks are not grouped)
@@ -61,26 +75,40 @@ class Clusters:
 
     def load(self, conn: Any) -> None:
         """Read the stored clusters (again: ``refresh``). A stored cluster that grew elsewhere takes
-        the store's mean; one gone from the store (named, forgotten) is dropped; those not written
-        yet are kept."""
+        the store's mean and tracks; one gone from the store (named, forgotten) is dropped; those
+        not written yet are kept."""
         assert self.db is not None
         rows = self.db.execute(conn, "SELECT id, centroid, sightings FROM unknown_clusters").fetchall()
+        with self._lock:
+            known = {c.id: c.sightings for c in self.clusters}
+        stale = [int(i) for i, _, n in rows if int(i) not in known or int(n) > known[int(i)]]
+        kept: dict[int, list[np.ndarray]] = {}
+        for k in range(0, len(stale), 500):  # (the stored tracks of new and grown clusters only)
+            part = stale[k : k + 500]
+            for cid, d in self.db.execute(
+                conn,
+                "SELECT cluster_id, descriptor FROM unknown_tracks WHERE cluster_id IN "
+                f"({', '.join('?' * len(part))}) ORDER BY id",
+                tuple(part),
+            ).fetchall():
+                kept.setdefault(int(cid), []).append(from_bytes(d))
         with self._lock:
             mine = {c.id: c for c in self.clusters}
             stored = []
             for i, cen, n in rows:
                 c = mine.get(int(i))
                 if c is None or int(n) > c.sightings:
-                    c = Cluster(int(i), from_bytes(cen), int(n))
+                    c = Cluster(int(i), from_bytes(cen), int(n), kept.get(int(i), [])[-KEPT:])
                 stored.append(c)
             self.clusters = stored + [c for c in self.clusters if c.id < 0]
             self.loaded = True
 
     refresh = load
 
-    def add(self, stream: str, track: int, d: np.ndarray, looks: int) -> int | None:
-        """An unknown track ended: the id of the cluster it joined or started (None: too few looks)."""
-        if looks < self.min_looks or not self.loaded:
+    def add(self, stream: str, track: int, d: np.ndarray, looks: int, face_px: float = 1e9) -> int | None:
+        """An unknown track ended: the id of the cluster it joined or started (None: left out, too
+        few looks or too small a face)."""
+        if looks < self.min_looks or face_px < self.min_face_px or not self.loaded:
             return None
         now = time.time()
         with self._lock:

@@ -10,8 +10,9 @@ track keeps being classified until it settles. A person vetoed by a negative ("n
 near the look is not matched for that look.
 
 An empty library labels nothing. When a track that showed ``unknown`` (or, the library empty,
-nothing) ends, the mean of its descriptors goes to the unknown
-clusters (clusters.py).
+nothing) ends, the mean of its descriptors goes to the unknown clusters (clusters.py), with how
+many there were and the median height of the faces they came from; only looks at least
+``people.cluster_min_frontal`` frontal count (a profile's descriptor lies near other people's).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ import cv2
 import numpy as np
 
 from streamer.classify import UNCERTAIN
+from streamer.history.pose import frontalness
 from streamer.people.match import KNOWN, UNKNOWN, UNKNOWN_OUTCOME, Gallery, MatchRule
 from streamer.types import Face, Label
 
@@ -78,17 +80,21 @@ class StageRecognizer:
         min_face_px: int = 40,
         privacy: str = "off",
         count: Callable[[str], None] | None = None,
-        on_unknown: Callable[[int, np.ndarray, int], None] | None = None,
+        on_unknown: Callable[[int, np.ndarray, int, float], None] | None = None,
         recognise: bool = True,
+        min_frontal: float = 0.0,
     ) -> None:
         self.gallery = gallery  # the library as it is now (swapped whole on a change)
         self.rule = rule
         self.min_face_px = min_face_px
         self.privacy = privacy
         self.recognise = recognise
+        self.min_frontal = min_frontal  # (looks less frontal do not count for the clusters)
         self.count = count or (lambda outcome: None)
-        self.on_unknown = on_unknown  # (track, mean descriptor, looks) of an unknown track that ended
-        self._seen: dict[int, tuple[int, list[np.ndarray]]] = {}  # track -> (id of last identity, kept)
+        # (track, mean descriptor, looks, median face height) of an unknown track that ended
+        self.on_unknown = on_unknown
+        # track -> (id of its last identity, the looks kept: descriptor, face height, frontalness)
+        self._seen: dict[int, tuple[int, list[tuple[np.ndarray, float, float]]]] = {}
         self._lock = threading.Lock()
 
     def label(self, faces: Sequence[Face]) -> tuple[Face, ...]:
@@ -132,9 +138,12 @@ class StageRecognizer:
         ]
         return blur_boxes(image, boxes)
 
-    def observe(self, tracks, events) -> None:
-        """After the detections were applied: keep each track's new descriptors; hand an unknown
-        track that ended to the clusters."""
+    def observe(self, tracks, events, image: np.ndarray | None = None) -> None:
+        """After the detections were applied: keep each track's new descriptors, with the face's
+        height and how frontal it is in ``image`` (pose.py; measured only when ``min_frontal`` is set);
+        hand an unknown track that ended to the clusters: the mean of its looks at least
+        ``min_frontal`` frontal (of all, when none is), how
+        many those were, and their median face height."""
         if self.on_unknown is None:
             return
         with self._lock:
@@ -142,7 +151,9 @@ class StageRecognizer:
             for tr in tracks:
                 last, kept = self._seen.get(tr.id, (0, []))
                 if tr.identities and id(tr.identities[-1]) != last:
-                    kept = [*kept, tr.identities[-1]][-KEPT:]
+                    box = tuple(int(v) for v in tr.box)
+                    front = frontalness(image, box) if image is not None and self.min_frontal > 0 else 1.0
+                    kept = [*kept, (tr.identities[-1], float(box[3] - box[1]), front)][-KEPT:]
                     last = id(tr.identities[-1])
                 live[tr.id] = (last, kept)
             for e in events:
@@ -151,5 +162,8 @@ class StageRecognizer:
                 _, kept = self._seen.get(e.track) or live.get(e.track) or (0, [])
                 shown = next((lab.label for lab in e.labels if lab.classifier == PERSON), None)
                 if shown in (None, UNKNOWN) and kept:  # (None: the library was empty)
-                    self.on_unknown(e.track, np.mean(kept, axis=0).astype(np.float32), len(kept))
+                    good = [k for k in kept if k[2] >= self.min_frontal]
+                    use = good or kept
+                    d = np.mean([k[0] for k in use], axis=0).astype(np.float32)
+                    self.on_unknown(e.track, d, len(good), float(np.median([k[1] for k in use])))
             self._seen = live

@@ -62,7 +62,12 @@ class People:
         self.enabled = self.cfg.enabled and history.enabled
         self.library = Library(history.db) if self.enabled else None
         self.clusters = (
-            Clusters(history.db, self.cfg.cluster_distance, self.cfg.cluster_min_looks)
+            Clusters(
+                history.db,
+                self.cfg.cluster_distance,
+                self.cfg.cluster_min_looks,
+                self.cfg.cluster_min_face_px,
+            )
             if self.enabled
             else None
         )
@@ -128,9 +133,9 @@ class People:
         sid = stream.id
         clusters = self.clusters
 
-        def on_unknown(track: int, d: np.ndarray, looks: int) -> None:
+        def on_unknown(track: int, d: np.ndarray, looks: int, face_px: float) -> None:
             if clusters is not None:
-                clusters.add(sid, track, d, looks)
+                clusters.add(sid, track, d, looks, face_px)
 
         stream.stage.people = StageRecognizer(
             lambda: self.gallery,
@@ -140,6 +145,7 @@ class People:
             lambda outcome: self.counter.labels(outcome).inc(),
             on_unknown,
             recognise=recognise,
+            min_frontal=self.cfg.cluster_min_frontal,
         )
 
     # -- enrollment ------------------------------------------------------------------------------

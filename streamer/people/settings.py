@@ -39,10 +39,27 @@ class PeopleConfig(BaseModel):
         description="blur faces in every output (video, MJPEG, snapshots): all, or all but known people",
     )
     cluster_distance: float = Field(
-        0.45, gt=0, le=2, description="an unknown track this near a cluster's mean joins it (else a new one)"
+        0.40,
+        gt=0,
+        le=2,
+        description="an unknown track this near a cluster's tracks (on average, and half of them) joins it "
+        "(else a new one)",
     )
     cluster_min_looks: int = Field(
         2, ge=1, le=100, description="unknown tracks with fewer descriptors are not grouped"
+    )
+    cluster_min_face_px: int = Field(
+        0,
+        ge=0,
+        le=4096,
+        description="unknown tracks whose faces are smaller (median box height) are not grouped",
+    )
+    cluster_min_frontal: float = Field(
+        0.5,
+        ge=0,
+        le=1,
+        description="only looks at least this frontal (0 profile, 1 facing the camera) count for the "
+        "clusters: a track with fewer than cluster_min_looks of them is not grouped",
     )
     refresh_s: float = Field(
         5.0,

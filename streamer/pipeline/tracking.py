@@ -266,7 +266,7 @@ class FaceStage:
         events = tuple(tr.drain_events())
         seen = frame.image
         if self.people is not None:
-            self.people.observe(tr.tracks, events)
+            self.people.observe(tr.tracks, events, frame.image)
             # (privacy: snapshots and video alike; the whole frame until this scene's first detections)
             seen = self.people.blur(seen, tr.tracks, looked=self._applied >= max(0, tr.scene_from))
         if self.looks is not None:
