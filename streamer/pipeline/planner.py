@@ -253,7 +253,7 @@ class RegionPlanner:
         for 40 px faces, a 640x360, 640x480 or 640x640 camera as well as 720p and 1080p): there a
         still face of 40-79 px is found only by the sweep, seconds later on such a frame, and not
         at all while the camera moves (every round is the coarse look then). On the real clips,
-        mall (640x640) recall 0.75 -> 0.93 and new faces boxed in 0.2 s instead of 1.7 s; TV
+        mall (640x640) recall 0.75 -> 0.94 and new faces boxed in 0.2 s instead of 1.7 s; TV
         speeches (640x360) 0.67 -> 0.80 (``python -m benchmarks real``)."""
         if not self.propose or self.coarse(width, height).scale >= self.scale - 1e-9:
             return left
