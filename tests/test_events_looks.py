@@ -142,3 +142,30 @@ def test_a_frontal_look_beats_the_same_face_turned(frontal_face) -> None:
     keeper.observe(turned, 3.0, [tr], [end(1)])
     look, _ = keeper.take(1)
     assert look is not None and look.time == 2.0
+
+
+def test_a_face_of_one_frame_is_measured_once_for_its_snapshot_and_its_cluster(
+    face_frame, monkeypatch
+) -> None:
+    """The snapshot scorer and the unknown clusters ask for the same faces in the same render
+    thread: dlib's landmarks run once per face and frame, again for another frame."""
+    from streamer.history import pose
+
+    frame, box = face_frame
+    loaded = pose._load()
+    if loaded is None:
+        pytest.skip("no landmark model")
+    dlib, predictor = loaded
+    calls = []
+
+    def counting(image, rect):
+        calls.append(rect)
+        return predictor(image, rect)
+
+    monkeypatch.setattr(pose, "_load", lambda: (dlib, counting))
+    first = pose.frontalness(frame, box)
+    assert pose.frontalness(frame, box) == first and len(calls) == 1
+    pose.frontalness(frame, (box[0] + 4, *box[1:]))  # another face: measured
+    assert len(calls) == 2
+    pose.frontalness(frame.copy(), box)  # another frame: measured again
+    assert len(calls) == 3

@@ -6,7 +6,9 @@ nose. On a frontal face the nose lies halfway between the eyes; as the head turn
 towards one eye along the line joining them. Frontalness is ``1 - 2 * offset``, where ``offset``
 is the nose's distance from the eyes' midpoint along that line, in eye distances: 1 facing the
 camera, about 0.5 for a three-quarter view, 0 in profile. About a millisecond per face; it runs
-only at a look (a detection of a track), in the render thread that scores it.
+only at a look (a detection of a track), in the render thread that scores it. The snapshot scorer
+and the unknown clusters (people/recognize.py) ask for the same faces of the same frame: each
+thread keeps its last frame's answers, so a face is measured once.
 
 Without the landmark model (a missing or unreadable file) every face counts as frontal, and the
 store's snapshots are chosen by size and sharpness alone; that is logged once.
@@ -23,6 +25,7 @@ import numpy as np
 log = logging.getLogger(__name__)
 
 _lock = threading.Lock()  # dlib's predictor is shared by the render threads
+_memo = threading.local()  # per render thread: (the last frame asked about, {box: frontalness})
 _predictor: object | None = None
 _loaded = False
 
@@ -63,9 +66,15 @@ def frontalness(image: np.ndarray, box: tuple[int, int, int, int]) -> float:
     loaded = _load()
     if loaded is None:
         return 1.0
-    dlib, predictor = loaded
-    rect = dlib.rectangle(*(int(v) for v in box))
-    with _lock:
-        shape = predictor(np.ascontiguousarray(image), rect)
-    points = np.array([(shape.part(i).x, shape.part(i).y) for i in range(5)], np.float64)
-    return frontal_from_points(points)
+    key = tuple(int(v) for v in box)
+    frame, known = getattr(_memo, "last", (None, {}))
+    if frame is not image:  # (the frame itself is held, so its id cannot be reused meanwhile)
+        frame, known = image, {}
+        _memo.last = (frame, known)
+    if key not in known:
+        dlib, predictor = loaded
+        with _lock:
+            shape = predictor(np.ascontiguousarray(image), dlib.rectangle(*key))
+        points = np.array([(shape.part(i).x, shape.part(i).y) for i in range(5)], np.float64)
+        known[key] = frontal_from_points(points)
+    return known[key]
