@@ -106,15 +106,15 @@ def run(
     return tracks
 
 
-def score(seq: list[tuple[int, np.ndarray, int, float]], cfg, labels: dict[int, str]) -> dict:
-    """Group the unknown tracks ``seq`` (track, mean descriptor, looks, median face height; in the
-    order they ended) as the service does, and score the grouping against ``labels`` (track ->
+def score(seq: list[tuple[int, np.ndarray, int, float, frozenset]], cfg, labels: dict[int, str]) -> dict:
+    """Group the unknown tracks ``seq`` (track, mean descriptor, looks, median face height, detection
+    times; in the order they ended) as the service does, and score the grouping against ``labels`` (track ->
     person, by eye; tracks not labelled count as tracks but not as anyone)."""
     clusters = Clusters(None, cfg.cluster_distance, cfg.cluster_min_looks, cfg.cluster_min_face_px)
     joined: dict[int, int] = {}
     out = 0
-    for t, d, looks, h in seq:
-        cid = clusters.add("clip", t, d, looks, h)
+    for t, d, looks, h, hits in seq:
+        cid = clusters.add("clip", t, d, looks, h, hits)
         if cid is None:
             out += 1
         else:
@@ -159,14 +159,17 @@ def clusters_only(config, clip: Path, every: int, sheet: str, out: Path, labels:
     crops: dict[int, list[np.ndarray]] = {}
     if tracks_npz and Path(tracks_npz).exists():
         z = np.load(tracks_npz)
+        hit_of = defaultdict(set)  # (files written before the detection times were kept: none)
+        for t, hit in zip(z.get("hit_track", []), z.get("hit", []), strict=True):
+            hit_of[int(t)].add(float(hit))
         seq = [
-            (int(t), d, int(n), float(h))
+            (int(t), d, int(n), float(h), frozenset(hit_of[int(t)]))
             for t, d, n, h in zip(z["ids"], z["d"], z["looks"], z["h"], strict=True)
         ]
         frames_of = {int(t): int(f) for t, f in zip(z["ids"], z["frames"], strict=True)}
     else:
         engine = Engine(engine_spec(config))
-        seq: list[tuple[int, np.ndarray, int, float]] = []
+        seq: list[tuple[int, np.ndarray, int, float, frozenset]] = []
         empty = Gallery()
         rec = StageRecognizer(
             lambda: empty,
@@ -184,6 +187,8 @@ def clusters_only(config, clip: Path, every: int, sheet: str, out: Path, labels:
                 looks=np.array([s[2] for s in seq]),
                 h=np.array([s[3] for s in seq]),
                 frames=np.array([frames_of[s[0]] for s in seq]),
+                hit_track=np.array([s[0] for s in seq for _ in s[4]], dtype=np.int64),
+                hit=np.array([x for s in seq for x in sorted(s[4])], dtype=np.float64),
             )
     res = {
         "clip": clip.name,
@@ -193,7 +198,7 @@ def clusters_only(config, clip: Path, every: int, sheet: str, out: Path, labels:
         "cluster_min_face_px": cfg.cluster_min_face_px,
         "cluster_min_frontal": cfg.cluster_min_frontal,
         "labelled_by_eye": bool(truth),
-        "tracks": {t: {"frames": frames_of[t], "looks": n, "face_px": round(h)} for t, _, n, h in seq},
+        "tracks": {t: {"frames": frames_of[t], "looks": n, "face_px": round(h)} for t, _, n, h, _ in seq},
         **score(seq, cfg, truth),
     }
     if sheet and crops:
@@ -289,8 +294,8 @@ def main(argv: list[str] | None = None) -> int:
     clusters = Clusters(None, cfg.cluster_distance, cfg.cluster_min_looks, cfg.cluster_min_face_px)
     joined: dict[int, int] = {}
 
-    def on_unknown(track: int, d: np.ndarray, looks: int, face_px: float) -> None:
-        cid = clusters.add("clip", track, d, looks, face_px)
+    def on_unknown(track: int, d: np.ndarray, looks: int, face_px: float, hits: frozenset) -> None:
+        cid = clusters.add("clip", track, d, looks, face_px, hits)
         if cid is not None:
             joined[track] = cid
 

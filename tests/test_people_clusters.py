@@ -84,15 +84,38 @@ def test_only_frontal_looks_count_for_the_clusters(monkeypatch) -> None:
     )
     image = np.zeros((200, 200, 3), np.uint8)
     a, side = np.full(128, 0.1, np.float32), np.full(128, 0.9, np.float32)
-    one = SimpleNamespace(id=1, identities=[], box=(10, 10, 90, 110))
-    two = SimpleNamespace(id=2, identities=[], box=(100, 10, 160, 70))
-    for d1, d2 in ((a, side), (side.copy(), side.copy()), (a.copy(), None)):  # (each look its own array)
-        one.identities = [*one.identities, d1]
+    one = SimpleNamespace(id=1, identities=[], box=(10, 10, 90, 110), last_hit=0.0)
+    two = SimpleNamespace(id=2, identities=[], box=(100, 10, 160, 70), last_hit=0.0)
+    for k, (d1, d2) in enumerate(((a, side), (side.copy(), side.copy()), (a.copy(), None))):
+        one.identities = [*one.identities, d1]  # (each look its own array)
+        one.last_hit = float(k)
         if d2 is not None:
             two.identities = [*two.identities, d2]
+            two.last_hit = float(k)
         rec.observe([one, two], [], image)
     end = [SimpleNamespace(kind="end", merged_into=None, track=t, labels=()) for t in (1, 2)]
     rec.observe([], end, image)
-    (t1, d1, n1, px1), (t2, _, n2, px2) = got
+    (t1, d1, n1, px1, hits1), (t2, _, n2, px2, hits2) = got
     assert (t1, n1, px1) == (1, 2, 100.0) and np.allclose(d1, a)  # (the profile look left out)
     assert (t2, n2, px2) == (2, 0, 60.0)  # (no frontal look: Clusters leaves it out)
+    assert hits1 == {0.0, 1.0, 2.0} and hits2 == {0.0, 1.0}  # (the times the detector found each)
+
+
+def test_two_tracks_seen_together_are_two_people() -> None:
+    """Two people whose descriptors lie as near as one person's (a parent and a child, say): tracks
+    found on the same frames of one stream never share a cluster, however near; the same
+    descriptors seen at other times, or on another stream, join as before."""
+    rng = np.random.default_rng(7)
+    a = rng.normal(0, 0.09, 128)
+    together = frozenset(float(t) for t in range(10))
+    clusters = Clusters(None, 0.45)
+    first = clusters.add("cam", 1, _near(a, rng, 0.1), 3, hits=together)
+    second = clusters.add("cam", 2, _near(a, rng, 0.1), 3, hits=together)
+    assert second != first
+    later = frozenset(float(t) for t in range(20, 30))
+    assert clusters.add("door", 3, _near(a, rng, 0.1), 3, hits=together) in (first, second)
+    assert clusters.add("cam", 4, _near(a, rng, 0.1), 3, hits=later) in (first, second)
+    assert len(clusters.clusters) == 2
+    # (without the detection times, the first two would have shared a cluster)
+    plain = Clusters(None, 0.45)
+    assert plain.add("cam", 1, _near(a, rng, 0.1), 3) == plain.add("cam", 2, _near(a, rng, 0.1), 3)

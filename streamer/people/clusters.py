@@ -5,6 +5,12 @@ it too; else it starts one. A cluster's running mean drifts as different faces j
 similar people end up in one; comparing with the tracks themselves keeps them apart. Tracks with
 too few looks or too small a face are left out: their descriptors lie near everyone's.
 
+Two tracks of one stream that the detector found on the same frames (at least ``APART`` of them)
+are two people, however alike their descriptors: a track never joins a cluster holding one it was
+seen with (cannot-link). In a scene of several people this keeps relatives apart where the
+descriptors alone do not. The detection times are kept in memory for a cluster's newest ``KEPT``
+tracks (at most 1024 a track, 8 bytes each; not in the store: a cluster read back from it has none).
+
 Streams share the clusters, and they outlive restarts (tables ``unknown_clusters`` and
 ``unknown_tracks``). Naming a cluster enrolls its tracks' descriptors under the name and removes it.
 
@@ -30,6 +36,7 @@ from streamer.people.library import from_bytes, to_bytes
 
 log = logging.getLogger(__name__)
 KEPT = 20  # track descriptors kept per cluster
+APART = 2  # frames two tracks were both found on that make them two people
 
 
 @dataclass
@@ -38,18 +45,39 @@ class Cluster:
     centroid: np.ndarray  # (the mean of every track that joined: kept in the store)
     sightings: int
     tracks: list[np.ndarray] = field(default_factory=list)  # the newest KEPT tracks' descriptors
+    # the newest KEPT tracks' streams and detection times (sorted; in memory only)
+    seen: list[tuple[str, np.ndarray]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         if not self.tracks:
             self.tracks = [self.centroid.copy()]
 
 
-def assign(clusters: list[Cluster], d: np.ndarray, limit: float) -> Cluster | None:
+def times(hits: frozenset[float]) -> np.ndarray:
+    return np.sort(np.fromiter(hits, np.float64, len(hits)))
+
+
+def seen_with(c: Cluster, stream: str, at: np.ndarray) -> bool:
+    """Whether a track of ``stream`` found at times ``at`` was seen with one of ``c``'s tracks."""
+    return len(at) > 0 and any(
+        s == stream and len(np.intersect1d(at, h, assume_unique=True)) >= APART for s, h in c.seen
+    )
+
+
+def assign(
+    clusters: list[Cluster],
+    d: np.ndarray,
+    limit: float,
+    stream: str = "",
+    hits: frozenset[float] = frozenset(),
+) -> Cluster | None:
     """The cluster ``d`` joins (its tracks and mean updated), or None: it starts one. It joins the
     cluster whose tracks lie nearest on average, if that is within ``limit`` and at least half of
-    them lie within ``limit``."""
-    best, near = None, limit
+    them lie within ``limit``, and none of them was seen with it (``stream``, ``hits``)."""
+    best, near, at = None, limit, times(hits)
     for c in clusters:
+        if seen_with(c, stream, at):
+            continue
         dist = np.linalg.norm(np.stack(c.tracks) - d[None], axis=1)
         avg = float(dist.mean())
         if avg <= near and 2 * int((dist <= limit).sum()) >= len(dist):
@@ -58,6 +86,7 @@ def assign(clusters: list[Cluster], d: np.ndarray, limit: float) -> Cluster | No
         best.centroid = (best.centroid * best.sightings + d) / (best.sightings + 1)
         best.sightings += 1
         best.tracks = [*best.tracks, d.copy()][-KEPT:]
+        best.seen = [*best.seen, (stream, at)][-KEPT:]
     return best
 
 
@@ -97,25 +126,35 @@ class Clusters:
             stored = []
             for i, cen, n in rows:
                 c = mine.get(int(i))
-                if c is None or int(n) > c.sightings:
-                    c = Cluster(int(i), from_bytes(cen), int(n), kept.get(int(i), [])[-KEPT:])
+                if c is None or int(n) > c.sightings:  # (what this one saw of its tracks stays)
+                    seen = c.seen if c is not None else []
+                    c = Cluster(int(i), from_bytes(cen), int(n), kept.get(int(i), [])[-KEPT:], seen)
                 stored.append(c)
             self.clusters = stored + [c for c in self.clusters if c.id < 0]
             self.loaded = True
 
     refresh = load
 
-    def add(self, stream: str, track: int, d: np.ndarray, looks: int, face_px: float = 1e9) -> int | None:
+    def add(
+        self,
+        stream: str,
+        track: int,
+        d: np.ndarray,
+        looks: int,
+        face_px: float = 1e9,
+        hits: frozenset[float] = frozenset(),
+    ) -> int | None:
         """An unknown track ended: the id of the cluster it joined or started (None: left out, too
-        few looks or too small a face)."""
+        few looks or too small a face). ``hits``: the times the detector found it."""
         if looks < self.min_looks or face_px < self.min_face_px or not self.loaded:
             return None
         now = time.time()
         with self._lock:
-            c = assign(self.clusters, d, self.limit)
+            c = assign(self.clusters, d, self.limit, stream, hits)
             new = c is None
             if c is None:  # (stored: the database numbers it; a provisional id until then)
-                c = Cluster(self._next if self.db is None else -self._next, d.copy(), 1)
+                cid = self._next if self.db is None else -self._next
+                c = Cluster(cid, d.copy(), 1, seen=[(stream, times(hits))])
                 self._next += 1
                 self.clusters.append(c)
             cid = c.id

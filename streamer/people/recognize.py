@@ -11,8 +11,10 @@ near the look is not matched for that look.
 
 An empty library labels nothing. When a track that showed ``unknown`` (or, the library empty,
 nothing) ends, the mean of its descriptors goes to the unknown clusters (clusters.py), with how
-many there were and the median height of the faces they came from; only looks at least
-``people.cluster_min_frontal`` frontal count (a profile's descriptor lies near other people's).
+many there were, the median height of the faces they came from, and when the detector found it
+(its newest ``HITS`` detections' frame times: two tracks found on one frame are two people); only
+looks at least ``people.cluster_min_frontal`` frontal count (a profile's descriptor lies near other
+people's).
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from streamer.types import Face, Label
 
 PERSON = "person"  # the label's classifier name
 KEPT = 16  # descriptors kept per track for the clusters
+HITS = 1024  # detection times kept per track for the clusters (at 10 detections a second: 100 s)
 
 
 def person_of(labels: Sequence[Label]) -> str | None:
@@ -80,7 +83,7 @@ class StageRecognizer:
         min_face_px: int = 40,
         privacy: str = "off",
         count: Callable[[str], None] | None = None,
-        on_unknown: Callable[[int, np.ndarray, int, float], None] | None = None,
+        on_unknown: Callable[[int, np.ndarray, int, float, frozenset[float]], None] | None = None,
         recognise: bool = True,
         min_frontal: float = 0.0,
     ) -> None:
@@ -91,10 +94,12 @@ class StageRecognizer:
         self.recognise = recognise
         self.min_frontal = min_frontal  # (looks less frontal do not count for the clusters)
         self.count = count or (lambda outcome: None)
-        # (track, mean descriptor, looks, median face height) of an unknown track that ended
+        # (track, mean descriptor, looks, median face height, detection times) of an unknown track
+        # that ended
         self.on_unknown = on_unknown
-        # track -> (id of its last identity, the looks kept: descriptor, face height, frontalness)
-        self._seen: dict[int, tuple[int, list[tuple[np.ndarray, float, float]]]] = {}
+        # track -> (id of its last identity, the looks kept: descriptor, face height, frontalness;
+        # the times the detector found it)
+        self._seen: dict[int, tuple[int, list[tuple[np.ndarray, float, float]], list[float]]] = {}
         self._lock = threading.Lock()
 
     def label(self, faces: Sequence[Face]) -> tuple[Face, ...]:
@@ -143,27 +148,31 @@ class StageRecognizer:
         height and how frontal it is in ``image`` (pose.py; measured only when ``min_frontal`` is set);
         hand an unknown track that ended to the clusters: the mean of its looks at least
         ``min_frontal`` frontal (of all, when none is), how
-        many those were, and their median face height."""
+        many those were, their median face height, and the times the detector found it."""
         if self.on_unknown is None:
             return
         with self._lock:
             live = {}
             for tr in tracks:
-                last, kept = self._seen.get(tr.id, (0, []))
+                last, kept, hits = self._seen.get(tr.id, (0, [], []))
+                if not hits or hits[-1] != tr.last_hit:
+                    hits.append(tr.last_hit)
+                    del hits[:-HITS]
                 if tr.identities and id(tr.identities[-1]) != last:
                     box = tuple(int(v) for v in tr.box)
                     front = frontalness(image, box) if image is not None and self.min_frontal > 0 else 1.0
                     kept = [*kept, (tr.identities[-1], float(box[3] - box[1]), front)][-KEPT:]
                     last = id(tr.identities[-1])
-                live[tr.id] = (last, kept)
+                live[tr.id] = (last, kept, hits)
             for e in events:
                 if e.kind != "end" or e.merged_into is not None:
                     continue
-                _, kept = self._seen.get(e.track) or live.get(e.track) or (0, [])
+                _, kept, hits = self._seen.get(e.track) or live.get(e.track) or (0, [], [])
                 shown = next((lab.label for lab in e.labels if lab.classifier == PERSON), None)
                 if shown in (None, UNKNOWN) and kept:  # (None: the library was empty)
                     good = [k for k in kept if k[2] >= self.min_frontal]
                     use = good or kept
                     d = np.mean([k[0] for k in use], axis=0).astype(np.float32)
-                    self.on_unknown(e.track, d, len(good), float(np.median([k[1] for k in use])))
+                    px = float(np.median([k[1] for k in use]))
+                    self.on_unknown(e.track, d, len(good), px, frozenset(hits))
             self._seen = live

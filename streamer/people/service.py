@@ -133,9 +133,9 @@ class People:
         sid = stream.id
         clusters = self.clusters
 
-        def on_unknown(track: int, d: np.ndarray, looks: int, face_px: float) -> None:
+        def on_unknown(track: int, d: np.ndarray, looks: int, face_px: float, hits: frozenset[float]) -> None:
             if clusters is not None:
-                clusters.add(sid, track, d, looks, face_px)
+                clusters.add(sid, track, d, looks, face_px, hits)
 
         stream.stage.people = StageRecognizer(
             lambda: self.gallery,
