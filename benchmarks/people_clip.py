@@ -11,7 +11,9 @@ cluster's tracks are compared with the names the first run gave them (the refere
 
 ``--clusters-only``: the unknown run alone, scored against who each track is by eye (``--labels``,
 files in ``benchmarks/people_clip_labels/``, written from the ``--sheet`` of crops): tracks left
-out, clusters, clusters mixing people, each person's share of tracks in their biggest cluster.
+out, clusters, clusters mixing people, each person's share of tracks in their biggest cluster, and
+the pairs of tracks labelled one person that the detector found on the same frames (a label to
+check again).
 
 Writes ``people_clip.json`` and ``.md`` (figures only; no frames: the clips' licences are unknown).
 """
@@ -29,7 +31,7 @@ import numpy as np
 from streamer.classify import UNCERTAIN
 from streamer.config import load_config
 from streamer.inference.engine import Engine, engine_spec
-from streamer.people.clusters import Clusters
+from streamer.people.clusters import APART, Clusters
 from streamer.people.faces import FaceFinder
 from streamer.people.match import UNKNOWN, Gallery, MatchRule, load_cohort
 from streamer.people.recognize import PERSON, StageRecognizer
@@ -128,6 +130,14 @@ def score(seq: list[tuple[int, np.ndarray, int, float, frozenset]], cfg, labels:
         if t in labels:
             by_person[labels[t]][cid] += 1
     mixed = sorted(k for k, v in by_cluster.items() if len(set(v) - {"?"}) > 1)
+    # (two tracks found on the same frames are two people: labelled one person, a label is wrong)
+    hits = {t: h for t, _, _, _, h in seq}
+    doubt = sorted(
+        [a, b]
+        for a in hits
+        for b in hits
+        if a < b and labels.get(a, "?") == labels.get(b, "!") and len(hits[a] & hits[b]) >= APART
+    )
     people = Counter(labels[t] for t in {t for t, *_ in seq} if t in labels)
     return {
         "unknown_tracks": len(seq),
@@ -141,6 +151,7 @@ def score(seq: list[tuple[int, np.ndarray, int, float, frozenset]], cfg, labels:
         },
         "tracks_of_person": dict(sorted(people.items())),
         "left_out_of_person": {p: n - sum(by_person[p].values()) for p, n in sorted(people.items())},
+        "labelled_one_person_but_seen_together": doubt,
         "cluster_of_track": joined,
         "members": dict(sorted(named.items())),
     }
