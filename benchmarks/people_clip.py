@@ -132,12 +132,10 @@ def score(seq: list[tuple[int, np.ndarray, int, float, frozenset]], cfg, labels:
     mixed = sorted(k for k, v in by_cluster.items() if len(set(v) - {"?"}) > 1)
     # (two tracks found on the same frames are two people: labelled one person, a label is wrong)
     hits = {t: h for t, _, _, _, h in seq}
-    doubt = sorted(
-        [a, b]
-        for a in hits
-        for b in hits
-        if a < b and labels.get(a, "?") == labels.get(b, "!") and len(hits[a] & hits[b]) >= APART
-    )
+    pairs = [(a, b) for a in hits for b in hits if a < b and a in labels and b in labels]
+    together = {(a, b) for a, b in pairs if len(hits[a] & hits[b]) >= APART}
+    doubt = sorted([a, b] for a, b in together if labels[a] == labels[b])
+    apart = [(a, b) for a, b in pairs if labels[a] != labels[b]]
     people = Counter(labels[t] for t in {t for t, *_ in seq} if t in labels)
     return {
         "unknown_tracks": len(seq),
@@ -152,6 +150,9 @@ def score(seq: list[tuple[int, np.ndarray, int, float, frozenset]], cfg, labels:
         "tracks_of_person": dict(sorted(people.items())),
         "left_out_of_person": {p: n - sum(by_person[p].values()) for p, n in sorted(people.items())},
         "labelled_one_person_but_seen_together": doubt,
+        # (pairs of tracks of two people: all, and those found on the same frames: cannot-link)
+        "pairs_of_two_people": len(apart),
+        "pairs_of_two_people_seen_together": sum(1 for p in apart if p in together),
         "cluster_of_track": joined,
         "members": dict(sorted(named.items())),
     }
