@@ -1,5 +1,5 @@
 """Grouping unknown tracks (streamer/people/clusters.py): average linkage over a cluster's tracks,
-tracks left out, a cluster's tracks read back from the store."""
+tracks left out, a cluster's tracks read back from the store, tracks seen together kept apart."""
 
 from __future__ import annotations
 
@@ -119,3 +119,29 @@ def test_two_tracks_seen_together_are_two_people() -> None:
     # (without the detection times, the first two would have shared a cluster)
     plain = Clusters(None, 0.45)
     assert plain.add("cam", 1, _near(a, rng, 0.1), 3) == plain.add("cam", 2, _near(a, rng, 0.1), 3)
+
+
+def test_what_a_front_end_saw_stays_when_its_cluster_grows_elsewhere(tmp_path: Path) -> None:
+    """A cluster another front end grew is read back from the store (its tracks, its mean); the
+    detection times this front end kept for it stay, so a track seen with its first track is still
+    kept out."""
+    db = Database("", tmp_path)
+    conn = db.connect()
+    db.migrate(conn)
+    here, there = Clusters(db, 0.45), Clusters(db, 0.45)
+    here.load(conn)
+    rng = np.random.default_rng(11)
+    a = rng.normal(0, 0.09, 128)
+    together = frozenset(float(t) for t in range(5))
+    here.add("cam", 1, _near(a, rng, 0.1), 3, hits=together)
+    here.flush()
+    cid = here.clusters[0].id  # (the store's)
+    there.load(conn)
+    assert there.add("door", 2, _near(a, rng, 0.1), 3) == cid
+    there.flush()
+    here.refresh(conn)
+    (grown,) = here.clusters
+    assert grown.sightings == 2 and len(grown.tracks) == 2  # (read back from the store)
+    assert here.add("cam", 3, _near(a, rng, 0.1), 3, hits=together) != cid
+    here.close()
+    there.close()
