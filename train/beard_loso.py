@@ -39,8 +39,10 @@ def fold_variant(
     patience: int,
     csv_file: Path,
     cache_dir: Path,
+    train_csv: Path | None = None,
 ) -> dict[str, object]:
-    """Train the recipe without ``fold``'s labelled men and judge them."""
+    """Train the recipe without ``fold``'s labelled men (of ``train_csv``, default ``csv_file``:
+    an older set of labels, to see what new labels buy) and judge ``csv_file``'s."""
     from train.fit import TrainOptions, train
 
     m = train(
@@ -53,7 +55,7 @@ def fold_variant(
             epochs=epochs,
             patience=patience,
             men_only=True,
-            real_men=csv_file,
+            real_men=train_csv or csv_file,
             real_men_test=fold,
             real_men_weight=weight,
             progress=False,
@@ -68,7 +70,8 @@ def markdown(result: dict) -> str:
     lines = [
         "Leave-one-source-out on the real men labelled by looking (`train/real_men_beard.csv`): each "
         "fold's men are never trained on; the recipe trains on CelebA's men and the labelled men of "
-        f"the other sources (seed {result['seed']}); `{result['command']}` at {result['commit']}, "
+        f"the other sources (seed {result['seed']}; `labels of X`: trained on the labelled men of the "
+        f"CSV X instead); `{result['command']}` at {result['commit']}, "
         f"{result['started']}, load average {result['load_average'][0]:.1f} (2 shared cores).",
         "",
         "| fold (held out) | model | all (95% CI) | shaved | unshaved | beard2clean flips / ordered |",
@@ -109,8 +112,10 @@ def run(
     command: str = "",
     csv_file: Path = REAL_MEN_CSV,
     cache_dir: Path | None = None,
+    train_csv: Path | None = None,
 ) -> dict[str, object]:
-    """Every fold x every (config, weight) variant; writes ``<name>.json`` and ``.md`` in
+    """Every fold x every (config, weight) variant (each also trained on ``train_csv``'s labels
+    when given); writes ``<name>.json`` and ``.md`` in
     ``out`` after each fold. Models go to ``out/<name>-runs/``."""
     from train.crops import default_cache_dir
 
@@ -124,6 +129,7 @@ def run(
         "load_average": list(os.getloadavg()),
         "seed": seed,
         "csv": csv_file.name,
+        "train_csv": str(train_csv) if train_csv else None,
         "folds": {},
     }
     for fold in folds:
@@ -138,6 +144,20 @@ def run(
             scores[f"{config}, real-men weight {weight:g}"] = fold_variant(
                 held, shared, runs, config, weight, seed, epochs, patience, csv_file, cache_dir
             )
+            if train_csv is not None:
+                scores[f"{config}, real-men weight {weight:g}, labels of {train_csv.name}"] = fold_variant(
+                    held,
+                    shared,
+                    runs.with_name(runs.name + "-train-csv"),
+                    config,
+                    weight,
+                    seed,
+                    epochs,
+                    patience,
+                    csv_file,
+                    cache_dir,
+                    train_csv,
+                )
         result["folds"][fold] = scores  # type: ignore[index]
         (out / f"{name}.json").write_text(json.dumps(result, indent=2))
         (out / f"{name}.md").write_text(markdown(result))

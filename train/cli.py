@@ -185,6 +185,7 @@ def _parser() -> argparse.ArgumentParser:
     bl.add_argument("--folds", default="lfw;utkface;aaf;aaf+lfw", help="';'-separated, '+' joins sources")
     bl.add_argument("--variants", default="dlib_resnet_all:0.1", help="CONFIG:REAL_MEN_WEIGHT,...")
     bl.add_argument("--baseline", type=Path, default=None, help="model file to score on the same men")
+    bl.add_argument("--train-csv", type=Path, default=None, help="also train each variant on these labels")
     bl.add_argument("--seed", type=int, default=0)
     bl.add_argument("--out", type=Path, default=Path("runs") / "beard-loso")
     bl.add_argument("--name", default="beard-loso", help="file stem of the .json and .md written in --out")
@@ -363,7 +364,15 @@ def _run(args: argparse.Namespace) -> int:
         folds = tuple(f for f in args.folds.split(";") if f)
         cmd = "train " + " ".join(sys.argv[1:])
         run_beard_loso(
-            folds, args.out, _shared(), variants, args.baseline, args.seed, name=args.name, command=cmd
+            folds,
+            args.out,
+            _shared(),
+            variants,
+            args.baseline,
+            args.seed,
+            name=args.name,
+            command=cmd,
+            train_csv=args.train_csv,
         )
         print((args.out / f"{args.name}.md").read_text())
         return 0
