@@ -113,7 +113,7 @@ def _parser() -> argparse.ArgumentParser:
             t.add_argument(
                 "--real-men-weight",
                 type=float,
-                default=0.1,
+                default=0.3,
                 help="the real men's total training weight relative to CelebA's (default: %(default)s)",
             )
         t.add_argument("--weights", default=None, help="local VGG16 notop weights file for --config vgg16")
@@ -183,7 +183,7 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--csv", type=Path, default=None, help="default: train/real_men_beard.csv")
     bl = sub.add_parser("beard-loso", help="the beard recipe leave-one-source-out on the real men")
     bl.add_argument("--folds", default="lfw;utkface;aaf;aaf+lfw", help="';'-separated, '+' joins sources")
-    bl.add_argument("--variants", default="dlib_resnet_all:0.1", help="CONFIG:REAL_MEN_WEIGHT,...")
+    bl.add_argument("--variants", default="dlib_resnet_all:0.3", help="CONFIG:REAL_MEN_WEIGHT,...")
     bl.add_argument("--baseline", type=Path, default=None, help="model file to score on the same men")
     bl.add_argument("--train-csv", type=Path, default=None, help="also train each variant on these labels")
     bl.add_argument("--seed", type=int, default=0)
@@ -248,7 +248,7 @@ def _run(args: argparse.Namespace) -> int:
                 men_only=getattr(args, "men_only", False),
                 real_men=getattr(args, "real_men", None),
                 real_men_test=tuple(x for x in getattr(args, "real_men_test", "").split(",") if x),
-                real_men_weight=getattr(args, "real_men_weight", 0.1),
+                real_men_weight=getattr(args, "real_men_weight", 0.3),
             )
         )
         brief = {k: v for k, v in m.items() if k != "history"}
