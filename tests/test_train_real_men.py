@@ -111,3 +111,31 @@ def test_split_keeps_test_sources_out_and_people_apart() -> None:
     assert not set(g[tr]) & set(g[va]) and 0 < len(va) < len(tr)
     with pytest.raises(DataError, match="celeba"):
         split_real_men(faces, labelled, ("celeba",), 0.2, 0)
+
+
+@needs_faces
+def test_beard_loso_markdown_has_a_row_per_fold_and_model() -> None:
+    """``train beard-loso``'s table: every fold x model with its per-class cells and flips, and
+    the per-age table only for folds whose source gives ages."""
+    from train.beard_loso import markdown
+
+    faces, labelled = load_real_men(_shared())
+    sub = faces.subset(np.flatnonzero(labelled & (faces.source == "utkface")))
+    lfw = faces.subset(np.flatnonzero(labelled & (faces.source == "lfw")))
+    b2c = {"pairs": 97, "flips": 41, "ordered": 93}
+    folds = {
+        "utkface": {"base": {**score(sub, sub.ds.y.copy()), "beard2clean": b2c}},
+        "lfw": {"new": {**score(lfw, 1 - lfw.ds.y), "beard2clean": b2c}},
+    }
+    res = {"folds": folds, "seed": 0, "command": "train beard-loso", "commit": "x", "started": "t"}
+    text = markdown({**res, "load_average": [1.0]})
+    assert "| utkface | base | **100.0%" in text and "| lfw | new | **0.0%" in text
+    assert text.count("41 / 93 of 97") == 2
+    assert "| utkface: base |" in text and "| lfw: new |" not in text  # LFW gives no ages
+
+
+def test_beard_loso_rejects_an_unknown_config(capsys: pytest.CaptureFixture[str]) -> None:
+    from train.cli import main
+
+    assert main(["beard-loso", "--variants", "nonesuch:0.3"]) == 2
+    assert "nonesuch" in capsys.readouterr().err

@@ -12,6 +12,7 @@
     train card --metrics runs/gender/metrics.json --out models/gender.md --speed
     train speed --model models/gender.keras
     train real-men --model models/beard.keras                        # real men labelled by looking
+    train beard-loso --baseline models/beard.keras   # beard recipe, leave-one-source-out on real men
 
 Exit codes: 0 success, 2 bad data or model file (the message says what and where).
 """
@@ -112,7 +113,7 @@ def _parser() -> argparse.ArgumentParser:
             t.add_argument(
                 "--real-men-weight",
                 type=float,
-                default=0.1,
+                default=0.3,
                 help="the real men's total training weight relative to CelebA's (default: %(default)s)",
             )
         t.add_argument("--weights", default=None, help="local VGG16 notop weights file for --config vgg16")
@@ -180,6 +181,14 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--model", type=Path, required=True)
     r.add_argument("--sources", default="", help="only these sources (default: all: lfw,utkface,aaf)")
     r.add_argument("--csv", type=Path, default=None, help="default: train/real_men_beard.csv")
+    bl = sub.add_parser("beard-loso", help="the beard recipe leave-one-source-out on the real men")
+    bl.add_argument("--folds", default="lfw;utkface;aaf;aaf+lfw", help="';'-separated, '+' joins sources")
+    bl.add_argument("--variants", default="dlib_resnet_all:0.3", help="CONFIG:REAL_MEN_WEIGHT,...")
+    bl.add_argument("--baseline", type=Path, default=None, help="model file to score on the same men")
+    bl.add_argument("--train-csv", type=Path, default=None, help="also train each variant on these labels")
+    bl.add_argument("--seed", type=int, default=0)
+    bl.add_argument("--out", type=Path, default=Path("runs") / "beard-loso")
+    bl.add_argument("--name", default="beard-loso", help="file stem of the .json and .md written in --out")
     s = sub.add_parser("speed", help="Classifier.predict_proba faces/s at batch 1 and 32")
     s.add_argument("--model", type=Path, required=True)
     return p
@@ -239,7 +248,7 @@ def _run(args: argparse.Namespace) -> int:
                 men_only=getattr(args, "men_only", False),
                 real_men=getattr(args, "real_men", None),
                 real_men_test=tuple(x for x in getattr(args, "real_men_test", "").split(",") if x),
-                real_men_weight=getattr(args, "real_men_weight", 0.1),
+                real_men_weight=getattr(args, "real_men_weight", 0.3),
             )
         )
         brief = {k: v for k, v in m.items() if k != "history"}
@@ -343,6 +352,29 @@ def _run(args: argparse.Namespace) -> int:
         srcs = tuple(x for x in args.sources.split(",") if x)
         res = evaluate_real_men(args.model, _shared(), default_cache_dir(), srcs, args.csv or REAL_MEN_CSV)
         print(json.dumps(res, indent=2))
+        return 0
+    if args.command == "beard-loso":
+        from train.beard_loso import run as run_beard_loso
+
+        variants = tuple((c, float(w)) for c, w in (v.split(":") for v in args.variants.split(",")))
+        bad = [c for c, _ in variants if c not in CONFIGS]
+        if bad:
+            print(f"train: error: unknown config(s) {bad}", file=sys.stderr)
+            return 2
+        folds = tuple(f for f in args.folds.split(";") if f)
+        cmd = "train " + " ".join(sys.argv[1:])
+        run_beard_loso(
+            folds,
+            args.out,
+            _shared(),
+            variants,
+            args.baseline,
+            args.seed,
+            name=args.name,
+            command=cmd,
+            train_csv=args.train_csv,
+        )
+        print((args.out / f"{args.name}.md").read_text())
         return 0
     if args.command == "speed":
         from train.evaluate import faces_per_second

@@ -64,7 +64,7 @@ class TrainOptions:
     men_only: bool = False
     real_men: Path | None = None
     real_men_test: tuple[str, ...] = ()
-    real_men_weight: float = 0.1
+    real_men_weight: float = 0.3
     extra: dict[str, object] = field(default_factory=dict)
 
 

@@ -62,6 +62,21 @@ def _cell(c: dict) -> str:
     return f"{_pc(c['accuracy'])} ({_pc(c['ci95'][0])}–{_pc(c['ci95'][1])}), n={c['n']}"
 
 
+def _csv_counts(counts: dict | None) -> list[str]:
+    if not counts:
+        return []
+    n = sum(sum(c.values()) for c in counts.values())
+    each = "; ".join(
+        f"{src} {c['shaved']} shaved / {c['unshaved']} unshaved / {c['unsure']} unsure"
+        for src, c in counts.items()
+    )
+    return [
+        f"The real men's CSV labels {n} men: {each}. Every source held out in turn: `train beard-loso` "
+        "([beard-loso-cpu-2core.md](../benchmarks/results/beard-loso-cpu-2core.md)).",
+        "",
+    ]
+
+
 def _real_men_section(r: dict) -> list[str]:
     """The model on real men labelled by looking (train/real_men.py), never trained on."""
     t = r.get("trained")
@@ -78,6 +93,7 @@ def _real_men_section(r: dict) -> list[str]:
         else "none of them trained on"
     )
     lines = [
+        *_csv_counts(r.get("csv_counts")),
         f"**Real men** (`train/{r['data']}`: LFW, one image a person; UTKFace; All-Age-Faces; men "
         f"sampled across sources, ages and ethnic groups and labelled shaved/unshaved by looking with "
         "CelebA's rule (any beard, goatee, moustache or visible stubble is unshaved; borderline faces "

@@ -69,6 +69,15 @@ def load_real_men(shared: Path, csv_file: Path = REAL_MEN_CSV) -> tuple[Faces, n
     return faces, labelled
 
 
+def label_counts(rows: list[dict[str, str]]) -> dict[str, dict[str, int]]:
+    """How many men of each source the CSV labels shaved, unshaved and unsure."""
+    out: dict[str, dict[str, int]] = {}
+    for r in rows:
+        c = out.setdefault(r["source"], dict.fromkeys(BEARD_VALUES, 0))
+        c[r["beard"]] += 1
+    return out
+
+
 def _cell(ok: np.ndarray) -> dict[str, object]:
     k, n = int(ok.sum()), len(ok)
     lo, hi = wilson(k, n)
@@ -155,6 +164,7 @@ def evaluate_real_men(
     return {
         "model": str(model_path),
         "data": str(csv_file.name),
+        "csv_counts": label_counts(read_rows(csv_file)),
         "sources": sorted(set(faces.source[idx].tolist())),
         **score(faces.subset(idx), pred),
         "beard2clean": beard2clean_flips(model_path, shared, cache_dir),
