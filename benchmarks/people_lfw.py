@@ -93,9 +93,13 @@ def split(people: list[str], ok: np.ndarray, seed: int) -> dict[str, dict[str, l
     return out
 
 
-def trials(people, d, part, library: int, reps: int, seed: int, cohort: Cohort | None = None) -> list[tuple]:
+def trials(
+    people, d, part, library: int, reps: int, seed: int, cohort: Cohort | None = None, distances=None
+) -> list[tuple]:
     """(query distances, truth, stranger distances) per trial. ``library`` 0: everyone the split
-    enrolled; N: N people drawn (from those with a query), the other people's photos all strangers."""
+    enrolled; N: N people drawn (from those with a query), the other people's photos all strangers.
+    ``distances(enrolled, names, images)``, when given, replaces the gallery's: (images, people)
+    distances for enrolled images by name and the sorted names (benchmarks.people_backend)."""
     if not library:
         sets = [part["enrolled"]]
     else:
@@ -115,8 +119,8 @@ def trials(people, d, part, library: int, reps: int, seed: int, cohort: Cohort |
             s += [i for i in part["queries"] if people[i] not in enrolled]
             s += [i for n, idx in part["enrolled"].items() if n not in enrolled for i in idx]
         truth = np.array([g.names.index(people[i]) for i in q])
-        q1, q2, qk = _top2(g.distances(d[q]))
-        s1, s2, _ = _top2(g.distances(d[s]))
+        q1, q2, qk = _top2(g.distances(d[q]) if distances is None else distances(enrolled, g.names, q))
+        s1, s2, _ = _top2(g.distances(d[s]) if distances is None else distances(enrolled, g.names, s))
         out.append((q1, q2, qk == truth, s1, s2))
     return out
 
