@@ -41,6 +41,10 @@ SCENARIOS = {
         "benchmarks.people_lfw",
         "the face library on LFW: people named right, wrong, strangers named (people held out from tuning)",
     ),
+    "people-backend": (
+        "benchmarks.people_backend",
+        "a learned back-end (PLDA) on dlib's descriptors against the library's rule, LFW's held-out people",
+    ),
     "people-clip": (
         "benchmarks.people_clip",
         "the face library on a real clip: time to name an enrolled person; unknown clusters",

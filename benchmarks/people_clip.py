@@ -33,7 +33,7 @@ from streamer.config import load_config
 from streamer.inference.engine import Engine, engine_spec
 from streamer.people.clusters import APART, Clusters
 from streamer.people.faces import FaceFinder
-from streamer.people.match import UNKNOWN, Gallery, MatchRule, load_cohort
+from streamer.people.match import UNKNOWN, Gallery, MatchRule, load_backend, load_cohort
 from streamer.people.recognize import PERSON, StageRecognizer
 from streamer.pipeline.planner import planner_for
 from streamer.pipeline.tracking import FaceStage, between_for, rule_for
@@ -278,7 +278,11 @@ def main(argv: list[str] | None = None) -> int:
     clip = Path(a.clip)
     finder = FaceFinder.from_config(config)
     enrolled = enroll(clip, a.enroll_at, finder)
-    gallery = Gallery([(n, d) for n, d, _ in enrolled], cohort=load_cohort(cfg.cohort, cfg.cohort_k))
+    gallery = Gallery(
+        [(n, d) for n, d, _ in enrolled],
+        cohort=load_cohort(cfg.cohort, cfg.cohort_k),
+        backend=load_backend(cfg.backend),
+    )
     engine = Engine(engine_spec(config))
     tracks = run(config, engine, clip, a.start, a.every, StageRecognizer(lambda: gallery, rule))
     centres = [((b[0] + b[2]) / 2, n) for n, _, b in enrolled]

@@ -11,7 +11,9 @@ queried with the rest; half of the people with one image are enrolled (galleries
 as a real library holds many people known from one photo), the other half are strangers, never
 enrolled, queried with their one image. Each library is matched twice on the same draws: by plain
 distances and by distances adjusted by the configured cohort of background faces
-(``people.cohort``, ``streamer.people.match.Cohort``: faces of other sources, none of LFW).
+(``people.cohort``, ``streamer.people.match.Cohort``: faces of other sources, none of LFW), and,
+with seed 0, a third time with the configured learned back-end added (``people.backend``, fitted
+on seed 0's tune half by ``python -m train.plda``).
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from streamer.people.match import Cohort, Gallery, MatchRule, load_cohort
+from streamer.people.match import Backend, Cohort, Gallery, MatchRule, load_backend, load_cohort
 
 LFW = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "faces" / "lfw"
 CACHE = Path(__file__).resolve().parents[1] / ".cache" / "people_lfw.npz"
@@ -93,9 +95,21 @@ def split(people: list[str], ok: np.ndarray, seed: int) -> dict[str, dict[str, l
     return out
 
 
-def trials(people, d, part, library: int, reps: int, seed: int, cohort: Cohort | None = None) -> list[tuple]:
+def trials(
+    people,
+    d,
+    part,
+    library: int,
+    reps: int,
+    seed: int,
+    cohort: Cohort | None = None,
+    distances=None,
+    backend: Backend | None = None,
+) -> list[tuple]:
     """(query distances, truth, stranger distances) per trial. ``library`` 0: everyone the split
-    enrolled; N: N people drawn (from those with a query), the other people's photos all strangers."""
+    enrolled; N: N people drawn (from those with a query), the other people's photos all strangers.
+    ``distances(enrolled, names, images)``, when given, replaces the gallery's: (images, people)
+    distances for enrolled images by name and the sorted names (benchmarks.people_backend)."""
     if not library:
         sets = [part["enrolled"]]
     else:
@@ -108,15 +122,15 @@ def trials(people, d, part, library: int, reps: int, seed: int, cohort: Cohort |
         ]
     out = []
     for enrolled in sets:
-        g = Gallery([(n, d[i]) for n, idx in enrolled.items() for i in idx], cohort=cohort)
+        g = Gallery([(n, d[i]) for n, idx in enrolled.items() for i in idx], cohort=cohort, backend=backend)
         q = [i for i in part["queries"] if people[i] in enrolled]
         s = list(part["strangers"])
         if library:
             s += [i for i in part["queries"] if people[i] not in enrolled]
             s += [i for n, idx in part["enrolled"].items() if n not in enrolled for i in idx]
         truth = np.array([g.names.index(people[i]) for i in q])
-        q1, q2, qk = _top2(g.distances(d[q]))
-        s1, s2, _ = _top2(g.distances(d[s]))
+        q1, q2, qk = _top2(g.distances(d[q]) if distances is None else distances(enrolled, g.names, q))
+        s1, s2, _ = _top2(g.distances(d[s]) if distances is None else distances(enrolled, g.names, s))
         out.append((q1, q2, qk == truth, s1, s2))
     return out
 
@@ -181,21 +195,31 @@ def main(argv: list[str] | None = None) -> int:
         "alignment and descriptor). Rules tuned on the tune half of the people (at most "
         f"{a.max_far:.0%} of strangers named), figures on the other half, held out from tuning.",
         "",
-        f"Cohort: {len(cohort.d)} faces of `{cfg.cohort}`, k = {cohort.k}. The default rule is "
-        "config.toml's (tuned for the cohort).",
+        f"Cohort: {len(cohort.d)} faces of `{cfg.cohort}`, k = {cohort.k}. Back-end: `{cfg.backend}` "
+        "(PLDA fitted on seed 0's tune half; its rows only with seed 0; tuned cross-fitted by "
+        "`python -m benchmarks people-backend`). The default rule is config.toml's (set for the "
+        "cohort and the back-end).",
         "",
         "| library | distances | rule (known, margin) | queries | named correctly | named wrongly "
         "| strangers | strangers named |",
         "|---|---|---|---|---|---|---|---|",
     ]
-    for size, (how, coh) in ((s, c) for s in (0, 100, 20) for c in (("plain", None), ("cohort", cohort))):
-        tuned = tune(trials(people, d, parts["tune"], size, a.reps, a.seed, coh), a.max_far)
-        held = trials(people, d, parts["held_out"], size, a.reps, a.seed + 1, coh)
-        what = "all enrolled" if not size else f"{size} people x {a.reps} draws"
+    backend = load_backend(cfg.backend) if a.seed == 0 else None  # (fitted on seed 0's tune half)
+    ways = [("plain", None, None), ("cohort", cohort, None)] + [("cohort+backend", cohort, backend)] * bool(
+        backend
+    )
+    for size, (how, coh, be) in ((s, w) for s in (0, 100, 20) for w in ways):
+        held = trials(people, d, parts["held_out"], size, a.reps, a.seed + 1, coh, backend=be)
+        what = f"{size} people x {a.reps} draws"
         if not size:
             e = parts["held_out"]["enrolled"]
             what = f"{len(e)} people ({sum(len(v) for v in e.values())} photos)"
-        for name, rule in (("tuned", tuned), ("default", default)) if coh else (("tuned", tuned),):
+        rules = [("default", default)] if coh else []
+        if be is None:  # (the back-end is fitted on the tune half: people-backend tunes it cross-fitted)
+            rules.insert(
+                0, ("tuned", tune(trials(people, d, parts["tune"], size, a.reps, a.seed, coh), a.max_far))
+            )
+        for name, rule in rules:
             sc = score(held, rule)
             res["scenarios"].append({"library": size, "distances": how, "rule": name, **rule.__dict__, **sc})
             md.append(

@@ -14,7 +14,7 @@ from streamer.history.db import EventStore, Record
 from streamer.history.schema import MIGRATIONS, VERSION, Database
 from streamer.people.faces import FaceFinder
 from streamer.people.library import Library
-from streamer.people.match import Cohort, Gallery, MatchRule, load_cohort
+from streamer.people.match import Cohort, Gallery, MatchRule, load_backend, load_cohort
 from streamer.people.recognize import PERSON, StageRecognizer, blur_boxes, person_of
 from streamer.people.settings import PeopleConfig
 from streamer.pipeline.tracking import FaceStage
@@ -89,11 +89,14 @@ def test_enroll_real_photos_then_recognise_others_and_a_stranger_stays_unknown(
             lib.add_faces(conn, person, [(got.descriptor, None)], "file")
     obama = finder.one_face(rgb(shared / "media" / "obama-1080p.jpg"))
     lib.add_faces(conn, "Obama", [(obama.descriptor, None)], "upload")
-    cfg = PeopleConfig()  # the shipped cohort and the rule config.toml sets for it
+    cfg = PeopleConfig()  # the shipped cohort and back-end, and the rule config.toml sets for them
     cohort = load_cohort(cfg.cohort, cfg.cohort_k)
     assert cohort is not None
     configured = MatchRule(cfg.known_distance, cfg.unknown_distance, cfg.margin)
-    for g, rule in ((lib.gallery(conn), RULE), (lib.gallery(conn, cohort), configured)):
+    for g, rule in (
+        (lib.gallery(conn), RULE),
+        (lib.gallery(conn, cohort, load_backend(cfg.backend)), configured),
+    ):
         assert g.names == ["Meryl_Streep", "Norah_Jones", "Obama"]
         queries = [(p, "Norah_Jones") for p in lfw(shared, "Norah_Jones")[2:]]
         queries += [(p, "Meryl_Streep") for p in lfw(shared, "Meryl_Streep")[2:]]

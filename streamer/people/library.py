@@ -10,7 +10,7 @@ import cv2
 import numpy as np
 
 from streamer.history.schema import Database
-from streamer.people.match import Cohort, Gallery
+from streamer.people.match import Backend, Cohort, Gallery
 
 MAX_NAME = 100
 
@@ -122,14 +122,14 @@ class Library:
         ).fetchone()
         return bytes(r[0]) if r and r[0] is not None else None
 
-    def gallery(self, conn: Any, cohort: Cohort | None = None) -> Gallery:
+    def gallery(self, conn: Any, cohort: Cohort | None = None, backend: Backend | None = None) -> Gallery:
         rows = self._q(
             conn,
             "SELECT p.name, f.negative, f.descriptor FROM person_faces f JOIN people p ON p.id = f.person_id",
         ).fetchall()
         pos = [(n, from_bytes(d)) for n, neg, d in rows if not neg]
         neg = [(n, from_bytes(d)) for n, neg, d in rows if neg]
-        return Gallery(pos, neg, cohort)
+        return Gallery(pos, neg, cohort, backend)
 
     def signature(self, conn: Any) -> tuple:
         """Changes whenever a face is enrolled or removed (here or by another process): a cheap

@@ -12,6 +12,12 @@ tends to fall between two people); *unknown* when the nearest person lies beyond
 *uncertain* in between. A person with negatives ("not this person") is vetoed for a face whose
 nearest negative of theirs is nearer than their nearest positive: the face is matched against
 the others as if they were not enrolled.
+
+With a learned back-end (``Backend``: PLDA's two-covariance model fitted on LFW people, see
+``models/people_plda.md``), a person's distance has added to it ``scale`` times minus the
+log-likelihood ratio of "the face is this person" to "two people", the person's enrolled faces
+taken together: the directions in which one person's photos vary count less than those in which
+people differ. The descriptors themselves stay dlib's (tracking and the clusters use them raw).
 """
 
 from __future__ import annotations
@@ -97,6 +103,50 @@ def load_cohort(path: str, k: int) -> Cohort | None:
         return None
 
 
+class Backend:
+    """PLDA's two-covariance model in the space where the within-person covariance is I and the
+    between-person one is ``diag(b)``: ``mu`` (128,), ``t`` (k, 128), ``b`` (k,), ``scale``."""
+
+    def __init__(self, mu: np.ndarray, t: np.ndarray, b: np.ndarray, scale: float) -> None:
+        self.mu = np.asarray(mu, np.float64).reshape(128)
+        self.t = np.asarray(t, np.float64).reshape(-1, 128)
+        self.b = np.asarray(b, np.float64).reshape(len(self.t))
+        self.scale = float(scale)
+        if not (np.isfinite(self.t).all() and np.isfinite(self.mu).all() and (self.b > 0).all()):
+            raise ValueError("a back-end needs finite mu and t and positive b")
+        if not (np.isfinite(self.scale) and self.scale > 0):
+            raise ValueError("a back-end needs a positive scale")
+
+    def project(self, x: np.ndarray) -> np.ndarray:
+        return (np.asarray(x, np.float64).reshape(-1, 128) - self.mu) @ self.t.T
+
+    def distances(self, e: np.ndarray, n: np.ndarray, q: np.ndarray) -> np.ndarray:
+        """(queries, people): ``scale`` times minus the log-likelihood ratio of projected queries
+        ``q`` against people whose ``n`` projected enrolled faces have the mean ``e``."""
+        b = self.b[None]
+        ve, vq = b + 1.0 / np.asarray(n, np.float64)[:, None], b + 1.0
+        det = ve * vq - b * b
+        s = ((vq / det - 1 / ve) * e**2).sum(1)[None] + (q**2) @ (ve / det - 1 / vq).T
+        s = s - 2 * q @ (b / det * e).T + (np.log(det) - np.log(ve) - np.log(vq)).sum(1)[None]
+        return (0.5 * self.scale * s).astype(np.float32)
+
+
+def load_backend(path: str) -> Backend | None:
+    """The back-end file (``mu``, ``t``, ``b``, ``scale``; relative paths from the repository root),
+    or None for an empty path. A missing or bad file is an error: the rule's thresholds are set
+    for distances with the back-end, and without it they would name other faces."""
+    if not path:
+        return None
+    p = Path(path) if Path(path).is_absolute() or Path(path).exists() else REPO / path
+    try:
+        with np.load(p) as z:
+            return Backend(z["mu"], z["t"], z["b"], float(z["scale"]))
+    except Exception as e:
+        raise ValueError(
+            f'people.backend: cannot load {p} ({e}); set people.backend = "" to match without one'
+        ) from e
+
+
 class Gallery:
     """An immutable snapshot of the library's descriptors (swapped whole when the library changes)."""
 
@@ -105,6 +155,7 @@ class Gallery:
         faces: Iterable[tuple[str, np.ndarray]] = (),
         negatives: Iterable[tuple[str, np.ndarray]] = (),
         cohort: Cohort | None = None,
+        backend: Backend | None = None,
     ) -> None:
         pos = list(faces)
         neg = list(negatives)
@@ -118,13 +169,21 @@ class Gallery:
         self.cohort = cohort
         self._off = cohort.offset(self._d) if cohort else np.zeros(len(self._d), np.float32)
         self._noff = cohort.offset(self._nd) if cohort else np.zeros(len(self._nd), np.float32)
+        self.backend = backend
+        if backend is not None and len(self.names):
+            n = np.bincount(self._who, minlength=len(self.names))
+            self._n = n.astype(np.float64)
+            self._mean = np.zeros((len(self.names), len(backend.t)))
+            np.add.at(self._mean, self._who, backend.project(self._d))
+            self._mean /= n[:, None]
 
     def __len__(self) -> int:
         return len(self.names)
 
     def distances(self, q: np.ndarray) -> np.ndarray:
         """(n_queries, n_people): each person's nearest enrolled descriptor (cohort-adjusted when
-        the gallery has a cohort), vetoed people at inf."""
+        the gallery has a cohort), plus the back-end's distance when it has one; vetoed people
+        (nearest negative nearer than nearest positive, by the cohort-adjusted distance) at inf."""
         q = np.asarray(q, np.float32).reshape(-1, 128)
         out = np.full((len(q), len(self.names)), np.inf, np.float32)
         if not len(self.names):
@@ -140,7 +199,11 @@ class Gallery:
             dn = dn - 0.5 * (qoff[:, None] + self._noff[None])
             neg = np.full_like(out, np.inf)
             np.minimum.at(neg.T, self._nwho, dn.T)
-            out[neg < out] = np.inf
+            vetoed = neg < out
+        if self.backend is not None:
+            out += self.backend.distances(self._mean, self._n, self.backend.project(q))
+        if len(self._nd):
+            out[vetoed] = np.inf
         return out
 
     def match(self, q: np.ndarray, rule: MatchRule) -> list[Match]:

@@ -22,7 +22,7 @@ from streamer.metrics import Metrics, P
 from streamer.people.clusters import Clusters, members, remove
 from streamer.people.faces import Described, FaceFinder, decode_photo
 from streamer.people.library import Library, jpeg
-from streamer.people.match import Gallery, MatchRule, load_cohort
+from streamer.people.match import Gallery, MatchRule, load_backend, load_cohort
 from streamer.people.recognize import StageRecognizer
 
 log = logging.getLogger(__name__)
@@ -53,6 +53,7 @@ class People:
         self.rule = MatchRule(self.cfg.known_distance, self.cfg.unknown_distance, self.cfg.margin)
         self.gallery = Gallery()
         self.cohort = load_cohort(self.cfg.cohort, self.cfg.cohort_k) if self.cfg.enabled else None
+        self.backend = load_backend(self.cfg.backend) if self.cfg.enabled else None
         self.counter = recognitions(metrics)
         self.finder = FaceFinder.from_config(config)
         self._enroller = ThreadPoolExecutor(1, thread_name_prefix="people-enroll")
@@ -118,7 +119,7 @@ class People:
 
         def read(store: Any, conn: Any) -> tuple[Gallery, tuple]:
             sig = self.library.signature(conn)
-            return self.library.gallery(conn, self.cohort), sig
+            return self.library.gallery(conn, self.cohort, self.backend), sig
 
         self.gallery, self._signature = await self.history.read(read)
 

@@ -14,20 +14,26 @@ class PeopleConfig(BaseModel):
         True, description="name faces from the face library (needs the store and a face-backbone classifier)"
     )
     known_distance: float = Field(
-        0.51,
+        0.505,
         gt=0,
         le=2,
-        description="a look whose nearest person lies this near (dlib distance, cohort-adjusted) is them",
+        description="a look whose nearest person lies this near (dlib distance, cohort-adjusted, plus the "
+        "back-end's) is them",
     )
     unknown_distance: float = Field(
         0.55, gt=0, le=2, description="a look whose nearest person lies further than this is unknown"
     )
     margin: float = Field(
-        0.08, ge=0, le=1, description="the second nearest person must lie this much further (else uncertain)"
+        0.12, ge=0, le=1, description="the second nearest person must lie this much further (else uncertain)"
     )
     cohort: str = Field(
         "models/people_cohort.npz",
         description="background faces' descriptors that distances are adjusted by (empty: none)",
+    )
+    backend: str = Field(
+        "models/people_plda.npz",
+        description="learned back-end (PLDA) whose distance is added to every library distance (empty: none; "
+        "a missing or bad file stops the service)",
     )
     cohort_k: int = Field(
         10, ge=1, le=1000, description="a face's nearest this many background faces say how crowded it lies"
