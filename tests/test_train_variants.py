@@ -64,7 +64,14 @@ def _save(d: Path, rng: np.random.Generator, flip: np.ndarray | None = None) -> 
         test_path=np.array([f"{i:03d}.jpg" for i in range(100)]),
     )
     ages = np.array([15.0, 25.0, 75.0, np.nan] * 25)
-    np.savez(d / "utkface.npz", held_y=y, held_logit=_logits(y, 4.0, rng), held_age=ages)
+    np.savez(
+        d / "utkface.npz",
+        held_y=y,
+        held_logit=_logits(y, 4.0, rng),
+        held_age=ages,
+        val_y=y,
+        val_logit=_logits(y, 4.0, rng),
+    )
 
 
 def test_summary_counts_celeba_test_errors_and_scores_held_out_sources(tmp_path: Path) -> None:
@@ -81,6 +88,7 @@ def test_summary_counts_celeba_test_errors_and_scores_held_out_sources(tmp_path:
     _save(tmp_path / "b", rng)
     both = variants.summarise([tmp_path / "a", tmp_path / "b"], "fit")
     assert both["temperature"] in variants.TEMPERATURES
+    assert both["utkface"]["temperature"] in variants.TEMPERATURES  # the fold's own, from its validation
     assert set(both["celeba_errors"]) <= {f"{i:03d}.jpg" for i in range(60)}
 
 

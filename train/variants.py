@@ -132,7 +132,8 @@ def fit_temperature(runs: list[dict]) -> float:
 
 def summarise(dirs: list[Path], temperature: float | str = 1.0) -> dict[str, object]:
     """Scores of the mean of the variants in ``dirs`` (one variant: itself) at ``temperature``
-    (``"fit"``: fitted on the full run's validation split)."""
+    (``"fit"``: fitted on each run's own validation split, the held-out source never seen; the
+    full run's is reported)."""
     load = lambda d, f: dict(np.load(d / f"{f}.npz", allow_pickle=True))  # noqa: E731
     full = [load(d, "full") for d in dirs]
     t = fit_temperature(full) if temperature == "fit" else float(temperature)
@@ -152,9 +153,10 @@ def summarise(dirs: list[Path], temperature: float | str = 1.0) -> dict[str, obj
             continue
         runs = [load(d, f) for d in dirs]
         y = runs[0]["held_y"]
-        p = mean_probs(runs, "held_logit", t)
+        tf = fit_temperature(runs) if temperature == "fit" else t
+        p = mean_probs(runs, "held_logit", tf)
         ok = p.argmax(1) == y
-        row = {"accuracy": ok.mean(), "ece": ece(p, y)}
+        row = {"accuracy": ok.mean(), "ece": ece(p, y), "temperature": tf}
         row |= {"female": ok[y == 0].mean(), "male": ok[y == 1].mean()}
         bands = np.array([age_band(a) for a in runs[0]["held_age"]])
         if (bands != "").any():
