@@ -6,6 +6,8 @@
     train gender --sources celeba,utkface,lfw,aaf --out runs/gender-sources  # several sources, balanced
     train loso --config dlib_resnet --baseline models/gender.keras   # leave-one-source-out table
     train finetune --folds all,utkface,aaf --blocks 2 # fine-tuned last ResNet blocks vs the frozen head
+    train variants --name ls10 --set ls=0.1           # a gender head variant, full mix and LOSO folds
+    train variants --score base --score base,s1,s2    # its scores (a,b: mean of heads), T 1 and fitted
     train evaluate --model models/gender.keras --data ../shared/data/celeba --split test
     train evaluate --model models/gender.keras --data train/other_faces.json
     train inspect --model models/gender.keras face.jpg
@@ -177,6 +179,12 @@ def _parser() -> argparse.ArgumentParser:
     ft.add_argument("--out", type=Path, default=Path("runs") / "finetune")
     ft.add_argument("--no-variants", action="store_true", help="skip CelebA x2 and the 5-head mean")
     ft.add_argument("--name", default="finetune", help="file stem of the .json and .md written in --out")
+    v = sub.add_parser("variants", help="gender head variants: logits on validation, test and LOSO folds")
+    v.add_argument("--name", default=None, help="train this variant into --out/NAME")
+    v.add_argument("--set", action="append", default=[], help="key=value (train/variants.py DEFAULTS)")
+    v.add_argument("--folds", default="full,utkface,aaf,lfw", help="'full' and/or held-out sources")
+    v.add_argument("--score", action="append", default=[], help="NAME or NAME,NAME (mean): a table row")
+    v.add_argument("--out", type=Path, default=Path("runs") / "variants")
     r = sub.add_parser("real-men", help="a beard model on the real men labelled by looking; JSON on stdout")
     r.add_argument("--model", type=Path, required=True)
     r.add_argument("--sources", default="", help="only these sources (default: all: lfw,utkface,aaf)")
@@ -325,6 +333,16 @@ def _run(args: argparse.Namespace) -> int:
         )
         print((out / "loso.md").read_text())
         return 0 if res else 1
+    if args.command == "variants":
+        from train import variants
+
+        if args.name:
+            variants.run(args.set, args.name, args.folds.split(","), _shared(), args.out)
+        for spec in args.score:
+            for t in (1.0, "fit"):
+                s = variants.summarise([args.out / n for n in spec.split(",")], t)
+                print(variants.line(spec, s))
+        return 0
     if args.command == "finetune":
         from train.finetune import run
 
