@@ -179,12 +179,9 @@ def _parser() -> argparse.ArgumentParser:
     ft.add_argument("--out", type=Path, default=Path("runs") / "finetune")
     ft.add_argument("--no-variants", action="store_true", help="skip CelebA x2 and the 5-head mean")
     ft.add_argument("--name", default="finetune", help="file stem of the .json and .md written in --out")
-    v = sub.add_parser("variants", help="gender head variants: logits on validation, test and LOSO folds")
-    v.add_argument("--name", default=None, help="train this variant into --out/NAME")
-    v.add_argument("--set", action="append", default=[], help="key=value (train/variants.py DEFAULTS)")
-    v.add_argument("--folds", default="full,utkface,aaf,lfw", help="'full' and/or held-out sources")
-    v.add_argument("--score", action="append", default=[], help="NAME or NAME,NAME (mean): a table row")
-    v.add_argument("--out", type=Path, default=Path("runs") / "variants")
+    from train.variants import add_parser as add_variants
+
+    add_variants(sub)
     r = sub.add_parser("real-men", help="a beard model on the real men labelled by looking; JSON on stdout")
     r.add_argument("--model", type=Path, required=True)
     r.add_argument("--sources", default="", help="only these sources (default: all: lfw,utkface,aaf)")
@@ -334,15 +331,9 @@ def _run(args: argparse.Namespace) -> int:
         print((out / "loso.md").read_text())
         return 0 if res else 1
     if args.command == "variants":
-        from train import variants
+        from train.variants import main as variants
 
-        if args.name:
-            variants.run(args.set, args.name, args.folds.split(","), _shared(), args.out)
-        for spec in args.score:
-            for t in (1.0, "fit"):
-                s = variants.summarise([args.out / n for n in spec.split(",")], t)
-                print(variants.line(spec, s))
-        return 0
+        return variants(args, _shared())
     if args.command == "finetune":
         from train.finetune import run
 

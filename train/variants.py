@@ -7,6 +7,7 @@ and a temperature fitted on validation can be scored afterwards without training
 
 from __future__ import annotations
 
+import argparse
 import json
 from pathlib import Path
 
@@ -195,3 +196,21 @@ def run(settings: list[str], name: str, folds: list[str], shared: Path, out: Pat
     (d / "variant.json").write_text(json.dumps(v))
     for f in folds:
         run_fold(v, f, shared, d)
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    v = sub.add_parser("variants", help="gender head variants: logits on validation, test and LOSO folds")
+    v.add_argument("--name", default=None, help="train this variant into --out/NAME")
+    v.add_argument("--set", action="append", default=[], help="key=value (train/variants.py DEFAULTS)")
+    v.add_argument("--folds", default="full,utkface,aaf,lfw", help="'full' and/or held-out sources")
+    v.add_argument("--score", action="append", default=[], help="NAME or NAME,NAME (mean): a table row")
+    v.add_argument("--out", type=Path, default=Path("runs") / "variants")
+
+
+def main(args: argparse.Namespace, shared: Path) -> int:
+    if args.name:
+        run(args.set, args.name, args.folds.split(","), shared, args.out)
+    for spec in args.score:
+        for t in (1.0, "fit"):
+            print(line(spec, summarise([args.out / n for n in spec.split(",")], t)))
+    return 0
