@@ -24,12 +24,12 @@ from streamer.sources.capture import CaptureSource
 log = logging.getLogger(__name__)
 
 
-
 def sync_hold_s(p: PipelineConfig, kind: str) -> float:
     """The longest hold of a stream of ``kind`` under ``sync_output`` (0: not held). ``auto``: a
     browser camera's self-view wants low lag; a camera or file someone watches, boxes on time."""
     on = p.sync_output == "on" or (p.sync_output == "auto" and kind != "webrtc")
     return p.sync_max_hold_s if on else 0.0
+
 
 class StreamExists(KeyError):
     pass
