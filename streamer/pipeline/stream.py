@@ -71,6 +71,8 @@ class Stream:
         self._waiting: tuple[Frame, float] | None = None  # held, at the detector (and when it came)
         self._held: list[tuple[Frame, float]] = []  # held behind it
         self._answered = False  # the detector answered for the frame waiting
+        self._expiring = False  # ... or its hold is being let go without the answer
+        self._releasing = False  # the held frames are being tracked and sent out
 
     def on_detections(self, d: Detections) -> None:
         if self.detections is None or d.frame_index >= self.detections.frame_index:
@@ -90,12 +92,33 @@ class Stream:
         self._late.add(t)
         t.add_done_callback(self._late.discard)
 
+    def _behind(self, frame: Frame, came: float) -> bool:
+        """sync: hold ``frame`` behind the one at the detector, or behind those being released."""
+        if self._waiting is None and not self._releasing:
+            return False
+        held = self._held
+        if self._releasing and held and came - held[0][1] > self.sync_max_hold_s:
+            # the stage is a hold behind: wait for it (the source drops frames meanwhile, newest
+            # wins, as without sync_output) rather than queue more
+            return False
+        held.append((frame, came))
+        if self._releasing:
+            return True
+        assert self._waiting is not None
+        # let them go without the answer if the detector dropped the frame (an error, no
+        # backend) or the hold is past its cap (an answer's release is on its way)
+        late = came - self._waiting[1] > self.sync_max_hold_s
+        if not self._answered and not self._expiring and (late or not self.batcher.busy(self.id)):
+            self._expiring = True
+            self._later(self._answer(self._waiting[0].index))
+        return True
+
     async def _answer(self, index: int) -> None:
         try:
             async with self._stage_lock:
                 w = self._waiting
                 if w is not None and w[0].index == index:
-                    await self._release(answered=True)
+                    await self._release(self._answered)
         except Exception:
             log.exception("stream %s: releasing its held frames failed", self.id)
             self.metrics.errors.labels("stream").inc()
@@ -144,18 +167,10 @@ class Stream:
             async for frame in self.source.frames():
                 m.frames_in.labels(self.id).inc()
                 came = time.monotonic()
+                if self._behind(frame, came):  # (without waiting for the stage: no source overrun)
+                    continue
                 async with self._stage_lock:
-                    if self._waiting is not None:
-                        self._held.append((frame, came))
-                        # let them go without the answer if the detector dropped the frame (an
-                        # error, no backend) or the hold is past its cap; an answer's release is
-                        # on its way
-                        waited = came - self._waiting[1]
-                        if not self._answered and (
-                            not self.batcher.busy(self.id) or waited > self.sync_max_hold_s
-                        ):
-                            m.sync_released.labels(self.id).inc(1 + len(self._held))
-                            await self._release(answered=False)
+                    if self._behind(frame, came):  # (a release took the lock first)
                         continue
                     self._count_skipped()
                     # its last frame still at the detector: this one is shown with the tracked boxes
@@ -220,29 +235,37 @@ class Stream:
     async def _hold(self, frame: Frame, came: float) -> None:
         """Under the stage lock: track to ``frame``, plan on it, send it to the detector, hold it."""
         regions = await self._render(self.stage.prepare, frame, True)
-        self._waiting, self._answered = (frame, came), False
+        self._waiting, self._answered, self._expiring = (frame, came), False, False
         self.batcher.submit(frame, self.on_detections, self.stage.skip_boxes(), regions)
 
-    async def _release(self, answered: bool) -> None:
+    async def _release(self, answered: bool, again: bool = True) -> None:
         """Under the stage lock: the frame held at the detector, with its answer if it came, and
         the frames held behind it go out in order; the newest of them, if the detector answered
         and it is due, is sent there and held in turn."""
         assert self._waiting is not None and self._pacer is not None
-        (first, since), held = self._waiting, self._held
-        self._waiting, self._held = None, []
-        hold = time.monotonic() - since
-        self._pacer.delay = min(hold, self.sync_max_hold_s)
-        self.metrics.output_delay.labels(self.id).set(hold)
-        draw = self.hub.watched
-        pacer = self._pacer
-        pacer.put((first, await self._render(self.stage.finish, first, draw), draw), since)
-        for i, (frame, came) in enumerate(held):
-            free = answered and not self.batcher.busy(self.id)
-            if i == len(held) - 1 and free and self.stage.due(frame.index):
-                await self._hold(frame, came)
-                return
-            self.metrics.frames_dropped.labels(self.id, DROP_DETECT_SKIPPED).inc()
-            pacer.put((frame, await self._render(self.stage.process, frame, draw, False), draw), came)
+        (first, since), held, m = self._waiting, self._held, self.metrics
+        self._waiting, self._releasing = None, True
+        try:
+            hold = time.monotonic() - since
+            self._pacer.delay = min(hold, self.sync_max_hold_s)
+            m.output_delay.labels(self.id).set(hold)
+            draw = self.hub.watched
+            pacer = self._pacer
+            pacer.put((first, await self._render(self.stage.finish, first, draw), draw), since)
+            if not answered:
+                m.sync_released.labels(self.id).inc()
+            while held:  # (frames that come meanwhile join it)
+                frame, came = held.pop(0)
+                free = again and answered and not self.batcher.busy(self.id)
+                if not held and free and self.stage.due(frame.index):
+                    await self._hold(frame, came)
+                    return
+                m.frames_dropped.labels(self.id, DROP_DETECT_SKIPPED).inc()
+                if not answered:
+                    m.sync_released.labels(self.id).inc()
+                pacer.put((frame, await self._render(self.stage.process, frame, draw, False), draw), came)
+        finally:
+            self._releasing = False
 
     async def _flush(self) -> None:
         """The stream ends: the held frames go out (with the answer if it came), then the pacer's."""
@@ -251,7 +274,7 @@ class Stream:
         try:
             async with self._stage_lock:
                 if self._waiting is not None:
-                    await self._release(answered=False)
+                    await self._release(self._answered, again=False)
         except Exception:
             log.exception("stream %s: its held frames failed", self.id)
         await self._pacer.close()
