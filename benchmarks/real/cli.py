@@ -1,7 +1,8 @@
 """Real footage: faces found, followed and labelled on real clips, against the detector offline.
 
     python -m benchmarks real [--clips a,b,..] [--runs 1] [--planned-every 8] [--planned-latency 6]
-                              [--no-live] [--no-planned] [--keep DIR] [--out DIR] [--name STEM]
+                              [--planned-sync both|on|off] [--no-live] [--no-planned] [--keep DIR]
+                              [--out DIR] [--name STEM]
 
 Clips: ``../shared/media/real`` (reference.py's CLIPS: those with faces >= 40 px; each its first
 seconds). Reference: the detector at the clip's full resolution, upsample 1, on every Nth frame,
@@ -13,7 +14,10 @@ defaults, in a child process whose CPU is measured: detection as often as the ma
 frames skipped as a live stream skips them) and once planned (the face stage in-process with the
 classifiers, detection on every ``--planned-every``-th frame, each answer ``--planned-latency``
 frames late: about what a quiet 2-core machine gets on a 720p stream, the same on every
-machine). Scored on the reference frames
+machine); ``--planned-sync``: without ``pipeline.sync_output`` (each answer lands that many frames
+after its frame), with it (row "sync": each answer on its own frame, the output late by
+``output_delay_s`` = latency / fps; planned.py), or both. Live runs play with config.toml's
+``sync_output`` (auto: on for a file). Scored on the reference frames
 (``benchmarks.scoring.score_real``): recall of reference faces >= 40 px and >= 24 px from 1 s on
 (and >= 40 px from 0 s); boxes off face: drawn boxes wholly inside the frame whose IoU with every
 reference box is under 0.3, and with every face a closer look there finds (closer.py: the detector
@@ -45,6 +49,7 @@ from benchmarks.small_faces.planned import planned_lines
 
 COLUMNS = (
     "run",
+    "output_delay_s",
     "recall_ge40",
     "recall_ge24",
     "recall_ge40_from_0s",
@@ -64,7 +69,9 @@ COLUMNS = (
 )
 
 
-def run_clip(name: str, runs: int, planned: tuple[int, int] | None, work: Path) -> dict[str, Any]:
+def run_clip(
+    name: str, runs: int, planned: tuple[int, int] | None, work: Path, syncs: tuple[bool, ...] = (False,)
+) -> dict[str, Any]:
     clip = CLIPS[name]
     fps, _, w, h = clip_info(clip.path)
     ref = reference(clip, log=progress)
@@ -79,24 +86,27 @@ def run_clip(name: str, runs: int, planned: tuple[int, int] | None, work: Path) 
         labels = score_labels(lines, ref, clip.every, fps, truth)
         rows.append({"run": f"live {k + 1}", **_flat(s), **m, "detections_per_s": rate, "labels": labels})
         progress(f"{name} live {k + 1}: {_brief(rows[-1])}")
-    if planned:
+    for sync in syncs if planned else ():
+        assert planned is not None
         every, latency = planned
         lines, _, pixels, wall = planned_lines(
-            clip.path, name, fps, "regions", every, latency, classify=True, max_frames=last
+            clip.path, name, fps, "regions", every, latency, classify=True, max_frames=last, sync=sync
         )
+        tag = " sync" if sync else ""
         (work / name).mkdir(parents=True, exist_ok=True)
-        (work / name / "planned.jsonl").write_text("".join(json.dumps(d) + "\n" for d in lines))
+        (work / name / f"planned{tag.strip()}.jsonl").write_text("".join(json.dumps(d) + "\n" for d in lines))
         s = score_real(lines, ref, clip.every, fps, (w, h), closer_look(clip, lines, ref))
         rows.append(
             {
-                "run": f"planned {every}/{latency}",
+                "run": f"planned {every}/{latency}{tag}",
+                "output_delay_s": round(latency / fps, 3) if sync else 0.0,
                 **_flat(s),
                 "wall_s": wall,
                 "detect_px_per_frame": round(pixels / max(1, len(lines))),
                 "labels": score_labels(lines, ref, clip.every, fps, truth),
             }
         )
-        progress(f"{name} planned: {_brief(rows[-1])}")
+        progress(f"{name} planned{tag}: {_brief(rows[-1])}")
     faces = sum(len(b) for b in ref.values())
     return {
         "clip": name,
@@ -130,6 +140,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--runs", type=int, default=1, help="live runs per clip")
     ap.add_argument("--planned-every", type=int, default=8)
     ap.add_argument("--planned-latency", type=int, default=6)
+    ap.add_argument(
+        "--planned-sync",
+        choices=("both", "on", "off"),
+        default="both",
+        help="planned runs without pipeline.sync_output, with it, or both (two rows)",
+    )
     ap.add_argument("--no-live", action="store_true")
     ap.add_argument("--no-planned", action="store_true")
     ap.add_argument("--keep", type=Path, default=None, help="keep the runs' detection lines here")
@@ -139,7 +155,8 @@ def main(argv: list[str] | None = None) -> int:
     runs = 0 if args.no_live else args.runs
     with tempfile.TemporaryDirectory() as tmp:
         work = args.keep or Path(tmp)
-        clips = [run_clip(c, runs, planned, work) for c in args.clips.split(",") if c]
+        syncs = {"both": (False, True), "on": (True,), "off": (False,)}[args.planned_sync]
+        clips = [run_clip(c, runs, planned, work, syncs) for c in args.clips.split(",") if c]
     result = run_record("real", argv) | {"clips": clips}
     save(args, "real", result, markdown(result))
     return 0

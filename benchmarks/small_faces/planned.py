@@ -72,9 +72,17 @@ def planned_lines(
     classify: bool = False,
     on_frame: Callable[[Any, int], None] | None = None,
     max_frames: int = 0,
+    sync: bool = False,
 ) -> tuple[list[dict[str, Any]], Any, float, float]:
     """The video at ``path`` through the face stage as ``planned_run`` says: its ``--detections``
-    lines, the stage, the detector pixels looked at, and the wall time."""
+    lines, the stage, the detector pixels looked at, and the wall time.
+
+    ``sync``: as a stream with ``pipeline.sync_output`` (stream.py): the answer for frame t is
+    applied on frame t itself (the frames after it were held until it came, and the output is
+    ``latency`` frames late), and while it is out the detector is busy: frames t+1 .. t+latency-1
+    are not asked whether they are due, frame t+latency (the newest held when the answer comes)
+    is. Without: each answer lands ``latency`` frames after its frame, and every frame is asked
+    (an idealised detector that takes a frame while another is out)."""
     from collections import deque
 
     import cv2
@@ -93,6 +101,7 @@ def planned_lines(
     lines: list[dict[str, Any]] = []
     waiting: deque[tuple[int, Detections]] = deque()
     pixels = 0.0
+    busy_until = 0  # sync: the first frame the detector is free for
     t0 = time.perf_counter()
     n = 0
     while not max_frames or n < max_frames:
@@ -101,11 +110,16 @@ def planned_lines(
             break
         img = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
         frame = Frame(name, n, img, n / fps)
-        due = stage.due(n)
+        due = (not sync or n >= busy_until) and stage.due(n)
         regions = stage.prepare(frame, plan=due)
         if due:
             (res,), _ = engine.run([img], [stage.skip_boxes()], [regions] if regions else None)
-            waiting.append((n + latency, Detections(name, n, frame.captured_at, res.faces, regions)))
+            d = Detections(name, n, frame.captured_at, res.faces, regions)
+            if sync:
+                stage.on_detections(d)
+                busy_until = n + max(1, latency)
+            else:
+                waiting.append((n + latency, d))
             pixels += sum(r.pixels for r in regions) if regions else 0.0
         while waiting and waiting[0][0] <= n:
             stage.on_detections(waiting.popleft()[1])
