@@ -1,8 +1,8 @@
 """Real footage: faces found, followed and labelled on real clips, against the detector offline.
 
     python -m benchmarks real [--clips a,b,..] [--runs 1] [--planned-every 8] [--planned-latency 6]
-                              [--planned-sync both|on|off] [--no-live] [--no-planned] [--keep DIR]
-                              [--out DIR] [--name STEM]
+                              [--planned-sync both|on|off] [--live-sync config|on|off|both]
+                              [--no-live] [--no-planned] [--keep DIR] [--out DIR] [--name STEM]
 
 Clips: ``../shared/media/real`` (reference.py's CLIPS: those with faces >= 40 px; each its first
 seconds). Reference: the detector at the clip's full resolution, upsample 1, on every Nth frame,
@@ -17,7 +17,7 @@ frames late: about what a quiet 2-core machine gets on a 720p stream, the same o
 machine); ``--planned-sync``: without ``pipeline.sync_output`` (each answer lands that many frames
 after its frame), with it (row "sync": each answer on its own frame, the output late by
 ``output_delay_s`` = latency / fps; planned.py), or both. Live runs play with config.toml's
-``sync_output`` (auto: on for a file). Scored on the reference frames
+``sync_output`` (auto: on for a file), or as ``--live-sync`` says. Scored on the reference frames
 (``benchmarks.scoring.score_real``): recall of reference faces >= 40 px and >= 24 px from 1 s on
 (and >= 40 px from 0 s); boxes off face: drawn boxes wholly inside the frame whose IoU with every
 reference box is under 0.3, and with every face a closer look there finds (closer.py: the detector
@@ -70,7 +70,12 @@ COLUMNS = (
 
 
 def run_clip(
-    name: str, runs: int, planned: tuple[int, int] | None, work: Path, syncs: tuple[bool, ...] = (False,)
+    name: str,
+    runs: int,
+    planned: tuple[int, int] | None,
+    work: Path,
+    syncs: tuple[bool, ...] = (False,),
+    live_syncs: tuple[str, ...] = ("",),
 ) -> dict[str, Any]:
     clip = CLIPS[name]
     fps, _, w, h = clip_info(clip.path)
@@ -78,14 +83,16 @@ def run_clip(
     rows: list[dict[str, Any]] = []
     last = max(ref) + 1
     truth = load_truth(name)
-    for k in range(runs):
-        m = play([clip.path], work / name, {}, f"live{k}")
+    for k, sync in ((k, x) for k in range(runs) for x in live_syncs):
+        tag = f" sync {sync}" if sync else ""
+        m = play([clip.path], work / name, {"sync_output": sync} if sync else {}, f"live{k}{sync}")
         lines = [d for d in read_detection_lines(Path(m.pop("jsonl")[0])) if d["frame"] < last]
         s = score_real(lines, ref, clip.every, fps, (w, h), closer_look(clip, lines, ref))
         rate = m["detections_per_s_per_stream"]
         labels = score_labels(lines, ref, clip.every, fps, truth)
-        rows.append({"run": f"live {k + 1}", **_flat(s), **m, "detections_per_s": rate, "labels": labels})
-        progress(f"{name} live {k + 1}: {_brief(rows[-1])}")
+        row = {"run": f"live {k + 1}{tag}", **_flat(s), **m, "detections_per_s": rate, "labels": labels}
+        rows.append(row)
+        progress(f"{name} live {k + 1}{tag}: {_brief(rows[-1])}")
     for sync in syncs if planned else ():
         assert planned is not None
         every, latency = planned
@@ -146,6 +153,12 @@ def main(argv: list[str] | None = None) -> int:
         default="both",
         help="planned runs without pipeline.sync_output, with it, or both (two rows)",
     )
+    ap.add_argument(
+        "--live-sync",
+        choices=("config", "on", "off", "both"),
+        default="config",
+        help="live runs with config.toml's pipeline.sync_output, on, off, or both (two rows a run)",
+    )
     ap.add_argument("--no-live", action="store_true")
     ap.add_argument("--no-planned", action="store_true")
     ap.add_argument("--keep", type=Path, default=None, help="keep the runs' detection lines here")
@@ -156,7 +169,8 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         work = args.keep or Path(tmp)
         syncs = {"both": (False, True), "on": (True,), "off": (False,)}[args.planned_sync]
-        clips = [run_clip(c, runs, planned, work, syncs) for c in args.clips.split(",") if c]
+        live = {"config": ("",), "on": ("on",), "off": ("off",), "both": ("off", "on")}[args.live_sync]
+        clips = [run_clip(c, runs, planned, work, syncs, live) for c in args.clips.split(",") if c]
     result = run_record("real", argv) | {"clips": clips}
     save(args, "real", result, markdown(result))
     return 0
