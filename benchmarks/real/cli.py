@@ -1,7 +1,7 @@
 """Real footage: faces found, followed and labelled on real clips, against the detector offline.
 
     python -m benchmarks real [--clips a,b,..] [--runs 1] [--planned-every 8] [--planned-latency 6]
-                              [--planned-sync both|on|off] [--live-sync config|on|off|both]
+                              [--planned-sync off,busy,on] [--live-sync config|on|off|both]
                               [--no-live] [--no-planned] [--keep DIR] [--out DIR] [--name STEM]
 
 Clips: ``../shared/media/real`` (reference.py's CLIPS: those with faces >= 40 px; each its first
@@ -14,9 +14,10 @@ defaults, in a child process whose CPU is measured: detection as often as the ma
 frames skipped as a live stream skips them) and once planned (the face stage in-process with the
 classifiers, detection on every ``--planned-every``-th frame, each answer ``--planned-latency``
 frames late: about what a quiet 2-core machine gets on a 720p stream, the same on every
-machine); ``--planned-sync``: without ``pipeline.sync_output`` (each answer lands that many frames
-after its frame), with it (row "sync": each answer on its own frame, the output late by
-``output_delay_s`` = latency / fps; planned.py), or both. Live runs play with config.toml's
+machine); ``--planned-sync`` (a row each): off, without ``pipeline.sync_output`` (each answer lands that
+many frames after its frame; the detector takes a frame while another is out); busy, the same
+with one frame at the detector at a time, as live; on, with it (each answer on its own frame,
+the output late by ``output_delay_s`` = latency / fps; planned.py). Live runs play with config.toml's
 ``sync_output`` (auto: on for a file), or as ``--live-sync`` says. Scored on the reference frames
 (``benchmarks.scoring.score_real``): recall of reference faces >= 40 px and >= 24 px from 1 s on
 (and >= 40 px from 0 s); boxes off face: drawn boxes wholly inside the frame whose IoU with every
@@ -74,7 +75,7 @@ def run_clip(
     runs: int,
     planned: tuple[int, int] | None,
     work: Path,
-    syncs: tuple[bool, ...] = (False,),
+    modes: tuple[str, ...] = ("off",),
     live_syncs: tuple[str, ...] = ("",),
 ) -> dict[str, Any]:
     clip = CLIPS[name]
@@ -93,13 +94,15 @@ def run_clip(
         row = {"run": f"live {k + 1}{tag}", **_flat(s), **m, "detections_per_s": rate, "labels": labels}
         rows.append(row)
         progress(f"{name} live {k + 1}{tag}: {_brief(rows[-1])}")
-    for sync in syncs if planned else ():
+    for mode in modes if planned else ():
         assert planned is not None
         every, latency = planned
+        sync = mode == "on"
         lines, _, pixels, wall = planned_lines(
-            clip.path, name, fps, "regions", every, latency, classify=True, max_frames=last, sync=sync
-        )
-        tag = " sync" if sync else ""
+            clip.path, name, fps, "regions", every, latency, classify=True, max_frames=last, sync=sync,
+            busy=mode == "busy",
+        )  # fmt: skip
+        tag = {"off": "", "busy": " busy", "on": " sync"}[mode]
         (work / name).mkdir(parents=True, exist_ok=True)
         (work / name / f"planned{tag.strip()}.jsonl").write_text("".join(json.dumps(d) + "\n" for d in lines))
         s = score_real(lines, ref, clip.every, fps, (w, h), closer_look(clip, lines, ref))
@@ -149,9 +152,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--planned-latency", type=int, default=6)
     ap.add_argument(
         "--planned-sync",
-        choices=("both", "on", "off"),
-        default="both",
-        help="planned runs without pipeline.sync_output, with it, or both (two rows)",
+        default="off,on",
+        help="planned runs, a row each: off (without pipeline.sync_output, the detector idealised: "
+        "it takes a frame while another is out), busy (without, one frame at the detector as live), "
+        "on (with sync_output); comma-separated",
     )
     ap.add_argument(
         "--live-sync",
@@ -168,9 +172,11 @@ def main(argv: list[str] | None = None) -> int:
     runs = 0 if args.no_live else args.runs
     with tempfile.TemporaryDirectory() as tmp:
         work = args.keep or Path(tmp)
-        syncs = {"both": (False, True), "on": (True,), "off": (False,)}[args.planned_sync]
+        modes = tuple(x for x in args.planned_sync.split(",") if x)
+        if not set(modes) <= {"off", "busy", "on"}:
+            raise SystemExit("--planned-sync: off, busy, on, comma-separated")
         live = {"config": ("",), "on": ("on",), "off": ("off",), "both": ("off", "on")}[args.live_sync]
-        clips = [run_clip(c, runs, planned, work, syncs, live) for c in args.clips.split(",") if c]
+        clips = [run_clip(c, runs, planned, work, modes, live) for c in args.clips.split(",") if c]
     result = run_record("real", argv) | {"clips": clips}
     save(args, "real", result, markdown(result))
     return 0
