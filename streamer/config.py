@@ -58,6 +58,19 @@ class PipelineConfig(Strict):
         description="with detect_every > 1: between detection rounds, a small look at what is new (the "
         "picture a panning or zooming camera brought into view, faces seen once and not shown yet)",
     )
+    sync_output: Literal["auto", "on", "off"] = Field(
+        "auto",
+        description="hold the frames that arrive while a detection is in flight and show each with the "
+        "boxes as of its own content (the video out is late by about one detection); auto: on for "
+        "cameras and files, off for browser cameras (WebRTC self-view wants low lag)",
+    )
+    sync_max_hold_s: float = Field(
+        1.0,
+        gt=0,
+        le=30,
+        description="sync_output: a frame is held at most this long; past it the held frames go out with "
+        "the tracked boxes (a slow detector never stalls the video)",
+    )
     reidentify_s: float = Field(
         30.0,
         ge=0,

@@ -94,6 +94,18 @@ class Metrics:
         self.detection_age = Gauge(
             P + "detection_age_seconds", "Age of the detections drawn on the latest frame", s, registry=r
         )
+        self.output_delay = Gauge(
+            P + "output_delay_seconds",
+            "sync_output: how long the stream's frames are held for their detections (0: not held)",
+            s,
+            registry=r,
+        )
+        self.sync_released = Counter(
+            P + "sync_released_total",
+            "sync_output: frames that went out before their detection answered (held past sync_max_hold_s)",
+            s,
+            registry=r,
+        )
         self.stream_up = Gauge(P + "stream_up", "1 while the source delivers frames", s, registry=r)
         self.source_reconnects = Counter(
             P + "source_reconnects_total", "Source reconnect attempts", s, registry=r
@@ -167,6 +179,8 @@ class Metrics:
             self.frames_out,
             self.frame_latency,
             self.detection_age,
+            self.output_delay,
+            self.sync_released,
             self.stream_up,
             self.source_reconnects,
             self.detections,

@@ -1,6 +1,7 @@
 """Real footage: faces found, followed and labelled on real clips, against the detector offline.
 
     python -m benchmarks real [--clips a,b,..] [--runs 1] [--planned-every 8] [--planned-latency 6]
+                              [--planned-sync off,busy,on] [--live-sync config|on|off|both]
                               [--no-live] [--no-planned] [--keep DIR] [--out DIR] [--name STEM]
 
 Clips: ``../shared/media/real`` (reference.py's CLIPS: those with faces >= 40 px; each its first
@@ -13,7 +14,11 @@ defaults, in a child process whose CPU is measured: detection as often as the ma
 frames skipped as a live stream skips them) and once planned (the face stage in-process with the
 classifiers, detection on every ``--planned-every``-th frame, each answer ``--planned-latency``
 frames late: about what a quiet 2-core machine gets on a 720p stream, the same on every
-machine). Scored on the reference frames
+machine); ``--planned-sync`` (a row each): off, without ``pipeline.sync_output`` (each answer lands that
+many frames after its frame; the detector takes a frame while another is out); busy, the same
+with one frame at the detector at a time, as live; on, with it (each answer on its own frame,
+the output late by ``output_delay_s`` = latency / fps; planned.py). Live runs play with config.toml's
+``sync_output`` (auto: on for a file), or as ``--live-sync`` says. Scored on the reference frames
 (``benchmarks.scoring.score_real``): recall of reference faces >= 40 px and >= 24 px from 1 s on
 (and >= 40 px from 0 s); boxes off face: drawn boxes wholly inside the frame whose IoU with every
 reference box is under 0.3, and with every face a closer look there finds (closer.py: the detector
@@ -45,6 +50,7 @@ from benchmarks.small_faces.planned import planned_lines
 
 COLUMNS = (
     "run",
+    "output_delay_s",
     "recall_ge40",
     "recall_ge24",
     "recall_ge40_from_0s",
@@ -64,39 +70,53 @@ COLUMNS = (
 )
 
 
-def run_clip(name: str, runs: int, planned: tuple[int, int] | None, work: Path) -> dict[str, Any]:
+def run_clip(
+    name: str,
+    runs: int,
+    planned: tuple[int, int] | None,
+    work: Path,
+    modes: tuple[str, ...] = ("off",),
+    live_syncs: tuple[str, ...] = ("",),
+) -> dict[str, Any]:
     clip = CLIPS[name]
     fps, _, w, h = clip_info(clip.path)
     ref = reference(clip, log=progress)
     rows: list[dict[str, Any]] = []
     last = max(ref) + 1
     truth = load_truth(name)
-    for k in range(runs):
-        m = play([clip.path], work / name, {}, f"live{k}")
+    for k, sync in ((k, x) for k in range(runs) for x in live_syncs):
+        tag = f" sync {sync}" if sync else ""
+        m = play([clip.path], work / name, {"sync_output": sync} if sync else {}, f"live{k}{sync}")
         lines = [d for d in read_detection_lines(Path(m.pop("jsonl")[0])) if d["frame"] < last]
         s = score_real(lines, ref, clip.every, fps, (w, h), closer_look(clip, lines, ref))
         rate = m["detections_per_s_per_stream"]
         labels = score_labels(lines, ref, clip.every, fps, truth)
-        rows.append({"run": f"live {k + 1}", **_flat(s), **m, "detections_per_s": rate, "labels": labels})
-        progress(f"{name} live {k + 1}: {_brief(rows[-1])}")
-    if planned:
+        row = {"run": f"live {k + 1}{tag}", **_flat(s), **m, "detections_per_s": rate, "labels": labels}
+        rows.append(row)
+        progress(f"{name} live {k + 1}{tag}: {_brief(rows[-1])}")
+    for mode in modes if planned else ():
+        assert planned is not None
         every, latency = planned
+        sync = mode == "on"
         lines, _, pixels, wall = planned_lines(
-            clip.path, name, fps, "regions", every, latency, classify=True, max_frames=last
-        )
+            clip.path, name, fps, "regions", every, latency, classify=True, max_frames=last, sync=sync,
+            busy=mode == "busy",
+        )  # fmt: skip
+        tag = {"off": "", "busy": " busy", "on": " sync"}[mode]
         (work / name).mkdir(parents=True, exist_ok=True)
-        (work / name / "planned.jsonl").write_text("".join(json.dumps(d) + "\n" for d in lines))
+        (work / name / f"planned{tag.strip()}.jsonl").write_text("".join(json.dumps(d) + "\n" for d in lines))
         s = score_real(lines, ref, clip.every, fps, (w, h), closer_look(clip, lines, ref))
         rows.append(
             {
-                "run": f"planned {every}/{latency}",
+                "run": f"planned {every}/{latency}{tag}",
+                "output_delay_s": round(latency / fps, 3) if sync else 0.0,
                 **_flat(s),
                 "wall_s": wall,
                 "detect_px_per_frame": round(pixels / max(1, len(lines))),
                 "labels": score_labels(lines, ref, clip.every, fps, truth),
             }
         )
-        progress(f"{name} planned: {_brief(rows[-1])}")
+        progress(f"{name} planned{tag}: {_brief(rows[-1])}")
     faces = sum(len(b) for b in ref.values())
     return {
         "clip": name,
@@ -130,6 +150,19 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--runs", type=int, default=1, help="live runs per clip")
     ap.add_argument("--planned-every", type=int, default=8)
     ap.add_argument("--planned-latency", type=int, default=6)
+    ap.add_argument(
+        "--planned-sync",
+        default="off,on",
+        help="planned runs, a row each: off (without pipeline.sync_output, the detector idealised: "
+        "it takes a frame while another is out), busy (without, one frame at the detector as live), "
+        "on (with sync_output); comma-separated",
+    )
+    ap.add_argument(
+        "--live-sync",
+        choices=("config", "on", "off", "both"),
+        default="config",
+        help="live runs with config.toml's pipeline.sync_output, on, off, or both (two rows a run)",
+    )
     ap.add_argument("--no-live", action="store_true")
     ap.add_argument("--no-planned", action="store_true")
     ap.add_argument("--keep", type=Path, default=None, help="keep the runs' detection lines here")
@@ -139,7 +172,11 @@ def main(argv: list[str] | None = None) -> int:
     runs = 0 if args.no_live else args.runs
     with tempfile.TemporaryDirectory() as tmp:
         work = args.keep or Path(tmp)
-        clips = [run_clip(c, runs, planned, work) for c in args.clips.split(",") if c]
+        modes = tuple(x for x in args.planned_sync.split(",") if x)
+        if not set(modes) <= {"off", "busy", "on"}:
+            raise SystemExit("--planned-sync: off, busy, on, comma-separated")
+        live = {"config": ("",), "on": ("on",), "off": ("off",), "both": ("off", "on")}[args.live_sync]
+        clips = [run_clip(c, runs, planned, work, modes, live) for c in args.clips.split(",") if c]
     result = run_record("real", argv) | {"clips": clips}
     save(args, "real", result, markdown(result))
     return 0

@@ -72,9 +72,20 @@ def planned_lines(
     classify: bool = False,
     on_frame: Callable[[Any, int], None] | None = None,
     max_frames: int = 0,
+    sync: bool = False,
+    busy: bool = False,
 ) -> tuple[list[dict[str, Any]], Any, float, float]:
     """The video at ``path`` through the face stage as ``planned_run`` says: its ``--detections``
-    lines, the stage, the detector pixels looked at, and the wall time."""
+    lines, the stage, the detector pixels looked at, and the wall time.
+
+    ``sync``: as a stream with ``pipeline.sync_output`` (stream.py): the answer for frame t is
+    applied on frame t itself (the frames after it were held until it came, and the output is
+    ``latency`` frames late), and while it is out the detector is busy: frames t+1 .. t+latency-1
+    are not asked whether they are due, frame t+latency (the newest held when the answer comes)
+    is. Without: each answer lands ``latency`` frames after its frame, and every frame is asked
+    (an idealised detector that takes a frame while another is out); with ``busy`` too, as a live
+    stream without sync_output: one frame at the detector at a time, and the frame its answer
+    lands on is planned (after the answer) and sent at once (``FaceStage.plan_last``)."""
     from collections import deque
 
     import cv2
@@ -93,6 +104,15 @@ def planned_lines(
     lines: list[dict[str, Any]] = []
     waiting: deque[tuple[int, Detections]] = deque()
     pixels = 0.0
+    busy_until = -1  # sync, busy: the detector is out until this frame
+
+    def detect(frame: Frame, regions: tuple) -> Detections:
+        nonlocal pixels, busy_until
+        (res,), _ = engine.run([frame.image], [stage.skip_boxes()], [regions] if regions else None)
+        pixels += sum(r.pixels for r in regions) if regions else 0.0
+        busy_until = frame.index + max(1, latency)
+        return Detections(name, frame.index, frame.captured_at, res.faces, regions)
+
     t0 = time.perf_counter()
     n = 0
     while not max_frames or n < max_frames:
@@ -101,15 +121,18 @@ def planned_lines(
             break
         img = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
         frame = Frame(name, n, img, n / fps)
-        due = stage.due(n)
+        free = n >= busy_until if sync else n > busy_until or not busy
+        due = free and stage.due(n)
         regions = stage.prepare(frame, plan=due)
-        if due:
-            (res,), _ = engine.run([img], [stage.skip_boxes()], [regions] if regions else None)
-            waiting.append((n + latency, Detections(name, n, frame.captured_at, res.faces, regions)))
-            pixels += sum(r.pixels for r in regions) if regions else 0.0
+        if due and sync:
+            stage.on_detections(detect(frame, regions))
+        elif due:
+            waiting.append((n + latency, detect(frame, regions)))
         while waiting and waiting[0][0] <= n:
             stage.on_detections(waiting.popleft()[1])
         out = stage.finish(frame, draw=False)
+        if busy and not sync and n == busy_until and stage.due(n):  # the answer just landed
+            waiting.append((n + latency, detect(frame, stage.plan_last(frame))))
         lines.append({"frame": n, "time_s": round(n / fps, 3), "faces": [f.as_dict() for f in out.faces]})
         if on_frame is not None:
             on_frame(stage, n)

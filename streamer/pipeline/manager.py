@@ -6,7 +6,7 @@ import asyncio
 import logging
 from concurrent.futures import ThreadPoolExecutor
 
-from streamer.config import Config, SourceConfig
+from streamer.config import Config, PipelineConfig, SourceConfig
 from streamer.history.service import History
 from streamer.inference.engine import EngineStatus, engine_spec
 from streamer.inference.pool import WorkerPool
@@ -22,6 +22,13 @@ from streamer.sources.base import Source
 from streamer.sources.capture import CaptureSource
 
 log = logging.getLogger(__name__)
+
+
+def sync_hold_s(p: PipelineConfig, kind: str) -> float:
+    """The longest hold of a stream of ``kind`` under ``sync_output`` (0: not held). ``auto``: a
+    browser camera's self-view wants low lag; a camera or file someone watches, boxes on time."""
+    on = p.sync_output == "on" or (p.sync_output == "auto" and kind != "webrtc")
+    return p.sync_max_hold_s if on else 0.0
 
 
 class StreamExists(KeyError):
@@ -112,6 +119,7 @@ class Pipeline:
             planner_for(p),
             rule_for(p, self.config.classifiers),
             between_for(p),
+            sync_hold_s(p, source.kind),
         )
         self.streams[source.id] = stream
         self.history.attach(stream)
