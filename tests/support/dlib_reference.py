@@ -10,7 +10,6 @@ from __future__ import annotations
 import multiprocessing
 import os
 from collections.abc import Mapping, Sequence
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import cv2
@@ -64,9 +63,10 @@ def reference_boxes(
     shared: Path, cases: Sequence[tuple[str, int]], pixels: Mapping[str, int], workers: int | None = None
 ) -> dict[tuple[str, int], list[Box]]:
     """dlib's boxes for each (case id, upsample), in ``workers`` processes (default: one a core);
-    ``pixels`` (by case id) puts the biggest cases, the slowest, first."""
+    ``pixels`` (by case id) puts the biggest cases, the slowest, first. A failure or a test's
+    timeout ends the workers at once (the pool is terminated, not drained)."""
     todo = sorted(cases, key=lambda c: -pixels[c[0]] * 4 ** c[1])
     n = max(1, min(workers or cores(), len(todo)))
-    with ProcessPoolExecutor(n, mp_context=multiprocessing.get_context("spawn"), initializer=_start) as pool:
-        futures = {case: pool.submit(_boxes, shared, *case) for case in todo}
-        return {case: futures[case].result() for case in cases}
+    with multiprocessing.get_context("spawn").Pool(n, initializer=_start) as pool:
+        pending = {case: pool.apply_async(_boxes, (shared, *case)) for case in todo}
+        return {case: pending[case].get() for case in cases}
