@@ -5,14 +5,13 @@ from __future__ import annotations
 import json
 import os
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from streamer.web.keys import PIPELINE
 from tests.conftest import CLIP, SHARED, metric, wait_for
+from tests.support.cli import streamer_cli
 
 pytestmark = pytest.mark.slow
 
@@ -92,18 +91,14 @@ async def test_broken_sources_and_hostile_requests_leave_good_stream_running(
     assert (await client.get("/healthz")).status == 200
 
 
-def _streamer(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "streamer", *args], capture_output=True, text=True, timeout=300
-    )
-
-
 def test_detect_prints_boxes_and_rejects_non_images(tmp_path: Path) -> None:
     not_image = tmp_path / "notes.jpg"
     not_image.write_text("this is not a picture")
     img = SHARED / "media" / "obama-480p.jpg"
-    r = _streamer("detect", str(img), str(not_image), str(tmp_path / "missing.png"))
-    ref = _streamer("detect", "--detector", "dlib", str(img))
+    r, ref = streamer_cli(
+        ["detect", str(img), str(not_image), str(tmp_path / "missing.png")],
+        ["detect", "--detector", "dlib", str(img)],
+    )
     assert ref.returncode == 0
     assert json.loads(ref.stdout)["faces"][0] == json.loads(r.stdout.splitlines()[0])["faces"][0] | {
         "confidence": json.loads(ref.stdout)["faces"][0]["confidence"]
@@ -122,17 +117,20 @@ def test_detect_prints_boxes_and_rejects_non_images(tmp_path: Path) -> None:
 
 def test_annotate_writes_video_and_detections(tmp_path: Path) -> None:
     out, dets = tmp_path / "out.mp4", tmp_path / "dets.jsonl"
-    r = _streamer(
-        "annotate",
-        str(CLIP),
-        "--output",
-        str(out),
-        "--detections",
-        str(dets),
-        "--every",
-        "10",
-        "--max-frames",
-        "31",
+    r, missing = streamer_cli(
+        [
+            "annotate",
+            str(CLIP),
+            "--output",
+            str(out),
+            "--detections",
+            str(dets),
+            "--every",
+            "10",
+            "--max-frames",
+            "31",
+        ],
+        ["annotate", str(tmp_path / "nope.mp4"), "--output", str(tmp_path / "nope-out.mp4")],
     )
     assert r.returncode == 0, r.stderr
     rows = [json.loads(x) for x in dets.read_text().splitlines()]
@@ -156,5 +154,4 @@ def test_annotate_writes_video_and_detections(tmp_path: Path) -> None:
 
     cap = cv2.VideoCapture(str(out))
     assert int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) == 31
-    r = _streamer("annotate", str(tmp_path / "nope.mp4"), "--output", str(out))
-    assert r.returncode == 1 and "no such file" in r.stderr
+    assert missing.returncode == 1 and "no such file" in missing.stderr

@@ -7,8 +7,6 @@ landmarks), so the alignment, the chip and the network are all checked at once."
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -17,6 +15,7 @@ import pytest
 
 from streamer.track.identity import other_person
 from streamer.types import Box
+from tests.support.cli import streamer_cli
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 # Faces of different sizes: two large ones, one medium, and a group photo with small ones.
@@ -282,17 +281,10 @@ def test_broken_backbone_is_a_startup_error_and_boxes_still_come(
 def test_detect_descriptors_adds_128_floats_and_keeps_boxes(backbone) -> None:
     image = SHARED / "media" / "two_people.jpg"
 
-    def detect(*extra: str) -> dict:
-        out = subprocess.run(
-            [sys.executable, "-m", "streamer", "detect", *extra, str(image)],
-            capture_output=True,
-            text=True,
-            timeout=300,
-            check=True,
-        )
-        return json.loads(out.stdout)
-
-    plain, with_d = detect(), detect("--descriptors")
+    runs = streamer_cli(["detect", str(image)], ["detect", "--descriptors", str(image)])
+    for r in runs:
+        assert r.returncode == 0, r.stderr[-2000:]
+    plain, with_d = (json.loads(r.stdout) for r in runs)
     assert len(plain["faces"]) == 2
     assert [{k: v for k, v in f.items() if k != "descriptor"} for f in with_d["faces"]] == plain["faces"]
     rgb = _rgb(image)

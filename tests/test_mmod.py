@@ -2,8 +2,9 @@
 
 Parity: same images, same upsample -> the same boxes (all four integer coordinates) and
 confidences within 1e-3, on both runtimes of the network (Keras and ONNX Runtime).
-dlib's reference results are computed once per module; the port runs everything of one
-upsample level in a single batched call (mixed sizes).
+dlib's reference results are computed once per module, in a process per core (dlib runs an
+image on one core); the port runs everything of one upsample level in a single batched call
+(mixed sizes).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import pytest
 
 from streamer.detect import BadImageError, make_detector
 from streamer.types import Box
+from tests.support.dlib_reference import load_case, reference_boxes
 
 cv2 = pytest.importorskip("cv2")
 
@@ -37,23 +39,6 @@ CLIP = "media/short_hamilton_clip.mp4"
 # dlib needs 15-100 s per image for these at upsample 1 on a 2-core CPU: opt-in only.
 BIG_UPSAMPLED = ("Tom_Cruise_avp_2014_4.jpg", "dogs.jpg", "bald_guys.jpg")
 FULL = os.environ.get("STREAMER_FULL_PARITY") == "1"
-
-
-def read_rgb(path: Path) -> np.ndarray:
-    bgr = cv2.imread(str(path))
-    assert bgr is not None, path
-    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
-
-
-def clip_frame(path: Path, index: int) -> np.ndarray:
-    cap = cv2.VideoCapture(str(path))
-    try:
-        cap.set(cv2.CAP_PROP_POS_FRAMES, index)
-        ok, bgr = cap.read()
-    finally:
-        cap.release()
-    assert ok, f"{path} frame {index}"
-    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
 
 
 def parity_cases() -> list[tuple[str, int]]:
@@ -79,9 +64,7 @@ CASES = parity_cases()
 
 
 def load(case_id: str) -> np.ndarray:
-    path, _, frame = case_id.partition("#")
-    full = shared_dir() / path
-    return clip_frame(full, int(frame)) if frame else read_rgb(full)
+    return load_case(shared_dir(), case_id)
 
 
 def as_tuples(boxes: list[Box]) -> list[tuple[int, int, int, int]]:
@@ -111,8 +94,9 @@ def images() -> dict[str, np.ndarray]:
 
 @pytest.fixture(scope="module")
 def reference(dlib_det, images) -> dict[tuple[str, int], list[Box]]:
-    """dlib's boxes for every case, computed once (this is where the minutes go)."""
-    return {(c, up): dlib_det.detect([images[c]], up)[0] for c, up in CASES}
+    """dlib's boxes for every case, computed once (this is where the minutes go: dlib runs an image
+    on one core, so the cases are shared out to a process per core)."""
+    return reference_boxes(shared_dir(), CASES, {c: im.shape[0] * im.shape[1] for c, im in images.items()})
 
 
 @pytest.fixture(scope="module")
