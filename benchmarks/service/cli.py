@@ -65,6 +65,12 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
         default="regions",
         help="pipeline.strategy (default: the service's)",
     )
+    ap.add_argument(
+        "--sync-output",
+        choices=["off", "on", "auto"],
+        default="off",
+        help="pipeline.sync_output (default off: the latency measured is the service's, not a chosen hold)",
+    )
     ap.add_argument("--streams", type=int, default=1, help="the live part: copies of --video at once")
     ap.add_argument("--max-streams", type=int, default=32, help="stop the streams sweep here")
     ap.add_argument(
@@ -102,6 +108,7 @@ def main(argv: list[str] | None = None) -> int:
         workers=args.workers,
         worker_nice=args.worker_nice,
         strategy=args.strategy,
+        sync_output=args.sync_output,
         max_streams=args.max_streams,
         stream_counts=tuple(int(x) for x in args.stream_counts.split(",")) if args.stream_counts else (),
         sweeps=tuple(x.strip() for x in args.sweeps.split(",") if x.strip()),

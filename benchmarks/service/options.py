@@ -24,6 +24,7 @@ class Options:
     workers: int = 1
     worker_nice: int = 10
     strategy: str = "regions"  # pipeline.strategy: where the detector looks
+    sync_output: str = "off"  # pipeline.sync_output: off measures the service's own latency
     seconds: float = 20.0  # measuring window of a live run
     warmup: float = 6.0  # after the first detection, before measuring
     max_streams: int = 16

@@ -114,7 +114,13 @@ async def _resolution(svc: harness.Service, opts: Options) -> list[dict[str, Any
 async def _sweeps(opts: Options, latency_limit: float, clip: TruthClip) -> dict[str, Any]:
     out: dict[str, Any] = {"latency_limit_s": latency_limit, "source_fps": round(video_fps(opts.video), 2)}
     async with harness.Service(
-        opts.detector, opts.max_batch, opts.workers, classifier_configs(opts), opts.worker_nice, opts.strategy
+        opts.detector,
+        opts.max_batch,
+        opts.workers,
+        classifier_configs(opts),
+        opts.worker_nice,
+        opts.strategy,
+        sync_output=opts.sync_output,
     ) as svc:
         if "streams" in opts.sweeps:
             out |= await _streams(svc, opts, latency_limit, clip)
@@ -141,7 +147,13 @@ async def _detectors(
             rows.append({"detector": det, "skipped": why})
             continue
         async with harness.Service(
-            det, opts.max_batch, opts.workers, classifier_configs(opts), opts.worker_nice, opts.strategy
+            det,
+            opts.max_batch,
+            opts.workers,
+            classifier_configs(opts),
+            opts.worker_nice,
+            opts.strategy,
+            sync_output=opts.sync_output,
         ) as svc:
             await svc.add_streams(clip.path, 1, truth=clip.truth)
             await svc.wait_detections()
