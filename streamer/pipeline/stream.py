@@ -35,6 +35,8 @@ from streamer.types import Detections, Frame
 
 log = logging.getLogger(__name__)
 
+STOP_WAIT_S = 5.0  # how long a stopped stream may take to send its held frames and end its tracks
+
 
 class Stream:
     def __init__(
@@ -203,18 +205,28 @@ class Stream:
             self._count_skipped()
             self._last = None
             self.batcher.forget(self.id)
-            busy = self._processing
-            if busy is not None and not busy.done():  # the stage is not thread-safe: let it finish
-                await asyncio.gather(asyncio.wrap_future(busy), return_exceptions=True)
-            if self._late:  # a late plan may be in the render pool
-                await asyncio.gather(*self._late, return_exceptions=True)
-            await self._flush()
+            cancelled = False
+            try:
+                await self._wind_down()
+            except asyncio.CancelledError:  # the tracks still end and are written
+                cancelled = True
             try:
                 self.events.publish(self.stage.close(time.time()))
             except Exception:
                 log.exception("stream %s: ending its tracks failed", self.id)
             self.events.close()
             await self.hub.close()
+            if cancelled:
+                raise asyncio.CancelledError
+
+    async def _wind_down(self) -> None:
+        """The stream ends: the stage's work in flight finishes, the held frames go out."""
+        busy = self._processing
+        if busy is not None and not busy.done():  # the stage is not thread-safe: let it finish
+            await asyncio.gather(asyncio.wrap_future(busy), return_exceptions=True)
+        if self._late:  # a late plan may be in the render pool
+            await asyncio.gather(*self._late, return_exceptions=True)
+        await self._flush()
 
     def _render(self, fn: Callable[..., Processed], *args: object) -> Awaitable[Processed]:
         """``fn(*args)`` (a stage call: not thread-safe) in the render pool."""
@@ -280,10 +292,14 @@ class Stream:
         await self._pacer.close()
 
     async def stop(self) -> None:
+        """Close the source; the stream's loop then ends by itself, sends its held frames and ends
+        its tracks. A loop still running after ``STOP_WAIT_S`` is cancelled."""
         await self.source.close()
         if self.task is not None:
-            self.task.cancel()
-            await asyncio.gather(self.task, return_exceptions=True)
+            done, _ = await asyncio.wait({self.task}, timeout=STOP_WAIT_S)
+            if not done:
+                self.task.cancel()
+                await asyncio.gather(self.task, return_exceptions=True)
 
     def info(self) -> dict[str, object]:
         st = self.source.state
