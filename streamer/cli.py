@@ -15,10 +15,11 @@ from streamer.people import cli as people_cli
 log = logging.getLogger("streamer")
 
 
-def _setup_logging(verbose: bool) -> None:
+def _setup_logging(verbose: bool, webrtc: bool = False) -> None:
     from streamer import logsafe
+    from streamer.quiet import import_tensorflow
 
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import_tensorflow(webrtc)
     # control characters escaped in every message, floods of one kind of record rate-limited
     logsafe.install(logging.DEBUG if verbose else logging.INFO)
     for noisy in ("aioice", "aiortc", "aiohttp.access"):
@@ -195,7 +196,7 @@ def cmd_annotate(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    _setup_logging(args.verbose)
+    _setup_logging(args.verbose, webrtc=args.command == "serve")
     from streamer.config import ConfigError
 
     try:
