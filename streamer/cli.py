@@ -15,11 +15,10 @@ from streamer.people import cli as people_cli
 log = logging.getLogger("streamer")
 
 
-def _setup_logging(verbose: bool, webrtc: bool = False) -> None:
+def _setup_logging(verbose: bool) -> None:
     from streamer import logsafe
-    from streamer.quiet import import_tensorflow
 
-    import_tensorflow(webrtc)
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     # control characters escaped in every message, floods of one kind of record rate-limited
     logsafe.install(logging.DEBUG if verbose else logging.INFO)
     for noisy in ("aioice", "aiortc", "aiohttp.access"):
@@ -196,7 +195,7 @@ def cmd_annotate(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    _setup_logging(args.verbose, webrtc=args.command == "serve")
+    _setup_logging(args.verbose)
     from streamer.config import ConfigError
 
     try:

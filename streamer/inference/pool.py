@@ -11,7 +11,6 @@ import asyncio
 import logging
 import multiprocessing
 import os
-import signal
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -28,12 +27,7 @@ _engine: Engine | None = None  # one per worker process
 
 def _init_worker(spec: EngineSpec) -> None:
     global _engine
-    from streamer.quiet import import_tensorflow
-
-    import_tensorflow()
-    # Ctrl-C reaches the whole process group: the service shuts its workers down itself, and a
-    # worker interrupted mid-batch would only print a traceback for a normal stop
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     logging.basicConfig(level=logging.WARNING)
     if spec.nice:
         # model work is best effort (the newest frame wins); decoding, drawing and sending the
