@@ -111,17 +111,22 @@ async def _resolution(svc: harness.Service, opts: Options) -> list[dict[str, Any
     return rows
 
 
-async def _sweeps(opts: Options, latency_limit: float, clip: TruthClip) -> dict[str, Any]:
-    out: dict[str, Any] = {"latency_limit_s": latency_limit, "source_fps": round(video_fps(opts.video), 2)}
-    async with harness.Service(
-        opts.detector,
+def _service(opts: Options, detector: str) -> harness.Service:
+    """The service as ``opts`` configure it, on ``detector``."""
+    return harness.Service(
+        detector,
         opts.max_batch,
         opts.workers,
         classifier_configs(opts),
         opts.worker_nice,
         opts.strategy,
         sync_output=opts.sync_output,
-    ) as svc:
+    )
+
+
+async def _sweeps(opts: Options, latency_limit: float, clip: TruthClip) -> dict[str, Any]:
+    out: dict[str, Any] = {"latency_limit_s": latency_limit, "source_fps": round(video_fps(opts.video), 2)}
+    async with _service(opts, opts.detector) as svc:
         if "streams" in opts.sweeps:
             out |= await _streams(svc, opts, latency_limit, clip)
         if "max_batch" in opts.sweeps:
@@ -146,15 +151,7 @@ async def _detectors(
             progress(f"detector {det}: skipped, {why}")
             rows.append({"detector": det, "skipped": why})
             continue
-        async with harness.Service(
-            det,
-            opts.max_batch,
-            opts.workers,
-            classifier_configs(opts),
-            opts.worker_nice,
-            opts.strategy,
-            sync_output=opts.sync_output,
-        ) as svc:
+        async with _service(opts, det) as svc:
             await svc.add_streams(clip.path, 1, truth=clip.truth)
             await svc.wait_detections()
             await asyncio.sleep(opts.warmup)
