@@ -4,6 +4,7 @@ with the boxes as of its own content; a detector that never answers does not sta
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -85,12 +86,21 @@ class Rig:
         self.render.shutdown()
 
 
-async def test_with_sync_output_a_face_is_boxed_on_the_frame_its_late_detection_was_taken_from() -> None:
-    rig = Rig(hold_s=60.0)
+@contextlib.asynccontextmanager
+async def frame_0_at_the_detector(hold_s: float):
+    """A started rig whose frame 0 is at the (unanswered) detector; closed on the way out."""
+    rig = Rig(hold_s)
     rig.start()
     try:
         rig.put(0)
         await wait_for(lambda: rig.pool.batches == [[0]], 5, "frame 0 at the detector")
+        yield rig
+    finally:
+        await rig.close()
+
+
+async def test_with_sync_output_a_face_is_boxed_on_the_frame_its_late_detection_was_taken_from() -> None:
+    async with frame_0_at_the_detector(hold_s=60.0) as rig:
         for i in (1, 2, 3):
             rig.put(i)
         await wait_for(lambda: len(rig.stream._held) == 3, 5, "frames 1-3 held behind it")
@@ -106,16 +116,10 @@ async def test_with_sync_output_a_face_is_boxed_on_the_frame_its_late_detection_
         rig.pool.answer()
         await wait_for(lambda: rig.order == [0, 1, 2, 3], 5, "frame 3 out")
         assert rig.shown[3] and rig.shown[3][0].iou(FACE) > 0.5
-    finally:
-        await rig.close()
 
 
 async def test_without_sync_output_frames_go_out_at_once_and_the_answer_lands_later() -> None:
-    rig = Rig(hold_s=0.0)
-    rig.start()
-    try:
-        rig.put(0)
-        await wait_for(lambda: rig.pool.batches == [[0]], 5, "frame 0 at the detector")
+    async with frame_0_at_the_detector(hold_s=0.0) as rig:
         for i in (1, 2, 3):
             rig.put(i)
         await wait_for(lambda: rig.order == [0, 1, 2, 3], 5, "frames 0-3 out while the detector works")
@@ -126,24 +130,16 @@ async def test_without_sync_output_frames_go_out_at_once_and_the_answer_lands_la
         await wait_for(lambda: 4 in rig.shown, 5, "frame 4 out")
         assert rig.shown[4] and rig.shown[4][0].iou(FACE) > 0.5  # frame 0's answer, on a later frame
         assert rig.sample("streamer_sync_released_total") == 0
-    finally:
-        await rig.close()
 
 
 async def test_the_hold_cap_lets_frames_go_when_the_detector_never_answers() -> None:
-    rig = Rig(hold_s=0.05)
-    rig.start()
-    try:
-        rig.put(0)
-        await wait_for(lambda: rig.pool.batches == [[0]], 5, "frame 0 at the detector")
+    async with frame_0_at_the_detector(hold_s=0.05) as rig:
         await asyncio.sleep(0.1)  # past the cap: the next frame to come lets the held ones go
         for i in (1, 2, 3):
             rig.put(i)
         await wait_for(lambda: rig.order == [0, 1, 2, 3], 5, "every frame out, in order, unanswered")
         assert rig.sample("streamer_sync_released_total") >= 2  # frame 0 and the one that came past the cap
         assert rig.pool.batches == [[0]]  # (the detector is still busy: nothing else sent)
-    finally:
-        await rig.close()
 
 
 def test_sync_output_auto_holds_cameras_and_files_not_browser_cameras() -> None:
