@@ -6,11 +6,12 @@ Every LFW image's face is found and described exactly as an upload is (``streame
 the configured detector, dlib's alignment and the ResNet); descriptors are cached in
 ``.cache/people_lfw.npz``. People are split in two halves by name: thresholds are tuned on the
 first (tune) half and reported on the second (held-out) half. Within a half, each person with at
-least 2 images is enrolled with 1-3 of them (at most n-1, so at least one is left to query) and
-queried with the rest; half of the people with one image are enrolled (galleries of singletons,
-as a real library holds many people known from one photo), the other half are strangers, never
-enrolled, queried with their one image. Each library is matched twice on the same draws: by plain
-distances and by distances adjusted by the configured cohort of background faces
+least 2 images is enrolled with 1-3 of them (how many drawn per person, uniformly from 1 to
+min(3, n-1), so at least one is left to query; LFW holds 2-6 photos a person, most 2, so most are
+enrolled with one) and queried with the rest; half of the people with one image are enrolled
+(galleries of singletons, as a real library holds many people known from one photo), the other
+half are strangers, never enrolled, queried with their one image. Each library is matched twice on
+the same draws: by plain distances and by distances adjusted by the configured cohort of background faces
 (``people.cohort``, ``streamer.people.match.Cohort``: faces of other sources, none of LFW), and,
 with seed 0, a third time with the configured learned back-end added (``people.backend``, fitted
 on seed 0's tune half by ``python -m train.plda``).
@@ -106,8 +107,9 @@ def trials(
     distances=None,
     backend: Backend | None = None,
 ) -> list[tuple]:
-    """(query distances, truth, stranger distances) per trial. ``library`` 0: everyone the split
-    enrolled; N: N people drawn (from those with a query), the other people's photos all strangers.
+    """(query distances, truth, stranger distances, photos enrolled of each query's person) per
+    trial. ``library`` 0: everyone the split enrolled; N: N people drawn (from those with a query),
+    the other people's photos all strangers.
     ``distances(enrolled, names, images)``, when given, replaces the gallery's: (images, people)
     distances for enrolled images by name and the sorted names (benchmarks.people_backend)."""
     if not library:
@@ -131,7 +133,7 @@ def trials(
         truth = np.array([g.names.index(people[i]) for i in q])
         q1, q2, qk = _top2(g.distances(d[q]) if distances is None else distances(enrolled, g.names, q))
         s1, s2, _ = _top2(g.distances(d[s]) if distances is None else distances(enrolled, g.names, s))
-        out.append((q1, q2, qk == truth, s1, s2))
+        out.append((q1, q2, qk == truth, s1, s2, np.array([len(enrolled[people[i]]) for i in q], int)))
     return out
 
 
@@ -141,10 +143,17 @@ def _top2(dist: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return o[:, 0], second, np.argmin(dist, axis=1)
 
 
-def score(ts: list[tuple], rule: MatchRule) -> dict[str, float]:
+def score(ts: list[tuple], rule: MatchRule) -> dict:
+    """Shares of queries named correctly and wrongly, of strangers named; ``by_enrolled``: named
+    correctly (and queries) by how many photos of the person are enrolled."""
     n = right = wrong = ns = fa = 0
-    for q1, q2, hit, s1, s2 in ts:
+    by: dict[int, list[int]] = {}
+    for q1, q2, hit, s1, s2, k in ts:
         named = (q1 <= rule.known) & (q2 - q1 >= rule.margin)
+        for j in np.unique(k):
+            by.setdefault(int(j), [0, 0])
+            by[int(j)][0] += int(np.sum((named & hit)[k == j]))
+            by[int(j)][1] += int(np.sum(k == j))
         right += int(np.sum(named & hit))
         wrong += int(np.sum(named & ~hit))
         fa += int(np.sum((s1 <= rule.known) & (s2 - s1 >= rule.margin)))
@@ -155,7 +164,15 @@ def score(ts: list[tuple], rule: MatchRule) -> dict[str, float]:
         "named_wrongly": wrong / max(1, n),
         "strangers": ns,
         "strangers_named": fa / max(1, ns),
+        "by_enrolled": {
+            j: {"queries": b, "named_correctly": a / max(1, b)} for j, (a, b) in sorted(by.items())
+        },
     }
+
+
+def by_enrolled(sc: dict) -> str:
+    """``by_enrolled`` as a table cell: named correctly with 1 / 2 / 3 photos enrolled."""
+    return " / ".join(f"{v['named_correctly']:.1%} ({v['queries']})" for v in sc["by_enrolled"].values())
 
 
 def tune(ts: list[tuple], max_far: float = 0.01) -> MatchRule:
@@ -201,8 +218,8 @@ def main(argv: list[str] | None = None) -> int:
         "cohort and the back-end).",
         "",
         "| library | distances | rule (known, margin) | queries | named correctly | named wrongly "
-        "| strangers | strangers named |",
-        "|---|---|---|---|---|---|---|---|",
+        "| strangers | strangers named | named correctly, 1 / 2 / 3 photos enrolled (queries) |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     backend = load_backend(cfg.backend) if a.seed == 0 else None  # (fitted on seed 0's tune half)
     ways = [("plain", None, None), ("cohort", cohort, None)] + [("cohort+backend", cohort, backend)] * bool(
@@ -225,7 +242,7 @@ def main(argv: list[str] | None = None) -> int:
             md.append(
                 f"| {what} | {how} | {name} ({rule.known}, {rule.margin}) | {sc['queries']} | "
                 f"{sc['named_correctly']:.2%} | {sc['named_wrongly']:.2%} | {sc['strangers']} | "
-                f"{sc['strangers_named']:.2%} |"
+                f"{sc['strangers_named']:.2%} | {by_enrolled(sc)} |"
             )
     for size in (0, 100, 20):  # the ceiling: the nearest person is the right one (no threshold)
         ts = trials(people, d, parts["held_out"], size, a.reps, a.seed + 1, cohort)
