@@ -180,3 +180,47 @@ def test_a_box_the_flow_lost_or_a_look_hid_shows_again_only_on_its_face(shared: 
         off.follow(scene(who), i, i / 10)
         shown.append(len(off.faces()))
     assert shown == [0, 1]
+
+
+def test_a_faint_face_the_detector_then_misses_is_hidden_once_it_turns(shared: Path) -> None:
+    # on a real meeting (bitornobit-meeting) a man's bowed head, found faintly (MMOD score
+    # 0.17-0.45) and then missed, kept its box for up to a second: the flow followed the head and
+    # the box still looked 0.73-0.92 like the face, over missed_unlike (0.6). A face found faintly
+    # and then missed is drawn only while its box shows it as it was (faint_missed_unlike); a face
+    # found clearly keeps its box through the same miss (blur, a turn), and so does a faint face
+    # that stayed as it was
+    head, _, wall = two_faces_and_a_wall(shared)
+    tilted = cv2.warpAffine(
+        head, cv2.getRotationMatrix2D((32, 32), 15, 1.0), (64, 64), borderMode=cv2.BORDER_REFLECT
+    )
+
+    def scene(who: np.ndarray) -> np.ndarray:
+        im = wall.copy()
+        im[60:124, 100:164] = who
+        return im
+
+    def drawn_after_a_miss(score: float, then: np.ndarray) -> tuple[bool, float]:
+        rule = TrackerRule(max_coast_s=10.0)
+        tr = Tracker(rule)
+        for i in (0, 1):  # two detections: confirmed (a faint one is not sure at its first)
+            tr.follow(scene(head), i, i / 10)
+            tr.update([face(100, 60, 64, conf=score)], i, i / 10)
+        assert len(tr.faces()) == 1
+        tr.follow(scene(then), 2, 0.2)
+        tr.update([], 2, 0.2)  # the detector looked and did not find it
+        t = tr.tracks[0]
+        return len(tr.faces()) == 1, t.likeness
+
+    shown, like = drawn_after_a_miss(0.3, tilted)
+    assert TrackerRule().missed_unlike < like < TrackerRule().faint_missed_unlike  # still face-like
+    assert not shown
+    assert drawn_after_a_miss(1.0, tilted)[0]  # found clearly: a miss and a turn keep the box
+    assert drawn_after_a_miss(0.3, head)[0]  # faint but as it was: kept
+    # with the rule off the faint, turned face keeps its box as a clear one does
+    off = Tracker(TrackerRule(max_coast_s=10.0, faint=0.0))
+    for i in (0, 1):
+        off.follow(scene(head), i, i / 10)
+        off.update([face(100, 60, 64, conf=0.3)], i, i / 10)
+    off.follow(scene(tilted), 2, 0.2)
+    off.update([], 2, 0.2)
+    assert len(off.faces()) == 1

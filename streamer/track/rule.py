@@ -47,6 +47,12 @@ class TrackerRule:
     # now (hair, a passer-by, the wall) is not it; a face the detector misses but still there
     # (blur, a turn) keeps its look and stays drawn (0: off)
     missed_unlike: float = 0.6
+    # ... and where the detector last found the face only faintly (its MMOD score under ``faint``:
+    # a face turned or bowed to the edge of what it finds), this bar instead: such a face the
+    # detector then misses is drawn only while its box shows it as it was (a small face that stayed
+    # put keeps 0.95 and more; a bowed or turned head that the flow follows looks 0.7-0.9 like it)
+    faint: float = 0.5
+    faint_missed_unlike: float = 0.95
     # a box hidden by those looks, or one the flow lost for a frame (it moved on at its velocity: a
     # guess), is drawn again only once a look finds it at least this like its template, or the
     # detector finds the face: a passer-by or the back of a head the flow followed instead looks

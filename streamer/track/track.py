@@ -76,9 +76,17 @@ class Track:
     def shown(self) -> bool:
         """Confirmed, and its box still shows the face (see ``TrackerRule.unlike``, ``sure_like``)."""
         rule = self.rule
-        gone = self.misses > 0 and self.likeness is not None and self.likeness < rule.missed_unlike
+        gone = self.misses > 0 and self.likeness is not None and self.likeness < self.missed_unlike
         unlike = rule.unlike_looks and self.unlike_run >= rule.unlike_looks
         return self.confirmed and not gone and not unlike and not self.unsure
+
+    @property
+    def missed_unlike(self) -> float:
+        """The likeness under which this track's box, once missed, is not drawn: ``faint_missed_unlike``
+        where the detector last found the face faintly (under ``faint``), else ``missed_unlike``."""
+        rule = self.rule
+        faint = self.confidence < rule.faint
+        return max(rule.missed_unlike, rule.faint_missed_unlike) if faint else rule.missed_unlike
 
     def box_at(self, index: int) -> np.ndarray:
         """Where the track was on frame ``index`` (its oldest known box if that is before it began)."""

@@ -150,7 +150,7 @@ class Tracker:
         for ti in a.lost:
             tr = tracks[ti]
             tr.misses += 1
-            if rule.missed_unlike and tr.template is not None and self._prev is not None:
+            if tr.missed_unlike and tr.template is not None and self._prev is not None:
                 tr.likeness = likeness(tr.template, self._prev, self._prev_scale, tr.box)  # (Track.shown)
                 tr.unsure |= (
                     bool(rule.sure_like) and tr.likeness is not None and tr.likeness < rule.missed_unlike
