@@ -32,6 +32,15 @@ def test_region_boxes_map_back_and_duplicates_merge_by_dlibs_rule() -> None:
     assert sorted((f.box.left, f.box.confidence) for f in faces) == [(10, 0.5), (250, 2.0)]
 
 
+def test_a_weak_detection_never_suppresses_a_face_in_the_merge() -> None:
+    """A face near one region's cut (scored 0.4) and a weak box on it well inside another region:
+    the face stays (a box well inside its region would otherwise go first and take its place)."""
+    r1, r2 = Region(0, 0, 399, 399, 1.0), Region(0, 0, 299, 399, 1.0)
+    face_box, weak_box = Box(230, 100, 289, 159, 0.4), Box(228, 98, 289, 159, -0.3)
+    faces = merge([[Face(weak_box)], [Face(face_box)]], [r1, r2], W, H)
+    assert [(f.box.left, f.box.confidence) for f in faces] == [(230, 0.4)]
+
+
 def test_a_part_face_at_a_cut_edge_is_dropped() -> None:
     r = Region(200, 0, 599, 399, 1.0)
     at_edge = Box(0, 50, 39, 99, 1.0)  # region pixels: touches the left cut

@@ -93,7 +93,7 @@ def merge(
 ) -> tuple[Face, ...]:
     """Faces found per region (in region pixels) as one frame's faces: mapped back, part faces at
     cut edges dropped, overlaps resolved by dlib's non-max suppression (best score first, but a
-    box well inside its region before one near a cut)."""
+    box well inside its region before one near a cut, and a face before a weak detection)."""
     faces: list[Face] = []
     near_cut: dict[int, bool] = {}
     for fs, r in zip(found, regions, strict=True):
@@ -102,8 +102,9 @@ def merge(
             if not at_cut_edge(b, r, width, height):
                 faces.append(Face(b, f.labels, f.track, f.identity))
                 near_cut[id(faces[-1])] = at_cut_edge(b, r, width, height, NEAR_CUT * b.width)
-    # a face well inside its region first: near a cut it may be part of a face, scored as high
-    faces.sort(key=lambda f: (near_cut.get(id(f), False), -f.box.confidence))
+    # a face well inside its region first: near a cut it may be part of a face, scored as high; and
+    # faces before weak detections (types.FACE_SCORE): a weak one never suppresses a face
+    faces.sort(key=lambda f: (f.box.weak, near_cut.get(id(f), False), -f.box.confidence))
     kept: list[Face] = []
     rects = np.zeros((0, 4), dtype=np.int64)
     for f in faces:
