@@ -70,6 +70,9 @@ def test_a_track_outside_the_regions_looked_at_is_not_missed() -> None:
     assert [tr.box[0] for tr in t.tracks] == [1500]  # the one looked at and not found ended
     # too small at a coarse region's scale: not looked at either
     assert not looked_at(Box(1500, 800, 1539, 839, 0), [Region(0, 0, W - 1, H - 1, 1 / 3)])
+    # ... nor a face under MMOD's smallest there (a 50 px face at scale 1: MMOD finds none that small)
+    assert not looked_at(Box(100, 100, 149, 149, 0), [Region(0, 0, 639, 639, 1.0)])
+    assert looked_at(Box(100, 100, 179, 179, 0), [Region(0, 0, 639, 639, 1.0)])
 
 
 @pytest.mark.parametrize("speed", [6, 15])
