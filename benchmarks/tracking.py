@@ -90,7 +90,7 @@ def run_every(
             assert engine is not None
             (res,), _ = engine.run([img], [stage.skip_boxes()], [regions])
             looked_px += sum(r.pixels for r in regions)
-            detected += len(res.faces)
+            detected += sum(1 for f in res.faces if not f.box.weak)  # (faces; weak detections aside)
             classified += sum(1 for f in res.faces if f.labels)
             for r in regions:
                 why[r.why] += 1
@@ -98,14 +98,15 @@ def run_every(
         elif due:
             looked_px += whole_px
             if people is not None:
-                _, _, pairs = compare([b for _, b in people[n]], [f.box for f in ref_faces[n]])
+                strong = [f for f in ref_faces[n] if not f.box.weak]  # (weak detections: unlabelled)
+                _, _, pairs = compare([b for _, b in people[n]], [f.box for f in strong])
                 for i, j in pairs:
-                    raw[people[n][i][0]].append(",".join(x.label for x in ref_faces[n][j].labels))
+                    raw[people[n][i][0]].append(",".join(x.label for x in strong[j].labels))
             skip = stage.skip_boxes()
             faces = tuple(
                 Face(f.box) if _overlaps(f.box, skip) else f for f in ref_faces[n]
             )  # what Engine.run(.., skip) returns
-            detected += len(faces)
+            detected += sum(1 for f in faces if not f.box.weak)
             classified += sum(1 for f in faces if f.labels)
             in_flight.append((n + latency, Detections("bench", n, frame.captured_at, faces)))
         while in_flight and in_flight[0][0] <= n:
@@ -114,10 +115,11 @@ def run_every(
         out = stage.finish(frame, draw=False)
         track_s += time.perf_counter() - t0
         got = [f.box for f in out.faces]
-        k, s, _ = compare([f.box for f in ref_faces[n]], got)
+        faces_n = [f.box for f in ref_faces[n] if not f.box.weak]  # (weak detections: no reference)
+        k, s, _ = compare(faces_n, got)
         found += k
         iou_sum += s
-        n_ref += len(ref_faces[n])
+        n_ref += len(faces_n)
         if people is not None:
             true = people[n]
             k, s, pairs = compare([b for _, b in true], got)
@@ -263,7 +265,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.video is None:
         path = CameraPath(frames=args.frames)
         images = list(frames(still, path))
-        (on_still,) = engine.detector.detect([still], 0)
+        on_still = [b for b in engine.detector.detect([still], 0)[0] if not b.weak]
         people = [people_on(on_still, (still.shape[1], still.shape[0]), path, n) for n in range(len(images))]
         clip = f"moving camera over {len(on_still)} faces, {path.size[0]}x{path.size[1]}"
     else:

@@ -39,6 +39,13 @@ class PipelineConfig(Strict):
     worker_nice: int = Field(
         10, ge=0, le=19, description="CPU niceness of the workers: on a full CPU the display path comes first"
     )
+    weak_score: float = Field(
+        -0.5,
+        ge=-2.0,
+        le=0.0,
+        description="mmod: detections scoring from this up to 0 (dlib's threshold) are weak: they keep a "
+        "track whose box they overlap and place its box, never start a track, and are not classified (0: off)",
+    )
     render_threads: int = Field(2, ge=1, le=32)
     runtime: Literal["auto", "onnxruntime", "keras"] = Field(
         "auto", description="mmod network: ONNX Runtime (CPU), Keras (GPU), auto: ONNX Runtime unless a GPU"

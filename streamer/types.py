@@ -6,6 +6,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+# MMOD's (and dlib's) threshold: a detection scoring this or more is a face. One scoring less (the
+# detector keeps them down to ``pipeline.weak_score``) is weak: it may keep a track that is there
+# and place its box, but never starts one (docs/tracking.md).
+FACE_SCORE = 0.0
+
 
 @dataclass(frozen=True, slots=True)
 class Box:
@@ -27,6 +32,11 @@ class Box:
     @property
     def height(self) -> int:
         return self.bottom - self.top + 1
+
+    @property
+    def weak(self) -> bool:
+        """Scored under ``FACE_SCORE``: a weak detection, not a face on its own."""
+        return self.confidence < FACE_SCORE
 
     def iou(self, other: Box) -> float:
         """Intersection over union with ``other`` (inclusive pixels)."""

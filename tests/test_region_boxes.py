@@ -32,6 +32,15 @@ def test_region_boxes_map_back_and_duplicates_merge_by_dlibs_rule() -> None:
     assert sorted((f.box.left, f.box.confidence) for f in faces) == [(10, 0.5), (250, 2.0)]
 
 
+def test_a_weak_detection_never_suppresses_a_face_in_the_merge() -> None:
+    """A face near one region's cut (scored 0.4) and a weak box on it well inside another region:
+    the face stays (a box well inside its region would otherwise go first and take its place)."""
+    r1, r2 = Region(0, 0, 399, 399, 1.0), Region(0, 0, 299, 399, 1.0)
+    face_box, weak_box = Box(230, 100, 289, 159, 0.4), Box(228, 98, 289, 159, -0.3)
+    faces = merge([[Face(weak_box)], [Face(face_box)]], [r1, r2], W, H)
+    assert [(f.box.left, f.box.confidence) for f in faces] == [(230, 0.4)]
+
+
 def test_a_part_face_at_a_cut_edge_is_dropped() -> None:
     r = Region(200, 0, 599, 399, 1.0)
     at_edge = Box(0, 50, 39, 99, 1.0)  # region pixels: touches the left cut
@@ -61,6 +70,9 @@ def test_a_track_outside_the_regions_looked_at_is_not_missed() -> None:
     assert [tr.box[0] for tr in t.tracks] == [1500]  # the one looked at and not found ended
     # too small at a coarse region's scale: not looked at either
     assert not looked_at(Box(1500, 800, 1539, 839, 0), [Region(0, 0, W - 1, H - 1, 1 / 3)])
+    # ... nor a face under MMOD's smallest there (a 50 px face at scale 1: MMOD finds none that small)
+    assert not looked_at(Box(100, 100, 149, 149, 0), [Region(0, 0, 639, 639, 1.0)])
+    assert looked_at(Box(100, 100, 179, 179, 0), [Region(0, 0, 639, 639, 1.0)])
 
 
 @pytest.mark.parametrize("speed", [6, 15])

@@ -101,3 +101,52 @@ def test_a_face_whose_box_moved_more_than_iou_allows_keeps_its_track() -> None:
     tr.follow(grey, 2, 0.2)
     tr.update([face(307, 51, 80), face(407, 51, 80)], 2, 0.2)
     assert sorted(f.track for f in tr.faces())[0] == tid and len(tr.faces()) == 2
+
+
+def test_a_weak_detection_keeps_a_shown_track_and_places_its_box() -> None:
+    """ByteTrack's second association: a face the detector scores under its threshold (blurred,
+    small, turned) keeps the track it overlaps and moves its box there; without it the track coasts
+    out (missed twice, past max_coast_s) and a face still in view loses its box."""
+    for weak_iou, kept in ((0.5, True), (0.0, False)):
+        tr = Tracker(TrackerRule(weak_iou=weak_iou, max_misses=2, max_coast_s=1.0))
+        tr.follow(GREY, 0, 0.0)
+        tr.update([face(100, 50)], 0, 0.0)
+        (tid,) = [f.track for f in tr.faces()]
+        for i in range(1, 6):  # 2.5 s of weak detections only, the face drifting 4 px a look
+            tr.follow(GREY, i, i / 2)
+            tr.update([face(100 + 4 * i, 50, conf=-0.3)], i, i / 2)
+        if kept:
+            (f,) = tr.faces()
+            assert f.track == tid and f.box.left == 120
+            assert tr.tracks[0].misses == 0 and tr.tracks[0].hits == 1  # (kept, but no hit)
+        else:
+            assert tr.faces() == () and tr.tracks == []
+
+
+def test_a_weak_detection_alone_starts_no_track_and_confirms_none() -> None:
+    tr = Tracker()
+    for i in range(4):  # the same weak box, look after look: no face
+        tr.follow(GREY, i, i / 10)
+        tr.update([face(100, 50, conf=-0.2)], i, i / 10)
+    assert tr.tracks == [] and tr.faces() == () and tr.drain_events() == []
+    # a doubtful face (seen once, not shown) is not confirmed by a weak one: it ends unseen
+    tr.follow(GREY, 4, 0.4)
+    tr.update([face(100, 50, conf=0.1)], 4, 0.4)
+    assert len(tr.tracks) == 1 and tr.faces() == ()
+    tr.follow(GREY, 5, 0.5)
+    tr.update([face(100, 50, conf=-0.2)], 5, 0.5)
+    assert tr.tracks == [] and tr.drain_events() == []
+
+
+def test_a_weak_detection_does_not_take_a_face_from_a_track_or_end_one_as_a_duplicate() -> None:
+    """A face is matched first: a weak box overlapping the same track better does not take its
+    place, and a missed track inside a weak box is no duplicate of a face (it coasts)."""
+    tr = Tracker()
+    tr.follow(GREY, 0, 0.0)
+    tr.update([face(100, 50), face(200, 50, 40)], 0, 0.0)
+    a, b = tr.tracks
+    tr.follow(GREY, 1, 0.1)
+    tr.update([face(100, 50, conf=-0.1), face(108, 50), face(195, 45, 60, conf=-0.1)], 1, 0.1)
+    assert a.hits == 2 and a.box[0] == 108  # the face, not the weak box on it
+    # b lies wholly inside the weak box (IoU 0.44: not matched to it): missed, but coasting
+    assert b in tr.tracks and b.misses == 1 and b.box[0] == 200

@@ -132,7 +132,7 @@ def prepare_clip(work: Path, config: Any, reference_stride: int = 8) -> TruthCli
     dst = work / "moving-camera.mp4"
     order = write_clip(still, path, dst)
     engine = Engine(dataclasses.replace(engine_spec(config), classifiers=()))
-    (on_still,) = engine.detector.detect([still], 0)
+    on_still = [b for b in engine.detector.detect([still], 0)[0] if not b.weak]
     wh = (still.shape[1], still.shape[0])
     truth = [[b for _, b in people(on_still, wh, path, n)] for n in order]
     ref = BoxScore()
@@ -143,7 +143,7 @@ def prepare_clip(work: Path, config: Any, reference_stride: int = 8) -> TruthCli
             raise OSError(f"{dst}: {i} frames readable, {len(order)} written")
         if i % reference_stride == 0:
             (res,), _ = engine.run([cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)])
-            ref.add(truth[i], [f.box for f in res.faces])
+            ref.add(truth[i], [f.box for f in res.faces if not f.box.weak])
     cap.release()
     del engine
     return TruthClip(

@@ -96,6 +96,7 @@ def _look(detector: Any, bgr: np.ndarray, b: tuple, upsample: int) -> list[list[
     s = min(MAX_ZOOM, max(1.0, CLOSER_PX / bw))
     crop = cv2.resize(bgr[y0:y1, x0:x1], None, fx=s, fy=s, interpolation=cv2.INTER_LINEAR)
     (found,) = detector.detect([np.ascontiguousarray(cv2.cvtColor(crop, cv2.COLOR_BGR2RGB))], upsample)
+    found = [f for f in found if not f.weak]  # (faces: the weak ones only keep tracks)
     return [
         [f.left / s + x0, f.top / s + y0, f.right / s + x0, f.bottom / s + y0, round(float(f.confidence), 4)]
         for f in found

@@ -108,7 +108,7 @@ def reference(clip: RealClip, cache: Path = CACHE, log=None) -> dict[int, list[B
                 break
             if n in want:
                 (boxes,) = detector.detect([cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)], clip.upsample)
-                done[n] = list(boxes)
+                done[n] = [b for b in boxes if not b.weak]  # (faces: the weak ones only keep tracks)
                 want.discard(n)
                 _save(clip, done, cache)
                 if log:

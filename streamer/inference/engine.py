@@ -52,6 +52,7 @@ class EngineSpec:
     nice: int = 0  # added to the worker process's niceness (lower CPU priority)
     face_backbone: str = ""  # dlib face-recognition .dat ("" = STREAMER_FACE_BACKBONE or the packaged one)
     runtime: str = "auto"  # mmod network: "auto", "onnxruntime" or "keras"
+    weak_score: float = 0.0  # mmod: detections kept from this score up; under 0 (FACE_SCORE) weak ones
 
 
 def usable_classifiers(classifiers: list[ClassifierConfig], metrics: Metrics) -> list[ClassifierConfig]:
@@ -79,6 +80,7 @@ def engine_spec(config: Config, metrics: Metrics | None = None, nice: int = 0) -
         threads=p.worker_threads,
         nice=nice,
         runtime=p.runtime,
+        weak_score=p.weak_score,
     )
 
 
@@ -121,7 +123,11 @@ class Engine:
         self.spec = spec
         if spec.threads:
             _limit_threads(spec.threads)
-        options = {"runtime": spec.runtime, "threads": spec.threads} if spec.detector == "mmod" else {}
+        options = (
+            {"runtime": spec.runtime, "threads": spec.threads, "threshold": min(0.0, spec.weak_score)}
+            if spec.detector == "mmod"
+            else {}
+        )
         self.detector = make_detector(spec.detector, **options)
         self._proposer = Proposer()
         self.classifiers: list[Classifier] = []
@@ -189,7 +195,8 @@ class Engine:
         regions: Sequence[Sequence[Region]] | None = None,
     ) -> tuple[list[FrameResult], BatchTimings]:
         """Faces per image. ``skip[i]``: boxes (tracks with settled labels) whose faces in image i
-        need no classifying; a detected face overlapping one (IoU >= 0.5) comes back without labels.
+        need no classifying; a detected face overlapping one (IoU >= 0.5) comes back without labels,
+        and so does a weak detection (scored under 0, kept down to ``weak_score``: types.FACE_SCORE).
         ``regions[i]``: where to look in image i, each at its scale (empty: the whole image, scaled
         to ``detect_max_side``, at ``upsample``; "propose" ones: where HOG proposes, see
         proposals.py); faces are classified on the full image."""
@@ -210,8 +217,8 @@ class Engine:
         ]  # propose regions: HOG's faces to look at (a settled track's face is looked at on its own turn)
         boxes = self.detect(rgb, plans, splits) if rgb else []
         t1 = time.perf_counter()
-        wanted = [
-            [j for j, b in enumerate(bs) if not _overlaps(b, skip[i] if skip else ())]
+        wanted = [  # (a weak detection is no face to classify: it only keeps a track, see types.FACE_SCORE)
+            [j for j, b in enumerate(bs) if not b.weak and not _overlaps(b, skip[i] if skip else ())]
             for i, bs in zip(good, boxes, strict=True)
         ]
         picked = [[bs[j] for j in w] for bs, w in zip(boxes, wanted, strict=True)]

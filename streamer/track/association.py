@@ -16,6 +16,13 @@ placed where it was *on that frame* (``Track.box_at``), not where it is now. The
    small there (``looked``).
 5. A missed track whose box lies mostly inside a detected face (``duplicate_inside``) is a
    duplicate of that face's track: it ends rather than coast beside it.
+
+Weak detections (scored under ``types.FACE_SCORE``: a blurred, small or turned face, or no face)
+take no part in 1-5. They are matched afterwards, by IoU of at least ``weak_iou`` alone, to the
+confirmed tracks still without a face (ByteTrack's second association, Zhang et al. 2022): such a
+track is not missed, and the weak box places it. A weak detection no track takes is dropped; it
+never starts a track. A face the detector barely sees keeps its track, and a score near the
+threshold alone never puts a box on the wall.
 """
 
 from __future__ import annotations
@@ -40,6 +47,7 @@ class Association:
     then: list[XYXY]  # each track's box on the detection's frame
     boxes: list[tuple[int, int, int, int]]  # each detection's box
     pairs: list[tuple[int, int]]  # (track, detection): the same face
+    weak_pairs: list[tuple[int, int]]  # (track, weak detection): the face, seen weakly
     lost: list[int]  # tracks looked for and not found (switched ones aside)
     new: list[int]  # detections no track matched: new faces
     switched: list[int]  # tracks whose box moved onto someone else's face
@@ -65,7 +73,9 @@ def associate(
         who = np.stack([faces[di].identity for di in known])
         for ti, tr in enumerate(tracks):
             other[ti, known] = other_person(tr.identities, who, rule.other_person)
-    pairs, lost, new = match(np.where(other, 0.0, ious), rule.min_iou)
+    weak = np.array([f.box.weak for f in faces], dtype=bool)
+    pairs, lost, new = match(np.where(other | weak[None, :], 0.0, ious), rule.min_iou)
+    new = [di for di in new if not weak[di]]  # (a weak detection never starts a track)
     if lost and new and rule.near_reach > 0:
         # tracks and faces still unmatched whose centres lie close, for their size: the same face
         near = near_matrix([then[ti] for ti in lost], [dets[di] for di in new], rule.near_reach)
@@ -73,13 +83,22 @@ def associate(
         more, still_lost, still_new = match(near, 1e-9)
         pairs += [(lost[i], new[j]) for i, j in more]
         lost, new = [lost[i] for i in still_lost], [new[j] for j in still_new]
+    weak_pairs: list[tuple[int, int]] = []
+    if lost and weak.any() and rule.weak_iou > 0:
+        # the confirmed tracks still without a face, against the weak detections: by IoU alone
+        cand, wi = [ti for ti in lost if tracks[ti].confirmed], np.flatnonzero(weak)
+        more, _, _ = match(ious[np.ix_(cand, wi)], rule.weak_iou)
+        weak_pairs = [(cand[i], int(wi[j])) for i, j in more]
+        kept = {ti for ti, _ in weak_pairs}
+        lost = [ti for ti in lost if ti not in kept]
     if looked:
         lost = [ti for ti in lost if looked_at(xyxy_box(then[ti]), looked)]
     # a track left without a face that it overlaps as a match would, but that is someone else
     switched = [ti for ti in lost if (other[ti] & (ious[ti] >= rule.min_iou)).any()]
     lost = [ti for ti in lost if ti not in switched]
-    duplicates = [ti for ti in lost if _inside_any(then[ti], dets) >= rule.duplicate_inside]
-    return Association(then, dets, pairs, lost, new, switched, duplicates)
+    found = [d for d, w in zip(dets, weak, strict=True) if not w]
+    duplicates = [ti for ti in lost if _inside_any(then[ti], found) >= rule.duplicate_inside]
+    return Association(then, dets, pairs, weak_pairs, lost, new, switched, duplicates)
 
 
 def _inside_any(box: XYXY, others: Sequence[XYXY]) -> float:

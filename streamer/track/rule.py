@@ -18,6 +18,9 @@ class TrackerRule:
     min_iou: float = 0.3  # a detection and a track overlap at least this much to be the same face
     # or, of those left, their centres lie within this share of the larger one's width (0: off)
     near_reach: float = 0.5
+    # a confirmed track no face matched takes a weak detection (scored under types.FACE_SCORE)
+    # overlapping it this much: it is not missed and its box goes there (ByteTrack; 0: off)
+    weak_iou: float = 0.5
     confirm_hits: int = 2
     confirm_confidence: float = 0.3  # MMOD score (a face from 0); clear frontal faces score 0.8 and more
     max_misses: int = 2

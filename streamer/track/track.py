@@ -134,10 +134,12 @@ class Track:
         self.history = deque(((i, b * k) for i, b in self.history), maxlen=self.history.maxlen)
         self.classified_height *= sy
 
-    def detected(self, then: np.ndarray, box: Box, now: int, t: float) -> None:
+    def detected(self, then: np.ndarray, box: Box, now: int, t: float, weak: bool = False) -> None:
         """The detector found the face at ``box`` on a frame where the track was at ``then``: the
         box moves by that correction (shift of the centre, ratio of the widths) from where it is on
-        frame ``now``, the last followed one."""
+        frame ``now``, the last followed one. ``weak``: a weak detection (association.py): the
+        face is still there (no miss) and the box goes where it is, but it is no hit (a track is
+        confirmed and classified by faces) and the track keeps its score."""
         det = np.array([box.left, box.top, box.right, box.bottom], dtype=np.float64)
         sc = (det[2] - det[0] + 1) / max(1.0, then[2] - then[0] + 1)
         dc = (det[:2] + det[2:]) / 2 - (then[:2] + then[2:]) / 2
@@ -149,11 +151,13 @@ class Track:
             # planned, say) is matched against it and corrects from it, not from the box before
             self.history[-1] = (now, self.box.copy())
         self.seen_at = det
-        self.confidence = float(box.confidence)
-        self.hits += 1
         self.misses = 0
         self.unsure = False
         self.last_hit = t
+        if weak:
+            return
+        self.confidence = float(box.confidence)
+        self.hits += 1
         self.detections_since_classified += 1
 
     # -- classifying and identity ----------------------------------------------------------------

@@ -147,6 +147,9 @@ class Tracker:
             self._correct(tr, np.asarray(a.then[ti]), faces[di], t)
             tr.unlike_run = 0
             tr.template = template(seen[0], seen[1], a.boxes[di]) if seen is not None else None
+        for ti, di in a.weak_pairs:  # (a weak detection places the box; the template stays the face's)
+            tracks[ti].detected(np.asarray(a.then[ti]), faces[di].box, self._index, t, weak=True)
+            tracks[ti].unlike_run = 0
         for ti in a.lost:
             tr = tracks[ti]
             tr.misses += 1
@@ -155,7 +158,7 @@ class Tracker:
                 tr.unsure |= (
                     bool(rule.sure_like) and tr.likeness is not None and tr.likeness < rule.missed_unlike
                 )
-        matched = [(np.asarray(a.then[ti]), tracks[ti].box) for ti, _ in a.pairs]
+        matched = [(np.asarray(a.then[ti]), tracks[ti].box) for ti, _ in a.pairs + a.weak_pairs]
         born, paths = self._carry.carry([faces[di].box for di in a.new], index, self._index, matched)
         for di, box, path in zip(a.new, born, paths, strict=True):
             f = Face(box, faces[di].labels, faces[di].track, faces[di].identity)
