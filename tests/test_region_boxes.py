@@ -213,12 +213,14 @@ def test_big_frames_get_a_proposal_tile_a_round_and_a_webcam_none() -> None:
     """On 1080p every round scans the next tile with HOG (within the round's budget, at HOG's cost),
     and the tiles cover the frame in turn; a 640x480 frame whose coarse look sees every face wanted
     plans as before (no proposals), one whose coarse look misses the smallest gets them too. The
-    first round (a new scene's) scans them all at once, over budget: faces there boxed at once."""
+    first round (a new scene's) scans all of the frame at once, as one region (the tiles overlap:
+    scanned one by one they cost twice as much), over budget: faces there boxed at once."""
     p = RegionPlanner(min_face_px=40, budget_px=640 * 480)
     n = len(p.proposal_tiles(W, H))
     assert n > 1
-    first = [r for r in p.plan(W, H, [], [], 0.0) if r.why == "propose"]
-    assert len(first) == n and covered(first, W, H).all()
+    (first,) = [r for r in p.plan(W, H, [], [], 0.0) if r.why == "propose"]
+    assert covered([first], W, H).all() and first.scale == pytest.approx(p.proposal_scale(W, H))
+    assert first.pixels < sum(r.pixels for r in p.proposal_tiles(W, H))
     seen = []
     for _ in range(n):
         plan = p.plan(W, H, [(1, Box(100, 100, 139, 139, 1.0))], [], 0.0)

@@ -241,6 +241,15 @@ class RegionPlanner:
         side = min(MAX_SIDE, int(math.sqrt(self.budget / 2 / PROPOSE_COST)))
         return tiles(width, height, self.proposal_scale(width, height), side, "propose")
 
+    def proposal_whole(self, width: int, height: int) -> list[Region]:
+        """The whole frame as one proposal region (HOG scans each pixel once; the tiles overlap by
+        up to half a tile: on a 720p frame they scan 9.6 Mpx for its 3.7), or its tiles where it is
+        larger than the detector's largest input."""
+        s = self.proposal_scale(width, height)
+        if max(width, height) * s > MAX_SIDE:
+            return self.proposal_tiles(width, height)
+        return [Region(0, 0, width - 1, height - 1, s, "propose")]
+
     def proposal_scale(self, width: int, height: int) -> float:
         """HOG's scale: a min_face_px face at PROPOSE_FACE_PX (its window), unless the frame's scan
         would pass PROPOSE_FRAME_PX; then less, down to PROPOSE_FACE_PX_MIN (1080p: 60 px)."""
@@ -278,14 +287,14 @@ class RegionPlanner:
         self._fresh = value and self.fresh_looks
 
     def _fresh_look(self, width: int, height: int) -> list[Region]:
-        """A scene's first round looks, over budget once, at every face there: all of the frame's
-        proposal tiles (a 720p frame's HOG scan costs about 1.2 rounds' MMOD pixels, 1080p's about
-        1.7); where proposals are off or the coarse look is every 2nd round, the whole frame at the
+        """A scene's first round looks, over budget once, at every face there: all of the frame
+        proposed at once (``proposal_whole``: a 720p frame's HOG scan costs about 1.2 rounds' MMOD
+        pixels, 1080p's about 1.0); where proposals are off or the coarse look is every 2nd round, the whole frame at the
         min-face scale if that costs at most FRESH_ROUNDS rounds (a 640x480 or 640x640 camera:
         4-5). Faces already there are boxed in one round, not over the sweep's next few (on real
         clips 1-4 s)."""
         if self.propose and self.coarse_every(width, height) > 2:
-            return self.proposal_tiles(width, height)
+            return self.proposal_whole(width, height)
         whole = self.whole_at_min(width, height)
         return [whole] if whole.pixels <= FRESH_ROUNDS * self.round_budget(width, height) else []
 
