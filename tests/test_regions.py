@@ -6,7 +6,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from streamer.detect.proposals import PROPOSE_COST, cost
 from streamer.detect.regions import FACE_PX
 from streamer.pipeline.motion import MotionDetector
 from streamer.pipeline.planner import TRACK_CONTEXT, TRACK_EVERY, TRACK_FACE_PX, RegionPlanner, tiles
@@ -96,29 +95,6 @@ def test_tiles_overlap_so_a_face_at_a_seam_lies_whole_in_one() -> None:
     face_src = FACE_PX / 2.0  # a min-size face, in source pixels
     for x in range(0, W - int(face_src), 37):
         assert any(t.left <= x and x + face_src - 1 <= t.right for t in ts if t.top == 0), x
-
-
-@pytest.mark.parametrize("size", [(1280, 720), (1920, 1080), (640, 640), (640, 480), (640, 360)])
-def test_proposal_strips_cover_the_frame_in_few_pieces_within_their_cost(size) -> None:
-    """HOG's pieces of a frame: every face of the smallest size whole in one of them, each within
-    half a round (at HOG's cost), and no more pixels scanned than square tiles of that area would."""
-    w, h = size
-    p = RegionPlanner(min_face_px=40, budget_px=640 * 480)
-    ps = p.proposal_tiles(w, h)
-    assert covered(ps, w, h).all()
-    assert all(cost(r) <= 1.01 * p.round_budget(w, h) / 2 for r in ps)
-    side = int((p.round_budget(w, h) / 2 / PROPOSE_COST) ** 0.5)
-    squares = tiles(w, h, p.proposal_scale(w, h), side, "propose")
-    assert sum(r.pixels for r in ps) <= sum(r.pixels for r in squares)
-    face = round(FACE_PX / ps[0].scale)  # the smallest face HOG is to propose, in source pixels
-    for x in range(0, w - face, 23):
-        for y in range(0, h - face, 23):
-            assert any(
-                r.left <= x and r.top <= y and x + face - 1 <= r.right and y + face - 1 <= r.bottom
-                for r in ps
-            )
-    if size == (1280, 720):  # square tiles overlapped by half a tile here: 6 pieces, 9.6 Mpx
-        assert len(ps) == 3 and sum(r.pixels for r in ps) < 0.5 * sum(r.pixels for r in squares)
 
 
 def test_tracks_not_looked_at_lately_go_first_when_the_budget_is_short() -> None:

@@ -48,7 +48,7 @@ from streamer.detect.proposals import (
     cost,
 )
 from streamer.detect.regions import FACE_PX, square
-from streamer.pipeline.tiling import inside, merge_overlapping, strips, tiles
+from streamer.pipeline.tiling import inside, merge_overlapping, tiles
 from streamer.track.matching import XYXY
 from streamer.types import Box, Region
 
@@ -242,12 +242,10 @@ class RegionPlanner:
         return self._spend(plan, width, height)
 
     def proposal_tiles(self, width: int, height: int) -> list[Region]:
-        """The frame in pieces at the proposal scale, each costing at most half a round's budget:
-        strips (tiling.strips), the fewest such pieces, so HOG scans little twice (a 720p frame:
-        three, 4.1 Mpx, where square tiles took six, 9.6 Mpx, and twice the rounds to cover it)."""
+        """The frame in tiles at the proposal scale, each costing at most half a round's budget."""
         self.budget = self.round_budget(width, height)
-        area = int(self.budget / 2 / PROPOSE_COST)
-        return strips(width, height, self.proposal_scale(width, height), area, MAX_SIDE, "propose")
+        side = min(MAX_SIDE, int(math.sqrt(self.budget / 2 / PROPOSE_COST)))
+        return tiles(width, height, self.proposal_scale(width, height), side, "propose")
 
     def proposal_whole(self, width: int, height: int) -> list[Region]:
         """The whole frame as one proposal region (HOG scans each pixel once; the tiles overlap by
