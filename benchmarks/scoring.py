@@ -194,12 +194,8 @@ def _pcts(v: list[float]) -> dict[str, float | None]:
     if not v:
         return {"p50": None, "p90": None, "max": None, "n": 0}
     a = np.asarray(v)
-    return {
-        "p50": round(float(np.percentile(a, 50)), 3),
-        "p90": round(float(np.percentile(a, 90)), 3),
-        "max": round(float(a.max()), 3),
-        "n": len(v),
-    }
+    p50, p90 = (round(float(np.percentile(a, q)), 3) for q in (50, 90))
+    return {"p50": p50, "p90": p90, "max": round(float(a.max()), 3), "n": len(v)}
 
 
 # ------------------------------------------------------------------------ a real clip (live-clip)
@@ -248,21 +244,23 @@ FROM_S = 1.0  # real: recall and boxes off face count from this second of the cl
 NEARER = 1.3  # real: a reference track whose box grows this much is someone coming nearer
 
 
-def link_tracks(ref: dict[int, list[Box]], gap: int) -> dict[int, list[int]]:
+def link_tracks(ref: dict[int, list[Box]], gap: int, cuts: Sequence[int] = ()) -> dict[int, list[int]]:
     """Reference tracks: each reference frame's boxes matched (Hungarian) to the tracks seen on the
     reference frames up to ``gap`` frames before: by IoU or, where higher, by nearness (centres
     within LINK_REACH of the larger width, widths within 1.5x: people walk a face width and
-    MMOD's box steps a size between reference frames). Returns frame -> track per box."""
+    MMOD's box steps a size between reference frames), never across a scene cut (``cuts``: each
+    shot's first frame; shot and reverse shot put two people in one place). Frame -> track per box."""
     last: dict[int, tuple[int, tuple[int, int, int, int]]] = {}  # track -> (frame, box)
     out: dict[int, list[int]] = {}
     prev_n = None
     for n in sorted(ref):
         boxes = [xyxy(b) for b in ref[n]]
         ids: list[int | None] = [None] * len(boxes)
+        shot = max((c for c in cuts if c <= n), default=0)  # (tracks seen before it ended there)
         # the tracks on the reference frame before first, then those missed there (up to ``gap``)
         for live in (
-            [t for t, (f, _) in last.items() if f == prev_n],
-            [t for t, (f, _) in last.items() if f != prev_n and n - f <= gap],
+            [t for t, (f, _) in last.items() if f == prev_n and f >= shot],
+            [t for t, (f, _) in last.items() if f != prev_n and n - f <= gap and f >= shot],
         ):
             todo = [i for i, t in enumerate(ids) if t is None]
             a, b = [boxes[i] for i in todo], [last[t][1] for t in live]
@@ -285,6 +283,7 @@ def score_real(
     fps: float,
     size: tuple[int, int],
     closer: dict[int, list[Box]] | None = None,
+    cuts: Sequence[int] = (),
 ) -> dict[str, Any]:
     """What a viewer of a real clip saw (its ``--detections`` lines) against the reference boxes on
     every ``every``-th frame (``ref``): recall of reference faces >= 40 and >= 24 px wide from
@@ -294,9 +293,10 @@ def score_real(
     it (IoU >= 0.5, on reference frames: resolution every/fps), the drawn track ids on it, and the
     IoU and width ratio of the drawn box on people coming nearer (the later half of a track that
     grows NEARER times); label changes per drawn track that was on a reference face. ``closer``:
-    faces the reference missed (benchmarks/real/closer.py); a drawn box on one is not off face."""
+    faces the reference missed (benchmarks/real/closer.py); a drawn box on one is not off face.
+    ``cuts``: the clip's scene cuts (no reference track goes across one: see link_tracks)."""
     shown = {int(d["frame"]): d["faces"] for d in lines}
-    tracks = link_tracks(ref, 2 * every)
+    tracks = link_tracks(ref, 2 * every, cuts)
     w, h = size
     found = {"ge40": [0, 0], "ge24": [0, 0], "ge40_all": [0, 0]}
     drawn = off = unref = 0

@@ -170,6 +170,18 @@ def test_a_box_on_a_face_only_a_closer_look_finds_is_not_counted_off_face() -> N
     assert score_real(lines, ref, 10, 30.0, (640, 360), far)["boxes_off_face"] == 0.5
 
 
+def test_a_scene_cut_ends_the_reference_tracks() -> None:
+    # shot and reverse shot: one person's face, then at the cut another's in the same place; the
+    # tracker starts a new track at a cut, which is one id per person, not two for one
+    ref = {n: [Box(100, 100, 163, 163, 1.0)] for n in range(0, 90, 10)}
+    lines = [_line(n, (100, 100, 163, 163)) for n in range(90)]
+    for d in lines:
+        d["faces"][0]["track"] = 1 if d["frame"] < 45 else 2
+    assert score_real(lines, ref, 10, 30.0, (640, 360))["ids_per_track"] == 2
+    s = score_real(lines, ref, 10, 30.0, (640, 360), cuts=[45])
+    assert s["ids_per_track"] == 1 and s["tracks_ge40"] == 2
+
+
 def test_a_closer_look_finds_a_small_face_the_whole_frame_reference_missed(
     shared: Path, tmp_path: Path
 ) -> None:

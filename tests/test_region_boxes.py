@@ -225,12 +225,21 @@ def test_big_frames_get_a_proposal_tile_a_round_and_a_webcam_none() -> None:
     """On 1080p every round scans the next tile with HOG (within the round's budget, at HOG's cost),
     and the tiles cover the frame in turn; a 640x480 frame whose coarse look sees every face wanted
     plans as before (no proposals), one whose coarse look misses the smallest gets them too. The
-    first round (a new scene's) scans them all at once, over budget: faces there boxed at once."""
+    first round (a new scene's) is the coarse look alone, within budget (big faces boxed at once);
+    the second scans all of the frame at once, as one region, over budget (faces there boxed in
+    two rounds); after a scene cut the same again."""
     p = RegionPlanner(min_face_px=40, budget_px=640 * 480)
     n = len(p.proposal_tiles(W, H))
     assert n > 1
-    first = [r for r in p.plan(W, H, [], [], 0.0) if r.why == "propose"]
-    assert len(first) == n and covered(first, W, H).all()
+    for _ in range(2):
+        first = p.plan(W, H, [], [], 0.0)
+        assert [r.why for r in first] == ["whole"] and sum(cost(r) for r in first) <= p.round_budget(W, H)
+        (second,) = [r for r in p.plan(W, H, [], [], 0.0) if r.why == "propose"]
+        assert covered([second], W, H).all() and second.scale == pytest.approx(p.proposal_scale(W, H))
+        assert cost(second) <= 1.3 * p.round_budget(W, H)
+        p.fresh = True
+    p.plan(W, H, [], [], 0.0)
+    p.plan(W, H, [], [], 0.0)
     seen = []
     for _ in range(n):
         plan = p.plan(W, H, [(1, Box(100, 100, 139, 139, 1.0))], [], 0.0)
@@ -249,6 +258,25 @@ def test_big_frames_get_a_proposal_tile_a_round_and_a_webcam_none() -> None:
     assert all(any(r.why == "propose" for r in plan) for plan in rounds[1:])
     # a propose region is not a look at a track in it: MMOD looked only at what HOG proposed
     assert not looked_at(Box(100, 100, 139, 139, 0), props)
+
+
+def test_a_new_scenes_second_look_is_due_at_once_whatever_detect_every_says() -> None:
+    """On 720p with detection every 8th frame: the first frame's round is the coarse look, the
+    next frame's the HOG scan of all of it (not 8 frames later); then every 8th frame again."""
+    from streamer.pipeline.tracking import FaceStage
+    from streamer.types import Frame
+
+    stage = FaceStage("s", 8, planner=RegionPlanner(min_face_px=40, budget_px=640 * 480))
+    img = np.full((720, 1280, 3), 128, np.uint8)
+    plans = {}
+    for n in range(10):
+        if stage.due(n):
+            plans[n] = [r.why for r in stage.prepare(Frame("s", n, img, n / 25), plan=True)]
+        else:
+            stage.prepare(Frame("s", n, img, n / 25))
+    assert sorted(plans) == [0, 1, 9]
+    assert plans[0] == ["whole"] and plans[1] == ["propose"]
+    assert plans[9].count("propose") == 1  # the next strip, as every round
 
 
 @pytest.mark.slow

