@@ -40,7 +40,7 @@ class PipelineConfig(Strict):
         10, ge=0, le=19, description="CPU niceness of the workers: on a full CPU the display path comes first"
     )
     weak_score: float = Field(
-        -0.5,
+        0.0,
         ge=-2.0,
         le=0.0,
         description="mmod: detections scoring from this up to 0 (dlib's threshold) are weak: they keep a "
