@@ -133,6 +133,8 @@ def test_annotate_writes_video_and_detections(tmp_path: Path) -> None:
         ["annotate", str(tmp_path / "nope.mp4"), "--output", str(tmp_path / "nope-out.mp4")],
     )
     assert r.returncode == 0, r.stderr
+    # its own log lines and nothing else (no TensorFlow start-up notices, no retracing warnings)
+    assert all(re.match(r"[\d-]+ [\d:,]+ [A-Z]+ streamer[.:]", x) for x in r.stderr.splitlines()), r.stderr
     rows = [json.loads(x) for x in dets.read_text().splitlines()]
     assert [x["frame"] for x in rows] == list(range(31))
     assert any(x["faces"] for x in rows)

@@ -1,6 +1,9 @@
-"""The shipped classifiers: batched, padded and chunked calls give each face its own answer."""
+"""The shipped classifiers: batched, padded and chunked calls give each face its own answer; one trace
+of a model serves every batch size."""
 
 from __future__ import annotations
+
+import logging
 
 import cv2
 import numpy as np
@@ -41,3 +44,21 @@ def test_batches_answer_as_single_faces(name: str, faces: list[np.ndarray]) -> N
         np.testing.assert_allclose(clf.predict_proba(crops[:n]), one_by_one[:n], atol=1e-4)
     # the answers differ between faces: nothing of one face leaks into another's
     assert np.ptp(one_by_one[:, 0]) > 0.05
+
+
+def test_each_model_is_traced_once_for_every_batch_size(tiny_classifier, caplog) -> None:
+    """On TensorFlow every Keras model's predict step shares one Python function, whose traces
+    TensorFlow counts together: three models met at two batch sizes each used to trace six times
+    and log "tf.function retracing" warnings. Each is traced once now, for any batch size."""
+    import keras
+
+    if keras.backend.backend() != "tensorflow":
+        pytest.skip("tracing is TensorFlow's")
+    heads = [Classifier(f"c{i}", tiny_classifier, max_batch=4) for i in range(3)]
+    crops = np.zeros((7, 32, 32, 3), np.uint8)
+    with caplog.at_level(logging.WARNING):
+        for clf in heads:
+            for n in (1, 2, 3, 7):  # padded to 1, 2, 4, and chunks of 4 + 4
+                assert clf.predict_proba(crops[:n]).shape == (n, 2)
+    assert [clf.model.predict_function.experimental_get_tracing_count() for clf in heads] == [1, 1, 1]
+    assert not [r for r in caplog.records if "retracing" in r.getMessage()]

@@ -1,9 +1,11 @@
-"""Issue 34: the service's log cannot be forged (item 5) or flooded (item 1)."""
+"""Issue 34: the service's log cannot be forged (item 5) or flooded (item 1); TensorFlow's start-up
+notices stay out of it, its errors do not."""
 
 from __future__ import annotations
 
 import io
 import logging
+import os
 import sys
 
 import pytest
@@ -90,3 +92,21 @@ def test_rate_limit_keeps_a_flood_of_one_record_to_a_few_lines() -> None:
     assert "9980 records left out" in lines[20]
     assert lines[21].startswith("WARNING cannot accept a connection: Too many open files")
     assert "Traceback" not in out.getvalue()
+
+
+def test_tensorflow_start_up_notices_are_dropped_and_errors_kept(capfd: pytest.CaptureFixture[str]) -> None:
+    """What TensorFlow's import writes to fd 2: absl's and oneDNN's notices are dropped, anything
+    else (a C++ error, a Python traceback) is passed on, also when the import fails."""
+    from streamer.quiet import stderr_filtered
+
+    notices = (
+        b"WARNING: All log messages before absl::InitializeLog() is called are written to STDERR\n"
+        b"I0000 00:00:1796545193.131821   15568 port.cc:153] oneDNN custom operations are on. ...\n"
+        b"W0000 00:00:1796545193.131900   15568 cpu_feature_guard.cc:40] a notice\n"
+    )
+    error = b"E0000 00:00:1796545193.132000   15568 loader.cc:7] could not load a library\n"
+    with pytest.raises(ImportError), stderr_filtered():
+        os.write(2, notices + error + b"Traceback (most recent call last): ...\n")
+        raise ImportError("no such module")
+    err = capfd.readouterr().err
+    assert err == error.decode() + "Traceback (most recent call last): ...\n"

@@ -1,8 +1,11 @@
-"""`streamer serve` as a user runs it: starts on the demo video, stops cleanly on SIGINT and SIGTERM."""
+"""`streamer serve` as a user runs it: starts on the demo video, stops cleanly on SIGINT and SIGTERM
+(and on Ctrl-C, which reaches its inference workers too), with nothing in its log but its own lines."""
 
 from __future__ import annotations
 
 import json
+import os
+import re
 import signal
 import subprocess
 import sys
@@ -15,20 +18,40 @@ from tests.conftest import free_port
 
 pytestmark = pytest.mark.slow
 
+# the service's own lines: its log format (any logger, through its handler), an inference worker's
+# (logging.basicConfig's, streamer's loggers) and the address it serves on; anything else is chatter
+# (TensorFlow's absl and oneDNN notices, Keras' retracing warnings, a traceback, a bare print)
+OWN_LINE = re.compile(
+    r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} [A-Z]+ |[A-Z]+:streamer[.:]|streamer: serving on "
+)
+
 
 def _get(url: str) -> bytes:
     with urllib.request.urlopen(url, timeout=5) as r:
         return r.read()
 
 
-@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
-def test_serve_demo_then_graceful_shutdown(sig: signal.Signals) -> None:
+def _detected(port: int) -> bool:
+    """The service has had a batch of frames through its detector."""
+    for line in _get(f"http://127.0.0.1:{port}/metrics").decode().splitlines():
+        if line.startswith("streamer_detections_total{") and float(line.split()[-1]) > 0:
+            return True
+    return False
+
+
+@pytest.mark.parametrize(
+    ("sig", "group"), [("SIGINT", False), ("SIGTERM", False), ("SIGINT", True), ("SIGTERM", True)]
+)
+def test_serve_demo_then_graceful_shutdown(sig: str, group: bool) -> None:
+    """Stopped by SIGINT or SIGTERM to the service, or to its whole process group (the inference
+    worker included: Ctrl-C in a terminal, systemd's stop) once frames have gone through the models."""
     port = free_port()
     proc = subprocess.Popen(
         [sys.executable, "-m", "streamer", "serve", "--port", str(port)],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
+        start_new_session=True,  # (its own process group, as a shell gives a command)
     )
     try:
         deadline = time.monotonic() + 60
@@ -44,7 +67,13 @@ def test_serve_demo_then_graceful_shutdown(sig: signal.Signals) -> None:
         # no source configured: the bundled demo video is served, so the page is never empty
         assert [s["id"] for s in streams] == ["demo"] and streams[0]["up"]
         assert b"streamer_frames_in_total" in _get(f"http://127.0.0.1:{port}/metrics")
-        proc.send_signal(sig)
+        while time.monotonic() < deadline + 60 and not _detected(port):
+            time.sleep(0.3)  # the worker has answered a batch: it is in the middle of its work now
+        assert _detected(port)
+        if group:
+            os.killpg(proc.pid, getattr(signal, sig))
+        else:
+            proc.send_signal(getattr(signal, sig))
         out, _ = proc.communicate(timeout=20)
     finally:
         if proc.poll() is None:
@@ -53,6 +82,7 @@ def test_serve_demo_then_graceful_shutdown(sig: signal.Signals) -> None:
     assert proc.returncode == 0, out
     assert "Traceback" not in out and "Task was destroyed" not in out
     assert "stream demo removed" in out  # sources were closed on the way out
+    assert [line for line in out.splitlines() if not OWN_LINE.match(line)] == [], out
 
 
 def test_shutdown_in_the_middle_of_everything(tmp_path) -> None:
@@ -110,3 +140,4 @@ def test_shutdown_in_the_middle_of_everything(tmp_path) -> None:
     assert proc.returncode == 0, out
     assert took < 15, f"shutdown took {took:.1f}s"
     assert "Traceback" not in out and "Task was destroyed" not in out, out
+    assert [line for line in out.splitlines() if not OWN_LINE.match(line)] == [], out

@@ -89,6 +89,9 @@ def _zero_fill_add():
 
 def build_model(net: DlibNet):
     """Keras model: (B, 150, 150, 3) float RGB in [0, 255] -> dict of feature name -> (B, D)."""
+    from streamer.quiet import import_tensorflow
+
+    import_tensorflow()
     import keras
 
     if net.loss not in ("loss_metric_2", "loss_metric_"):

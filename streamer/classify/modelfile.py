@@ -99,6 +99,9 @@ def load_model(path: str | os.PathLike[str]) -> tuple[object, ModelMeta]:
         raise ModelFileError(
             f"{path}: takes features {meta.features!r}; known: {', '.join([PIXELS, *ALL_FEATURES])}"
         )
+    from streamer.quiet import import_tensorflow
+
+    import_tensorflow()
     import keras
 
     try:

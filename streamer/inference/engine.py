@@ -32,12 +32,12 @@ log = logging.getLogger(__name__)
 
 def warm_batches() -> tuple[int, ...]:
     """Faces per batch the classifiers are made ready for before the first frame: TensorFlow traces
-    its predict step for the first two sizes it meets and then once for every size
-    (reduce_retracing); JAX compiles each padded size (powers of two, see
-    classifier._compiled_predict) up to the heads' largest batch (64)."""
+    each model's predict step once, for every batch size (quiet.trace_predict_once), so one size
+    does; JAX compiles each padded size (powers of two, see classifier._compiled_predict) up to the
+    heads' largest batch (64)."""
     import keras
 
-    return (1, 2, 4, 8, 16, 32, 64) if keras.backend.backend() == "jax" else (1, 2)
+    return (1, 2, 4, 8, 16, 32, 64) if keras.backend.backend() == "jax" else (1,)
 
 
 @dataclass(frozen=True)
@@ -373,6 +373,9 @@ def check_classifier_config(c: ClassifierConfig, clf: Classifier) -> None:
 def _limit_threads(n: int) -> None:
     cv2.setNumThreads(n)
     try:
+        from streamer.quiet import import_tensorflow
+
+        import_tensorflow()
         import tensorflow as tf
 
         tf.config.threading.set_intra_op_parallelism_threads(n)

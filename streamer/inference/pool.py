@@ -3,6 +3,13 @@
 dlib holds the GIL for a whole detection, so workers are processes (spawn),
 each loading its models once. A worker that dies is replaced and the batch
 retried once; the failure is counted.
+
+Workers ignore SIGINT and SIGTERM: the service stops them itself (each finishes the batch in
+hand). Ctrl-C in a terminal reaches the whole process group, and so does a service manager's
+SIGTERM (systemd's default); a worker stopped on its own would die with a traceback, or be taken
+for a crash and restarted while the service shuts down. A worker is started with both signals
+blocked and ignores them before it imports anything of its own, so no moment of its start-up is
+exposed. The workers of a broken pool are killed (SIGKILL) when it is replaced.
 """
 
 from __future__ import annotations
@@ -11,6 +18,7 @@ import asyncio
 import logging
 import multiprocessing
 import os
+import signal
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -25,8 +33,30 @@ log = logging.getLogger(__name__)
 _engine: Engine | None = None  # one per worker process
 
 
+_STOP_SIGNALS = {signal.SIGINT, signal.SIGTERM}
+
+
+class _WorkerProcess(multiprocessing.context.SpawnProcess):
+    """A spawned process that starts with SIGINT and SIGTERM blocked (the mask is inherited; the
+    parent's thread blocks them only while it starts the child, so the parent loses no signal)."""
+
+    def start(self) -> None:
+        old = signal.pthread_sigmask(signal.SIG_BLOCK, _STOP_SIGNALS)
+        try:
+            super().start()
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, old)
+
+
+class _WorkerContext(multiprocessing.context.SpawnContext):
+    Process = _WorkerProcess
+
+
 def _init_worker(spec: EngineSpec) -> None:
     global _engine
+    for sig in _STOP_SIGNALS:
+        signal.signal(sig, signal.SIG_IGN)  # (one that came while it started is dropped)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, _STOP_SIGNALS)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     logging.basicConfig(level=logging.WARNING)
     if spec.nice:
@@ -71,7 +101,7 @@ class WorkerPool:
         self.detect_max_side = spec.detect_max_side
 
     def _new_executor(self) -> ProcessPoolExecutor:
-        ctx = multiprocessing.get_context("spawn")
+        ctx = _WorkerContext()
         return ProcessPoolExecutor(
             self.workers, mp_context=ctx, initializer=_init_worker, initargs=(self.spec,)
         )
@@ -107,7 +137,11 @@ class WorkerPool:
         if self._executor is not broken:  # someone else already restarted it
             return
         self.restarts += 1
+        leftover = list((broken._processes or {}).values())
         broken.shutdown(wait=False, cancel_futures=True)
+        for p in leftover:  # (they ignore the SIGTERM the executor ends a broken pool's workers with)
+            if p.is_alive():
+                p.kill()
         self._executor = self._new_executor()
         loop = asyncio.get_running_loop()
         await loop.run_in_executor(self._executor, _status)

@@ -35,6 +35,7 @@ from streamer.detect.mmod.network import (
 from streamer.detect.mmod.postprocess import cells_to_rects, non_max_suppression, rect_down
 from streamer.detect.mmod.pyramid import CanvasBuilder, Tiling, pyramid_up, tile_rects
 from streamer.dlib_format import MMODNetwork, read_mmod_dat
+from streamer.quiet import trace_predict_once
 from streamer.types import Box
 
 __all__ = ["RUNTIMES", "MMODDetector", "choose_runtime", "read_mmod_dat"]
@@ -57,6 +58,9 @@ def _keras_has_gpu() -> bool:
             import torch
 
             return bool(torch.cuda.is_available())
+        from streamer.quiet import import_tensorflow
+
+        import_tensorflow()
         import tensorflow as tf
 
         return bool(tf.config.list_physical_devices("GPU"))
@@ -102,8 +106,8 @@ class MMODDetector:
     threshold: dlib's ``adjust_threshold``; cells scoring above it become detections.
     bucket: canvas sides are padded up to a multiple of this, so that frames of a stream
       (and of similar sizes) share one compiled graph.
-    compiled: run the net through Keras' compiled predict function (traced once per
-      canvas shape) rather than eagerly.
+    compiled: run the net through Keras' compiled predict function (on TensorFlow traced once,
+      for every canvas size) rather than eagerly.
     runtime: "keras", "onnxruntime" or "auto" (see :func:`choose_runtime`).
     threads: ONNX Runtime's intra-op threads (0 = 2); Keras takes the process' settings.
     """
@@ -247,6 +251,7 @@ class MMODDetector:
             return self._onnx.run(canvas, mask)
         assert self._model is not None
         if self._compiled:
+            trace_predict_once(self._model, [canvas, mask])  # one trace for every canvas size
             res = self._model.predict_on_batch([canvas, mask])
         else:
             import keras

@@ -175,6 +175,9 @@ def build_model(convs: list[FoldedConv]):
     """Keras model: inputs (canvas (B,H,W,3), mask (B,h,w,1)) -> scores (B,h,w,1).
 
     ``convs``: the layers of :func:`runtime_layers` (or the plain folded ones)."""
+    from streamer.quiet import import_tensorflow
+
+    import_tensorflow()
     import keras
 
     image = keras.Input(shape=(None, None, 3), name="canvas")
