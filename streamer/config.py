@@ -44,7 +44,8 @@ class PipelineConfig(Strict):
         ge=-2.0,
         le=0.0,
         description="mmod: detections scoring from this up to 0 (dlib's threshold) are weak: they keep a "
-        "track whose box they overlap and place its box, never start a track, and are not classified (0: off)",
+        "track whose box they overlap and place its box, never start a track, and are not classified "
+        "(0: off)",
     )
     render_threads: int = Field(2, ge=1, le=32)
     runtime: Literal["auto", "onnxruntime", "keras"] = Field(
