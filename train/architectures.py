@@ -22,6 +22,9 @@
   and the mirror's own features as two rows.
 - ``dlib_resnet_all``, ``dlib_resnet_wide``: more of the backbone's layers (all four feature
   sets; descriptor, pooled and mid layers under a 512-unit head), for the multi-source recipe.
+- ``dlib_lower``, ``dlib_lower_cheeks``, ``dlib_lower_deep``, ``dlib_lower_all``: for the beard,
+  ``dlib_resnet_all``'s four sets and some of the lower-face sets (the same maps averaged over
+  the chip's mouth and chin rows, or that band's sides: ``face_resnet.LOWER_FACE``).
 - ``dlib_resnet_video``, ``dlib_resnet_mid_video``: ``dlib_resnet`` and ``dlib_resnet_mid``
   also trained (and early-stopped) on two video-like copies of every face (``train/degrade.py``:
   random focus blur, exposure, colour cast, sensor noise and JPEG), so that the head holds up on
@@ -153,6 +156,42 @@ CONFIGS: dict[str, Config] = {
         1e-3,
         "dlib face ResNet (frozen) descriptor, pooled, mid and early layers, MLP head",
         features="dlib_face_descriptor+dlib_pooled+dlib_level2+dlib_level3",
+        hidden=128,
+    ),
+    "dlib_lower": Config(
+        "dlib_lower",
+        (150, 150),
+        "softmax",
+        1e-3,
+        "dlib_resnet_all's four sets and the mid and early layers averaged over the lower face, MLP head",
+        features="dlib_face_descriptor+dlib_pooled+dlib_level2+dlib_level3+dlib_lower2+dlib_lower3",
+        hidden=128,
+    ),
+    "dlib_lower_cheeks": Config(
+        "dlib_lower_cheeks",
+        (150, 150),
+        "softmax",
+        1e-3,
+        "dlib_lower's sets and the mid layer averaged over the lower face's sides, MLP head",
+        features="dlib_face_descriptor+dlib_pooled+dlib_level2+dlib_level3+dlib_lower2+dlib_lower3+dlib_cheeks2",
+        hidden=128,
+    ),
+    "dlib_lower_deep": Config(
+        "dlib_lower_deep",
+        (150, 150),
+        "softmax",
+        1e-3,
+        "dlib_resnet_all's four sets and the mid and last 4x4 layers averaged over the lower face, MLP head",
+        features="dlib_face_descriptor+dlib_pooled+dlib_level2+dlib_level3+dlib_lower2+dlib_lower4",
+        hidden=128,
+    ),
+    "dlib_lower_all": Config(
+        "dlib_lower_all",
+        (150, 150),
+        "softmax",
+        1e-3,
+        "dlib_resnet_all's four sets and every lower-face set, MLP head",
+        features="dlib_face_descriptor+dlib_pooled+dlib_level2+dlib_level3+dlib_lower2+dlib_lower3+dlib_lower4+dlib_cheeks2",
         hidden=128,
     ),
     "dlib_resnet_wide": Config(

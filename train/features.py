@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from streamer.classify.face_resnet import FLIP_SUFFIX
+from streamer.classify.face_resnet import ALL_FEATURES, FLIP_SUFFIX
 from streamer.crop import whole_image_box
 from train.crops import _bar, read_rgb
 from train.data import Dataset
@@ -81,12 +81,52 @@ def features_for(
     if cfile.exists():
         with np.load(cfile) as z:
             found = z["found"]
-            return Features({k: z[k] for k in z.files if k != "found"}, found)
+            x = {k: z[k] for k in z.files if k != "found"}
+        missing = sorted(set(ALL_FEATURES) - set(x))
+        if not missing:
+            return Features(x, found)
+        # a cache made before these sets existed: they come from (and are cached in) a file of
+        # their own beside it, and the file others share stays as it is
+        more = _more_file(cfile, missing)
+        if not more.exists():
+            new = _compute(ds, boxes, tag, progress, batch, backbone, degraded, seed)
+            _save(more, found, {k: new[k] for k in missing})
+        with np.load(more) as z:
+            x.update({k: z[k] for k in missing})
+        return Features(x, found)
+    found = np.array([bool(b) for b in boxes])
+    x = _compute(ds, boxes, tag, progress, batch, backbone, degraded, seed)
+    _save(cfile, found, x)
+    return Features(x, found)
+
+
+def _more_file(cfile: Path, names: list[str]) -> Path:
+    """Where the feature sets ``names``, absent from the cache file ``cfile``, are cached."""
+    tag = hashlib.sha1(",".join(sorted(names)).encode()).hexdigest()[:8]
+    return cfile.with_name(f"{cfile.stem}-more-{tag}.npz")
+
+
+def _save(cfile: Path, found: np.ndarray, x: dict[str, np.ndarray]) -> None:
+    cfile.parent.mkdir(parents=True, exist_ok=True)
+    tmp = cfile.with_suffix(".tmp.npz")
+    np.savez(tmp, found=found, **x)
+    tmp.replace(cfile)
+
+
+def _compute(
+    ds: Dataset,
+    boxes: list,
+    tag: str,
+    progress: bool,
+    batch: int,
+    backbone: object | None,
+    degraded: str | None,
+    seed: int,
+) -> dict[str, np.ndarray]:
     if backbone is None:
         from streamer.classify.backbone import FaceBackbone
 
         backbone = FaceBackbone()
-    found = np.array([bool(b) for b in boxes])
     parts: dict[str, list[np.ndarray]] = {}
     bar = _bar(len(ds), f"face features (dlib ResNet{', ' + tag if tag else ''})", progress)
     for i in range(0, len(ds), batch):
@@ -100,9 +140,4 @@ def features_for(
             parts.setdefault(k, []).append(v)
         bar(len(chips))
     bar(None)
-    x = {k: np.concatenate(v) for k, v in parts.items()}
-    cfile.parent.mkdir(parents=True, exist_ok=True)
-    tmp = cfile.with_suffix(".tmp.npz")
-    np.savez(tmp, found=found, **x)
-    tmp.replace(cfile)
-    return Features(x, found)
+    return {k: np.concatenate(v) for k, v in parts.items()}
