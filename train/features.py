@@ -34,12 +34,12 @@ class Features:
         return np.concatenate([self.x[k] for k in names.split("+")], axis=1)
 
     def mirror_matrix(self, names: str) -> np.ndarray:
-        """``matrix(names)`` with every test-time-flip set replaced by the mirrored chip's own
+        """``matrix(names)`` of the mirrored chip: every set replaced by the mirrored chip's own
         features (2 * flip mean - chip's): extra training rows, as a random flip would give."""
         cols = []
         for k in names.split("+"):
             base = k.removesuffix(FLIP_SUFFIX)
-            cols.append(2 * self.x[k] - self.x[base] if base != k else self.x[k])
+            cols.append(2 * self.x[base + FLIP_SUFFIX] - self.x[base])
         return np.concatenate(cols, axis=1)
 
 
