@@ -86,18 +86,37 @@ def features_for(
         if not missing:
             return Features(x, found)
         # a cache made before these sets existed: they come from (and are cached in) a file of
-        # their own beside it, and the file others share stays as it is
+        # their own beside it, the first time one is asked for; the file others share stays as
+        # it is, and a head that needs none of them costs no backbone pass
         more = _more_file(cfile, missing)
-        if not more.exists():
-            new = _compute(ds, boxes, tag, progress, batch, backbone, degraded, seed)
-            _save(more, found, {k: new[k] for k in missing})
-        with np.load(more) as z:
-            x.update({k: z[k] for k in missing})
-        return Features(x, found)
+
+        def load() -> dict[str, np.ndarray]:
+            if not more.exists():
+                new = _compute(ds, boxes, tag, progress, batch, backbone, degraded, seed)
+                _save(more, found, {k: new[k] for k in missing})
+            with np.load(more) as z:
+                return {k: z[k] for k in missing}
+
+        return Features(_Sets(x, missing, load), found)
     found = np.array([bool(b) for b in boxes])
     x = _compute(ds, boxes, tag, progress, batch, backbone, degraded, seed)
     _save(cfile, found, x)
     return Features(x, found)
+
+
+class _Sets(dict):
+    """Feature sets by name; ``pending`` ones are loaded (``load``) when first asked for."""
+
+    def __init__(self, x: dict[str, np.ndarray], pending: list[str], load) -> None:
+        super().__init__(x)
+        self._pending, self._load = set(pending), load
+
+    def __missing__(self, k: str) -> np.ndarray:
+        if k not in self._pending:
+            raise KeyError(k)
+        self.update(self._load())
+        self._pending = set()
+        return self[k]
 
 
 def _more_file(cfile: Path, names: list[str]) -> Path:
