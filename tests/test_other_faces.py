@@ -1,5 +1,6 @@
 """The evaluation on faces from other sources (train/other_faces.json) and the test-time-flip
-features: the same numbers in training (train/features.py) as in the service (Engine)."""
+and lower-face features: the same numbers in training (train/features.py) as in the service
+(Engine)."""
 
 from __future__ import annotations
 
@@ -61,45 +62,68 @@ def _meta_json(path: Path) -> str:
 
 @pytest.mark.slow
 @pytest.mark.skipif(not (SHARED / "media" / "two_people.jpg").exists(), reason="shared images not found")
-def test_flip_features_are_the_same_in_training_and_in_the_engine(tmp_path: Path) -> None:
+def test_flip_and_lower_face_features_are_the_same_in_training_and_in_the_engine(tmp_path: Path) -> None:
     import cv2
     import keras
 
     from streamer.classify import ModelMeta, save_model
+    from streamer.classify.face_resnet import ALL_FEATURES
     from streamer.config import ClassifierConfig
     from streamer.inference.engine import Engine, EngineSpec
+    from train.architectures import CONFIGS
     from train.data import Dataset
     from train.faces import detections_or_fail
-    from train.features import features_for
+    from train.features import feature_cache_file, features_for
 
-    names = "dlib_face_descriptor_flip+dlib_pooled_flip"
-    inp = keras.Input((128 + 256,))
-    save_model(
-        keras.Model(inp, keras.layers.Dense(2, activation="softmax")(inp)),
-        tmp_path / "flip.keras",
-        ModelMeta(("a", "b"), (150, 150), 0.25, task="test", features=names),
-    )
     paths = [SHARED / "media" / "two_people.jpg", SHARED / "media" / "obama-240p.jpg"]
     ds = Dataset(paths, np.array([0, 1]), ("a", "b"), "test")
     cache = tmp_path / "cache"
     trained = features_for(ds, "mmod", 1, cache, progress=False)
     boxes = [b[:1] for b in detections_or_fail(ds, "mmod", 1, cache, False)]
     assert all(boxes) and trained.found.all()
-
+    # the beard head's sets (lower-face ones among them) and flip means, each a head of its own
+    heads = {"flip": "dlib_face_descriptor_flip+dlib_pooled_flip", "lower": CONFIGS["dlib_lower"].features}
+    for name, names in heads.items():
+        inp = keras.Input((trained.matrix(names).shape[1],))
+        save_model(
+            keras.Model(inp, keras.layers.Dense(2, activation="softmax")(inp)),
+            tmp_path / f"{name}.keras",
+            ModelMeta(("a", "b"), (150, 150), 0.25, task="test", features=names),
+        )
     engine = Engine(
         EngineSpec(
-            detector="mmod", classifiers=(ClassifierConfig(name="f", model=str(tmp_path / "flip.keras")),)
+            detector="mmod",
+            classifiers=tuple(ClassifierConfig(name=n, model=str(tmp_path / f"{n}.keras")) for n in heads),
         )
     )
     images = [cv2.cvtColor(cv2.imread(str(p)), cv2.COLOR_BGR2RGB) for p in paths]
     served = engine.face_features(images, boxes)
-    for k in names.split("+"):
+    for k in "+".join(heads.values()).split("+"):
         np.testing.assert_allclose(served[k], trained.x[k], atol=1e-5, rtol=0)
+    # the lower face's average is not the whole face's
+    assert np.abs(served["dlib_lower2"] - served["dlib_level2"]).max() > 1e-2
     # The mirror pass happened (the flip mean is not the chip's own), and it mirrors left-right:
     # the flip mean of a mirrored chip is that of the chip.
     assert np.abs(served["dlib_pooled_flip"] - served["dlib_pooled"]).max() > 1e-3
     bb = engine.backbone
     chips = np.stack(bb.chips(images[0], boxes[0]))
-    a = bb.features(chips, mirrored=True)["dlib_face_descriptor_flip"]
-    b = bb.features(chips[:, :, ::-1], mirrored=True)["dlib_face_descriptor_flip"]
-    np.testing.assert_allclose(a, b, atol=1e-5, rtol=0)
+    a = bb.features(chips, mirrored=True)
+    b = bb.features(chips[:, :, ::-1], mirrored=True)
+    for k in ("dlib_face_descriptor_flip", "dlib_lower2_flip"):
+        np.testing.assert_allclose(a[k], b[k], atol=1e-5, rtol=0)
+
+    # A cache file written before the lower-face sets existed keeps its bytes: the sets it lacks
+    # are computed once into a file beside it when first asked for (a head that needs none of
+    # them costs no backbone pass), and the two read together give every set.
+    again = features_for(ds, "mmod", 1, cache, progress=False)  # boxes read back from their cache
+    cfile = feature_cache_file(ds, "mmod", 1, detections_or_fail(ds, "mmod", 1, cache, False), cache)
+    old = [k for k in ALL_FEATURES if "lower" not in k and "cheeks" not in k]
+    np.savez(cfile, found=again.found, **{k: again.x[k] for k in old})
+    before = cfile.read_bytes()
+    again = features_for(ds, "mmod", 1, cache, progress=False)
+    more = list((cache / "features").glob("*-more-*.npz"))
+    assert again.matrix("dlib_pooled").shape == (2, 256) and not more
+    assert again.matrix("dlib_lower2+dlib_lower4_flip").shape == (2, 128 + 256)
+    assert cfile.read_bytes() == before and len(list((cache / "features").glob("*-more-*.npz"))) == 1
+    for k in ALL_FEATURES:
+        np.testing.assert_allclose(again.x[k], trained.x[k], atol=1e-5, rtol=0)

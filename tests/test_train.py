@@ -256,3 +256,17 @@ def test_video_config_trains_on_degraded_copies_and_evaluates_degraded(
     assert list(feats.glob("*-blur0v*.npz"))
     other = Path(__file__).resolve().parents[1] / "train" / "other_faces.json"
     assert main(["evaluate", "--model", str(model_path), "--data", str(other), "--degrade", "blur"]) == 2
+
+
+def test_mirror_rows_are_the_mirrored_chips_own_features_for_every_set() -> None:
+    from train.features import Features
+
+    chip = {"a": np.array([[1.0, 2.0]]), "b": np.array([[4.0]])}
+    mirrored = {"a": np.array([[3.0, 0.0]]), "b": np.array([[6.0]])}
+    x = {**chip, **{k + "_flip": (chip[k] + mirrored[k]) / 2 for k in chip}}
+    feats = Features(x, np.array([True]))
+    want = np.concatenate([mirrored["a"], mirrored["b"]], axis=1)
+    # the same mirrored rows whether the head takes the chip's sets or their flip means
+    np.testing.assert_allclose(feats.mirror_matrix("a+b"), want)
+    np.testing.assert_allclose(feats.mirror_matrix("a_flip+b_flip"), want)
+    np.testing.assert_allclose(feats.matrix("a+b"), [[1.0, 2.0, 4.0]])

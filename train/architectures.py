@@ -22,6 +22,10 @@
   and the mirror's own features as two rows.
 - ``dlib_resnet_all``, ``dlib_resnet_wide``: more of the backbone's layers (all four feature
   sets; descriptor, pooled and mid layers under a 512-unit head), for the multi-source recipe.
+- ``dlib_lower``, ``dlib_lower_cheeks``, ``dlib_lower_deep`` (``_flip``, ``_mirror``: trained on
+  the mirrored chip's features too): for the beard, ``dlib_resnet_all``'s four sets and some of
+  the lower-face sets (the same maps averaged over the chip's mouth and chin rows, or that
+  band's sides: ``face_resnet.LOWER_FACE``); measured, not shipped.
 - ``dlib_resnet_video``, ``dlib_resnet_mid_video``: ``dlib_resnet`` and ``dlib_resnet_mid``
   also trained (and early-stopped) on two video-like copies of every face (``train/degrade.py``:
   random focus blur, exposure, colour cast, sensor noise and JPEG), so that the head holds up on
@@ -49,8 +53,8 @@ class Config:
     description: str
     features: str = "pixels"  # or backbone feature names joined by '+' (face_resnet.FEATURES)
     hidden: int = 0  # feature heads: units of the hidden layer (0: logistic regression)
-    # feature heads on "_flip" sets: also train on the mirrored chip's own features (one more
-    # row per face, as augmentation); validation and the service use the flip mean.
+    # feature heads: also train on the mirrored chip's own features (one more row per face, as
+    # augmentation); validation and the service use the chip's (or on "_flip" sets the flip mean).
     mirror_rows: bool = False
     l2: float = 0.0  # feature heads: L2 penalty on the output layer's weights
     # feature heads: also train on this many video-like copies of every training and validation
@@ -154,6 +158,54 @@ CONFIGS: dict[str, Config] = {
         "dlib face ResNet (frozen) descriptor, pooled, mid and early layers, MLP head",
         features="dlib_face_descriptor+dlib_pooled+dlib_level2+dlib_level3",
         hidden=128,
+    ),
+    "dlib_lower": Config(
+        "dlib_lower",
+        (150, 150),
+        "softmax",
+        1e-3,
+        "dlib_resnet_all's four sets and the mid and early layers averaged over the lower face, MLP head",
+        features="dlib_face_descriptor+dlib_pooled+dlib_level2+dlib_level3+dlib_lower2+dlib_lower3",
+        hidden=128,
+    ),
+    "dlib_lower_cheeks": Config(
+        "dlib_lower_cheeks",
+        (150, 150),
+        "softmax",
+        1e-3,
+        "dlib_lower's sets and the mid layer averaged over the lower face's sides, MLP head",
+        features="dlib_face_descriptor+dlib_pooled+dlib_level2+dlib_level3+dlib_lower2+dlib_lower3+dlib_cheeks2",
+        hidden=128,
+    ),
+    "dlib_lower_deep": Config(
+        "dlib_lower_deep",
+        (150, 150),
+        "softmax",
+        1e-3,
+        "dlib_resnet_all's four sets and the mid and last 4x4 layers averaged over the lower face, MLP head",
+        features="dlib_face_descriptor+dlib_pooled+dlib_level2+dlib_level3+dlib_lower2+dlib_lower4",
+        hidden=128,
+    ),
+    "dlib_lower_deep_flip": Config(
+        "dlib_lower_deep_flip",
+        (150, 150),
+        "softmax",
+        1e-3,
+        "dlib_lower_deep's sets with test-time flip, trained on the mirrored chip's too, MLP head",
+        features="dlib_face_descriptor_flip+dlib_pooled_flip+dlib_level2_flip+dlib_level3_flip"
+        "+dlib_lower2_flip+dlib_lower4_flip",
+        hidden=128,
+        mirror_rows=True,
+    ),
+    "dlib_lower_deep_mirror": Config(
+        "dlib_lower_deep_mirror",
+        (150, 150),
+        "softmax",
+        1e-3,
+        "dlib_lower_deep's sets, trained on the mirrored chip's too (no flip in the service), MLP head",
+        features="dlib_face_descriptor+dlib_pooled+dlib_level2+dlib_level3+dlib_lower2+dlib_lower4",
+        hidden=128,
+        mirror_rows=True,
     ),
     "dlib_resnet_wide": Config(
         "dlib_resnet_wide",

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from streamer.classify.face_resnet import FLIP_SUFFIX
+from streamer.classify.face_resnet import ALL_FEATURES, FLIP_SUFFIX
 from streamer.crop import whole_image_box
 from train.crops import _bar, read_rgb
 from train.data import Dataset
@@ -34,12 +34,12 @@ class Features:
         return np.concatenate([self.x[k] for k in names.split("+")], axis=1)
 
     def mirror_matrix(self, names: str) -> np.ndarray:
-        """``matrix(names)`` with every test-time-flip set replaced by the mirrored chip's own
+        """``matrix(names)`` of the mirrored chip: every set replaced by the mirrored chip's own
         features (2 * flip mean - chip's): extra training rows, as a random flip would give."""
         cols = []
         for k in names.split("+"):
             base = k.removesuffix(FLIP_SUFFIX)
-            cols.append(2 * self.x[k] - self.x[base] if base != k else self.x[k])
+            cols.append(2 * self.x[base + FLIP_SUFFIX] - self.x[base])
         return np.concatenate(cols, axis=1)
 
 
@@ -81,12 +81,71 @@ def features_for(
     if cfile.exists():
         with np.load(cfile) as z:
             found = z["found"]
-            return Features({k: z[k] for k in z.files if k != "found"}, found)
+            x = {k: z[k] for k in z.files if k != "found"}
+        missing = sorted(set(ALL_FEATURES) - set(x))
+        if not missing:
+            return Features(x, found)
+        # a cache made before these sets existed: they come from (and are cached in) a file of
+        # their own beside it, the first time one is asked for; the file others share stays as
+        # it is, and a head that needs none of them costs no backbone pass
+        more = _more_file(cfile, missing)
+
+        def load() -> dict[str, np.ndarray]:
+            if not more.exists():
+                new = _compute(ds, boxes, tag, progress, batch, backbone, degraded, seed)
+                _save(more, found, {k: new[k] for k in missing})
+            with np.load(more) as z:
+                return {k: z[k] for k in missing}
+
+        return Features(_Sets(x, missing, load), found)
+    found = np.array([bool(b) for b in boxes])
+    x = _compute(ds, boxes, tag, progress, batch, backbone, degraded, seed)
+    _save(cfile, found, x)
+    return Features(x, found)
+
+
+class _Sets(dict):
+    """Feature sets by name; ``pending`` ones are loaded (``load``) when first asked for."""
+
+    def __init__(self, x: dict[str, np.ndarray], pending: list[str], load) -> None:
+        super().__init__(x)
+        self._pending, self._load = set(pending), load
+
+    def __missing__(self, k: str) -> np.ndarray:
+        if k not in self._pending:
+            raise KeyError(k)
+        self.update(self._load())
+        self._pending = set()
+        return self[k]
+
+
+def _more_file(cfile: Path, names: list[str]) -> Path:
+    """Where the feature sets ``names``, absent from the cache file ``cfile``, are cached."""
+    tag = hashlib.sha1(",".join(sorted(names)).encode()).hexdigest()[:8]
+    return cfile.with_name(f"{cfile.stem}-more-{tag}.npz")
+
+
+def _save(cfile: Path, found: np.ndarray, x: dict[str, np.ndarray]) -> None:
+    cfile.parent.mkdir(parents=True, exist_ok=True)
+    tmp = cfile.with_suffix(".tmp.npz")
+    np.savez(tmp, found=found, **x)
+    tmp.replace(cfile)
+
+
+def _compute(
+    ds: Dataset,
+    boxes: list,
+    tag: str,
+    progress: bool,
+    batch: int,
+    backbone: object | None,
+    degraded: str | None,
+    seed: int,
+) -> dict[str, np.ndarray]:
     if backbone is None:
         from streamer.classify.backbone import FaceBackbone
 
         backbone = FaceBackbone()
-    found = np.array([bool(b) for b in boxes])
     parts: dict[str, list[np.ndarray]] = {}
     bar = _bar(len(ds), f"face features (dlib ResNet{', ' + tag if tag else ''})", progress)
     for i in range(0, len(ds), batch):
@@ -100,9 +159,4 @@ def features_for(
             parts.setdefault(k, []).append(v)
         bar(len(chips))
     bar(None)
-    x = {k: np.concatenate(v) for k, v in parts.items()}
-    cfile.parent.mkdir(parents=True, exist_ok=True)
-    tmp = cfile.with_suffix(".tmp.npz")
-    np.savez(tmp, found=found, **x)
-    tmp.replace(cfile)
-    return Features(x, found)
+    return {k: np.concatenate(v) for k, v in parts.items()}

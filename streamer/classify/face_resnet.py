@@ -45,7 +45,18 @@ FEATURES = {
     "dlib_pooled": "the 256 averaged channels before the fc layer",
     "dlib_level2": "the 128 channels after the 128-filter blocks, averaged over the face",
     "dlib_level3": "the 64 channels after the 64-filter blocks, averaged over the face",
+    "dlib_lower2": "the 128 channels after the 128-filter blocks, averaged over the lower face",
+    "dlib_lower3": "the 64 channels after the 64-filter blocks, averaged over the lower face",
+    "dlib_lower4": "the 256 channels of the 4x4 map before the last block, averaged over its lower half",
+    "dlib_cheeks2": "the 128 channels after the 128-filter blocks, averaged over the lower face's sides",
 }
+# Lower-face sets: a beard is a texture of the lower face, which pooling over the whole chip
+# dilutes with eyes, forehead and background. These average the same maps over the chip's rows
+# from LOWER_FACE down (dlib's 150x150 chip puts the upper lip, mouth and chin there; in the
+# 8x8 map rows 5-7, in the 17x17 map rows 11-16, in the 4x4 map rows 2-3), and for the cheeks
+# over that band's outer quarter on either side (the two sides averaged: a mirror image gives
+# the same).
+LOWER_FACE = 5 / 8
 # the feature that tells who a face is (``Face.identity``; tracks compare it, see track/identity.py)
 IDENTITY = "dlib_face_descriptor"
 # Test-time flip: a feature set named with this suffix is the mean of the chip's and of its
@@ -104,7 +115,7 @@ def build_model(net: DlibNet):
     avg = np.asarray(net.input.avg_rgb, np.float64)
     x = image
     tags: list = []
-    stage_outputs: dict[int, object] = {}  # channels -> last residual output with that many
+    maps: dict[tuple[int, int], object] = {}  # (channels, rows) -> last residual output
     stack = list(net.stack)
     i = 0
     first_conv = True
@@ -177,7 +188,7 @@ def build_model(net: DlibNet):
             if i + 1 < len(stack) and isinstance(stack[i + 1], ReluLayer):
                 x = keras.layers.ReLU(name=f"relu_{i + 1}")(x)
                 i += 1
-            stage_outputs[int(x.shape[-1])] = x
+            maps[int(x.shape[-1]), int(x.shape[1])] = x
             i += 1
             continue
         if isinstance(item, ReluLayer):
@@ -196,16 +207,35 @@ def build_model(net: DlibNet):
         raise DatFormatError(f"unsupported layer {type(item).__name__} in the face network")
     if tags:
         raise DatFormatError(f"{len(tags)} tag(s) never used")
-    if descriptor is None or pooled is None or 128 not in stage_outputs or 64 not in stage_outputs:
+    if descriptor is None or pooled is None or not {(64, 17), (128, 8), (256, 4)} <= set(maps):
         raise DatFormatError("not dlib's face-recognition ResNet (missing fc, pooling or residual stages)")
     gap = keras.layers.GlobalAveragePooling2D
     outputs = {
         "dlib_face_descriptor": descriptor,
         "dlib_pooled": pooled,
-        "dlib_level2": gap(name="level2")(stage_outputs[128]),
-        "dlib_level3": gap(name="level3")(stage_outputs[64]),
+        "dlib_level2": gap(name="level2")(maps[128, 8]),
+        "dlib_level3": gap(name="level3")(maps[64, 17]),
+        "dlib_lower2": _lower(keras, maps[128, 8], "lower2"),
+        "dlib_lower3": _lower(keras, maps[64, 17], "lower3"),
+        "dlib_lower4": _lower(keras, maps[256, 4], "lower4"),
+        "dlib_cheeks2": _lower(keras, maps[128, 8], "cheeks2", sides=True),
     }
     return keras.Model(inputs=image, outputs=outputs, name="dlib_face_resnet")
+
+
+def _lower(keras, x, name: str, sides: bool = False):
+    """The map ``x`` (B, n, n, C) averaged over its rows from ``LOWER_FACE`` down (and with
+    ``sides``, over those rows' outer quarter on the left and on the right, the two averaged)."""
+    n = int(x.shape[1])
+    top = round(LOWER_FACE * n)
+    gap = keras.layers.GlobalAveragePooling2D
+    if not sides:
+        band = keras.layers.Cropping2D(((top, 0), (0, 0)), name=f"{name}_rows")(x)
+        return gap(name=name)(band)
+    w = max(1, n // 4)
+    left = keras.layers.Cropping2D(((top, 0), (0, n - w)), name=f"{name}_left")(x)
+    right = keras.layers.Cropping2D(((top, 0), (n - w, 0)), name=f"{name}_right")(x)
+    return keras.layers.Average(name=name)([gap()(left), gap()(right)])
 
 
 def load_face_resnet(path: str | Path | None = None):
