@@ -198,16 +198,23 @@ def annotate_realtime(
     jobs: Sequence[tuple[str, str, str | None]],
     max_s: float = 0.0,
     metrics: Metrics | None = None,
+    max_frames: int = 0,
 ) -> int:
     """Play each (src, dst, detections) file at its own frame rate as one live stream of a service
     (all of them at once, sharing its batcher and workers) and record every frame published.
 
-    ``max_s``: stop after this many seconds (0: when every file has ended). ``metrics``: the
-    live pipeline's metrics (to read while it runs)."""
+    ``max_s``: stop after this many seconds (0: when every file has ended); ``max_frames``: after
+    as long as the first file takes to play that many frames. ``metrics``: the live pipeline's
+    metrics (to read while it runs)."""
     for src, _, _ in jobs:
         if not Path(src).is_file():
             print(f"streamer annotate: {src}: no such file", file=sys.stderr)
             return 1
+    if max_frames:
+        cap = cv2.VideoCapture(jobs[0][0])
+        fps = cap.get(cv2.CAP_PROP_FPS) or 30.0
+        cap.release()
+        max_s = min(max_s or float("inf"), max_frames / fps)
     return asyncio.run(_realtime(config, jobs, max_s, metrics or Metrics()))
 
 

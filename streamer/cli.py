@@ -182,7 +182,9 @@ def cmd_annotate(args: argparse.Namespace) -> int:
 
     config = load_config(args.config, _overrides(args), shipped_models=True)
     if args.realtime:
-        return annotate_realtime(config, [(args.input, args.output, args.detections)])
+        return annotate_realtime(
+            config, [(args.input, args.output, args.detections)], max_frames=args.max_frames
+        )
     return annotate_file(
         config,
         args.input,

@@ -207,3 +207,12 @@ def test_a_closer_look_finds_a_small_face_the_whole_frame_reference_missed(
 
 def xyxy_of(b: Box) -> tuple[int, int, int, int]:
     return (b.left, b.top, b.right, b.bottom)
+
+
+def test_realtime_annotate_stops_after_max_frames(tmp_path: Path) -> None:
+    # the demo clip plays 275 frames in 9 s; --max-frames 30 stops it after about 1 s of play
+    # (the bound leaves the event loop seconds of lateness on a loaded machine)
+    from streamer.config import DEMO_VIDEO
+
+    lines = _annotate(DEMO_VIDEO, tmp_path, "--realtime", "--max-frames", "30")
+    assert lines and max(d["frame"] for d in lines) < 200, len(lines)
