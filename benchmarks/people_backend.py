@@ -30,12 +30,12 @@ person's). The held-out half is scored by one back-end fitted on the whole tune 
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 import numpy as np
 
 from benchmarks.people_lfw import by_enrolled, descriptors, score, split, trials
+from benchmarks.report import write
 from streamer.people.match import MatchRule, load_cohort
 
 FOLDS = 5
@@ -238,10 +238,7 @@ def main(argv: list[str] | None = None) -> int:
                 f"{s['strangers_named']:.2%} | {by_enrolled(s)} |"
             )
             print(md[-1], flush=True)
-    out = Path(a.out)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "people_backend.json").write_text(json.dumps(res, indent=2))
-    (out / "people_backend.md").write_text("\n".join(md) + "\n")
+    write("people_backend", res, "\n".join(md) + "\n", Path(a.out))
     print("\n".join(md))
     return 0
 

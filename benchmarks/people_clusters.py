@@ -41,6 +41,7 @@ import numpy as np
 
 from benchmarks.people_backend import FOLDS, Plda, people_of
 from benchmarks.people_lfw import descriptors, split
+from benchmarks.report import write
 from streamer.people.clusters import APART, Cluster, assign, times
 
 LABELS = Path(__file__).resolve().parent / "people_clip_labels"
@@ -238,10 +239,7 @@ def main(argv: list[str] | None = None) -> int:
         if (LABELS / f"{p.stem}.json").is_file():
             res["clips"][p.stem] = clip(p, full, theta, (limit, res["limit"]))
     md = report(res, a)
-    out = Path(a.out)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "people_clusters.json").write_text(json.dumps(res, indent=1))
-    (out / "people_clusters.md").write_text("\n".join(md) + "\n")
+    write("people_clusters", res, "\n".join(md) + "\n", Path(a.out))
     print("\n".join(md))
     return 0
 

@@ -21,12 +21,12 @@ from __future__ import annotations
 
 import argparse
 import csv
-import json
 import time
 from pathlib import Path
 
 import numpy as np
 
+from benchmarks.report import write
 from streamer.people.match import Backend, Cohort, Gallery, MatchRule, load_backend, load_cohort
 
 LFW = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "faces" / "lfw"
@@ -252,10 +252,7 @@ def main(argv: list[str] | None = None) -> int:
         md.append(
             f"Nearest person right (closed set, cohort, no threshold), library {size or 'all'}: {rank1:.2%}."
         )
-    out = Path(a.out)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "people_lfw.json").write_text(json.dumps(res, indent=2))
-    (out / "people_lfw.md").write_text("\n".join(md) + "\n")
+    write("people_lfw", res, "\n".join(md) + "\n", Path(a.out))
     print("\n".join(md))
     return 0
 
