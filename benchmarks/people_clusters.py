@@ -28,6 +28,12 @@ same draws at a few distances.
 --clusters-only --tracks DIR/CLIP.npz`` (outside the repository), each scored against
 ``benchmarks/people_clip_labels/CLIP.json`` by the service's rule and by PLDA at the tuned
 ``theta`` (and a few others: the figures at those are read, not chosen from).
+
+Two changes to the rule are measured on the same draws and tracks (``regroup_clusters``; their
+values read, not chosen from): ``regroup 0.4+M``, clusters merged whenever their tracks lie within
+``M`` of each other on average (half the pairs within it, none seen together), as tracks come, not
+only when one ends; ``cohort L``, the rule at ``L`` on distances adjusted by the library's cohort
+of background faces (half of each track's offset taken off, ``streamer.people.match.Cohort``).
 """
 
 from __future__ import annotations
@@ -42,11 +48,23 @@ import numpy as np
 from benchmarks.people_backend import FOLDS, Plda, people_of
 from benchmarks.people_lfw import descriptors, split
 from benchmarks.report import write
-from streamer.people.clusters import APART, Cluster, assign, times
+from streamer.people.clusters import APART, KEPT, Cluster, assign, times
 
 LABELS = Path(__file__).resolve().parent / "people_clip_labels"
 THETAS = (-10.0, -5.0, 0.0, 5.0, 10.0, 15.0, 20.0, 25.0)
 LIMITS = (0.40, 0.45, 0.50, 0.55, 0.60)
+MERGES = (0.42, 0.45)  # re-grouping (``regroup_clusters``) at the rule's 0.40, read not chosen
+ADJUSTED = (0.45, 0.50, 0.55)  # the rule on cohort-adjusted distances, read not chosen
+
+
+def variants(x: np.ndarray, limit: float, hits: list | None, off: np.ndarray) -> dict[str, list[int]]:
+    """The measured changes to the rule: re-grouping as tracks come (``regroup L+M``) and
+    cohort-adjusted distances (``cohort L``)."""
+    out = {f"regroup {limit:g}+{m:g}": regroup_clusters(x, limit, hits, m) for m in MERGES}
+    out.update({f"cohort {a:g}": regroup_clusters(x, a, hits, 0.0, off) for a in ADJUSTED})
+    return out
+
+
 KINDS = ("random", "look-alike")
 
 
@@ -96,6 +114,53 @@ def rule_clusters(x: np.ndarray, limit: float, hits: list | None = None) -> list
     return out
 
 
+def regroup_clusters(
+    x: np.ndarray, limit: float, hits: list | None = None, merge: float = 0.0, off: np.ndarray | None = None
+) -> list[int]:
+    """The service's rule with two changes measured against it (each track's final cluster):
+    ``merge``: after each track, any two clusters whose newest ``KEPT`` tracks lie within ``merge``
+    of each other's on average (and half of the pairs within it), none seen with the other's, are
+    merged, nearest first (re-grouping as the store grows, not only when a track ends); ``off``:
+    each track's cohort offset (``Cohort.offset``), half of both taken off every distance between
+    two tracks as the library's match does. With neither it groups as ``rule_clusters``."""
+    x = np.asarray(x, np.float64)
+    dist = np.linalg.norm(x[:, None] - x[None], axis=2)
+    if off is not None:
+        dist = dist - 0.5 * (off[:, None] + off[None])
+    at = [times(hits[k]) if hits else np.zeros(0) for k in range(len(x))]
+
+    def apart(a: list[int], b: list[int]) -> bool:
+        return any(len(np.intersect1d(at[i], at[j], assume_unique=True)) >= APART for i in a for j in b)
+
+    def near(a: list[int], b: list[int], lim: float) -> float:
+        d = dist[np.ix_(a[-KEPT:], b[-KEPT:])]
+        ok = d.mean() <= lim and 2 * int((d <= lim).sum()) >= d.size and not apart(a[-KEPT:], b[-KEPT:])
+        return float(d.mean()) if ok else np.inf
+
+    groups: list[list[int]] = []
+    for k in range(len(x)):
+        score = [near(g, [k], limit) for g in groups]
+        j = int(np.argmin(score)) if groups else -1
+        if j < 0 or not np.isfinite(score[j]):
+            groups.append([])
+            j = len(groups) - 1
+        groups[j].append(k)
+        while merge > 0 and len(groups) > 1:
+            pairs = [
+                (near(a, b, merge), i, j) for i, a in enumerate(groups) for j, b in enumerate(groups) if i < j
+            ]
+            best = min(pairs)
+            if not np.isfinite(best[0]):
+                break
+            _, i, j = best
+            groups[i] = sorted(groups[i] + groups.pop(j))
+    out = [0] * len(x)
+    for c, g in enumerate(groups):
+        for k in g:
+            out[k] = c
+    return out
+
+
 def grouping(who: list[str], cluster: list[int]) -> dict:
     """Clusters, those mixing people, and each person's share of tracks in their biggest cluster."""
     by_c: dict[int, set[str]] = defaultdict(set)
@@ -134,9 +199,10 @@ def lfw_groups(by, folds: list[list[str]], d: np.ndarray, group: int, draws: int
     return out
 
 
-def lfw(d, by, groups, model_of, seed: int) -> dict:
-    """Per way (``plda θ``, ``rule L``): mixing clusters' share, mean share in the biggest cluster,
-    people with at least 90 % of their photos in one cluster."""
+def lfw(d, by, groups, model_of, seed: int, off: np.ndarray) -> dict:
+    """Per way (``plda θ``, ``rule L``, ``variants``; ``off``: each photo's cohort offset): mixing
+    clusters' share, mean share in the biggest cluster, people with at least 90 % of their photos
+    in one cluster."""
     rng = np.random.default_rng(seed)
     acc: dict[str, list] = defaultdict(lambda: [0, 0, []])
     for f, pick in groups:
@@ -147,6 +213,7 @@ def lfw(d, by, groups, model_of, seed: int) -> dict:
         x, m = d[order], model_of(f)
         ways = {f"plda {t:g}": plda_clusters(m, x, t) for t in THETAS}
         ways.update({f"rule {lim:g}": rule_clusters(x, lim) for lim in LIMITS})
+        ways.update(variants(x, LIMITS[0], None, off[order]))
         for way, cl in ways.items():
             g = grouping(who, cl)
             a = acc[way]
@@ -162,7 +229,7 @@ def lfw(d, by, groups, model_of, seed: int) -> dict:
     }
 
 
-def clip(path: Path, m: Plda, theta: float, limits: tuple[float, ...]) -> dict:
+def clip(path: Path, m: Plda, theta: float, limits: tuple[float, ...], cohort) -> dict:
     z = np.load(path)
     hit_of: dict[int, set] = defaultdict(set)
     for t, h in zip(z["hit_track"], z["hit"], strict=True):
@@ -184,6 +251,8 @@ def clip(path: Path, m: Plda, theta: float, limits: tuple[float, ...]) -> dict:
     out: dict = {"tracks": len(ids)}
     for lim in sorted(set(limits)):
         out[f"rule {lim:g}"] = grouping(who, rule_clusters(x, lim, hits))
+    for way, cl in variants(x, cfg.cluster_distance, hits, cohort.offset(x)).items():
+        out[way] = grouping(who, cl)
     for t in sorted({theta, *THETAS}):
         out[f"plda {t:g}"] = grouping(who, plda_clusters(m, x, t, hits))
     return out
@@ -206,11 +275,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--max-mixing", type=float, default=0.05, help="clusters mixing people at most (tuning)")
     ap.add_argument("--shrink", type=float, default=0.2, help="within-person covariance shrinkage")
     a = ap.parse_args(argv)
+    from streamer.people.match import load_cohort
     from streamer.people.settings import PeopleConfig
 
-    limit = PeopleConfig().cluster_distance
+    cfg = PeopleConfig()
+    limit, cohort = cfg.cluster_distance, load_cohort(cfg.cohort, cfg.cohort_k)
+    assert cohort is not None, f"no cohort at {cfg.cohort}"
     people, d, ok = descriptors()
     d = np.nan_to_num(d).astype(np.float64)
+    off = cohort.offset(d)
     parts = split(people, ok, 0)
     halves = {}
     for h in ("tune", "held_out"):
@@ -231,13 +304,13 @@ def main(argv: list[str] | None = None) -> int:
     for h in halves:
         for kind in KINDS:
             model_of = (lambda f: without[f]) if h == "tune" else (lambda f: full)
-            res["lfw"][f"{h} {kind}"] = lfw(d, halves[h], groups[h][kind], model_of, 1)
+            res["lfw"][f"{h} {kind}"] = lfw(d, halves[h], groups[h][kind], model_of, 1, off)
     t = res["lfw"]["tune look-alike"]
     theta = tuned(t, "plda", THETAS, a.max_mixing)
     res["theta"], res["limit"] = theta, tuned(t, "rule", LIMITS, a.max_mixing)
     for p in sorted(Path(a.tracks).glob("*.npz")) if a.tracks else []:
         if (LABELS / f"{p.stem}.json").is_file():
-            res["clips"][p.stem] = clip(p, full, theta, (limit, res["limit"]))
+            res["clips"][p.stem] = clip(p, full, theta, (limit, res["limit"]), cohort)
     md = report(res, a)
     write("people_clusters", res, "\n".join(md) + "\n", Path(a.out))
     print("\n".join(md))
@@ -252,7 +325,8 @@ def report(res: dict, a) -> list[str]:
         f"LFW: groups of {a.group} people (2-6 photos each, one photo a track), {a.draws} draws per "
         "half and kind; PLDA's threshold tuned on the tune half's look-alike groups (cross-fitted) "
         f"at most {a.max_mixing:.0%} of clusters mixing people: **theta = {res['theta']:g}** (the "
-        f"service's rule tuned alike: {res['limit']:g}). Columns: clusters mixing people, each "
+        f"service's rule tuned alike: {res['limit']:g}; `regroup 0.4+M` and `cohort L`: the rule "
+        "re-grouped as tracks come and on cohort-adjusted distances). Columns: clusters mixing people, each "
         "person's mean share of tracks in their biggest cluster, people with at least 90 % there.",
         "",
         "| LFW half, groups | way | clusters mixing | share in biggest | people >= 90 % |",
@@ -269,7 +343,9 @@ def report(res: dict, a) -> list[str]:
             "",
             f"Real clips' saved unknown tracks (`--tracks`): the rule at `cluster_distance` "
             f"{res['cluster_distance']:g} and at {res['limit']:g} (tuned on LFW), PLDA at theta "
-            f"{res['theta']:g} (tuned on LFW; the others read, not chosen from), cannot-link kept:",
+            f"{res['theta']:g} (tuned on LFW; the others read, not chosen from), and the two changes "
+            "to the rule (`regroup 0.4+M`: clusters merged within M as tracks come; `cohort L`: "
+            "cohort-adjusted distances; read, not chosen from), cannot-link kept:",
             "",
             "| clip | way | clusters | mixing people | each person's share in their biggest |",
             "|---|---|---|---|---|",

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from benchmarks.people_backend import Plda
-from benchmarks.people_clusters import grouping, plda_clusters, rule_clusters
+from benchmarks.people_clusters import grouping, plda_clusters, regroup_clusters, rule_clusters
 from benchmarks.people_lfw import score
 from streamer.people.match import MatchRule
 
@@ -66,3 +66,35 @@ def test_plda_clusters_keep_tracks_seen_together_apart() -> None:
     together = [frozenset({1.0, 1.1, 1.2}), frozenset({1.1, 1.2}), frozenset({5.0})]
     assert plda_clusters(m, tracks, 0.0) == [0, 0, 0]
     assert plda_clusters(m, tracks, 0.0, together) == [0, 1, 0]
+
+
+def test_regroup_without_changes_groups_as_the_service_rule() -> None:
+    rng = np.random.default_rng(2)
+    centres = rng.normal(0, 0.05, (4, 128))
+    x = np.concatenate([c + rng.normal(0, 0.02, (5, 128)) for c in centres])[rng.permutation(20)]
+    hits = [frozenset({float(k % 3), float(k % 3) + 0.1}) for k in range(20)]
+    assert regroup_clusters(x, 0.4, hits) == rule_clusters(x, 0.4, hits)
+    assert len(set(rule_clusters(x, 0.4, hits))) > 1
+
+
+def test_regroup_merges_clusters_that_a_later_track_joins_but_not_those_seen_together() -> None:
+    a = np.zeros(128)
+    far = a.copy()
+    far[0] = 0.45  # beyond 0.40 of the first: a cluster of its own when it comes
+    mid = a.copy()
+    mid[0] = 0.225  # between the two: joins the first; the two clusters now lie 0.34 apart
+    x = np.stack([a, far, mid])
+    assert regroup_clusters(x, 0.40, None) == [0, 1, 0]
+    assert regroup_clusters(x, 0.40, None, merge=0.42) == [0, 0, 0]
+    together = [frozenset({1.0, 2.0}), frozenset({1.0, 2.0}), frozenset({9.0})]
+    assert regroup_clusters(x, 0.40, together, merge=0.42) == [0, 1, 0]
+
+
+def test_cohort_offsets_make_faces_in_a_crowded_place_lie_further_apart() -> None:
+    a = np.zeros(128)
+    b = a.copy()
+    b[0] = 0.35
+    x = np.stack([a, b])
+    assert regroup_clusters(x, 0.40, None) == [0, 0]
+    assert regroup_clusters(x, 0.40, None, off=np.array([-0.2, -0.2])) == [0, 1]  # 0.55 apart
+    assert regroup_clusters(x, 0.40, None, off=np.array([0.2, 0.2])) == [0, 0]
