@@ -95,6 +95,25 @@ async def test_enroll_list_get_crop_and_remove(api, shared: Path) -> None:
     assert people.gallery.names == []
 
 
+async def test_an_uploaded_photo_is_enrolled_as_the_mean_of_its_chip_and_its_mirror_image(
+    api, shared: Path
+) -> None:
+    client, people, _, _ = api
+    path = shared / "media" / "obama-720p.jpg"
+    r = await client.post(
+        "/people/Obama/faces", data=path.read_bytes(), headers={"Content-Type": "image/jpeg"}
+    )
+    assert r.status == 201, await r.text()
+    im = cv2.cvtColor(cv2.imread(str(path)), cv2.COLOR_BGR2RGB)
+    (box,) = people.finder.boxes(im)
+    backbone = people.finder._backbone
+    chip = backbone.chips(im, [box])[0]
+    live, mirror = backbone.features(np.stack([chip, chip[:, ::-1]]))["dlib_face_descriptor"]
+    stored = got_descriptor(people)
+    assert np.allclose(stored, (live + mirror) / 2, atol=1e-5)
+    assert np.linalg.norm(stored - live) > 0.02  # (a live face of the photo is described by one pass)
+
+
 async def test_bad_uploads_get_a_clear_4xx_and_nothing_is_stored(api, shared: Path) -> None:
     client, _, _, _ = api
     blank = cv2.imencode(".jpg", np.full((300, 300, 3), 128, np.uint8))[1].tobytes()

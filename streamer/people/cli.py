@@ -59,13 +59,14 @@ def cmd_people(args: argparse.Namespace) -> int:
     except ValueError as e:
         print(f"streamer people: {e}", file=sys.stderr)
         return 2
-    from streamer.people.faces import BadPhoto, FaceFinder, decode_photo
+    from streamer.people.faces import ENROL_MIRRORED, BadPhoto, FaceFinder, decode_photo
 
     finder = FaceFinder.from_config(config)
     added = 0
     for photo in args.photos:
         try:
-            got = finder.one_face(decode_photo(Path(photo).read_bytes(), config.people.max_upload_pixels))
+            photo_rgb = decode_photo(Path(photo).read_bytes(), config.people.max_upload_pixels)
+            got = finder.one_face(photo_rgb, mirrored=ENROL_MIRRORED)
         except (BadPhoto, OSError) as e:
             print(f"{photo}: skipped: {e}", file=sys.stderr)
             continue

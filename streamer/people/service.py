@@ -20,7 +20,7 @@ from prometheus_client import Counter
 from streamer.config import Config
 from streamer.metrics import Metrics, P
 from streamer.people.clusters import Clusters, members, remove
-from streamer.people.faces import Described, FaceFinder, decode_photo
+from streamer.people.faces import ENROL_MIRRORED, Described, FaceFinder, decode_photo
 from streamer.people.library import Library, jpeg
 from streamer.people.match import Gallery, MatchRule, load_backend, load_cohort
 from streamer.people.recognize import StageRecognizer
@@ -155,7 +155,7 @@ class People:
 
         def run() -> Described:
             image = decode_photo(data, self.cfg.max_upload_pixels)
-            return self.finder.one_face(image)
+            return self.finder.one_face(image, mirrored=ENROL_MIRRORED)
 
         return await asyncio.get_running_loop().run_in_executor(self._enroller, run)
 
