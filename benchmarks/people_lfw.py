@@ -257,7 +257,7 @@ def main(argv: list[str] | None = None) -> int:
             tuning = trials(people, d, parts["tune"], size, a.reps, a.seed, coh, enrolled_d=enrol[e])
             rules.insert(0, ("tuned", tune(tuning, a.max_far)))
         if coh is not None:
-            best[(what, how, e)] = score(held, tune(held, a.max_far))
+            best[(size, what, how, e)] = score(held, tune(held, a.max_far))
         for name, rule in rules:
             sc = score(held, rule)
             res["scenarios"].append(
@@ -278,8 +278,8 @@ def main(argv: list[str] | None = None) -> int:
         "| library | distances | enrolled | named correctly | strangers named | 1 / 2 / 3 photos enrolled |",
         "|---|---|---|---|---|---|",
     ]
-    for (what, how, e), sc in best.items():
-        res["scenarios"].append({"library": what, "distances": how, "enrolled": e, "rule": "best", **sc})
+    for (size, what, how, e), sc in best.items():
+        res["scenarios"].append({"library": size, "distances": how, "enrolled": e, "rule": "best", **sc})
         md.append(
             f"| {what} | {how} | {e} | {sc['named_correctly']:.2%} | {sc['strangers_named']:.2%} "
             f"| {by_enrolled(sc)} |"
