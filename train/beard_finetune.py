@@ -1,0 +1,384 @@
+"""Fine-tune the last blocks of dlib's face ResNet under the shaved/unshaved head (``train
+beard-finetune``, issue #30), judged leave-one-source-out on the real men labelled by looking
+exactly as ``train beard-loso`` judges the shipped recipe.
+
+Per fold (a source of ``train/real_men_beard.csv``, or several joined by ``+``, held out) and
+seed, on the same faces, splits and weights as ``train beard --config dlib_resnet_all
+--men-only --real-men ... --real-men-test FOLD --real-men-weight 0.3``:
+
+1. ``frozen``: the shipped recipe, ``dlib_resnet_all``'s head on the frozen backbone's cached
+   features (Adam 1e-3, batch 64, early stopping on validation loss: ``train.fit``'s settings).
+2. ``fine-tuned``: a copy of the ResNet's last ``blocks`` residual blocks and fc layer
+   (``train.trunk``'s cached 4x4x256 activations in, dlib's weights to start) under the same
+   head, initialised from step 1's; the two frozen mid-layer sets (``dlib_level2``,
+   ``dlib_level3``: computed before the trunk's end) go to the head as they are. Chip or mirror
+   drawn per face and epoch, a small learning rate, the best validation loss kept.
+
+Each is scored at p(unshaved) >= 0.5 and at the threshold that maximises the balanced per-class
+accuracy on the validation split (CelebA's validation men and the real men's validation people;
+the held-out fold is never looked at to pick it). Writes ``<name>.json`` and ``<name>.md``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, fields
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+
+CONFIG = "dlib_resnet_all"  # the shipped beard head
+EXTRA = "dlib_level2+dlib_level3"  # its frozen sets, taken before the trunk's end
+GRID = np.round(np.arange(0.05, 0.951, 0.01), 2)
+
+
+@dataclass
+class Part:
+    """One set of faces: frozen head features, the trunk activations and the extras (each with
+    the mirrored chip's), labels."""
+
+    f: np.ndarray  # (n, D) the head's features (frozen backbone)
+    a: np.ndarray  # (n, 4, 4, 256) trunk activations
+    am: np.ndarray
+    e: np.ndarray  # (n, 192) dlib_level2+dlib_level3
+    em: np.ndarray
+    y: np.ndarray
+    found: np.ndarray
+
+    def arrays(self) -> list[np.ndarray]:
+        return [getattr(self, f.name) for f in fields(self)]
+
+    def take(self, idx: np.ndarray) -> Part:
+        return Part(*(v[idx] for v in self.arrays()))
+
+    def join(self, other: Part) -> Part:
+        return Part(*(np.concatenate([u, v]) for u, v in zip(self.arrays(), other.arrays(), strict=True)))
+
+
+def _part(feats, acts, y: np.ndarray) -> Part:
+    from train.architectures import CONFIGS
+
+    assert (feats.found == acts.found).all()
+    f = feats.matrix(CONFIGS[CONFIG].features).astype("float32")
+    return Part(f, acts.x, acts.xm, feats.matrix(EXTRA), feats.mirror_matrix(EXTRA), y, feats.found)
+
+
+def load_data(shared: Path, cache_dir: Path | None = None, progress: bool = False) -> dict[str, object]:
+    """CelebA (beard labels, men mask), the labelled real men and beard2clean, each as a ``Part``
+    (trunk activations cached under ``.cache/features/trunk-*``, computed once)."""
+    from train.crops import default_cache_dir
+    from train.data import BEARD_RULE
+    from train.features import features_for
+    from train.real_men import LABELS, UPSAMPLE, celeba_men, load_real_men
+    from train.sources import load_celeba_faces, load_labels_csv
+    from train.trunk import dataset_trunk
+
+    cache_dir = cache_dir or default_cache_dir()
+    celeba = Path(shared) / "data" / "celeba"
+    cf = load_celeba_faces(celeba, BEARD_RULE)
+    c_feats = features_for(cf.ds, "mmod", 1, cache_dir, progress)
+    c_part = _part(c_feats, dataset_trunk("celeba", cf, 1, cache_dir, progress), cf.ds.y)
+    rf, labelled = load_real_men(shared)
+    r_feats = features_for(rf.ds, "mmod", UPSAMPLE, cache_dir, progress)
+    r_part = _part(r_feats, dataset_trunk("realmen", rf, UPSAMPLE, cache_dir, progress), rf.ds.y)
+    b2c = load_labels_csv(Path(shared) / "data" / "faces" / "beard2clean", LABELS, "beard")
+    b_feats = features_for(b2c.ds, "mmod", UPSAMPLE, cache_dir, progress)
+    b_part = _part(b_feats, dataset_trunk("beard2clean", b2c, UPSAMPLE, cache_dir, progress), b2c.ds.y)
+    return {
+        "celeba_ds": cf.ds,
+        "celeba": c_part,
+        "men": celeba_men(celeba)[: len(cf.ds)],
+        "real_faces": rf,
+        "labelled": labelled,
+        "real": r_part,
+        "b2c": b_part,
+        "b2c_person": b2c.person,
+    }
+
+
+def branch_model(blocks: int, stats: tuple[np.ndarray, np.ndarray], seed: int = 0):
+    """(pre, branch): ``pre`` the frozen blocks from the trunk's output to the tail's input;
+    ``branch`` [that, extras] -> the last ``blocks`` blocks, pooling, fc (dlib's weights,
+    trainable) -> ``dlib_resnet_all``'s head (descriptor, pooled, extras) -> softmax."""
+    import keras
+
+    from streamer.classify.face_resnet import load_face_resnet
+    from train.architectures import CONFIGS, build_feature_head
+    from train.finetune import START
+    from train.trunk import BLOCKS, TRUNK_END
+
+    full = load_face_resnet()
+    start = full.get_layer(START[blocks]).output
+    pre = keras.Model(full.get_layer(TRUNK_END).output, start, name="frozen_blocks")
+    pre.trainable = False
+    tail = keras.Model(
+        start, [full.get_layer("fc").output, full.get_layer("pooled").output], name="dlib_tail_finetuned"
+    )
+    trainable = {n for b in BLOCKS[:blocks] for n in b} | {"fc"}
+    for layer in tail.layers:
+        layer.trainable = layer.name in trainable
+    head = build_feature_head(CONFIGS[CONFIG], 2, "softmax", seed, stats)
+    inp = keras.Input(tuple(start.shape[1:]), name="trunk")
+    ext = keras.Input((192,), name="frozen_levels")
+    d, p = tail(inp)
+    out = head(keras.layers.Concatenate()([d, p, ext]))
+    return pre, keras.Model([inp, ext], out, name=f"dlib_beard_finetune_{blocks}")
+
+
+def fit_frozen(x_tr, y_tr, w_tr, x_va, y_va, seed: int, epochs: int = 40, patience: int = 4):
+    """``train.fit``'s beard recipe on frozen features: returns (model, stats, epochs run)."""
+    import keras
+
+    from train.architectures import CONFIGS, build
+
+    stats = (x_tr.astype("float64").mean(axis=0), x_tr.astype("float64").var(axis=0))
+    model = build(CONFIG, 2, "softmax", None, seed, stats)
+    model.compile(keras.optimizers.Adam(CONFIGS[CONFIG].learning_rate), "categorical_crossentropy")
+    cbs = [
+        keras.callbacks.EarlyStopping(monitor="val_loss", patience=patience, restore_best_weights=True),
+        keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=0.3, patience=max(1, patience - 1)),
+    ]
+    eye = np.eye(2, dtype="float32")
+    h = model.fit(
+        x_tr, eye[y_tr], sample_weight=w_tr, validation_data=(x_va, eye[y_va]), epochs=epochs,
+        batch_size=64, shuffle=True, callbacks=cbs, verbose=0,
+    )  # fmt: skip
+    return model, stats, len(h.history["loss"])
+
+
+def fit_branch(branch, tr: dict, va: dict, lr: float, epochs: int, patience: int, seed: int) -> dict:
+    """Fine-tune one epoch at a time (a fresh chip/mirror draw each), keeping the weights of the
+    best validation loss; stop after ``patience`` epochs without a gain of 1e-4."""
+    import keras
+
+    branch.compile(optimizer=keras.optimizers.Adam(lr), loss="categorical_crossentropy")
+    rng = np.random.default_rng(seed)
+    eye = np.eye(2, dtype="float32")
+    val = ([va["a"], va["e"]], eye[va["y"]])
+    best = float(branch.evaluate(*val, batch_size=256, verbose=0))
+    hist, best_w, since, best_epoch = [{"epoch": 0, "val_loss": best}], branch.get_weights(), 0, 0
+    for ep in range(1, epochs + 1):
+        t0 = time.perf_counter()
+        flip = rng.random(len(tr["y"])) < 0.5
+        a = np.where(flip[:, None, None, None], tr["am"], tr["a"])
+        e = np.where(flip[:, None], tr["em"], tr["e"])
+        h = branch.fit([a, e], eye[tr["y"]], sample_weight=tr["w"], epochs=1, batch_size=64, verbose=0)
+        v = float(branch.evaluate(*val, batch_size=256, verbose=0))
+        row = {"epoch": ep, "loss": float(h.history["loss"][0]), "val_loss": v}
+        hist.append(row | {"seconds": round(time.perf_counter() - t0, 1)})
+        print(f"beard-finetune: {hist[-1]}", file=sys.stderr, flush=True)
+        if v < best - 1e-4:
+            best, best_w, since, best_epoch = v, branch.get_weights(), 0, ep
+        else:
+            since += 1
+            if since >= patience:
+                break
+    branch.set_weights(best_w)
+    return {"history": hist, "best_val_loss": best, "best_epoch": best_epoch}
+
+
+def balanced_threshold(p: np.ndarray, y: np.ndarray) -> float:
+    """The cut-off on p(unshaved) (0.05-0.95 by 0.01) with the best mean per-class recall;
+    among ties, the one nearest 0.5."""
+
+    def bal(t: float) -> float:
+        pred = p >= t
+        return float(np.mean([(pred[y == c] == bool(c)).mean() for c in (0, 1) if (y == c).any()]))
+
+    return float(max(GRID, key=lambda t: (round(bal(t), 9), -abs(t - 0.5))))
+
+
+def b2c_flips(p: np.ndarray, y: np.ndarray, person: np.ndarray, t: float) -> dict[str, int]:
+    """``train.real_men.beard2clean_flips`` from probabilities, at threshold ``t``."""
+    pairs: dict[str, dict[int, int]] = {}
+    for i, who in enumerate(person):
+        pairs.setdefault(str(who), {})[int(y[i])] = i
+    both = [(d[0], d[1]) for d in pairs.values() if 0 in d and 1 in d]
+    return {
+        "pairs": len(both),
+        "flips": sum(bool(p[u] >= t > p[s]) for s, u in both),
+        "ordered": sum(bool(p[u] > p[s]) for s, u in both),
+    }
+
+
+def fold_rows(data: dict, held: tuple[str, ...], seed: int, weight: float = 0.3):
+    """(train, val, test) ``Part``s and training weights as ``train beard`` builds them: CelebA's
+    men of its split (faces found), then the labelled real men outside ``held`` split by person."""
+    from train.real_men import split_real_men
+    from train.split import split_dataset
+
+    c, r = data["celeba"], data["real"]
+    tr, va, _ = split_dataset(data["celeba_ds"], 0.1, 0.2, seed)
+    men = data["men"]
+    tr, va = tr[men[tr]], va[men[va]]
+    tr, va = tr[c.found[tr]], va[c.found[va]]
+    rtr, rva, rte = split_real_men(data["real_faces"], data["labelled"], held, 0.2, seed)
+    train, val = c.take(tr).join(r.take(rtr)), c.take(va).join(r.take(rva))
+    w = np.concatenate([np.ones(len(tr)), np.full(len(rtr), weight * len(tr) / len(rtr))])
+    return train, val, r.take(rte), w, rte
+
+
+def run_fold(
+    data: dict, held: tuple[str, ...], seed: int, blocks: int, lr: float, epochs: int, patience: int
+):
+    """One fold and seed: the frozen recipe and the fine-tuned branch, scored on ``held``'s men
+    at 0.5 and at the validation split's balanced threshold, with beard2clean's flips."""
+    from train.real_men import score
+
+    train, val, test, w, rte = fold_rows(data, held, seed)
+    t0 = time.perf_counter()
+    frozen, stats, frozen_epochs = fit_frozen(train.f, train.y, w, val.f, val.y, seed)
+    t_frozen = time.perf_counter() - t0
+    pre, branch = branch_model(blocks, stats, seed)
+    branch.layers[-1].set_weights(frozen.get_weights())  # the head starts where the frozen one ended
+
+    def start(a: np.ndarray) -> np.ndarray:
+        return np.concatenate(
+            [
+                np.asarray(pre.predict(a[i : i + 1024].astype("float32"), verbose=0))
+                for i in range(0, len(a), 1024)
+            ]
+        )
+
+    def feed(p: Part, mirrored: bool = False) -> dict:
+        d = {"a": start(p.a), "e": p.e.astype("float32"), "y": p.y}
+        return d | ({"am": start(p.am), "em": p.em.astype("float32")} if mirrored else {})
+
+    b, te, va = data["b2c"], feed(test), feed(val)
+    b_in = feed(b)
+
+    def ft(d: dict) -> np.ndarray:
+        return branch.predict([d["a"], d["e"]], batch_size=256, verbose=0)[:, 1]
+
+    agree = float(((ft(te) >= 0.5) == (frozen.predict(test.f, verbose=0)[:, 1] >= 0.5)).mean())
+    t1 = time.perf_counter()
+    fit = fit_branch(branch, feed(train, True) | {"w": w.astype("float32")}, va, lr, epochs, patience, seed)
+    t_fit = time.perf_counter() - t1
+    probs = {
+        "frozen": [frozen.predict(x, batch_size=256, verbose=0)[:, 1] for x in (val.f, test.f, b.f)],
+        f"fine-tuned last {blocks}": [ft(va), ft(te), ft(b_in)],
+    }
+    faces = data["real_faces"].subset(rte)
+    scores: dict[str, object] = {}
+    for name, (pv, pt, pb) in probs.items():
+        for t, tag in ((0.5, ""), (balanced_threshold(pv, val.y), ", validation threshold")):
+            r = score(faces, (pt >= t).astype(np.int64))
+            scores[name + tag] = r | {
+                "threshold": t,
+                "beard2clean": b2c_flips(pb, b.y, data["b2c_person"], t),
+            }
+    return {
+        "seed": seed,
+        "n_train": len(train.y),
+        "n_val": len(val.y),
+        "frozen_epochs": frozen_epochs,
+        "seconds_frozen": round(t_frozen, 1),
+        "seconds_finetune": round(t_fit, 1),
+        "start_agreement": agree,  # the branch before fine-tuning vs the frozen head (fp16 trunk)
+        **fit,
+        "scores": scores,
+    }
+
+
+def _pc(x: float | None) -> str:
+    return "–" if x is None else f"{100 * x:.1f}%"
+
+
+def _cell(c: dict) -> str:
+    return f"{_pc(c['accuracy'])} ({_pc(c['ci95'][0])}–{_pc(c['ci95'][1])}), n={c['n']}" if c["n"] else "–"
+
+
+def markdown(result: dict) -> str:
+    lines = [
+        f"Fine-tuned last {result['blocks']} block(s) of dlib's ResNet under the beard head vs the "
+        "frozen shipped recipe (`dlib_resnet_all`, CelebA men + real men of the other sources at "
+        f"weight 0.3), leave-one-source-out on the real men labelled by looking, learning rate "
+        f"{result['learning_rate']:g}; `{result['command']}` at {result['commit']}, {result['started']}, "
+        f"load average {result['load_average'][0]:.1f} (2 shared cores). `validation threshold`: "
+        "the cut-off on p(unshaved) with the best balanced accuracy on the validation split.",
+        "",
+        "| fold (held out) | seed | model | threshold | all (95% CI) | shaved | unshaved "
+        "| beard2clean flips / ordered |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for fold, runs in result["folds"].items():
+        for run in runs:
+            for who, r in run["scores"].items():
+                bc = r["beard2clean"]
+                lines.append(
+                    f"| {fold} | {run['seed']} | {who} | {r['threshold']:.2f} | **{_cell(r['overall'])}** | "
+                    f"{_cell(r['per_class']['shaved'])} | {_cell(r['per_class']['unshaved'])} | "
+                    f"{bc['flips']} / {bc['ordered']} of {bc['pairs']} |"
+                )
+    lines += ["", "Mean over the seeds (accuracy):", ""]
+    lines += ["| fold (held out) | model | all | shaved | unshaved |", "|---|---|---|---|---|"]
+    for fold, runs in result["folds"].items():
+        for who in runs[0]["scores"]:
+            rs = [r["scores"][who] for r in runs]
+            acc = [np.mean([r[k]["accuracy"] for r in rs]) for k in ("overall",)] + [
+                np.mean([r["per_class"][c]["accuracy"] for r in rs]) for c in ("shaved", "unshaved")
+            ]
+            lines.append(f"| {fold} | {who} ({len(rs)} seeds) | " + " | ".join(_pc(a) for a in acc) + " |")
+    lines += ["", "Training:", ""]
+    for fold, runs in result["folds"].items():
+        for f in runs:
+            lines.append(
+                f"- {fold}, seed {f['seed']}: {f['n_train']} training / {f['n_val']} validation faces; "
+                f"frozen head {f['frozen_epochs']} epochs ({f['seconds_frozen']:.0f} s); fine-tuning best "
+                f"epoch {f['best_epoch']} of {len(f['history']) - 1} ({f['seconds_finetune']:.0f} s); "
+                f"validation loss {f['history'][0]['val_loss']:.4f} -> {f['best_val_loss']:.4f}; "
+                f"start agreement {100 * f['start_agreement']:.2f}%"
+            )
+    return "\n".join(lines) + "\n"
+
+
+def run(folds, seeds, out: Path, shared: Path, blocks=1, lr=3e-5, epochs=8, patience=2, name="beard-finetune",
+        command="", data: dict | None = None) -> dict[str, object]:  # fmt: skip
+    """Every fold x seed; writes ``<name>.json`` and ``<name>.md`` in ``out`` after each."""
+    data = data or load_data(shared, progress=True)
+    out.mkdir(parents=True, exist_ok=True)
+    git = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=False)
+    result: dict[str, object] = {
+        "command": command,
+        "commit": git.stdout.strip(),
+        "started": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "load_average": list(os.getloadavg()),
+        "blocks": blocks,
+        "learning_rate": lr,
+        "folds": {},
+    }
+    for fold in folds:
+        for seed in seeds:
+            res = run_fold(data, tuple(fold.split("+")), seed, blocks, lr, epochs, patience)
+            result["folds"].setdefault(fold, []).append(res)  # type: ignore[union-attr]
+            (out / f"{name}.json").write_text(json.dumps(result, indent=2))
+            (out / f"{name}.md").write_text(markdown(result))
+    return result
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "beard-finetune", help="fine-tune the ResNet's last blocks for beards vs the frozen head"
+    )
+    p.add_argument("--folds", default="lfw;utkface;aaf;aaf+lfw", help="';'-separated, '+' joins sources")
+    p.add_argument("--seeds", default="0,1")
+    p.add_argument("--blocks", type=int, choices=(1, 2), default=1, help="last residual blocks trained")
+    p.add_argument("--lr", type=float, default=3e-5)
+    p.add_argument("--epochs", type=int, default=8)
+    p.add_argument("--patience", type=int, default=2)
+    p.add_argument("--out", type=Path, default=Path("runs") / "beard-finetune")
+    p.add_argument("--name", default="beard-finetune", help="file stem of the .json and .md written in --out")
+
+
+def main(args: argparse.Namespace, shared: Path) -> int:
+    folds = tuple(f for f in args.folds.split(";") if f)
+    seeds = tuple(int(s) for s in args.seeds.split(","))
+    command = "train " + " ".join(sys.argv[1:])
+    run(folds, seeds, args.out, shared, args.blocks, args.lr, args.epochs, args.patience, args.name, command)
+    print((args.out / f"{args.name}.md").read_text())
+    return 0
