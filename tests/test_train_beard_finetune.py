@@ -35,7 +35,7 @@ def test_b2c_flips_and_ordered_pairs() -> None:
 
 
 def _part(rng, tail, n: int, y: np.ndarray):
-    from train.beard_finetune import Part
+    from train.beard_rows import Part
 
     a = rng.uniform(0, 2, (n, 4, 4, 256)).astype(np.float16)
     am = a[:, :, ::-1]
@@ -76,12 +76,23 @@ def tiny():
     }
 
 
-def test_tiny_run_holds_out_the_fold_and_starts_as_the_frozen_head(tiny, tmp_path: Path) -> None:
+@pytest.mark.parametrize("lower", [False, True])
+def test_tiny_run_holds_out_the_fold_and_starts_as_the_frozen_head(tiny, tmp_path: Path, lower: bool) -> None:
     from train.beard_finetune import GRID, run
     from train.split import split_dataset
 
     res = run(
-        ("lfw",), (0,), tmp_path, Path("."), blocks=1, lr=1e-4, epochs=2, patience=1, name="t", data=tiny
+        ("lfw",),
+        (0,),
+        tmp_path,
+        Path("."),
+        blocks=1,
+        lr=1e-4,
+        epochs=2,
+        patience=1,
+        name="t",
+        data=tiny,
+        lower=lower,
     )
     (fold,) = res["folds"]["lfw"]
     # the branch before fine-tuning is the frozen head on the same faces
@@ -89,11 +100,12 @@ def test_tiny_run_holds_out_the_fold_and_starts_as_the_frozen_head(tiny, tmp_pat
     assert 1 <= len(fold["history"]) - 1 <= 2 and fold["best_val_loss"] <= fold["history"][0]["val_loss"]
     # trained on CelebA's men of the training split and aaf's labelled men, never on lfw's
     held = tiny["labelled"] & (tiny["real_faces"].source == "lfw")
+    tuned = "fine-tuned last 1" + (", lower-face pooled" if lower else "")
     assert set(fold["scores"]) == {
         "frozen",
         "frozen, validation threshold",
-        "fine-tuned last 1",
-        "fine-tuned last 1, validation threshold",
+        tuned,
+        f"{tuned}, validation threshold",
     }
     for r in fold["scores"].values():
         assert r["overall"]["n"] == held.sum() and set(r["per_source"]) == {"lfw"}

@@ -26,89 +26,24 @@ import os
 import subprocess
 import sys
 import time
-from dataclasses import dataclass, fields
 from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
 
-CONFIG = "dlib_resnet_all"  # the shipped beard head
-EXTRA = "dlib_level2+dlib_level3"  # its frozen sets, taken before the trunk's end
+from train.beard_rows import CONFIG, Part, fold_rows, load_data
+
 GRID = np.round(np.arange(0.05, 0.951, 0.01), 2)
 
 
-@dataclass
-class Part:
-    """One set of faces: frozen head features, the trunk activations and the extras (each with
-    the mirrored chip's), labels."""
-
-    f: np.ndarray  # (n, D) the head's features (frozen backbone)
-    a: np.ndarray  # (n, 4, 4, 256) trunk activations
-    am: np.ndarray
-    e: np.ndarray  # (n, 192) dlib_level2+dlib_level3
-    em: np.ndarray
-    y: np.ndarray
-    found: np.ndarray
-
-    def arrays(self) -> list[np.ndarray]:
-        return [getattr(self, f.name) for f in fields(self)]
-
-    def take(self, idx: np.ndarray) -> Part:
-        return Part(*(v[idx] for v in self.arrays()))
-
-    def join(self, other: Part) -> Part:
-        return Part(*(np.concatenate([u, v]) for u, v in zip(self.arrays(), other.arrays(), strict=True)))
-
-
-def _part(feats, acts, y: np.ndarray) -> Part:
-    from train.architectures import CONFIGS
-
-    assert (feats.found == acts.found).all()
-    f = feats.matrix(CONFIGS[CONFIG].features).astype("float32")
-    return Part(f, acts.x, acts.xm, feats.matrix(EXTRA), feats.mirror_matrix(EXTRA), y, feats.found)
-
-
-def load_data(shared: Path, cache_dir: Path | None = None, progress: bool = False) -> dict[str, object]:
-    """CelebA (beard labels, men mask), the labelled real men and beard2clean, each as a ``Part``
-    (trunk activations cached under ``.cache/features/trunk-*``, computed once)."""
-    from train.crops import default_cache_dir
-    from train.data import BEARD_RULE
-    from train.features import features_for
-    from train.real_men import LABELS, UPSAMPLE, celeba_men, load_real_men
-    from train.sources import load_celeba_faces, load_labels_csv
-    from train.trunk import dataset_trunk
-
-    cache_dir = cache_dir or default_cache_dir()
-    celeba = Path(shared) / "data" / "celeba"
-    cf = load_celeba_faces(celeba, BEARD_RULE)
-    c_feats = features_for(cf.ds, "mmod", 1, cache_dir, progress)
-    c_part = _part(c_feats, dataset_trunk("celeba", cf, 1, cache_dir, progress), cf.ds.y)
-    rf, labelled = load_real_men(shared)
-    r_feats = features_for(rf.ds, "mmod", UPSAMPLE, cache_dir, progress)
-    r_part = _part(r_feats, dataset_trunk("realmen", rf, UPSAMPLE, cache_dir, progress), rf.ds.y)
-    b2c = load_labels_csv(Path(shared) / "data" / "faces" / "beard2clean", LABELS, "beard")
-    b_feats = features_for(b2c.ds, "mmod", UPSAMPLE, cache_dir, progress)
-    b_part = _part(b_feats, dataset_trunk("beard2clean", b2c, UPSAMPLE, cache_dir, progress), b2c.ds.y)
-    return {
-        "celeba_ds": cf.ds,
-        "celeba": c_part,
-        "men": celeba_men(celeba)[: len(cf.ds)],
-        "real_faces": rf,
-        "labelled": labelled,
-        "real": r_part,
-        "b2c": b_part,
-        "b2c_person": b2c.person,
-    }
-
-
-def branch_model(blocks: int, stats: tuple[np.ndarray, np.ndarray], seed: int = 0):
-    """(pre, branch): ``pre`` the frozen blocks from the trunk's output to the tail's input;
-    ``branch`` [that, extras] -> the last ``blocks`` blocks, pooling, fc (dlib's weights,
-    trainable) -> ``dlib_resnet_all``'s head (descriptor, pooled, extras) -> softmax."""
+def tail_model(blocks: int, lower: bool = False):
+    """(pre, tail): ``pre`` the frozen blocks from the trunk's output to the tail's input;
+    ``tail`` that -> the last ``blocks`` blocks (dlib's weights, trainable), [fc, pooling]
+    and, with ``lower``, the last 2x2 map averaged over its lower-face row (``face_resnet``'s
+    ``LOWER_FACE``): a beard is lower-face texture."""
     import keras
 
-    from streamer.classify.face_resnet import load_face_resnet
-    from train.architectures import CONFIGS, build_feature_head
+    from streamer.classify.face_resnet import _lower, load_face_resnet
     from train.finetune import START
     from train.trunk import BLOCKS, TRUNK_END
 
@@ -116,18 +51,50 @@ def branch_model(blocks: int, stats: tuple[np.ndarray, np.ndarray], seed: int = 
     start = full.get_layer(START[blocks]).output
     pre = keras.Model(full.get_layer(TRUNK_END).output, start, name="frozen_blocks")
     pre.trainable = False
-    tail = keras.Model(
-        start, [full.get_layer("fc").output, full.get_layer("pooled").output], name="dlib_tail_finetuned"
-    )
+    outs = [full.get_layer("fc").output, full.get_layer("pooled").output]
+    if lower:
+        outs.append(_lower(keras, full.get_layer("pooled").input, "finetuned_lower"))
+    tail = keras.Model(start, outs, name="dlib_tail_finetuned")
     trainable = {n for b in BLOCKS[:blocks] for n in b} | {"fc"}
     for layer in tail.layers:
         layer.trainable = layer.name in trainable
+    return pre, tail
+
+
+def branch_model(blocks: int, stats: tuple[np.ndarray, np.ndarray], seed: int = 0, lower_rows=None):
+    """(pre, branch): ``branch`` [tail input, extras] -> ``tail_model``'s outputs and the extras
+    -> ``dlib_resnet_all``'s head (descriptor, pooled, extras[, lower]) -> softmax. With
+    ``lower_rows`` (trunk activations of the training faces) the head also takes the lower-face
+    pooling, standardised by its mean and variance on those rows (``init_head`` starts its
+    weights at zero, so the branch starts as the frozen head)."""
+    import keras
+
+    from train.architectures import CONFIGS, build_feature_head
+
+    pre, tail = tail_model(blocks, lower_rows is not None)
+    if lower_rows is not None:
+        low = tail.predict(pre.predict(lower_rows.astype("float32"), verbose=0), verbose=0)[2]
+        stats = (np.concatenate([stats[0], low.mean(0)]), np.concatenate([stats[1], low.var(0)]))
     head = build_feature_head(CONFIGS[CONFIG], 2, "softmax", seed, stats)
-    inp = keras.Input(tuple(start.shape[1:]), name="trunk")
+    inp = keras.Input(tuple(pre.output.shape[1:]), name="trunk")
     ext = keras.Input((192,), name="frozen_levels")
-    d, p = tail(inp)
-    out = head(keras.layers.Concatenate()([d, p, ext]))
+    outs = tail(inp)
+    out = head(keras.layers.Concatenate()([outs[0], outs[1], ext, *outs[2:]]))
     return pre, keras.Model([inp, ext], out, name=f"dlib_beard_finetune_{blocks}")
+
+
+def init_head(head, frozen) -> None:
+    """``head`` takes the frozen head's weights; rows of a wider first layer for features the
+    frozen head lacks start at zero (the standardisation stays ``head``'s own)."""
+    new = []
+    for h, f in zip(head.get_weights(), frozen.get_weights(), strict=True):
+        if h.shape == f.shape:
+            new.append(f)
+        elif h.ndim == 2:
+            new.append(np.concatenate([f, np.zeros((h.shape[0] - f.shape[0], h.shape[1]), h.dtype)]))
+        else:
+            new.append(h)
+    head.set_weights(new)
 
 
 def fit_frozen(x_tr, y_tr, w_tr, x_va, y_va, seed: int, epochs: int = 40, patience: int = 4):
@@ -206,25 +173,15 @@ def b2c_flips(p: np.ndarray, y: np.ndarray, person: np.ndarray, t: float) -> dic
     }
 
 
-def fold_rows(data: dict, held: tuple[str, ...], seed: int, weight: float = 0.3):
-    """(train, val, test) ``Part``s and training weights as ``train beard`` builds them: CelebA's
-    men of its split (faces found), then the labelled real men outside ``held`` split by person."""
-    from train.real_men import split_real_men
-    from train.split import split_dataset
-
-    c, r = data["celeba"], data["real"]
-    tr, va, _ = split_dataset(data["celeba_ds"], 0.1, 0.2, seed)
-    men = data["men"]
-    tr, va = tr[men[tr]], va[men[va]]
-    tr, va = tr[c.found[tr]], va[c.found[va]]
-    rtr, rva, rte = split_real_men(data["real_faces"], data["labelled"], held, 0.2, seed)
-    train, val = c.take(tr).join(r.take(rtr)), c.take(va).join(r.take(rva))
-    w = np.concatenate([np.ones(len(tr)), np.full(len(rtr), weight * len(tr) / len(rtr))])
-    return train, val, r.take(rte), w, rte
-
-
 def run_fold(
-    data: dict, held: tuple[str, ...], seed: int, blocks: int, lr: float, epochs: int, patience: int
+    data: dict,
+    held: tuple[str, ...],
+    seed: int,
+    blocks: int,
+    lr: float,
+    epochs: int,
+    patience: int,
+    lower: bool = False,
 ):
     """One fold and seed: the frozen recipe and the fine-tuned branch, scored on ``held``'s men
     at 0.5 and at the validation split's balanced threshold, with beard2clean's flips."""
@@ -234,8 +191,8 @@ def run_fold(
     t0 = time.perf_counter()
     frozen, stats, frozen_epochs = fit_frozen(train.f, train.y, w, val.f, val.y, seed)
     t_frozen = time.perf_counter() - t0
-    pre, branch = branch_model(blocks, stats, seed)
-    branch.layers[-1].set_weights(frozen.get_weights())  # the head starts where the frozen one ended
+    pre, branch = branch_model(blocks, stats, seed, train.a if lower else None)
+    init_head(branch.layers[-1], frozen)  # the head starts where the frozen one ended
 
     def start(a: np.ndarray) -> np.ndarray:
         return np.concatenate(
@@ -261,7 +218,7 @@ def run_fold(
     t_fit = time.perf_counter() - t1
     probs = {
         "frozen": [frozen.predict(x, batch_size=256, verbose=0)[:, 1] for x in (val.f, test.f, b.f)],
-        f"fine-tuned last {blocks}": [ft(va), ft(te), ft(b_in)],
+        f"fine-tuned last {blocks}" + (", lower-face pooled" if lower else ""): [ft(va), ft(te), ft(b_in)],
     }
     faces = data["real_faces"].subset(rte)
     scores: dict[str, object] = {}
@@ -338,7 +295,7 @@ def markdown(result: dict) -> str:
 
 
 def run(folds, seeds, out: Path, shared: Path, blocks=1, lr=3e-5, epochs=8, patience=2, name="beard-finetune",
-        command="", data: dict | None = None) -> dict[str, object]:  # fmt: skip
+        command="", data: dict | None = None, lower: bool = False) -> dict[str, object]:  # fmt: skip
     """Every fold x seed; writes ``<name>.json`` and ``<name>.md`` in ``out`` after each."""
     data = data or load_data(shared, progress=True)
     out.mkdir(parents=True, exist_ok=True)
@@ -350,11 +307,12 @@ def run(folds, seeds, out: Path, shared: Path, blocks=1, lr=3e-5, epochs=8, pati
         "load_average": list(os.getloadavg()),
         "blocks": blocks,
         "learning_rate": lr,
+        "lower": lower,
         "folds": {},
     }
     for fold in folds:
         for seed in seeds:
-            res = run_fold(data, tuple(fold.split("+")), seed, blocks, lr, epochs, patience)
+            res = run_fold(data, tuple(fold.split("+")), seed, blocks, lr, epochs, patience, lower)
             result["folds"].setdefault(fold, []).append(res)  # type: ignore[union-attr]
             (out / f"{name}.json").write_text(json.dumps(result, indent=2))
             (out / f"{name}.md").write_text(markdown(result))
@@ -369,6 +327,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seeds", default="0,1")
     p.add_argument("--blocks", type=int, choices=(1, 2), default=1, help="last residual blocks trained")
     p.add_argument("--lr", type=float, default=3e-5)
+    p.add_argument("--lower", action="store_true", help="the head also takes the last map's lower-face row")
     p.add_argument("--epochs", type=int, default=8)
     p.add_argument("--patience", type=int, default=2)
     p.add_argument("--out", type=Path, default=Path("runs") / "beard-finetune")
@@ -379,6 +338,7 @@ def main(args: argparse.Namespace, shared: Path) -> int:
     folds = tuple(f for f in args.folds.split(";") if f)
     seeds = tuple(int(s) for s in args.seeds.split(","))
     command = "train " + " ".join(sys.argv[1:])
-    run(folds, seeds, args.out, shared, args.blocks, args.lr, args.epochs, args.patience, args.name, command)
+    run(folds, seeds, args.out, shared, args.blocks, args.lr, args.epochs, args.patience, args.name, command,
+        lower=args.lower)  # fmt: skip
     print((args.out / f"{args.name}.md").read_text())
     return 0
