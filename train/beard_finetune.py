@@ -15,8 +15,9 @@ seed, on the same faces, splits and weights as ``train beard --config dlib_resne
    drawn per face and epoch, a small learning rate, the best validation loss kept.
 
 Each is scored at p(unshaved) >= 0.5 and at the threshold that maximises the balanced per-class
-accuracy on the validation split (CelebA's validation men and the real men's validation people;
-the held-out fold is never looked at to pick it). Writes ``<name>.json`` and ``<name>.md``."""
+accuracy on the validation split (CelebA's validation men and the real men's validation people)
+and on the real men's validation people alone; the held-out fold is never looked at to pick it.
+Writes ``<name>.json`` and ``<name>.md``."""
 
 from __future__ import annotations
 
@@ -187,7 +188,7 @@ def run_fold(
     at 0.5 and at the validation split's balanced threshold, with beard2clean's flips."""
     from train.real_men import score
 
-    train, val, test, w, rte = fold_rows(data, held, seed)
+    train, val, test, w, rte, val_real = fold_rows(data, held, seed)
     t0 = time.perf_counter()
     frozen, stats, frozen_epochs = fit_frozen(train.f, train.y, w, val.f, val.y, seed)
     t_frozen = time.perf_counter() - t0
@@ -223,7 +224,12 @@ def run_fold(
     faces = data["real_faces"].subset(rte)
     scores: dict[str, object] = {}
     for name, (pv, pt, pb) in probs.items():
-        for t, tag in ((0.5, ""), (balanced_threshold(pv, val.y), ", validation threshold")):
+        cuts = (
+            (0.5, ""),
+            (balanced_threshold(pv, val.y), ", validation threshold"),
+            (balanced_threshold(pv[val_real], val.y[val_real]), ", real men's validation threshold"),
+        )
+        for t, tag in cuts:
             r = score(faces, (pt >= t).astype(np.int64))
             scores[name + tag] = r | {
                 "threshold": t,
@@ -257,7 +263,9 @@ def markdown(result: dict) -> str:
         f"weight 0.3), leave-one-source-out on the real men labelled by looking, learning rate "
         f"{result['learning_rate']:g}; `{result['command']}` at {result['commit']}, {result['started']}, "
         f"load average {result['load_average'][0]:.1f} (2 shared cores). `validation threshold`: "
-        "the cut-off on p(unshaved) with the best balanced accuracy on the validation split.",
+        "the cut-off on p(unshaved) with the best balanced accuracy on the validation split (CelebA's "
+        "men and the real men's validation people); `real men's validation threshold`: on the real "
+        "men's validation people only. The held-out fold never picks a threshold.",
         "",
         "| fold (held out) | seed | model | threshold | all (95% CI) | shaved | unshaved "
         "| beard2clean flips / ordered |",

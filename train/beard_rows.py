@@ -80,7 +80,8 @@ def load_data(shared: Path, cache_dir: Path | None = None, progress: bool = Fals
 
 
 def fold_rows(data: dict, held: tuple[str, ...], seed: int, weight: float = 0.3):
-    """(train, val, test) ``Part``s and training weights as ``train beard`` builds them: CelebA's
+    """(train, val, test) ``Part``s, training weights, the test rows' indices among the real men
+    and a mask of the validation rows that are real men, as ``train beard`` builds them: CelebA's
     men of its split (faces found), then the labelled real men outside ``held`` split by person."""
     from train.real_men import split_real_men
     from train.split import split_dataset
@@ -93,4 +94,4 @@ def fold_rows(data: dict, held: tuple[str, ...], seed: int, weight: float = 0.3)
     rtr, rva, rte = split_real_men(data["real_faces"], data["labelled"], held, 0.2, seed)
     train, val = c.take(tr).join(r.take(rtr)), c.take(va).join(r.take(rva))
     w = np.concatenate([np.ones(len(tr)), np.full(len(rtr), weight * len(tr) / len(rtr))])
-    return train, val, r.take(rte), w, rte
+    return train, val, r.take(rte), w, rte, np.arange(len(val.y)) >= len(va)
