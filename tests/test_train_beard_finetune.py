@@ -76,33 +76,24 @@ def tiny():
     }
 
 
-@pytest.mark.parametrize("lower", [False, True])
-def test_tiny_run_holds_out_the_fold_and_starts_as_the_frozen_head(tiny, tmp_path: Path, lower: bool) -> None:
-    from train.beard_finetune import GRID, run
+def test_tiny_run_holds_out_the_fold_and_each_variant_starts_as_the_frozen_head(tiny, tmp_path: Path) -> None:
+    from train.beard_finetune import GRID, parse_variants, run, variant_name
     from train.split import split_dataset
 
-    res = run(
-        ("lfw",),
-        (0,),
-        tmp_path,
-        Path("."),
-        blocks=1,
-        lr=1e-4,
-        epochs=2,
-        patience=1,
-        name="t",
-        data=tiny,
-        lower=lower,
-    )
+    variants = parse_variants("1:1e-4,1:1e-4:lower")
+    res = run(("lfw",), (0,), tmp_path, Path("."), variants, epochs=2, patience=1, name="t", data=tiny)
     (fold,) = res["folds"]["lfw"]
-    # the branch before fine-tuning is the frozen head on the same faces
-    assert fold["start_agreement"] == 1.0
-    assert 1 <= len(fold["history"]) - 1 <= 2 and fold["best_val_loss"] <= fold["history"][0]["val_loss"]
+    tuned = [variant_name(*v) for v in variants]
+    assert len(set(tuned)) == 2
+    for t in fold["finetuned"].values():
+        # the branch before fine-tuning is the frozen head on the same faces (the lower-face
+        # features' weights start at zero)
+        assert t["start_agreement"] == 1.0
+        assert 1 <= len(t["history"]) - 1 <= 2 and t["best_val_loss"] <= t["history"][0]["val_loss"]
     # trained on CelebA's men of the training split and aaf's labelled men, never on lfw's
     held = tiny["labelled"] & (tiny["real_faces"].source == "lfw")
-    tuned = "fine-tuned last 1" + (", lower-face pooled" if lower else "")
     cuts = ("", ", validation threshold", ", real men's validation threshold")
-    assert set(fold["scores"]) == {who + c for who in ("frozen", tuned) for c in cuts}
+    assert set(fold["scores"]) == {who + c for who in ("frozen", *tuned) for c in cuts}
     for r in fold["scores"].values():
         assert r["overall"]["n"] == held.sum() and set(r["per_source"]) == {"lfw"}
         assert r["threshold"] == 0.5 or r["threshold"] in GRID
@@ -111,5 +102,13 @@ def test_tiny_run_holds_out_the_fold_and_starts_as_the_frozen_head(tiny, tmp_pat
     celeba_men = tiny["men"][np.concatenate([tr, va])].sum()
     assert fold["n_train"] + fold["n_val"] == celeba_men + (tiny["labelled"] & ~held).sum()
     md = (tmp_path / "t.md").read_text()
-    assert md.count("| lfw | 0 |") == 6
+    assert md.count("| lfw | 0 |") == 9
     assert json.loads((tmp_path / "t.json").read_text())["folds"]["lfw"][0]["seed"] == 0
+
+
+@pytest.mark.parametrize("bad", ["3:1e-4", "1", "1:x", "1:1e-4:upper"])
+def test_bad_variant_is_refused(bad: str) -> None:
+    from train.beard_finetune import parse_variants
+
+    with pytest.raises(ValueError):
+        parse_variants(bad)

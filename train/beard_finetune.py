@@ -174,53 +174,70 @@ def b2c_flips(p: np.ndarray, y: np.ndarray, person: np.ndarray, t: float) -> dic
     }
 
 
-def run_fold(
-    data: dict,
-    held: tuple[str, ...],
-    seed: int,
-    blocks: int,
-    lr: float,
-    epochs: int,
-    patience: int,
-    lower: bool = False,
-):
-    """One fold and seed: the frozen recipe and the fine-tuned branch, scored on ``held``'s men
-    at 0.5 and at the validation split's balanced threshold, with beard2clean's flips."""
+def parse_variants(spec: str) -> tuple[tuple[int, float, bool], ...]:
+    """``BLOCKS:LR[:lower],...`` -> ((blocks, learning rate, lower-face pooled), ...)."""
+    out = []
+    for v in filter(None, spec.split(",")):
+        parts = v.split(":")
+        if len(parts) not in (2, 3) or parts[0] not in ("1", "2") or parts[2:] not in ([], ["lower"]):
+            raise ValueError(f"fine-tuning variant {v!r}: use BLOCKS:LR or BLOCKS:LR:lower, BLOCKS 1 or 2")
+        out.append((int(parts[0]), float(parts[1]), parts[2:] == ["lower"]))
+    return tuple(out)
+
+
+def variant_name(blocks: int, lr: float, lower: bool) -> str:
+    return f"fine-tuned last {blocks}, lr {lr:g}" + (", lower-face pooled" if lower else "")
+
+
+def run_fold(data: dict, held: tuple[str, ...], seed: int, variants, epochs: int, patience: int) -> dict:
+    """One fold and seed: the frozen recipe, then each fine-tuning variant (``parse_variants``)
+    started from it, all scored on ``held``'s men at 0.5 and at the thresholds picked on
+    validation, with beard2clean's flips."""
     from train.real_men import score
 
     train, val, test, w, rte, val_real = fold_rows(data, held, seed)
     t0 = time.perf_counter()
     frozen, stats, frozen_epochs = fit_frozen(train.f, train.y, w, val.f, val.y, seed)
-    t_frozen = time.perf_counter() - t0
-    pre, branch = branch_model(blocks, stats, seed, train.a if lower else None)
-    init_head(branch.layers[-1], frozen)  # the head starts where the frozen one ended
-
-    def start(a: np.ndarray) -> np.ndarray:
-        return np.concatenate(
-            [
-                np.asarray(pre.predict(a[i : i + 1024].astype("float32"), verbose=0))
-                for i in range(0, len(a), 1024)
-            ]
-        )
-
-    def feed(p: Part, mirrored: bool = False) -> dict:
-        d = {"a": start(p.a), "e": p.e.astype("float32"), "y": p.y}
-        return d | ({"am": start(p.am), "em": p.em.astype("float32")} if mirrored else {})
-
-    b, te, va = data["b2c"], feed(test), feed(val)
-    b_in = feed(b)
-
-    def ft(d: dict) -> np.ndarray:
-        return branch.predict([d["a"], d["e"]], batch_size=256, verbose=0)[:, 1]
-
-    agree = float(((ft(te) >= 0.5) == (frozen.predict(test.f, verbose=0)[:, 1] >= 0.5)).mean())
-    t1 = time.perf_counter()
-    fit = fit_branch(branch, feed(train, True) | {"w": w.astype("float32")}, va, lr, epochs, patience, seed)
-    t_fit = time.perf_counter() - t1
-    probs = {
-        "frozen": [frozen.predict(x, batch_size=256, verbose=0)[:, 1] for x in (val.f, test.f, b.f)],
-        f"fine-tuned last {blocks}" + (", lower-face pooled" if lower else ""): [ft(va), ft(te), ft(b_in)],
+    b = data["b2c"]
+    probs = {"frozen": [frozen.predict(x, batch_size=256, verbose=0)[:, 1] for x in (val.f, test.f, b.f)]}
+    res: dict[str, object] = {
+        "seed": seed,
+        "n_train": len(train.y),
+        "n_val": len(val.y),
+        "frozen_epochs": frozen_epochs,
+        "seconds_frozen": round(time.perf_counter() - t0, 1),
+        "finetuned": {},
     }
+    for blocks, lr, lower in variants:
+        pre, branch = branch_model(blocks, stats, seed, train.a if lower else None)
+        init_head(branch.layers[-1], frozen)  # the head starts where the frozen one ended
+
+        def start(a: np.ndarray, pre=pre) -> np.ndarray:
+            return np.concatenate(
+                [pre.predict(a[i : i + 1024].astype("float32"), verbose=0) for i in range(0, len(a), 1024)]
+            )
+
+        def feed(p: Part, mirrored: bool = False, start=start) -> dict:
+            d = {"a": start(p.a), "e": p.e.astype("float32"), "y": p.y}
+            return d | ({"am": start(p.am), "em": p.em.astype("float32")} if mirrored else {})
+
+        def ft(d: dict, branch=branch) -> np.ndarray:
+            return branch.predict([d["a"], d["e"]], batch_size=256, verbose=0)[:, 1]
+
+        te, va, b_in = feed(test), feed(val), feed(b)
+        agree = float(((ft(te) >= 0.5) == (probs["frozen"][1] >= 0.5)).mean())
+        t1 = time.perf_counter()
+        fit = fit_branch(
+            branch, feed(train, True) | {"w": w.astype("float32")}, va, lr, epochs, patience, seed
+        )
+        name = variant_name(blocks, lr, lower)
+        probs[name] = [ft(va), ft(te), ft(b_in)]
+        # start_agreement: the branch before fine-tuning vs the frozen head (fp16 trunk cache)
+        res["finetuned"][name] = {
+            "seconds": round(time.perf_counter() - t1, 1),
+            "start_agreement": agree,
+            **fit,
+        }
     faces = data["real_faces"].subset(rte)
     scores: dict[str, object] = {}
     for name, (pv, pt, pb) in probs.items():
@@ -235,17 +252,7 @@ def run_fold(
                 "threshold": t,
                 "beard2clean": b2c_flips(pb, b.y, data["b2c_person"], t),
             }
-    return {
-        "seed": seed,
-        "n_train": len(train.y),
-        "n_val": len(val.y),
-        "frozen_epochs": frozen_epochs,
-        "seconds_frozen": round(t_frozen, 1),
-        "seconds_finetune": round(t_fit, 1),
-        "start_agreement": agree,  # the branch before fine-tuning vs the frozen head (fp16 trunk)
-        **fit,
-        "scores": scores,
-    }
+    return res | {"scores": scores}
 
 
 def _pc(x: float | None) -> str:
@@ -258,10 +265,11 @@ def _cell(c: dict) -> str:
 
 def markdown(result: dict) -> str:
     lines = [
-        f"Fine-tuned last {result['blocks']} block(s) of dlib's ResNet under the beard head vs the "
-        "frozen shipped recipe (`dlib_resnet_all`, CelebA men + real men of the other sources at "
-        f"weight 0.3), leave-one-source-out on the real men labelled by looking, learning rate "
-        f"{result['learning_rate']:g}; `{result['command']}` at {result['commit']}, {result['started']}, "
+        "The last 1-2 blocks of dlib's ResNet fine-tuned under the beard head (learning rate lr; "
+        "`lower-face pooled`: the head also takes the last map's lower-face row) vs the frozen shipped "
+        "recipe (`dlib_resnet_all`, CelebA men + real men of the other sources at weight 0.3), "
+        "leave-one-source-out on the real men labelled by looking; "
+        f"`{result['command']}` at {result['commit']}, {result['started']}, "
         f"load average {result['load_average'][0]:.1f} (2 shared cores). `validation threshold`: "
         "the cut-off on p(unshaved) with the best balanced accuracy on the validation split (CelebA's "
         "men and the real men's validation people); `real men's validation threshold`: on the real "
@@ -294,16 +302,20 @@ def markdown(result: dict) -> str:
         for f in runs:
             lines.append(
                 f"- {fold}, seed {f['seed']}: {f['n_train']} training / {f['n_val']} validation faces; "
-                f"frozen head {f['frozen_epochs']} epochs ({f['seconds_frozen']:.0f} s); fine-tuning best "
-                f"epoch {f['best_epoch']} of {len(f['history']) - 1} ({f['seconds_finetune']:.0f} s); "
-                f"validation loss {f['history'][0]['val_loss']:.4f} -> {f['best_val_loss']:.4f}; "
-                f"start agreement {100 * f['start_agreement']:.2f}%"
+                f"frozen head {f['frozen_epochs']} epochs ({f['seconds_frozen']:.0f} s)"
             )
+            for who, t in f["finetuned"].items():
+                lines.append(
+                    f"  - {who}: best epoch {t['best_epoch']} of {len(t['history']) - 1} "
+                    f"({t['seconds']:.0f} s); "
+                    f"validation loss {t['history'][0]['val_loss']:.4f} -> {t['best_val_loss']:.4f}; "
+                    f"start agreement {100 * t['start_agreement']:.2f}%"
+                )
     return "\n".join(lines) + "\n"
 
 
-def run(folds, seeds, out: Path, shared: Path, blocks=1, lr=3e-5, epochs=8, patience=2, name="beard-finetune",
-        command="", data: dict | None = None, lower: bool = False) -> dict[str, object]:  # fmt: skip
+def run(folds, seeds, out: Path, shared: Path, variants=((1, 3e-5, False),), epochs=8, patience=2,
+        name="beard-finetune", command="", data: dict | None = None) -> dict[str, object]:  # fmt: skip
     """Every fold x seed; writes ``<name>.json`` and ``<name>.md`` in ``out`` after each."""
     data = data or load_data(shared, progress=True)
     out.mkdir(parents=True, exist_ok=True)
@@ -313,14 +325,12 @@ def run(folds, seeds, out: Path, shared: Path, blocks=1, lr=3e-5, epochs=8, pati
         "commit": git.stdout.strip(),
         "started": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "load_average": list(os.getloadavg()),
-        "blocks": blocks,
-        "learning_rate": lr,
-        "lower": lower,
+        "variants": [list(v) for v in variants],
         "folds": {},
     }
     for fold in folds:
         for seed in seeds:
-            res = run_fold(data, tuple(fold.split("+")), seed, blocks, lr, epochs, patience, lower)
+            res = run_fold(data, tuple(fold.split("+")), seed, variants, epochs, patience)
             result["folds"].setdefault(fold, []).append(res)  # type: ignore[union-attr]
             (out / f"{name}.json").write_text(json.dumps(result, indent=2))
             (out / f"{name}.md").write_text(markdown(result))
@@ -333,9 +343,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--folds", default="lfw;utkface;aaf;aaf+lfw", help="';'-separated, '+' joins sources")
     p.add_argument("--seeds", default="0,1")
-    p.add_argument("--blocks", type=int, choices=(1, 2), default=1, help="last residual blocks trained")
-    p.add_argument("--lr", type=float, default=3e-5)
-    p.add_argument("--lower", action="store_true", help="the head also takes the last map's lower-face row")
+    p.add_argument(
+        "--variants",
+        default="1:3e-5",
+        help="BLOCKS:LR[:lower],...: last blocks trained (1 or 2), learning rate; lower: the head "
+        "also takes the fine-tuned last map's lower-face row",
+    )
     p.add_argument("--epochs", type=int, default=8)
     p.add_argument("--patience", type=int, default=2)
     p.add_argument("--out", type=Path, default=Path("runs") / "beard-finetune")
@@ -346,7 +359,7 @@ def main(args: argparse.Namespace, shared: Path) -> int:
     folds = tuple(f for f in args.folds.split(";") if f)
     seeds = tuple(int(s) for s in args.seeds.split(","))
     command = "train " + " ".join(sys.argv[1:])
-    run(folds, seeds, args.out, shared, args.blocks, args.lr, args.epochs, args.patience, args.name, command,
-        lower=args.lower)  # fmt: skip
+    variants = parse_variants(args.variants)
+    run(folds, seeds, args.out, shared, variants, args.epochs, args.patience, args.name, command)
     print((args.out / f"{args.name}.md").read_text())
     return 0
