@@ -41,7 +41,9 @@ def tail_model(blocks: int, lower: bool = False):
     """(pre, tail): ``pre`` the frozen blocks from the trunk's output to the tail's input;
     ``tail`` that -> the last ``blocks`` blocks (dlib's weights, trainable), [fc, pooling]
     and, with ``lower``, the last 2x2 map averaged over its lower-face row (``face_resnet``'s
-    ``LOWER_FACE``): a beard is lower-face texture."""
+    ``LOWER_FACE``): a beard is lower-face texture. dlib's last block convolves down to 1x1 and
+    adds that to the top-left cell of its 2x2 pooled input (``_zero_fill_add``), so the lower
+    row is the pooled input alone: frozen with ``blocks`` 1, fine-tuned with 2."""
     import keras
 
     from streamer.classify.face_resnet import _lower, load_face_resnet
