@@ -179,9 +179,11 @@ def _parser() -> argparse.ArgumentParser:
     ft.add_argument("--out", type=Path, default=Path("runs") / "finetune")
     ft.add_argument("--no-variants", action="store_true", help="skip CelebA x2 and the 5-head mean")
     ft.add_argument("--name", default="finetune", help="file stem of the .json and .md written in --out")
+    from train.beard_finetune import add_parser as add_beard_finetune
     from train.variants import add_parser as add_variants
 
     add_variants(sub)
+    add_beard_finetune(sub)
     r = sub.add_parser("real-men", help="a beard model on the real men labelled by looking; JSON on stdout")
     r.add_argument("--model", type=Path, required=True)
     r.add_argument("--sources", default="", help="only these sources (default: all: lfw,utkface,aaf)")
@@ -334,6 +336,10 @@ def _run(args: argparse.Namespace) -> int:
         from train.variants import main as variants
 
         return variants(args, _shared())
+    if args.command == "beard-finetune":
+        from train.beard_finetune import main as beard_finetune
+
+        return beard_finetune(args, _shared())
     if args.command == "finetune":
         from train.finetune import run
 

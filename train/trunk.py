@@ -80,31 +80,44 @@ def cached_boxes(faces: Faces, upsample: int, cache_dir: Path, progress: bool = 
     return boxes
 
 
-def _cache_file(name: str, faces: Faces, boxes: list, cache_dir: Path) -> Path:
+def _cache_file(name: str, upsample: int, paths: list, boxes: list, cache_dir: Path) -> Path:
     key = hashlib.sha1(
         repr(
             (
                 TRUNK_END,
                 VERSION,
-                [str(Path(p).resolve()) for p in faces.ds.paths],
+                [str(Path(p).resolve()) for p in paths],
                 [str(b[:1]) for b in boxes],
             )
         ).encode()
     ).hexdigest()[:16]
-    return cache_dir / "features" / f"trunk-{TRUNK_END}-{name}-up{UPSAMPLE[name]}-{key}.npz"
+    return cache_dir / "features" / f"trunk-{TRUNK_END}-{name}-up{upsample}-{key}.npz"
 
 
 def source_trunk(
     name: str, shared: Path, cache_dir: Path | None = None, progress: bool = True, batch: int = 32
 ) -> tuple[Faces, TrunkActs]:
     """One shared source's faces (``load_source``, gender labels) and their trunk activations."""
-    cache_dir = cache_dir or default_cache_dir()
     faces = load_source(name, Path(shared), GENDER_RULE)
-    boxes = cached_boxes(faces, UPSAMPLE[name], cache_dir, progress)
-    cfile = _cache_file(name, faces, boxes, cache_dir)
+    return faces, dataset_trunk(name, faces, UPSAMPLE[name], cache_dir, progress, batch)
+
+
+def dataset_trunk(
+    name: str,
+    faces: Faces,
+    upsample: int,
+    cache_dir: Path | None = None,
+    progress: bool = True,
+    batch: int = 32,
+) -> TrunkActs:
+    """The trunk activations of every face of ``faces`` (detected at ``upsample``, first box;
+    the whole image aligned where none), cached as ``trunk-...-<name>-up<upsample>-<key>.npz``."""
+    cache_dir = cache_dir or default_cache_dir()
+    boxes = cached_boxes(faces, upsample, cache_dir, progress)
+    cfile = _cache_file(name, upsample, faces.ds.paths, boxes, cache_dir)
     if cfile.exists():
         with np.load(cfile) as z:
-            return faces, TrunkActs(z["x"], z["xm"], z["found"])
+            return TrunkActs(z["x"], z["xm"], z["found"])
     import tensorflow as tf
 
     from streamer.classify.backbone import FaceBackbone
@@ -134,7 +147,7 @@ def source_trunk(
     tmp = cfile.with_suffix(".tmp.npz")
     np.savez(tmp, x=x, xm=xm, found=found)
     tmp.replace(cfile)
-    return faces, TrunkActs(x, xm, found)
+    return TrunkActs(x, xm, found)
 
 
 def frozen_features(name: str, faces: Faces, cache_dir: Path | None = None):
