@@ -75,6 +75,28 @@ def test_a_track_outside_the_regions_looked_at_is_not_missed() -> None:
     assert looked_at(Box(100, 100, 179, 179, 0), [Region(0, 0, 639, 639, 1.0)])
 
 
+def test_a_face_across_a_regions_edge_was_not_looked_at_but_one_cut_by_the_frame_was() -> None:
+    """Half a face at a tile's edge is not a face to MMOD: a track there was not looked for, so a
+    round that did not find it did not miss it (its centre inside the tile is not enough)."""
+    tile = Region(0, 0, 319, 319, 2.0)
+    across = Box(280, 100, 339, 159, 0)  # 60 px, centre in the tile, a third of it out
+    assert not looked_at(across, [tile])
+    assert looked_at(across, [tile, Region(280, 0, 639, 319, 2.0)])  # the next tile holds it
+    assert looked_at(Box(270, 100, 329, 159, 0), [tile])  # cut by a sixth: still a face
+    # a face partly outside the frame is cut alike in every region: it counts where it is shown
+    off_frame = Box(-30, 100, 29, 159, 0)
+    assert not looked_at(off_frame, [tile]) and looked_at(off_frame, [tile], frame=(W, H))
+    # through the tracker: the track across the edge stays, the one inside the tile ends
+    rule = TrackerRule(confirm_hits=1, max_misses=1, max_coast_s=0.0)
+    t = Tracker(rule)
+    grey = np.full((H, W, 3), 128, np.uint8)
+    t.follow(grey, 0, 0.0)
+    t.update([Face(Box(100, 100, 159, 159, 1.0)), Face(Box(280, 200, 339, 259, 1.0))], 0, 0.0)
+    t.follow(grey, 1, 0.1)
+    t.update([], 1, 0.1, looked=(tile,))
+    assert [tr.box[0] for tr in t.tracks] == [280]
+
+
 @pytest.mark.parametrize("speed", [6, 15])
 def test_a_face_found_on_an_older_frame_starts_where_it_is_now(speed: int) -> None:
     """Live, a detection comes back ~10 frames after its frame: a face walking across a 1080p street

@@ -117,15 +117,29 @@ def merge(
     return tuple(kept)
 
 
-def looked_at(box: Box, regions: Sequence[Region]) -> bool:
-    """Whether a round with these regions would have found a face at ``box`` (its centre inside a
-    region whose scale makes it big enough for the detector). No regions: the whole frame. A
-    propose region does not count: MMOD looked only at what HOG proposed there."""
+CUT_OFF = 0.2  # a face cut by up to this part of its width on each side still counts as looked at
+
+
+def looked_at(box: Box, regions: Sequence[Region], frame: tuple[int, int] | None = None) -> bool:
+    """Whether a round with these regions would have found a face at ``box``: in a region whose
+    scale makes it big enough for the detector, and not cut by the region's edge by more than
+    ``CUT_OFF`` of its width on a side (a face across a tile's edge is half a face there). The
+    part of the box outside the ``frame`` (width, height), where known, is not counted as cut.
+    No regions: the whole frame. A propose region does not count: MMOD looked only at what HOG
+    proposed there."""
     if not regions:
         return True
     regions = [r for r in regions if r.why != "propose"]  # it looked only at the faces HOG proposed
-    cx, cy = (box.left + box.right) / 2, (box.top + box.bottom) / 2
+    width, m = box.width, CUT_OFF * box.width
+    left, top, right, bottom = box.left, box.top, box.right, box.bottom
+    if frame is not None:  # the frame's edge cuts the face for every region alike
+        left, top = max(0, left), max(0, top)
+        right, bottom = min(frame[0] - 1, right), min(frame[1] - 1, bottom)
     return any(
-        r.left <= cx <= r.right and r.top <= cy <= r.bottom and box.width * r.scale >= LOOKED_FACE * FACE_PX
+        r.left <= left + m
+        and right - m <= r.right
+        and r.top <= top + m
+        and bottom - m <= r.bottom
+        and width * r.scale >= LOOKED_FACE * FACE_PX
         for r in regions
     )

@@ -60,9 +60,11 @@ def associate(
     index: int,
     rule: TrackerRule,
     looked: Sequence[Region] = (),
+    frame: tuple[int, int] | None = None,
 ) -> Association:
     """Match the detector's ``faces`` on frame ``index`` to ``tracks`` (module docstring).
-    ``looked``: the regions the detector looked at (empty: all of the frame)."""
+    ``looked``: the regions the detector looked at (empty: all of the frame) on a ``frame``
+    (width, height) of that size."""
     then = [tuple(tr.box_at(index)) for tr in tracks]
     dets = [(f.box.left, f.box.top, f.box.right, f.box.bottom) for f in faces]
     ious = iou_matrix(then, dets)
@@ -92,7 +94,7 @@ def associate(
         kept = {ti for ti, _ in weak_pairs}
         lost = [ti for ti in lost if ti not in kept]
     if looked:
-        lost = [ti for ti in lost if looked_at(xyxy_box(then[ti]), looked)]
+        lost = [ti for ti in lost if looked_at(xyxy_box(then[ti]), looked, frame)]
     # a track left without a face that it overlaps as a match would, but that is someone else
     switched = [ti for ti in lost if (other[ti] & (ious[ti] >= rule.min_iou)).any()]
     lost = [ti for ti in lost if ti not in switched]

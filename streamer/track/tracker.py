@@ -136,7 +136,7 @@ class Tracker:
             return
         rule = self.rule
         tracks = self.tracks
-        a = associate(tracks, faces, index, rule, looked)
+        a = associate(tracks, faces, index, rule, looked, self._scene.size)
         self.switches += len(a.switched)
         seen = self._carry.frames.get(index) or (
             (self._prev, self._prev_scale) if index == self._index and self._prev is not None else None
