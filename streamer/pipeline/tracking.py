@@ -119,9 +119,9 @@ class FaceStage:
 
     def due(self, index: int) -> bool:
         """Whether frame ``index`` should go to the detector (and, if so, marks it sent): a round's
-        frame (every ``detect_every``-th, the first after a scene cut unless the cut frame went,
-        and the one after a new scene's first round if the planner's look at it takes two), or
-        (with ``between``) one between rounds with something new to look at."""
+        frame (every ``detect_every``-th, the first after a scene cut, and the one after that if
+        the planner's look at the new scene takes two rounds), or (with ``between``) one between
+        rounds with something new to look at."""
         self._looking_between = False
         self._due_index = index
         if (
@@ -246,10 +246,6 @@ class FaceStage:
         return self._plan(w, h)
 
     def _plan(self, w: int, h: int) -> tuple[Region, ...]:
-        if self.tracker.cut and self.planner is not None and not self._looking_between:
-            # following this very frame found the cut: its round is the new scene's first look
-            self.planner.fresh = True
-            self.tracker.cut = False
         regions = self._between_plan(w, h) if self._looking_between else ()
         if self._looking_between and not regions:  # nothing left to look at: the round, early
             self._looking_between = False
