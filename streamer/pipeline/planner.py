@@ -7,7 +7,7 @@ round may cost (``budget_px`` detector pixels for a 640x480 frame, more for a bi
 0. **the whole frame** at ``tile_px`` on the first round and then every few rounds (every 2nd
    on a webcam, every 6th on a 1080p frame for 40 px faces: see ``coarse_every``): big faces
    appear within a round or two, as they did when the whole frame was all there was (a new
-   scene's first rounds look at every face there: see ``_fresh_look``);
+   scene's first rounds look at every face there: see fresh.py);
 1. **tracks**: a square around each tracked face, scaled so the face is about
    ``TRACK_FACE_PX`` wide (refreshes and re-centres it at full resolution); a track every
    ``TRACK_EVERY`` rounds (the optical flow carries its box in between), new ones at once, the
@@ -48,6 +48,7 @@ from streamer.detect.proposals import (
     cost,
 )
 from streamer.detect.regions import FACE_PX, square
+from streamer.pipeline.fresh import fresh_look
 from streamer.pipeline.tiling import inside, merge_overlapping, tiles
 from streamer.track.matching import XYXY
 from streamer.types import Box, Region
@@ -57,7 +58,6 @@ SWEEP_FIRST = 3  # every this many rounds, one sweep region goes before the moti
 CELL = 64  # source pixels: the grain at which the planner remembers where it looked
 TRACK_CONTEXT = 2.0  # a track's region is this many face widths square (the box may be off a little)
 TRACK_EVERY = 3  # a track is looked at again after this many rounds (new ones at once)
-FRESH_ROUNDS = 5  # a scene's first round may cost this many rounds' budget (see _fresh_look)
 CAMERA_MOVING = 0.5  # changed fraction of the picture above which the camera itself moved
 
 
@@ -84,7 +84,7 @@ class RegionPlanner:
         propose: bool = True,
         fresh_looks: bool = True,
     ) -> None:
-        self.fresh_looks = fresh_looks  # a scene's first round looks at every face there (_fresh_look)
+        self.fresh_looks = fresh_looks  # a scene's first rounds look at every face there (fresh.py)
         self.min_face_px = min_face_px
         self.propose = propose
         self.propose_scale = PROPOSE_FACE_PX / min_face_px
@@ -215,7 +215,7 @@ class RegionPlanner:
         if plan and plan[0] is coarse:
             if self._fresh:  # a new scene: every face there looked at in this round and the next
                 self._fresh = False
-                fresh = self._fresh_look(width, height)
+                fresh = fresh_look(self, width, height)
                 if fresh and fresh[0].why == "whole":
                     plan = fresh
                 else:  # the coarse look alone now (big faces at once), HOG over all of it next
@@ -303,21 +303,6 @@ class RegionPlanner:
         """A new scene (a cut): its first round looks at every face there, if ``fresh_looks``."""
         self._fresh = value and self.fresh_looks
         self._propose_all = self._propose_all and not self._fresh
-
-    def _fresh_look(self, width: int, height: int) -> list[Region]:
-        """How a new scene's faces are all looked at, over budget once. Where the coarse look is
-        every 2nd round or proposals are off: the whole frame at the min-face scale, in its first
-        round, if that costs at most FRESH_ROUNDS rounds (a 640x480 or 640x640 camera: 4-5).
-        Otherwise (720p, 1080p): all of the frame proposed at once (``proposal_whole``: a 720p
-        frame's HOG scan costs about 1.2 rounds' MMOD pixels, 1080p's about 1.0), in its *second*
-        round, due at once (``second_look``): the first is the coarse look alone, a round like
-        any other, so big faces come at once (both in one round cost 1.6 rounds: on a 2-core CPU
-        a TV scene's next cut could come first). Faces already there are boxed in a round or
-        two, not over the sweep's next few (on real clips 1-4 s)."""
-        if self.propose and self.coarse_every(width, height) > 2:
-            return self.proposal_whole(width, height)
-        whole = self.whole_at_min(width, height)
-        return [whole] if whole.pixels <= FRESH_ROUNDS * self.round_budget(width, height) else []
 
     def _sweep_into(self, plan: list[Region], left: int, cycle: list[Region], once: bool = False) -> int:
         """The sweep's next regions into ``plan`` while they fit ``left`` (the first also when half
