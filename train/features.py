@@ -13,7 +13,7 @@ import numpy as np
 
 from streamer.classify.face_resnet import ALL_FEATURES, FLIP_SUFFIX
 from streamer.crop import whole_image_box
-from train.crops import _bar, read_rgb
+from train.crops import _bar, first_box_keys, read_rgb
 from train.data import Dataset
 from train.degrade import VERSION as DEGRADE_VERSION
 from train.degrade import degrade
@@ -49,9 +49,7 @@ def feature_cache_file(
     """Where ``features_for`` caches the features of ``ds`` with these detections (and, for
     degraded images, ``degraded`` names the degradation and its seed)."""
     key = hashlib.sha1(
-        repr(
-            (detector, upsample, [str(Path(p).resolve()) for p in ds.paths], [str(b[:1]) for b in boxes])
-        ).encode()
+        repr((detector, upsample, [str(Path(p).resolve()) for p in ds.paths], first_box_keys(boxes))).encode()
     ).hexdigest()[:16]
     tag = f"-{degraded}" if degraded else ""
     return cache_dir / "features" / f"dlib_resnet-flip-{detector}-up{upsample}{tag}-{key}.npz"

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from streamer.crop import whole_image_box
-from train.crops import _bar, _cache_name, _read_cache, default_cache_dir, read_rgb
+from train.crops import _bar, _cache_name, _read_cache, default_cache_dir, first_box_keys, read_rgb
 from train.data import GENDER_RULE
 from train.faces import detections_or_fail
 from train.sources import UPSAMPLE, Faces, concat, load_source
@@ -87,7 +87,7 @@ def _cache_file(name: str, upsample: int, paths: list, boxes: list, cache_dir: P
                 TRUNK_END,
                 VERSION,
                 [str(Path(p).resolve()) for p in paths],
-                [str(b[:1]) for b in boxes],
+                first_box_keys(boxes),
             )
         ).encode()
     ).hexdigest()[:16]
