@@ -4,6 +4,7 @@ reads it back; a broken store leaves the video flowing; SIGTERM writes what was 
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import subprocess
@@ -31,12 +32,13 @@ def _decode(jpeg: bytes) -> np.ndarray:
     return image[:, :, ::-1]
 
 
+@pytest.mark.timeout(900)  # (the waits below bound a hang; a loaded machine needs minutes for them)
 async def test_demo_clip_tracks_land_with_face_snapshots_and_the_api_reads_them(
     make_app, tiny_classifier: Path, tmp_path: Path
 ) -> None:
     client = await make_app(
         server={"api_token": TOKEN},
-        sources=[{"id": "demo", "file": str(DEMO_VIDEO), "loop": False, "realtime": True}],
+        sources=[{"id": "demo", "file": str(DEMO_VIDEO), "loop": True, "realtime": True}],
         classifiers=[{"name": "gender", "model": str(tiny_classifier), "threshold": 0.0}],
         store={"dir": str(tmp_path / "store")},
     )
@@ -44,11 +46,17 @@ async def test_demo_clip_tracks_land_with_face_snapshots_and_the_api_reads_them(
     pipeline = app[PIPELINE]
     stream = pipeline.streams["demo"]
     auth = {"Authorization": f"Bearer {TOKEN}"}
-    await wait_for(lambda: stream.task is not None and stream.task.done(), 120, "the clip to play through")
-    started = metric(app, "streamer_tracks_total", stream="demo")
-    assert started >= 1
+    # (the clip loops until a track has started: a loaded machine may detect none in one play, its
+    # detector's worker, below the service's priority, taking minutes to load)
+    await wait_for(lambda: metric(app, "streamer_tracks_total", stream="demo") >= 1, 360, "a track")
+    await stream.stop()  # its open tracks end and are queued for the store before its task is done
+    assert stream.task is not None and stream.task.done()
     writer = pipeline.history.writer
-    await wait_for(lambda: writer.written >= 1 and writer.q.qsize() == 0, 30, "the records written")
+    # the writer may hold records taken off the queue but not written yet: closing it writes them,
+    # so the counts below are final
+    await asyncio.to_thread(writer.close)
+    assert writer.written >= 1
+    assert writer.q.qsize() == 0 and writer.dropped == 0 and not writer.failing
 
     assert (await client.get("/events")).status == 401  # the API's guard covers the history
     r = await client.get("/events?stream=demo&limit=500", headers=auth)
@@ -108,11 +116,10 @@ async def test_a_broken_store_leaves_the_video_flowing_and_counts_errors(make_ap
     pipeline = app[PIPELINE]
     stream = pipeline.streams["clip"]
     await wait_for(lambda: metric(app, "streamer_event_store_errors_total") >= 1, 60, "a store error")
-    # the clip loops: tracks end at each loop's cut and again; frames go on meanwhile
+    # the clip (275 frames) loops: tracks end at each loop's cut and again; frames go out meanwhile
     await wait_for(
-        lambda: metric(app, "streamer_frames_in_total", stream="clip") >= 400, 90, "frames past a loop"
+        lambda: metric(app, "streamer_frames_out_total", stream="clip") >= 400, 120, "frames out past a loop"
     )
-    assert metric(app, "streamer_frames_out_total", stream="clip") >= 390
     assert not stream.task.done() and pipeline.history.writer.failing
     r = await client.get("/events")
     assert r.status == 503 and (await r.json())["error"] == "event store unavailable"
@@ -142,7 +149,7 @@ def test_sigterm_writes_the_tracks_it_ends(tmp_path: Path) -> None:
         import json
         import urllib.request
 
-        deadline = time.monotonic() + 120
+        deadline = time.monotonic() + 180  # (bounds a hang: a loaded machine starts it slowly)
         while True:
             assert proc.poll() is None, proc.stdout.read() if proc.stdout else ""
             assert time.monotonic() < deadline, "no face shown in time"

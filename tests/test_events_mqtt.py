@@ -98,9 +98,16 @@ async def test_events_as_json_and_a_retained_availability_with_credentials(
     sink = h.sinks[0]
     assert sink.connected.wait(10) and value(m, "streamer_mqtt_up") == 1
     hub = stream(h, "door")
+    # the broker holds "online" once a first subscriber got it (live or retained): one that comes
+    # later is sent the retained copy, flagged so (one racing the service's publish would get it live)
+    probe = Listener(broker.port, auth=True)
+    try:
+        wait(lambda: probe.available() == ["online"], "'online'", timeout=120)
+    finally:
+        probe.close()
     listen = Listener(broker.port, auth=True)
     try:
-        wait(lambda: listen.available() == ["online"], "the retained 'online'")
+        wait(lambda: listen.available() == ["online"], "the retained 'online'", timeout=120)
         assert listen.messages[0][2], "availability is retained"
         hub.publish([track("start", 3)])
         hub.publish([track("update", 3, "female")])

@@ -231,3 +231,50 @@ def test_the_box_cache_survives_new_modification_times_but_not_new_contents(tmp_
     os.utime(paths[1], (1, 1))
     detect_all(paths, cache_dir=tmp_path / "c", progress=False, detector_obj=det)
     assert Counting.calls == 3
+
+
+def test_caches_built_on_fresh_detections_are_found_with_the_boxes_read_back(tmp_path, monkeypatch) -> None:
+    """The feature and crop caches' keys hold each image's box: the detector's full-precision
+    confidence on the run that detects, the box cache's rounded one on every later run. Both
+    give one key, so the second run reads what the first wrote instead of computing it again."""
+    import cv2
+
+    import streamer.detect
+    from streamer.classify.face_resnet import ALL_FEATURES
+    from streamer.types import Box
+    from train.data import Dataset
+    from train.faces import crops_for
+    from train.features import features_for
+
+    class Detector:
+        def detect(self, images, upsample=0):
+            return [[Box(2, 3, 30, 33, 1.0632104158401489)] for _ in images]
+
+    class Backbone:
+        passes = 0
+
+        def chips(self, image, boxes):
+            return [np.zeros((150, 150, 3), np.uint8) for _ in boxes]
+
+        def features(self, chips, mirrored=False):
+            Backbone.passes += 1
+            return {k: np.ones((len(chips), 4), np.float32) for k in ALL_FEATURES}
+
+    monkeypatch.setattr(streamer.detect, "make_detector", lambda name: Detector())
+    paths = []
+    for i in range(2):
+        p = tmp_path / "images" / f"{i}.png"
+        p.parent.mkdir(exist_ok=True)
+        cv2.imwrite(str(p), np.full((40, 40, 3), i * 50, np.uint8))
+        paths.append(p)
+    ds = Dataset(paths, np.array([0, 1]), ("a", "b"), "test")
+    cache = tmp_path / "cache"
+    first = features_for(ds, "mmod", 1, cache, progress=False, backbone=Backbone())
+    assert Backbone.passes == 1 and first.found.all()
+    again = features_for(ds, "mmod", 1, cache, progress=False, backbone=Backbone())
+    assert Backbone.passes == 1, "the features were computed again"
+    assert len(list((cache / "features").glob("*.npz"))) == 1
+    np.testing.assert_array_equal(again.matrix("dlib_pooled"), first.matrix("dlib_pooled"))
+    crops_for(ds, "mmod", 1, (20, 20), 0.2, cache, progress=False)
+    crops_for(ds, "mmod", 1, (20, 20), 0.2, cache, progress=False)
+    assert len(list((cache / "crops").glob("*.npz"))) == 1

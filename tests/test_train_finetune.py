@@ -93,3 +93,72 @@ def test_cached_boxes_match_by_name_and_size_not_time(tmp_path: Path, monkeypatc
     paths[1].write_bytes(b"y" * 12)  # another file now: detect again
     os.utime(paths[1], (1, 1))
     assert trunk.cached_boxes(_faces(paths), 0, cache, progress=False) == "detected"
+
+
+def test_old_feature_caches_give_the_lower_face_sets_to_the_multi_source_recipe_and_finetune(
+    tmp_path: Path, monkeypatch
+) -> None:
+    """A source's feature cache written before the lower-face sets existed: ``load_multi`` (and
+    ``take`` on what it returns) and ``frozen_features`` give those sets from the file computed
+    beside it, once per source, and cost no backbone pass for a head that needs none of them."""
+    import cv2
+
+    import streamer.classify.backbone
+    import streamer.detect
+    import train.multi as multi
+    from streamer.classify.face_resnet import ALL_FEATURES
+    from streamer.types import Box
+    from train.features import feature_cache_file, features_for
+    from train.sources import UPSAMPLE
+    from train.trunk import frozen_features
+
+    class Detector:
+        def detect(self, images, upsample=0):
+            return [[Box(2, 3, 30, 33, 0.5)] for _ in images]
+
+    class Backbone:
+        passes = 0
+
+        def chips(self, image, boxes):
+            return [np.full((150, 150, 3), image.mean(), np.float32) for _ in boxes]
+
+        def features(self, chips, mirrored=False):
+            Backbone.passes += 1
+            v = chips.mean(axis=(1, 2, 3))[:, None]
+            return {k: np.repeat(v + i, 4, axis=1) for i, k in enumerate(ALL_FEATURES)}
+
+    monkeypatch.setattr(streamer.detect, "make_detector", lambda name: Detector())
+    monkeypatch.setattr(streamer.classify.backbone, "FaceBackbone", Backbone)
+    faces = {}
+    for s, shade in (("tiny_a", 10), ("tiny_b", 200)):
+        monkeypatch.setitem(UPSAMPLE, s, 0)
+        paths = []
+        for i in range(2):
+            p = tmp_path / s / f"{i}.png"
+            p.parent.mkdir(exist_ok=True)
+            cv2.imwrite(str(p), np.full((40, 40, 3), shade + i, np.uint8))
+            paths.append(p)
+        faces[s] = _faces(paths)
+    monkeypatch.setattr(multi, "load_source", lambda name, shared, rule: faces[name])
+    cache = tmp_path / "cache"
+    full = {}
+    old = [k for k in ALL_FEATURES if "lower" not in k and "cheeks" not in k]
+    for s, f in faces.items():  # each source's cache as it was before the lower-face sets
+        full[s] = features_for(f.ds, "mmod", 0, cache, progress=False)
+        cfile = feature_cache_file(f.ds, "mmod", 0, [[Box(2, 3, 30, 33, 0.5)]] * 2, cache)
+        np.savez(cfile, found=full[s].found, **{k: full[s].x[k] for k in old})
+    Backbone.passes = 0
+
+    _, feats = multi.load_multi(("tiny_a", "tiny_b"), tmp_path, cache_dir=cache, progress=False)
+    some = multi.take(feats, np.array([3, 0]))
+    assert feats.matrix("dlib_pooled").shape == (4, 4) and some.matrix("dlib_pooled").shape == (2, 4)
+    assert Backbone.passes == 0  # a head without the lower-face sets computes nothing
+    joined = np.concatenate([full[s].matrix("dlib_lower2+dlib_lower4_flip") for s in faces])
+    np.testing.assert_array_equal(some.matrix("dlib_lower2+dlib_lower4_flip"), joined[[3, 0]])
+    np.testing.assert_array_equal(feats.matrix("dlib_lower2+dlib_lower4_flip"), joined)
+    assert Backbone.passes == 2  # once per source
+    assert len(list((cache / "features").glob("*-more-*.npz"))) == 2
+
+    frozen = frozen_features("tiny_b", faces["tiny_b"], cache)
+    np.testing.assert_array_equal(frozen.matrix("dlib_lower3"), full["tiny_b"].matrix("dlib_lower3"))
+    assert Backbone.passes == 2

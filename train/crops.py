@@ -28,6 +28,8 @@ DEFAULT_DETECTOR = "mmod"
 # CelebA's 89x109 aligned crops hold faces of ~45 px, below the MMOD detector's smallest
 # window: with upsample=0 it finds none of them, with upsample=1 it finds nearly all.
 DEFAULT_UPSAMPLE = 1
+# a detection's confidence is cached (and read back) rounded to this many decimals
+CONFIDENCE_DIGITS = 6
 
 
 def default_cache_dir() -> Path:
@@ -52,6 +54,20 @@ def read_rgb(path: Path) -> np.ndarray:
 def _cache_name(detector: str, upsample: int, key: str) -> str:
     digest = hashlib.sha1(key.encode()).hexdigest()[:12]
     return f"{detector}-up{upsample}-{digest}.jsonl"
+
+
+def first_box_keys(boxes: Sequence[Sequence[Box]]) -> list[str]:
+    """Each image's most confident box as text, for the keys of caches built on detections: the
+    confidence at the box cache's precision (``CONFIDENCE_DIGITS``), so freshly detected boxes
+    and the same boxes read back from that cache give one key."""
+    return [
+        str([Box(int(x.left), int(x.top), int(x.right), int(x.bottom), _conf(x.confidence)) for x in b[:1]])
+        for b in boxes
+    ]
+
+
+def _conf(confidence: float) -> float:
+    return round(float(confidence), CONFIDENCE_DIGITS)
 
 
 def _tag(path: Path) -> str:
@@ -128,7 +144,7 @@ def detect_all(
             rec = {
                 "name": p.name,
                 "tag": tag,
-                "boxes": [[b.left, b.top, b.right, b.bottom, round(float(b.confidence), 6)] for b in boxes],
+                "boxes": [[b.left, b.top, b.right, b.bottom, _conf(b.confidence)] for b in boxes],
             }
             if err:
                 rec["error"] = err

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from train.crops import detect_all, make_crop, read_rgb
+from train.crops import detect_all, first_box_keys, make_crop, read_rgb
 from train.data import DataError, Dataset
 
 
@@ -43,9 +43,7 @@ def crops_for(
     """Crops of the most confident face in every image (whole image where none is found)."""
     boxes = detections_or_fail(ds, detector, upsample, cache_dir, progress)
     key = hashlib.sha1(
-        repr(
-            (detector, upsample, size, margin, [str(p) for p in ds.paths], [str(b[:1]) for b in boxes])
-        ).encode()
+        repr((detector, upsample, size, margin, [str(p) for p in ds.paths], first_box_keys(boxes))).encode()
     ).hexdigest()[:16]
     cfile = cache_dir / "crops" / f"{detector}-up{upsample}-{size[0]}x{size[1]}-m{margin}-{key}.npz"
     if cfile.exists():

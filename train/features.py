@@ -6,6 +6,7 @@ code the Engine runs). Computed once per (detector, upsample, data set) and cach
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -13,7 +14,7 @@ import numpy as np
 
 from streamer.classify.face_resnet import ALL_FEATURES, FLIP_SUFFIX
 from streamer.crop import whole_image_box
-from train.crops import _bar, read_rgb
+from train.crops import _bar, first_box_keys, read_rgb
 from train.data import Dataset
 from train.degrade import VERSION as DEGRADE_VERSION
 from train.degrade import degrade
@@ -49,9 +50,7 @@ def feature_cache_file(
     """Where ``features_for`` caches the features of ``ds`` with these detections (and, for
     degraded images, ``degraded`` names the degradation and its seed)."""
     key = hashlib.sha1(
-        repr(
-            (detector, upsample, [str(Path(p).resolve()) for p in ds.paths], [str(b[:1]) for b in boxes])
-        ).encode()
+        repr((detector, upsample, [str(Path(p).resolve()) for p in ds.paths], first_box_keys(boxes))).encode()
     ).hexdigest()[:16]
     tag = f"-{degraded}" if degraded else ""
     return cache_dir / "features" / f"dlib_resnet-flip-{detector}-up{upsample}{tag}-{key}.npz"
@@ -67,6 +66,7 @@ def features_for(
     backbone: object | None = None,
     degraded: str | None = None,
     seed: int = 0,
+    boxes: list | None = None,
 ) -> Features:
     """Every backbone feature of the most confident face in every image (whole image if none),
     the test-time-flip sets included (``FaceBackbone.features(..., mirrored=True)``).
@@ -74,8 +74,10 @@ def features_for(
     ``degraded``: a ``train.degrade`` kind (or ``"video"``, the random training mix) applied to
     every image (drawn with ``seed`` and the image's index) after detection and before
     alignment: the face is where the clean image's detector found it, the classifier sees the
-    degraded pixels."""
-    boxes = detections_or_fail(ds, detector, upsample, cache_dir, progress)
+    degraded pixels. ``boxes``: the detections per image, if the caller has them (else they are
+    detected, or read from the box cache)."""
+    if boxes is None:
+        boxes = detections_or_fail(ds, detector, upsample, cache_dir, progress)
     tag = f"{degraded}{seed}v{DEGRADE_VERSION}" if degraded else ""
     cfile = feature_cache_file(ds, detector, upsample, boxes, cache_dir, tag)
     if cfile.exists():
@@ -117,6 +119,24 @@ class _Sets(dict):
         self.update(self._load())
         self._pending = set()
         return self[k]
+
+
+def set_names(x: dict[str, np.ndarray]) -> list[str]:
+    """Every feature set ``x`` holds, those not loaded yet included."""
+    return [*x, *sorted(getattr(x, "_pending", ()))]
+
+
+def map_sets(xs: list[dict[str, np.ndarray]], fn: Callable[[list[np.ndarray]], np.ndarray]) -> dict:
+    """``{k: fn([x[k] for x in xs])}`` for every set that all of ``xs`` hold: at once for the
+    sets all have loaded, the others when first asked for (loading them in ``xs`` then), so
+    joining or slicing the sets of an old cache costs no backbone pass for a set none asks for."""
+    names = [k for k in set_names(xs[0]) if all(k in set_names(x) for x in xs[1:])]
+    ready = [k for k in names if all(k in x for x in xs)]  # (``in`` loads nothing)
+    out = {k: fn([x[k] for x in xs]) for k in ready}
+    later = [k for k in names if k not in ready]
+    if not later:
+        return out
+    return _Sets(out, later, lambda: {k: fn([x[k] for x in xs]) for k in later})
 
 
 def _more_file(cfile: Path, names: list[str]) -> Path:

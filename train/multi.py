@@ -12,7 +12,7 @@ import numpy as np
 from train.crops import default_cache_dir
 from train.data import GENDER_RULE, Dataset, LabelRule, split_indices
 from train.evaluate import confusion_metrics, wilson
-from train.features import Features, features_for
+from train.features import Features, features_for, map_sets
 from train.sources import UPSAMPLE, Faces, concat, load_source
 from train.split import split_stratified
 
@@ -53,7 +53,7 @@ def source_features(
 
 
 def take(feats: Features, idx: np.ndarray) -> Features:
-    return Features({k: v[idx] for k, v in feats.x.items()}, feats.found[idx])
+    return Features(map_sets([feats.x], lambda v: v[0][idx]), feats.found[idx])
 
 
 def load_multi(
@@ -67,10 +67,9 @@ def load_multi(
 ) -> tuple[Faces, Features]:
     parts = [source_features(s, Path(shared), rule, cache_dir, progress, degraded, seed) for s in sources]
     faces = concat([f for f, _ in parts])
-    keys = parts[0][1].x.keys()
+    # (a source's old cache loads its newer sets, dlib_lower* among them, only when asked for)
     feats = Features(
-        {k: np.concatenate([x.x[k] for _, x in parts]) for k in keys},
-        np.concatenate([x.found for _, x in parts]),
+        map_sets([x.x for _, x in parts], np.concatenate), np.concatenate([x.found for _, x in parts])
     )
     return faces, feats
 

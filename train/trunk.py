@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from streamer.crop import whole_image_box
-from train.crops import _bar, _cache_name, _read_cache, default_cache_dir, read_rgb
+from train.crops import _bar, _cache_name, _read_cache, default_cache_dir, first_box_keys, read_rgb
 from train.data import GENDER_RULE
 from train.faces import detections_or_fail
 from train.sources import UPSAMPLE, Faces, concat, load_source
@@ -87,7 +87,7 @@ def _cache_file(name: str, upsample: int, paths: list, boxes: list, cache_dir: P
                 TRUNK_END,
                 VERSION,
                 [str(Path(p).resolve()) for p in paths],
-                [str(b[:1]) for b in boxes],
+                first_box_keys(boxes),
             )
         ).encode()
     ).hexdigest()[:16]
@@ -151,17 +151,13 @@ def dataset_trunk(
 
 
 def frozen_features(name: str, faces: Faces, cache_dir: Path | None = None):
-    """The frozen backbone's cached features of a source (``train.features.features_for``'s
-    cache file, found with ``cached_boxes``)."""
-    from train.features import Features, feature_cache_file, features_for
+    """The frozen backbone's features of a source: ``train.features.features_for`` on the boxes
+    ``cached_boxes`` finds (its cache file, and the sets an old one lacks from the file beside it)."""
+    from train.features import features_for
 
     cache_dir = cache_dir or default_cache_dir()
     boxes = cached_boxes(faces, UPSAMPLE[name], cache_dir)
-    cfile = feature_cache_file(faces.ds, "mmod", UPSAMPLE[name], boxes, cache_dir)
-    if not cfile.exists():
-        return features_for(faces.ds, "mmod", UPSAMPLE[name], cache_dir)
-    with np.load(cfile) as z:
-        return Features({k: z[k] for k in z.files if k != "found"}, z["found"])
+    return features_for(faces.ds, "mmod", UPSAMPLE[name], cache_dir, boxes=boxes)
 
 
 def load_trunk(
