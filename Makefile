@@ -10,16 +10,8 @@ CONFIG ?= config.toml
 run: $(STAMP)
 	$(VENV)/bin/streamer serve --config $(CONFIG)
 
-# The suite runs as two pytest processes (test files a-m, then n-z). One process running all of
-# it crashed inside TensorFlow's eager context (a segfault clearing its kernel caches, an abort
-# removing a function during garbage collection) two runs in two, on tests that pass alone and in
-# either half; the cause is not found. Both halves always run; the exit status fails if either did.
-TEST_PARTS ?= tests/test_[a-m]*.py tests/test_[n-z]*.py
-
 test: $(STAMP) system-deps
-	@status=0; for part in '$(word 1,$(TEST_PARTS))' '$(word 2,$(TEST_PARTS))'; do \
-		$(PY) -m pytest $$part $(PYTEST_ARGS) || status=1; \
-	done; exit $$status
+	$(PY) -m pytest $(PYTEST_ARGS)
 
 test-fast: $(STAMP)
 	$(PY) -m pytest -m "not slow and not system" $(PYTEST_ARGS)
