@@ -23,16 +23,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import subprocess
 import sys
 import time
-from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
 
 from train.beard_rows import CONFIG, Part, fold_rows, load_data
+from train.run_header import run_header
 
 GRID = np.round(np.arange(0.05, 0.951, 0.01), 2)
 
@@ -321,12 +319,8 @@ def run(folds, seeds, out: Path, shared: Path, variants=((1, 3e-5, False),), epo
     """Every fold x seed; writes ``<name>.json`` and ``<name>.md`` in ``out`` after each."""
     data = data or load_data(shared, progress=True)
     out.mkdir(parents=True, exist_ok=True)
-    git = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=False)
     result: dict[str, object] = {
-        "command": command,
-        "commit": git.stdout.strip(),
-        "started": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "load_average": list(os.getloadavg()),
+        **run_header(command),
         "variants": [list(v) for v in variants],
         "folds": {},
     }

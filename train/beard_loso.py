@@ -9,12 +9,10 @@ real-men weights or configurations) and a baseline model file on the same men. W
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-from datetime import datetime, timezone
 from pathlib import Path
 
 from train.real_men import REAL_MEN_CSV, evaluate_real_men
+from train.run_header import run_header
 from train.sources import AGE_BANDS
 
 
@@ -121,12 +119,8 @@ def run(
 
     cache_dir = cache_dir or default_cache_dir()
     out.mkdir(parents=True, exist_ok=True)
-    git = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=False)
     result: dict[str, object] = {
-        "command": command,
-        "commit": git.stdout.strip(),
-        "started": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "load_average": list(os.getloadavg()),
+        **run_header(command),
         "seed": seed,
         "csv": csv_file.name,
         "train_csv": str(train_csv) if train_csv else None,

@@ -22,7 +22,6 @@ CIs). Writes ``finetune.json`` and ``finetune.md``."""
 from __future__ import annotations
 
 import json
-import os
 import sys
 import time
 from pathlib import Path
@@ -30,6 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from train.multi import balance_weights, score, split_sources
+from train.run_header import run_header
 from train.sources import AGE_BANDS, SOURCES
 from train.trunk import BLOCKS, TRUNK_END, frozen_features, load_trunk, source_trunk
 
@@ -322,16 +322,10 @@ def run(
     variants: bool = True,
 ) -> dict[str, object]:
     """Every fold; writes ``<name>.json`` and ``<name>.md`` in ``out`` after each."""
-    import subprocess
-    from datetime import datetime, timezone
 
     out.mkdir(parents=True, exist_ok=True)
-    git = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=False)
     result: dict[str, object] = {
-        "command": command,
-        "commit": git.stdout.strip(),
-        "started": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "load_average": list(os.getloadavg()),
+        **run_header(command),
         "blocks": blocks,
         "learning_rate": lr,
         "seed": seed,
