@@ -55,19 +55,25 @@ def test_cut_scales_the_region() -> None:
     assert cut(img, Region(0, 0, W - 1, H - 1, 1 / 3)).shape == (360, 640, 3)
 
 
-def test_a_track_outside_the_regions_looked_at_is_not_missed() -> None:
-    rule = TrackerRule(confirm_hits=1, max_misses=1, max_coast_s=0.0)
-    t = Tracker(rule)
+def _left_after_a_round(boxes: list[Box], looked: Region) -> list[int]:
+    """Tracks started on ``boxes`` (ending at their first miss), then a round over ``looked`` that
+    finds nothing: the left edges of the tracks still there."""
+    t = Tracker(TrackerRule(confirm_hits=1, max_misses=1, max_coast_s=0.0))
     grey = np.full((H, W, 3), 128, np.uint8)
     t.follow(grey, 0, 0.0)
-    t.update([Face(Box(100, 100, 139, 139, 1.0)), Face(Box(1500, 800, 1539, 839, 1.0))], 0, 0.0)
+    t.update([Face(b) for b in boxes], 0, 0.0)
     t.follow(grey, 1, 0.1)
+    t.update([], 1, 0.1, looked=(looked,))
+    return [tr.box[0] for tr in t.tracks]
+
+
+def test_a_track_outside_the_regions_looked_at_is_not_missed() -> None:
     here = Region(0, 0, 639, 639, 2.0)
     assert looked_at(Box(100, 100, 139, 139, 0), [here]) and not looked_at(
         Box(1500, 800, 1539, 839, 0), [here]
     )
-    t.update([], 1, 0.1, looked=(here,))
-    assert [tr.box[0] for tr in t.tracks] == [1500]  # the one looked at and not found ended
+    faces = [Box(100, 100, 139, 139, 1.0), Box(1500, 800, 1539, 839, 1.0)]
+    assert _left_after_a_round(faces, here) == [1500]  # the one looked at and not found ended
     # too small at a coarse region's scale: not looked at either
     assert not looked_at(Box(1500, 800, 1539, 839, 0), [Region(0, 0, W - 1, H - 1, 1 / 3)])
     # ... nor a face under MMOD's smallest there (a 50 px face at scale 1: MMOD finds none that small)
@@ -87,14 +93,7 @@ def test_a_face_across_a_regions_edge_was_not_looked_at_but_one_cut_by_the_frame
     off_frame = Box(-30, 100, 29, 159, 0)
     assert not looked_at(off_frame, [tile]) and looked_at(off_frame, [tile], frame=(W, H))
     # through the tracker: the track across the edge stays, the one inside the tile ends
-    rule = TrackerRule(confirm_hits=1, max_misses=1, max_coast_s=0.0)
-    t = Tracker(rule)
-    grey = np.full((H, W, 3), 128, np.uint8)
-    t.follow(grey, 0, 0.0)
-    t.update([Face(Box(100, 100, 159, 159, 1.0)), Face(Box(280, 200, 339, 259, 1.0))], 0, 0.0)
-    t.follow(grey, 1, 0.1)
-    t.update([], 1, 0.1, looked=(tile,))
-    assert [tr.box[0] for tr in t.tracks] == [280]
+    assert _left_after_a_round([Box(100, 100, 159, 159, 1.0), Box(280, 200, 339, 259, 1.0)], tile) == [280]
 
 
 @pytest.mark.parametrize("speed", [6, 15])
