@@ -311,11 +311,53 @@ def test_gray_and_rgba_are_converted(mmod):
     assert mmod.detect([rgba]) == want
 
 
-@pytest.mark.slow
-def test_tiny_image_where_dlib_raises(mmod, dlib_det):
-    # dlib's own convolution refuses a canvas this small (RuntimeError "Filter windows must
-    # be small enough to fit into the padded image"); the port answers "no faces".
-    tiny = np.full((3, 4, 3), 128, np.uint8)
-    with pytest.raises(RuntimeError):
-        dlib_det.detect([tiny])
-    assert mmod.detect([tiny]) == [[]]
+_ASK_DLIB = """
+import sys, numpy as np, dlib, face_recognition_models
+net = dlib.cnn_face_detection_model_v1(face_recognition_models.cnn_face_detector_model_location())
+for h, w, up in {cases}:
+    try:
+        net(np.full((h, w, 3), 128, np.uint8), up)
+        print(h, w, up, "ok", flush=True)
+    except RuntimeError:
+        print(h, w, up, "raised", flush=True)
+"""
+
+# (rows, cols, upsample) either side of the smallest image dlib's CNN takes: 7 x 10 after upsampling
+AT_THE_EDGE_OK = [(7, 10, 0), (60, 10, 0), (7, 60, 0), (3, 4, 1)]  # upsampled: 7 x 10
+AT_THE_EDGE_RAISED = [(6, 10, 0), (7, 9, 0), (2, 4, 1), (3, 3, 1)]  # upsampled: 5 x 10, 7 x 8
+
+
+def test_images_too_small_for_dlib_never_reach_it(dlib_det, monkeypatch) -> None:
+    # dlib refuses an image this small (RuntimeError "Filter windows must be small enough to fit
+    # into the padded image") after writing past the end of a heap block, which corrupted this test
+    # process and crashed it later elsewhere. So dlib itself is asked in child processes, one
+    # refused image each (what a child prints before it dies of the corruption is the answer).
+    import subprocess
+    import sys
+
+    from streamer.detect.dlib_cnn import dlib_accepts
+
+    def ask(cases: list[tuple[int, int, int]]) -> subprocess.Popen:
+        code = _ASK_DLIB.format(cases=cases)
+        return subprocess.Popen(
+            [sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
+        )
+
+    children = [ask(AT_THE_EDGE_OK)] + [ask([c]) for c in AT_THE_EDGE_RAISED]
+    answers = [line.split() for child in children for line in child.communicate(timeout=120)[0].splitlines()]
+    said = {(int(h), int(w), int(up)): verdict for h, w, up, verdict in answers}
+    assert said == {**{c: "ok" for c in AT_THE_EDGE_OK}, **{c: "raised" for c in AT_THE_EDGE_RAISED}}
+    for (h, w, up), verdict in said.items():
+        assert dlib_accepts(h, w, up) == (verdict == "ok"), (h, w, up)
+
+    # The detector answers "no faces" for a refused image without handing it to dlib.
+    shapes: list[tuple[int, ...]] = []
+    net = dlib_det._net
+    monkeypatch.setattr(dlib_det, "_net", lambda im, *a, **k: shapes.append(im.shape) or net(im, *a, **k))
+    tiny, small = np.full((3, 4, 3), 128, np.uint8), np.full((7, 10, 3), 128, np.uint8)
+    assert dlib_det.detect([tiny, small]) == [[], []]
+    assert shapes == [small.shape]
+
+
+def test_a_tiny_image_gets_no_faces(mmod) -> None:
+    assert mmod.detect([np.full((3, 4, 3), 128, np.uint8)]) == [[]]

@@ -12,7 +12,21 @@ from collections.abc import Sequence
 import numpy as np
 
 from streamer.detect.base import as_rgb
+from streamer.detect.mmod.pyramid import pyramid_up_size
 from streamer.types import Box
+
+# The smallest image (after upsampling) dlib's CNN takes. Below it dlib raises RuntimeError
+# ("Filter windows must be small enough to fit into the padded image"), but only after writing
+# past the end of a heap block (valgrind: "Invalid write of size 4"): the process' heap is
+# corrupted and crashes later, somewhere else. Such images are never handed to dlib.
+MIN_ROWS, MIN_COLS = 7, 10
+
+
+def dlib_accepts(rows: int, cols: int, upsample: int) -> bool:
+    """Whether dlib's CNN can run on an image of this size at this upsampling."""
+    for _ in range(upsample):
+        rows, cols = pyramid_up_size(rows, cols)
+    return rows >= MIN_ROWS and cols >= MIN_COLS
 
 
 def default_weights_path() -> str:
@@ -36,7 +50,8 @@ class DlibDetector:
         # dlib's batched call rejects images of different sizes: group by shape.
         groups: dict[tuple[int, ...], list[int]] = defaultdict(list)
         for i, im in enumerate(rgb):
-            groups[im.shape].append(i)
+            if dlib_accepts(im.shape[0], im.shape[1], upsample):  # (too small: no faces)
+                groups[im.shape].append(i)
         for idxs in groups.values():
             if len(idxs) == 1:
                 results = [self._net(rgb[idxs[0]], upsample)]
