@@ -17,7 +17,7 @@ def test_identification_is_split_by_how_many_photos_of_the_person_are_enrolled()
     hit = np.array([True, False, True, True])  # the second names the wrong person
     k = np.array([1, 1, 2, 3])
     s = np.array([0.9])
-    sc = score([(q1, q2, hit, s, s, k)], MatchRule(0.5, 0.55, 0.1))
+    sc = score([(q1, q2, hit, s, s, k, 20)], MatchRule(0.5, 0.55, 0.1))
     assert sc["named_correctly"] == 0.5
     assert sc["by_enrolled"] == {
         1: {"queries": 2, "named_correctly": 0.5},
