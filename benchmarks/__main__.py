@@ -45,6 +45,10 @@ SCENARIOS = {
         "benchmarks.people_backend",
         "a learned back-end (PLDA) on dlib's descriptors against the library's rule, LFW's held-out people",
     ),
+    "people-rule": (
+        "benchmarks.people_rule",
+        "the face library's rule as the library grows: fitted on LFW's tune half, held-out people",
+    ),
     "people-clusters": (
         "benchmarks.people_clusters",
         "unknown clusters by PLDA's set-against-set score against the service's rule (LFW groups, clips)",

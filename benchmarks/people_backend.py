@@ -116,6 +116,11 @@ class Scorer:
         self.e, self.eoff = e, self.cohort.offset(e)
         self._proj = {k: v for k, v in self._proj.items() if not k[1]}
 
+    def query(self, q: np.ndarray) -> None:
+        """Score queries described as ``q`` (default ``d``; the back-end stays fitted on ``d``)."""
+        self.d, self.off = q, self.cohort.offset(q)
+        self._proj = {k: v for k, v in self._proj.items() if k[1]}
+
     def _spread(self, multi: dict[str, list[int]]) -> float:
         """Cohort distance's spread over the LLR's, on pairs of different tune-half people."""
         names = sorted(multi)

@@ -274,7 +274,7 @@ def main(argv: list[str] | None = None) -> int:
     if a.clusters_only:
         return clusters_only(config, Path(a.clip), a.every, a.sheet, Path(a.out), a.labels, a.tracks)
     cfg = config.people
-    rule = MatchRule(cfg.known_distance, cfg.unknown_distance, cfg.margin)
+    rule = cfg.match_rule()
     clip = Path(a.clip)
     finder = FaceFinder.from_config(config)
     enrolled = enroll(clip, a.enroll_at, finder)

@@ -117,9 +117,9 @@ def trials(
     backend: Backend | None = None,
     enrolled_d: np.ndarray | None = None,
 ) -> list[tuple]:
-    """(query distances, truth, stranger distances, photos enrolled of each query's person) per
-    trial. ``library`` 0: everyone the split enrolled; N: N people drawn (from those with a query),
-    the other people's photos all strangers.
+    """(query distances, truth, stranger distances, photos enrolled of each query's person, people
+    enrolled) per trial. ``library`` 0: everyone the split enrolled; N: N people drawn (from those
+    with a query), the other people's photos all strangers.
     ``distances(enrolled, names, images)``, when given, replaces the gallery's: (images, people)
     distances for enrolled images by name and the sorted names (benchmarks.people_backend).
     ``enrolled_d``: the enrolled photos' descriptors (default ``d``, as the queries')."""
@@ -145,7 +145,8 @@ def trials(
         truth = np.array([g.names.index(people[i]) for i in q])
         q1, q2, qk = _top2(g.distances(d[q]) if distances is None else distances(enrolled, g.names, q))
         s1, s2, _ = _top2(g.distances(d[s]) if distances is None else distances(enrolled, g.names, s))
-        out.append((q1, q2, qk == truth, s1, s2, np.array([len(enrolled[people[i]]) for i in q], int)))
+        k = np.array([len(enrolled[people[i]]) for i in q], int)
+        out.append((q1, q2, qk == truth, s1, s2, k, len(g.names)))
     return out
 
 
@@ -156,19 +157,21 @@ def _top2(dist: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 
 def score(ts: list[tuple], rule: MatchRule) -> dict:
-    """Shares of queries named correctly and wrongly, of strangers named; ``by_enrolled``: named
-    correctly (and queries) by how many photos of the person are enrolled."""
+    """Shares of queries named correctly and wrongly, of strangers named (the rule's known threshold
+    for each trial's library size, ``MatchRule.known_for``); ``by_enrolled``: named correctly (and
+    queries) by how many photos of the person are enrolled."""
     n = right = wrong = ns = fa = 0
     by: dict[int, list[int]] = {}
-    for q1, q2, hit, s1, s2, k in ts:
-        named = (q1 <= rule.known) & (q2 - q1 >= rule.margin)
+    for q1, q2, hit, s1, s2, k, size in ts:
+        known = rule.known_for(size)
+        named = (q1 <= known) & (q2 - q1 >= rule.margin)
         for j in np.unique(k):
             by.setdefault(int(j), [0, 0])
             by[int(j)][0] += int(np.sum((named & hit)[k == j]))
             by[int(j)][1] += int(np.sum(k == j))
         right += int(np.sum(named & hit))
         wrong += int(np.sum(named & ~hit))
-        fa += int(np.sum((s1 <= rule.known) & (s2 - s1 >= rule.margin)))
+        fa += int(np.sum((s1 <= known) & (s2 - s1 >= rule.margin)))
         n, ns = n + len(q1), ns + len(s1)
     return {
         "queries": n,
@@ -212,7 +215,7 @@ def main(argv: list[str] | None = None) -> int:
     people, d, ok = descriptors()
     parts = split(people, ok, a.seed)
     cfg = PeopleConfig()
-    default = MatchRule(cfg.known_distance, cfg.unknown_distance, cfg.margin)
+    default = cfg.match_rule()
     cohort = load_cohort(cfg.cohort, cfg.cohort_k)
     assert cohort is not None, f"no cohort at {cfg.cohort}"
     res: dict = {"images": len(people), "faces_found": int(ok.sum()), "seed": a.seed, "scenarios": []}
@@ -248,7 +251,7 @@ def main(argv: list[str] | None = None) -> int:
         held = trials(
             people, d, parts["held_out"], size, a.reps, a.seed + 1, coh, backend=be, enrolled_d=enrol[e]
         )
-        what = f"{size} people x {a.reps} draws"
+        what, n = f"{size} people x {a.reps} draws", size or len(parts["held_out"]["enrolled"])
         if not size:
             got = parts["held_out"]["enrolled"]
             what = f"{len(got)} people ({sum(len(v) for v in got.values())} photos)"
@@ -264,7 +267,8 @@ def main(argv: list[str] | None = None) -> int:
                 {"library": size, "distances": how, "enrolled": e, "rule": name, **rule.__dict__, **sc}
             )
             md.append(
-                f"| {what} | {how} | {e} | {name} ({rule.known}, {rule.margin}) | {sc['queries']} | "
+                f"| {what} | {how} | {e} | {name} ({rule.known_for(n):.4g}, {rule.margin}) | "
+                f"{sc['queries']} | "
                 f"{sc['named_correctly']:.2%} | {sc['named_wrongly']:.2%} | {sc['strangers']} | "
                 f"{sc['strangers_named']:.2%} | {by_enrolled(sc)} |"
             )

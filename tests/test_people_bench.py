@@ -17,13 +17,31 @@ def test_identification_is_split_by_how_many_photos_of_the_person_are_enrolled()
     hit = np.array([True, False, True, True])  # the second names the wrong person
     k = np.array([1, 1, 2, 3])
     s = np.array([0.9])
-    sc = score([(q1, q2, hit, s, s, k)], MatchRule(0.5, 0.55, 0.1))
+    sc = score([(q1, q2, hit, s, s, k, 20)], MatchRule(0.5, 0.55, 0.1))
     assert sc["named_correctly"] == 0.5
     assert sc["by_enrolled"] == {
         1: {"queries": 2, "named_correctly": 0.5},
         2: {"queries": 1, "named_correctly": 0.0},
         3: {"queries": 1, "named_correctly": 1.0},
     }
+
+
+def test_the_rule_fit_lowers_the_threshold_for_a_larger_library_where_strangers_lie_nearer() -> None:
+    from benchmarks.people_rule import fit
+
+    q1 = np.linspace(0.3, 0.55, 200)  # enrolled people's queries, their own person nearest
+    hit, k = np.ones(200, bool), np.ones(200, int)
+    inf_q, inf_s = np.full(200, np.inf), np.full(1000, np.inf)  # (no second person near)
+    by_size = {  # the nearest of more people lies nearer to a stranger
+        n: [(q1, inf_q, hit, np.linspace(low, low + 1, 1000), inf_s, k, n)]
+        for n, low in ((20, 0.5), (640, 0.4))
+    }
+    rule, _ = fit(by_size, 0.01)
+    for ts in by_size.values():
+        assert score(ts, rule)["strangers_named"] <= 0.01
+    assert rule.per_doubling > 0 and rule.known_for(640) < rule.known_for(20) == rule.known
+    # the small library keeps a threshold its own strangers allow, not the large one's
+    assert score(by_size[20], rule)["named_correctly"] > score(by_size[640], rule)["named_correctly"]
 
 
 def people(n: int = 300, photos: int = 4, seed: int = 0) -> tuple[np.ndarray, list[list[int]]]:

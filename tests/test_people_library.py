@@ -75,6 +75,26 @@ def test_the_rule_names_the_nearest_leaves_strangers_unknown_and_a_negative_veto
     assert g2.match(a, RULE)[0].name == "A"  # (A's own face still is A)
 
 
+def test_a_face_as_near_as_names_someone_among_20_people_is_not_named_among_1000() -> None:
+    """Open set: every enrolled person is one more chance for a stranger to lie near someone, so
+    the configured rule asks a larger library for a nearer match: a stranger at the distance that
+    names the nearest of 20 people stays unnamed when 1,000 are enrolled."""
+    rule = PeopleConfig().match_rule()
+    rng = np.random.default_rng(0)
+    people = rng.normal(0, 1, (1000, 128)).astype(np.float32)  # people far apart (~16)
+    between = (rule.known_for(20) + rule.known_for(1000)) / 2
+    assert rule.known_for(1000) < between < rule.known_for(20) <= rule.unknown
+    face = people[0].copy()
+    face[0] += between  # (as near person 0 as that, every other person far)
+    named = [(f"p{i:04d}", d) for i, d in enumerate(people)]
+    small = Gallery(named[:20]).match(face, rule)[0]
+    large = Gallery(named).match(face, rule)[0]
+    assert (small.outcome, small.name) == ("known", "p0000")
+    assert large.name == "p0000" and large.distance == pytest.approx(small.distance)
+    assert large.outcome != "known"
+    assert rule.known_for(1) == rule.known_for(rule.people) == rule.known  # (no looser below)
+
+
 def test_enroll_real_photos_then_recognise_others_and_a_stranger_stays_unknown(
     tmp_path: Path, shared: Path, finder: FaceFinder
 ) -> None:
@@ -92,7 +112,7 @@ def test_enroll_real_photos_then_recognise_others_and_a_stranger_stays_unknown(
     cfg = PeopleConfig()  # the shipped cohort and back-end, and the rule config.toml sets for them
     cohort = load_cohort(cfg.cohort, cfg.cohort_k)
     assert cohort is not None
-    configured = MatchRule(cfg.known_distance, cfg.unknown_distance, cfg.margin)
+    configured = cfg.match_rule()
     for g, rule in (
         (lib.gallery(conn), RULE),
         (lib.gallery(conn, cohort, load_backend(cfg.backend)), configured),

@@ -9,9 +9,11 @@ to lie nearer to be named; a face whose strangers all lie far (an unusual face, 
 may lie further. A face is *known* as the nearest person when that distance is at most
 ``known`` and every other person lies ``margin`` further (open-set identification: a stranger
 tends to fall between two people); *unknown* when the nearest person lies beyond ``unknown``;
-*uncertain* in between. A person with negatives ("not this person") is vetoed for a face whose
-nearest negative of theirs is nearer than their nearest positive: the face is matched against
-the others as if they were not enrolled.
+*uncertain* in between. ``known`` holds for a library of up to ``people`` people and tightens by
+``per_doubling`` for every doubling beyond (``MatchRule.known_for``): each enrolled person is one
+more chance for a stranger to lie near someone. A person with negatives ("not this person") is
+vetoed for a face whose nearest negative of theirs is nearer than their nearest positive: the face
+is matched against the others as if they were not enrolled.
 
 With a learned back-end (``Backend``: PLDA's two-covariance model fitted on LFW people, see
 ``models/people_plda.md``), a person's distance has added to it ``scale`` times minus the
@@ -38,9 +40,18 @@ KNOWN, UNKNOWN_OUTCOME, UNCERTAIN_OUTCOME = "known", "unknown", "uncertain"
 
 @dataclass(frozen=True)
 class MatchRule:
-    known: float = 0.5  # nearest person at most this far: that person
+    known: float = 0.5  # nearest person at most this far: that person (a library of ``people`` or fewer)
     unknown: float = 0.6  # nearest person further than this: unknown
     margin: float = 0.0  # the second nearest person at least this much further (else uncertain)
+    per_doubling: float = 0.0  # ``known`` this much lower for every doubling of the library beyond...
+    people: int = 20  # ...this many people
+
+    def known_for(self, n: int) -> float:
+        """The known threshold for a library of ``n`` people: ``known`` up to ``people``, then
+        ``per_doubling`` lower for every doubling (open-set identification: every enrolled person is
+        one more chance for a stranger to lie near someone, so a larger library needs a nearer
+        match for the same share of strangers named)."""
+        return self.known - self.per_doubling * max(0.0, float(np.log2(max(n, 1) / max(self.people, 1))))
 
 
 @dataclass(frozen=True)
@@ -209,6 +220,7 @@ class Gallery:
     def match(self, q: np.ndarray, rule: MatchRule) -> list[Match]:
         """One Match per query descriptor."""
         d = self.distances(q)
+        known = rule.known_for(len(self.names))
         out = []
         for row in d:
             if not len(row) or not np.isfinite(row).any():
@@ -218,7 +230,7 @@ class Gallery:
             k = int(order[0])
             first = float(row[k])
             second = float(row[order[1]]) if len(row) > 1 else float("inf")
-            if first <= rule.known and second - first >= rule.margin:
+            if first <= known and second - first >= rule.margin:
                 outcome = KNOWN
             elif first > rule.unknown:
                 outcome = UNKNOWN_OUTCOME

@@ -22,7 +22,7 @@ from streamer.metrics import Metrics, P
 from streamer.people.clusters import Clusters, members, remove
 from streamer.people.faces import ENROL_MIRRORED, Described, FaceFinder, decode_photo
 from streamer.people.library import Library, jpeg
-from streamer.people.match import Gallery, MatchRule, load_backend, load_cohort
+from streamer.people.match import Gallery, load_backend, load_cohort
 from streamer.people.recognize import StageRecognizer
 
 log = logging.getLogger(__name__)
@@ -50,7 +50,7 @@ class People:
     def __init__(self, config: Config, metrics: Metrics, history: Any) -> None:
         self.cfg = config.people
         self.history = history
-        self.rule = MatchRule(self.cfg.known_distance, self.cfg.unknown_distance, self.cfg.margin)
+        self.rule = self.cfg.match_rule()
         self.gallery = Gallery()
         self.cohort = load_cohort(self.cfg.cohort, self.cfg.cohort_k) if self.cfg.enabled else None
         self.backend = load_backend(self.cfg.backend) if self.cfg.enabled else None

@@ -6,6 +6,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from streamer.people.match import MatchRule
+
 
 class PeopleConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -14,17 +16,27 @@ class PeopleConfig(BaseModel):
         True, description="name faces from the face library (needs the store and a face-backbone classifier)"
     )
     known_distance: float = Field(
-        0.505,
+        0.4925,
         gt=0,
         le=2,
         description="a look whose nearest person lies this near (dlib distance, cohort-adjusted, plus the "
-        "back-end's) is them",
+        "back-end's) is them, in a library of up to known_people people",
+    )
+    known_people: int = Field(
+        20, ge=1, le=1_000_000, description="libraries of more people get a lower known_distance"
+    )
+    known_per_doubling: float = Field(
+        0.018,
+        ge=0,
+        le=0.5,
+        description="known_distance this much lower for every doubling of the library beyond known_people "
+        "(more people, more chances for a stranger to lie near one)",
     )
     unknown_distance: float = Field(
         0.55, gt=0, le=2, description="a look whose nearest person lies further than this is unknown"
     )
     margin: float = Field(
-        0.12, ge=0, le=1, description="the second nearest person must lie this much further (else uncertain)"
+        0.04, ge=0, le=1, description="the second nearest person must lie this much further (else uncertain)"
     )
     cohort: str = Field(
         "models/people_cohort.npz",
@@ -76,6 +88,11 @@ class PeopleConfig(BaseModel):
     )
     max_upload_mb: float = Field(10.0, gt=0, le=200, description="largest photo upload")
     max_upload_pixels: int = Field(40_000_000, ge=10_000, description="largest photo (width x height)")
+
+    def match_rule(self) -> MatchRule:
+        """The library's rule (match.py) from these settings."""
+        k, u = self.known_distance, self.unknown_distance
+        return MatchRule(k, u, self.margin, self.known_per_doubling, self.known_people)
 
     @model_validator(mode="after")
     def _order(self) -> PeopleConfig:
