@@ -224,38 +224,3 @@ def test_a_faint_face_the_detector_then_misses_is_hidden_once_it_turns(shared: P
     off.follow(scene(tilted), 2, 0.2)
     off.update([], 2, 0.2)
     assert len(off.faces()) == 1
-
-
-def test_a_box_the_flow_scaled_far_from_its_face_shows_again_only_on_its_face(shared: Path) -> None:
-    # on a real crowd (pw-shiv213) a 93 px face's box, followed for 17 frames without a detection,
-    # grew to 160 px as the flow's points spread over the face and a passer-by moving apart: it
-    # was drawn around both at a likeness of 0.51 (over unlike, 0.5). A face does not grow 1.4
-    # times between two looks of the detector: such a box is unsure, drawn again only at a look
-    # of sure_like or more, or when the detector finds the face
-    head, _, wall = two_faces_and_a_wall(shared)
-    with_face = wall.copy()
-    with_face[60:124, 100:164] = head
-    rule = TrackerRule(confirm_hits=1, max_coast_s=10.0, unlike_every=1)
-    assert rule.flow_scale > 1.2
-    tr = Tracker(rule)
-    tr.follow(with_face, 0, 0.0)
-    tr.update([face(100, 60, 64)], 0, 0.0)
-    tr.follow(with_face, 1, 0.1)
-    tr.tracks[0].move((0.0, 0.0, 1.2))  # a face coming nearer: within the bound, still drawn
-    assert len(tr.faces()) == 1
-    tr.tracks[0].move((0.0, 0.0, 1.25))  # 1.5 times the face the detector saw
-    assert tr.faces() == ()
-    for i in (2, 3):  # the box on the wall and the passer-by: it stays hidden
-        tr.follow(wall, i, i / 10)
-        assert tr.faces() == ()
-    assert [t.id for t in tr.tracks] == [tr.tracks[0].id]  # hidden, not ended
-    tr.update([face(100, 60, 64)], 3, 0.3)  # the detector finds the face: drawn at its size
-    (f,) = tr.faces()
-    assert f.box.width < 64 * rule.flow_scale
-    # with the rule off, the scaled box stays drawn
-    off = Tracker(TrackerRule(confirm_hits=1, max_coast_s=10.0, unlike_every=1, flow_scale=0.0))
-    off.follow(with_face, 0, 0.0)
-    off.update([face(100, 60, 64)], 0, 0.0)
-    off.follow(with_face, 1, 0.1)
-    off.tracks[0].move((0.0, 0.0, 1.5))
-    assert len(off.faces()) == 1

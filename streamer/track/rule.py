@@ -61,11 +61,6 @@ class TrackerRule:
     # detector finds the face: a passer-by or the back of a head the flow followed instead looks
     # 0.6-0.8 like a 16 px face, a face back under its box 0.8 and more (0: off)
     sure_like: float = 0.8
-    # a box the flow has scaled by more than this since the detector last saw its face (or to under
-    # its inverse) is unsure too: a face does not grow 1.4 times between two looks of the detector
-    # (a face walking at the camera grows about 1.1 times a second), but the flow's points do once
-    # they spread over a face and a passer-by moving apart (0: off)
-    flow_scale: float = 1.4
     # a track whose face looks less than this like its template (at a look, or the detection it is
     # matched to) while another track's box is near it is classified again at the next detection,
     # so its identity is checked (0: off)

@@ -57,9 +57,8 @@ class Track:
         self.template: tuple[np.ndarray, ...] | None = None
         self.likeness: float | None = None  # the box's content to the template, at its last look
         self.unlike_run = 0  # looks in a row the likeness was under the rule's ``unlike``
-        # the box may have left its face (the flow lost it or scaled it far, or a look or a miss
-        # found it unlike the face): not drawn until the detector finds it or a look finds it
-        # ``sure_like`` its face
+        # the box may have left its face (the flow lost it, or a look or a miss found it unlike the
+        # face): not drawn until the detector finds it or a look finds it ``sure_like`` its face
         self.unsure = False
         # who: its face's identities at its last few classifications (a face's drifts as it turns,
         # speaks, is lit otherwise; the nearest of them is compared)
@@ -113,8 +112,7 @@ class Track:
     # -- moving ---------------------------------------------------------------------------------
     def move(self, mv: tuple[float, float, float] | None) -> None:
         """One frame's flow: shift and scale (``None``: the flow lost the box; it goes on at its
-        velocity, the mean of its recent shifts). A lost box, and one scaled past ``flow_scale``
-        from the face the detector last saw, is unsure (``TrackerRule.sure_like``)."""
+        velocity, the mean of its recent shifts)."""
         if mv is None:
             self.flow_failures += 1
             # (judged by the looks: a box without a template, or with the looks off, is not)
@@ -125,11 +123,6 @@ class Track:
             return
         self.box[:] = moved(self.box, mv)
         self.velocity = 0.5 * self.velocity + 0.5 * np.array(mv[:2])
-        rule = self.rule
-        if rule.flow_scale and rule.sure_like > 0 and rule.unlike_looks > 0 and self.template is not None:
-            # scaled far from the face the detector last saw: the flow's points spread onto something else
-            r = (self.box[2] - self.box[0]) / max(1.0, self.seen_at[2] - self.seen_at[0])
-            self.unsure |= bool(max(r, 1 / max(r, 1e-6)) > rule.flow_scale)
 
     def scale(self, sx: float, sy: float) -> None:
         """The frames changed size by (sx, sy): the track, its history and what it was classified
