@@ -203,13 +203,18 @@ def tune(ts: list[tuple], max_far: float = 0.01) -> MatchRule:
     return best[1]
 
 
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m benchmarks people-lfw", description=__doc__.splitlines()[0])
-    ap.add_argument("--out", default="benchmarks/results/people-lfw", help="results folder")
+def lfw_arguments(name: str, description: str) -> argparse.ArgumentParser:
+    """The options the LFW identification benchmarks share (``python -m benchmarks NAME``)."""
+    ap = argparse.ArgumentParser(prog=f"python -m benchmarks {name}", description=description)
+    ap.add_argument("--out", default=f"benchmarks/results/{name}", help="results folder")
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--max-far", type=float, default=0.01, help="strangers named at most (tuning)")
+    ap.add_argument("--max-far", type=float, default=0.01, help="strangers named at most (the goal)")
     ap.add_argument("--reps", type=int, default=20, help="libraries drawn per small-library size")
-    a = ap.parse_args(argv)
+    return ap
+
+
+def main(argv: list[str] | None = None) -> int:
+    a = lfw_arguments("people-lfw", __doc__.splitlines()[0]).parse_args(argv)
     from streamer.people.settings import PeopleConfig
 
     people, d, ok = descriptors()

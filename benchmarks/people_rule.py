@@ -25,7 +25,6 @@ live faces would give at the same share of strangers named.
 
 from __future__ import annotations
 
-import argparse
 import csv
 import os
 import time
@@ -34,7 +33,7 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks.people_backend import Scorer
-from benchmarks.people_lfw import LFW, by_enrolled, descriptors, score, split, trials
+from benchmarks.people_lfw import LFW, by_enrolled, descriptors, lfw_arguments, score, split, trials
 from benchmarks.report import write
 from streamer.people.match import MatchRule, load_cohort
 
@@ -117,12 +116,7 @@ def halves(part: dict, people: list[str], seed: int) -> list[dict]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m benchmarks people-rule", description=__doc__.splitlines()[0])
-    ap.add_argument("--out", default="benchmarks/results/people-rule", help="results folder")
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--max-far", type=float, default=0.01, help="strangers named at most (the goal)")
-    ap.add_argument("--reps", type=int, default=20, help="libraries drawn per small-library size")
-    a = ap.parse_args(argv)
+    a = lfw_arguments("people-rule", __doc__.splitlines()[0]).parse_args(argv)
     from streamer.people.settings import PeopleConfig
 
     people, d, ok = descriptors()
