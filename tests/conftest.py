@@ -158,12 +158,26 @@ def tiny_classifier(tmp_path_factory: pytest.TempPathFactory, shared: Path) -> P
     return path
 
 
-async def wait_for(predicate: Callable[[], bool], timeout: float, what: str, step: float = 0.1) -> None:
-    """Poll ``predicate`` until true; fail with ``what`` after ``timeout`` seconds."""
+def loopback_peer():
+    """An aiortc peer that gathers only this machine's own addresses.
+
+    aiortc's default configuration asks Google's STUN server for a public address; CI machines
+    may have no way out (or a slow resolver), and the tests talk over loopback anyway.
+    """
+    from aiortc import RTCConfiguration, RTCPeerConnection
+
+    return RTCPeerConnection(RTCConfiguration(iceServers=[]))
+
+
+async def wait_for(
+    predicate: Callable[[], bool], timeout: float, what: str | Callable[[], str], step: float = 0.1
+) -> None:
+    """Poll ``predicate`` until true; fail with ``what`` (or what it returns then) after ``timeout`` s."""
     deadline = time.monotonic() + timeout
     while not predicate():
         if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
+            said = what() if callable(what) else what
+            raise AssertionError(f"timed out after {timeout:.0f}s waiting for {said}")
         await asyncio.sleep(step)
 
 

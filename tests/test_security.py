@@ -10,7 +10,7 @@ from aiortc import RTCPeerConnection
 from streamer.config import ConfigError, load_config
 from streamer.web.guard import RateLimiter, token_ok
 from streamer.web.keys import PIPELINE
-from tests.conftest import CLIP, metric, wait_for
+from tests.conftest import CLIP, loopback_peer, metric, wait_for
 
 TOKEN = "correct-horse-battery-staple"
 
@@ -91,7 +91,7 @@ async def test_limits_answer_429_with_a_metric(make_app) -> None:
     assert r.status == 429 and "limit 2" in (await r.json())["error"]
     assert metric(app, "streamer_errors_total", kind="too_many_streams") == 1
 
-    pcs = [RTCPeerConnection() for _ in range(4)]
+    pcs = [loopback_peer() for _ in range(4)]
     try:
         first = await client.post("/streams/clip/offer", json=await _offer(pcs[0]))
         assert first.status == 200

@@ -30,7 +30,7 @@ from streamer.sources.capture import CaptureSource
 from streamer.sources.webrtc import WebRTCSource
 from streamer.types import Frame
 from streamer.web.keys import PIPELINE
-from tests.conftest import CLIP, metric, wait_for
+from tests.conftest import CLIP, loopback_peer, metric, wait_for
 from tests.support.media import read_frames
 from tests.test_webrtc import ClipTrack
 
@@ -77,7 +77,7 @@ def slope(ys: list[float]) -> float:
 
 
 async def _peer(client, frames: list[np.ndarray]) -> tuple[RTCPeerConnection, list[int], asyncio.Task]:
-    pc = RTCPeerConnection()
+    pc = loopback_peer()
     pc.addTrack(ClipTrack(frames))
     got = [0]
     ready: asyncio.Future[object] = asyncio.get_running_loop().create_future()
@@ -108,7 +108,7 @@ async def _peer(client, frames: list[np.ndarray]) -> tuple[RTCPeerConnection, li
 async def _cycle(client, frames: list[np.ndarray], n_peers: int) -> None:
     app = client.server.app
     peers = [await _peer(client, frames) for _ in range(n_peers)]
-    watch = RTCPeerConnection()  # and one viewer of a configured source
+    watch = loopback_peer()  # and one viewer of a configured source
     watch.addTransceiver("video", direction="recvonly")
     await watch.setLocalDescription(await watch.createOffer())
     r = await client.post("/streams/clip/offer", json={"sdp": watch.localDescription.sdp, "type": "offer"})

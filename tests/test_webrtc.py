@@ -7,12 +7,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from aiortc import RTCPeerConnection, RTCSessionDescription, VideoStreamTrack
+from aiortc import RTCSessionDescription, VideoStreamTrack
 from av import VideoFrame
 
 from streamer.web.keys import PIPELINE
 from tests.annotations import green_pixels
-from tests.conftest import CLIP, metric, wait_for
+from tests.conftest import CLIP, loopback_peer, metric, wait_for
 from tests.support.browser import GREEN_IN_VIDEO, Browser
 from tests.support.media import read_frames, write_y4m
 
@@ -46,7 +46,7 @@ async def test_aiortc_client_gets_its_video_back_annotated(make_app, face_frames
     client = await make_app()
     app = client.server.app
     pipeline = app[PIPELINE]
-    pc = RTCPeerConnection()
+    pc = loopback_peer()
     sender = ClipTrack(face_frames)
     pc.addTrack(sender)
     received: list[np.ndarray] = []
@@ -72,8 +72,14 @@ async def test_aiortc_client_gets_its_video_back_annotated(make_app, face_frames
 
         await wait_for(
             lambda: any(green_pixels(f) > 300 for f in received[-10:]),
-            60,
-            "annotated frames back from the service",
+            90,
+            lambda: (
+                f"annotated frames back from the service (connection {pc.connectionState}, "
+                f"ICE {pc.iceConnectionState}, sent {sender.sent}, received {len(received)}, "
+                f"frames in {metric(app, 'streamer_frames_in_total', stream=stream_id):g}, "
+                f"out {metric(app, 'streamer_frame_latency_seconds_count', stream=stream_id):g}, "
+                f"detected {getattr(pipeline.streams.get(stream_id), 'detections', None) is not None})"
+            ),
         )
         stream = pipeline.streams[stream_id]
         # the faces come from tracks (the last detection round may have looked only where something
