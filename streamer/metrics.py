@@ -70,6 +70,13 @@ class Metrics:
             s,
             registry=r,
         )
+        self.scene_cuts = Counter(
+            P + "scene_cuts_total",
+            "Scene cuts (an edited clip's cuts, a camera switched) and frame-size changes: each ends "
+            "the tracks it must and sends the next frame to the detector, looked at whole",
+            s,
+            registry=r,
+        )
         self.events_dropped = Counter(
             P + "events_dropped_total", "Track events not delivered to a slow event client", s, registry=r
         )
@@ -189,6 +196,7 @@ class Metrics:
             self.tracks_active,
             self.track_switches,
             self.tracks_resumed,
+            self.scene_cuts,
             self.events_dropped,
         ):
             with contextlib.suppress(KeyError):

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from streamer.outputs.hub import AnnotatedFrame
+from streamer.pipeline.fresh import FRESH_ROUNDS
 from streamer.web.keys import PIPELINE
 from tests.conftest import CLIP, CLIP_FRAMES, metric, wait_for
 
@@ -46,9 +47,14 @@ async def test_clip_is_detected_classified_drawn_and_counted(make_app, tiny_clas
     n_detect = metric(app, "streamer_detections_total", stream="clip")
     assert n_detect >= 2
     # the detection work: each round's regions within pipeline.region_budget_px (one region may
-    # overrun by half when nothing else was planned)
+    # overrun by half when nothing else was planned), but for a scene's first two rounds, which look
+    # at the whole frame (the first at most FRESH_ROUNDS rounds' budget, the second its proposal
+    # scan); the clip cuts 3 times
+    scenes = 1 + metric(app, "streamer_scene_cuts_total", stream="clip")
+    assert scenes == 4
+    budget = pipeline.config.pipeline.region_budget_px
     pixels = metric(app, "streamer_detect_pixels_total", stream="clip")
-    assert 0 < pixels <= n_detect * 1.5 * pipeline.config.pipeline.region_budget_px
+    assert 0 < pixels <= (n_detect * 1.5 + scenes * (FRESH_ROUNDS + 1)) * budget
     skipped = metric(app, "streamer_frames_dropped_total", stream="clip", reason="detect_skipped")
     # every frame went to the detector or, shown while it was busy, is counted as skipped: none
     # silently (one may be at the detector as the clip ends: its answer is not wanted; a frame on

@@ -111,7 +111,7 @@ class FaceStage:
         self._counted: set[tuple[int, str]] = set()  # (track, classifier) already in faces_total
         self._young: set[int] = set()  # new tracks not counted yet (see _count)
         # the tracker's switches and resumed tracks already in their counters
-        self._reported = {"switches": 0, "resumed": 0}
+        self._reported = {"switches": 0, "resumed": 0, "cuts": 0}
         self.faces: tuple[Face, ...] = ()
         self._track_s = 0.0  # time prepare() took, counted with finish() in the "track" stage
         self.looks = None  # a history.looks.LookKeeper: each track's best look, for its snapshot
@@ -286,7 +286,11 @@ class FaceStage:
         m = self.metrics
         assert m is not None
         m.tracks_active.labels(self.stream).set(sum(1 for t in self.tracker.tracks if t.shown))
-        for name, counter in (("switches", m.track_switches), ("resumed", m.tracks_resumed)):
+        for name, counter in (
+            ("switches", m.track_switches),
+            ("resumed", m.tracks_resumed),
+            ("cuts", m.scene_cuts),
+        ):
             series = counter.labels(self.stream)  # (a 0 series from the start: rate() works)
             now = getattr(self.tracker, name)
             if now > self._reported[name]:

@@ -52,6 +52,7 @@ class Tracker:
         self._prev_scale = 1.0
         self._index = -1  # the last followed frame
         self.cut = False  # a scene cut was seen: the next frame should go to the detector
+        self.cuts = 0  # scene cuts and frame-size changes seen (each starts a scene)
         self._scene_from = -1  # the first frame of the current scene: the newest cut or size change
         self.dropped_stale = 0  # answers that arrived after a cut or size change but were of a frame before
         self.looks = 0  # faces classified (the classifier's work)
@@ -77,6 +78,7 @@ class Tracker:
             # another scene: no face here is where a track is; end them all and ask for a detection
             self._life.end_all(t)
             self.cut = True
+            self.cuts += 1
             self._scene_from = index
         if self._prev is not None and self._prev.shape == gray.shape and self.tracks:
             moves = follow_boxes(self._prev, gray, s, [tr.xyxy for tr in self.tracks])
@@ -104,6 +106,7 @@ class Tracker:
         frames of the old size are dropped (their boxes and regions are in its pixels) and the
         next frame goes to the detector."""
         self.cut = True
+        self.cuts += 1
         self._scene_from = index
         self._carry.clear()
         self._prev = None
