@@ -86,6 +86,13 @@ def _parser() -> argparse.ArgumentParser:
         help="play the video at its own frame rate through the live pipeline (detection as often as "
         "the machine allows, tracks in between) and write every frame as a viewer saw it",
     )
+    a.add_argument(
+        "--history",
+        action="store_true",
+        help="with --realtime: keep the run's track records in the config's [store], send them to its "
+        "MQTT broker and webhook, and name people from its face library, as the service does "
+        "(default: nothing is kept or sent, nobody is named)",
+    )
     m = sub.add_parser(
         "model-server", help="serve the detector and classifiers through NVIDIA Triton (backend triton)"
     )
@@ -106,6 +113,10 @@ def _overrides(args: argparse.Namespace) -> dict[str, dict[str, object]]:
         o.setdefault("server", {})["port"] = args.port
     if getattr(args, "detector", None):
         o.setdefault("pipeline", {})["detector"] = args.detector
+    if getattr(args, "history", True) is False:  # annotate: a run over a file keeps and sends nothing
+        o.setdefault("store", {})["enabled"] = False
+        o.setdefault("mqtt", {})["enabled"] = False
+        o.setdefault("webhook", {})["url"] = ""
     return o
 
 

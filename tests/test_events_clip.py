@@ -173,3 +173,25 @@ def test_sigterm_writes_the_tracks_it_ends(tmp_path: Path) -> None:
     rows, _ = EventStore(db).list(db.connect(), stream="demo", limit=500)
     assert open_tracks <= {r["track"] for r in rows}, (open_tracks, rows)
     assert "records not written" not in out
+
+
+@pytest.mark.slow
+def test_annotate_keeps_no_history_unless_asked(tmp_path: Path) -> None:
+    """`streamer annotate --realtime` runs the live pipeline, store included, but a run over a file
+    adds nothing to the default store (./data) unless ``--history`` says so."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    clip = str(DEMO_VIDEO)
+    for history in (False, True):
+        cwd = tmp_path / ("kept" if history else "plain")
+        cwd.mkdir()
+        cmd = [sys.executable, "-m", "streamer", "annotate", clip, "--output", "out.avi", "--realtime"]
+        cmd += ["--max-frames", "90", *(["--history"] if history else [])]
+        r = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
+        assert r.returncode == 0, r.stderr[-3000:]
+        assert (cwd / "out.avi").stat().st_size > 0
+        store = cwd / "data"
+        assert (store / DB_FILE).exists() == history, sorted(p.name for p in cwd.iterdir())
+        if history:  # the clip's tracks, ended when the run stops, are written
+            db = Database("", store)
+            rows, _ = EventStore(db).list(db.connect(), stream="file0", limit=500)
+            assert rows and all(r["stream"] == "file0" for r in rows)
