@@ -97,6 +97,16 @@ def test_the_label_a_track_settles_on_is_scored_right_wrong_or_unsettled() -> No
     assert (s["gender_right"], s["gender_wrong"], s["beard_wrong"], s["beard_unsettled"]) == (0, 1, 0, 1)
 
 
+def test_what_a_viewer_sees_is_counted_on_every_reference_frame_of_the_person() -> None:
+    # the left man's track shows '?', then female, then male on the 8 reference frames (0, 5 .. 35):
+    # 2 unsure, 2 wrong, 4 right; the beard shows (shaved) only while he is shown male
+    s = score_labels(_lines(["?", "female", "male", "male"], 2), _ref(5), 5, FPS, _truth("male", "shaved"))
+    # the woman on the right: her track shows "?" on all 8 frames
+    assert (s["gender_frames_right"], s["gender_frames_wrong"], s["gender_frames_unsure"]) == (4, 2, 2 + 8)
+    assert (s["beard_frames_right"], s["beard_frames_wrong"], s["beard_frames_unsure"]) == (4, 0, 4)
+    assert add_up([s, s])["gender_frames_wrong"] == 4
+
+
 def test_people_are_found_by_time_and_place_on_a_reference_rebuilt_with_another_step() -> None:
     for every in (4, 5, 8):
         s = score_labels(_lines(["male"], None), _ref(every), every, FPS, _truth("male", "unsure"))

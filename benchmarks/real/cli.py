@@ -42,7 +42,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.real.closer import closer_look
-from benchmarks.real.labels import CLASSIFIERS, OUTCOMES, add_up, load_truth, score_labels
+from benchmarks.real.labels import CLASSIFIERS, FRAME_OUTCOMES, OUTCOMES, add_up, load_truth, score_labels
 from benchmarks.real.reference import CLIPS, clip_info, reference, scene_cuts
 from benchmarks.report import markdown_table, output_args, parser, progress, run_record, save
 from benchmarks.scoring import read_detection_lines, score_real
@@ -210,6 +210,7 @@ def markdown(data: dict[str, Any]) -> str:
 
 
 LABEL_COLUMNS = ("clip", "run", *(f"{c}_{o}" for c in CLASSIFIERS for o in OUTCOMES), "not_boxed")
+FRAME_COLUMNS = ("clip", "run", *(f"{c}_{o}" for c in CLASSIFIERS for o in FRAME_OUTCOMES))
 
 
 def labels_markdown(clips: list[dict[str, Any]]) -> str:
@@ -227,5 +228,7 @@ def labels_markdown(clips: list[dict[str, Any]]) -> str:
         "\n## Labels per person\n\nPeople labelled by looking (benchmarks/real/labels.csv; unsure ones "
         "left out); per classifier, the label the drawn track on them settled on: right, wrong, or "
         'never settled ("unsettled"; the beard of a man labelled female counts here); not boxed: no '
-        "drawn track on them.\n\n" + markdown_table(rows, LABEL_COLUMNS)
+        "drawn track on them.\n\n" + markdown_table(rows, LABEL_COLUMNS) + "\n\nWhat a viewer sees on the "
+        "way: on the reference frames where that drawn track is on the person, the label it shows "
+        'then: right, wrong or "?" (frames counted).\n\n' + markdown_table(rows, FRAME_COLUMNS)
     )

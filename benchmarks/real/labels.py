@@ -12,7 +12,9 @@ Per labelled person: the drawn track on most of its reference boxes (IoU >= 0.5)
 that track settled on while on this person (the last label shown that is not "?", from the person's
 first reference box until the track is on another reference box, or ends): right,
 wrong, or "?" (never settled, or the beard not shown because the track is labelled female); a
-person no drawn track covered is "not boxed".
+person no drawn track covered is "not boxed". What a viewer sees along the way is counted too: on
+each reference frame where that track is on the person, the label it shows then is right, wrong
+or "?" (``<classifier>_frames_<outcome>``).
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from streamer.types import Box
 LABELS = Path(__file__).with_name("labels.csv")
 CLASSIFIERS = {"gender": ("female", "male"), "beard": ("shaved", "unshaved")}
 OUTCOMES = ("right", "wrong", "unsettled")
+FRAME_OUTCOMES = ("frames_right", "frames_wrong", "frames_unsure")
 SHOWN_ON = {"beard": ("gender", "male")}  # config.toml's ``when``: the beard is shown on men only
 
 
@@ -78,6 +81,19 @@ def settled(lines: list[dict[str, Any]], track: int, frames: range) -> dict[str,
     return out
 
 
+def _shown_now(face: dict[str, Any]) -> dict[str, str]:
+    """The labels a drawn face shows ("?" for none; the beard only on a face shown male)."""
+    out = {name: "?" for name in CLASSIFIERS}
+    for name, lab in (face.get("labels") or {}).items():
+        v = lab["label"] if isinstance(lab, dict) else str(lab)
+        if name in out and not v.endswith("?"):
+            out[name] = v
+    for c, (other, value) in SHOWN_ON.items():
+        if out[other] != value:
+            out[c] = "?"
+    return out
+
+
 def score_labels(
     lines: list[dict[str, Any]],
     ref: dict[int, list[Box]],
@@ -89,7 +105,7 @@ def score_labels(
     ("unsettled"), people no drawn track covered ("not_boxed"), and one record per person."""
     tracks = link_tracks(ref, 2 * every)
     shown = {int(d["frame"]): d["faces"] for d in lines}
-    counts = {f"{c}_{o}": 0 for c in CLASSIFIERS for o in OUTCOMES}
+    counts = {f"{c}_{o}": 0 for c in CLASSIFIERS for o in OUTCOMES + FRAME_OUTCOMES}
     people: list[dict[str, Any]] = []
     not_boxed = unmatched = 0
     for row in truth:
@@ -101,6 +117,7 @@ def score_labels(
             unmatched += 1
             continue
         on: Counter[int] = Counter()
+        drawn: dict[int, dict[str, Any]] = {}  # frame -> the drawn face on the person there
         for n, b in boxes.items():
             got = [f for f in shown.get(n, []) if f.get("track") is not None]
             if got:
@@ -108,6 +125,7 @@ def score_labels(
                 k = int(m.argmax())
                 if m[k] >= MIN_IOU:
                     on[int(got[k]["track"])] += 1
+                    drawn[n] = got[k]
         rec = {"at_s": float(row["at_s"]), "truth": want, "drawn_track": None, "shown": {}}
         people.append(rec)
         if not on:
@@ -122,6 +140,11 @@ def score_labels(
         for c, v in want.items():
             outcome = "unsettled" if got[c] == "?" else "right" if got[c] == v else "wrong"
             counts[f"{c}_{outcome}"] += 1
+        for f in (f for f in drawn.values() if int(f["track"]) == track):
+            now = _shown_now(f)
+            for c, v in want.items():
+                outcome = "unsure" if now[c] == "?" else "right" if now[c] == v else "wrong"
+                counts[f"{c}_frames_{outcome}"] += 1
     return {**counts, "not_boxed": not_boxed, "truth_unmatched": unmatched, "people": people}
 
 
@@ -138,5 +161,6 @@ def _until(track: int, last: int, ref: dict[int, list[Box]], shown: dict[int, li
 
 def add_up(scores: list[dict[str, Any]]) -> dict[str, int]:
     """The counts of several ``score_labels`` results added up."""
-    keys = [f"{c}_{o}" for c in CLASSIFIERS for o in OUTCOMES] + ["not_boxed", "truth_unmatched"]
+    keys = [f"{c}_{o}" for c in CLASSIFIERS for o in OUTCOMES + FRAME_OUTCOMES]
+    keys += ["not_boxed", "truth_unmatched"]
     return {k: sum(int(s.get(k, 0)) for s in scores) for k in keys}
