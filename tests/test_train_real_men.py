@@ -157,3 +157,18 @@ def test_beard_loso_rejects_an_unknown_config(capsys: pytest.CaptureFixture[str]
 
     assert main(["beard-loso", "--variants", "nonesuch:0.3"]) == 2
     assert "nonesuch" in capsys.readouterr().err
+
+
+def test_beard_card_carries_the_tried_section_train_card_writes() -> None:
+    """models/beard.md's 'What else was tried' is the section ``train card`` writes for a beard
+    head (train/beard_tried.py), so a regenerated card keeps it and the card says what the code
+    says; every results file it links exists."""
+    import re
+
+    from train.beard_tried import BEARD_TRIED
+
+    root = REAL_MEN_CSV.parents[1]
+    card = (root / "models" / "beard.md").read_text()
+    assert "\n".join(BEARD_TRIED) + "\n" in card
+    links = re.findall(r"\]\(\.\./(benchmarks/results/[^)]+)\)", "\n".join(BEARD_TRIED))
+    assert links and all((root / link).is_file() for link in links)
