@@ -43,6 +43,24 @@ def test_every_row_is_a_man_and_an_image_under_shared() -> None:
     assert (faces.ds.y[~labelled] == 0).all()
 
 
+@needs_faces
+def test_more_utkface_men_are_new_men_with_allowed_labels() -> None:
+    """``train/real_men_beard_utk25.csv`` (UTKFace men aged 25+ drawn at random, labelled by
+    looking; joined to the CSV for ``beard-loso --train-csv``): allowed labels, men only, images
+    present, both classes, and no face the main CSV already labels (joining never repeats one)."""
+    more = REAL_MEN_CSV.with_name("real_men_beard_utk25.csv")
+    rows = read_rows(more)
+    faces, labelled = load_real_men(_shared(), more)
+    assert all(Path(p).is_file() for p in faces.ds.paths)
+    assert {r["source"] for r in rows} == {"utkface"} and all(int(r["age"]) >= 25 for r in rows)
+    with open(FACES / "utkface" / "labels.csv", newline="") as fh:
+        gender = {r["path"]: r["gender"] for r in csv.DictReader(fh)}
+    assert all(gender[r["path"]] == "male" for r in rows)
+    assert min(sum(r["beard"] == lab for r in rows) for lab in LABELS) >= 30
+    assert not {(r["source"], r["path"]) for r in rows} & {(r["source"], r["path"]) for r in read_rows()}
+    assert labelled.sum() == sum(r["beard"] in LABELS for r in rows)
+
+
 def test_bad_label_and_missing_image_are_data_errors(tmp_path: Path) -> None:
     header = "source,path,person,age,race,beard\n"
     bad = tmp_path / "bad.csv"
@@ -139,3 +157,18 @@ def test_beard_loso_rejects_an_unknown_config(capsys: pytest.CaptureFixture[str]
 
     assert main(["beard-loso", "--variants", "nonesuch:0.3"]) == 2
     assert "nonesuch" in capsys.readouterr().err
+
+
+def test_beard_card_carries_the_tried_section_train_card_writes() -> None:
+    """models/beard.md's 'What else was tried' is the section ``train card`` writes for a beard
+    head (train/beard_tried.py), so a regenerated card keeps it and the card says what the code
+    says; every results file it links exists."""
+    import re
+
+    from train.beard_tried import BEARD_TRIED
+
+    root = REAL_MEN_CSV.parents[1]
+    card = (root / "models" / "beard.md").read_text()
+    assert "\n".join(BEARD_TRIED) + "\n" in card
+    links = re.findall(r"\]\(\.\./(benchmarks/results/[^)]+)\)", "\n".join(BEARD_TRIED))
+    assert links and all((root / link).is_file() for link in links)

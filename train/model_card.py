@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 from streamer.classify.face_resnet import needs_mirror
+from train.beard_tried import BEARD_TRIED
 
 GOALS = {"gender": 0.985, "beard": 0.94}  # issue #11
 REAL_MEN_GOAL = (0.92, 0.88)  # issue #30: real men never trained on, overall and each class
@@ -67,39 +68,6 @@ ADDED_MEN = (
     "Of these, 470 (UTKFace 320, LFW 75, All-Age-Faces 75; 245 shaved, 175 unshaved, 50 unsure) were "
     "added for issue #30, drawn at random among each source's men rather than by a head's score."
 )
-
-
-# what else was tried for the beard head, none shipped (the results files hold every figure)
-BEARD_TRIED = [
-    "## What else was tried (none shipped)",
-    "",
-    "Each judged leave-one-source-out on the real men as the shipped recipe is (`train beard-loso`'s "
-    "folds LFW, UTKFace, All-Age-Faces, LFW+AAF; two seeds):",
-    "",
-    "- Lower-face pooled feature sets (`dlib_lower*`): UTKFace 0.6-5.2 points higher; LFW, "
-    "All-Age-Faces and LFW+AAF up to 3 points either way, seed by seed; unshaved on LFW+AAF never "
-    "above 86.4% ([seed 0](../benchmarks/results/beard-loso-lower-seed0-cpu-2core.md), "
-    "[seed 1](../benchmarks/results/beard-loso-lower-seed1-cpu-2core.md)).",
-    "- Fine-tuning the ResNet's last 1 or 2 blocks under this head (`train beard-finetune`): the "
-    "frozen part's 4x4x256 activations are cached for every face and its mirror image; a copy of "
-    "the last blocks and the fc layer starts from dlib's weights and the head from the frozen one "
-    "(Adam 3e-5 or 1e-4, early stopping on validation loss; with or without the last 2x2 map's "
-    "lower-face row as more head input: dlib's last block convolves down to 1x1 and adds that to "
-    "the map's top-left cell, so the row is the last block's pooled input). Means of the two "
-    "seeds, overall / unshaved: on LFW+AAF the "
-    "frozen head is 92.5% / 83.1%, the six variants 91.3-93.1% / 78.8-84.8%. The last block at 1e-4 "
-    "is right more often on every fold (0.1-0.6 points), but its unshaved recall falls on LFW "
-    "(78.1% against 79.2%) and LFW+AAF (78.8%); no variant meets the goal and the differences "
-    "are within the seeds' spread (the frozen head alone: UTKFace 82.0% and 86.8%). Early "
-    "stopping keeps epoch 0-7; the validation loss falls by at most 0.025 "
-    "([beard-finetune-cpu-2core.md](../benchmarks/results/beard-finetune-cpu-2core.md)).",
-    "- A cut-off on p(unshaved) picked on validation for balanced per-class accuracy instead of "
-    "0.5 (never on the held-out fold): the whole validation split's raises the frozen head's "
-    "unshaved recall on LFW+AAF to 84.8% but costs 2.9 points overall there and 3.1 on LFW; the "
-    "real men's validation people's alone (mostly UTKFace's men) drops unshaved on LFW from "
-    "79.2% to 67.7% (same file). The head keeps 0.5.",
-    "",
-]
 
 
 def _csv_counts(counts: dict | None) -> list[str]:

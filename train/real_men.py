@@ -3,6 +3,10 @@ image a person), UTKFace and All-Age-Faces men from ``../shared/data/faces``, la
 CelebA's rule (``unshaved``: any beard, goatee, moustache or clearly visible stubble;
 ``shaved``: a clean face; ``unsure``: cannot tell, left out of scoring and training).
 
+``train/real_men_beard_utk25.csv`` labels 180 more UTKFace men (aged 25+, drawn at random
+among those the CSV lacks) the same way; the shipped head is not trained on them (joined to the
+CSV for ``beard-loso --train-csv``, they did not lift the held-out figures: models/beard.md).
+
 The shaved/unshaved head runs only on men, so these are the faces it must get right; CelebA's
 labels are the only large beard set, and these judge (and, by source, help train) it."""
 
