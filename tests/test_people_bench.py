@@ -116,3 +116,43 @@ def test_cohort_offsets_make_faces_in_a_crowded_place_lie_further_apart() -> Non
     assert regroup_clusters(x, 0.40, None) == [0, 0]
     assert regroup_clusters(x, 0.40, None, off=np.array([-0.2, -0.2])) == [0, 1]  # 0.55 apart
     assert regroup_clusters(x, 0.40, None, off=np.array([0.2, 0.2])) == [0, 0]
+
+
+def test_the_variants_on_one_distance_matrix_group_as_the_service_rule_when_unchanged() -> None:
+    """``people_cluster_variants.online`` with one limit and no merging is the service's rule, and
+    a per-pair limit at that value everywhere changes nothing."""
+    from benchmarks.people_cluster_variants import online
+
+    rng = np.random.default_rng(3)
+    centres = rng.normal(0, 0.05, (4, 128))
+    x = np.concatenate([c + rng.normal(0, 0.02, (5, 128)) for c in centres])[rng.permutation(20)]
+    hits = [frozenset({float(k % 3), float(k % 3) + 0.1}) for k in range(20)]
+    at = [np.array(sorted(h)) for h in hits]
+    dist = np.linalg.norm(x[:, None] - x[None], axis=2)
+    want = rule_clusters(x, 0.4, hits)
+    assert online(dist, at, 0.4) == want == online(dist, at, np.full(dist.shape, 0.4))
+
+
+def test_linkage_chains_single_but_not_complete_and_never_tracks_seen_together() -> None:
+    from benchmarks.people_cluster_variants import agglomerative
+
+    x = np.zeros((3, 128))
+    x[1, 0], x[2, 0] = 0.3, 0.6  # a chain: neighbours 0.3 apart, the ends 0.6
+    dist = np.linalg.norm(x[:, None] - x[None], axis=2)
+    none = [np.zeros(0)] * 3
+    assert agglomerative(dist, none, 0.4, "single") == [0, 0, 0]
+    assert len(set(agglomerative(dist, none, 0.4, "complete"))) == 2
+    together = [np.array([1.0, 2.0]), np.array([1.0, 2.0]), np.zeros(0)]
+    assert agglomerative(dist, together, 0.4, "single")[:2] in ([0, 1], [1, 0])
+
+
+def test_a_tracks_looks_count_by_how_frontal_and_big_they_are_and_one_look_is_its_descriptor() -> None:
+    from benchmarks.people_cluster_variants import set_distance, weighted
+
+    d = np.zeros((3, 128))
+    d[1, 0], d[2, 0] = 1.0, 5.0  # the third look a profile: left out
+    h, front = np.array([100.0, 50.0, 100.0]), np.array([1.0, 0.5, 0.1])
+    assert np.isclose(weighted(d, h, front, 0.5)[0], 25 / 125)  # (weights 100 and 25)
+    assert np.isclose(weighted(d, h, np.full(3, 0.1), 0.5)[0], (5 + 50) / 25)  # (none frontal: all)
+    a, b = d[:1], d[1:2]
+    assert set_distance(a, b, "avg") == set_distance(a, b, "k3") == 1.0
