@@ -156,3 +156,33 @@ def test_a_tracks_looks_count_by_how_frontal_and_big_they_are_and_one_look_is_it
     assert np.isclose(weighted(d, h, np.full(3, 0.1), 0.5)[0], (5 + 50) / 25)  # (none frontal: all)
     a, b = d[:1], d[1:2]
     assert set_distance(a, b, "avg") == set_distance(a, b, "k3") == 1.0
+
+
+def test_the_looks_kept_for_the_benchmark_are_those_the_recognizer_averages(monkeypatch) -> None:
+    """``LooksRecorder`` hands the clusters what the service's recognizer does, and keeps, in the
+    same order, each track's looks: their frontal ones' mean is the descriptor handed over."""
+    from types import SimpleNamespace
+
+    import streamer.people.recognize as recognize
+    from benchmarks.people_cluster_variants import LooksRecorder
+    from streamer.people.match import Gallery
+
+    fronts = iter([1.0, 0.9, 0.1, 0.8])  # (track 1, track 2, track 1, track 2)
+    monkeypatch.setattr(recognize, "frontalness", lambda image, box: next(fronts))
+    got = []
+    rec = LooksRecorder(lambda: Gallery(), MatchRule(), on_unknown=lambda *a: got.append(a), min_frontal=0.5)
+    image = np.zeros((200, 200, 3), np.uint8)
+    rng = np.random.default_rng(4)
+    one = SimpleNamespace(id=1, identities=[], box=(10, 10, 90, 110), last_hit=0.0)
+    two = SimpleNamespace(id=2, identities=[], box=(100, 10, 160, 70), last_hit=0.0)
+    for k in range(2):
+        for tr in (one, two):
+            tr.identities = [*tr.identities, rng.normal(0, 0.1, 128).astype(np.float32)]
+            tr.last_hit = float(k)
+        rec.observe([one, two], [], image)
+    end = [SimpleNamespace(kind="end", merged_into=None, track=t, labels=()) for t in (2, 1)]
+    rec.observe([], end, image)
+    assert [g[0] for g in got] == [2, 1] and len(rec.looks) == 2
+    for (_, d, n, _, _), (ds, _h, fs) in zip(got, rec.looks, strict=True):
+        assert len(ds) == 2 and np.allclose(ds[fs >= 0.5].mean(0), d, atol=1e-6) and n == (fs >= 0.5).sum()
+    assert list(rec.looks[0][1]) == [60.0, 60.0] and list(rec.looks[1][2]) == [1.0, 0.1]
