@@ -28,6 +28,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from benchmarks.people_cluster_variants import LooksRecorder
 from streamer.classify import UNCERTAIN
 from streamer.config import load_config
 from streamer.inference.engine import Engine, engine_spec
@@ -183,7 +184,7 @@ def clusters_only(config, clip: Path, every: int, sheet: str, out: Path, labels:
         engine = Engine(engine_spec(config))
         seq: list[tuple[int, np.ndarray, int, float, frozenset]] = []
         empty = Gallery()
-        rec = StageRecognizer(
+        rec = LooksRecorder(  # (the service's recognizer, keeping each track's looks too)
             lambda: empty,
             MatchRule(),
             on_unknown=lambda *a: seq.append(a),
@@ -191,6 +192,7 @@ def clusters_only(config, clip: Path, every: int, sheet: str, out: Path, labels:
         )
         tracks = run(config, engine, clip, 0.0, every, rec, crops=crops)
         frames_of = {t: len(tracks[t]["x"]) for t, *_ in seq}
+        assert len(rec.looks) == len(seq)
         if tracks_npz:
             np.savez(
                 tracks_npz,
@@ -201,6 +203,9 @@ def clusters_only(config, clip: Path, every: int, sheet: str, out: Path, labels:
                 frames=np.array([frames_of[s[0]] for s in seq]),
                 hit_track=np.array([s[0] for s in seq for _ in s[4]], dtype=np.int64),
                 hit=np.array([x for s in seq for x in sorted(s[4])], dtype=np.float64),
+                # (every look kept: its track's place in ``ids``, descriptor, face height, frontalness)
+                look_seq=np.concatenate([np.full(len(lk[0]), k) for k, lk in enumerate(rec.looks)]),
+                **{f"look_{n}": np.concatenate([lk[i] for lk in rec.looks]) for i, n in enumerate("dhf")},
             )
     res = {
         "clip": clip.name,

@@ -34,6 +34,9 @@ values read, not chosen from): ``regroup 0.4+M``, clusters merged whenever their
 ``M`` of each other on average (half the pairs within it, none seen together), as tracks come, not
 only when one ends; ``cohort L``, the rule at ``L`` on distances adjusted by the library's cohort
 of background faces (half of each track's offset taken off, ``streamer.people.match.Cohort``).
+More are measured the same way (``benchmarks.people_cluster_variants``: linkage, merging on
+cohort-adjusted distances, face size, a track's looks weighted or compared as a set).
+``--labels DIR``: who each clip's track is (default ``benchmarks/people_clip_labels``).
 """
 
 from __future__ import annotations
@@ -46,6 +49,7 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks.people_backend import FOLDS, Plda, people_of
+from benchmarks.people_cluster_variants import measured
 from benchmarks.people_lfw import descriptors, split
 from benchmarks.report import write
 from streamer.people.clusters import APART, KEPT, Cluster, assign, times
@@ -214,6 +218,7 @@ def lfw(d, by, groups, model_of, seed: int, off: np.ndarray) -> dict:
         ways = {f"plda {t:g}": plda_clusters(m, x, t) for t in THETAS}
         ways.update({f"rule {lim:g}": rule_clusters(x, lim) for lim in LIMITS})
         ways.update(variants(x, LIMITS[0], None, off[order]))
+        ways.update(measured(x, [np.zeros(0)] * len(x), off[order], LIMITS[0]))
         for way, cl in ways.items():
             g = grouping(who, cl)
             a = acc[way]
@@ -229,13 +234,13 @@ def lfw(d, by, groups, model_of, seed: int, off: np.ndarray) -> dict:
     }
 
 
-def clip(path: Path, m: Plda, theta: float, limits: tuple[float, ...], cohort) -> dict:
+def clip(path: Path, m: Plda, theta: float, limits: tuple[float, ...], cohort, labels: Path = LABELS) -> dict:
     z = np.load(path)
     hit_of: dict[int, set] = defaultdict(set)
     for t, h in zip(z["hit_track"], z["hit"], strict=True):
         hit_of[int(t)].add(float(h))
     truth = {}
-    for who, ts in json.loads((LABELS / f"{path.stem}.json").read_text()).items():
+    for who, ts in json.loads((labels / f"{path.stem}.json").read_text()).items():
         truth.update({int(t): who for t in ts})
     from streamer.people.settings import PeopleConfig
 
@@ -252,6 +257,12 @@ def clip(path: Path, m: Plda, theta: float, limits: tuple[float, ...], cohort) -
     for lim in sorted(set(limits)):
         out[f"rule {lim:g}"] = grouping(who, rule_clusters(x, lim, hits))
     for way, cl in variants(x, cfg.cluster_distance, hits, cohort.offset(x)).items():
+        out[way] = grouping(who, cl)
+    looks = None  # (each kept track's looks, where the file has them)
+    if "look_d" in z.files:
+        looks = [tuple(z[f"look_{n}"][z["look_seq"] == k] for n in "dhf") for k in keep]
+    at, px = [times(h) for h in hits], z["h"][keep].astype(np.float64)
+    for way, cl in measured(x, at, cohort.offset(x), cfg.cluster_distance, looks, px).items():
         out[way] = grouping(who, cl)
     for t in sorted({theta, *THETAS}):
         out[f"plda {t:g}"] = grouping(who, plda_clusters(m, x, t, hits))
@@ -270,6 +281,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument("--out", default="benchmarks/results/people-clusters", help="results folder")
     ap.add_argument("--tracks", default="", help="folder of the clips' saved unknown tracks (CLIP.npz)")
+    ap.add_argument("--labels", default="", help="who each clip's track is (CLIP.json; default: LABELS)")
     ap.add_argument("--group", type=int, default=6, help="people a group")
     ap.add_argument("--draws", type=int, default=500, help="groups drawn per half and kind")
     ap.add_argument("--max-mixing", type=float, default=0.05, help="clusters mixing people at most (tuning)")
@@ -308,9 +320,10 @@ def main(argv: list[str] | None = None) -> int:
     t = res["lfw"]["tune look-alike"]
     theta = tuned(t, "plda", THETAS, a.max_mixing)
     res["theta"], res["limit"] = theta, tuned(t, "rule", LIMITS, a.max_mixing)
+    labels = Path(a.labels) if a.labels else LABELS
     for p in sorted(Path(a.tracks).glob("*.npz")) if a.tracks else []:
-        if (LABELS / f"{p.stem}.json").is_file():
-            res["clips"][p.stem] = clip(p, full, theta, (limit, res["limit"]), cohort)
+        if (labels / f"{p.stem}.json").is_file():
+            res["clips"][p.stem] = clip(p, full, theta, (limit, res["limit"]), cohort, labels)
     md = report(res, a)
     write("people_clusters", res, "\n".join(md) + "\n", Path(a.out))
     print("\n".join(md))
@@ -326,7 +339,8 @@ def report(res: dict, a) -> list[str]:
         "half and kind; PLDA's threshold tuned on the tune half's look-alike groups (cross-fitted) "
         f"at most {a.max_mixing:.0%} of clusters mixing people: **theta = {res['theta']:g}** (the "
         f"service's rule tuned alike: {res['limit']:g}; `regroup 0.4+M` and `cohort L`: the rule "
-        "re-grouped as tracks come and on cohort-adjusted distances). Columns: clusters mixing people, each "
+        "re-grouped as tracks come and on cohort-adjusted distances; `single`, `complete`, `cohort-merge`: "
+        "`benchmarks/people_cluster_variants.py`). Columns: clusters mixing people, each "
         "person's mean share of tracks in their biggest cluster, people with at least 90 % there.",
         "",
         "| LFW half, groups | way | clusters mixing | share in biggest | people >= 90 % |",
@@ -345,7 +359,11 @@ def report(res: dict, a) -> list[str]:
             f"{res['cluster_distance']:g} and at {res['limit']:g} (tuned on LFW), PLDA at theta "
             f"{res['theta']:g} (tuned on LFW; the others read, not chosen from), and the two changes "
             "to the rule (`regroup 0.4+M`: clusters merged within M as tracks come; `cohort L`: "
-            "cohort-adjusted distances; read, not chosen from), cannot-link kept:",
+            "cohort-adjusted distances; read, not chosen from), and those of "
+            "`benchmarks/people_cluster_variants.py` (linkage, `cohort-merge`, `size`, and where the "
+            "tracks' looks are saved `looks` and `set`; read, not chosen from; labels: "
+            f"`{a.labels or 'benchmarks/people_clip_labels'}`), "
+            "cannot-link kept:",
             "",
             "| clip | way | clusters | mixing people | each person's share in their biggest |",
             "|---|---|---|---|---|",

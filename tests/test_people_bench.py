@@ -116,3 +116,73 @@ def test_cohort_offsets_make_faces_in_a_crowded_place_lie_further_apart() -> Non
     assert regroup_clusters(x, 0.40, None) == [0, 0]
     assert regroup_clusters(x, 0.40, None, off=np.array([-0.2, -0.2])) == [0, 1]  # 0.55 apart
     assert regroup_clusters(x, 0.40, None, off=np.array([0.2, 0.2])) == [0, 0]
+
+
+def test_the_variants_on_one_distance_matrix_group_as_the_service_rule_when_unchanged() -> None:
+    """``people_cluster_variants.online`` with one limit and no merging is the service's rule, and
+    a per-pair limit at that value everywhere changes nothing."""
+    from benchmarks.people_cluster_variants import online
+
+    rng = np.random.default_rng(3)
+    centres = rng.normal(0, 0.05, (4, 128))
+    x = np.concatenate([c + rng.normal(0, 0.02, (5, 128)) for c in centres])[rng.permutation(20)]
+    hits = [frozenset({float(k % 3), float(k % 3) + 0.1}) for k in range(20)]
+    at = [np.array(sorted(h)) for h in hits]
+    dist = np.linalg.norm(x[:, None] - x[None], axis=2)
+    want = rule_clusters(x, 0.4, hits)
+    assert online(dist, at, 0.4) == want == online(dist, at, np.full(dist.shape, 0.4))
+
+
+def test_linkage_chains_single_but_not_complete_and_never_tracks_seen_together() -> None:
+    from benchmarks.people_cluster_variants import agglomerative
+
+    x = np.zeros((3, 128))
+    x[1, 0], x[2, 0] = 0.3, 0.6  # a chain: neighbours 0.3 apart, the ends 0.6
+    dist = np.linalg.norm(x[:, None] - x[None], axis=2)
+    none = [np.zeros(0)] * 3
+    assert agglomerative(dist, none, 0.4, "single") == [0, 0, 0]
+    assert len(set(agglomerative(dist, none, 0.4, "complete"))) == 2
+    together = [np.array([1.0, 2.0]), np.array([1.0, 2.0]), np.zeros(0)]
+    assert agglomerative(dist, together, 0.4, "single")[:2] in ([0, 1], [1, 0])
+
+
+def test_a_tracks_looks_count_by_how_frontal_and_big_they_are_and_one_look_is_its_descriptor() -> None:
+    from benchmarks.people_cluster_variants import set_distance, weighted
+
+    d = np.zeros((3, 128))
+    d[1, 0], d[2, 0] = 1.0, 5.0  # the third look a profile: left out
+    h, front = np.array([100.0, 50.0, 100.0]), np.array([1.0, 0.5, 0.1])
+    assert np.isclose(weighted(d, h, front, 0.5)[0], 25 / 125)  # (weights 100 and 25)
+    assert np.isclose(weighted(d, h, np.full(3, 0.1), 0.5)[0], (5 + 50) / 25)  # (none frontal: all)
+    a, b = d[:1], d[1:2]
+    assert set_distance(a, b, "avg") == set_distance(a, b, "k3") == 1.0
+
+
+def test_the_looks_kept_for_the_benchmark_are_those_the_recognizer_averages(monkeypatch) -> None:
+    """``LooksRecorder`` hands the clusters what the service's recognizer does, and keeps, in the
+    same order, each track's looks: their frontal ones' mean is the descriptor handed over."""
+    from types import SimpleNamespace
+
+    import streamer.people.recognize as recognize
+    from benchmarks.people_cluster_variants import LooksRecorder
+    from streamer.people.match import Gallery
+
+    fronts = iter([1.0, 0.9, 0.1, 0.8])  # (track 1, track 2, track 1, track 2)
+    monkeypatch.setattr(recognize, "frontalness", lambda image, box: next(fronts))
+    got = []
+    rec = LooksRecorder(lambda: Gallery(), MatchRule(), on_unknown=lambda *a: got.append(a), min_frontal=0.5)
+    image = np.zeros((200, 200, 3), np.uint8)
+    rng = np.random.default_rng(4)
+    one = SimpleNamespace(id=1, identities=[], box=(10, 10, 90, 110), last_hit=0.0)
+    two = SimpleNamespace(id=2, identities=[], box=(100, 10, 160, 70), last_hit=0.0)
+    for k in range(2):
+        for tr in (one, two):
+            tr.identities = [*tr.identities, rng.normal(0, 0.1, 128).astype(np.float32)]
+            tr.last_hit = float(k)
+        rec.observe([one, two], [], image)
+    end = [SimpleNamespace(kind="end", merged_into=None, track=t, labels=()) for t in (2, 1)]
+    rec.observe([], end, image)
+    assert [g[0] for g in got] == [2, 1] and len(rec.looks) == 2
+    for (_, d, n, _, _), (ds, _h, fs) in zip(got, rec.looks, strict=True):
+        assert len(ds) == 2 and np.allclose(ds[fs >= 0.5].mean(0), d, atol=1e-6) and n == (fs >= 0.5).sum()
+    assert list(rec.looks[0][1]) == [60.0, 60.0] and list(rec.looks[1][2]) == [1.0, 0.1]
