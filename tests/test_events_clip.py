@@ -116,6 +116,10 @@ async def test_a_broken_store_leaves_the_video_flowing_and_counts_errors(make_ap
     pipeline = app[PIPELINE]
     stream = pipeline.streams["clip"]
     await wait_for(lambda: metric(app, "streamer_event_store_errors_total") >= 1, 60, "a store error")
+    # the face library stops waiting for the store once it has failed (not for 30 s: a thread
+    # waiting that long also held up the service's shutdown)
+    loading = pipeline.people._loading
+    await wait_for(lambda: loading is not None and loading.done(), 10, "the face library's first read")
     # the clip (275 frames) loops: tracks end at each loop's cut and again; frames go out meanwhile
     await wait_for(
         lambda: metric(app, "streamer_frames_out_total", stream="clip") >= 400, 120, "frames out past a loop"

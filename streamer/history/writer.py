@@ -62,6 +62,9 @@ class EventWriter:
         self.written = 0
         self.dropped = 0
         self.ready = threading.Event()  # set once the database is open and migrated
+        # set once the first try to open it is over, opened or not (or the writer stops): what
+        # readers wait for before their first read, so a broken store does not keep them waiting
+        self.tried = threading.Event()
         self._next_retention = 0.0
         self.deleted = (0, 0)  # (for age, for bytes) by the last retention
 
@@ -88,6 +91,7 @@ class EventWriter:
             timeout = min(timeout, 2.0)
         self._deadline = time.monotonic() + timeout
         self._stop.set()
+        self.tried.set()
         if self._thread is not None:
             self._thread.join(timeout + 5.0)
 
@@ -158,6 +162,7 @@ class EventWriter:
             if not self.ready.is_set():
                 self._retain(conn)
             self.ready.set()
+            self.tried.set()
         return self._conn
 
     def _close_conn(self) -> None:
@@ -182,6 +187,7 @@ class EventWriter:
         return True
 
     def _failed(self, e: BaseException) -> None:
+        self.tried.set()
         self.metrics.event_store_errors.inc()
         self.last_error = f"{type(e).__name__}: {e}"
         if not self.failing:

@@ -86,7 +86,7 @@ class People:
     async def _load(self) -> None:
         try:
             if self.history.writer is not None:  # (the writer thread opens and migrates the store)
-                await asyncio.to_thread(self.history.writer.ready.wait, 30)
+                await asyncio.to_thread(self.history.writer.tried.wait, 30)
             await self.reload()
             assert self.clusters is not None
             await self.history.read(lambda store, conn: self.clusters.load(conn))
