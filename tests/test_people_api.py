@@ -21,6 +21,7 @@ from streamer.metrics import Metrics
 from streamer.people.service import People
 from streamer.web.keys import CONFIG, METRICS, PIPELINE
 from streamer.web.people_api import add_people_routes
+from tests.conftest import wait_for
 
 
 @pytest.fixture
@@ -68,6 +69,15 @@ async def faces_stored(client: TestClient) -> int:
     r = await client.get("/people")
     assert r.status == 200
     return sum(len(p["faces"]) + len(p["negatives"]) for p in (await r.json())["people"])
+
+
+async def test_listing_the_library_loads_the_face_finder_ahead_of_a_photo(api) -> None:
+    """The models that describe a photo load when the page lists the library, in the background,
+    not when the first photo or "this is" arrives (seconds; over 10 on a loaded machine)."""
+    client, people, _, _ = api
+    assert not people.finder.loaded  # (not at start: a service nobody names people in never loads it)
+    assert (await client.get("/people")).status == 200
+    await wait_for(lambda: people.finder.loaded, 120, "the face finder loaded")
 
 
 async def test_enroll_list_get_crop_and_remove(api, shared: Path) -> None:

@@ -57,6 +57,7 @@ class People:
         self.counter = recognitions(metrics)
         self.finder = FaceFinder.from_config(config)
         self._enroller = ThreadPoolExecutor(1, thread_name_prefix="people-enroll")
+        self._warming = False
         self._loading: asyncio.Task | None = None
         self._watching: asyncio.Task | None = None
         self._signature: tuple = ()
@@ -150,6 +151,19 @@ class People:
         )
 
     # -- enrollment ------------------------------------------------------------------------------
+    def warm(self) -> None:
+        """Load the face finder in the background (the page's library view asks: a name may follow),
+        so naming a face does not wait seconds for the models; once."""
+        if self.enabled and not self._warming:
+            self._warming = True
+            self._enroller.submit(self._warm)
+
+    def _warm(self) -> None:
+        try:
+            self.finder.warm()
+        except Exception as e:  # (the photo that follows gets the error plainly)
+            log.warning("face library: the face finder could not be loaded ahead (%s)", e)
+
     async def describe(self, data: bytes) -> Described:
         """An uploaded photo's one face (BadPhoto: not an image, too big, no face, several)."""
 

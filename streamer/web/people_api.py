@@ -63,6 +63,7 @@ async def list_people(request: web.Request) -> web.Response:
     people = _people(request)
     if people is None:
         return _off(request)
+    people.warm()  # (the page lists the library as it opens: a photo or a name may follow)
     try:
         rows = await people.history.read(lambda s, c: people.library.people(c))
     except Exception as e:
