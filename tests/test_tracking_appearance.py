@@ -229,8 +229,8 @@ def test_a_faint_face_the_detector_then_misses_is_hidden_once_it_turns(shared: P
 def test_a_box_the_flow_scaled_faster_than_a_face_grows_is_hidden_but_a_face_walking_closer_is_not(
     shared: Path,
 ) -> None:
-    # on a real crowd (pw-shiv213) a 92 px face's box grew to 158 px in 4 frames (0.17 s) as the
-    # flow's points spread over the face and a passer-by moving apart, and was drawn around both.
+    # on a real crowd (pw-shiv213) a face's 92 px box grew to 158 px in 4 frames (0.17 s) as a
+    # blurred passer-by crossed in front of it, and was drawn around the face, her phone and him.
     # A face walking at the camera grows too, but slowly: on the real clips at most 1.5 times a
     # second. A box may grow by flow_slack * flow_growth ** seconds between any two frames since
     # the frame the detector saw the face on

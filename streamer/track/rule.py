@@ -63,7 +63,7 @@ class TrackerRule:
     sure_like: float = 0.8
     # a box the flow grew, between two frames since the detector last saw its face (or from the
     # detector's box on), by more than flow_slack * flow_growth ** seconds is unsure too: the flow's
-    # points spread over the face and something moving away from it (on pw-shiv213 a 92 px face's
+    # points spread over the face and something moving away from it (on pw-shiv213 a face's 92 px
     # box grew 1.7 times in 0.17 s). Faces walking at the camera grow at most 1.5 times a second on
     # the real clips; the slack takes the flow's jitter (a box on a face grows at most 1.19 times
     # more than 1.5 ** seconds there). Shrinking is not bounded: boxes shrinking off a face and on a
