@@ -61,6 +61,15 @@ class TrackerRule:
     # detector finds the face: a passer-by or the back of a head the flow followed instead looks
     # 0.6-0.8 like a 16 px face, a face back under its box 0.8 and more (0: off)
     sure_like: float = 0.8
+    # a box the flow grew, between two frames since the detector last saw its face (or from the
+    # detector's box on), by more than flow_slack * flow_growth ** seconds is unsure too: the flow's
+    # points spread over the face and something moving away from it (on pw-shiv213 a face's 92 px
+    # box grew 1.7 times in 0.17 s). Faces walking at the camera grow at most 1.5 times a second on
+    # the real clips; the slack takes the flow's jitter (a box on a face grows at most 1.19 times
+    # more than 1.5 ** seconds there). Shrinking is not bounded: boxes shrinking off a face and on a
+    # face turning or receding shrink alike (0.56-0.83 and 0.72-0.8 in 0.2-1 s). 0: off
+    flow_growth: float = 1.5
+    flow_slack: float = 1.3
     # a track whose face looks less than this like its template (at a look, or the detection it is
     # matched to) while another track's box is near it is classified again at the next detection,
     # so its identity is checked (0: off)

@@ -13,6 +13,7 @@ again (evidence.py).
 from __future__ import annotations
 
 import copy
+import math
 from collections import deque
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
@@ -53,12 +54,16 @@ class Track:
         self.detections_since_classified = 0
         self.flow_failures = 0
         self.seen_at = self.box.copy()  # where the detector last saw the face (then)
+        # the least log width less ``log(flow_growth) * time`` the box had since the detector saw the
+        # face, that width then included (``outgrown``)
+        self.growth_floor = self._growth_mark(self.seen_at, t)
         # the face as the detector last saw it (appearance.template; None: the box is not judged)
         self.template: tuple[np.ndarray, ...] | None = None
         self.likeness: float | None = None  # the box's content to the template, at its last look
         self.unlike_run = 0  # looks in a row the likeness was under the rule's ``unlike``
-        # the box may have left its face (the flow lost it, or a look or a miss found it unlike the
-        # face): not drawn until the detector finds it or a look finds it ``sure_like`` its face
+        # the box may have left its face (the flow lost it or grew it faster than a face grows, or
+        # a look or a miss found it unlike the face): not drawn until the detector finds it or a
+        # look finds it ``sure_like`` its face
         self.unsure = False
         # who: its face's identities at its last few classifications (a face's drifts as it turns,
         # speaks, is lit otherwise; the nearest of them is compared)
@@ -110,19 +115,40 @@ class Track:
         return Face(self.as_box(), self.labels(), track=self.id)
 
     # -- moving ---------------------------------------------------------------------------------
-    def move(self, mv: tuple[float, float, float] | None) -> None:
+    def move(self, mv: tuple[float, float, float] | None, t: float | None = None) -> None:
         """One frame's flow: shift and scale (``None``: the flow lost the box; it goes on at its
-        velocity, the mean of its recent shifts)."""
+        velocity, the mean of its recent shifts). A lost box is unsure, and so is one the flow
+        grew faster than a face grows (``outgrown``; ``t``: this frame's time)."""
+        rule = self.rule
+        # (judged by the looks: a box without a template, or with the looks off, is not)
+        judged = rule.sure_like > 0 and rule.unlike_looks > 0 and self.template is not None
         if mv is None:
             self.flow_failures += 1
-            # (judged by the looks: a box without a template, or with the looks off, is not)
-            rule = self.rule
-            self.unsure |= rule.sure_like > 0 and rule.unlike_looks > 0 and self.template is not None
+            self.unsure |= judged
             self.box[[0, 2]] += self.velocity[0]
             self.box[[1, 3]] += self.velocity[1]
             return
         self.box[:] = moved(self.box, mv)
         self.velocity = 0.5 * self.velocity + 0.5 * np.array(mv[:2])
+        if judged and t is not None:
+            self.unsure |= self.outgrown(t)
+
+    def outgrown(self, t: float) -> bool:
+        """The box grew faster than a face does since the detector last saw the face: between
+        some frame since (or the detector's own box) and now (``t``), by more than ``flow_slack *
+        flow_growth ** seconds`` (``TrackerRule``). The flow's points spread over the face and
+        something moving away from it; a face walking at the camera grows slower."""
+        rule = self.rule
+        if not rule.flow_growth:
+            return False
+        mark = self._growth_mark(self.box, t)
+        out = mark - self.growth_floor > math.log(rule.flow_slack)
+        self.growth_floor = min(self.growth_floor, mark)
+        return bool(out)
+
+    def _growth_mark(self, box: np.ndarray, t: float) -> float:
+        g = self.rule.flow_growth
+        return math.log(max(1.0, box[2] - box[0])) - (math.log(g) * t if g else 0.0)
 
     def scale(self, sx: float, sy: float) -> None:
         """The frames changed size by (sx, sy): the track, its history and what it was classified
@@ -130,16 +156,20 @@ class Track:
         k = np.array([sx, sy, sx, sy])
         self.box *= k
         self.seen_at = self.seen_at * k
+        self.growth_floor += math.log(sx)
         self.velocity *= k[:2]
         self.history = deque(((i, b * k) for i, b in self.history), maxlen=self.history.maxlen)
         self.classified_height *= sy
 
-    def detected(self, then: np.ndarray, box: Box, now: int, t: float, weak: bool = False) -> None:
+    def detected(
+        self, then: np.ndarray, box: Box, now: int, t: float, weak: bool = False, seen_t: float | None = None
+    ) -> None:
         """The detector found the face at ``box`` on a frame where the track was at ``then``: the
         box moves by that correction (shift of the centre, ratio of the widths) from where it is on
         frame ``now``, the last followed one. ``weak``: a weak detection (association.py): the
         face is still there (no miss) and the box goes where it is, but it is no hit (a track is
-        confirmed and classified by faces) and the track keeps its score."""
+        confirmed and classified by faces) and the track keeps its score. ``seen_t``: the time of
+        the frame the detector saw (``t``, now's, if not given)."""
         det = np.array([box.left, box.top, box.right, box.bottom], dtype=np.float64)
         sc = (det[2] - det[0] + 1) / max(1.0, then[2] - then[0] + 1)
         dc = (det[:2] + det[2:]) / 2 - (then[:2] + then[2:]) / 2
@@ -151,6 +181,7 @@ class Track:
             # planned, say) is matched against it and corrects from it, not from the box before
             self.history[-1] = (now, self.box.copy())
         self.seen_at = det
+        self.growth_floor = self._growth_mark(det, t if seen_t is None else seen_t)
         self.misses = 0
         self.unsure = False
         self.last_hit = t

@@ -51,6 +51,7 @@ class Tracker:
         self._prev: np.ndarray | None = None  # the last followed frame, grey, at the flow's scale
         self._prev_scale = 1.0
         self._index = -1  # the last followed frame
+        self._times: dict[int, float] = {}  # frame -> its time, for the frames a track's history holds
         self.cut = False  # a scene cut was seen: the next frame should go to the detector
         self.cuts = 0  # scene cuts and frame-size changes seen (each starts a scene)
         self._scene_from = -1  # the first frame of the current scene: the newest cut or size change
@@ -83,12 +84,15 @@ class Tracker:
         if self._prev is not None and self._prev.shape == gray.shape and self.tracks:
             moves = follow_boxes(self._prev, gray, s, [tr.xyxy for tr in self.tracks])
             for tr, mv in zip(self.tracks, moves, strict=True):
-                tr.move(mv)
+                tr.move(mv, t)
         check_boxes(self.tracks, gray, s, index, self.rule)
         # the next step may pick another scale (a smaller face arrived): then this frame is redone
         s_next = work_scale(image.shape, smallest)
         self._prev, self._prev_scale = (gray, s) if s_next == s else (to_gray(image, s_next), s_next)
         self._index = index
+        self._times[index] = t
+        while len(self._times) > self.rule.history:
+            del self._times[next(iter(self._times))]
         if keep:
             self.keep_last()
         else:
@@ -144,14 +148,15 @@ class Tracker:
         seen = self._carry.frames.get(index) or (
             (self._prev, self._prev_scale) if index == self._index and self._prev is not None else None
         )  # the grey frame the detector saw, for the faces' templates
+        seen_t = self._times.get(index, t)  # (when the frame the detector saw was shown)
         for ti, di in a.pairs:
             tr = tracks[ti]
             doubt_at_detection(tr, self.tracks, seen, a.boxes[di], rule)
-            self._correct(tr, np.asarray(a.then[ti]), faces[di], t)
+            self._correct(tr, np.asarray(a.then[ti]), faces[di], t, seen_t)
             tr.unlike_run = 0
             tr.template = template(seen[0], seen[1], a.boxes[di]) if seen is not None else None
         for ti, di in a.weak_pairs:  # (a weak detection places the box; the template stays the face's)
-            tracks[ti].detected(np.asarray(a.then[ti]), faces[di].box, self._index, t, weak=True)
+            tracks[ti].detected(np.asarray(a.then[ti]), faces[di].box, self._index, t, True, seen_t)
             tracks[ti].unlike_run = 0
         for ti in a.lost:
             tr = tracks[ti]
@@ -176,9 +181,10 @@ class Tracker:
         gone = {id(tracks[ti]) for ti in a.duplicates + a.switched}
         self._life.end_missed([tracks[ti] for ti in a.lost], gone, t)
 
-    def _correct(self, tr: Track, then: np.ndarray, f: Face, t: float) -> None:
-        """``tr`` was matched to the detected face ``f``, found where the track was at ``then``."""
-        tr.detected(then, f.box, self._index, t)
+    def _correct(self, tr: Track, then: np.ndarray, f: Face, t: float, seen_t: float) -> None:
+        """``tr`` was matched to the detected face ``f``, found where the track was at ``then`` on
+        a frame of time ``seen_t``."""
+        tr.detected(then, f.box, self._index, t, seen_t=seen_t)
         if f.identity is not None:
             tr.identities.append(f.identity)
             self._life.take_back(tr, t)
