@@ -10,7 +10,8 @@ its name showed, and which. Then the unknown clusters: the whole clip again with
 cluster's tracks are compared with the names the first run gave them (the reference).
 
 ``--clusters-only``: the unknown run alone, scored against who each track is by eye (``--labels``,
-files in ``benchmarks/people_clip_labels/``, written from the ``--sheet`` of crops): tracks left
+files in ``benchmarks/people_clip_labels/``, written from the ``--sheet`` of crops, by time and
+place: ``benchmarks.people_labels``; tracks no label matches are listed): tracks left
 out, clusters, clusters mixing people, each person's share of tracks in their biggest cluster, and
 the pairs of tracks labelled one person that the detector found on the same frames (a label to
 check again).

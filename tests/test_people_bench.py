@@ -256,3 +256,6 @@ def test_a_track_two_peoples_anchors_match_is_an_error_and_an_anchor_no_track_ma
     (tmp_path / "l.json").write_text('{"A": [1, 3]}')  # (track ids: not labels any more)
     with pytest.raises(LabelError, match="anchors"):
         load(tmp_path / "l.json")
+    np.savez(tmp_path / "old.npz", **{k: z[k] for k in z.files if k != "hit_box"})  # (saved without boxes)
+    with pytest.raises(LabelError, match="no boxes"):
+        labels_of(tmp_path / "l.json", np.load(tmp_path / "old.npz"))
