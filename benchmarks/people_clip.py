@@ -10,7 +10,8 @@ its name showed, and which. Then the unknown clusters: the whole clip again with
 cluster's tracks are compared with the names the first run gave them (the reference).
 
 ``--clusters-only``: the unknown run alone, scored against who each track is by eye (``--labels``,
-files in ``benchmarks/people_clip_labels/``, written from the ``--sheet`` of crops): tracks left
+files in ``benchmarks/people_clip_labels/``, written from the ``--sheet`` of crops, by time and
+place: ``benchmarks.people_labels``; tracks no label matches are listed): tracks left
 out, clusters, clusters mixing people, each person's share of tracks in their biggest cluster, and
 the pairs of tracks labelled one person that the detector found on the same frames (a label to
 check again).
@@ -29,6 +30,7 @@ import cv2
 import numpy as np
 
 from benchmarks.people_cluster_variants import LooksRecorder
+from benchmarks.people_labels import Labels, labels_of
 from streamer.classify import UNCERTAIN
 from streamer.config import load_config
 from streamer.inference.engine import Engine, engine_spec
@@ -95,6 +97,8 @@ def run(
                 tr.id, {"first_seen": tr.first_seen, "named_at": None, "names": Counter(), "x": []}
             )
             d["x"].append(float(tr.box[0] + tr.box[2]) / 2)
+            if tr.last_hit == t:  # (where the detector found it: the labels' anchors are time and place)
+                d.setdefault("at", {})[t] = [float(v) for v in tr.box]
             if crops is not None and len(d["x"]) in (8, 20, 40):  # (for labelling by eye; never saved)
                 b = tr.as_box()
                 crop = rgb[max(0, b.top) : b.bottom + 1, max(0, b.left) : b.right + 1]
@@ -162,13 +166,10 @@ def score(seq: list[tuple[int, np.ndarray, int, float, frozenset]], cfg, labels:
 def clusters_only(config, clip: Path, every: int, sheet: str, out: Path, labels: str, tracks_npz: str) -> int:
     """The unknown run alone: which cluster each track joined, the tracks' mean descriptors' distances,
     and (``sheet``, a path outside the repository) a contact sheet of crops per track, to label the
-    people by eye (``labels``: a JSON file, person -> track ids). ``tracks_npz`` (outside the
-    repository): where the unknown tracks are saved, or read from when it exists (no video run)."""
+    people by eye (``labels``: a JSON file, person -> anchors, ``benchmarks.people_labels``).
+    ``tracks_npz`` (outside the repository): where the unknown tracks are saved, or read from when
+    it exists (no video run)."""
     cfg = config.people
-    truth = {}
-    if labels:
-        for who, ts in json.loads(Path(labels).read_text()).items():
-            truth.update({int(t): who for t in ts})
     crops: dict[int, list[np.ndarray]] = {}
     if tracks_npz and Path(tracks_npz).exists():
         z = np.load(tracks_npz)
@@ -180,6 +181,7 @@ def clusters_only(config, clip: Path, every: int, sheet: str, out: Path, labels:
             for t, d, n, h in zip(z["ids"], z["d"], z["looks"], z["h"], strict=True)
         ]
         frames_of = {int(t): int(f) for t, f in zip(z["ids"], z["frames"], strict=True)}
+        saved = z
     else:
         engine = Engine(engine_spec(config))
         seq: list[tuple[int, np.ndarray, int, float, frozenset]] = []
@@ -193,20 +195,27 @@ def clusters_only(config, clip: Path, every: int, sheet: str, out: Path, labels:
         tracks = run(config, engine, clip, 0.0, every, rec, crops=crops)
         frames_of = {t: len(tracks[t]["x"]) for t, *_ in seq}
         assert len(rec.looks) == len(seq)
+        saved = dict(
+            ids=np.array([s[0] for s in seq]),
+            d=np.stack([s[1] for s in seq]),
+            looks=np.array([s[2] for s in seq]),
+            h=np.array([s[3] for s in seq]),
+            frames=np.array([frames_of[s[0]] for s in seq]),
+            hit_track=np.array([s[0] for s in seq for _ in s[4]], dtype=np.int64),
+            hit=np.array([x for s in seq for x in sorted(s[4])], dtype=np.float64),
+            # (the track's box at each of those times, x0, y0, x1, y1: the labels' places)
+            hit_box=np.array(
+                [tracks[s[0]].get("at", {}).get(x, [np.nan] * 4) for s in seq for x in sorted(s[4])],
+                dtype=np.float64,
+            ).reshape(-1, 4),
+            # (every look kept: its track's place in ``ids``, descriptor, face height, frontalness)
+            look_seq=np.concatenate([np.full(len(lk[0]), k) for k, lk in enumerate(rec.looks)]),
+            **{f"look_{n}": np.concatenate([lk[i] for lk in rec.looks]) for i, n in enumerate("dhf")},
+        )
         if tracks_npz:
-            np.savez(
-                tracks_npz,
-                ids=np.array([s[0] for s in seq]),
-                d=np.stack([s[1] for s in seq]),
-                looks=np.array([s[2] for s in seq]),
-                h=np.array([s[3] for s in seq]),
-                frames=np.array([frames_of[s[0]] for s in seq]),
-                hit_track=np.array([s[0] for s in seq for _ in s[4]], dtype=np.int64),
-                hit=np.array([x for s in seq for x in sorted(s[4])], dtype=np.float64),
-                # (every look kept: its track's place in ``ids``, descriptor, face height, frontalness)
-                look_seq=np.concatenate([np.full(len(lk[0]), k) for k, lk in enumerate(rec.looks)]),
-                **{f"look_{n}": np.concatenate([lk[i] for lk in rec.looks]) for i, n in enumerate("dhf")},
-            )
+            np.savez(tracks_npz, **saved)
+    found = labels_of(labels, saved) if labels else Labels()  # (who each track is: time and place)
+    truth = found.truth
     res = {
         "clip": clip.name,
         "every": every,
@@ -217,6 +226,8 @@ def clusters_only(config, clip: Path, every: int, sheet: str, out: Path, labels:
         "labelled_by_eye": bool(truth),
         "tracks": {t: {"frames": frames_of[t], "looks": n, "face_px": round(h)} for t, _, n, h, _ in seq},
         **score(seq, cfg, truth),
+        "unlabelled_tracks": [t for t, *_ in seq if t not in truth] if labels else [],
+        "anchors_matching_no_track": found.unmatched,
     }
     if sheet and crops:
         tiles = []
@@ -260,7 +271,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--labels",
         default="",
-        help="with --clusters-only: JSON, person -> track ids (labelled by eye on the sheet)",
+        help="with --clusters-only: JSON, person -> anchors [time_s, cx, cy], one a track labelled by "
+        "eye (benchmarks/people_labels.py)",
     )
     ap.add_argument(
         "--tracks",

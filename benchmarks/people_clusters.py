@@ -26,8 +26,10 @@ same draws at a few distances.
 
 ``--tracks DIR``: the real clips' unknown tracks saved by ``python -m benchmarks people-clip
 --clusters-only --tracks DIR/CLIP.npz`` (outside the repository), each scored against
-``benchmarks/people_clip_labels/CLIP.json`` by the service's rule and by PLDA at the tuned
-``theta`` (and a few others: the figures at those are read, not chosen from).
+``benchmarks/people_clip_labels/CLIP.json`` (who each track is by time and place:
+``benchmarks.people_labels``; tracks no anchor matches are listed as ``unlabelled``) by the
+service's rule and by PLDA at the tuned ``theta`` (and a few others: the figures at those are
+read, not chosen from).
 
 Two changes to the rule are measured on the same draws and tracks (``regroup_clusters``; their
 values read, not chosen from): ``regroup 0.4+M``, clusters merged whenever their tracks lie within
@@ -42,7 +44,6 @@ cohort-adjusted distances, face size, a track's looks weighted or compared as a 
 from __future__ import annotations
 
 import argparse
-import json
 from collections import Counter, defaultdict
 from pathlib import Path
 
@@ -50,6 +51,7 @@ import numpy as np
 
 from benchmarks.people_backend import FOLDS, Plda, people_of
 from benchmarks.people_cluster_variants import measured
+from benchmarks.people_labels import labels_of
 from benchmarks.people_lfw import descriptors, split
 from benchmarks.report import write
 from streamer.people.clusters import APART, KEPT, Cluster, assign, times
@@ -239,9 +241,8 @@ def clip(path: Path, m: Plda, theta: float, limits: tuple[float, ...], cohort, l
     hit_of: dict[int, set] = defaultdict(set)
     for t, h in zip(z["hit_track"], z["hit"], strict=True):
         hit_of[int(t)].add(float(h))
-    truth = {}
-    for who, ts in json.loads((labels / f"{path.stem}.json").read_text()).items():
-        truth.update({int(t): who for t in ts})
+    found = labels_of(labels / f"{path.stem}.json", z)  # (by time and place: people_labels)
+    truth = found.truth
     from streamer.people.settings import PeopleConfig
 
     cfg = PeopleConfig()
@@ -253,7 +254,9 @@ def clip(path: Path, m: Plda, theta: float, limits: tuple[float, ...], cohort, l
     ids = [int(z["ids"][k]) for k in keep]
     x, hits = z["d"][keep], [frozenset(hit_of[t]) for t in ids]
     who = [truth.get(t, "?") for t in ids]
-    out: dict = {"tracks": len(ids)}
+    out: dict = {"tracks": len(ids), "unlabelled": [t for t in ids if t not in truth]}
+    if found.unmatched:
+        out["anchors_matching_no_track"] = found.unmatched
     for lim in sorted(set(limits)):
         out[f"rule {lim:g}"] = grouping(who, rule_clusters(x, lim, hits))
     for way, cl in variants(x, cfg.cluster_distance, hits, cohort.offset(x)).items():
@@ -370,9 +373,13 @@ def report(res: dict, a) -> list[str]:
         ]
         for c, r in res["clips"].items():
             for way, g in r.items():
-                if way != "tracks":
+                if isinstance(g, dict):
                     share = ", ".join(f"{p} {v:.0%}" for p, v in g["share"].items())
                     md.append(f"| {c} | {way} | {g['clusters']} | {g['mixing']} | {share} |")
+        md += ["", "Tracks no label's anchor matched (counted, not scored):"]
+        md += [
+            f"- {c}: {', '.join(f't{t}' for t in r['unlabelled']) or 'none'}" for c, r in res["clips"].items()
+        ]
     return md
 
 

@@ -186,3 +186,76 @@ def test_the_looks_kept_for_the_benchmark_are_those_the_recognizer_averages(monk
     for (_, d, n, _, _), (ds, _h, fs) in zip(got, rec.looks, strict=True):
         assert len(ds) == 2 and np.allclose(ds[fs >= 0.5].mean(0), d, atol=1e-6) and n == (fs >= 0.5).sum()
     assert list(rec.looks[0][1]) == [60.0, 60.0] and list(rec.looks[1][2]) == [1.0, 0.1]
+
+
+def saved_tracks(path, ids: list[int]) -> None:
+    """A clip's unknown tracks as ``people-clip --clusters-only --tracks`` saves them, numbered
+    ``ids``: two tracks of A (at one place, before and after a cut), B beside A, and C, whom no
+    label names, later elsewhere."""
+    a, b, c = np.zeros(128), np.zeros(128), np.zeros(128)
+    b[0], c[1] = 0.9, 0.9
+    a2 = a.copy()
+    a2[2] = 0.1
+    d = np.stack([a, b, a2, c])
+    spans = [(1.0, 100, 100), (1.0, 300, 100), (5.0, 102, 98), (8.0, 300, 300)]
+    hit_track, hit, hit_box = [], [], []
+    for t, (start, x, y) in zip(ids, spans, strict=True):
+        for k in range(10):  # (a detection every 0.1 s for a second, a 60-px face)
+            hit_track.append(t)
+            hit.append(start + 0.1 * k)
+            hit_box.append([x - 30, y - 30, x + 30, y + 30])
+    np.savez(
+        path,
+        ids=np.array(ids),
+        d=d,
+        looks=np.full(4, 5),
+        h=np.full(4, 60.0),
+        frames=np.full(4, 25),
+        hit_track=np.array(hit_track),
+        hit=np.array(hit),
+        hit_box=np.array(hit_box, np.float64),
+    )
+
+
+def test_labels_find_people_by_time_and_place_whatever_the_tracker_numbered_their_tracks(tmp_path) -> None:
+    import json
+    from types import SimpleNamespace
+
+    from benchmarks.people_clusters import clip
+
+    anchors = {"A": [[1.5, 100, 100], [5.45, 103, 97]], "B": [[1.52, 301, 99]]}
+    (tmp_path / "dinner.json").write_text(json.dumps(anchors))
+    x, groups = people()
+    m, cohort = Plda(x, groups, shrink=0.0), SimpleNamespace(offset=lambda d: np.zeros(len(d)))
+    got = []
+    for run, ids in (("a", [1, 2, 3, 4]), ("b", [7, 3, 9, 2])):  # (a tracker change renumbers them)
+        (tmp_path / run).mkdir()
+        saved_tracks(tmp_path / run / "dinner.npz", ids)
+        got.append(clip(tmp_path / run / "dinner.npz", m, 0.0, (0.4,), cohort, tmp_path))
+    assert got[0]["rule 0.4"] == got[1]["rule 0.4"]
+    assert got[0]["rule 0.4"] == {"clusters": 3, "mixing": 0, "share": {"A": 1.0, "B": 1.0}}
+    assert got[0]["unlabelled"] == [4] and got[1]["unlabelled"] == [2]  # (C: counted, reported)
+
+
+def test_a_track_two_peoples_anchors_match_is_an_error_and_an_anchor_no_track_matches_is_listed(
+    tmp_path,
+) -> None:
+    import pytest
+
+    from benchmarks.people_labels import LabelError, labels_of, load
+
+    saved_tracks(tmp_path / "t.npz", [1, 2, 3, 4])
+    z = np.load(tmp_path / "t.npz")
+    (tmp_path / "l.json").write_text('{"A": [[1.5, 100, 100], [3.0, 100, 100]], "B": [[8.5, 300, 300]]}')
+    found = labels_of(tmp_path / "l.json", z)
+    assert found.truth == {1: "A", 4: "B"} and found.unlabelled == [2, 3]
+    assert found.unmatched == [("A", [3.0, 100.0, 100.0])]  # (between the two tracks: no detection near)
+    (tmp_path / "l.json").write_text('{"A": [[1.5, 100, 100]], "B": [[1.6, 110, 95]]}')
+    with pytest.raises(LabelError, match="two people"):
+        labels_of(tmp_path / "l.json", z)
+    (tmp_path / "l.json").write_text('{"A": [1, 3]}')  # (track ids: not labels any more)
+    with pytest.raises(LabelError, match="anchors"):
+        load(tmp_path / "l.json")
+    np.savez(tmp_path / "old.npz", **{k: z[k] for k in z.files if k != "hit_box"})  # (saved without boxes)
+    with pytest.raises(LabelError, match="no boxes"):
+        labels_of(tmp_path / "l.json", np.load(tmp_path / "old.npz"))
