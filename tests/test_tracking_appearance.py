@@ -274,3 +274,39 @@ def test_a_box_the_flow_scaled_faster_than_a_face_grows_is_hidden_but_a_face_wal
     off.tracks[0].move((0.0, 0.0, 1.25), 0.2)
     off.tracks[0].move((0.0, 0.0, 1.25), 0.25)
     assert len(off.faces()) == 1
+
+
+def test_a_new_face_whose_carry_lost_it_is_not_drawn_until_it_is_seen_there(shared: Path) -> None:
+    # at one detection a second (pw-shiv213, answered 24 frames late) a new face's box, carried
+    # from the frame the detector saw to now, can land beside the face, on hair or a coat: drawn
+    # at once, it stays there till the next detection. Here the face leaves the spot on the frames
+    # the answer takes, and the wall is there when the answer comes
+    head, _, wall = two_faces_and_a_wall(shared)
+
+    def scene(who: np.ndarray | None) -> np.ndarray:
+        im = wall.copy()
+        if who is not None:
+            im[60:124, 100:164] = who
+        return im
+
+    def answered(rule: TrackerRule, after: np.ndarray | None) -> Tracker:
+        tr = Tracker(rule)
+        tr.follow(scene(head), 0, 0.0, keep=True)  # the frame the detector sees
+        for i in range(1, 5):
+            tr.follow(scene(after), i, i / 10)
+        tr.update([face(100, 60, 64)], 0, 0.4)  # its answer, four frames later
+        return tr
+
+    rule = TrackerRule(confirm_hits=1)
+    assert len(answered(rule, head).faces()) == 1  # the carry kept the face: drawn at once
+    tr = answered(rule, None)
+    t = tr.tracks[0]
+    assert t.confirmed and t.likeness is not None and t.likeness < rule.carried_unlike
+    assert tr.faces() == ()  # on the wall: not drawn
+    tr.follow(scene(None), 5, 0.5)
+    assert tr.faces() == ()  # nor at the next looks while the face is not there
+    tr.follow(scene(head), 6, 0.6)
+    assert len(tr.faces()) == 1  # the face back under the box: drawn, as it is once detected there
+    # with the rule off, the box carried onto the wall is drawn
+    off = answered(TrackerRule(confirm_hits=1, carried_unlike=0.0), None)
+    assert len(off.faces()) == 1

@@ -1,6 +1,6 @@
 """The tracker's uses of appearance.py: does each track's box still show the face it follows?
 
-Each track keeps a template, the face as the detector last saw it. Three rules compare the
+Each track keeps a template, the face as the detector last saw it. Four rules compare the
 content under a track's box with it:
 
 - ``check_boxes``, every frame, each track in turn (one look every ``unlike_every`` frames: a look
@@ -9,6 +9,9 @@ content under a track's box with it:
   (``Track.shown``): the flow pulled it off its face, or left it on the wall behind. Such a box,
   and one the flow lost for a frame, is unsure (``Track.unsure``): drawn again only at a look of
   ``sure_like`` or more (or a detection), and looked at on every frame until then.
+- ``check_carried``, when a new face's box has been carried from the frame the detector saw to
+  now: a box that looks less than ``carried_unlike`` like the face is unsure from the start (the
+  carry lost the face on the way).
 - a face that looks less than ``doubt`` like its template while another track's box is near
   (``has_neighbour``: someone who could have walked in front of it) is doubted: classified again
   at the next detection, so its identity is checked (identity.py). A face alone that turns or is
@@ -48,6 +51,16 @@ def check_boxes(tracks: Sequence[Track], gray: np.ndarray, s: float, index: int,
                 tr.unsure = tr.likeness < rule.sure_like and (tr.unsure or hidden)
             if not tr.doubted and tr.likeness is not None and tr.likeness < rule.doubt:
                 tr.doubted = has_neighbour(tr, tracks)
+
+
+def check_carried(tr: Track, gray: np.ndarray | None, s: float, rule: TrackerRule) -> None:
+    """A new track's box, carried from the frame the detector saw to the last followed one
+    (``gray``, at scale ``s``), compared with its face there: under ``carried_unlike`` the carry
+    lost the face on the way, and the box is unsure until a look finds the face under it."""
+    if not (rule.carried_unlike and rule.sure_like) or tr.template is None or gray is None:
+        return
+    tr.likeness = likeness(tr.template, gray, s, tr.box)
+    tr.unsure = tr.likeness is not None and tr.likeness < rule.carried_unlike
 
 
 def doubt_at_detection(

@@ -56,6 +56,11 @@ class TrackerRule:
     # put keeps 0.95 and more; a bowed or turned head that the flow follows looks 0.7-0.9 like it)
     faint: float = 0.5
     faint_missed_unlike: float = 0.95
+    # a new face's box, carried by the flow from the frame the detector saw to now (carry.py), that
+    # looks less than this like the face is unsure (drawn once a look finds it ``sure_like``): the
+    # carry lost the face on the way and left the box on hair, a coat or a passer-by. A face the
+    # carry followed still looks like itself (0: off)
+    carried_unlike: float = 0.6
     # a box hidden by those looks, or one the flow lost for a frame (it moved on at its velocity: a
     # guess), is drawn again only once a look finds it at least this like its template, or the
     # detector finds the face: a passer-by or the back of a head the flow followed instead looks

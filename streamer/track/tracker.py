@@ -26,7 +26,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from streamer.track.appearance import likeness, template
-from streamer.track.appearance_checks import check_boxes, doubt_at_detection
+from streamer.track.appearance_checks import check_boxes, check_carried, doubt_at_detection
 from streamer.track.association import associate
 from streamer.track.carry import CARRY_BYTES, CARRY_FRAMES, KeyframeCarry
 from streamer.track.flow import follow_boxes, to_gray, work_scale
@@ -174,6 +174,7 @@ class Tracker:
             tr.history = deque(path, maxlen=rule.history)  # where it was since the detector saw it
             if seen is not None:
                 tr.template = template(seen[0], seen[1], a.boxes[di])
+                check_carried(tr, self._prev, self._prev_scale, rule)
             if f.labels:
                 self._look(tr, f)
             self.tracks.append(tr)
