@@ -50,11 +50,11 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks.people_backend import FOLDS, Plda, people_of
-from benchmarks.people_cluster_variants import measured
+from benchmarks.people_cluster_variants import measured, online
 from benchmarks.people_labels import labels_of
 from benchmarks.people_lfw import descriptors, split
 from benchmarks.report import write
-from streamer.people.clusters import APART, KEPT, Cluster, assign, times
+from streamer.people.clusters import APART, Cluster, assign, times
 
 LABELS = Path(__file__).resolve().parent / "people_clip_labels"
 THETAS = (-10.0, -5.0, 0.0, 5.0, 10.0, 15.0, 20.0, 25.0)
@@ -133,38 +133,7 @@ def regroup_clusters(
     dist = np.linalg.norm(x[:, None] - x[None], axis=2)
     if off is not None:
         dist = dist - 0.5 * (off[:, None] + off[None])
-    at = [times(hits[k]) if hits else np.zeros(0) for k in range(len(x))]
-
-    def apart(a: list[int], b: list[int]) -> bool:
-        return any(len(np.intersect1d(at[i], at[j], assume_unique=True)) >= APART for i in a for j in b)
-
-    def near(a: list[int], b: list[int], lim: float) -> float:
-        d = dist[np.ix_(a[-KEPT:], b[-KEPT:])]
-        ok = d.mean() <= lim and 2 * int((d <= lim).sum()) >= d.size and not apart(a[-KEPT:], b[-KEPT:])
-        return float(d.mean()) if ok else np.inf
-
-    groups: list[list[int]] = []
-    for k in range(len(x)):
-        score = [near(g, [k], limit) for g in groups]
-        j = int(np.argmin(score)) if groups else -1
-        if j < 0 or not np.isfinite(score[j]):
-            groups.append([])
-            j = len(groups) - 1
-        groups[j].append(k)
-        while merge > 0 and len(groups) > 1:
-            pairs = [
-                (near(a, b, merge), i, j) for i, a in enumerate(groups) for j, b in enumerate(groups) if i < j
-            ]
-            best = min(pairs)
-            if not np.isfinite(best[0]):
-                break
-            _, i, j = best
-            groups[i] = sorted(groups[i] + groups.pop(j))
-    out = [0] * len(x)
-    for c, g in enumerate(groups):
-        for k in g:
-            out[k] = c
-    return out
+    return online(dist, [times(hits[k]) if hits else np.zeros(0) for k in range(len(x))], limit, merge)
 
 
 def grouping(who: list[str], cluster: list[int]) -> dict:
