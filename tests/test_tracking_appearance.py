@@ -14,6 +14,14 @@ from streamer.types import Label
 from tests.support.tracking import face, two_faces_and_a_wall
 
 
+def on_wall(wall: np.ndarray, who: np.ndarray | None) -> np.ndarray:
+    """The wall with ``who`` (a 64 px face, or nothing) at (100, 60)."""
+    im = wall.copy()
+    if who is not None:
+        im[60:124, 100:164] = who
+    return im
+
+
 def test_a_box_left_on_no_face_is_hidden_until_the_face_is_there_again(shared: Path) -> None:
     # a real face on a textured wall; the face goes (someone passed in front and took the flow
     # along, or it moved faster than the flow follows) and the box stays on the wall
@@ -140,10 +148,7 @@ def test_a_box_the_flow_lost_or_a_look_hid_shows_again_only_on_its_face(shared: 
     head, other, wall = two_faces_and_a_wall(shared)
 
     def scene(who: np.ndarray | None) -> np.ndarray:
-        im = wall.copy()
-        if who is not None:
-            im[60:124, 100:164] = who
-        return im
+        return on_wall(wall, who)
 
     rule = TrackerRule(confirm_hits=1, max_coast_s=10.0, unlike_every=1)
     tr = Tracker(rule)
@@ -195,9 +200,7 @@ def test_a_faint_face_the_detector_then_misses_is_hidden_once_it_turns(shared: P
     )
 
     def scene(who: np.ndarray) -> np.ndarray:
-        im = wall.copy()
-        im[60:124, 100:164] = who
-        return im
+        return on_wall(wall, who)
 
     def drawn_after_a_miss(score: float, then: np.ndarray) -> tuple[bool, float]:
         rule = TrackerRule(max_coast_s=10.0)
@@ -284,10 +287,7 @@ def test_a_new_face_whose_carry_lost_it_is_not_drawn_until_it_is_seen_there(shar
     head, _, wall = two_faces_and_a_wall(shared)
 
     def scene(who: np.ndarray | None) -> np.ndarray:
-        im = wall.copy()
-        if who is not None:
-            im[60:124, 100:164] = who
-        return im
+        return on_wall(wall, who)
 
     def answered(rule: TrackerRule, after: np.ndarray | None) -> Tracker:
         tr = Tracker(rule)
