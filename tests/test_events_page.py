@@ -11,7 +11,7 @@ import pytest
 
 from streamer.history.writer import Pending
 from streamer.web.keys import PIPELINE
-from tests.conftest import wait_for
+from tests.conftest import metric, wait_for
 from tests.support.browser import Browser
 from tests.test_events_store import look, rec
 
@@ -31,8 +31,12 @@ def test_page_loads_the_history_script_and_never_uses_innerhtml() -> None:
     assert '<script src="/static/history.js">' in (static / "index.html").read_text()
 
 
-async def test_history_view_lists_filters_shows_and_deletes(make_app, chromium: str, tmp_path: Path) -> None:
-    client = await make_app()
+@pytest.mark.parametrize("token", ["", "history-token-0123456789"], ids=["open", "token"])
+async def test_history_view_lists_filters_shows_and_deletes(
+    make_app, chromium: str, tmp_path: Path, token: str
+) -> None:
+    # with an API token the thumbnails and snapshots need it too (as a header: <img> URLs cannot carry it)
+    client = await make_app(server={"api_token": token})
     history = client.server.app[PIPELINE].history
     await wait_for(lambda: history.writer.ready.is_set(), 30, "the store open")
     now = time.time()
@@ -44,7 +48,7 @@ async def test_history_view_lists_filters_shows_and_deletes(make_app, chromium: 
     await wait_for(lambda: history.writer.written == 5, 30, "the records written")
 
     async with Browser(chromium, tmp_path / "profile", tmp_path / "no-camera.y4m") as browser:
-        await browser.goto(str(client.make_url("/")))
+        await browser.goto(str(client.make_url("/")) + (f"#token={token}" if token else ""))
         assert await browser.poll(COUNT, lambda n: n == 5) == 5
         assert await browser.poll(THUMBS_LOADED, lambda n: n == 5) == 5
         first = await browser.eval("document.querySelector('#h-list li .h-labels').textContent")
@@ -68,5 +72,6 @@ async def test_history_view_lists_filters_shows_and_deletes(make_app, chromium: 
         assert "#3" in await browser.eval("document.getElementById('h-detail').textContent")
         await browser.eval("document.querySelector('#h-detail .h-delete').click()")
         assert await browser.poll(COUNT, lambda n: n == 0) == 0
-    r = await client.get("/events?stream=door")
+    r = await client.get("/events?stream=door", headers={"X-API-Token": token} if token else {})
     assert len((await r.json())["events"]) == 4
+    assert metric(client.server.app, "streamer_errors_total", kind="unauthorized") == 0

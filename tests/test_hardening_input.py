@@ -118,8 +118,8 @@ async def test_query_token_only_on_video_and_event_gets(api) -> None:
 def test_the_page_sends_the_query_token_only_for_video_and_events() -> None:
     from streamer.web.routes import STATIC
 
-    js = (STATIC / "app.js").read_text()
-    uses = [line for line in js.splitlines() if "withToken(`" in line]
+    lines = [line for f in sorted(STATIC.glob("*.js")) for line in f.read_text().splitlines()]
+    uses = [line for line in lines if "withToken(" in line and "function withToken" not in line]
     assert uses and all("/mjpeg`" in u or "/events`" in u for u in uses), uses
 
 

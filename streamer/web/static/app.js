@@ -15,6 +15,18 @@ async function api(url, opts = {}) {
   return r;
 }
 function withToken(url) { return TOKEN ? `${url}?token=${encodeURIComponent(TOKEN)}` : url; }
+// Snapshots and crops need the token too, and take it only as a header (?token= is for video and
+// events, which a browser cannot fetch with headers): with a token they are fetched and shown from a blob.
+async function setImage(img, url) {
+  if (!TOKEN) { img.src = url; return; }
+  try {
+    const r = await fetch(url, { headers: { "X-API-Token": TOKEN } });
+    if (!r.ok) throw new Error(`${r.status}`);
+    const src = URL.createObjectURL(await r.blob());
+    img.addEventListener("load", () => URL.revokeObjectURL(src), { once: true });
+    img.src = src;
+  } catch (e) { img.dispatchEvent(new Event("error")); }
+}
 
 function waitIce(pc) {
   if (pc.iceGatheringState === "complete") return Promise.resolve();

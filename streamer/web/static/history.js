@@ -1,7 +1,7 @@
 // streamer page: the event history (GET /events): what happened, newest first, with each track's
 // best face snapshot; filters by stream, label and time; an event's detail; tracks per hour.
 // Every value from the service goes in with textContent (never as markup): labels and stream ids
-// are data. Needs app.js (api, withToken).
+// are data. Needs app.js (api, setImage).
 "use strict";
 (() => {
   const root = document.getElementById("history");
@@ -54,7 +54,7 @@
       const img = el("img", "h-thumb");
       img.alt = `track ${ev.track}`;
       img.loading = "lazy";
-      img.src = withToken(ev.thumbnail_url);
+      setImage(img, ev.thumbnail_url);
       li.appendChild(img);
     }
     const text = el("div", "h-text");
@@ -73,10 +73,10 @@
     if (ev.snapshot_url) {
       const face = el("img", "h-face");
       face.alt = "face snapshot";
-      face.src = withToken(ev.snapshot_url);
+      setImage(face, ev.snapshot_url);
       const frame = el("img", "h-frame");
       frame.alt = "frame";
-      frame.src = withToken(ev.thumbnail_url);
+      setImage(frame, ev.thumbnail_url);
       box.append(face, frame);
     }
     const dl = el("dl");

@@ -1,7 +1,7 @@
 // streamer page: the face library (GET /people, /unknown): people and their enrolled faces, enroll
 // a photo, remove a face or a person; unknown people grouped ("unknown 7: 12 sightings"), each
 // nameable in one step. Every value from the service goes in with textContent (names are data).
-// Needs app.js (api, withToken).
+// Needs app.js (api, setImage).
 "use strict";
 (() => {
   const root = document.getElementById("people");
@@ -37,8 +37,8 @@
         const img = el("img", "p-face");
         img.alt = `${p.name} (${f.source})`;
         img.title = "remove this face";
-        img.src = withToken(f.crop_url);
         img.onerror = () => { img.replaceWith(el("span", "meta", `[${f.source}]`)); };
+        setImage(img, f.crop_url);
         img.onclick = async () => { if (await say(await api(`/people/${path(p.name)}/faces/${f.id}`, { method: "DELETE" }))) load(); };
         li.appendChild(img);
       }
@@ -61,7 +61,7 @@
       if (c.snapshot_url) {
         const img = el("img", "p-face");
         img.alt = c.name;
-        img.src = withToken(c.snapshot_url);
+        setImage(img, c.snapshot_url);
         li.appendChild(img);
       }
       li.appendChild(el("span", null, `${c.name}: ${c.sightings} sightings `));
