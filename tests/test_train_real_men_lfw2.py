@@ -88,3 +88,55 @@ def test_beard_loso_and_real_men_take_several_csvs() -> None:
     assert _parser().parse_args(["beard-loso"]).csv == (REAL_MEN_CSV,)
     args = _parser().parse_args(["real-men", "--model", "m.keras", "--csv", f"{LFW2}"])
     assert args.csv == (LFW2,)
+
+
+def test_ceiling_is_the_best_lower_class_recall_over_every_cutoff() -> None:
+    """``train/beard_cutoff.ceiling``: separable scores reach 1.0; otherwise never below the lower
+    recall at 0.5 nor at any cut-off tried by brute force."""
+    import numpy as np
+
+    from train.beard_cutoff import ceiling
+
+    y = np.array([0, 0, 1, 1])
+    assert ceiling(np.array([0.1, 0.2, 0.6, 0.7]), y)["min_class_recall"] == 1.0
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 2, 200)
+    p = np.clip(0.3 * y + rng.random(200) * 0.7, 0, 1)
+    c = ceiling(p, y)
+
+    def low(t: float) -> float:
+        return min((p[y == 0] < t).mean(), (p[y == 1] >= t).mean())
+
+    assert c["min_class_recall"] == round(max(low(t) for t in np.linspace(0, 1, 1001)), 4)
+    assert round(low(c["cutoff"]), 4) == c["min_class_recall"] >= low(0.5)
+
+
+@needs_faces
+def test_beard_loso_markdown_tabulates_the_cutoffs() -> None:
+    import numpy as np
+
+    from train.beard_loso import markdown
+    from train.real_men import score
+
+    faces, labelled = load_real_men(_shared())
+    lfw = faces.subset(np.flatnonzero(labelled & (faces.source == "lfw")))
+    b2c = {"pairs": 97, "flips": 41, "ordered": 93}
+    base = {
+        **score(lfw, lfw.ds.y.copy()),
+        "beard2clean": b2c,
+        "ceiling": {"min_class_recall": 0.8123, "cutoff": 0.41},
+    }
+    new = {**base, "validation_cutoff": {"cutoff": 0.37, **score(lfw, 1 - lfw.ds.y)}}
+    res = {
+        "folds": {"lfw": {"base": base, "new": new}},
+        "seed": 0,
+        "command": "c",
+        "commit": "x",
+        "started": "t",
+    }
+    text = markdown({**res, "load_average": [1.0]})
+    assert "| lfw | base | – | – | – | – | 81.2% (0.41) |" in text
+    assert "| lfw | new | 0.37 | 0.0% " in text
+    assert "Cut-offs" not in markdown(
+        {**res, "folds": {"lfw": {"x": {**score(lfw, lfw.ds.y), "beard2clean": b2c}}}, "load_average": [1.0]}
+    )

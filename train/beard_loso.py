@@ -65,7 +65,14 @@ def fold_variant(
             cache_dir=cache_dir,
         )
     )
-    return evaluate_real_men(Path(str(m["model"])), shared, cache_dir, fold, csv_file)
+    from train.beard_cutoff import held_out_ceiling, validation_cutoff
+
+    model = Path(str(m["model"]))
+    return {
+        **evaluate_real_men(model, shared, cache_dir, fold, csv_file),
+        "validation_cutoff": validation_cutoff(model, shared, cache_dir, fold, csv_file, seed),
+        "ceiling": held_out_ceiling(model, shared, cache_dir, fold, csv_file),
+    }
 
 
 def markdown(result: dict) -> str:
@@ -99,7 +106,43 @@ def markdown(result: dict) -> str:
                 + " | ".join(f"{_pc(c['accuracy'])} n={c['n']}" if c else "–" for c in cells)
                 + " |"
             )
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines + _cutoff_lines(result)) + "\n"
+
+
+def _cutoff_lines(result: dict) -> list[str]:
+    """The cut-off table (``train/beard_cutoff.py``), for results that carry it."""
+    rows = [(n, w, r) for n, f in result["folds"].items() for w, r in f.items() if "ceiling" in r]
+    if not rows:
+        return []
+    lines = [
+        "",
+        "Cut-offs on p(unshaved) (`train/beard_cutoff.py`): each trained head at the cut-off with the "
+        "best mean per-class recall on its own validation split (CelebA's validation men and the real "
+        "men's validation people; the held-out men never pick it), and the ceiling: over every "
+        "cut-off, the best of the two classes' lower recall on the held-out men (picked on them, so "
+        "a bound, not a recipe: under the goal, no cut-off meets it).",
+        "",
+        "| fold (held out) | model | validation cut-off | all | shaved | unshaved | ceiling (at cut-off) |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for name, who, r in rows:
+        c, v = r["ceiling"], r.get("validation_cutoff")
+        cells = (
+            [
+                f"{v['cutoff']:.2f}",
+                _cell(v["overall"]),
+                _cell(v["per_class"]["shaved"]),
+                _cell(v["per_class"]["unshaved"]),
+            ]
+            if v
+            else ["–"] * 4
+        )
+        lines.append(
+            f"| {name} | {who} | "
+            + " | ".join(cells)
+            + f" | {_pc(c['min_class_recall'])} ({c['cutoff']:.2f}) |"
+        )
+    return lines
 
 
 def run(
@@ -135,9 +178,12 @@ def run(
         held = tuple(fold.split("+"))
         scores: dict[str, object] = {}
         if baseline is not None:
-            scores[f"baseline {baseline.name}"] = evaluate_real_men(
-                baseline, shared, cache_dir, held, csv_file
-            )
+            from train.beard_cutoff import held_out_ceiling
+
+            scores[f"baseline {baseline.name}"] = {
+                **evaluate_real_men(baseline, shared, cache_dir, held, csv_file),
+                "ceiling": held_out_ceiling(baseline, shared, cache_dir, held, csv_file),
+            }
         for config, weight in variants:
             runs = out / f"{name}-runs" / f"without-{fold}-{config}-w{weight:g}"
             scores[f"{config}, real-men weight {weight:g}"] = fold_variant(
