@@ -1,5 +1,6 @@
-"""``train/real_men_beard_lfw2.csv`` (720 more LFW men labelled by looking) and reading several
-real men's CSVs as one (``train beard-loso --csv A,B``, ``train real-men --csv A,B``)."""
+"""``train/real_men_beard_lfw2.csv`` (720 more LFW men labelled by looking), ``..._aaf2.csv``
+(240 more All-Age-Faces men) and reading several real men's CSVs as one (``train beard-loso
+--csv A,B``, ``train real-men --csv A,B``)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from train.real_men import BEARD_VALUES, LABELS, REAL_MEN_CSV, csv_name, load_re
 
 FACES = _shared() / "data" / "faces"
 LFW2 = REAL_MEN_CSV.with_name("real_men_beard_lfw2.csv")
+AAF2 = REAL_MEN_CSV.with_name("real_men_beard_aaf2.csv")
 needs_faces = pytest.mark.skipif(not (FACES / "lfw" / "labels.csv").exists(), reason="shared faces not found")
 
 
@@ -140,3 +142,21 @@ def test_beard_loso_markdown_tabulates_the_cutoffs() -> None:
     assert "Cut-offs" not in markdown(
         {**res, "folds": {"lfw": {"x": {**score(lfw, lfw.ds.y), "beard2clean": b2c}}}, "load_average": [1.0]}
     )
+
+
+@needs_faces
+def test_aaf2_is_a_prefix_of_the_seeded_draw_of_new_aaf_men() -> None:
+    """``real_men_beard_aaf2.csv``: the first men of ``aaf_men_draw`` (aged 25+, images no other
+    CSV labels) in order, men, allowed labels, both classes, readable beside the other CSVs."""
+    from train.real_men_draw import AAF2_MIN_AGE, aaf_men_draw
+
+    rows = read_rows(AAF2)
+    assert [r["path"] for r in rows] == [d["path"] for d in aaf_men_draw(_shared())[: len(rows)]]
+    assert {r["beard"] for r in rows} <= set(BEARD_VALUES) and all(
+        int(r["age"]) >= AAF2_MIN_AGE for r in rows
+    )
+    assert min(sum(r["beard"] == lab for r in rows) for lab in LABELS) >= 30
+    with open(FACES / "aaf" / "labels.csv", newline="") as fh:
+        gender = {r["path"]: r["gender"] for r in csv.DictReader(fh)}
+    assert all(gender[r["path"]] == "male" for r in rows)
+    assert len(read_rows((REAL_MEN_CSV, LFW2, AAF2))) == len(read_rows((REAL_MEN_CSV, LFW2))) + len(rows)

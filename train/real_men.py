@@ -8,7 +8,8 @@ among those the CSV lacks) the same way; the shipped head is not trained on them
 CSV for ``beard-loso --train-csv``, they did not lift the held-out figures: models/beard.md).
 ``train/real_men_beard_lfw2.csv`` labels 720 more LFW men (one image a person, persons no CSV
 named before, a prefix of ``train.real_men_draw``'s seeded draw) the same way, so the held-out
-LFW fold is big enough to judge each class; every function here that takes a CSV also takes
+LFW fold is big enough to judge each class, and ``train/real_men_beard_aaf2.csv`` 240 more
+All-Age-Faces men aged 25+ (``real_men_draw``'s other draw); every function here that takes a CSV also takes
 several, read one after another as one list (``--csv A,B``).
 
 The shaved/unshaved head runs only on men, so these are the faces it must get right; CelebA's
