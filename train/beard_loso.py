@@ -4,14 +4,18 @@ recipe on CelebA's men and the labelled men of the other sources (``--real-men-t
 fold), and judge the fold's labelled men, never trained on: overall, per class and per age
 band with 95% Wilson intervals, and beard2clean's flips. Beside each, variants (other
 real-men weights or configurations) and a baseline model file on the same men. Writes
-``<name>.json`` and ``<name>.md``."""
+``<name>.json`` and ``<name>.md``. ``--csv A,B``: the labels of several CSVs read as one (e.g.
+``train/real_men_beard_lfw2.csv``'s 720 more LFW men beside the CSV: the folds holding LFW out
+train on the same men as with the CSV alone and are judged on more)."""
 
 from __future__ import annotations
 
+import argparse
 import json
+import sys
 from pathlib import Path
 
-from train.real_men import REAL_MEN_CSV, evaluate_real_men
+from train.real_men import REAL_MEN_CSV, CsvFiles, csv_name, evaluate_real_men
 from train.run_header import run_header
 from train.sources import AGE_BANDS
 
@@ -35,9 +39,9 @@ def fold_variant(
     seed: int,
     epochs: int,
     patience: int,
-    csv_file: Path,
+    csv_file: CsvFiles,
     cache_dir: Path,
-    train_csv: Path | None = None,
+    train_csv: CsvFiles | None = None,
 ) -> dict[str, object]:
     """Train the recipe without ``fold``'s labelled men (of ``train_csv``, default ``csv_file``:
     an older set of labels, to see what new labels buy) and judge ``csv_file``'s."""
@@ -61,13 +65,21 @@ def fold_variant(
             cache_dir=cache_dir,
         )
     )
-    return evaluate_real_men(Path(str(m["model"])), shared, cache_dir, fold, csv_file)
+    from train.beard_cutoff import held_out_ceiling, validation_cutoff
+
+    model = Path(str(m["model"]))
+    return {
+        **evaluate_real_men(model, shared, cache_dir, fold, csv_file),
+        "validation_cutoff": validation_cutoff(model, shared, cache_dir, fold, csv_file, seed),
+        "ceiling": held_out_ceiling(model, shared, cache_dir, fold, csv_file),
+    }
 
 
 def markdown(result: dict) -> str:
     lines = [
-        "Leave-one-source-out on the real men labelled by looking (`train/real_men_beard.csv`): each "
-        "fold's men are never trained on; the recipe trains on CelebA's men and the labelled men of "
+        "Leave-one-source-out on the real men labelled by looking "
+        f"(`{result.get('csv', REAL_MEN_CSV.name)}`): each fold's men are never trained on; the "
+        "recipe trains on CelebA's men and the labelled men of "
         f"the other sources (seed {result['seed']}; `labels of X`: trained on the labelled men of the "
         f"CSV X instead); `{result['command']}` at {result['commit']}, "
         f"{result['started']}, load average {result['load_average'][0]:.1f} (2 shared cores).",
@@ -94,7 +106,43 @@ def markdown(result: dict) -> str:
                 + " | ".join(f"{_pc(c['accuracy'])} n={c['n']}" if c else "–" for c in cells)
                 + " |"
             )
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines + _cutoff_lines(result)) + "\n"
+
+
+def _cutoff_lines(result: dict) -> list[str]:
+    """The cut-off table (``train/beard_cutoff.py``), for results that carry it."""
+    rows = [(n, w, r) for n, f in result["folds"].items() for w, r in f.items() if "ceiling" in r]
+    if not rows:
+        return []
+    lines = [
+        "",
+        "Cut-offs on p(unshaved) (`train/beard_cutoff.py`): each trained head at the cut-off with the "
+        "best mean per-class recall on its own validation split (CelebA's validation men and the real "
+        "men's validation people; the held-out men never pick it), and the ceiling: over every "
+        "cut-off, the best of the two classes' lower recall on the held-out men (picked on them, so "
+        "a bound, not a recipe: under the goal, no cut-off meets it).",
+        "",
+        "| fold (held out) | model | validation cut-off | all | shaved | unshaved | ceiling (at cut-off) |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for name, who, r in rows:
+        c, v = r["ceiling"], r.get("validation_cutoff")
+        cells = (
+            [
+                f"{v['cutoff']:.2f}",
+                _cell(v["overall"]),
+                _cell(v["per_class"]["shaved"]),
+                _cell(v["per_class"]["unshaved"]),
+            ]
+            if v
+            else ["–"] * 4
+        )
+        lines.append(
+            f"| {name} | {who} | "
+            + " | ".join(cells)
+            + f" | {_pc(c['min_class_recall'])} ({c['cutoff']:.2f}) |"
+        )
+    return lines
 
 
 def run(
@@ -108,9 +156,9 @@ def run(
     patience: int = 4,
     name: str = "beard-loso",
     command: str = "",
-    csv_file: Path = REAL_MEN_CSV,
+    csv_file: CsvFiles = REAL_MEN_CSV,
     cache_dir: Path | None = None,
-    train_csv: Path | None = None,
+    train_csv: CsvFiles | None = None,
 ) -> dict[str, object]:
     """Every fold x every (config, weight) variant (each also trained on ``train_csv``'s labels
     when given); writes ``<name>.json`` and ``.md`` in
@@ -122,37 +170,95 @@ def run(
     result: dict[str, object] = {
         **run_header(command),
         "seed": seed,
-        "csv": csv_file.name,
-        "train_csv": str(train_csv) if train_csv else None,
+        "csv": csv_name(csv_file),
+        "train_csv": csv_name(train_csv) if train_csv else None,
         "folds": {},
     }
     for fold in folds:
         held = tuple(fold.split("+"))
         scores: dict[str, object] = {}
         if baseline is not None:
-            scores[f"baseline {baseline.name}"] = evaluate_real_men(
-                baseline, shared, cache_dir, held, csv_file
-            )
+            from train.beard_cutoff import held_out_ceiling
+
+            scores[f"baseline {baseline.name}"] = {
+                **evaluate_real_men(baseline, shared, cache_dir, held, csv_file),
+                "ceiling": held_out_ceiling(baseline, shared, cache_dir, held, csv_file),
+            }
         for config, weight in variants:
             runs = out / f"{name}-runs" / f"without-{fold}-{config}-w{weight:g}"
             scores[f"{config}, real-men weight {weight:g}"] = fold_variant(
                 held, shared, runs, config, weight, seed, epochs, patience, csv_file, cache_dir
             )
             if train_csv is not None:
-                scores[f"{config}, real-men weight {weight:g}, labels of {train_csv.name}"] = fold_variant(
-                    held,
-                    shared,
-                    runs.with_name(runs.name + "-train-csv"),
-                    config,
-                    weight,
-                    seed,
-                    epochs,
-                    patience,
-                    csv_file,
-                    cache_dir,
-                    train_csv,
+                scores[f"{config}, real-men weight {weight:g}, labels of {csv_name(train_csv)}"] = (
+                    fold_variant(
+                        held,
+                        shared,
+                        runs.with_name(runs.name + "-train-csv"),
+                        config,
+                        weight,
+                        seed,
+                        epochs,
+                        patience,
+                        csv_file,
+                        cache_dir,
+                        train_csv,
+                    )
                 )
         result["folds"][fold] = scores  # type: ignore[index]
         (out / f"{name}.json").write_text(json.dumps(result, indent=2))
         (out / f"{name}.md").write_text(markdown(result))
     return result
+
+
+def csv_list(text: str) -> tuple[Path, ...]:
+    """``A.csv,B.csv``: the CSVs whose rows are read one after another as one list of men."""
+    return tuple(Path(x) for x in text.split(",") if x)
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    bl = sub.add_parser("beard-loso", help="the beard recipe leave-one-source-out on the real men")
+    bl.add_argument("--folds", default="lfw;utkface;aaf;aaf+lfw", help="';'-separated, '+' joins sources")
+    bl.add_argument("--variants", default="dlib_resnet_all:0.3", help="CONFIG:REAL_MEN_WEIGHT,...")
+    bl.add_argument("--baseline", type=Path, default=None, help="model file to score on the same men")
+    bl.add_argument(
+        "--csv",
+        type=csv_list,
+        default=(REAL_MEN_CSV,),
+        help="CSV[,CSV...]: the labelled men (default: the CSV)",
+    )
+    bl.add_argument(
+        "--train-csv",
+        type=csv_list,
+        default=None,
+        help="CSV[,CSV...]: also train each variant on these labels",
+    )
+    bl.add_argument("--seed", type=int, default=0)
+    bl.add_argument("--out", type=Path, default=Path("runs") / "beard-loso")
+    bl.add_argument("--name", default="beard-loso", help="file stem of the .json and .md written in --out")
+
+
+def main(args: argparse.Namespace, shared: Path) -> int:
+    from train.architectures import CONFIGS
+
+    variants = tuple((c, float(w)) for c, w in (v.split(":") for v in args.variants.split(",")))
+    bad = [c for c, _ in variants if c not in CONFIGS]
+    if bad:
+        print(f"train: error: unknown config(s) {bad}", file=sys.stderr)
+        return 2
+    folds = tuple(f for f in args.folds.split(";") if f)
+    cmd = "train " + " ".join(sys.argv[1:])
+    run(
+        folds,
+        args.out,
+        shared,
+        variants,
+        args.baseline,
+        args.seed,
+        name=args.name,
+        command=cmd,
+        csv_file=args.csv,
+        train_csv=args.train_csv,
+    )
+    print((args.out / f"{args.name}.md").read_text())
+    return 0

@@ -15,6 +15,7 @@
     train speed --model models/gender.keras
     train real-men --model models/beard.keras                        # real men labelled by looking
     train beard-loso --baseline models/beard.keras   # beard recipe, leave-one-source-out on real men
+    train beard-loso --csv train/real_men_beard.csv,train/real_men_beard_lfw2.csv  # more held-out men
 
 Exit codes: 0 success, 2 bad data or model file (the message says what and where).
 """
@@ -180,6 +181,8 @@ def _parser() -> argparse.ArgumentParser:
     ft.add_argument("--no-variants", action="store_true", help="skip CelebA x2 and the 5-head mean")
     ft.add_argument("--name", default="finetune", help="file stem of the .json and .md written in --out")
     from train.beard_finetune import add_parser as add_beard_finetune
+    from train.beard_loso import add_parser as add_beard_loso
+    from train.beard_loso import csv_list
     from train.variants import add_parser as add_variants
 
     add_variants(sub)
@@ -187,15 +190,8 @@ def _parser() -> argparse.ArgumentParser:
     r = sub.add_parser("real-men", help="a beard model on the real men labelled by looking; JSON on stdout")
     r.add_argument("--model", type=Path, required=True)
     r.add_argument("--sources", default="", help="only these sources (default: all: lfw,utkface,aaf)")
-    r.add_argument("--csv", type=Path, default=None, help="default: train/real_men_beard.csv")
-    bl = sub.add_parser("beard-loso", help="the beard recipe leave-one-source-out on the real men")
-    bl.add_argument("--folds", default="lfw;utkface;aaf;aaf+lfw", help="';'-separated, '+' joins sources")
-    bl.add_argument("--variants", default="dlib_resnet_all:0.3", help="CONFIG:REAL_MEN_WEIGHT,...")
-    bl.add_argument("--baseline", type=Path, default=None, help="model file to score on the same men")
-    bl.add_argument("--train-csv", type=Path, default=None, help="also train each variant on these labels")
-    bl.add_argument("--seed", type=int, default=0)
-    bl.add_argument("--out", type=Path, default=Path("runs") / "beard-loso")
-    bl.add_argument("--name", default="beard-loso", help="file stem of the .json and .md written in --out")
+    r.add_argument("--csv", type=csv_list, default=None, help="CSV[,CSV...] (default: the CSV)")
+    add_beard_loso(sub)
     s = sub.add_parser("speed", help="Classifier.predict_proba faces/s at batch 1 and 32")
     s.add_argument("--model", type=Path, required=True)
     return p
@@ -369,28 +365,9 @@ def _run(args: argparse.Namespace) -> int:
         print(json.dumps(res, indent=2))
         return 0
     if args.command == "beard-loso":
-        from train.beard_loso import run as run_beard_loso
+        from train.beard_loso import main as beard_loso
 
-        variants = tuple((c, float(w)) for c, w in (v.split(":") for v in args.variants.split(",")))
-        bad = [c for c, _ in variants if c not in CONFIGS]
-        if bad:
-            print(f"train: error: unknown config(s) {bad}", file=sys.stderr)
-            return 2
-        folds = tuple(f for f in args.folds.split(";") if f)
-        cmd = "train " + " ".join(sys.argv[1:])
-        run_beard_loso(
-            folds,
-            args.out,
-            _shared(),
-            variants,
-            args.baseline,
-            args.seed,
-            name=args.name,
-            command=cmd,
-            train_csv=args.train_csv,
-        )
-        print((args.out / f"{args.name}.md").read_text())
-        return 0
+        return beard_loso(args, _shared())
     if args.command == "speed":
         from train.evaluate import faces_per_second
 

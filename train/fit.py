@@ -62,7 +62,7 @@ class TrainOptions:
     # beard: train on CelebA's men only; add the labelled real men (train/real_men.py) of every
     # source but ``real_men_test`` (judged, never trained on), weighing ``real_men_weight`` of CelebA's
     men_only: bool = False
-    real_men: Path | None = None
+    real_men: Path | tuple[Path, ...] | None = None  # a CSV or several (train/real_men.py)
     real_men_test: tuple[str, ...] = ()
     real_men_weight: float = 0.3
     extra: dict[str, object] = field(default_factory=dict)

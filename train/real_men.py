@@ -6,6 +6,11 @@ CelebA's rule (``unshaved``: any beard, goatee, moustache or clearly visible stu
 ``train/real_men_beard_utk25.csv`` labels 180 more UTKFace men (aged 25+, drawn at random
 among those the CSV lacks) the same way; the shipped head is not trained on them (joined to the
 CSV for ``beard-loso --train-csv``, they did not lift the held-out figures: models/beard.md).
+``train/real_men_beard_lfw2.csv`` labels 720 more LFW men (one image a person, persons no CSV
+named before, a prefix of ``train.real_men_draw``'s seeded draw) the same way, so the held-out
+LFW fold is big enough to judge each class, and ``train/real_men_beard_aaf2.csv`` 240 more
+All-Age-Faces men aged 25+ (``real_men_draw``'s other draw); every function here that takes a CSV also takes
+several, read one after another as one list (``--csv A,B``).
 
 The shaved/unshaved head runs only on men, so these are the faces it must get right; CelebA's
 labels are the only large beard set, and these judge (and, by source, help train) it."""
@@ -13,6 +18,7 @@ labels are the only large beard set, and these judge (and, by source, help train
 from __future__ import annotations
 
 import csv
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -28,22 +34,43 @@ LABELS = ("shaved", "unshaved")
 UPSAMPLE = 0  # the faces fill 90+ px of these images: the detector finds them without upsampling
 
 
-def read_rows(csv_file: Path = REAL_MEN_CSV) -> list[dict[str, str]]:
-    """The CSV's rows in file order; every column present and every beard value allowed."""
-    try:
-        with open(csv_file, newline="") as fh:
-            rows = list(csv.DictReader(fh))
-    except (OSError, UnicodeDecodeError, csv.Error) as e:
-        raise DataError(f"{csv_file}: cannot read ({e})") from e
-    if not rows or any(c not in rows[0] for c in COLUMNS):
-        raise DataError(f"{csv_file}: needs the columns {','.join(COLUMNS)}")
-    bad = sorted({r["beard"] for r in rows} - set(BEARD_VALUES))
-    if bad:
-        raise DataError(f"{csv_file}: beard values {bad} are not among {BEARD_VALUES}")
+CsvFiles = Path | Sequence[Path]
+
+
+def csv_files(csv_file: CsvFiles) -> list[Path]:
+    """One CSV or several as a list of paths."""
+    return [Path(csv_file)] if isinstance(csv_file, (str, Path)) else [Path(p) for p in csv_file]
+
+
+def csv_name(csv_file: CsvFiles) -> str:
+    """The CSVs' file names joined by ``+`` (how results name the labels they judged)."""
+    return "+".join(p.name for p in csv_files(csv_file))
+
+
+def read_rows(csv_file: CsvFiles = REAL_MEN_CSV) -> list[dict[str, str]]:
+    """The CSVs' rows in file order (several CSVs one after another); every column present,
+    every beard value allowed and no face (source, path) in two rows."""
+    rows: list[dict[str, str]] = []
+    for f in csv_files(csv_file):
+        try:
+            with open(f, newline="") as fh:
+                more = list(csv.DictReader(fh))
+        except (OSError, UnicodeDecodeError, csv.Error) as e:
+            raise DataError(f"{f}: cannot read ({e})") from e
+        if not more or any(c not in more[0] for c in COLUMNS):
+            raise DataError(f"{f}: needs the columns {','.join(COLUMNS)}")
+        bad = sorted({r["beard"] for r in more} - set(BEARD_VALUES))
+        if bad:
+            raise DataError(f"{f}: beard values {bad} are not among {BEARD_VALUES}")
+        rows += more
+    keys = [(r["source"], r["path"]) for r in rows]
+    if len(set(keys)) < len(keys):
+        twice = next(k for k in keys if keys.count(k) > 1)
+        raise DataError(f"{csv_name(csv_file)}: {twice[0]} {twice[1]} is labelled twice")
     return rows
 
 
-def load_real_men(shared: Path, csv_file: Path = REAL_MEN_CSV) -> tuple[Faces, np.ndarray]:
+def load_real_men(shared: Path, csv_file: CsvFiles = REAL_MEN_CSV) -> tuple[Faces, np.ndarray]:
     """Every row of the CSV as ``Faces`` (``unsure`` rows get label 0) and a mask of the rows
     labelled shaved/unshaved. All rows, so that their cached features stay the same set."""
     rows = read_rows(csv_file)
@@ -51,7 +78,7 @@ def load_real_men(shared: Path, csv_file: Path = REAL_MEN_CSV) -> tuple[Faces, n
     paths = [root / r["source"] / r["path"] for r in rows]
     absent = [str(p) for p in paths if not p.is_file()]
     if absent:
-        raise DataError(f"{csv_file}: {len(absent)} image(s) are missing, e.g. {absent[0]}")
+        raise DataError(f"{csv_name(csv_file)}: {len(absent)} image(s) are missing, e.g. {absent[0]}")
     labelled = np.array([r["beard"] in LABELS for r in rows])
     y = np.array([LABELS.index(r["beard"]) if r["beard"] in LABELS else 0 for r in rows], np.int64)
     person = np.array([r["person"].strip() for r in rows])
@@ -59,7 +86,7 @@ def load_real_men(shared: Path, csv_file: Path = REAL_MEN_CSV) -> tuple[Faces, n
     groups = np.array(
         [f"{s}:{p}" if p else f"{s}:#{r['path']}" for s, p, r in zip(src, person, rows, strict=True)]
     )
-    ds = Dataset(paths, y, LABELS, f"real_men:{csv_file.name}", ["labels: by looking"], groups)
+    ds = Dataset(paths, y, LABELS, f"real_men:{csv_name(csv_file)}", ["labels: by looking"], groups)
 
     def num(v: str) -> float:
         try:
@@ -153,7 +180,7 @@ def evaluate_real_men(
     shared: Path,
     cache_dir: Path,
     sources: tuple[str, ...] = (),
-    csv_file: Path = REAL_MEN_CSV,
+    csv_file: CsvFiles = REAL_MEN_CSV,
 ) -> dict[str, object]:
     """``score`` of a model on the labelled real men (of ``sources`` only, if given), through
     the service's ``Classifier`` on the cached backbone features, and its beard2clean flips."""
@@ -167,7 +194,7 @@ def evaluate_real_men(
     pred = predict(model_path, feats)[idx].argmax(axis=1)
     return {
         "model": str(model_path),
-        "data": str(csv_file.name),
+        "data": csv_name(csv_file),
         "csv_counts": label_counts(read_rows(csv_file)),
         "sources": sorted(set(faces.source[idx].tolist())),
         **score(faces.subset(idx), pred),
@@ -186,7 +213,7 @@ def real_men_rows(opt: object, features: str, cache_dir: Path) -> dict[str, obje
     validation rows of ``features`` (split by person with ``opt.val_fraction``, ``opt.seed``)."""
     from train.features import features_for
 
-    csv_file = Path(opt.real_men)  # type: ignore[attr-defined]
+    csv_file = opt.real_men  # type: ignore[attr-defined]
     faces, labelled = load_real_men(_shared_of(opt), csv_file)
     feats = features_for(faces.ds, "mmod", UPSAMPLE, cache_dir, False)
     tr, va, te = split_real_men(
@@ -197,11 +224,11 @@ def real_men_rows(opt: object, features: str, cache_dir: Path) -> dict[str, obje
         opt.seed,  # type: ignore[attr-defined]
     )
     if len(set(faces.ds.y[tr].tolist())) < 2:
-        raise DataError(f"{csv_file}: the real men left for training hold a single class")
+        raise DataError(f"{csv_name(csv_file)}: the real men left for training hold a single class")
     x = feats.matrix(features).astype("float32")
     y = faces.ds.y
     info = {
-        "csv": csv_file.name,
+        "csv": csv_name(csv_file),
         "train_sources": sorted(set(faces.source[tr].tolist())),
         "test_sources": sorted(opt.real_men_test),  # type: ignore[attr-defined]
         "n_train": len(tr),
@@ -223,7 +250,7 @@ def real_men_metrics(opt: object, model_path: Path, cache_dir: Path, real: dict 
         out["real_men"] = {"trained": real["info"]}  # every labelled man trained on: nothing to judge
         return out
     sources = tuple(real["info"]["test_sources"]) if real else ()
-    csv_file = Path(opt.real_men) if real else REAL_MEN_CSV  # type: ignore[attr-defined]
+    csv_file = opt.real_men if real else REAL_MEN_CSV  # type: ignore[attr-defined]
     out["real_men"] = evaluate_real_men(model_path, shared, cache_dir, sources, csv_file)
     if real:
         out["real_men"]["trained"] = real["info"]
