@@ -25,6 +25,9 @@ DEFAULTS = {
     "ls": 0.0,  # label smoothing
     "cw": 1.0,  # CelebA's faces' weight, times the balanced weight (then renormalised)
     "seed": 0,
+    "teens": 0,  # 1: ages 10-14 and 15-19 balanced as two bands (balance_weights)
+    "tb": 1.0,  # boys of 10-19: times their balanced weight
+    "tmirror": 0,  # 1: faces of 10-19 also trained as their mirrored chip's features
 }
 TEMPERATURES = np.round(np.arange(0.5, 2.501, 0.05), 2)
 
@@ -86,11 +89,16 @@ def run_fold(v: dict, fold: str, shared: Path, out: Path, cache_dir: Path | None
     tr, va, te = split_sources(faces, 0.1 if fold == "full" else 0.0, 0.2, 0)
     trf, vaf = tr[feats.found[tr]], va[feats.found[va]]
     x, y = feats.matrix(str(v["feats"])).astype("float32"), faces.ds.y
-    w = balance_weights(faces.subset(trf))
+    w = balance_weights(faces.subset(trf), bool(v["teens"]), float(v["tb"]))
     if float(v["cw"]) != 1.0:
         w = w * np.where(faces.source[trf] == "celeba", float(v["cw"]), 1.0)
         w = (w * len(w) / w.sum()).astype("float32")
-    logits = fit_head(x[trf], y[trf], w, x[vaf], y[vaf], v)
+    x_tr, y_tr = x[trf], y[trf]
+    if int(v["tmirror"]):  # the teens' mirrored chips as more rows, at the same weights
+        t = trf[faces.age_band()[trf] == "10-19"]
+        x_tr = np.concatenate([x_tr, feats.mirror_matrix(str(v["feats"]))[t].astype("float32")])
+        y_tr, w = np.concatenate([y_tr, y[t]]), np.concatenate([w, w[np.isin(trf, t)]])
+    logits = fit_head(x_tr, y_tr, w, x[vaf], y[vaf], v)
     res = {"val_y": y[va], "val_src": faces.source[va], "val_logit": logits(x[va])}
     if fold == "full":
         res |= {"test_y": y[te], "test_src": faces.source[te], "test_logit": logits(x[te])}
