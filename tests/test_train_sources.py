@@ -113,7 +113,7 @@ def test_balance_weights_teen_options() -> None:
     young, mid = age < 15, (age >= 15) & (age < 20)
     assert w[young].sum() == pytest.approx(w[young].size / w[mid].size * w[mid].sum(), rel=1e-5)
     # split: 13-14 weighs as much in total as 15-19, within each gender
-    s = balance_weights(f, split_teens=True)
+    s = balance_weights(f, split_teens=True, teen_boys=1.0)
     for g in (0, 1):
         assert s[young & (y == g)].sum() == pytest.approx(s[mid & (y == g)].sum(), rel=1e-5)
     assert s[age == 25].sum() == pytest.approx(s[age < 20].sum() / 2, rel=1e-5)  # 2 bands vs 1
@@ -123,6 +123,22 @@ def test_balance_weights_teen_options() -> None:
     assert b[teen & (y == 1)].sum() == pytest.approx(2 * b[teen & (y == 0)].sum(), rel=1e-5)
     assert b[(age == 25) & (y == 1)].sum() == pytest.approx(b[(age == 25) & (y == 0)].sum(), rel=1e-5)
     assert abs(b.mean() - 1) < 1e-5
+
+
+def test_the_recipe_weighs_teenage_boys_up() -> None:
+    """The recipe's weights (``balance_weights`` as ``train gender --sources`` calls it): boys of
+    10-19 count ``TEEN_BOYS`` times the girls of 10-19 (equal cells), other ages alike."""
+    from train.multi import balance_weights
+    from train.sources import TEEN_BOYS
+
+    age = np.array([14.0] * 20 + [18.0] * 20 + [35.0] * 40 + [50.0] * 40)
+    y = np.array([0, 1] * 60)
+    w = balance_weights(_aged_faces(age, y))
+    teen = age < 20
+    assert TEEN_BOYS > 1
+    assert w[teen & (y == 1)].sum() == pytest.approx(TEEN_BOYS * w[teen & (y == 0)].sum(), rel=1e-5)
+    for a in (35.0, 50.0):
+        assert w[(age == a) & (y == 1)].sum() == pytest.approx(w[(age == a) & (y == 0)].sum(), rel=1e-5)
 
 
 def test_calibration_of_a_known_set() -> None:

@@ -63,7 +63,7 @@ def _save(d: Path, rng: np.random.Generator, flip: np.ndarray | None = None) -> 
         test_logit=test,
         test_path=np.array([f"{i:03d}.jpg" for i in range(100)]),
     )
-    ages = np.array([15.0, 25.0, 75.0, np.nan] * 25)
+    ages = np.array([15.0, 15.0, 25.0, 75.0, np.nan] * 20)  # teens of both genders
     np.savez(
         d / "utkface.npz",
         held_y=y,
@@ -82,6 +82,11 @@ def test_summary_counts_celeba_test_errors_and_scores_held_out_sources(tmp_path:
     assert s["celeba_test"] == pytest.approx(1 - len(s["celeba_errors"]) / 60)
     assert "utkface" in s and "aaf" not in s  # a fold not run is left out
     assert s["utkface"]["worst_band"][1] in ("10-19", "20-29", "70+")
+    r = dict(np.load(tmp_path / "a" / "utkface.npz"))  # the girls' and boys' recall at 10-19
+    ok, teen = r["held_logit"].argmax(1) == r["held_y"], r["held_age"] == 15.0
+    for g in (0, 1):
+        assert s["utkface"]["teens"][g] == pytest.approx(ok[teen & (r["held_y"] == g)].mean())
+    assert "10-19 F/M" in variants.line("a", s)
     row = variants.line("a", s)
     assert row.startswith("| a | 1.00 |") and row.count("|") == 9
     # the mean of two heads is scored on the same faces; a fitted temperature is reported

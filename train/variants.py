@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from train.data import GENDER_RULE
-from train.sources import AGE_BANDS, SOURCES, age_band
+from train.sources import AGE_BANDS, SOURCES, TEEN_BOYS, age_band
 
 DEFAULTS = {
     "feats": "dlib_face_descriptor+dlib_pooled",  # the shipped head's (config dlib_resnet)
@@ -26,7 +26,7 @@ DEFAULTS = {
     "cw": 1.0,  # CelebA's faces' weight, times the balanced weight (then renormalised)
     "seed": 0,
     "teens": 0,  # 1: ages 10-14 and 15-19 balanced as two bands (balance_weights)
-    "tb": 1.0,  # boys of 10-19: times their balanced weight
+    "tb": TEEN_BOYS,  # boys of 10-19: times their balanced weight (the recipe's: train/multi.py)
     "tmirror": 0,  # 1: faces of 10-19 also trained as their mirrored chip's features
 }
 TEMPERATURES = np.round(np.arange(0.5, 2.501, 0.05), 2)
@@ -170,6 +170,9 @@ def summarise(dirs: list[Path], temperature: float | str = 1.0) -> dict[str, obj
         bands = np.array([age_band(a) for a in runs[0]["held_age"]])
         if (bands != "").any():
             row["worst_band"] = min((ok[bands == b].mean(), b) for b in AGE_BANDS if (bands == b).any())
+        teen = bands == "10-19"
+        if (teen & (y == 0)).any() and (teen & (y == 1)).any():  # the weak cell of issue #30
+            row["teens"] = (ok[teen & (y == 0)].mean(), ok[teen & (y == 1)].mean())
         out[f] = row
     return out
 
@@ -193,6 +196,8 @@ def line(name: str, s: dict) -> str:
             cells.append("–")
             continue
         worst = f", {r['worst_band'][1]} {pc(r['worst_band'][0])}" if "worst_band" in r else ""
+        if "teens" in r:
+            worst += f", 10-19 F/M {pc(r['teens'][0])}/{pc(r['teens'][1])}"
         cells.append(f"{pc(r['accuracy'])} (F {pc(r['female'])}{worst}; ECE {r['ece']:.3f})")
     return "| " + " | ".join(cells) + " |"
 
