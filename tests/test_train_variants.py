@@ -106,3 +106,24 @@ def test_head_learns_a_separable_set_and_gives_logits() -> None:
     z = logits(x[2500:])
     assert z.shape == (500, 2)
     assert (z.argmax(axis=1) == y[2500:]).mean() > 0.9
+
+
+def test_teen_row_is_the_mean_of_the_seeds_cells(tmp_path: Path) -> None:
+    rng = np.random.default_rng(3)
+    for name in ("s0", "s1"):
+        _save(tmp_path / name, rng)
+        r = dict(np.load(tmp_path / name / "utkface.npz"))
+        np.savez(tmp_path / name / "aaf.npz", **r)
+        np.savez(tmp_path / name / "lfw.npz", **(r | {"held_age": np.full(len(r["held_y"]), np.nan)}))
+    cells = [variants.teen_cells(tmp_path / n) for n in ("s0", "s1")]
+    for c, n in zip(cells, ("s0", "s1"), strict=True):
+        r = dict(np.load(tmp_path / n / "utkface.npz"))
+        ok = r["held_logit"].argmax(1) == r["held_y"]
+        boys = (r["held_age"] == 15.0) & (r["held_y"] == 1)
+        assert c["utkface boys"] == pytest.approx(ok[boys].mean())
+        assert np.isnan(c["utkface boys 13-14"])  # no boy of 13-14 in these faces
+        assert "lfw boys" not in c and "lfw women" in c  # LFW gives no ages
+    row = variants.teen_line("s0", [tmp_path / "s0", tmp_path / "s1"])
+    assert row.startswith("| s0 | 2 |") and row.count("|") == 13
+    mean_boys = 100 * np.mean([c["aaf boys"] for c in cells])
+    assert f"{mean_boys:.1f}% (" in row.split("|")[7]

@@ -202,6 +202,46 @@ def line(name: str, s: dict) -> str:
     return "| " + " | ".join(cells) + " |"
 
 
+def teen_cells(d: Path) -> dict[str, float]:
+    """One run's held-out figures around the teens (issue #30), at T = 1: per held-out source with
+    ages, boys' and girls' recall at 10-19, boys' at 13-14, women's recall, accuracy and the lowest
+    age band; LFW's accuracy and women's recall; CelebA's test accuracy and misses."""
+    out: dict[str, float] = {}
+    full = dict(np.load(d / "full.npz", allow_pickle=True))
+    ok = full["test_logit"].argmax(1) == full["test_y"]
+    cel = full["test_src"] == "celeba"
+    out |= {"celeba": ok[cel].mean(), "celeba_misses": float((~ok[cel]).sum())}
+    for f in SOURCES[1:]:
+        r = dict(np.load(d / f"{f}.npz", allow_pickle=True))
+        y, a = r["held_y"], r["held_age"]
+        ok = r["held_logit"].argmax(1) == y
+        out |= {f"{f} acc": ok.mean(), f"{f} women": ok[y == 0].mean()}
+        bands = np.array([age_band(x) for x in a])
+        if (bands == "").all():
+            continue
+        teen = bands == "10-19"
+        out |= {f"{f} boys": ok[teen & (y == 1)].mean(), f"{f} girls": ok[teen & (y == 0)].mean()}
+        out[f"{f} boys 13-14"] = ok[(a < 15) & (y == 1)].mean()
+        out[f"{f} min band"] = min(ok[bands == b].mean() for b in AGE_BANDS if (bands == b).any())
+    return out
+
+
+def teen_line(name: str, dirs: list[Path]) -> str:
+    """A table row: ``teen_cells`` averaged over the runs in ``dirs`` (seeds of one recipe)."""
+    cells = [teen_cells(d) for d in dirs]
+    m = {k: float(np.mean([c[k] for c in cells])) for k in cells[0]}
+
+    def pc(k: str) -> str:
+        return f"{100 * m[k]:.1f}%"
+
+    row = [name, str(len(dirs))]
+    for f in ("utkface", "aaf"):
+        row += [f"{pc(f + ' boys')} ({pc(f + ' boys 13-14')})", pc(f + " girls"), pc(f + " women")]
+        row.append(f"{pc(f + ' acc')} / {pc(f + ' min band')}")
+    row += [f"{pc('lfw acc')} ({pc('lfw women')})", f"{pc('celeba')} ({m['celeba_misses']:.1f})"]
+    return "| " + " | ".join(row) + " |"
+
+
 def run(settings: list[str], name: str, folds: list[str], shared: Path, out: Path) -> None:
     v = parse(settings)
     d = out / name
@@ -217,6 +257,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     v.add_argument("--set", action="append", default=[], help="key=value (train/variants.py DEFAULTS)")
     v.add_argument("--folds", default="full,utkface,aaf,lfw", help="'full' and/or held-out sources")
     v.add_argument("--score", action="append", default=[], help="NAME or NAME,NAME (mean): a table row")
+    v.add_argument("--teens", action="append", default=[], help="NAME,NAME (seeds): their mean teen row")
     v.add_argument("--out", type=Path, default=Path("runs") / "variants")
 
 
@@ -226,4 +267,6 @@ def main(args: argparse.Namespace, shared: Path) -> int:
     for spec in args.score:
         for t in (1.0, "fit"):
             print(line(spec, summarise([args.out / n for n in spec.split(",")], t)))
+    for spec in args.teens:
+        print(teen_line(spec.split(",")[0], [args.out / n for n in spec.split(",")]))
     return 0
