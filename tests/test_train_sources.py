@@ -94,6 +94,53 @@ def test_balance_weights_make_sources_labels_and_ages_count_alike() -> None:
     assert w[(src == "a") & (y == 1)].sum() == pytest.approx(w[(src == "a") & (y == 0)].sum())
 
 
+def _aged_faces(age: np.ndarray, y: np.ndarray) -> object:
+    from train.sources import Faces
+
+    n = len(y)
+    ds = Dataset([Path(f"{i}") for i in range(n)], y, ("female", "male"), "t")
+    return Faces(ds, np.array(["utkface"] * n), age, np.array([""] * n), np.array([""] * n))
+
+
+def test_balance_weights_teen_options() -> None:
+    from train.multi import balance_weights
+
+    # boys and girls of 13-14 (20 each), of 15-19 (40 each) and of 20-29 (50 each): no clipping
+    age = np.array([13.0] * 40 + [17.0] * 80 + [25.0] * 100)
+    y = np.array(([0] * 20 + [1] * 20) + ([0] * 40 + [1] * 40) + ([0] * 50 + [1] * 50))
+    f = _aged_faces(age, y)
+    w = balance_weights(f)
+    young, mid = age < 15, (age >= 15) & (age < 20)
+    assert w[young].sum() == pytest.approx(w[young].size / w[mid].size * w[mid].sum(), rel=1e-5)
+    # split: 13-14 weighs as much in total as 15-19, within each gender
+    s = balance_weights(f, split_teens=True, teen_boys=1.0)
+    for g in (0, 1):
+        assert s[young & (y == g)].sum() == pytest.approx(s[mid & (y == g)].sum(), rel=1e-5)
+    assert s[age == 25].sum() == pytest.approx(s[age < 20].sum() / 2, rel=1e-5)  # 2 bands vs 1
+    # teen boys at 2x: boys of 10-19 weigh twice the girls of 10-19, the 20s unchanged between genders
+    b = balance_weights(f, teen_boys=2.0)
+    teen = age < 20
+    assert b[teen & (y == 1)].sum() == pytest.approx(2 * b[teen & (y == 0)].sum(), rel=1e-5)
+    assert b[(age == 25) & (y == 1)].sum() == pytest.approx(b[(age == 25) & (y == 0)].sum(), rel=1e-5)
+    assert abs(b.mean() - 1) < 1e-5
+
+
+def test_the_recipe_weighs_teenage_boys_up() -> None:
+    """The recipe's weights (``balance_weights`` as ``train gender --sources`` calls it): boys of
+    10-19 count ``TEEN_BOYS`` times the girls of 10-19 (equal cells), other ages alike."""
+    from train.multi import balance_weights
+    from train.sources import TEEN_BOYS
+
+    age = np.array([14.0] * 20 + [18.0] * 20 + [35.0] * 40 + [50.0] * 40)
+    y = np.array([0, 1] * 60)
+    w = balance_weights(_aged_faces(age, y))
+    teen = age < 20
+    assert TEEN_BOYS > 1
+    assert w[teen & (y == 1)].sum() == pytest.approx(TEEN_BOYS * w[teen & (y == 0)].sum(), rel=1e-5)
+    for a in (35.0, 50.0):
+        assert w[(age == a) & (y == 1)].sum() == pytest.approx(w[(age == a) & (y == 0)].sum(), rel=1e-5)
+
+
 def test_calibration_of_a_known_set() -> None:
     from train.multi import calibration
 

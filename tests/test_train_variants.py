@@ -63,7 +63,7 @@ def _save(d: Path, rng: np.random.Generator, flip: np.ndarray | None = None) -> 
         test_logit=test,
         test_path=np.array([f"{i:03d}.jpg" for i in range(100)]),
     )
-    ages = np.array([15.0, 25.0, 75.0, np.nan] * 25)
+    ages = np.array([15.0, 15.0, 25.0, 75.0, np.nan] * 20)  # teens of both genders
     np.savez(
         d / "utkface.npz",
         held_y=y,
@@ -82,6 +82,11 @@ def test_summary_counts_celeba_test_errors_and_scores_held_out_sources(tmp_path:
     assert s["celeba_test"] == pytest.approx(1 - len(s["celeba_errors"]) / 60)
     assert "utkface" in s and "aaf" not in s  # a fold not run is left out
     assert s["utkface"]["worst_band"][1] in ("10-19", "20-29", "70+")
+    r = dict(np.load(tmp_path / "a" / "utkface.npz"))  # the girls' and boys' recall at 10-19
+    ok, teen = r["held_logit"].argmax(1) == r["held_y"], r["held_age"] == 15.0
+    for g in (0, 1):
+        assert s["utkface"]["teens"][g] == pytest.approx(ok[teen & (r["held_y"] == g)].mean())
+    assert "10-19 F/M" in variants.line("a", s)
     row = variants.line("a", s)
     assert row.startswith("| a | 1.00 |") and row.count("|") == 9
     # the mean of two heads is scored on the same faces; a fitted temperature is reported
@@ -101,3 +106,24 @@ def test_head_learns_a_separable_set_and_gives_logits() -> None:
     z = logits(x[2500:])
     assert z.shape == (500, 2)
     assert (z.argmax(axis=1) == y[2500:]).mean() > 0.9
+
+
+def test_teen_row_is_the_mean_of_the_seeds_cells(tmp_path: Path) -> None:
+    rng = np.random.default_rng(3)
+    for name in ("s0", "s1"):
+        _save(tmp_path / name, rng)
+        r = dict(np.load(tmp_path / name / "utkface.npz"))
+        np.savez(tmp_path / name / "aaf.npz", **r)
+        np.savez(tmp_path / name / "lfw.npz", **(r | {"held_age": np.full(len(r["held_y"]), np.nan)}))
+    cells = [variants.teen_cells(tmp_path / n) for n in ("s0", "s1")]
+    for c, n in zip(cells, ("s0", "s1"), strict=True):
+        r = dict(np.load(tmp_path / n / "utkface.npz"))
+        ok = r["held_logit"].argmax(1) == r["held_y"]
+        boys = (r["held_age"] == 15.0) & (r["held_y"] == 1)
+        assert c["utkface boys"] == pytest.approx(ok[boys].mean())
+        assert np.isnan(c["utkface boys 13-14"])  # no boy of 13-14 in these faces
+        assert "lfw boys" not in c and "lfw women" in c  # LFW gives no ages
+    row = variants.teen_line("s0", [tmp_path / "s0", tmp_path / "s1"])
+    assert row.startswith("| s0 | 2 |") and row.count("|") == 13
+    mean_boys = 100 * np.mean([c["aaf boys"] for c in cells])
+    assert f"{mean_boys:.1f}% (" in row.split("|")[7]

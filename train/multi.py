@@ -13,7 +13,7 @@ from train.crops import default_cache_dir
 from train.data import GENDER_RULE, Dataset, LabelRule, split_indices
 from train.evaluate import confusion_metrics, wilson
 from train.features import Features, features_for, map_sets
-from train.sources import UPSAMPLE, Faces, concat, load_source
+from train.sources import TEEN_BOYS, UPSAMPLE, Faces, concat, load_source
 from train.split import split_stratified
 
 ECE_BINS = 10
@@ -94,14 +94,17 @@ def split_sources(
     )
 
 
-def balance_weights(faces: Faces) -> np.ndarray:
+def balance_weights(faces: Faces, split_teens: bool = False, teen_boys: float = TEEN_BOYS) -> np.ndarray:
     """Per-face training weights: every source weighs the same in total, every label the same
     within a source, and within those every age band (where the source gives ages) the same,
     each face's weight clipped to at most 4x the median so that a rare cell cannot dominate.
-    Mean weight 1."""
+    ``split_teens``: 10-14 and 15-19 balanced as two bands; ``teen_boys``: boys of 10-19 weigh
+    that many times their balanced weight (after the clip; the recipe's ``TEEN_BOYS``). Mean weight 1."""
     n = len(faces)
     w = np.ones(n)
     bands = faces.age_band()
+    if split_teens:
+        bands = np.where((bands == "10-19") & (faces.age < 15), "10-14", bands)
     srcs = sorted(set(faces.source.tolist()))
     for s in srcs:
         ins = faces.source == s
@@ -113,6 +116,7 @@ def balance_weights(faces: Faces) -> np.ndarray:
                 m = cell & (bands == b)
                 w[m] = 1.0 / (len(srcs) * len(labs) * len(sub_bands) * m.sum())
     w = np.minimum(w, 4 * np.median(w))
+    w[(faces.age_band() == "10-19") & (np.array(faces.ds.labels)[faces.ds.y] == "male")] *= teen_boys
     return (w * n / w.sum()).astype("float32")
 
 

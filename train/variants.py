@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from train.data import GENDER_RULE
-from train.sources import AGE_BANDS, SOURCES, age_band
+from train.sources import AGE_BANDS, SOURCES, TEEN_BOYS, age_band
 
 DEFAULTS = {
     "feats": "dlib_face_descriptor+dlib_pooled",  # the shipped head's (config dlib_resnet)
@@ -25,6 +25,9 @@ DEFAULTS = {
     "ls": 0.0,  # label smoothing
     "cw": 1.0,  # CelebA's faces' weight, times the balanced weight (then renormalised)
     "seed": 0,
+    "teens": 0,  # 1: ages 10-14 and 15-19 balanced as two bands (balance_weights)
+    "tb": TEEN_BOYS,  # boys of 10-19: times their balanced weight (the recipe's: train/multi.py)
+    "tmirror": 0,  # 1: faces of 10-19 also trained as their mirrored chip's features
 }
 TEMPERATURES = np.round(np.arange(0.5, 2.501, 0.05), 2)
 
@@ -86,11 +89,16 @@ def run_fold(v: dict, fold: str, shared: Path, out: Path, cache_dir: Path | None
     tr, va, te = split_sources(faces, 0.1 if fold == "full" else 0.0, 0.2, 0)
     trf, vaf = tr[feats.found[tr]], va[feats.found[va]]
     x, y = feats.matrix(str(v["feats"])).astype("float32"), faces.ds.y
-    w = balance_weights(faces.subset(trf))
+    w = balance_weights(faces.subset(trf), bool(v["teens"]), float(v["tb"]))
     if float(v["cw"]) != 1.0:
         w = w * np.where(faces.source[trf] == "celeba", float(v["cw"]), 1.0)
         w = (w * len(w) / w.sum()).astype("float32")
-    logits = fit_head(x[trf], y[trf], w, x[vaf], y[vaf], v)
+    x_tr, y_tr = x[trf], y[trf]
+    if int(v["tmirror"]):  # the teens' mirrored chips as more rows, at the same weights
+        t = trf[faces.age_band()[trf] == "10-19"]
+        x_tr = np.concatenate([x_tr, feats.mirror_matrix(str(v["feats"]))[t].astype("float32")])
+        y_tr, w = np.concatenate([y_tr, y[t]]), np.concatenate([w, w[np.isin(trf, t)]])
+    logits = fit_head(x_tr, y_tr, w, x[vaf], y[vaf], v)
     res = {"val_y": y[va], "val_src": faces.source[va], "val_logit": logits(x[va])}
     if fold == "full":
         res |= {"test_y": y[te], "test_src": faces.source[te], "test_logit": logits(x[te])}
@@ -162,6 +170,9 @@ def summarise(dirs: list[Path], temperature: float | str = 1.0) -> dict[str, obj
         bands = np.array([age_band(a) for a in runs[0]["held_age"]])
         if (bands != "").any():
             row["worst_band"] = min((ok[bands == b].mean(), b) for b in AGE_BANDS if (bands == b).any())
+        teen = bands == "10-19"
+        if (teen & (y == 0)).any() and (teen & (y == 1)).any():  # the weak cell of issue #30
+            row["teens"] = (ok[teen & (y == 0)].mean(), ok[teen & (y == 1)].mean())
         out[f] = row
     return out
 
@@ -185,8 +196,50 @@ def line(name: str, s: dict) -> str:
             cells.append("–")
             continue
         worst = f", {r['worst_band'][1]} {pc(r['worst_band'][0])}" if "worst_band" in r else ""
+        if "teens" in r:
+            worst += f", 10-19 F/M {pc(r['teens'][0])}/{pc(r['teens'][1])}"
         cells.append(f"{pc(r['accuracy'])} (F {pc(r['female'])}{worst}; ECE {r['ece']:.3f})")
     return "| " + " | ".join(cells) + " |"
+
+
+def teen_cells(d: Path) -> dict[str, float]:
+    """One run's held-out figures around the teens (issue #30), at T = 1: per held-out source with
+    ages, boys' and girls' recall at 10-19, boys' at 13-14, women's recall, accuracy and the lowest
+    age band; LFW's accuracy and women's recall; CelebA's test accuracy and misses."""
+    out: dict[str, float] = {}
+    full = dict(np.load(d / "full.npz", allow_pickle=True))
+    ok = full["test_logit"].argmax(1) == full["test_y"]
+    cel = full["test_src"] == "celeba"
+    out |= {"celeba": ok[cel].mean(), "celeba_misses": float((~ok[cel]).sum())}
+    for f in SOURCES[1:]:
+        r = dict(np.load(d / f"{f}.npz", allow_pickle=True))
+        y, a = r["held_y"], r["held_age"]
+        ok = r["held_logit"].argmax(1) == y
+        out |= {f"{f} acc": ok.mean(), f"{f} women": ok[y == 0].mean()}
+        bands = np.array([age_band(x) for x in a])
+        if (bands == "").all():
+            continue
+        teen = bands == "10-19"
+        out |= {f"{f} boys": ok[teen & (y == 1)].mean(), f"{f} girls": ok[teen & (y == 0)].mean()}
+        out[f"{f} boys 13-14"] = ok[(a < 15) & (y == 1)].mean()
+        out[f"{f} min band"] = min(ok[bands == b].mean() for b in AGE_BANDS if (bands == b).any())
+    return out
+
+
+def teen_line(name: str, dirs: list[Path]) -> str:
+    """A table row: ``teen_cells`` averaged over the runs in ``dirs`` (seeds of one recipe)."""
+    cells = [teen_cells(d) for d in dirs]
+    m = {k: float(np.mean([c[k] for c in cells])) for k in cells[0]}
+
+    def pc(k: str) -> str:
+        return f"{100 * m[k]:.1f}%"
+
+    row = [name, str(len(dirs))]
+    for f in ("utkface", "aaf"):
+        row += [f"{pc(f + ' boys')} ({pc(f + ' boys 13-14')})", pc(f + " girls"), pc(f + " women")]
+        row.append(f"{pc(f + ' acc')} / {pc(f + ' min band')}")
+    row += [f"{pc('lfw acc')} ({pc('lfw women')})", f"{pc('celeba')} ({m['celeba_misses']:.1f})"]
+    return "| " + " | ".join(row) + " |"
 
 
 def run(settings: list[str], name: str, folds: list[str], shared: Path, out: Path) -> None:
@@ -204,6 +257,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     v.add_argument("--set", action="append", default=[], help="key=value (train/variants.py DEFAULTS)")
     v.add_argument("--folds", default="full,utkface,aaf,lfw", help="'full' and/or held-out sources")
     v.add_argument("--score", action="append", default=[], help="NAME or NAME,NAME (mean): a table row")
+    v.add_argument("--teens", action="append", default=[], help="NAME,NAME (seeds): their mean teen row")
     v.add_argument("--out", type=Path, default=Path("runs") / "variants")
 
 
@@ -213,4 +267,6 @@ def main(args: argparse.Namespace, shared: Path) -> int:
     for spec in args.score:
         for t in (1.0, "fit"):
             print(line(spec, summarise([args.out / n for n in spec.split(",")], t)))
+    for spec in args.teens:
+        print(teen_line(spec.split(",")[0], [args.out / n for n in spec.split(",")]))
     return 0
