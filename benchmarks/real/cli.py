@@ -34,7 +34,8 @@ wrong or unsettled (labels.py); output frame rate; CPU per stream (cores), detec
 frame and detector rounds per second (live). Live runs move with the machine's load: compare runs of one
 invocation. ``--misses``: each planned row's missed faces (>= 40 px, from 1 s on) counted by cause
 (misses.py: on the face's first reference frame, after a cut, a round looked and MMOD missed it,
-only HOG's scan covered it, no round looked, a track hid or lost it, a box off it). Writes
+only HOG's scan covered it, no round looked, a track hid or lost it, a box off it; the JSON lists
+each missed face). Writes
 real-<machine>.json and .md.
 """
 
@@ -132,6 +133,7 @@ def run_clip(
                 lines, rounds, states, ref, clip.every, fps, 0 if sync else latency, (w, h), cuts
             )
             rows[-1]["misses"] = why_missed.count(lost)
+            rows[-1]["missed_faces"] = lost  # (frame, box, width, cause): the JSON only
         progress(f"{name} planned{tag}: {_brief(rows[-1])}")
     faces = sum(len(b) for b in ref.values())
     return {
