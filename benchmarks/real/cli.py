@@ -2,7 +2,8 @@
 
     python -m benchmarks real [--clips a,b,..] [--runs 1] [--planned-every 8] [--planned-latency 6]
                               [--planned-sync off,busy,on] [--live-sync config|on|off|both]
-                              [--no-live] [--no-planned] [--keep DIR] [--out DIR] [--name STEM]
+                              [--no-live] [--no-planned] [--misses] [--keep DIR] [--out DIR]
+                              [--name STEM]
 
 Clips: ``../shared/media/real`` (reference.py's CLIPS: those with faces >= 40 px; each its first
 seconds). Reference: the detector at the clip's full resolution, upsample 1, on every Nth frame,
@@ -31,7 +32,11 @@ drawn box over the later half of reference tracks that grow 1.3x (people coming 
 changes per drawn track; the label each person's drawn track settled on against labels.csv, right,
 wrong or unsettled (labels.py); output frame rate; CPU per stream (cores), detector pixels per
 frame and detector rounds per second (live). Live runs move with the machine's load: compare runs of one
-invocation. Writes real-<machine>.json and .md.
+invocation. ``--misses``: each planned row's missed faces (>= 40 px, from 1 s on) counted by cause
+(misses.py: on the face's first reference frame, after a cut, a round looked and MMOD missed it,
+only HOG's scan covered it, no round looked, a track hid or lost it, a box off it; the JSON lists
+each missed face). Writes
+real-<machine>.json and .md.
 """
 
 from __future__ import annotations
@@ -41,6 +46,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from benchmarks.real import misses as why_missed
 from benchmarks.real.closer import closer_look
 from benchmarks.real.labels import CLASSIFIERS, FRAME_OUTCOMES, OUTCOMES, add_up, load_truth, score_labels
 from benchmarks.real.reference import CLIPS, clip_info, reference, scene_cuts
@@ -78,6 +84,7 @@ def run_clip(
     work: Path,
     modes: tuple[str, ...] = ("off",),
     live_syncs: tuple[str, ...] = ("",),
+    misses: bool = False,
 ) -> dict[str, Any]:
     clip = CLIPS[name]
     fps, _, w, h = clip_info(clip.path)
@@ -100,9 +107,12 @@ def run_clip(
         assert planned is not None
         every, latency = planned
         sync = mode == "on"
+        rounds: list[dict[str, Any]] | None = [] if misses else None
+        states: dict[int, list[dict[str, Any]]] = {}  # reference frame -> its tracks (--misses)
+        on_frame = why_missed.keep_states(states, set(ref)) if misses else None
         lines, _, pixels, wall = planned_lines(
             clip.path, name, fps, "regions", every, latency, classify=True, max_frames=last, sync=sync,
-            busy=mode == "busy",
+            busy=mode == "busy", on_frame=on_frame, rounds=rounds,
         )  # fmt: skip
         tag = {"off": "", "busy": " busy", "on": " sync"}[mode]
         (work / name).mkdir(parents=True, exist_ok=True)
@@ -118,6 +128,12 @@ def run_clip(
                 "labels": score_labels(lines, ref, clip.every, fps, truth),
             }
         )
+        if rounds is not None:  # (with sync_output each answer lands on its own frame: no latency)
+            lost = why_missed.classify(
+                lines, rounds, states, ref, clip.every, fps, 0 if sync else latency, (w, h), cuts
+            )
+            rows[-1]["misses"] = why_missed.count(lost)
+            rows[-1]["missed_faces"] = lost  # (frame, box, width, cause): the JSON only
         progress(f"{name} planned{tag}: {_brief(rows[-1])}")
     faces = sum(len(b) for b in ref.values())
     return {
@@ -168,6 +184,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument("--no-live", action="store_true")
     ap.add_argument("--no-planned", action="store_true")
+    ap.add_argument(
+        "--misses", action="store_true", help="planned rows: missed faces counted by cause (misses.py)"
+    )
     ap.add_argument("--keep", type=Path, default=None, help="keep the runs' detection lines here")
     output_args(ap, "real")
     args = ap.parse_args(argv)
@@ -179,7 +198,9 @@ def main(argv: list[str] | None = None) -> int:
         if not set(modes) <= {"off", "busy", "on"}:
             raise SystemExit("--planned-sync: off, busy, on, comma-separated")
         live = {"config": ("",), "on": ("on",), "off": ("off",), "both": ("off", "on")}[args.live_sync]
-        clips = [run_clip(c, runs, planned, work, modes, live) for c in args.clips.split(",") if c]
+        clips = [
+            run_clip(c, runs, planned, work, modes, live, args.misses) for c in args.clips.split(",") if c
+        ]
     result = run_record("real", argv) | {"clips": clips}
     save(args, "real", result, markdown(result))
     return 0
@@ -206,7 +227,28 @@ def markdown(data: dict[str, Any]) -> str:
             f"{c['reference_faces']} faces; scene cuts at frames {c.get('scene_cuts', [])}.\n\n"
             + markdown_table(c["rows"], COLUMNS)
         )
-    return "".join(parts) + labels_markdown(data["clips"])
+    return "".join(parts) + labels_markdown(data["clips"]) + misses_markdown(data["clips"])
+
+
+def misses_markdown(clips: list[dict[str, Any]]) -> str:
+    """The planned rows' missed faces by cause (``--misses``), per clip and run."""
+    rows = [
+        {"clip": c["clip"], "run": r["run"], "missed": sum(r["misses"].values()), **r["misses"]}
+        for c in clips
+        for r in c["rows"]
+        if "misses" in r
+    ]
+    if not rows:
+        return ""
+    return (
+        "\n## Missed faces by cause\n\nReference faces >= 40 px from 1 s on that no drawn box matched, "
+        "each by its first cause that holds (benchmarks/real/misses.py): box_off, a drawn box at IoU "
+        "0.1-0.5; hidden, a track's box on it not drawn; lost, found since it came but no track on "
+        "it; after_cut, no answer of the scene in yet; new, its first reference frame; not_found, "
+        "looked at where MMOD sees it; not_proposed, only HOG's scan covered it; not_looked, no "
+        "round looked there finely enough.\n\n"
+        + markdown_table(rows, ("clip", "run", "missed", *why_missed.CAUSES))
+    )
 
 
 LABEL_COLUMNS = ("clip", "run", *(f"{c}_{o}" for c in CLASSIFIERS for o in OUTCOMES), "not_boxed")

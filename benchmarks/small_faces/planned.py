@@ -74,6 +74,7 @@ def planned_lines(
     max_frames: int = 0,
     sync: bool = False,
     busy: bool = False,
+    rounds: list[dict[str, Any]] | None = None,
 ) -> tuple[list[dict[str, Any]], Any, float, float]:
     """The video at ``path`` through the face stage as ``planned_run`` says: its ``--detections``
     lines, the stage, the detector pixels looked at, and the wall time.
@@ -85,7 +86,10 @@ def planned_lines(
     is. Without: each answer lands ``latency`` frames after its frame, and every frame is asked
     (an idealised detector that takes a frame while another is out); with ``busy`` too, as a live
     stream without sync_output: one frame at the detector at a time, and the frame its answer
-    lands on is planned (after the answer) and sent at once (``FaceStage.plan_last``)."""
+    lands on is planned (after the answer) and sent at once (``FaceStage.plan_last``).
+
+    ``rounds``: if given, each detection is appended to it: its frame, the faces found, the
+    regions planned and the regions MMOD looked at (HOG's proposals expanded: proposals.py)."""
     from collections import deque
 
     import cv2
@@ -105,12 +109,24 @@ def planned_lines(
     waiting: deque[tuple[int, Detections]] = deque()
     pixels = 0.0
     busy_until = -1  # sync, busy: the detector is out until this frame
+    looked: list[tuple] = [()]  # the regions MMOD looked at in the last round (``rounds``)
+    if rounds is not None:
+        expand = engine._proposer.expand
+
+        def expanded(image, plan, known=()):  # type: ignore[no-untyped-def]
+            looked[0] = expand(image, plan, known)
+            return looked[0]
+
+        engine._proposer.expand = expanded
 
     def detect(frame: Frame, regions: tuple) -> Detections:
         nonlocal pixels, busy_until
         (res,), _ = engine.run([frame.image], [stage.skip_boxes()], [regions] if regions else None)
         pixels += sum(r.pixels for r in regions) if regions else 0.0
         busy_until = frame.index + max(1, latency)
+        if rounds is not None:
+            rounds.append({"frame": frame.index, "faces": res.faces, "planned": regions, "looked": looked[0]})
+            looked[0] = ()
         return Detections(name, frame.index, frame.captured_at, res.faces, regions)
 
     t0 = time.perf_counter()
