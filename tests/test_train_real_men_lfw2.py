@@ -160,3 +160,37 @@ def test_aaf2_is_a_prefix_of_the_seeded_draw_of_new_aaf_men() -> None:
         gender = {r["path"]: r["gender"] for r in csv.DictReader(fh)}
     assert all(gender[r["path"]] == "male" for r in rows)
     assert len(read_rows((REAL_MEN_CSV, LFW2, AAF2))) == len(read_rows((REAL_MEN_CSV, LFW2))) + len(rows)
+
+
+def test_beard_loso_pools_disjoint_folds_from_their_confusions() -> None:
+    """``train beard-loso``'s pooled figure: the folds' confusion matrices summed per model (each
+    man counted once), with Wilson intervals; none when a source is in two folds or a model is
+    missing from one."""
+    from train.beard_loso import markdown, pooled
+    from train.evaluate import wilson
+
+    def fold(cm: list[list[int]]) -> dict:
+        n = sum(map(sum, cm))
+        cell = {"accuracy": (cm[0][0] + cm[1][1]) / n, "n": n, "ci95": [0.0, 1.0]}
+        per = {"shaved": cell, "unshaved": cell}
+        return {
+            "confusion": cm,
+            "overall": cell,
+            "per_class": per,
+            "beard2clean": {"pairs": 1, "flips": 0, "ordered": 1},
+            "per_age": {},
+        }
+
+    folds = {
+        "lfw": {"a": fold([[90, 10], [5, 15]]), "b": fold([[1, 0], [0, 1]])},
+        "aaf": {"a": fold([[50, 0], [10, 10]])},
+    }
+    res = {"folds": folds, "seed": 0, "command": "c", "commit": "x", "started": "t", "load_average": [1.0]}
+    p = pooled(res)
+    assert list(p) == ["a"]  # "b" was not scored on every fold
+    assert p["a"]["confusion"] == [[140, 10], [15, 25]]
+    assert p["a"]["per_class"]["unshaved"]["n"] == 40 and p["a"]["per_class"]["unshaved"]["accuracy"] == 0.625
+    assert p["a"]["overall"]["ci95"] == [round(x, 4) for x in wilson(165, 190)]
+    assert "| a | **86.8%" in markdown({**res, "pooled": p})
+    assert pooled({**res, "folds": {**folds, "aaf+lfw": folds["aaf"]}}) == {}
+    assert pooled({**res, "folds": {"lfw": folds["lfw"]}}) == {}

@@ -4,8 +4,10 @@
 BEARD_TRIED = [
     "## What else was tried (none shipped)",
     "",
-    "Each judged leave-one-source-out on the real men as the shipped recipe is (`train beard-loso`'s "
-    "folds LFW, UTKFace, All-Age-Faces, LFW+AAF; two seeds or more):",
+    "Each judged leave-one-source-out on the real men of `train/real_men_beard.csv` (`train "
+    "beard-loso`'s folds LFW, UTKFace, All-Age-Faces, LFW+AAF; two seeds or more), against the "
+    'recipe trained on that CSV\'s men alone ("the recipe" below; the LFW+AAF head trains on '
+    "its UTKFace men only):",
     "",
     "- Lower-face pooled feature sets (`dlib_lower*`): UTKFace 0.6-5.2 points higher; LFW, "
     "All-Age-Faces and LFW+AAF up to 3 points either way, seed by seed; unshaved on LFW+AAF never "
@@ -31,7 +33,7 @@ BEARD_TRIED = [
     "79.2% to 67.7% (same file). The head keeps 0.5.",
     "- Test-time flip (`dlib_resnet_all_flip`: each set the mean of the chip's and its mirror "
     "image's, trained on both; the service would make a second backbone pass per face). Means of "
-    "three seeds, overall / unshaved, against the shipped recipe on the same folds: LFW+AAF 92.1% / "
+    "three seeds, overall / unshaved, against the recipe on the same folds: LFW+AAF 92.1% / "
     "81.4% (92.4% / 81.4%), LFW 89.5% / 81.9% (89.5% / 79.9%), UTKFace 86.2% / 83.2% (84.9% / "
     "80.6%), All-Age-Faces 98.2% / 78.8% (97.3% / 75.7%, 11 unshaved men). Unshaved on LFW+AAF is "
     "76.3-86.4% seed by seed (the recipe 78.0-84.8%): no lift beyond the seeds' spread where the "
@@ -44,7 +46,7 @@ BEARD_TRIED = [
     "the CSV's (`--train-csv`: the CSV followed by that file's rows; seeds 0 and 1, same files): "
     "LFW+AAF 91.7% and 93.9% overall, unshaved 81.4% and 79.7% (without them 92.0% and 93.1%, "
     "84.8% and 81.4%); with test-time flip unshaved 84.8% and 72.9%. No lift.",
-    "- The shipped head's 29 misses among LFW+AAF's 361 men, looked at enlarged (aligned chip and "
+    "- The LFW+AAF head's 29 misses among LFW+AAF's 361 men, looked at enlarged (aligned chip and "
     "photo). Of the 9 unshaved men called shaved: 3 light or grey moustaches (2 on older men), 1 "
     "faint moustache and 1 moustache and goatee on dark faces, 1 long sideburns with a thin "
     "jaw-line strap, and 3 with no facial hair visible at 4x (2 plainly labelled wrong, 1 "
@@ -56,7 +58,7 @@ BEARD_TRIED = [
     "resolution, so a sharper mouth crop has no more pixels to give. With the 3 plainly wrong "
     "labels left out (plainly: at 4x the CSV's rule gives the other label beyond doubt; LFW's "
     "Christopher_Speer_0001 labelled shaved, Dennis_Hastert_0003 and John_Howard_0005 unshaved) "
-    "the shipped head is right on 92.7% (shaved 93.7%, unshaved 87.7% of 57); "
+    "that head is right on 92.7% (shaved 93.7%, unshaved 87.7% of 57); "
     "only the misses were looked at, which favours the head. The CSV keeps its labels.",
     "",
 ]

@@ -102,11 +102,13 @@ def _parser() -> argparse.ArgumentParser:
             t.add_argument(
                 "--men-only", action="store_true", help="train on CelebA's men only (the head runs on men)"
             )
+            from train.beard_loso import csv_list
+
             t.add_argument(
                 "--real-men",
-                type=Path,
+                type=csv_list,
                 default=None,
-                help="also train on real men labelled by looking (train/real_men_beard.csv)",
+                help="CSV[,CSV...]: also train on real men labelled by looking (train/real_men_beard*.csv)",
             )
             t.add_argument(
                 "--real-men-test",
@@ -161,6 +163,9 @@ def _parser() -> argparse.ArgumentParser:
         "--compare", type=Path, nargs="*", default=None, help="other runs' metrics.json to tabulate"
     )
     c.add_argument("--train-command", default=None, help="the training command to print under Reproduce")
+    c.add_argument(
+        "--loso", type=Path, nargs="*", default=None, help="beard: train beard-loso results .json, one a seed"
+    )
     lo = sub.add_parser("loso", help="leave-one-source-out evaluation of a gender recipe")
     lo.add_argument("--config", choices=sorted(CONFIGS), default=TASKS["gender"][1])
     lo.add_argument("--sources", default="celeba,utkface,lfw,aaf")
@@ -315,7 +320,7 @@ def _run(args: argparse.Namespace) -> int:
 
         metrics = json.loads(args.metrics.read_text())
         speed = faces_per_second(Path(metrics["model"])) if args.speed else None
-        write_card(args.metrics, args.out, speed, args.train_command, args.compare)
+        write_card(args.metrics, args.out, speed, args.train_command, args.compare, args.loso)
         print(f"wrote {args.out}", file=sys.stderr)
         return 0
     if args.command == "loso":

@@ -158,6 +158,7 @@ def write_card(
     speed: dict[str, float] | None = None,
     command: str | None = None,
     compare: list[Path] | None = None,
+    loso: list[Path] | None = None,
 ) -> str:
     m = json.loads(Path(metrics_path).read_text())
     task = m["task"]
@@ -220,7 +221,8 @@ def write_card(
         *(
             [
                 f"- Also trained on {t['n_train']} real men of {', '.join(t['train_sources'])} labelled by "
-                f"looking (`train/{t['csv']}`; {t['n_val']} more, other people, in validation), weighing "
+                f"looking (`{'`, `'.join('train/' + c for c in t['csv'].split('+'))}`; "
+                f"{t['n_val']} more, other people, in validation), weighing "
                 f"{t['weight']:g} of the CelebA faces' total."
             ]
             if (t := m.get("real_men", {}).get("trained"))
@@ -267,6 +269,10 @@ def write_card(
             ]
     if "real_men" in m:
         lines += _real_men_section(m["real_men"])
+    if loso:  # the recipe judged leave-one-source-out (train beard-loso results, one a seed)
+        from train.beard_loso_card import loso_section
+
+        lines += loso_section(loso, m["config"], m["real_men"]["trained"]["weight"])
     goal = GOALS.get(task)
     if goal and "test" in m:
         acc = m["test"]["accuracy"]

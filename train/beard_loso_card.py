@@ -1,0 +1,81 @@
+"""The beard card's leave-one-source-out section (``train card --loso A.json B.json``): a head
+trained on every labelled man cannot be judged on them, so the card reports its recipe judged
+fold by fold by ``train beard-loso`` (each source's men held out in turn, one results file a
+seed), the folds pooled, and beside it the recipe trained on the labels of another CSV on the
+same folds (``--train-csv``), when the results carry it."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from train.model_card import REAL_MEN_GOAL
+
+
+def _pc(x: float | None) -> str:
+    return "–" if x is None else f"{100 * x:.1f}%"
+
+
+def _cell(c: dict) -> str:
+    return f"{_pc(c['accuracy'])} ({_pc(c['ci95'][0])}–{_pc(c['ci95'][1])}), n={c['n']}"
+
+
+def _row(r: dict) -> str:
+    pc = r["per_class"]
+    return f"{_cell(r['overall'])} | {_cell(pc['shaved'])} | {_cell(pc['unshaved'])}"
+
+
+def _meets(r: dict) -> bool:
+    o, cls = REAL_MEN_GOAL
+    return r["overall"]["accuracy"] >= o and all(c["accuracy"] >= cls for c in r["per_class"].values())
+
+
+def loso_section(paths: list[Path], config: str, weight: float) -> list[str]:
+    """Markdown lines: per results file (seed), the recipe ``config`` at ``weight`` on every fold
+    and pooled, the other labels' variant beside it; the goal judged on each seed's pooled men."""
+    recipe = f"{config}, real-men weight {weight:g}"
+    results = [json.loads(Path(p).read_text()) for p in paths]
+    if not results or any(recipe not in f for r in results for f in r["folds"].values()):
+        raise ValueError(f"the leave-one-source-out results must score the recipe '{recipe}' on every fold")
+    links = ", ".join(
+        f"[seed {r['seed']}](../benchmarks/results/{Path(p).with_suffix('.md').name})"
+        for p, r in zip(paths, results, strict=True)
+    )
+    prefix = recipe + ", labels of "
+    first = next(iter(results[0]["folds"].values()))
+    other = next((k[len(prefix) :] for k in first if k.startswith(prefix)), None)
+    lines = [
+        "**Leave-one-source-out** (`train beard-loso`, the men of "
+        f"`{results[0]['csv']}`; {links}): each source's labelled men held out in turn, the recipe "
+        "trained on CelebA's men and the labelled men of the other sources, then judged on the "
+        "held-out ones; pooled: every labelled man judged by a head that never saw his source"
+        + (f"; beside it, the recipe trained on the labels of {other} alone (same folds)" if other else "")
+        + ". Accuracy, 95% Wilson CI:",
+        "",
+        "| held out | seed | all | shaved | unshaved |",
+        "|---|---|---|---|---|",
+    ]
+    for r in results:
+        for fold, f in r["folds"].items():
+            lines.append(f"| {fold} | {r['seed']} | {_row(f[recipe])} |")
+        if r.get("pooled"):
+            lines.append(f"| **pooled** | {r['seed']} | {_row(r['pooled'][recipe])} |")
+    if other:
+        key = prefix + other
+        lines += ["", f"The recipe trained on the labels of {other} alone, same folds:", ""]
+        lines += ["| held out | seed | all | shaved | unshaved |", "|---|---|---|---|---|"]
+        for r in results:
+            for fold, f in r["folds"].items():
+                lines.append(f"| {fold} | {r['seed']} | {_row(f[key])} |")
+            if r.get("pooled"):
+                lines.append(f"| **pooled** | {r['seed']} | {_row(r['pooled'][key])} |")
+    pooled = [r["pooled"][recipe] for r in results if r.get("pooled")]
+    if pooled:
+        met = sum(_meets(p) for p in pooled)
+        lines += [
+            "",
+            f"Goal (issue #30): ≥ {_pc(REAL_MEN_GOAL[0])} overall and ≥ {_pc(REAL_MEN_GOAL[1])} for each "
+            f"class on real men never trained on, judged on the pooled folds: met by {met} of "
+            f"{len(pooled)} seeds{'' if met == len(pooled) else ' (**not met**)'}.",
+        ]
+    return [*lines, ""]
