@@ -67,3 +67,13 @@ def test_train_beard_and_card_take_several_csvs_and_loso_results() -> None:
     )
     assert args.loso == [Path("s0.json"), Path("s1.json")]
     assert _parser().parse_args(["card", "--metrics", "m.json", "--out", "c.md"]).loso is None
+
+
+def test_a_head_trained_on_real_men_carries_their_sources_licences() -> None:
+    from train.model_card import _licence
+
+    assert "CelebA's terms" in _licence(None)
+    line = _licence({"train_sources": ["aaf", "lfw", "utkface"]})
+    assert "UTKFace (**non-commercial research use only**)" in line
+    assert "LFW (research use)" in line and "All-Age-Faces" in line
+    assert "the model is for **non-commercial research use only**" in line

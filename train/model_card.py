@@ -152,6 +152,25 @@ def _degraded_table(d: dict, clean: float | None) -> list[str]:
     return [*lines, ""]
 
 
+# what each source's faces may be used for (../shared/README.md)
+SOURCE_LICENCE = {
+    "utkface": "UTKFace (**non-commercial research use only**)",
+    "lfw": "LFW (research use)",
+    "aaf": 'All-Age-Faces (research use; cite Cheng et al., "Exploring the All-Age-Faces dataset")',
+}
+
+
+def _licence(trained: dict | None) -> str:
+    """The licence line: CelebA's terms, and those of the sources of any real men trained on."""
+    if not trained:
+        return "Trained on CelebA: **non-commercial research use only** (CelebA's terms). The code is MIT."
+    others = ", ".join(SOURCE_LICENCE.get(s, s) for s in trained["train_sources"])
+    return (
+        f"Trained on CelebA (**non-commercial research use only**) and men of {others}: the model is for "
+        "**non-commercial research use only**. dlib's model files are public domain; the code is MIT."
+    )
+
+
 def write_card(
     metrics_path: Path,
     out: Path,
@@ -325,7 +344,9 @@ def write_card(
         "",
         "## Limits",
         "",
-        "- Trained on 9,000 CelebA celebrity photos: mostly frontal, well-lit, young-adult, "
+        "- Trained on 9,000 CelebA celebrity photos"
+        + (" and the real men above" if m.get("real_men", {}).get("trained") else "")
+        + ": mostly frontal, well-lit, young-adult, "
         "light-skinned faces. Expect lower accuracy on profile views, low light, motion blur, "
         "small or low-resolution faces from video, children, older people and under-represented groups.",
         "- CelebA's attribute labels are crowd-annotated and noisy "
@@ -335,7 +356,7 @@ def write_card(
         "",
         "## Licence",
         "",
-        "Trained on CelebA: **non-commercial research use only** (CelebA's terms). The code is MIT.",
+        _licence(m.get("real_men", {}).get("trained")),
         "",
         "## Reproduce",
         "",
