@@ -36,7 +36,7 @@ class FakePool:
         self.delay = delay
         self.detect_max_side = 640
 
-    async def run(self, images, skip=None, regions=None):
+    async def run(self, images, skip=None, regions=None, streams=None):
         self.batches.append([int(im[0, 0, 0]) for im in images])
         await asyncio.sleep(self.delay)
         faces = (Face(Box(1, 1, 5, 5, 1.0)),)
@@ -107,7 +107,7 @@ class GatedPool(FakePool):
         self.gate: asyncio.Queue[None] = asyncio.Queue()
         self.answered = 0
 
-    async def run(self, images, skip=None, regions=None):
+    async def run(self, images, skip=None, regions=None, streams=None):
         self.batches.append([int(im[0, 0, 0]) for im in images])
         await self.gate.get()
         self.answered += 1
