@@ -71,8 +71,8 @@ class Rejected:
     def start(self, image: np.ndarray) -> None:
         """A new proposal round on ``image``: forget the places too old, all of them at a cut."""
         self.round += 1
-        h, w = image.shape[:2]
-        whole = thumbnail(image, Box(0, 0, w - 1, h - 1, 0.0), 2 * THUMB)
+        small = cv2.resize(image, (2 * THUMB, 2 * THUMB), interpolation=cv2.INTER_AREA).astype(np.float32)
+        whole = normalised(small.mean(axis=2) if small.ndim == 3 else small)  # (shrunk first: ~1 ms on 720p)
         if self._frame is not None and whole is not None and _like(whole, self._frame) < CUT:
             self.cut()
         self._frame = whole
