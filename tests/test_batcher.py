@@ -33,11 +33,13 @@ class FakePool:
 
     def __init__(self, delay: float = 0.05) -> None:
         self.batches: list[list[int]] = []
+        self.streams: list[list[str]] = []  # each batch's images' streams (their proposal memories)
         self.delay = delay
         self.detect_max_side = 640
 
-    async def run(self, images, skip=None, regions=None):
+    async def run(self, images, skip=None, regions=None, streams=None):
         self.batches.append([int(im[0, 0, 0]) for im in images])
+        self.streams.append(list(streams or []))
         await asyncio.sleep(self.delay)
         faces = (Face(Box(1, 1, 5, 5, 1.0)),)
         return [FrameResult(faces=faces) for _ in images], BatchTimings(
@@ -71,6 +73,7 @@ async def test_batcher_batches_across_streams_and_counts_skipped_frames() -> Non
     finally:
         await b.stop()
     assert pool.batches == [[2, 3, 4]]
+    assert pool.streams == [["a", "b", "c"]]
     assert sorted(got) == [("a", 2), ("b", 1), ("c", 1)]
     assert (
         m.registry.get_sample_value(
@@ -107,7 +110,7 @@ class GatedPool(FakePool):
         self.gate: asyncio.Queue[None] = asyncio.Queue()
         self.answered = 0
 
-    async def run(self, images, skip=None, regions=None):
+    async def run(self, images, skip=None, regions=None, streams=None):
         self.batches.append([int(im[0, 0, 0]) for im in images])
         await self.gate.get()
         self.answered += 1

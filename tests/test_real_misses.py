@@ -1,8 +1,13 @@
-"""benchmarks/real/misses.py: each missed reference face gets the cause the planned run shows."""
+"""benchmarks/real/misses.py: each missed reference face gets the cause the planned run shows; the
+planned rows' detection work per frame (cli.per_frame)."""
 
 from __future__ import annotations
 
+import pytest
+
+from benchmarks.real.cli import per_frame
 from benchmarks.real.misses import CAUSES, classify, count
+from streamer.detect.proposals import PROPOSE_COST
 from streamer.types import Box, Face, Region
 
 FPS, EVERY, LATENCY, SIZE = 8.0, 8, 6, (640, 480)
@@ -80,3 +85,12 @@ def test_a_face_right_after_a_cut_before_any_answer_of_the_scene_is_after_cut() 
     by_frame = {m["frame"]: m["cause"] for m in out}
     assert by_frame[24] == "after_cut" and by_frame[32] == "not_found"
     assert sum(count(out).values()) == len(out) and tuple(count(out)) == CAUSES
+
+
+@pytest.mark.parametrize("frames", [0, 10])
+def test_the_cost_per_frame_counts_mmod_and_hog_apart(frames: int) -> None:
+    c = per_frame({"mmod": 4000.0, "hog": 60000.0}, frames)
+    n = max(1, frames)
+    assert c["mmod_px_per_frame"] == round(4000 / n)
+    assert c["hog_px_per_frame"] == round(60000 / n)
+    assert c["cost_px_per_frame"] == round((4000 + 60000 * PROPOSE_COST) / n)

@@ -38,7 +38,7 @@ class GatedPool:
     def answer(self) -> None:
         self.permits.release()
 
-    async def run(self, images, skip=None, regions=None):
+    async def run(self, images, skip=None, regions=None, streams=None):
         self.batches.append([int(im[0, 0, 0]) for im in images])
         await self.permits.acquire()
         faces = (Face(FACE),)

@@ -31,12 +31,15 @@ never boxed; drawn track ids per reference track; IoU and width ratio (drawn / r
 drawn box over the later half of reference tracks that grow 1.3x (people coming nearer); label
 changes per drawn track; the label each person's drawn track settled on against labels.csv, right,
 wrong or unsettled (labels.py); output frame rate; CPU per stream (cores), detector pixels per
-frame and detector rounds per second (live). Live runs move with the machine's load: compare runs of one
-invocation. ``--misses``: each planned row's missed faces (>= 40 px, from 1 s on) counted by cause
-(misses.py: on the face's first reference frame, after a cut, a round looked and MMOD missed it,
-only HOG's scan covered it, no round looked, a track hid or lost it, a box off it; the JSON lists
-each missed face). Writes
-real-<machine>.json and .md.
+frame (detect_px_per_frame: the live service's own count, HOG's scan at PROPOSE_COST, MMOD's looks
+at HOG's proposals left out) and detector rounds per second (live); planned: the pixels MMOD looked
+at per frame (mmod_px_per_frame, HOG's proposals' verify looks in), the pixels HOG scanned
+(hog_px_per_frame) and the two as one cost (cost_px_per_frame: MMOD's plus HOG's at
+PROPOSE_COST). Live runs move with the machine's load: compare runs of one invocation.
+``--misses``: each planned row's missed faces (>= 40 px, from 1 s on) counted by cause (misses.py:
+on the face's first reference frame, after a cut, a round looked and MMOD missed it, only HOG's
+scan covered it, no round looked, a track hid or lost it, a box off it; the JSON lists each missed
+face). Writes real-<machine>.json and .md.
 """
 
 from __future__ import annotations
@@ -54,6 +57,7 @@ from benchmarks.report import markdown_table, output_args, parser, progress, run
 from benchmarks.scoring import read_detection_lines, score_real
 from benchmarks.small_faces.live_runs import play
 from benchmarks.small_faces.planned import planned_lines
+from streamer.detect.proposals import PROPOSE_COST
 
 COLUMNS = (
     "run",
@@ -73,6 +77,9 @@ COLUMNS = (
     "output_fps",
     "cpu_per_stream",
     "detect_px_per_frame",
+    "mmod_px_per_frame",
+    "hog_px_per_frame",
+    "cost_px_per_frame",
     "detections_per_s",
 )
 
@@ -110,9 +117,10 @@ def run_clip(
         rounds: list[dict[str, Any]] | None = [] if misses else None
         states: dict[int, list[dict[str, Any]]] = {}  # reference frame -> its tracks (--misses)
         on_frame = why_missed.keep_states(states, set(ref)) if misses else None
-        lines, _, pixels, wall = planned_lines(
+        cost: dict[str, float] = {}
+        lines, _, _, wall = planned_lines(
             clip.path, name, fps, "regions", every, latency, classify=True, max_frames=last, sync=sync,
-            busy=mode == "busy", on_frame=on_frame, rounds=rounds,
+            busy=mode == "busy", on_frame=on_frame, rounds=rounds, cost=cost,
         )  # fmt: skip
         tag = {"off": "", "busy": " busy", "on": " sync"}[mode]
         (work / name).mkdir(parents=True, exist_ok=True)
@@ -124,7 +132,7 @@ def run_clip(
                 "output_delay_s": round(latency / fps, 3) if sync else 0.0,
                 **_flat(s),
                 "wall_s": wall,
-                "detect_px_per_frame": round(pixels / max(1, len(lines))),
+                **per_frame(cost, len(lines)),
                 "labels": score_labels(lines, ref, clip.every, fps, truth),
             }
         )
@@ -148,6 +156,19 @@ def run_clip(
         "reference_faces": faces,
         "scene_cuts": cuts,
         "rows": rows,
+    }
+
+
+def per_frame(cost: dict[str, float], frames: int) -> dict[str, int]:
+    """A planned run's detection work per frame: the pixels MMOD looked at (the plan's regions, HOG's
+    proposals as the verify squares MMOD looked at), the pixels HOG scanned, and the two as one
+    cost in MMOD pixels (HOG's at proposals.PROPOSE_COST each, as the planner's budget counts them)."""
+    mmod, hog = cost.get("mmod", 0.0), cost.get("hog", 0.0)
+    n = max(1, frames)
+    return {
+        "mmod_px_per_frame": round(mmod / n),
+        "hog_px_per_frame": round(hog / n),
+        "cost_px_per_frame": round((mmod + hog * PROPOSE_COST) / n),
     }
 
 
@@ -217,7 +238,10 @@ def markdown(data: dict[str, Any]) -> str:
         "that closer look finds: boxes_on_unreferenced_faces); first box: seconds from a reference "
         "track's first box >= 40 px to the first drawn box on it (median; start: faces there at "
         "frame 0, new: faces coming in); nearer: the later half of reference tracks growing 1.3x; "
-        "CPU per stream in cores (live). Goals: recall_ge40 >= 0.85, boxes_off_face <= 0.05, "
+        "CPU per stream in cores (live); detection work per frame: detect_px (live: the service's "
+        "count, HOG's scan at 1/6, its proposals' looks left out), mmod_px (planned: the pixels MMOD "
+        "looked at, the looks at HOG's proposals in), hog_px (planned: the pixels HOG scanned), "
+        "cost_px (mmod_px + hog_px / 6). Goals: recall_ge40 >= 0.85, boxes_off_face <= 0.05, "
         "first box <= 0.5 s, ids_per_track <= 1.3, output at the clip's frame rate.\n"
     ]
     for c in data["clips"]:

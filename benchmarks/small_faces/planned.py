@@ -75,6 +75,7 @@ def planned_lines(
     sync: bool = False,
     busy: bool = False,
     rounds: list[dict[str, Any]] | None = None,
+    cost: dict[str, float] | None = None,
 ) -> tuple[list[dict[str, Any]], Any, float, float]:
     """The video at ``path`` through the face stage as ``planned_run`` says: its ``--detections``
     lines, the stage, the detector pixels looked at, and the wall time.
@@ -89,7 +90,10 @@ def planned_lines(
     lands on is planned (after the answer) and sent at once (``FaceStage.plan_last``).
 
     ``rounds``: if given, each detection is appended to it: its frame, the faces found, the
-    regions planned and the regions MMOD looked at (HOG's proposals expanded: proposals.py)."""
+    regions planned and the regions MMOD looked at (HOG's proposals expanded: proposals.py).
+    ``cost``: if given, its "mmod" and "hog" grow by the pixels MMOD looked at (the plan's regions
+    with HOG's proposals expanded into their verify looks) and the pixels HOG scanned (the plan's
+    propose regions); the pixels returned are the plan's regions at full pixels, propose ones too."""
     from collections import deque
 
     import cv2
@@ -109,12 +113,12 @@ def planned_lines(
     waiting: deque[tuple[int, Detections]] = deque()
     pixels = 0.0
     busy_until = -1  # sync, busy: the detector is out until this frame
-    looked: list[tuple] = [()]  # the regions MMOD looked at in the last round (``rounds``)
-    if rounds is not None:
+    looked: list[tuple] = [()]  # the regions MMOD looked at in the last round (``rounds``, ``cost``)
+    if rounds is not None or cost is not None:
         expand = engine._proposer.expand
 
-        def expanded(image, plan, known=()):  # type: ignore[no-untyped-def]
-            looked[0] = expand(image, plan, known)
+        def expanded(image, plan, *args, **kwargs):  # type: ignore[no-untyped-def]
+            looked[0] = expand(image, plan, *args, **kwargs)
             return looked[0]
 
         engine._proposer.expand = expanded
@@ -124,9 +128,15 @@ def planned_lines(
         (res,), _ = engine.run([frame.image], [stage.skip_boxes()], [regions] if regions else None)
         pixels += sum(r.pixels for r in regions) if regions else 0.0
         busy_until = frame.index + max(1, latency)
+        if cost is not None:  # (no regions: the whole frame, as the engine scales it)
+            h, w = frame.image.shape[:2]
+            f = min(1.0, engine.spec.detect_max_side / max(w, h)) if engine.spec.detect_max_side else 1.0
+            whole = round(w * f) * round(h * f) * 4**engine.spec.upsample
+            cost["mmod"] = cost.get("mmod", 0.0) + (sum(r.pixels for r in looked[0]) if regions else whole)
+            cost["hog"] = cost.get("hog", 0.0) + sum(r.pixels for r in regions if r.why == "propose")
         if rounds is not None:
             rounds.append({"frame": frame.index, "faces": res.faces, "planned": regions, "looked": looked[0]})
-            looked[0] = ()
+        looked[0] = ()
         return Detections(name, frame.index, frame.captured_at, res.faces, regions)
 
     t0 = time.perf_counter()

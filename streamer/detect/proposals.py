@@ -17,11 +17,13 @@ profile, which the planner's other regions (tracks, motion, the coarse look) sti
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections import OrderedDict
+from collections.abc import Hashable, Sequence
 
 import numpy as np
 
 from streamer.detect.regions import FACE_PX, cut, square
+from streamer.detect.rejected import Rejected
 from streamer.types import Box, Region
 
 # HOG's window is 80 px: a min_face_px face is scanned at that width. At 60 px, HOG proposed a
@@ -42,6 +44,7 @@ PROPOSE_COST = 1 / 6
 VERIFY_FACE_PX = 90  # a proposed face is cut so that it is this wide for MMOD (as a track's is)
 VERIFY_CONTEXT = 2.0  # ... in a square this many face widths wide (HOG's box is not MMOD's)
 KNOWN_IOU = 0.3  # a proposal overlapping a known face this much needs no look: it is tracked
+STREAMS = 64  # streams whose turned-down proposals are remembered (rejected.py), the latest used
 
 
 def cost(r: Region) -> int:
@@ -52,10 +55,14 @@ def cost(r: Region) -> int:
 
 class Proposer:
     """Loads dlib's HOG detector on the first propose region (a backend that never gets one, or
-    that runs on a machine without dlib-bin, never loads it)."""
+    that runs on a machine without dlib-bin, never loads it). Remembers, per stream key, the
+    proposals MMOD turned down (rejected.py): ``expand`` skips them while their picture stays the
+    same, ``learn`` (after MMOD's round) notes the new ones."""
 
     def __init__(self) -> None:
         self._hog = None
+        self.rejected: OrderedDict[Hashable, Rejected] = OrderedDict()
+        self._looked: set[Hashable] = set()  # streams with proposals looked at, not yet learned from
 
     def propose(self, image: np.ndarray, r: Region) -> list[Box]:
         """Faces HOG proposes in region ``r`` of an RGB image, in the frame's pixels."""
@@ -76,14 +83,27 @@ class Proposer:
             for d, sc in zip(dets, scores, strict=True)
         ]
 
+    def memory(self, key: Hashable) -> Rejected:
+        """Stream ``key``'s turned-down proposals (the least recently used stream's dropped past
+        STREAMS)."""
+        m = self.rejected.pop(key, None) or Rejected()
+        self.rejected[key] = m
+        while len(self.rejected) > STREAMS:
+            self.rejected.popitem(last=False)
+        return m
+
     def expand(
-        self, image: np.ndarray, plan: Sequence[Region], known: Sequence[Box] = ()
+        self, image: np.ndarray, plan: Sequence[Region], known: Sequence[Box] = (), key: Hashable = None
     ) -> tuple[Region, ...]:
         """``plan`` with each propose region replaced by the regions MMOD should look at: one
-        square per proposed face, except where the plan already looks at that face or it is
-        ``known`` (a tracked face, looked at on its own schedule)."""
+        square per proposed face, except where the plan already looks at that face, it is
+        ``known`` (a tracked face, looked at on its own schedule) or stream ``key``'s memory holds
+        it (turned down before, its picture unchanged: rejected.py)."""
         if not any(r.why == "propose" for r in plan):
             return tuple(plan)
+        memory = self.memory(key)
+        memory.start(image)
+        self._looked.add(key)
         h, w = image.shape[:2]
         looks = [r for r in plan if r.why != "propose"]
         out = list(looks)
@@ -93,10 +113,19 @@ class Proposer:
             for b in self.propose(image, r):
                 if _covered(b, looks) or any(b.iou(k) >= KNOWN_IOU for k in known):
                     continue
+                if memory.holds(image, b):
+                    continue
                 v = verify_region(b, w, h, max_scale=r.scale * VERIFY_FACE_PX / PROPOSE_FACE_PX_MIN)
                 if not any(_covered(b, [o]) for o in out[len(looks) :]):
                     out.append(v)
         return tuple(out)
+
+    def learn(self, image: np.ndarray, found: Sequence[Box], key: Hashable = None) -> None:
+        """After MMOD's round on ``image`` of stream ``key``: the proposals it looked at and found
+        no face on (no box in ``found`` there) are remembered."""
+        if key in self._looked:
+            self._looked.discard(key)
+            self.memory(key).learn(image, list(found))
 
 
 def verify_region(b: Box, width: int, height: int, max_scale: float = 4.0) -> Region:

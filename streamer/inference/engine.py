@@ -193,13 +193,15 @@ class Engine:
         images: Sequence[np.ndarray],
         skip: Sequence[Sequence[Box]] | None = None,
         regions: Sequence[Sequence[Region]] | None = None,
+        streams: Sequence[str] | None = None,
     ) -> tuple[list[FrameResult], BatchTimings]:
         """Faces per image. ``skip[i]``: boxes (tracks with settled labels) whose faces in image i
         need no classifying; a detected face overlapping one (IoU >= 0.5) comes back without labels,
         and so does a weak detection (scored under 0, kept down to ``weak_score``: types.FACE_SCORE).
         ``regions[i]``: where to look in image i, each at its scale (empty: the whole image, scaled
         to ``detect_max_side``, at ``upsample``; "propose" ones: where HOG proposes, see
-        proposals.py); faces are classified on the full image."""
+        proposals.py); faces are classified on the full image. ``streams[i]``: image i's stream, whose
+        proposals MMOD turned down are remembered (rejected.py; without: one memory for all)."""
         results: list[FrameResult | None] = [None] * len(images)
         good: list[int] = []
         rgb: list[np.ndarray] = []
@@ -211,11 +213,14 @@ class Engine:
                 results[i] = FrameResult(error=str(e))
         t0 = time.perf_counter()
         splits = [0]
+        keys = [streams[i] if streams else None for i in good]
         plans = [
-            self._proposer.expand(im, regions[i], skip[i] if skip else ()) if regions else ()
-            for i, im in zip(good, rgb, strict=True)
+            self._proposer.expand(im, regions[i], skip[i] if skip else (), k) if regions else ()
+            for i, im, k in zip(good, rgb, keys, strict=True)
         ]  # propose regions: HOG's faces to look at (a settled track's face is looked at on its own turn)
         boxes = self.detect(rgb, plans, splits) if rgb else []
+        for im, bs, k in zip(rgb, boxes, keys, strict=True):
+            self._proposer.learn(im, bs, k)
         t1 = time.perf_counter()
         wanted = [  # (a weak detection is no face to classify: it only keeps a track, see types.FACE_SCORE)
             [j for j, b in enumerate(bs) if not b.weak and not _overlaps(b, skip[i] if skip else ())]

@@ -79,9 +79,10 @@ def _run(
     images: Sequence[np.ndarray],
     skip: Sequence[Sequence[Box]] | None = None,
     regions: Sequence[Sequence[Region]] | None = None,
+    streams: Sequence[str] | None = None,
 ) -> tuple[list[FrameResult], BatchTimings]:
     assert _engine is not None
-    return _engine.run(images, skip, regions)
+    return _engine.run(images, skip, regions, streams)
 
 
 class WorkerCrashed(RuntimeError):
@@ -118,6 +119,7 @@ class WorkerPool:
         images: Sequence[np.ndarray],
         skip: Sequence[Sequence[Box]] | None = None,
         regions: Sequence[Sequence[Region]] | None = None,
+        streams: Sequence[str] | None = None,
     ) -> tuple[list[FrameResult], BatchTimings]:
         loop = asyncio.get_running_loop()
         for attempt in (1, 2):
@@ -125,7 +127,7 @@ class WorkerPool:
                 raise RuntimeError("pool not started")
             executor = self._executor
             try:
-                return await loop.run_in_executor(executor, _run, list(images), skip, regions)
+                return await loop.run_in_executor(executor, _run, list(images), skip, regions, streams)
             except BrokenProcessPool as e:
                 log.error("inference worker died (%s); restarting (attempt %d)", e, attempt)
                 if self._on_restart:

@@ -98,11 +98,12 @@ class TritonPool:
         images: Sequence[np.ndarray],
         skip: Sequence[Sequence[Box]] | None = None,
         regions: Sequence[Sequence[Region]] | None = None,
+        streams: Sequence[str] | None = None,
     ) -> tuple[list[FrameResult], BatchTimings]:
-        """The WorkerPool contract. ``skip`` (faces of settled tracks) is not sent: the model
-        server classifies every face it finds, and the streams' trackers weigh the labels.
-        ``regions`` are cut here (as the Engine does) and sent as images; their faces merged here
-        (propose regions are not looked at: see proposals.py)."""
+        """The WorkerPool contract (``streams`` unused: no proposals here). ``skip`` (faces of
+        settled tracks) is not sent: the model server classifies every face it finds, and the
+        streams' trackers weigh the labels. ``regions`` are cut here (as the Engine does) and sent
+        as images; their faces merged here (propose regions are not looked at: see proposals.py)."""
         results: list[FrameResult | None] = [None] * len(images)
         groups: dict[tuple[int, ...], list[int]] = {}
         # per piece sent: (frame, image, scale of a whole frame or the region it was cut from)

@@ -167,7 +167,10 @@ class DetectionBatcher:
             self.metrics.batch_size.labels("detector").observe(len(frames))
             try:
                 results, timings = await self.pool.run(
-                    [f.image for f in frames], [k for _, _, k, _ in batch], [r for _, _, _, r in batch]
+                    [f.image for f in frames],
+                    [k for _, _, k, _ in batch],
+                    [r for _, _, _, r in batch],
+                    streams=[f.stream for f in frames],
                 )
             except asyncio.CancelledError:
                 raise
