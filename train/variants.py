@@ -220,10 +220,15 @@ def teen_cells(d: Path) -> dict[str, float]:
         if (bands == "").all():
             continue
         teen = bands == "10-19"
-        out |= {f"{f} boys": ok[teen & (y == 1)].mean(), f"{f} girls": ok[teen & (y == 0)].mean()}
-        out[f"{f} boys 13-14"] = ok[(a < 15) & (y == 1)].mean()
+        out |= {f"{f} boys": _share(ok[teen & (y == 1)]), f"{f} girls": _share(ok[teen & (y == 0)])}
+        out[f"{f} boys 13-14"] = _share(ok[(a < 15) & (y == 1)])
         out[f"{f} min band"] = min(ok[bands == b].mean() for b in AGE_BANDS if (bands == b).any())
     return out
+
+
+def _share(ok: np.ndarray) -> float:
+    """The share right, nan (not a warning) where a fold has no such face."""
+    return float(ok.mean()) if len(ok) else float("nan")
 
 
 def teen_line(name: str, dirs: list[Path]) -> str:
