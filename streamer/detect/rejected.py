@@ -8,7 +8,7 @@ proposal at the same place (IoU > SAME_IOU) is not looked at while the remembere
 still look the same (normalised correlation with the thumbnail > SAME_PICTURE) and for at most
 FORGET_ROUNDS of the stream's proposal rounds. A face coming there changes the picture, so it is
 looked at; a scene cut changes it everywhere, and clears the memory at the stream's next round
-(``Rejected.cut``).
+(``Rejected.cut``; the whole frame's layout changing as the tracker's cut test sees it, scene.py).
 
 Per stream (``Proposer`` keeps one per stream key), at most MAX_REMEMBERED places each, the oldest
 forgotten first. A worker process keeps its own: with several detector workers, a stream's rounds
@@ -23,6 +23,7 @@ import cv2
 import numpy as np
 
 from streamer.track.appearance import normalised
+from streamer.track.scene import layout, same_layout
 from streamer.types import Box
 
 THUMB = 16  # pixels a side: the layout of what HOG proposed, not its detail
@@ -30,7 +31,6 @@ SAME_IOU = 0.5  # a proposal this close to a remembered one is at the same place
 SAME_PICTURE = 0.9  # ... and its pixels unchanged when they correlate this well with the thumbnail
 FORGET_ROUNDS = 40  # proposal rounds of the stream (at 8 frames a round, 30 fps: about 10 s)
 MAX_REMEMBERED = 32  # places per stream
-CUT = 0.5  # the whole frame's thumbnail correlating less than this with the last round's: a cut
 FOUND_IOU = 0.3  # an MMOD box this close to a proposal: it was a face
 
 
@@ -71,9 +71,8 @@ class Rejected:
     def start(self, image: np.ndarray) -> None:
         """A new proposal round on ``image``: forget the places too old, all of them at a cut."""
         self.round += 1
-        small = cv2.resize(image, (2 * THUMB, 2 * THUMB), interpolation=cv2.INTER_AREA).astype(np.float32)
-        whole = normalised(small.mean(axis=2) if small.ndim == 3 else small)  # (shrunk first: ~1 ms on 720p)
-        if self._frame is not None and whole is not None and _like(whole, self._frame) < CUT:
+        whole = layout(image)  # the tracker's cut test's layout (scene.py); shrunk first: ~1 ms on 720p
+        if self._frame is not None and not same_layout(whole, self._frame):
             self.cut()
         self._frame = whole
         self.places = [p for p in self.places if self.round - p.since <= FORGET_ROUNDS]

@@ -55,11 +55,11 @@ class SceneWatch:
         small = np.ascontiguousarray(gray[::4, ::4])
         hist = cv2.calcHist([small], [0], None, [32], [0, 256])
         cv2.normalize(hist, hist)
-        thumb = _thumbnail(small)
+        thumb = layout(small)
         cut = (
             self._hist is not None
             and cv2.compareHist(self._hist, hist, cv2.HISTCMP_BHATTACHARYYA) > SCENE_CUT
-            and float((thumb * self._thumb).sum()) < SAME_LAYOUT
+            and not same_layout(thumb, self._thumb)
         )
         self._hist, self._thumb = hist, thumb
         return cut
@@ -70,7 +70,14 @@ def same_view(sx: float, sy: float) -> bool:
     return not abs(sx / sy - 1.0) > SAME_SHAPE
 
 
-def _thumbnail(gray: np.ndarray) -> np.ndarray:
-    """32x24, zero mean, unit norm: the picture's layout, whatever its exposure."""
-    t = normalised(cv2.resize(gray, (32, 24), interpolation=cv2.INTER_AREA).astype(np.float32))
+def layout(image: np.ndarray) -> np.ndarray:
+    """32x24, grey, zero mean, unit norm: the picture's layout, whatever its exposure (``image``
+    grey or RGB, at any scale: shrunk before it is made grey); a flat picture's is all zeros."""
+    small = cv2.resize(image, (32, 24), interpolation=cv2.INTER_AREA).astype(np.float32)
+    t = normalised(small.mean(axis=2) if small.ndim == 3 else small)
     return np.zeros((24, 32), np.float32) if t is None else t
+
+
+def same_layout(a: np.ndarray, b: np.ndarray) -> bool:
+    """Whether two ``layout``s are of the same picture (not a cut)."""
+    return float((a * b).sum()) >= SAME_LAYOUT
