@@ -164,6 +164,8 @@ def planned_lines(
             on_frame(stage, n)
         n += 1
     cap.release()
+    if rounds is not None or cost is not None:
+        del engine._proposer.expand  # the class's again: a reused engine is not wrapped twice
     return lines, stage, pixels, round(time.perf_counter() - t0, 1)
 
 
