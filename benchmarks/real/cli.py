@@ -24,7 +24,9 @@ the output late by ``output_delay_s`` = latency / fps; planned.py). Live runs pl
 (``benchmarks.scoring.score_real``): recall of reference faces >= 40 px and >= 24 px from 1 s on
 (and >= 40 px from 0 s); boxes off face: drawn boxes wholly inside the frame whose IoU with every
 reference box is under 0.3, and with every face a closer look there finds (closer.py: the detector
-on the box enlarged; a box on such a face counts in boxes_on_unreferenced_faces), from 1 s on; the
+on the box enlarged; a box on such a face counts in boxes_on_unreferenced_faces), nor with a box judged
+a face by looking (looked.py: a head bowed or turned that the detector does not see; boxes off face
+that no judgement covers are counted in boxes_off_unjudged), from 1 s on; the
 median seconds from a reference track's first box >= 40 px to the first drawn box on it (IoU
 >= 0.5), for faces there at the start and for faces coming in later (resolution N frames); tracks
 never boxed; drawn track ids per reference track; IoU and width ratio (drawn / reference) of the
@@ -49,10 +51,11 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from benchmarks.real import looked
 from benchmarks.real import misses as why_missed
 from benchmarks.real.closer import closer_look
 from benchmarks.real.labels import CLASSIFIERS, FRAME_OUTCOMES, OUTCOMES, add_up, load_truth, score_labels
-from benchmarks.real.reference import CLIPS, clip_info, reference, scene_cuts
+from benchmarks.real.reference import CLIPS, RealClip, clip_info, reference, scene_cuts
 from benchmarks.report import markdown_table, output_args, parser, progress, run_record, save
 from benchmarks.scoring import read_detection_lines, score_real
 from benchmarks.small_faces.live_runs import play
@@ -67,6 +70,7 @@ COLUMNS = (
     "recall_ge40_from_0s",
     "boxes_off_face",
     "boxes_on_unreferenced_faces",
+    "boxes_off_unjudged",
     "first_box_start_p50",
     "first_box_new_p50",
     "tracks_never_boxed",
@@ -104,7 +108,7 @@ def run_clip(
         tag = f" sync {sync}" if sync else ""
         m = play([clip.path], work / name, {"sync_output": sync} if sync else {}, f"live{k}{sync}")
         lines = [d for d in read_detection_lines(Path(m.pop("jsonl")[0])) if d["frame"] < last]
-        s = score_real(lines, ref, clip.every, fps, (w, h), closer_look(clip, lines, ref), cuts)
+        s = _score(lines, ref, clip, cuts)
         rate = m["detections_per_s_per_stream"]
         labels = score_labels(lines, ref, clip.every, fps, truth)
         row = {"run": f"live {k + 1}{tag}", **_flat(s), **m, "detections_per_s": rate, "labels": labels}
@@ -125,7 +129,7 @@ def run_clip(
         tag = {"off": "", "busy": " busy", "on": " sync"}[mode]
         (work / name).mkdir(parents=True, exist_ok=True)
         (work / name / f"planned{tag.strip()}.jsonl").write_text("".join(json.dumps(d) + "\n" for d in lines))
-        s = score_real(lines, ref, clip.every, fps, (w, h), closer_look(clip, lines, ref), cuts)
+        s = _score(lines, ref, clip, cuts)
         rows.append(
             {
                 "run": f"planned {every}/{latency}{tag}",
@@ -157,6 +161,16 @@ def run_clip(
         "scene_cuts": cuts,
         "rows": rows,
     }
+
+
+def _score(lines: list[dict[str, Any]], ref: dict[int, list[Any]], clip: RealClip, cuts: list[int]) -> dict:
+    """``score_real`` with the faces a closer look finds and those judged by looking (looked.py) not
+    off face, and the boxes off face nobody judged counted (``boxes_off_unjudged``)."""
+    fps, _, w, h = clip_info(clip.path)
+    closer = closer_look(clip, lines, ref)
+    s = score_real(lines, ref, clip.every, fps, (w, h), looked.with_faces(closer, clip.stem), cuts)
+    s["boxes_off_unjudged"] = sum(map(len, looked.unjudged(lines, ref, clip, closer).values()))
+    return s
 
 
 def per_frame(cost: dict[str, float], frames: int) -> dict[str, int]:
@@ -234,8 +248,9 @@ def markdown(data: dict[str, Any]) -> str:
         f"`{data['command']}`, {data['started_at']}, commit {m['git_commit']}. Reference: the "
         "detector at full resolution (upsample 1) on every Nth frame; recall from 1 s on (IoU >= "
         "0.5); boxes off face: drawn boxes wholly inside the frame with IoU < 0.3 against every "
-        "reference box and every face a closer look there finds (from 1 s on; boxes on faces only "
-        "that closer look finds: boxes_on_unreferenced_faces); first box: seconds from a reference "
+        "reference box, every face a closer look there finds and every box judged a face by looking "
+        "(benchmarks/real/looked.csv), from 1 s on (boxes on those faces: boxes_on_unreferenced_faces; "
+        "boxes off face nobody judged by looking: boxes_off_unjudged); first box: seconds from a reference "
         "track's first box >= 40 px to the first drawn box on it (median; start: faces there at "
         "frame 0, new: faces coming in); nearer: the later half of reference tracks growing 1.3x; "
         "CPU per stream in cores (live); detection work per frame: detect_px (live: the service's "
