@@ -28,6 +28,7 @@ from streamer.classify.face_resnet import CHIP_SIZE
 from streamer.config import Config
 from streamer.inference import triton_wire
 from streamer.inference.engine import Engine, FrameResult, engine_spec
+from streamer.inference.photo import chip_descriptors, photo_backbone, photo_boxes
 from streamer.jpeg import BadJpeg, jpeg_size
 from streamer.types import BatchTimings
 
@@ -189,8 +190,6 @@ def make_photo_faces_infer(engine: Engine, max_pixels: int = DEFAULT_MAX_PIXELS)
     """A photo's faces (photo.photo_boxes on the image as sent: the front end scaled it), as JSON."""
     from pytriton.decorators import batch
 
-    from streamer.inference.photo import photo_boxes
-
     detect = engine.detector.detect
 
     def one(image: np.ndarray) -> bytes:
@@ -216,8 +215,6 @@ def make_photo_chips_infer(engine: Engine):
     """Aligned chips' descriptors: each chip's, and the mean of the chip's and its mirror image's."""
     from pytriton.decorators import batch
 
-    from streamer.inference.photo import chip_descriptors, photo_backbone
-
     @batch
     def infer(chip: np.ndarray) -> dict[str, np.ndarray]:
         backbone = photo_backbone(engine)
@@ -240,6 +237,9 @@ def serve(config: Config, ports: Ports, ready: threading.Event | None = None) ->
     side = config.pipeline.detect_max_side or 640
     engine.run([np.zeros((side * 3 // 4, side, 3), np.uint8)])  # compile the models before Triton says ready
     engine.warm_up()
+    # a photo's chips (photo.py) are described by the engine's backbone, loaded here when no
+    # classifier uses it, so the first upload waits for no model
+    chip_descriptors(photo_backbone(engine), [np.zeros((CHIP_SIZE, CHIP_SIZE, 3), np.uint8)], True)
     log.info("engine: detector %s, classifiers %s", engine.status.detector, engine.status.classifiers)
     stop = threading.Event()
 
