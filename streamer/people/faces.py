@@ -100,15 +100,6 @@ class FaceFinder:
         p = config.pipeline
         return cls(p.detector, p.detect_max_side, p.upsample, p.runtime)
 
-    @property
-    def loaded(self) -> bool:
-        return self._backbone is not None
-
-    def warm(self) -> None:
-        """Build the detector and backbone now (seconds), so the first photo does not wait."""
-        with self._lock:
-            self._load()
-
     def _load(self) -> None:
         if self._detector is None:
             from streamer.classify.backbone import FaceBackbone
