@@ -17,11 +17,13 @@ from aiohttp.test_utils import TestClient, TestServer
 from streamer.config import load_config
 from streamer.history.service import History
 from streamer.inference.engine import scale_for_detection
+from streamer.inference.triton_client import TritonPool
 from streamer.metrics import Metrics
 from streamer.people.faces import ENROL_MIRRORED, FaceFinder
 from streamer.people.service import People
 from streamer.web.keys import CONFIG, METRICS, PIPELINE
 from streamer.web.people_api import add_people_routes
+from tests.conftest import free_port
 from tests.support.photo_pool import die
 
 
@@ -75,15 +77,13 @@ async def test_every_face_of_a_photo_and_none_of_a_blank_one(
     assert await photo_pool.describe_photo(np.full((300, 300, 3), 128, np.uint8), ENROL_MIRRORED) == []
 
 
-async def test_a_worker_dying_on_an_upload_answers_503_and_the_service_goes_on(
-    tmp_path: Path, photo_pool, shared: Path
-) -> None:
+async def library_app(tmp_path: Path, models) -> tuple[TestClient, People, History]:
     config = load_config(None, {"demo": {"enabled": False}, "store": {"dir": str(tmp_path)}}, environ={})
     metrics = Metrics()
     history = History(config, metrics)
     history.db.migrate(history.db.connect())
     history.start()
-    people = People(config, metrics, history, photo_pool)
+    people = People(config, metrics, history, models)
     await people.start()
     app = web.Application()
     app[CONFIG], app[METRICS] = config, metrics
@@ -91,6 +91,13 @@ async def test_a_worker_dying_on_an_upload_answers_503_and_the_service_goes_on(
     add_people_routes(app)
     client = TestClient(TestServer(app, host="127.0.0.1"))
     await client.start_server()
+    return client, people, history
+
+
+async def test_a_worker_dying_on_an_upload_answers_503_and_the_service_goes_on(
+    tmp_path: Path, photo_pool, shared: Path
+) -> None:
+    client, people, history = await library_app(tmp_path, photo_pool)
     photo = (shared / "media" / "obama-720p.jpg").read_bytes()
     restarts = photo_pool.restarts
     try:
@@ -108,3 +115,23 @@ async def test_a_worker_dying_on_an_upload_answers_503_and_the_service_goes_on(
         await client.close()
         people.close()
         await history.close()
+
+
+async def test_no_model_server_answering_an_upload_is_a_503_that_names_none(
+    tmp_path: Path, shared: Path
+) -> None:
+    dead = f"127.0.0.1:{free_port()}"  # (a Triton front end whose model servers are all down)
+    pool = TritonPool([dead], Metrics(), 640, 0.5)
+    client, people, history = await library_app(tmp_path, pool)
+    try:
+        photo = (shared / "media" / "obama-720p.jpg").read_bytes()
+        r = await client.post("/people/Obama/faces", data=photo, headers={"Content-Type": "image/jpeg"})
+        assert r.status == 503, await r.text()
+        error = (await r.json())["error"]
+        assert "could not describe the photo" in error and dead not in error
+        assert (await (await client.get("/people")).json())["people"] == []
+    finally:
+        await client.close()
+        people.close()
+        await history.close()
+        await pool.close()

@@ -19,6 +19,7 @@ import numpy as np
 from prometheus_client import Counter
 
 from streamer.config import Config
+from streamer.inference.pool import WorkerCrashed
 from streamer.metrics import Metrics, P
 from streamer.people.clusters import Clusters, members, remove
 from streamer.people.faces import ENROL_MIRRORED, Described, decode_photo, described, one_box
@@ -170,8 +171,11 @@ class People:
             raise ModelsUnavailable("no model stage describes photos here")
         try:
             faces = await self.models.describe_photo(image, ENROL_MIRRORED)
-        except Exception as e:
-            raise ModelsUnavailable(f"the models could not describe the photo ({_short(e)})") from e
+        except WorkerCrashed as e:
+            raise ModelsUnavailable("the inference worker died describing the photo") from e
+        except Exception as e:  # (the cause is logged, not told: it may name a model server)
+            log.warning("face library: the models could not describe a photo (%s)", _short(e))
+            raise ModelsUnavailable("the models could not describe the photo") from e
         one_box(image, [f.box for f in faces])  # (BadPhoto unless there is exactly one)
         face = faces[0]
         return await loop.run_in_executor(self._enroller, described, image, face.box, face.descriptor)
