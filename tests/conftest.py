@@ -44,6 +44,19 @@ def shared() -> Path:
 
 
 @pytest.fixture(scope="session")
+def photo_pool():
+    """One inference worker (the default config's detector and the face backbone) for the tests
+    that describe photos, started once: the service's model stage, as People uses it."""
+    from streamer.inference.pool import WorkerPool
+    from tests.support.photo_pool import photo_spec
+
+    pool = WorkerPool(photo_spec(), 1)
+    asyncio.run(pool.start())
+    yield pool
+    asyncio.run(pool.close())
+
+
+@pytest.fixture(scope="session")
 def long_clip(tmp_path_factory: pytest.TempPathFactory, shared: Path) -> Path:
     """The test clip six times over (about a minute), remuxed without re-encoding."""
     from tests.support.media import repeat_clip

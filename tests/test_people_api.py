@@ -18,14 +18,14 @@ from streamer.config import load_config
 from streamer.history.db import EventStore, Record
 from streamer.history.service import History
 from streamer.metrics import Metrics
+from streamer.people.faces import FaceFinder
 from streamer.people.service import People
 from streamer.web.keys import CONFIG, METRICS, PIPELINE
 from streamer.web.people_api import add_people_routes
-from tests.conftest import wait_for
 
 
 @pytest.fixture
-async def api(tmp_path: Path, request):
+async def api(tmp_path: Path, request, photo_pool):
     people_cfg = getattr(request, "param", {})
     overrides = {"demo": {"enabled": False}, "store": {"dir": str(tmp_path)}, "people": people_cfg}
     config = load_config(None, overrides, environ={})
@@ -34,7 +34,7 @@ async def api(tmp_path: Path, request):
     conn = history.db.connect()
     history.db.migrate(conn)
     history.start()  # (the writer opens the store: the library is read once it is ready)
-    people = People(config, metrics, history)
+    people = People(config, metrics, history, photo_pool)  # (photos described by a worker)
     await people.start()
     app = web.Application()
     app[CONFIG], app[METRICS] = config, metrics
@@ -69,15 +69,6 @@ async def faces_stored(client: TestClient) -> int:
     r = await client.get("/people")
     assert r.status == 200
     return sum(len(p["faces"]) + len(p["negatives"]) for p in (await r.json())["people"])
-
-
-async def test_listing_the_library_loads_the_face_finder_ahead_of_a_photo(api) -> None:
-    """The models that describe a photo load when the page lists the library, in the background,
-    not when the first photo or "this is" arrives (seconds; over 10 on a loaded machine)."""
-    client, people, _, _ = api
-    assert not people.finder.loaded  # (not at start: a service nobody names people in never loads it)
-    assert (await client.get("/people")).status == 200
-    await wait_for(lambda: people.finder.loaded, 120, "the face finder loaded")
 
 
 async def test_enroll_list_get_crop_and_remove(api, shared: Path) -> None:
@@ -115,8 +106,9 @@ async def test_an_uploaded_photo_is_enrolled_as_the_mean_of_its_chip_and_its_mir
     )
     assert r.status == 201, await r.text()
     im = cv2.cvtColor(cv2.imread(str(path)), cv2.COLOR_BGR2RGB)
-    (box,) = people.finder.boxes(im)
-    backbone = people.finder._backbone
+    finder = FaceFinder()  # (this process's own models: the service's are in the worker)
+    (box,) = finder.boxes(im)
+    backbone = finder._backbone
     chip = backbone.chips(im, [box])[0]
     live, mirror = backbone.features(np.stack([chip, chip[:, ::-1]]))["dlib_face_descriptor"]
     stored = got_descriptor(people)

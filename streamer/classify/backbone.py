@@ -38,6 +38,32 @@ def default_paths() -> tuple[Path, Path]:
     return Path(net), Path(marks)
 
 
+class FaceAligner:
+    """dlib's 5-point landmarks and aligned chips alone (a front end that sends chips to a model
+    server cuts them itself, as the backbone does)."""
+
+    def __init__(self, landmarks_path: str | os.PathLike[str] | None = None) -> None:
+        self.landmarks_path = Path(landmarks_path) if landmarks_path else default_paths()[1]
+        import dlib
+
+        if not self.landmarks_path.is_file():
+            raise BackboneError(f"face landmarks {self.landmarks_path}: file not found")
+        try:
+            self._shape = dlib.shape_predictor(str(self.landmarks_path))
+        except RuntimeError as e:
+            raise BackboneError(f"face landmarks {self.landmarks_path}: cannot load ({e})") from e
+        self._dlib = dlib
+
+    def chips(self, image: np.ndarray, boxes: Sequence[Box]) -> list[np.ndarray]:
+        """dlib's aligned 150x150 chips (RGB uint8) of ``boxes`` in an RGB image."""
+        image = np.ascontiguousarray(image)
+        out = []
+        for b in boxes:
+            shape = self._shape(image, self._dlib.rectangle(b.left, b.top, b.right, b.bottom))
+            out.append(self._dlib.get_face_chip(image, shape, CHIP_SIZE, CHIP_PADDING))
+        return out
+
+
 class FaceBackbone:
     """Face chips and features (:data:`FEATURES`) for a batch of faces."""
 
@@ -57,27 +83,14 @@ class FaceBackbone:
             self.model = build_model(read_dlib_net(self.model_path))
         except (DatFormatError, OSError) as e:
             raise BackboneError(f"face backbone: {e}") from e
-        import dlib
-
-        if not self.landmarks_path.is_file():
-            raise BackboneError(f"face landmarks {self.landmarks_path}: file not found")
-        try:
-            self._shape = dlib.shape_predictor(str(self.landmarks_path))
-        except RuntimeError as e:
-            raise BackboneError(f"face landmarks {self.landmarks_path}: cannot load ({e})") from e
-        self._dlib = dlib
+        self.aligner = FaceAligner(self.landmarks_path)
         from streamer.classify.classifier import _compiled_predict
 
         self._predict = _compiled_predict(self.model)
 
     def chips(self, image: np.ndarray, boxes: Sequence[Box]) -> list[np.ndarray]:
         """dlib's aligned 150x150 chips (RGB uint8) of ``boxes`` in an RGB image."""
-        image = np.ascontiguousarray(image)
-        out = []
-        for b in boxes:
-            shape = self._shape(image, self._dlib.rectangle(b.left, b.top, b.right, b.bottom))
-            out.append(self._dlib.get_face_chip(image, shape, CHIP_SIZE, CHIP_PADDING))
-        return out
+        return self.aligner.chips(image, boxes)
 
     def features(
         self, chips: np.ndarray | Sequence[np.ndarray], mirrored: bool = False

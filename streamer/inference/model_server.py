@@ -12,6 +12,7 @@ the project's numpy 2; only the stub needs numpy 1, so it runs on a small enviro
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import pathlib
@@ -23,9 +24,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from streamer.classify.face_resnet import CHIP_SIZE
 from streamer.config import Config
 from streamer.inference import triton_wire
 from streamer.inference.engine import Engine, FrameResult, engine_spec
+from streamer.inference.photo import chip_descriptors, photo_backbone, photo_boxes
 from streamer.jpeg import BadJpeg, jpeg_size
 from streamer.types import BatchTimings
 
@@ -183,6 +186,46 @@ def make_jpeg_infer(engine: Engine, max_pixels: int = DEFAULT_MAX_PIXELS):
     return infer
 
 
+def make_photo_faces_infer(engine: Engine, max_pixels: int = DEFAULT_MAX_PIXELS):
+    """A photo's faces (photo.photo_boxes on the image as sent: the front end scaled it), as JSON."""
+    from pytriton.decorators import batch
+
+    detect = engine.detector.detect
+
+    def one(image: np.ndarray) -> bytes:
+        checked = check_image(image, max_pixels)
+        if isinstance(checked, str):
+            return json.dumps({"error": checked}).encode()
+        try:
+            boxes = photo_boxes(lambda im, up: detect([im], up)[0], checked, 0, engine.spec.upsample)
+        except Exception as e:  # one line, no traceback to the client
+            log.error("the detector failed on a photo: %s: %s", type(e).__name__, e)
+            return json.dumps({"error": "the model server failed on this photo"}).encode()
+        faces = [[b.left, b.top, b.right, b.bottom, b.confidence] for b in boxes]
+        return json.dumps({"faces": faces}).encode()
+
+    @batch
+    def infer(image: np.ndarray) -> dict[str, np.ndarray]:
+        return {triton_wire.OUTPUT: np.array([[one(im)] for im in image], dtype=object)}
+
+    return infer
+
+
+def make_photo_chips_infer(engine: Engine):
+    """Aligned chips' descriptors: each chip's, and the mean of the chip's and its mirror image's."""
+    from pytriton.decorators import batch
+
+    @batch
+    def infer(chip: np.ndarray) -> dict[str, np.ndarray]:
+        backbone = photo_backbone(engine)
+        return {
+            triton_wire.DESCRIPTOR: chip_descriptors(backbone, list(chip), mirrored=False),
+            triton_wire.DESCRIPTOR_FLIP: chip_descriptors(backbone, list(chip), mirrored=True),
+        }
+
+    return infer
+
+
 def serve(config: Config, ports: Ports, ready: threading.Event | None = None) -> int:
     """Load the models, serve them until SIGINT/SIGTERM, then stop everything. Blocks."""
     from pytriton.model_config import DynamicBatcher, ModelConfig, QueuePolicy, Tensor, TimeoutAction
@@ -194,6 +237,9 @@ def serve(config: Config, ports: Ports, ready: threading.Event | None = None) ->
     side = config.pipeline.detect_max_side or 640
     engine.run([np.zeros((side * 3 // 4, side, 3), np.uint8)])  # compile the models before Triton says ready
     engine.warm_up()
+    # a photo's chips (photo.py) are described by the engine's backbone, loaded here when no
+    # classifier uses it, so the first upload waits for no model
+    chip_descriptors(photo_backbone(engine), [np.zeros((CHIP_SIZE, CHIP_SIZE, 3), np.uint8)], True)
     log.info("engine: detector %s, classifiers %s", engine.status.detector, engine.status.classifiers)
     stop = threading.Event()
 
@@ -235,6 +281,25 @@ def serve(config: Config, ports: Ports, ready: threading.Event | None = None) ->
                 inputs=[Tensor(name=triton_wire.JPEG_INPUT, dtype=bytes, shape=(1,))],
                 outputs=[Tensor(name=triton_wire.OUTPUT, dtype=bytes, shape=(1,))],
                 config=ModelConfig(max_batch_size=ms.max_batch, batcher=batcher),
+                strict=False,
+            )
+            triton.bind(
+                model_name=triton_wire.PHOTO_FACES_MODEL,
+                infer_func=make_photo_faces_infer(engine, ms.max_image_pixels),
+                inputs=[Tensor(name=triton_wire.INPUT, dtype=np.uint8, shape=(-1, -1, 3))],
+                outputs=[Tensor(name=triton_wire.OUTPUT, dtype=bytes, shape=(1,))],
+                config=ModelConfig(max_batch_size=1),
+                strict=False,
+            )
+            triton.bind(
+                model_name=triton_wire.PHOTO_CHIPS_MODEL,
+                infer_func=make_photo_chips_infer(engine),
+                inputs=[Tensor(name=triton_wire.CHIP_INPUT, dtype=np.uint8, shape=(CHIP_SIZE, CHIP_SIZE, 3))],
+                outputs=[
+                    Tensor(name=triton_wire.DESCRIPTOR, dtype=np.float32, shape=(128,)),
+                    Tensor(name=triton_wire.DESCRIPTOR_FLIP, dtype=np.float32, shape=(128,)),
+                ],
+                config=ModelConfig(max_batch_size=ms.max_batch),
                 strict=False,
             )
             triton.run()

@@ -26,6 +26,7 @@ from concurrent.futures.process import BrokenProcessPool
 import numpy as np
 
 from streamer.inference.engine import Engine, EngineSpec, EngineStatus, FrameResult
+from streamer.inference.photo import PhotoFace, describe_photo
 from streamer.types import BatchTimings, Box, Region
 
 log = logging.getLogger(__name__)
@@ -85,6 +86,11 @@ def _run(
     return _engine.run(images, skip, regions, streams)
 
 
+def _describe_photo(image: np.ndarray, mirrored: bool) -> list[PhotoFace]:
+    assert _engine is not None
+    return describe_photo(_engine, image, mirrored)
+
+
 class WorkerCrashed(RuntimeError):
     pass
 
@@ -134,6 +140,26 @@ class WorkerPool:
                     self._on_restart()
                 await self._restart(executor)
         raise WorkerCrashed("inference worker died twice on the same batch")
+
+    async def describe_photo(self, image: np.ndarray, mirrored: bool) -> list[PhotoFace]:
+        """Every face of an RGB photo with its aligned chip and descriptor (photo.py), on a worker
+        between the streams' batches. A worker that dies meanwhile is replaced, as on a batch, but
+        the photo is not tried again (it may be what killed it): WorkerCrashed."""
+        if self._executor is None:
+            raise RuntimeError("pool not started")
+        executor = self._executor
+        try:
+            return await asyncio.get_running_loop().run_in_executor(
+                executor, self._photo_call, image, mirrored
+            )
+        except BrokenProcessPool as e:
+            log.error("inference worker died describing a photo (%s); restarting", e)
+            if self._on_restart:
+                self._on_restart()
+            await self._restart(executor)
+            raise WorkerCrashed("the inference worker died describing the photo") from e
+
+    _photo_call = staticmethod(_describe_photo)  # (what a worker runs: tests put a crash here)
 
     async def _restart(self, broken: ProcessPoolExecutor) -> None:
         if self._executor is not broken:  # someone else already restarted it

@@ -14,6 +14,7 @@ with none left, raises BackendUnavailable: the streams keep their last boxes, wh
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
 from collections.abc import Sequence
@@ -26,11 +27,13 @@ from streamer.detect import BadImageError, as_rgb
 from streamer.detect.regions import clip, cut, merge
 from streamer.inference import triton_wire
 from streamer.inference.engine import EngineStatus, FrameResult, scale_for_detection, unscale_box
+from streamer.inference.photo import PhotoFace
 from streamer.metrics import Metrics
 from streamer.types import BatchTimings, Box, Face, Region
 
 log = logging.getLogger(__name__)
 BACKEND_UNAVAILABLE = "backend_unavailable"
+PHOTO_TIMEOUT_S = 10.0  # a photo's requests (an upload waits for them; the video's deadline is far shorter)
 _CHANNEL_ARGS = [
     ("grpc.initial_reconnect_backoff_ms", 200),
     ("grpc.min_reconnect_backoff_ms", 200),
@@ -75,6 +78,7 @@ class TritonPool:
         self.status = EngineStatus(detector=f"triton {','.join(urls)}", classifiers=list(classifiers))
         self._turn = 0
         self.restarts = 0  # WorkerPool's interface; nothing to restart here
+        self._aligner: Any = None  # dlib's 5-point landmarks, for a photo's chips (loaded on first use)
 
     @property
     def up(self) -> bool:
@@ -171,6 +175,38 @@ class TritonPool:
         timings = BatchTimings(detect_s, classify_s, len(prepared), n_faces, clf_batches, clf_errors)
         return [r if r is not None else FrameResult(error="not processed") for r in results], timings
 
+    async def describe_photo(self, image: np.ndarray, mirrored: bool) -> list[PhotoFace]:
+        """photo.py's description of an RGB photo: the faces found by a model server on the photo
+        scaled here (as a live frame is), chips cut here from the photo itself, their descriptors
+        from a model server. BackendUnavailable when no server answers."""
+        rgb = np.ascontiguousarray(as_rgb(image))
+        h, w = rgb.shape[:2]
+        small, s = scale_for_detection(rgb, self.detect_max_side)
+        timeout = max(self.timeout_s, PHOTO_TIMEOUT_S)
+        out = await self._call(
+            triton_wire.PHOTO_FACES_MODEL, {triton_wire.INPUT: small[None]}, [triton_wire.OUTPUT], timeout
+        )
+        doc = json.loads(bytes(out[triton_wire.OUTPUT].reshape(-1)[0]))
+        if "error" in doc:
+            raise BackendUnavailable(f"the model server could not look at the photo: {doc['error']}")
+        boxes = [unscale_box(Box(*map(int, f[:4]), float(f[4])), s, w, h) for f in doc["faces"]]
+        if not boxes:
+            return []
+        if self._aligner is None:
+            from streamer.classify.backbone import FaceAligner
+
+            self._aligner = await asyncio.to_thread(FaceAligner)
+        chips = await asyncio.to_thread(self._aligner.chips, rgb, boxes)
+        key = triton_wire.DESCRIPTOR_FLIP if mirrored else triton_wire.DESCRIPTOR
+        model, name = triton_wire.PHOTO_CHIPS_MODEL, triton_wire.CHIP_INPUT
+        got = await asyncio.gather(  # one chip a request: never over the server's max_batch
+            *(self._call(model, {name: c[None]}, [key], timeout) for c in chips)
+        )
+        return [
+            PhotoFace(b, c, np.asarray(d[key], np.float32).reshape(-1))
+            for b, c, d in zip(boxes, chips, got, strict=True)
+        ]
+
     def _tensor(self, images: list[np.ndarray]) -> np.ndarray:
         if self.transport == "raw":
             return np.stack(images)
@@ -192,7 +228,17 @@ class TritonPool:
         return min(ok, key=lambda s: (s.in_flight, (self.servers.index(s) - self._turn) % len(self.servers)))
 
     async def _infer(self, batch: np.ndarray) -> list[tuple[FrameResult, dict[str, Any]]]:
-        deadline = time.monotonic() + self.timeout_s
+        raw = self.transport == "raw"
+        model = triton_wire.MODEL if raw else triton_wire.JPEG_MODEL
+        inputs = {triton_wire.INPUT if raw else triton_wire.JPEG_INPUT: batch}
+        out = await self._call(model, inputs, [triton_wire.OUTPUT], self.timeout_s)
+        return [triton_wire.decode_result(bytes(r)) for r in out[triton_wire.OUTPUT].reshape(-1)]
+
+    async def _call(
+        self, model: str, inputs: dict[str, np.ndarray], outputs: list[str], timeout_s: float
+    ) -> dict[str, np.ndarray]:
+        """One request to the first server that answers in time (the others marked down)."""
+        deadline = time.monotonic() + timeout_s
         tried: set[str] = set()
         last = "no model server is due for a retry yet"
         while (server := self._pick(tried)) is not None:
@@ -203,7 +249,7 @@ class TritonPool:
                 break
             server.in_flight += 1
             try:
-                raw = await self._request(server, batch, remaining)
+                got = await self._request(server, model, inputs, outputs, remaining)
             except _BadRequest:
                 raise
             except Exception as e:
@@ -213,24 +259,32 @@ class TritonPool:
             finally:
                 server.in_flight -= 1
             self._mark_up(server)
-            return [triton_wire.decode_result(r) for r in raw]
+            return got
         raise BackendUnavailable(last)
 
-    async def _request(self, server: _Server, batch: np.ndarray, timeout_s: float) -> list[bytes]:
+    async def _request(
+        self,
+        server: _Server,
+        model: str,
+        inputs: dict[str, np.ndarray],
+        outputs: list[str],
+        timeout_s: float,
+    ) -> dict[str, np.ndarray]:
         import tritonclient.grpc.aio as grpc_client
         from tritonclient.utils import InferenceServerException
 
         if server.client is None:
             server.client = grpc_client.InferenceServerClient(server.url, channel_args=_CHANNEL_ARGS)
-        raw = self.transport == "raw"
-        name = triton_wire.INPUT if raw else triton_wire.JPEG_INPUT
-        inp = grpc_client.InferInput(name, list(batch.shape), "UINT8" if raw else "BYTES")
-        inp.set_data_from_numpy(batch)
+        infer_inputs = []
+        for name, x in inputs.items():
+            inp = grpc_client.InferInput(name, list(x.shape), "BYTES" if x.dtype == object else "UINT8")
+            inp.set_data_from_numpy(x)
+            infer_inputs.append(inp)
         try:
             result = await server.client.infer(
-                triton_wire.MODEL if raw else triton_wire.JPEG_MODEL,
-                [inp],
-                outputs=[grpc_client.InferRequestedOutput(triton_wire.OUTPUT)],
+                model,
+                infer_inputs,
+                outputs=[grpc_client.InferRequestedOutput(o) for o in outputs],
                 client_timeout=timeout_s,
                 timeout=int(timeout_s * 1e6),  # Triton drops it from its queue when late
             )
@@ -238,8 +292,7 @@ class TritonPool:
             if "INVALID_ARGUMENT" in str(e.status()):
                 raise _BadRequest(str(e)) from e
             raise
-        out = result.as_numpy(triton_wire.OUTPUT)
-        return [bytes(x) for x in out.reshape(-1)]
+        return {o: result.as_numpy(o) for o in outputs}
 
     def _mark_up(self, server: _Server) -> None:
         if not server.up:

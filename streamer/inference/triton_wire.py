@@ -23,6 +23,15 @@ OUTPUT = "faces"
 JPEG_MODEL = "streamer_faces_jpeg"
 JPEG_INPUT = "jpeg"
 JPEG_QUALITY = 90
+# a photo to describe (photo.py): its faces ("image", scaled to the detection size, one a request;
+# "faces": a JSON list of [left, top, right, bottom, score] in its pixels), then its faces' chips
+# ("chip", uint8 [150, 150, 3] each; "descriptor" and "descriptor_flip", float32 [128] each: the
+# chip's, and the mean of the chip's and its mirror image's)
+PHOTO_FACES_MODEL = "streamer_photo_faces"
+PHOTO_CHIPS_MODEL = "streamer_photo_chips"
+CHIP_INPUT = "chip"
+DESCRIPTOR = "descriptor"
+DESCRIPTOR_FLIP = "descriptor_flip"
 
 
 def encode_result(result: FrameResult, timings: BatchTimings) -> bytes:

@@ -1,8 +1,9 @@
-"""Finding and describing the face of a photo, exactly as live: the configured detector on the
-image scaled to ``pipeline.detect_max_side`` (boxes mapped back), then the face backbone's dlib
-5-point alignment and ResNet (``FaceBackbone.descriptors``), the same code the Engine runs on a
-live face; an enrolled photo's descriptor is averaged with its mirror image's (``ENROL_MIRRORED``).
-Also the checks an uploaded photo passes before anything is stored.
+"""The checks an uploaded photo passes before anything is stored, the one face it must hold, and
+``FaceFinder``: a photo described in this process (``streamer people add``, offline; the service
+asks its model stage, inference/photo.py, which runs the same steps): the configured detector on
+the image scaled to ``pipeline.detect_max_side`` (boxes mapped back), then the face backbone's
+dlib 5-point alignment and ResNet, the same code the Engine runs on a live face; an enrolled
+photo's descriptor is averaged with its mirror image's (``ENROL_MIRRORED``).
 """
 
 from __future__ import annotations
@@ -14,7 +15,6 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from streamer.classify.face_resnet import FLIP_SUFFIX
 from streamer.history.looks import face_crop
 from streamer.types import Box
 
@@ -100,15 +100,6 @@ class FaceFinder:
         p = config.pipeline
         return cls(p.detector, p.detect_max_side, p.upsample, p.runtime)
 
-    @property
-    def loaded(self) -> bool:
-        return self._backbone is not None
-
-    def warm(self) -> None:
-        """Build the detector and backbone now (seconds), so the first photo does not wait."""
-        with self._lock:
-            self._load()
-
     def _load(self) -> None:
         if self._detector is None:
             from streamer.classify.backbone import FaceBackbone
@@ -119,47 +110,45 @@ class FaceFinder:
             self._backbone = FaceBackbone()
 
     def boxes(self, image: np.ndarray) -> list[Box]:
-        from streamer.inference.engine import scale_for_detection, unscale_box
+        from streamer.inference.photo import photo_boxes
 
         with self._lock:
             self._load()
-            small, s = scale_for_detection(image, self.max_side)
-            found = self._detector.detect([small], self.upsample)[0]
-            if not found and self.upsample == 0:  # small faces: live looks at them upsampled too
-                found = self._detector.detect([small], 1)[0]
-            h, w = image.shape[:2]
-            return [unscale_box(b, s, w, h) for b in found]
+            detect = self._detector.detect
+            return photo_boxes(lambda im, up: detect([im], up)[0], image, self.max_side, self.upsample)
 
     def describe(self, image: np.ndarray, boxes: list[Box], mirrored: bool = False) -> np.ndarray:
         """(len(boxes), 128) descriptors as live; ``mirrored``: each the mean of the aligned chip's
         and its mirror image's (a second backbone pass)."""
+        from streamer.inference.photo import chip_descriptors
+
         with self._lock:
             self._load()
-            image = np.ascontiguousarray(image)
-            if not mirrored or not boxes:
-                return self._backbone.descriptors(image, boxes)
-            chips = np.stack(self._backbone.chips(image, boxes))
-            return self._backbone.features(chips, mirrored=True)["dlib_face_descriptor" + FLIP_SUFFIX]
+            return chip_descriptors(self._backbone, self._backbone.chips(image, boxes), mirrored)
 
     def one_face(self, image: np.ndarray, pick_central: bool = False, mirrored: bool = False) -> Described:
         """The photo's one face; BadPhoto(422) for none or (unless ``pick_central``) several.
         ``mirrored``: its descriptor averaged with its mirror image's, as enrolment describes a photo
         (``ENROL_MIRRORED``)."""
-        boxes = self.boxes(image)
-        if not boxes:
-            raise BadPhoto("no face found in the photo")
-        if len(boxes) > 1 and not pick_central:
-            raise BadPhoto(f"{len(boxes)} faces in the photo: upload one with a single face")
-        if len(boxes) > 1:
-            h, w = image.shape[:2]
-            boxes = [
-                min(
-                    boxes,
-                    key=lambda b: (
-                        ((b.left + b.right) / 2 - w / 2) ** 2 + ((b.top + b.bottom) / 2 - h / 2) ** 2
-                    ),
-                )
-            ]
-        d = self.describe(image, boxes, mirrored)[0]
-        b = boxes[0]
-        return Described(b, d.astype(np.float32), face_crop(image, (b.left, b.top, b.right, b.bottom), 160))
+        b = one_box(image, self.boxes(image), pick_central)
+        return described(image, b, self.describe(image, [b], mirrored)[0])
+
+
+def one_box(image: np.ndarray, boxes: list[Box], pick_central: bool = False) -> Box:
+    """The photo's one face among ``boxes``; BadPhoto(422) for none or (unless ``pick_central``:
+    the one nearest the photo's centre) several."""
+    if not boxes:
+        raise BadPhoto("no face found in the photo")
+    if len(boxes) > 1 and not pick_central:
+        raise BadPhoto(f"{len(boxes)} faces in the photo: upload one with a single face")
+    h, w = image.shape[:2]
+    return min(
+        boxes,
+        key=lambda b: ((b.left + b.right) / 2 - w / 2) ** 2 + ((b.top + b.bottom) / 2 - h / 2) ** 2,
+    )
+
+
+def described(image: np.ndarray, b: Box, descriptor: np.ndarray) -> Described:
+    """A face of ``image`` with its descriptor, and its picture for the library."""
+    crop = face_crop(image, (b.left, b.top, b.right, b.bottom), 160)
+    return Described(b, np.asarray(descriptor, np.float32), crop)

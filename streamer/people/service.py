@@ -3,8 +3,9 @@ unknown clusters, the recognitions metric. ``Pipeline`` builds one (``pipeline.p
 ``attach``es each stream's stage; the web API (web/people_api.py) calls the rest.
 
 The gallery is an immutable snapshot swapped whole after each change (render threads read it
-without a lock). Enrollment (detector + backbone, built on the first upload) runs in one thread
-of its own; the database in the history's reader threads.
+without a lock). An uploaded photo is decoded and checked in one thread of its own and described
+by the model stage (``models``: the pipeline's worker pool or Triton tier, inference/photo.py),
+so this process loads no model; the database is read in the history's reader threads.
 """
 
 from __future__ import annotations
@@ -18,9 +19,10 @@ import numpy as np
 from prometheus_client import Counter
 
 from streamer.config import Config
+from streamer.inference.pool import WorkerCrashed
 from streamer.metrics import Metrics, P
 from streamer.people.clusters import Clusters, members, remove
-from streamer.people.faces import ENROL_MIRRORED, Described, FaceFinder, decode_photo
+from streamer.people.faces import ENROL_MIRRORED, Described, decode_photo, described, one_box
 from streamer.people.library import Library, jpeg
 from streamer.people.match import Gallery, load_backend, load_cohort
 from streamer.people.recognize import StageRecognizer
@@ -46,8 +48,18 @@ def recognitions(metrics: Metrics) -> Counter:
     return c
 
 
+def _short(e: BaseException) -> str:
+    return (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
+
+
+class ModelsUnavailable(RuntimeError):
+    """The model stage could not describe the photo (a worker died, no model server answered):
+    the web API answers 503."""
+
+
 class People:
-    def __init__(self, config: Config, metrics: Metrics, history: Any) -> None:
+    def __init__(self, config: Config, metrics: Metrics, history: Any, models: Any = None) -> None:
+        """``models``: the model stage that describes photos (``describe_photo``, inference/photo.py)."""
         self.cfg = config.people
         self.history = history
         self.rule = self.cfg.match_rule()
@@ -55,9 +67,8 @@ class People:
         self.cohort = load_cohort(self.cfg.cohort, self.cfg.cohort_k) if self.cfg.enabled else None
         self.backend = load_backend(self.cfg.backend) if self.cfg.enabled else None
         self.counter = recognitions(metrics)
-        self.finder = FaceFinder.from_config(config)
+        self.models = models
         self._enroller = ThreadPoolExecutor(1, thread_name_prefix="people-enroll")
-        self._warming = False
         self._loading: asyncio.Task | None = None
         self._watching: asyncio.Task | None = None
         self._signature: tuple = ()
@@ -151,27 +162,23 @@ class People:
         )
 
     # -- enrollment ------------------------------------------------------------------------------
-    def warm(self) -> None:
-        """Load the face finder in the background (the page's library view asks: a name may follow),
-        so naming a face does not wait seconds for the models; once."""
-        if self.enabled and not self._warming:
-            self._warming = True
-            self._enroller.submit(self._warm)
-
-    def _warm(self) -> None:
-        try:
-            self.finder.warm()
-        except Exception as e:  # (the photo that follows gets the error plainly)
-            log.warning("face library: the face finder could not be loaded ahead (%s)", e)
-
     async def describe(self, data: bytes) -> Described:
-        """An uploaded photo's one face (BadPhoto: not an image, too big, no face, several)."""
-
-        def run() -> Described:
-            image = decode_photo(data, self.cfg.max_upload_pixels)
-            return self.finder.one_face(image, mirrored=ENROL_MIRRORED)
-
-        return await asyncio.get_running_loop().run_in_executor(self._enroller, run)
+        """An uploaded photo's one face (BadPhoto: not an image, too big, no face, several;
+        ModelsUnavailable: the model stage failed)."""
+        loop = asyncio.get_running_loop()
+        image = await loop.run_in_executor(self._enroller, decode_photo, data, self.cfg.max_upload_pixels)
+        if self.models is None:
+            raise ModelsUnavailable("no model stage describes photos here")
+        try:
+            faces = await self.models.describe_photo(image, ENROL_MIRRORED)
+        except WorkerCrashed as e:
+            raise ModelsUnavailable("the inference worker died describing the photo") from e
+        except Exception as e:  # (the cause is logged, not told: it may name a model server)
+            log.warning("face library: the models could not describe a photo (%s)", _short(e))
+            raise ModelsUnavailable("the models could not describe the photo") from e
+        one_box(image, [f.box for f in faces])  # (BadPhoto unless there is exactly one)
+        face = faces[0]
+        return await loop.run_in_executor(self._enroller, described, image, face.box, face.descriptor)
 
     async def enroll(
         self,

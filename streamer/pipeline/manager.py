@@ -73,7 +73,8 @@ class Pipeline:
         self.max_streams = config.server.max_streams
         self.reserved = 0  # slots held by WebRTC offers being answered (their stream comes with the answer)
         self.history = History(config, metrics)  # track records, snapshots, MQTT, webhook
-        self.people = People(config, metrics, self.history)  # face library, names, privacy (#33)
+        # face library, names, privacy (#33); photos are described by the model stage
+        self.people = People(config, metrics, self.history, self.pool)
 
     def full(self) -> bool:
         return len(self.streams) + self.reserved >= self.max_streams

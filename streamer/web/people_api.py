@@ -19,6 +19,7 @@ from streamer.history.db import EventStore
 from streamer.people.clusters import listing
 from streamer.people.faces import BadPhoto
 from streamer.people.library import check_name, jpeg
+from streamer.people.service import ModelsUnavailable
 from streamer.web.keys import CONFIG, METRICS, PIPELINE
 
 log = logging.getLogger(__name__)
@@ -43,6 +44,11 @@ def _unavailable(request: web.Request, e: Exception) -> web.Response:
     return _error(request, 503, "event store unavailable", "event_store_read")
 
 
+def _no_models(request: web.Request, e: Exception) -> web.Response:
+    log.warning("face library: %s", str(e)[:300])
+    return _error(request, 503, f"{e}; nothing was stored, try again", "models_unavailable")
+
+
 def _int(raw: str) -> int | None:
     return int(raw) if raw.isascii() and raw.isdigit() and len(raw) < 19 else None
 
@@ -63,7 +69,6 @@ async def list_people(request: web.Request) -> web.Response:
     people = _people(request)
     if people is None:
         return _off(request)
-    people.warm()  # (the page lists the library as it opens: a photo or a name may follow)
     try:
         rows = await people.history.read(lambda s, c: people.library.people(c))
     except Exception as e:
@@ -90,6 +95,8 @@ async def add_face(request: web.Request) -> web.Response:
         fid, got = await people.enroll_photo(name, data)
     except ValueError as e:  # (BadPhoto too)
         return _error(request, getattr(e, "status", 400), str(e), "bad_request")
+    except ModelsUnavailable as e:
+        return _no_models(request, e)
     except Exception as e:
         return _unavailable(request, e)
     b = got.box
@@ -186,6 +193,8 @@ async def event_person(request: web.Request) -> web.Response:
         got = await people.describe(_enlarged(data))
     except BadPhoto as e:
         return _error(request, e.status, f"event snapshot: {e}", "bad_request")
+    except ModelsUnavailable as e:
+        return _no_models(request, e)
     source = "event_negative" if negative else "event"
     try:
         fid = (await people.enroll(name, [(got.descriptor, data)], source, eid, negative))[0]

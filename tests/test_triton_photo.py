@@ -1,0 +1,42 @@
+"""A photo described on the Triton tier (a front end that loads no model of its own): the model
+server finds the faces and describes the chips the front end cut, with the descriptors
+``FaceFinder`` gives in-process (issue #33)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import aiortc  # noqa: F401  (before TensorFlow: pylibsrtp segfaults otherwise)
+import cv2
+import numpy as np
+import pytest
+
+from streamer.inference.triton_client import TritonPool
+from streamer.metrics import Metrics
+from streamer.people.faces import ENROL_MIRRORED, FaceFinder
+from tests.test_triton import ModelServer
+
+
+@pytest.mark.slow
+async def test_a_photo_is_described_on_the_model_server_as_in_process(tmp_path: Path, shared: Path) -> None:
+    config = tmp_path / "model_server.toml"
+    config.write_text('[pipeline]\ndetector = "mmod"\n[model_server]\nmax_batch = 8\n')  # (no classifier)
+    server = ModelServer(config)
+    await server.start()
+    pool = TritonPool([server.url], Metrics(), 640, 0.5)
+    finder = FaceFinder()
+    try:
+        photo = cv2.cvtColor(cv2.imread(str(shared / "media" / "obama-720p.jpg")), cv2.COLOR_BGR2RGB)
+        small = np.zeros((1440, 2560, 3), np.uint8)  # (its face found only at upsample 1)
+        small[:720, :1280] = photo
+        for image in (photo, small):
+            (face,) = await pool.describe_photo(image, ENROL_MIRRORED)
+            want = finder.one_face(image, mirrored=ENROL_MIRRORED)
+            assert face.box == want.box
+            assert np.abs(face.descriptor - want.descriptor).max() < 1e-5
+        (plain,) = await pool.describe_photo(photo, mirrored=False)
+        assert np.abs(plain.descriptor - finder.describe(photo, [plain.box])[0]).max() < 1e-5
+        assert await pool.describe_photo(np.full((300, 300, 3), 128, np.uint8), True) == []
+    finally:
+        await pool.close()
+        await server.stop()
