@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from benchmarks.real import closer, looked
-from benchmarks.real.reference import CLIPS, RealClip
+from benchmarks.real.reference import ALL, RealClip
 from benchmarks.scoring import score_real
 from streamer.types import Box
 
@@ -70,7 +70,7 @@ def test_the_judgements_are_on_reference_frames_of_known_clips_and_say_what_was_
         rows = list(csv.DictReader(f))
     assert rows, "looked.csv holds no judgement"
     for r in rows:
-        c = CLIPS.get(r["clip"])
+        c = ALL.get(r["clip"])
         assert c is not None, r
         assert int(r["frame"]) % c.every == 0, f"not a reference frame of {c.stem}: {r}"
         assert int(r["x0"]) < int(r["x1"]) and int(r["y0"]) < int(r["y1"]), r

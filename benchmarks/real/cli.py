@@ -1,14 +1,15 @@
 """Real footage: faces found, followed and labelled on real clips, against the detector offline.
 
-    python -m benchmarks real [--clips a,b,..] [--runs 1] [--planned-every 8] [--planned-latency 6]
-                              [--planned-sync off,busy,on] [--live-sync config|on|off|both]
+    python -m benchmarks real [--clips a,b,..] [--held-out] [--runs 1] [--planned-every 8]
+                              [--planned-latency 6] [--planned-sync off,busy,on] [--live-sync config|on|off|both]
                               [--no-live] [--no-planned] [--misses] [--keep DIR] [--out DIR]
                               [--name STEM]
 
 Clips: ``../shared/media/real`` (reference.py's CLIPS: those with faces >= 40 px; each its first
-seconds). Reference: the detector at the clip's full resolution, upsample 1, on every Nth frame,
-cached in ``.cache/real`` (reference.py; computed on first use: minutes a clip on 2 cores).
-Reference tracks: reference boxes linked from one reference frame to the next (scoring.link_tracks),
+seconds); ``--held-out``: the rest of the longer clips (reference.py's HELD_OUT, cut from a key
+frame by segment.py), kept aside from the tuning. Reference: the detector at the clip's full
+resolution, upsample 1, on every Nth frame, cached in ``.cache/real`` (reference.py; computed on
+first use: minutes a clip on 2 cores). Reference tracks: reference boxes linked from one reference frame to the next (scoring.link_tracks),
 never across a scene cut (reference.scene_cuts: the tracker's own test, on every frame).
 
 Each clip is played ``--runs`` times live (``streamer annotate --realtime`` with config.toml's
@@ -55,7 +56,8 @@ from benchmarks.real import looked
 from benchmarks.real import misses as why_missed
 from benchmarks.real.closer import closer_look
 from benchmarks.real.labels import CLASSIFIERS, FRAME_OUTCOMES, OUTCOMES, add_up, load_truth, score_labels
-from benchmarks.real.reference import CLIPS, RealClip, clip_info, reference, scene_cuts
+from benchmarks.real.reference import ALL, CLIPS, HELD_OUT, RealClip, clip_info, reference, scene_cuts
+from benchmarks.real.segment import start_of
 from benchmarks.report import markdown_table, output_args, parser, progress, run_record, save
 from benchmarks.scoring import read_detection_lines, score_real
 from benchmarks.small_faces.live_runs import play
@@ -97,7 +99,7 @@ def run_clip(
     live_syncs: tuple[str, ...] = ("",),
     misses: bool = False,
 ) -> dict[str, Any]:
-    clip = CLIPS[name]
+    clip = ALL[name]
     fps, _, w, h = clip_info(clip.path)
     ref = reference(clip, log=progress)
     cuts = scene_cuts(clip)
@@ -151,6 +153,7 @@ def run_clip(
     return {
         "clip": name,
         "note": clip.note,
+        **({"source": clip.source, "starts_at_s": start_of(clip.path)} if clip.source else {}),
         "size": f"{w}x{h}",
         "fps": round(fps, 2),
         "seconds": round(last / fps, 1),
@@ -200,7 +203,12 @@ def _brief(r: dict[str, Any]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     ap = parser("real", __doc__)
-    ap.add_argument("--clips", default=",".join(CLIPS), help="comma-separated (default: all in reference.py)")
+    ap.add_argument("--clips", default=None, help="comma-separated (default: reference.py's CLIPS)")
+    ap.add_argument(
+        "--held-out",
+        action="store_true",
+        help="the held-out parts of the longer clips (reference.py's HELD_OUT), never used in tuning",
+    )
     ap.add_argument("--runs", type=int, default=1, help="live runs per clip")
     ap.add_argument("--planned-every", type=int, default=8)
     ap.add_argument("--planned-latency", type=int, default=6)
@@ -227,6 +235,9 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     planned = None if args.no_planned else (args.planned_every, args.planned_latency)
     runs = 0 if args.no_live else args.runs
+    names = args.clips or ",".join(HELD_OUT if args.held_out else CLIPS)
+    if unknown := [c for c in names.split(",") if c and c not in ALL]:
+        raise SystemExit(f"--clips: unknown {unknown}; known: {', '.join(ALL)}")
     with tempfile.TemporaryDirectory() as tmp:
         work = args.keep or Path(tmp)
         modes = tuple(x for x in args.planned_sync.split(",") if x)
@@ -234,7 +245,7 @@ def main(argv: list[str] | None = None) -> int:
             raise SystemExit("--planned-sync: off, busy, on, comma-separated")
         live = {"config": ("",), "on": ("on",), "off": ("off",), "both": ("off", "on")}[args.live_sync]
         clips = [
-            run_clip(c, runs, planned, work, modes, live, args.misses) for c in args.clips.split(",") if c
+            run_clip(c, runs, planned, work, modes, live, args.misses) for c in names.split(",") if c
         ]
     result = run_record("real", argv) | {"clips": clips}
     save(args, "real", result, markdown(result))
@@ -261,12 +272,16 @@ def markdown(data: dict[str, Any]) -> str:
     ]
     for c in data["clips"]:
         parts.append(
-            f"\n## {c['clip']} ({c['size']}, {c['fps']} fps, first {c['seconds']} s): {c['note']}\n\n"
+            f"\n## {c['clip']} ({c['size']}, {c['fps']} fps, first {c['seconds']} s{_part(c)}): {c['note']}\n\n"
             f"Reference every {c['reference_every']}th frame: {c['reference_frames']} frames, "
             f"{c['reference_faces']} faces; scene cuts at frames {c.get('scene_cuts', [])}.\n\n"
             + markdown_table(c["rows"], COLUMNS)
         )
     return "".join(parts) + labels_markdown(data["clips"]) + misses_markdown(data["clips"])
+
+
+def _part(c: dict[str, Any]) -> str:
+    return f" of {c['source']} from {c['starts_at_s']} s" if c.get("source") else ""
 
 
 def misses_markdown(clips: list[dict[str, Any]]) -> str:

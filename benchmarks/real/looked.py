@@ -34,7 +34,7 @@ import cv2
 import numpy as np
 
 from benchmarks.real.closer import off_reference
-from benchmarks.real.reference import CLIPS, RealClip, load
+from benchmarks.real.reference import ALL, RealClip, load
 from benchmarks.scoring import OFF_FACE_IOU, read_detection_lines, xyxy
 from streamer.track.matching import iou_matrix
 from streamer.types import Box
@@ -133,9 +133,9 @@ def main(argv: list[str] | None = None) -> int:
     w = csv.writer(sys.stdout)
     for path in sorted(args.runs.glob("*/*.jsonl")):
         stem = path.parent.name
-        if stem not in CLIPS:
+        if stem not in ALL:
             continue
-        clip, ref = CLIPS[stem], load(CLIPS[stem])
+        clip, ref = ALL[stem], load(ALL[stem])
         last = max(ref) + 1
         lines = [d for d in read_detection_lines(path) if d["frame"] < last]
         todo = unjudged(lines, ref, clip, closer_look(clip, lines, ref))
