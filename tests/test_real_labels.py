@@ -3,7 +3,10 @@ on, scored against people labelled by time and place, whatever the reference's f
 
 from __future__ import annotations
 
-from benchmarks.real.labels import add_up, score_labels
+import csv
+
+from benchmarks.real.labels import CLASSIFIERS, LABELS, add_up, score_labels
+from benchmarks.real.reference import ALL
 from streamer.types import Box
 
 FPS = 10.0
@@ -125,3 +128,17 @@ def test_a_label_settled_after_the_persons_last_reference_box_counts_until_the_t
         d["faces"][0].update(left=400, right=460, labels={"gender": {"label": "female", "p": 0.9}})
     s = score_labels(lines, ref, 5, FPS, [{**_truth("male", "unsure")[0], "at_s": 1.0, "to_s": 1.5}])
     assert (s["gender_right"], s["gender_wrong"], s["gender_unsettled"]) == (1, 0, 0)
+
+
+def test_every_row_of_labels_csv_names_a_clip_and_labels_the_scorer_reads() -> None:
+    # a typo (a clip's stem, "Male", a beard on a woman, at_s outside the span) silently drops or
+    # mislabels a person: the scorer skips values it does not know
+    with LABELS.open(newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert rows
+    for r in rows:
+        assert r["clip"] in ALL, r
+        assert r["gender"] in (*CLASSIFIERS["gender"], "unsure"), r
+        assert r["beard"] in ((*CLASSIFIERS["beard"], "unsure") if r["gender"] == "male" else ("",)), r
+        assert float(r["from_s"]) <= float(r["at_s"]) <= float(r["to_s"]), r
+        assert float(r["width"]) > 0, r
