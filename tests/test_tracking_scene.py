@@ -132,3 +132,25 @@ def test_faces_found_before_a_scene_cut_are_not_carried_past_it() -> None:
                 assert best >= 0.3, f"frame {n}: box {g.box} (track {g.track}) on no face of this scene"
     assert stage.tracker.dropped_stale >= 1
     assert len(out.faces) >= 3  # the audience, from the first detection after the cut on
+
+
+def test_a_cut_between_two_shots_of_like_colours_is_a_cut(shared: Path) -> None:
+    """A TV dinner: the boys at the table, then their father against the wall behind him, in the
+    same warm colours (simplefr-video2, frame 794: the histogram moves only 0.14; missed, the boys'
+    boxes stayed on the wall and the shelf until the next cut). Someone passing right in front of
+    the camera (frames 1536-1545) is not a cut."""
+    from streamer.track.scene import SceneWatch
+
+    cap = cv2.VideoCapture(str(shared / "media" / "real" / "simplefr-video2.mp4"))
+    watch, cuts, n = SceneWatch(), [], 0
+    while n <= 1545:
+        ok, bgr = cap.read()
+        assert ok, n
+        if 786 <= n <= 800 or 1530 <= n:
+            if n in (786, 1530):
+                watch = SceneWatch()  # (each stretch on its own, from its first frame)
+            if watch.is_cut(cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY)):
+                cuts.append(n)
+        n += 1
+    cap.release()
+    assert cuts == [794]
