@@ -3,7 +3,10 @@ LFW men whose person no earlier real men's CSV names (one image a person, drawn 
 generator), and All-Age-Faces men aged 25+ whose image none labels, each in an order drawn with
 a fixed seed. Each CSV labels a prefix of its order by looking, so which men it holds depends on
 the seed alone, never on a head's score (a held-out set judged fairly);
-``tests/test_train_real_men_lfw2.py`` checks the prefixes."""
+``tests/test_train_real_men_lfw2.py`` checks the prefixes. The later CSVs go on down the same
+orders (``real_men_beard_lfw3.csv`` after lfw2's men, ``..._aaf3.csv`` after aaf2's), and
+``real_men_beard_utk3.csv`` labels a prefix of ``utk_men_draw`` (UTKFace men aged 20+, its ethnic
+groups and age bands taken in turn); ``tests/test_train_real_men_3.py`` checks those."""
 
 from __future__ import annotations
 
@@ -118,6 +121,13 @@ def utk_men_draw(shared: Path, seed: int = UTK3_SEED) -> list[dict[str, str]]:
     for k in range(max(len(c) for c in cells)):
         order += [c[k] for c in cells if k < len(c)]
     return [
-        {"source": "utkface", "path": r["path"], "person": "", "age": r["age"], "race": r["race"], "beard": ""}
+        {
+            "source": "utkface",
+            "path": r["path"],
+            "person": "",
+            "age": r["age"],
+            "race": r["race"],
+            "beard": "",
+        }
         for r in order
     ]
