@@ -53,6 +53,11 @@ def test_loso_section_tabulates_each_seed_fold_and_pool_and_judges_the_goal(tmp_
     assert "trained on the labels of real_men_beard.csv alone" in text
     assert "| **pooled** | 0 | 81.3% " in text  # the CSV-alone variant: (90 + 25 + 99 + 30) / 300
     assert "met by 1 of 2 seeds (**not met**)" in text
+    assert "Means over the 2 seeds" in text
+    assert "| lfw | every CSV | 89.3% (83.3%–95.3%) | 95.0% (95.0%–95.0%) | 78.0% (60.0%–96.0%) |" in text
+    assert "| **pooled** | real_men_beard.csv | 81.3% (81.3%–81.3%) | " in text
+    one = "\n".join(loso_section([_result(tmp_path, 0, 48)], "dlib_resnet_all", 0.3))
+    assert "Means over" not in one  # one seed: its own rows say it all
     with pytest.raises(ValueError, match=r"dlib_resnet_all, real-men weight 0\.5"):
         loso_section([_result(tmp_path, 0, 48)], "dlib_resnet_all", 0.5)
 

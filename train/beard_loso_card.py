@@ -30,6 +30,36 @@ def _meets(r: dict) -> bool:
     return r["overall"]["accuracy"] >= o and all(c["accuracy"] >= cls for c in r["per_class"].values())
 
 
+def _mean_cell(cells: list[dict]) -> str:
+    acc = [c["accuracy"] for c in cells]
+    return f"{_pc(sum(acc) / len(acc))} ({_pc(min(acc))}–{_pc(max(acc))})"
+
+
+def _means(results: list[dict], recipe: str, key: str, other: str) -> list[str]:
+    """Per fold and pooled, the mean over the seeds (lowest–highest seed) of each variant on the
+    same men: what the labels the recipe adds to ``other``'s buy, class by class."""
+    rows = [(fold, [r["folds"][fold] for r in results]) for fold in results[0]["folds"]]
+    if all(r.get("pooled") for r in results):
+        rows.append(("**pooled**", [r["pooled"] for r in results]))
+    lines = [
+        "",
+        f"Means over the {len(results)} seeds (lowest–highest seed), every label against those of "
+        f"{other} alone, on the same held-out men:",
+        "",
+        "| held out | labels | all | shaved | unshaved |",
+        "|---|---|---|---|---|",
+    ]
+    for fold, fs in rows:
+        for name, k in (("every CSV", recipe), (other, key)):
+            cells = [f[k] for f in fs]
+            lines.append(
+                f"| {fold} | {name} | {_mean_cell([c['overall'] for c in cells])} | "
+                + " | ".join(_mean_cell([c["per_class"][c2] for c in cells]) for c2 in ("shaved", "unshaved"))
+                + " |"
+            )
+    return lines
+
+
 def loso_section(paths: list[Path], config: str, weight: float) -> list[str]:
     """Markdown lines: per results file (seed), the recipe ``config`` at ``weight`` on every fold
     and pooled, the other labels' variant beside it; the goal judged on each seed's pooled men."""
@@ -69,6 +99,8 @@ def loso_section(paths: list[Path], config: str, weight: float) -> list[str]:
                 lines.append(f"| {fold} | {r['seed']} | {_row(f[key])} |")
             if r.get("pooled"):
                 lines.append(f"| **pooled** | {r['seed']} | {_row(r['pooled'][key])} |")
+    if other and len(results) > 1:
+        lines += _means(results, recipe, prefix + other, other)
     pooled = [r["pooled"][recipe] for r in results if r.get("pooled")]
     if pooled:
         met = sum(_meets(p) for p in pooled)

@@ -4,12 +4,14 @@ CelebA's rule (``unshaved``: any beard, goatee, moustache or clearly visible stu
 ``shaved``: a clean face; ``unsure``: cannot tell, left out of scoring and training).
 
 ``train/real_men_beard_utk25.csv`` labels 180 more UTKFace men (aged 25+, drawn at random
-among those the CSV lacks) the same way; the shipped head is not trained on them (joined to the
-CSV for ``beard-loso --train-csv``, they did not lift the held-out figures: models/beard.md).
+among those the CSV lacks) the same way.
 ``train/real_men_beard_lfw2.csv`` labels 720 more LFW men (one image a person, persons no CSV
 named before, a prefix of ``train.real_men_draw``'s seeded draw) the same way, so the held-out
 LFW fold is big enough to judge each class, and ``train/real_men_beard_aaf2.csv`` 240 more
-All-Age-Faces men aged 25+ (``real_men_draw``'s other draw); every function here that takes a CSV also takes
+All-Age-Faces men aged 25+ (``real_men_draw``'s other draw). ``..._utk3.csv`` (600 UTKFace men
+aged 20+, its ethnic groups and age bands in turn), ``..._aaf3.csv`` (every All-Age-Faces man
+25+ left) and ``..._lfw3.csv`` (200 more LFW men) go on down ``real_men_draw``'s seeded orders,
+labelled the same way. Every function here that takes a CSV also takes
 several, read one after another as one list (``--csv A,B``).
 
 The shaved/unshaved head runs only on men, so these are the faces it must get right; CelebA's
