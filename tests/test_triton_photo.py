@@ -11,10 +11,14 @@ import cv2
 import numpy as np
 import pytest
 
-from streamer.inference.triton_client import TritonPool
+from streamer.inference.triton_client import BackendUnavailable, TritonPool
 from streamer.metrics import Metrics
 from streamer.people.faces import ENROL_MIRRORED, FaceFinder
 from tests.test_triton import ModelServer
+
+
+def server_up(pool: TritonPool) -> bool:
+    return pool.metrics.backend_up.labels(pool.servers[0].url)._value.get() == 1
 
 
 @pytest.mark.slow
@@ -37,6 +41,11 @@ async def test_a_photo_is_described_on_the_model_server_as_in_process(tmp_path: 
         (plain,) = await pool.describe_photo(photo, mirrored=False)
         assert np.abs(plain.descriptor - finder.describe(photo, [plain.box])[0]).max() < 1e-5
         assert await pool.describe_photo(np.full((300, 300, 3), 128, np.uint8), True) == []
+        # a model the server does not serve (an older model server, without the photo models):
+        # the photo fails, the server stays up for the live frames
+        with pytest.raises(BackendUnavailable):
+            await pool._call("streamer_no_such_model", {"image": photo[None]}, ["result"], 5.0, False)
+        assert pool.up and server_up(pool)
     finally:
         await pool.close()
         await server.stop()

@@ -183,9 +183,8 @@ class TritonPool:
         h, w = rgb.shape[:2]
         small, s = scale_for_detection(rgb, self.detect_max_side)
         timeout = max(self.timeout_s, PHOTO_TIMEOUT_S)
-        out = await self._call(
-            triton_wire.PHOTO_FACES_MODEL, {triton_wire.INPUT: small[None]}, [triton_wire.OUTPUT], timeout
-        )
+        inputs = {triton_wire.INPUT: small[None]}
+        out = await self._call(triton_wire.PHOTO_FACES_MODEL, inputs, [triton_wire.OUTPUT], timeout, False)
         doc = json.loads(bytes(out[triton_wire.OUTPUT].reshape(-1)[0]))
         if "error" in doc:
             raise BackendUnavailable(f"the model server could not look at the photo: {doc['error']}")
@@ -200,7 +199,7 @@ class TritonPool:
         key = triton_wire.DESCRIPTOR_FLIP if mirrored else triton_wire.DESCRIPTOR
         model, name = triton_wire.PHOTO_CHIPS_MODEL, triton_wire.CHIP_INPUT
         got = await asyncio.gather(  # one chip a request: never over the server's max_batch
-            *(self._call(model, {name: c[None]}, [key], timeout) for c in chips)
+            *(self._call(model, {name: c[None]}, [key], timeout, False) for c in chips)
         )
         return [
             PhotoFace(b, c, np.asarray(d[key], np.float32).reshape(-1))
@@ -235,9 +234,17 @@ class TritonPool:
         return [triton_wire.decode_result(bytes(r)) for r in out[triton_wire.OUTPUT].reshape(-1)]
 
     async def _call(
-        self, model: str, inputs: dict[str, np.ndarray], outputs: list[str], timeout_s: float
+        self,
+        model: str,
+        inputs: dict[str, np.ndarray],
+        outputs: list[str],
+        timeout_s: float,
+        down_without_model: bool = True,
     ) -> dict[str, np.ndarray]:
-        """One request to the first server that answers in time (the others marked down)."""
+        """One request to the first server that answers in time (the others marked down).
+        ``down_without_model`` False: a server that does not serve ``model`` (an older model
+        server, without the photo models) is passed over for this request but not marked down,
+        so the live frames it serves do not fail over because of a photo."""
         deadline = time.monotonic() + timeout_s
         tried: set[str] = set()
         last = "no model server is due for a retry yet"
@@ -252,6 +259,12 @@ class TritonPool:
                 got = await self._request(server, model, inputs, outputs, remaining)
             except _BadRequest:
                 raise
+            except _NoModel as e:
+                last = f"{server.url}: {_short(e)}"
+                if not down_without_model:
+                    continue
+                await self._mark_down(server, last)
+                continue
             except Exception as e:
                 last = f"{server.url}: {_short(e)}"
                 await self._mark_down(server, last)
@@ -291,6 +304,8 @@ class TritonPool:
         except InferenceServerException as e:
             if "INVALID_ARGUMENT" in str(e.status()):
                 raise _BadRequest(str(e)) from e
+            if "NOT_FOUND" in str(e.status()) or "unknown model" in str(e):
+                raise _NoModel(str(e)) from e
             raise
         return {o: result.as_numpy(o) for o in outputs}
 
@@ -325,6 +340,10 @@ class TritonPool:
 
 class _BadRequest(ValueError):
     """Triton refused the request itself (not an outage): a bug, not a reason to fail over."""
+
+
+class _NoModel(RuntimeError):
+    """The server does not serve the model asked for (another version of the model server)."""
 
 
 def _short(e: BaseException) -> str:
