@@ -53,8 +53,9 @@ class TrackerRule:
     # ... and where the detector last found the face only faintly (its MMOD score under ``faint``:
     # a face turned or bowed to the edge of what it finds), this bar instead: such a face the
     # detector then misses is drawn only while its box shows it as it was (a small face that stayed
-    # put keeps 0.95 and more; a bowed or turned head that the flow follows looks 0.7-0.9 like it)
-    faint: float = 0.5
+    # put keeps 0.95 and more; a bowed or turned head that the flow follows looks 0.7-0.9 like it).
+    # Off (0): the bowed and turned heads it hid on the real clips are faces, judged by looking
+    faint: float = 0.0
     faint_missed_unlike: float = 0.95
     # a new face's box, carried by the flow from the frame the detector saw to now (carry.py), that
     # looks less than this like the face is unsure (drawn once a look finds it ``sure_like``): the
