@@ -162,6 +162,15 @@ def test_pooled_by_seed_needs_every_fold_and_gains_compare_the_same_threshold_ru
     assert pooled_by_seed({"folds": {"lfw": [run_(0, 1)]}}) == {}  # one fold: nothing to pool
 
 
+def test_patience_0_trains_every_epoch_and_keeps_the_last(tiny, tmp_path: Path) -> None:
+    from train.beard_finetune import parse_variants, run
+
+    res = run(("aaf",), (1,), tmp_path, Path("."), parse_variants("1:1e-3"), epochs=3, patience=0, data=tiny)
+    (t,) = res["folds"]["aaf"][0]["finetuned"].values()
+    assert [h["epoch"] for h in t["history"]] == [0, 1, 2, 3]
+    assert t["best_epoch"] == 3 and t["best_val_loss"] == t["history"][-1]["val_loss"]
+
+
 @pytest.mark.parametrize("bad", ["3:1e-4", "1", "1:x", "1:1e-4:upper"])
 def test_bad_variant_is_refused(bad: str) -> None:
     from train.beard_finetune import parse_variants

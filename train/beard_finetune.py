@@ -126,7 +126,9 @@ def fit_frozen(x_tr, y_tr, w_tr, x_va, y_va, seed: int, epochs: int = 40, patien
 
 def fit_branch(branch, tr: dict, va: dict, lr: float, epochs: int, patience: int, seed: int) -> dict:
     """Fine-tune one epoch at a time (a fresh chip/mirror draw each), keeping the weights of the
-    best validation loss; stop after ``patience`` epochs without a gain of 1e-4."""
+    best validation loss; stop after ``patience`` epochs without a gain of 1e-4. ``patience`` 0:
+    no early stopping, every epoch is trained and the last one's weights kept (so the branch
+    cannot stay where it started when the validation loss, mostly CelebA's men, never falls)."""
     import keras
 
     branch.compile(optimizer=keras.optimizers.Adam(lr), loss="categorical_crossentropy")
@@ -145,13 +147,16 @@ def fit_branch(branch, tr: dict, va: dict, lr: float, epochs: int, patience: int
         row = {"epoch": ep, "loss": float(h.history["loss"][0]), "val_loss": v}
         hist.append(row | {"seconds": round(time.perf_counter() - t0, 1)})
         print(f"beard-finetune: {hist[-1]}", file=sys.stderr, flush=True)
-        if v < best - 1e-4:
+        if patience <= 0:
+            best, best_epoch = v, ep
+        elif v < best - 1e-4:
             best, best_w, since, best_epoch = v, branch.get_weights(), 0, ep
         else:
             since += 1
             if since >= patience:
                 break
-    branch.set_weights(best_w)
+    if patience > 0:
+        branch.set_weights(best_w)
     return {"history": hist, "best_val_loss": best, "best_epoch": best_epoch}
 
 
@@ -306,7 +311,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "also takes the fine-tuned last map's lower-face row",
     )
     p.add_argument("--epochs", type=int, default=8)
-    p.add_argument("--patience", type=int, default=2)
+    p.add_argument(
+        "--patience", type=int, default=2, help="0: no early stopping, the last epoch's weights kept"
+    )
     p.add_argument("--out", type=Path, default=Path("runs") / "beard-finetune")
     p.add_argument("--name", default="beard-finetune", help="file stem of the .json and .md written in --out")
 
