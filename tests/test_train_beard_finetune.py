@@ -81,7 +81,7 @@ def test_tiny_run_holds_out_the_fold_and_each_variant_starts_as_the_frozen_head(
     from train.split import split_dataset
 
     variants = parse_variants("1:1e-4,1:1e-4:lower")
-    res = run(("lfw",), (0,), tmp_path, Path("."), variants, epochs=2, patience=1, name="t", data=tiny)
+    res = run(("lfw", "aaf"), (0,), tmp_path, Path("."), variants, epochs=2, patience=1, name="t", data=tiny)
     (fold,) = res["folds"]["lfw"]
     tuned = [variant_name(*v) for v in variants]
     assert len(set(tuned)) == 2
@@ -104,6 +104,71 @@ def test_tiny_run_holds_out_the_fold_and_each_variant_starts_as_the_frozen_head(
     md = (tmp_path / "t.md").read_text()
     assert md.count("| lfw | 0 |") == 9
     assert json.loads((tmp_path / "t.json").read_text())["folds"]["lfw"][0]["seed"] == 0
+    # the two folds pooled: every labelled man once, each model's confusion the folds' sum
+    pool = res["pooled"]["0"]
+    assert set(pool) == set(fold["scores"])
+    (aaf,) = res["folds"]["aaf"]
+    for who, r in pool.items():
+        assert r["overall"]["n"] == tiny["labelled"].sum()
+        cm = np.add(fold["scores"][who]["confusion"], aaf["scores"][who]["confusion"])
+        assert r["confusion"] == cm.tolist()
+        assert r["per_class"]["unshaved"]["n"] == (tiny["labelled"] & (tiny["real_faces"].ds.y == 1)).sum()
+    assert "| 0 | frozen | " in md and "unshaved gain" in md
+
+
+def test_pooled_by_seed_needs_every_fold_and_gains_compare_the_same_threshold_rule() -> None:
+    from train.beard_finetune_report import frozen_of, markdown, pooled_by_seed
+
+    def sc(tn: int, fp: int, fn: int, tp: int) -> dict:
+        cell = {"accuracy": 0.5, "n": 1, "ci95": [0.0, 1.0]}
+        return {
+            "confusion": [[tn, fp], [fn, tp]],
+            "overall": cell,
+            "per_class": {"shaved": cell, "unshaved": cell},
+            "threshold": 0.5,
+            "beard2clean": {"flips": 0, "ordered": 0, "pairs": 0},
+        }
+
+    def run_(seed: int, tp: int) -> dict:
+        scores = {"frozen": sc(8, 2, 5, 5), "fine-tuned last 1, lr 0.0001": sc(8, 2, 5 - tp, 5 + tp)}
+        return {
+            "seed": seed,
+            "scores": scores,
+            "n_train": 1,
+            "n_val": 1,
+            "frozen_epochs": 1,
+            "seconds_frozen": 1.0,
+            "finetuned": {},
+        }
+
+    result = {"folds": {"lfw": [run_(0, 1), run_(1, 0)], "aaf": [run_(0, 3)]}}
+    pool = pooled_by_seed(result)
+    assert set(pool) == {"0"}  # seed 1 lacks the aaf fold
+    p = pool["0"]
+    assert p["frozen"]["per_class"]["unshaved"] == {
+        "accuracy": 0.5,
+        "n": 20,
+        "ci95": p["frozen"]["per_class"]["unshaved"]["ci95"],
+    }
+    assert p["fine-tuned last 1, lr 0.0001"]["per_class"]["unshaved"]["accuracy"] == 0.7
+    assert frozen_of("fine-tuned last 2, lr 3e-05, validation threshold") == "frozen, validation threshold"
+    assert frozen_of("fine-tuned last 1, lr 0.0001, real men's validation threshold") == (
+        "frozen, real men's validation threshold"
+    )
+    assert frozen_of("fine-tuned last 1, lr 0.0001") == "frozen"
+    header = {"command": "train beard-finetune", "commit": "x", "started": "t", "load_average": [1.0]}
+    md = markdown(header | result | {"pooled": pool})
+    assert "| 0 | fine-tuned last 1, lr 0.0001 | " in md and "| +20.0 |" in md
+    assert pooled_by_seed({"folds": {"lfw": [run_(0, 1)]}}) == {}  # one fold: nothing to pool
+
+
+def test_patience_0_trains_every_epoch_and_keeps_the_last(tiny, tmp_path: Path) -> None:
+    from train.beard_finetune import parse_variants, run
+
+    res = run(("aaf",), (1,), tmp_path, Path("."), parse_variants("1:1e-3"), epochs=3, patience=0, data=tiny)
+    (t,) = res["folds"]["aaf"][0]["finetuned"].values()
+    assert [h["epoch"] for h in t["history"]] == [0, 1, 2, 3]
+    assert t["best_epoch"] == 3 and t["best_val_loss"] == t["history"][-1]["val_loss"]
 
 
 @pytest.mark.parametrize("bad", ["3:1e-4", "1", "1:x", "1:1e-4:upper"])

@@ -2,8 +2,9 @@
 beard-finetune``, issue #30), judged leave-one-source-out on the real men labelled by looking
 exactly as ``train beard-loso`` judges the shipped recipe.
 
-Per fold (a source of ``train/real_men_beard.csv``, or several joined by ``+``, held out) and
-seed, on the same faces, splits and weights as ``train beard --config dlib_resnet_all
+Per fold (a source of the labelled men, or several joined by ``+``, held out) and seed (the
+men: ``train/real_men_beard.csv``, or ``--csv A,B,...`` read as one list as ``train beard-loso
+--csv`` reads them), on the same faces, splits and weights as ``train beard --config dlib_resnet_all
 --men-only --real-men ... --real-men-test FOLD --real-men-weight 0.3``:
 
 1. ``frozen``: the shipped recipe, ``dlib_resnet_all``'s head on the frozen backbone's cached
@@ -17,6 +18,8 @@ seed, on the same faces, splits and weights as ``train beard --config dlib_resne
 Each is scored at p(unshaved) >= 0.5 and at the threshold that maximises the balanced per-class
 accuracy on the validation split (CelebA's validation men and the real men's validation people)
 and on the real men's validation people alone; the held-out fold is never looked at to pick it.
+With folds that hold every source once (``utkface;lfw;aaf``) each seed's folds are also pooled:
+every labelled man judged by models that never saw his source (``train.beard_finetune_report``).
 Writes ``<name>.json`` and ``<name>.md``."""
 
 from __future__ import annotations
@@ -29,7 +32,9 @@ from pathlib import Path
 
 import numpy as np
 
+from train.beard_finetune_report import markdown, pooled_by_seed
 from train.beard_rows import CONFIG, Part, fold_rows, load_data
+from train.real_men import REAL_MEN_CSV, CsvFiles, csv_name
 from train.run_header import run_header
 
 GRID = np.round(np.arange(0.05, 0.951, 0.01), 2)
@@ -121,7 +126,9 @@ def fit_frozen(x_tr, y_tr, w_tr, x_va, y_va, seed: int, epochs: int = 40, patien
 
 def fit_branch(branch, tr: dict, va: dict, lr: float, epochs: int, patience: int, seed: int) -> dict:
     """Fine-tune one epoch at a time (a fresh chip/mirror draw each), keeping the weights of the
-    best validation loss; stop after ``patience`` epochs without a gain of 1e-4."""
+    best validation loss; stop after ``patience`` epochs without a gain of 1e-4. ``patience`` 0:
+    no early stopping, every epoch is trained and the last one's weights kept (so the branch
+    cannot stay where it started when the validation loss, mostly CelebA's men, never falls)."""
     import keras
 
     branch.compile(optimizer=keras.optimizers.Adam(lr), loss="categorical_crossentropy")
@@ -140,13 +147,16 @@ def fit_branch(branch, tr: dict, va: dict, lr: float, epochs: int, patience: int
         row = {"epoch": ep, "loss": float(h.history["loss"][0]), "val_loss": v}
         hist.append(row | {"seconds": round(time.perf_counter() - t0, 1)})
         print(f"beard-finetune: {hist[-1]}", file=sys.stderr, flush=True)
-        if v < best - 1e-4:
+        if patience <= 0:
+            best, best_epoch = v, ep
+        elif v < best - 1e-4:
             best, best_w, since, best_epoch = v, branch.get_weights(), 0, ep
         else:
             since += 1
             if since >= patience:
                 break
-    branch.set_weights(best_w)
+    if patience > 0:
+        branch.set_weights(best_w)
     return {"history": hist, "best_val_loss": best, "best_epoch": best_epoch}
 
 
@@ -255,89 +265,44 @@ def run_fold(data: dict, held: tuple[str, ...], seed: int, variants, epochs: int
     return res | {"scores": scores}
 
 
-def _pc(x: float | None) -> str:
-    return "–" if x is None else f"{100 * x:.1f}%"
-
-
-def _cell(c: dict) -> str:
-    return f"{_pc(c['accuracy'])} ({_pc(c['ci95'][0])}–{_pc(c['ci95'][1])}), n={c['n']}" if c["n"] else "–"
-
-
-def markdown(result: dict) -> str:
-    lines = [
-        "The last 1-2 blocks of dlib's ResNet fine-tuned under the beard head (learning rate lr; "
-        "`lower-face pooled`: the head also takes the last map's lower-face row) vs the frozen shipped "
-        "recipe (`dlib_resnet_all`, CelebA men + real men of the other sources at weight 0.3), "
-        "leave-one-source-out on the real men labelled by looking; "
-        f"`{result['command']}` at {result['commit']}, {result['started']}, "
-        f"load average {result['load_average'][0]:.1f} (2 shared cores). `validation threshold`: "
-        "the cut-off on p(unshaved) with the best balanced accuracy on the validation split (CelebA's "
-        "men and the real men's validation people); `real men's validation threshold`: on the real "
-        "men's validation people only. The held-out fold never picks a threshold.",
-        "",
-        "| fold (held out) | seed | model | threshold | all (95% CI) | shaved | unshaved "
-        "| beard2clean flips / ordered |",
-        "|---|---|---|---|---|---|---|---|",
-    ]
-    for fold, runs in result["folds"].items():
-        for run in runs:
-            for who, r in run["scores"].items():
-                bc = r["beard2clean"]
-                lines.append(
-                    f"| {fold} | {run['seed']} | {who} | {r['threshold']:.2f} | **{_cell(r['overall'])}** | "
-                    f"{_cell(r['per_class']['shaved'])} | {_cell(r['per_class']['unshaved'])} | "
-                    f"{bc['flips']} / {bc['ordered']} of {bc['pairs']} |"
-                )
-    lines += ["", "Mean over the seeds (accuracy):", ""]
-    lines += ["| fold (held out) | model | all | shaved | unshaved |", "|---|---|---|---|---|"]
-    for fold, runs in result["folds"].items():
-        for who in runs[0]["scores"]:
-            rs = [r["scores"][who] for r in runs]
-            acc = [np.mean([r[k]["accuracy"] for r in rs]) for k in ("overall",)] + [
-                np.mean([r["per_class"][c]["accuracy"] for r in rs]) for c in ("shaved", "unshaved")
-            ]
-            lines.append(f"| {fold} | {who} ({len(rs)} seeds) | " + " | ".join(_pc(a) for a in acc) + " |")
-    lines += ["", "Training:", ""]
-    for fold, runs in result["folds"].items():
-        for f in runs:
-            lines.append(
-                f"- {fold}, seed {f['seed']}: {f['n_train']} training / {f['n_val']} validation faces; "
-                f"frozen head {f['frozen_epochs']} epochs ({f['seconds_frozen']:.0f} s)"
-            )
-            for who, t in f["finetuned"].items():
-                lines.append(
-                    f"  - {who}: best epoch {t['best_epoch']} of {len(t['history']) - 1} "
-                    f"({t['seconds']:.0f} s); "
-                    f"validation loss {t['history'][0]['val_loss']:.4f} -> {t['best_val_loss']:.4f}; "
-                    f"start agreement {100 * t['start_agreement']:.2f}%"
-                )
-    return "\n".join(lines) + "\n"
-
-
 def run(folds, seeds, out: Path, shared: Path, variants=((1, 3e-5, False),), epochs=8, patience=2,
-        name="beard-finetune", command="", data: dict | None = None) -> dict[str, object]:  # fmt: skip
-    """Every fold x seed; writes ``<name>.json`` and ``<name>.md`` in ``out`` after each."""
-    data = data or load_data(shared, progress=True)
+        name="beard-finetune", command="", data: dict | None = None,
+        csv_file: CsvFiles = REAL_MEN_CSV) -> dict[str, object]:  # fmt: skip
+    """Every seed x fold (a seed's folds in a row, so a stopped run holds whole seeds); writes
+    ``<name>.json`` and ``<name>.md`` in ``out`` after each, with the seeds' pooled scores
+    (``pooled_by_seed``) once a seed has every fold."""
+    data = data or load_data(shared, progress=True, csv_file=csv_file)
     out.mkdir(parents=True, exist_ok=True)
     result: dict[str, object] = {
         **run_header(command),
+        "csv": csv_name(csv_file),
         "variants": [list(v) for v in variants],
         "folds": {},
     }
-    for fold in folds:
-        for seed in seeds:
+    for seed in seeds:
+        for fold in folds:
             res = run_fold(data, tuple(fold.split("+")), seed, variants, epochs, patience)
             result["folds"].setdefault(fold, []).append(res)  # type: ignore[union-attr]
+            result["pooled"] = pooled_by_seed(result)
             (out / f"{name}.json").write_text(json.dumps(result, indent=2))
             (out / f"{name}.md").write_text(markdown(result))
     return result
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
+    from train.beard_loso import csv_list
+
     p = sub.add_parser(
         "beard-finetune", help="fine-tune the ResNet's last blocks for beards vs the frozen head"
     )
     p.add_argument("--folds", default="lfw;utkface;aaf;aaf+lfw", help="';'-separated, '+' joins sources")
+    p.add_argument(
+        "--csv",
+        type=csv_list,
+        default=(REAL_MEN_CSV,),
+        help="CSV[,CSV...]: the labelled men (default: the CSV); with --folds 'utkface;lfw;aaf' "
+        "each seed's folds are also pooled",
+    )
     p.add_argument("--seeds", default="0,1")
     p.add_argument(
         "--variants",
@@ -346,7 +311,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "also takes the fine-tuned last map's lower-face row",
     )
     p.add_argument("--epochs", type=int, default=8)
-    p.add_argument("--patience", type=int, default=2)
+    p.add_argument(
+        "--patience", type=int, default=2, help="0: no early stopping, the last epoch's weights kept"
+    )
     p.add_argument("--out", type=Path, default=Path("runs") / "beard-finetune")
     p.add_argument("--name", default="beard-finetune", help="file stem of the .json and .md written in --out")
 
@@ -356,6 +323,7 @@ def main(args: argparse.Namespace, shared: Path) -> int:
     seeds = tuple(int(s) for s in args.seeds.split(","))
     command = "train " + " ".join(sys.argv[1:])
     variants = parse_variants(args.variants)
-    run(folds, seeds, args.out, shared, variants, args.epochs, args.patience, args.name, command)
+    run(folds, seeds, args.out, shared, variants, args.epochs, args.patience, args.name, command,
+        csv_file=args.csv)  # fmt: skip
     print((args.out / f"{args.name}.md").read_text())
     return 0

@@ -46,13 +46,16 @@ def _part(feats, acts, y: np.ndarray) -> Part:
     return Part(f, acts.x, acts.xm, feats.matrix(EXTRA), feats.mirror_matrix(EXTRA), y, feats.found)
 
 
-def load_data(shared: Path, cache_dir: Path | None = None, progress: bool = False) -> dict[str, object]:
-    """CelebA (beard labels, men mask), the labelled real men and beard2clean, each as a ``Part``
-    (trunk activations cached under ``.cache/features/trunk-*``, computed once)."""
+def load_data(
+    shared: Path, cache_dir: Path | None = None, progress: bool = False, csv_file=None
+) -> dict[str, object]:
+    """CelebA (beard labels, men mask), the labelled real men (``csv_file``: one CSV or several
+    read as one list, default ``train/real_men_beard.csv``) and beard2clean, each as a ``Part``
+    (trunk activations cached under ``.cache/features/trunk-*``, computed once per set of men)."""
     from train.crops import default_cache_dir
     from train.data import BEARD_RULE
     from train.features import features_for
-    from train.real_men import LABELS, UPSAMPLE, celeba_men, load_real_men
+    from train.real_men import LABELS, REAL_MEN_CSV, UPSAMPLE, celeba_men, load_real_men
     from train.sources import load_celeba_faces, load_labels_csv
     from train.trunk import dataset_trunk
 
@@ -61,7 +64,7 @@ def load_data(shared: Path, cache_dir: Path | None = None, progress: bool = Fals
     cf = load_celeba_faces(celeba, BEARD_RULE)
     c_feats = features_for(cf.ds, "mmod", 1, cache_dir, progress)
     c_part = _part(c_feats, dataset_trunk("celeba", cf, 1, cache_dir, progress), cf.ds.y)
-    rf, labelled = load_real_men(shared)
+    rf, labelled = load_real_men(shared, csv_file or REAL_MEN_CSV)
     r_feats = features_for(rf.ds, "mmod", UPSAMPLE, cache_dir, progress)
     r_part = _part(r_feats, dataset_trunk("realmen", rf, UPSAMPLE, cache_dir, progress), rf.ds.y)
     b2c = load_labels_csv(Path(shared) / "data" / "faces" / "beard2clean", LABELS, "beard")
