@@ -24,7 +24,9 @@ def cut(src: Path, dst: Path, start_s: float) -> float:
     tmp = dst.with_name(dst.stem + ".part" + dst.suffix)
     with av.open(str(src)) as inp, av.open(str(tmp), "w") as out:
         vs = inp.streams.video[0]
-        os_ = out.add_stream_from_template(vs)
+        # (PyAV 14 and later; before it, add_stream(template=...))
+        add = getattr(out, "add_stream_from_template", None)
+        os_ = add(vs) if add else out.add_stream(template=vs)
         tb = vs.time_base
         inp.seek(int(start_s / tb), stream=vs, backward=True, any_frame=False)
         off, at = None, 0.0
