@@ -8,14 +8,15 @@ from __future__ import annotations
 
 import numpy as np
 
+from train.beard_loso import class_cells, pooled
+from train.model_card import pc
+
 CUTS = (", real men's validation threshold", ", validation threshold")  # longest first
 
 
 def pooled_by_seed(result: dict) -> dict[str, dict]:
     """{seed: ``train.beard_loso.pooled`` of that seed's folds}, for the seeds every fold has;
     ``{}`` when a source is in two folds or there is one fold."""
-    from train.beard_loso import pooled
-
     folds = result["folds"]
     seeds = [r["seed"] for r in next(iter(folds.values()), [])]
     out: dict[str, dict] = {}
@@ -31,14 +32,6 @@ def pooled_by_seed(result: dict) -> dict[str, dict]:
 def frozen_of(who: str) -> str:
     """The frozen head's row scored at the same threshold rule as ``who``'s."""
     return "frozen" + next((c for c in CUTS if who.endswith(c)), "")
-
-
-def _pc(x: float | None) -> str:
-    return "–" if x is None else f"{100 * x:.1f}%"
-
-
-def _cell(c: dict) -> str:
-    return f"{_pc(c['accuracy'])} ({_pc(c['ci95'][0])}–{_pc(c['ci95'][1])}), n={c['n']}" if c["n"] else "–"
 
 
 def markdown(result: dict) -> str:
@@ -63,8 +56,7 @@ def markdown(result: dict) -> str:
             for who, r in run["scores"].items():
                 bc = r["beard2clean"]
                 lines.append(
-                    f"| {fold} | {run['seed']} | {who} | {r['threshold']:.2f} | **{_cell(r['overall'])}** | "
-                    f"{_cell(r['per_class']['shaved'])} | {_cell(r['per_class']['unshaved'])} | "
+                    f"| {fold} | {run['seed']} | {who} | {r['threshold']:.2f} | {class_cells(r)} | "
                     f"{bc['flips']} / {bc['ordered']} of {bc['pairs']} |"
                 )
     lines += ["", "Mean over the seeds (accuracy):", ""]
@@ -75,7 +67,7 @@ def markdown(result: dict) -> str:
             acc = [np.mean([r[k]["accuracy"] for r in rs]) for k in ("overall",)] + [
                 np.mean([r["per_class"][c]["accuracy"] for r in rs]) for c in ("shaved", "unshaved")
             ]
-            lines.append(f"| {fold} | {who} ({len(rs)} seeds) | " + " | ".join(_pc(a) for a in acc) + " |")
+            lines.append(f"| {fold} | {who} ({len(rs)} seeds) | " + " | ".join(pc(a) for a in acc) + " |")
     lines += _pooled_lines(result)
     lines += ["", "Training:", ""]
     for fold, runs in result["folds"].items():
@@ -113,10 +105,7 @@ def _pooled_lines(result: dict) -> list[str]:
                 r["per_class"]["unshaved"]["accuracy"]
                 - models[frozen_of(who)]["per_class"]["unshaved"]["accuracy"]
             )
-            lines.append(
-                f"| {seed} | {who} | **{_cell(r['overall'])}** | {_cell(r['per_class']['shaved'])} | "
-                f"{_cell(r['per_class']['unshaved'])} | {100 * gain:+.1f} |"
-            )
+            lines.append(f"| {seed} | {who} | {class_cells(r)} | {100 * gain:+.1f} |")
     lines += ["", f"Pooled, mean over the {len(pool)} seeds (accuracy):", ""]
     lines += ["| model | all | shaved | unshaved | unshaved gain, min over seeds |", "|---|---|---|---|---|"]
     first = next(iter(pool.values()))
@@ -130,5 +119,5 @@ def _pooled_lines(result: dict) -> list[str]:
             - m[frozen_of(who)]["per_class"]["unshaved"]["accuracy"]
             for m in pool.values()
         ]
-        lines.append(f"| {who} | " + " | ".join(_pc(a) for a in acc) + f" | {100 * min(gains):+.1f} |")
+        lines.append(f"| {who} | " + " | ".join(pc(a) for a in acc) + f" | {100 * min(gains):+.1f} |")
     return lines

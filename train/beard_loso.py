@@ -15,19 +15,16 @@ import json
 import sys
 from pathlib import Path
 
+from train.model_card import pc, score_cell
 from train.real_men import REAL_MEN_CSV, CsvFiles, csv_name, evaluate_real_men
 from train.run_header import run_header
 from train.sources import AGE_BANDS
 
 
-def _pc(x: float | None) -> str:
-    return "–" if x is None else f"{100 * x:.1f}%"
-
-
-def _cell(c: dict) -> str:
-    if not c["n"]:
-        return "–"
-    return f"{_pc(c['accuracy'])} ({_pc(c['ci95'][0])}–{_pc(c['ci95'][1])}), n={c['n']}"
+def class_cells(r: dict) -> str:
+    """A beard score's table cells: all (bold), shaved and unshaved, each with its 95% interval."""
+    by = r["per_class"]
+    return f"**{score_cell(r['overall'])}** | {score_cell(by['shaved'])} | {score_cell(by['unshaved'])}"
 
 
 def fold_variant(
@@ -122,10 +119,7 @@ def _pooled_lines(result: dict) -> list[str]:
         "|---|---|---|---|",
     ]
     for who, r in pool.items():
-        lines.append(
-            f"| {who} | **{_cell(r['overall'])}** | {_cell(r['per_class']['shaved'])} | "
-            f"{_cell(r['per_class']['unshaved'])} |"
-        )
+        lines.append(f"| {who} | {class_cells(r)} |")
     return lines
 
 
@@ -145,8 +139,7 @@ def markdown(result: dict) -> str:
         for who, r in f.items():
             b = r["beard2clean"]
             lines.append(
-                f"| {name} | {who} | **{_cell(r['overall'])}** | {_cell(r['per_class']['shaved'])} | "
-                f"{_cell(r['per_class']['unshaved'])} | {b['flips']} / {b['ordered']} of {b['pairs']} |"
+                f"| {name} | {who} | {class_cells(r)} | {b['flips']} / {b['ordered']} of {b['pairs']} |"
             )
     lines += _pooled_lines(result)
     lines += ["", "Per age band (faces whose source gives an age; accuracy, faces):", ""]
@@ -158,7 +151,7 @@ def markdown(result: dict) -> str:
             cells = [r["per_age"].get(b) for b in AGE_BANDS]
             lines.append(
                 f"| {name}: {who} | "
-                + " | ".join(f"{_pc(c['accuracy'])} n={c['n']}" if c else "–" for c in cells)
+                + " | ".join(f"{pc(c['accuracy'])} n={c['n']}" if c else "–" for c in cells)
                 + " |"
             )
     return "\n".join(lines + _cutoff_lines(result)) + "\n"
@@ -185,9 +178,9 @@ def _cutoff_lines(result: dict) -> list[str]:
         cells = (
             [
                 f"{v['cutoff']:.2f}",
-                _cell(v["overall"]),
-                _cell(v["per_class"]["shaved"]),
-                _cell(v["per_class"]["unshaved"]),
+                score_cell(v["overall"]),
+                score_cell(v["per_class"]["shaved"]),
+                score_cell(v["per_class"]["unshaved"]),
             ]
             if v
             else ["–"] * 4
@@ -195,7 +188,7 @@ def _cutoff_lines(result: dict) -> list[str]:
         lines.append(
             f"| {name} | {who} | "
             + " | ".join(cells)
-            + f" | {_pc(c['min_class_recall'])} ({c['cutoff']:.2f}) |"
+            + f" | {pc(c['min_class_recall'])} ({c['cutoff']:.2f}) |"
         )
     return lines
 

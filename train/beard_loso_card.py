@@ -9,20 +9,12 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from train.model_card import REAL_MEN_GOAL
-
-
-def _pc(x: float | None) -> str:
-    return "–" if x is None else f"{100 * x:.1f}%"
-
-
-def _cell(c: dict) -> str:
-    return f"{_pc(c['accuracy'])} ({_pc(c['ci95'][0])}–{_pc(c['ci95'][1])}), n={c['n']}"
+from train.model_card import REAL_MEN_GOAL, pc, score_cell
 
 
 def _row(r: dict) -> str:
-    pc = r["per_class"]
-    return f"{_cell(r['overall'])} | {_cell(pc['shaved'])} | {_cell(pc['unshaved'])}"
+    by = r["per_class"]
+    return f"{score_cell(r['overall'])} | {score_cell(by['shaved'])} | {score_cell(by['unshaved'])}"
 
 
 def _meets(r: dict) -> bool:
@@ -32,7 +24,7 @@ def _meets(r: dict) -> bool:
 
 def _mean_cell(cells: list[dict]) -> str:
     acc = [c["accuracy"] for c in cells]
-    return f"{_pc(sum(acc) / len(acc))} ({_pc(min(acc))}–{_pc(max(acc))})"
+    return f"{pc(sum(acc) / len(acc))} ({pc(min(acc))}–{pc(max(acc))})"
 
 
 def _means(results: list[dict], recipe: str, key: str, other: str) -> list[str]:
@@ -106,7 +98,7 @@ def loso_section(paths: list[Path], config: str, weight: float) -> list[str]:
         met = sum(_meets(p) for p in pooled)
         lines += [
             "",
-            f"Goal (issue #30): ≥ {_pc(REAL_MEN_GOAL[0])} overall and ≥ {_pc(REAL_MEN_GOAL[1])} for each "
+            f"Goal (issue #30): ≥ {pc(REAL_MEN_GOAL[0])} overall and ≥ {pc(REAL_MEN_GOAL[1])} for each "
             f"class on real men never trained on, judged on the pooled folds: met by {met} of "
             f"{len(pooled)} seeds{'' if met == len(pooled) else ' (**not met**)'}.",
         ]

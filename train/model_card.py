@@ -25,8 +25,17 @@ INTENDED = {
 }
 
 
-def _pc(x: float) -> str:
-    return f"{100 * x:.1f}%"
+def pc(x: float | None) -> str:
+    """A share as a percentage with one decimal ("–" for none)."""
+    return "–" if x is None else f"{100 * x:.1f}%"
+
+
+def score_cell(c: dict) -> str:
+    """An accuracy cell of a card or a results table: the share, its 95% interval and n ("–" when
+    nothing was scored)."""
+    if not c["n"]:
+        return "–"
+    return f"{pc(c['accuracy'])} ({pc(c['ci95'][0])}–{pc(c['ci95'][1])}), n={c['n']}"
 
 
 def _eval_table(name: str, s: dict) -> list[str]:
@@ -39,7 +48,7 @@ def _eval_table(name: str, s: dict) -> list[str]:
     else:
         what = f"{s['n_images']} images, {s['n_no_face']} with no detected face, classified whole"
     lines = [
-        f"**{name}** ({what}): accuracy **{_pc(s['accuracy'])}** (95% Wilson CI {_pc(lo)}–{_pc(hi)}).",
+        f"**{name}** ({what}): accuracy **{pc(s['accuracy'])}** (95% Wilson CI {pc(lo)}–{pc(hi)}).",
         "",
         "| class | precision | recall (95% CI) | F1 | support |",
         "|---|---|---|---|---|",
@@ -47,7 +56,7 @@ def _eval_table(name: str, s: dict) -> list[str]:
     for lab, c in s["per_class"].items():
         rl, rh = c["recall_ci95"]
         lines.append(
-            f"| {lab} | {_pc(c['precision'])} | {_pc(c['recall'])} ({_pc(rl)}–{_pc(rh)}) | "
+            f"| {lab} | {pc(c['precision'])} | {pc(c['recall'])} ({pc(rl)}–{pc(rh)}) | "
             f"{c['f1']:.3f} | {c['support']} |"
         )
     labels = s["labels"]
@@ -57,10 +66,6 @@ def _eval_table(name: str, s: dict) -> list[str]:
     for lab, row in zip(labels, s["confusion_matrix"], strict=True):
         lines.append(f"| {lab} | " + " | ".join(str(v) for v in row) + " |")
     return [*lines, ""]
-
-
-def _cell(c: dict) -> str:
-    return f"{_pc(c['accuracy'])} ({_pc(c['ci95'][0])}–{_pc(c['ci95'][1])}), n={c['n']}"
 
 
 # how the later half of train/real_men_beard.csv was chosen (the CSV does not say)
@@ -110,16 +115,16 @@ def _real_men_section(r: dict) -> list[str]:
         "",
         "| faces | accuracy (95% CI), n |",
         "|---|---|",
-        f"| all | **{_cell(r['overall'])}** |",
-        *(f"| {k} | {_cell(c)} |" for k, c in r["per_class"].items()),
-        *(f"| source {k} | {_cell(c)} |" for k, c in r["per_source"].items()),
-        *(f"| age {k} | {_cell(c)} |" for k, c in r["per_age"].items()),
+        f"| all | **{score_cell(r['overall'])}** |",
+        *(f"| {k} | {score_cell(c)} |" for k, c in r["per_class"].items()),
+        *(f"| source {k} | {score_cell(c)} |" for k, c in r["per_source"].items()),
+        *(f"| age {k} | {score_cell(c)} |" for k, c in r["per_age"].items()),
         "",
     ]
     (o, cls), b = REAL_MEN_GOAL, r["beard2clean"]
     ok = r["overall"]["accuracy"] >= o and all(c["accuracy"] >= cls for c in r["per_class"].values())
     lines += [
-        f"Goal (issue #30): ≥ {_pc(o)} overall and ≥ {_pc(cls)} for each class on real men never trained "
+        f"Goal (issue #30): ≥ {pc(o)} overall and ≥ {pc(cls)} for each class on real men never trained "
         f"on: {'met' if ok else '**not met**'}.",
         "",
         f"beard2clean (synthetic pairs, one man with and without a beard): the cut-off falls between the "
@@ -131,7 +136,7 @@ def _real_men_section(r: dict) -> list[str]:
 
 def _degraded_mean(m: dict) -> str:
     d = m.get("test_degraded")
-    return _pc(sum(v["accuracy"] for v in d.values()) / len(d)) if d else "–"
+    return pc(sum(v["accuracy"] for v in d.values()) / len(d)) if d else "–"
 
 
 def _degraded_table(d: dict, clean: float | None) -> list[str]:
@@ -148,7 +153,7 @@ def _degraded_table(d: dict, clean: float | None) -> list[str]:
     for kind, s in d.items():
         lo, hi = s["accuracy_ci95"]
         delta = f"{100 * (s['accuracy'] - clean):+.1f} points" if clean is not None else "–"
-        lines.append(f"| {kind} | {_pc(s['accuracy'])} ({_pc(lo)}–{_pc(hi)}) | {delta} |")
+        lines.append(f"| {kind} | {pc(s['accuracy'])} ({pc(lo)}–{pc(hi)}) | {delta} |")
     return [*lines, ""]
 
 
@@ -299,7 +304,7 @@ def write_card(
         men = (
             " (CelebA's men only: the harder half; women are nearly all shaved)" if m.get("men_only") else ""
         )
-        lines += [f"Goal: ≥ {_pc(goal)} on held-out faces. Test accuracy {_pc(acc)}{men} {verdict} it.", ""]
+        lines += [f"Goal: ≥ {pc(goal)} on held-out faces. Test accuracy {pc(acc)}{men} {verdict} it.", ""]
     if task == "beard":
         lines += BEARD_TRIED
     if compare:
@@ -315,7 +320,7 @@ def write_card(
             ci = t.get("accuracy_ci95", [0, 0])
             lines.append(
                 f"| `{c['config']}` | {c['params']:,} | {c['epochs_run']} | {c['seconds_fit']} | "
-                f"{_pc(c['val']['accuracy'])} | {_pc(t.get('accuracy', 0))} ({_pc(ci[0])}–{_pc(ci[1])}) | "
+                f"{pc(c['val']['accuracy'])} | {pc(t.get('accuracy', 0))} ({pc(ci[0])}–{pc(ci[1])}) | "
                 f"{_degraded_mean(c)} |"
             )
         lines.append("")
