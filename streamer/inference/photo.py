@@ -13,6 +13,7 @@ dlib's 5-point landmarks, ~10 MB). ``streamer people add`` (offline) runs them i
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -69,12 +70,17 @@ def describe_photo(engine, image: np.ndarray, mirrored: bool) -> list[PhotoFace]
     return [PhotoFace(b, c, d) for b, c, d in zip(boxes, chips, ds, strict=True)]
 
 
-def photo_backbone(engine):
-    """The engine's face backbone, or one of its own when none of its classifiers uses it."""
-    if engine.backbone is None:
-        if getattr(engine, "_photo_backbone", None) is None:
-            from streamer.classify.backbone import FaceBackbone
+_OWN_BACKBONE: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # engine -> its photos' backbone
 
-            engine._photo_backbone = FaceBackbone(engine.spec.face_backbone or None)
-        return engine._photo_backbone
-    return engine.backbone
+
+def photo_backbone(engine):
+    """The engine's face backbone, or, when none of its classifiers uses it, one for its photos,
+    loaded on first use (kept apart from ``engine.backbone``, which the live path and its warm-up
+    read as the classifiers' own)."""
+    if engine.backbone is not None:
+        return engine.backbone
+    if engine not in _OWN_BACKBONE:
+        from streamer.classify.backbone import FaceBackbone
+
+        _OWN_BACKBONE[engine] = FaceBackbone(engine.spec.face_backbone or None)
+    return _OWN_BACKBONE[engine]
