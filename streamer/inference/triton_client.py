@@ -261,9 +261,8 @@ class TritonPool:
                 raise
             except _NoModel as e:
                 last = f"{server.url}: {_short(e)}"
-                if not down_without_model:
-                    continue
-                await self._mark_down(server, last)
+                if down_without_model:
+                    await self._mark_down(server, last)
                 continue
             except Exception as e:
                 last = f"{server.url}: {_short(e)}"
