@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from train.beard_loso import class_cells, pooled
+from train.beard_loso import class_cells, pooled, pooled_head
 from train.model_card import pc
 
 CUTS = (", real men's validation threshold", ", validation threshold")  # longest first
@@ -90,15 +90,12 @@ def _pooled_lines(result: dict) -> list[str]:
     pool = result.get("pooled") or {}
     if not pool:
         return []
-    lines = [
-        "",
-        f"Pooled over the folds {', '.join(result['folds'])} (every labelled man judged by models that "
-        "never saw his source; `gain`: unshaved recall minus the frozen head's of the same seed and "
-        "threshold rule, in points):",
-        "",
-        "| seed | model | all (95% CI) | shaved | unshaved | unshaved gain |",
-        "|---|---|---|---|---|---|",
-    ]
+    lines = pooled_head(
+        result,
+        "models that never saw his source; `gain`: unshaved recall minus the frozen head's of the "
+        "same seed and threshold rule, in points",
+        ["seed", "model", "all (95% CI)", "shaved", "unshaved", "unshaved gain"],
+    )
     for seed, models in pool.items():
         for who, r in models.items():
             gain = (

@@ -106,18 +106,26 @@ def pooled(result: dict) -> dict[str, dict]:
     return out
 
 
+def pooled_head(result: dict, judged: str, columns: list[str]) -> list[str]:
+    """The pooled table's lead-in (``judged``: by what, and what else to know) and header row."""
+    return [
+        "",
+        f"Pooled over the folds {', '.join(result['folds'])} (every labelled man judged by {judged}):",
+        "",
+        "| " + " | ".join(columns) + " |",
+        "|" + "---|" * len(columns),
+    ]
+
+
 def _pooled_lines(result: dict) -> list[str]:
     pool = result.get("pooled") or {}
     if not pool:
         return []
-    lines = [
-        "",
-        f"Pooled over the folds {', '.join(result['folds'])} (every labelled man judged by a head that "
-        "never saw his source; a baseline model file saw some of them):",
-        "",
-        "| model | all (95% CI) | shaved | unshaved |",
-        "|---|---|---|---|",
-    ]
+    lines = pooled_head(
+        result,
+        "a head that never saw his source; a baseline model file saw some of them",
+        ["model", "all (95% CI)", "shaved", "unshaved"],
+    )
     for who, r in pool.items():
         lines.append(f"| {who} | {class_cells(r)} |")
     return lines
