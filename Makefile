@@ -10,8 +10,12 @@ CONFIG ?= config.toml
 run: $(STAMP)
 	$(VENV)/bin/streamer serve --config $(CONFIG)
 
+# The suite in TEST_WORKERS processes (default: one per core, at most 4), a test module's tests in
+# one process: many tests wait on servers, browsers and subprocesses, so two processes keep 2 cores busy.
+TEST_WORKERS ?= $(shell n=$$(nproc 2>/dev/null || echo 2); [ $$n -gt 4 ] && n=4; echo $$n)
+
 test: $(STAMP) system-deps
-	$(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 test-fast: $(STAMP)
 	$(PY) -m pytest -m "not slow and not system" $(PYTEST_ARGS)

@@ -182,14 +182,16 @@ def test_sigterm_writes_the_tracks_it_ends(tmp_path: Path) -> None:
 @pytest.mark.slow
 def test_annotate_keeps_no_history_unless_asked(tmp_path: Path) -> None:
     """`streamer annotate --realtime` runs the live pipeline, store included, but a run over a file
-    adds nothing to the default store (./data) unless ``--history`` says so."""
+    adds nothing to the default store (./data) unless ``--history`` says so. The run with history
+    plays the whole clip (9 s): a busy machine's detector answers a few times in 3 s, too few to
+    confirm a track."""
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     clip = str(DEMO_VIDEO)
     for history in (False, True):
         cwd = tmp_path / ("kept" if history else "plain")
         cwd.mkdir()
         cmd = [sys.executable, "-m", "streamer", "annotate", clip, "--output", "out.avi", "--realtime"]
-        cmd += ["--max-frames", "90", *(["--history"] if history else [])]
+        cmd += ["--history"] if history else ["--max-frames", "60"]
         r = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
         assert r.returncode == 0, r.stderr[-3000:]
         assert (cwd / "out.avi").stat().st_size > 0

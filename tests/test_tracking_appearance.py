@@ -187,7 +187,9 @@ def test_a_box_the_flow_lost_or_a_look_hid_shows_again_only_on_its_face(shared: 
     assert shown == [0, 1]
 
 
-def test_a_faint_face_the_detector_then_misses_keeps_its_box_unless_the_faint_bar_is_set(shared: Path) -> None:
+def test_a_faint_face_the_detector_then_misses_keeps_its_box_unless_the_faint_bar_is_set(
+    shared: Path,
+) -> None:
     # on a real meeting (bitornobit-meeting) a man's bowed head, found faintly (MMOD score
     # 0.17-0.45) and then missed, keeps its box: the flow follows the head and the box still looks
     # 0.73-0.92 like the face, over missed_unlike (0.6), and it is a face (judged by looking).

@@ -1,16 +1,17 @@
 """Real footage: faces found, followed and labelled on real clips, against the detector offline.
 
     python -m benchmarks real [--clips a,b,..] [--held-out] [--runs 1] [--planned-every 8]
-                              [--planned-latency 6] [--planned-sync off,busy,on] [--live-sync config|on|off|both]
-                              [--no-live] [--no-planned] [--misses] [--keep DIR] [--out DIR]
-                              [--name STEM]
+                              [--planned-latency 6] [--planned-sync off,busy,on]
+                              [--live-sync config|on|off|both] [--no-live] [--no-planned]
+                              [--misses] [--keep DIR] [--out DIR] [--name STEM]
 
 Clips: ``../shared/media/real`` (reference.py's CLIPS: those with faces >= 40 px; each its first
 seconds); ``--held-out``: the rest of the longer clips (reference.py's HELD_OUT, cut from a key
 frame by segment.py), kept aside from the tuning. Reference: the detector at the clip's full
 resolution, upsample 1, on every Nth frame, cached in ``.cache/real`` (reference.py; computed on
-first use: minutes a clip on 2 cores). Reference tracks: reference boxes linked from one reference frame to the next (scoring.link_tracks),
-never across a scene cut (reference.scene_cuts: the tracker's own test, on every frame).
+first use: minutes a clip on 2 cores). Reference tracks: reference boxes linked from one reference
+frame to the next (scoring.link_tracks), never across a scene cut (reference.scene_cuts: the
+tracker's own test, on every frame).
 
 Each clip is played ``--runs`` times live (``streamer annotate --realtime`` with config.toml's
 defaults, in a child process whose CPU is measured: detection as often as the machine allows,
@@ -244,9 +245,7 @@ def main(argv: list[str] | None = None) -> int:
         if not set(modes) <= {"off", "busy", "on"}:
             raise SystemExit("--planned-sync: off, busy, on, comma-separated")
         live = {"config": ("",), "on": ("on",), "off": ("off",), "both": ("off", "on")}[args.live_sync]
-        clips = [
-            run_clip(c, runs, planned, work, modes, live, args.misses) for c in names.split(",") if c
-        ]
+        clips = [run_clip(c, runs, planned, work, modes, live, args.misses) for c in names.split(",") if c]
     result = run_record("real", argv) | {"clips": clips}
     save(args, "real", result, markdown(result))
     return 0
@@ -272,7 +271,8 @@ def markdown(data: dict[str, Any]) -> str:
     ]
     for c in data["clips"]:
         parts.append(
-            f"\n## {c['clip']} ({c['size']}, {c['fps']} fps, first {c['seconds']} s{_part(c)}): {c['note']}\n\n"
+            f"\n## {c['clip']} ({c['size']}, {c['fps']} fps, first {c['seconds']} s{_part(c)}): "
+            f"{c['note']}\n\n"
             f"Reference every {c['reference_every']}th frame: {c['reference_frames']} frames, "
             f"{c['reference_faces']} faces; scene cuts at frames {c.get('scene_cuts', [])}.\n\n"
             + markdown_table(c["rows"], COLUMNS)

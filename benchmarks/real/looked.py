@@ -60,7 +60,9 @@ def judged(clip: str, path: Path = LOOKED) -> dict[int, list[tuple[tuple[int, in
 def faces(clip: str, path: Path = LOOKED) -> dict[int, list[Box]]:
     """Reference frame -> the boxes judged faces, as faces a closer look would have found."""
     return {
-        n: [Box(*b, 1.0) for b, face in got if face] for n, got in judged(clip, path).items() if any(f for _, f in got)
+        n: [Box(*b, 1.0) for b, face in got if face]
+        for n, got in judged(clip, path).items()
+        if any(f for _, f in got)
     }
 
 
@@ -126,7 +128,9 @@ def sheet(clip: RealClip, todo: dict[int, list[tuple]], ref: dict[int, list[Box]
 def main(argv: list[str] | None = None) -> int:
     from benchmarks.real.closer import closer_look
 
-    ap = argparse.ArgumentParser(prog="python -m benchmarks.real.looked", description=__doc__.split("\n\n")[0])
+    ap = argparse.ArgumentParser(
+        prog="python -m benchmarks.real.looked", description=__doc__.split("\n\n")[0]
+    )
     ap.add_argument("runs", type=Path, help="a `python -m benchmarks real --keep` folder")
     ap.add_argument("--sheets", type=Path, default=None, help="draw the unjudged boxes here (PNG per run)")
     args = ap.parse_args(argv)
