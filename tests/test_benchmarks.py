@@ -74,6 +74,7 @@ def test_box_accuracy_matches_one_to_one_by_total_overlap() -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(600)  # every scenario, dlib's loop too: 80-100 s on 2 cores, minutes when loaded
 def test_tiny_full_run_writes_well_formed_results(tmp_path: Path, shared: Path) -> None:
     from benchmarks.__main__ import main
 
