@@ -107,6 +107,13 @@ class PipelineConfig(Strict):
         description="strategy regions: dlib's HOG detector proposes where faces may be, a tile of the "
         "frame per round, and MMOD looks at each face proposed (finds still small faces sooner)",
     )
+    propose_threshold: float = Field(
+        -0.5,
+        ge=-2.0,
+        le=1.0,
+        description="regions: dlib HOG's adjust_threshold for proposals: lower proposes more faces, each "
+        "looked at by MMOD (-0.8 finds more turned and faint faces where there is CPU to spare)",
+    )
     backend: Literal["local", "triton"] = Field(
         "local", description="where the models run: worker processes here, or Triton model servers"
     )

@@ -335,3 +335,32 @@ def test_proposals_find_small_faces_and_mmod_gives_the_boxes(engine, shared) -> 
     (again,), _ = engine.run([frame], None, [looks])
     assert [f.box for f in again.faces] == [f.box for f in found.faces]
     assert Proposer().expand(frame, propose, [f.box for f in found.faces]) == ()
+
+
+@pytest.mark.slow
+def test_a_lower_propose_threshold_proposes_a_faint_face_and_the_config_reaches_the_engine(shared) -> None:
+    """On a real meeting (bitornobit-meeting, frame 30) HOG scores a 40 px face at -0.58: the default
+    threshold (-0.5) does not propose it, ``pipeline.propose_threshold = -0.8`` does; the setting
+    reaches the worker's Engine through its spec."""
+    from streamer.config import Config
+    from streamer.detect.proposals import Proposer
+    from streamer.inference.engine import engine_spec
+
+    path = shared / "media" / "real" / "bitornobit-meeting.mp4"
+    if not path.exists():
+        pytest.skip(f"{path} not found")
+    cap = cv2.VideoCapture(str(path))
+    cap.set(cv2.CAP_PROP_POS_FRAMES, 30)
+    ok, bgr = cap.read()
+    cap.release()
+    assert ok
+    rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+    tile = Region(0, 0, 639, 359, PROPOSE_FACE_PX / 40, "propose")
+    face = Box(465, 133, 504, 173, 1.0)
+
+    def on_face(p: Proposer) -> bool:
+        return any(b.iou(face) >= 0.5 for b in p.propose(rgb, tile))
+
+    assert not on_face(Proposer()) and on_face(Proposer(-0.8))
+    spec = engine_spec(Config.model_validate({"pipeline": {"propose_threshold": -0.8}}))
+    assert spec.propose_threshold == -0.8 and engine_spec(Config()).propose_threshold == -0.5

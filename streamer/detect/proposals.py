@@ -37,7 +37,10 @@ PROPOSE_FRAME_PX = 1280 * 720 * 4
 # for MMOD by up to VERIFY_FACE_PX / 60 times the scan's scale (at / 80, a 1080p clip's 40-53 px
 # proposals were looked at too small and its first rounds took over 7 s)
 PROPOSE_FACE_PX_MIN = 60
-PROPOSE_THRESHOLD = -0.5  # dlib's adjust_threshold: lower proposes more (MMOD drops the wrong ones)
+# dlib's adjust_threshold (the default of pipeline.propose_threshold): lower proposes more, and MMOD
+# drops the wrong ones; at -0.8 the real clips' planned runs find more, live on 2 cores no more
+# (docs/detection.md)
+PROPOSE_THRESHOLD = -0.5
 # MMOD pixels a HOG pixel costs, for budgets: HOG scans ~12 Mpx/s on one core of this CPU, the
 # MMOD network on regions ~2 Mpx/s on two
 PROPOSE_COST = 1 / 6
@@ -59,7 +62,8 @@ class Proposer:
     proposals MMOD turned down (rejected.py): ``expand`` skips them while their picture stays the
     same, ``learn`` (after MMOD's round) notes the new ones."""
 
-    def __init__(self) -> None:
+    def __init__(self, threshold: float = PROPOSE_THRESHOLD) -> None:
+        self.threshold = threshold  # dlib's adjust_threshold (pipeline.propose_threshold)
         self._hog = None
         self.rejected: OrderedDict[Hashable, Rejected] = OrderedDict()
         self._looked: set[Hashable] = set()  # streams with proposals looked at, not yet learned from
@@ -70,7 +74,7 @@ class Proposer:
             import dlib  # dlib-bin, a dependency
 
             self._hog = dlib.get_frontal_face_detector()
-        dets, scores, _ = self._hog.run(np.ascontiguousarray(cut(image, r)), 0, PROPOSE_THRESHOLD)
+        dets, scores, _ = self._hog.run(np.ascontiguousarray(cut(image, r)), 0, self.threshold)
         s = r.scale
         return [
             Box(

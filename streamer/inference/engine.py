@@ -21,7 +21,7 @@ from streamer.classify.conditions import met, usable_conditions
 from streamer.classify.face_resnet import CHIP_SIZE, FEATURES, FLIP_SUFFIX, IDENTITY, needs_mirror
 from streamer.config import ClassifierConfig, Config
 from streamer.detect import BadImageError, as_rgb, make_detector
-from streamer.detect.proposals import Proposer
+from streamer.detect.proposals import PROPOSE_THRESHOLD, Proposer
 from streamer.detect.regions import clip, cut, merge
 from streamer.inference.oom import split_on_oom
 from streamer.metrics import Metrics
@@ -53,6 +53,7 @@ class EngineSpec:
     face_backbone: str = ""  # dlib face-recognition .dat ("" = STREAMER_FACE_BACKBONE or the packaged one)
     runtime: str = "auto"  # mmod network: "auto", "onnxruntime" or "keras"
     weak_score: float = 0.0  # mmod: detections kept from this score up; under 0 (FACE_SCORE) weak ones
+    propose_threshold: float = PROPOSE_THRESHOLD  # HOG's, for the planner's proposal tiles
 
 
 def usable_classifiers(classifiers: list[ClassifierConfig], metrics: Metrics) -> list[ClassifierConfig]:
@@ -81,6 +82,7 @@ def engine_spec(config: Config, metrics: Metrics | None = None, nice: int = 0) -
         nice=nice,
         runtime=p.runtime,
         weak_score=p.weak_score,
+        propose_threshold=p.propose_threshold,
     )
 
 
@@ -129,7 +131,7 @@ class Engine:
             else {}
         )
         self.detector = make_detector(spec.detector, **options)
-        self._proposer = Proposer()
+        self._proposer = Proposer(spec.propose_threshold)
         self.classifiers: list[Classifier] = []
         self.backbone: FaceBackbone | None = None
         self.status = EngineStatus(detector=spec.detector, classifiers=[])
