@@ -10,9 +10,13 @@ CONFIG ?= config.toml
 run: $(STAMP)
 	$(VENV)/bin/streamer serve --config $(CONFIG)
 
-# The suite in TEST_WORKERS processes (default: one per core, at most 4), a test module's tests in
-# one process: many tests wait on servers, browsers and subprocesses, so two processes keep 2 cores busy.
-TEST_WORKERS ?= $(shell n=$$(nproc 2>/dev/null || echo 2); [ $$n -gt 4 ] && n=4; echo $$n)
+# The suite in TEST_WORKERS processes (default: one per core, as nproc and a cgroup CPU quota allow,
+# at most 4), a test module's tests in one process: many tests wait on servers, browsers and
+# subprocesses, so two processes keep 2 cores busy.
+TEST_WORKERS ?= $(shell n=$$(nproc 2>/dev/null || echo 2); \
+	if [ -r /sys/fs/cgroup/cpu.max ]; then read q p < /sys/fs/cgroup/cpu.max; \
+	  if [ "$$q" != max ]; then c=$$(( (q + p - 1) / p )); [ $$c -lt $$n ] && n=$$c; fi; fi; \
+	[ $$n -gt 4 ] && n=4; echo $$n)
 
 test: $(STAMP) system-deps
 	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
