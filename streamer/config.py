@@ -14,6 +14,7 @@ import tomllib
 from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
 
 from streamer.detect import DETECTORS
+from streamer.detect.proposals import PROPOSE_THRESHOLD
 from streamer.history.settings import MqttConfig, StoreConfig, WebhookConfig
 from streamer.people.settings import PeopleConfig
 from streamer.server_config import ServerConfig, Strict
@@ -108,7 +109,7 @@ class PipelineConfig(Strict):
         "frame per round, and MMOD looks at each face proposed (finds still small faces sooner)",
     )
     propose_threshold: float = Field(
-        -0.5,
+        PROPOSE_THRESHOLD,
         ge=-2.0,
         le=1.0,
         description="regions: dlib HOG's adjust_threshold for proposals: lower proposes more faces, each "

@@ -184,7 +184,9 @@ class TritonPool:
         small, s = scale_for_detection(rgb, self.detect_max_side)
         timeout = max(self.timeout_s, PHOTO_TIMEOUT_S)
         inputs = {triton_wire.INPUT: small[None]}
-        out = await self._call(triton_wire.PHOTO_FACES_MODEL, inputs, [triton_wire.OUTPUT], timeout, False)
+        out = await self._call(
+            triton_wire.PHOTO_FACES_MODEL, inputs, [triton_wire.OUTPUT], timeout, down_without_model=False
+        )
         doc = json.loads(bytes(out[triton_wire.OUTPUT].reshape(-1)[0]))
         if "error" in doc:
             raise BackendUnavailable(f"the model server could not look at the photo: {doc['error']}")
@@ -199,7 +201,7 @@ class TritonPool:
         key = triton_wire.DESCRIPTOR_FLIP if mirrored else triton_wire.DESCRIPTOR
         model, name = triton_wire.PHOTO_CHIPS_MODEL, triton_wire.CHIP_INPUT
         got = await asyncio.gather(  # one chip a request: never over the server's max_batch
-            *(self._call(model, {name: c[None]}, [key], timeout, False) for c in chips)
+            *(self._call(model, {name: c[None]}, [key], timeout, down_without_model=False) for c in chips)
         )
         return [
             PhotoFace(b, c, np.asarray(d[key], np.float32).reshape(-1))
