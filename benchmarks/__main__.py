@@ -33,6 +33,10 @@ SCENARIOS = {
         "new faces against ended tracks: right, wrong and missed per re-identification limit",
     ),
     "proposals": ("benchmarks.proposals", "what dlib's HOG proposes on the 1080p clips, and what it costs"),
+    "proposals-real": (
+        "benchmarks.real.proposals",
+        "what dlib's HOG proposes on the real clips' reference frames, scanning colour or grey",
+    ),
     "real": (
         "benchmarks.real.cli",
         "real clips played live and planned, against the detector offline: recall, ghosts, delays, ids, CPU",
