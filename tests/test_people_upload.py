@@ -74,6 +74,12 @@ async def test_every_face_of_a_photo_and_none_of_a_blank_one(
     image = rgb(shared / "media" / "two_people.jpg")
     faces = await photo_pool.describe_photo(image, ENROL_MIRRORED)
     assert [f.box for f in faces] == finder.boxes(image) and len(faces) == 2
+    # an upload wants one face: with two found, neither is aligned nor described (the worker's
+    # time goes to the streams), their boxes say why the photo is turned down
+    crowd = await photo_pool.describe_photo(image, ENROL_MIRRORED, most=1)
+    assert [f.box for f in crowd] == [f.box for f in faces]
+    assert all(f.chip is None and f.descriptor is None for f in crowd)
+    assert len(await photo_pool.describe_photo(image, ENROL_MIRRORED, most=2)) == 2
     assert await photo_pool.describe_photo(np.full((300, 300, 3), 128, np.uint8), ENROL_MIRRORED) == []
 
 

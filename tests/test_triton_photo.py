@@ -41,6 +41,9 @@ async def test_a_photo_is_described_on_the_model_server_as_in_process(tmp_path: 
         (plain,) = await pool.describe_photo(photo, mirrored=False)
         assert np.abs(plain.descriptor - finder.describe(photo, [plain.box])[0]).max() < 1e-5
         assert await pool.describe_photo(np.full((300, 300, 3), 128, np.uint8), True) == []
+        two = cv2.cvtColor(cv2.imread(str(shared / "media" / "two_people.jpg")), cv2.COLOR_BGR2RGB)
+        crowd = await pool.describe_photo(two, ENROL_MIRRORED, most=1)  # (none described: refused)
+        assert len(crowd) == 2 and all(f.chip is None and f.descriptor is None for f in crowd)
         # a model the server does not serve (an older model server, without the photo models):
         # the photo fails, the server stays up for the live frames
         with pytest.raises(BackendUnavailable):

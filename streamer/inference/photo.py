@@ -26,8 +26,8 @@ from streamer.types import Box
 @dataclass(frozen=True)
 class PhotoFace:
     box: Box  # in the photo's pixels
-    chip: np.ndarray  # dlib's aligned 150x150 RGB chip
-    descriptor: np.ndarray  # (128,) float32
+    chip: np.ndarray | None  # dlib's aligned 150x150 RGB chip (None: not described, see ``most``)
+    descriptor: np.ndarray | None  # (128,) float32
 
 
 def photo_boxes(
@@ -55,19 +55,33 @@ def chip_descriptors(backbone, chips: Sequence[np.ndarray], mirrored: bool) -> n
     return np.asarray(backbone.features(np.stack(chips), mirrored=mirrored)[key], np.float32)
 
 
-def describe_photo(engine, image: np.ndarray, mirrored: bool) -> list[PhotoFace]:
+def describe_photo(engine, image: np.ndarray, mirrored: bool, most: int = 0) -> list[PhotoFace]:
     """Every face of an RGB photo with its chip and descriptor, on ``engine``'s detector and face
-    backbone (the backbone is loaded here the first time when no classifier of the engine uses it)."""
+    backbone (the backbone is loaded here the first time when no classifier of the engine uses it).
+    With more than ``most`` faces found (0: any number), none is described (``undescribed``)."""
     from streamer.detect import as_rgb
 
     image = np.ascontiguousarray(as_rgb(image))
     spec = engine.spec
     detect = engine.detector.detect
     boxes = photo_boxes(lambda im, up: detect([im], up)[0], image, spec.detect_max_side, spec.upsample)
+    if too_many(boxes, most):
+        return undescribed(boxes)
     backbone = photo_backbone(engine)
     chips = backbone.chips(image, boxes)
     ds = chip_descriptors(backbone, chips, mirrored)
     return [PhotoFace(b, c, d) for b, c, d in zip(boxes, chips, ds, strict=True)]
+
+
+def too_many(boxes: Sequence[Box], most: int) -> bool:
+    return bool(most) and len(boxes) > most
+
+
+def undescribed(boxes: Sequence[Box]) -> list[PhotoFace]:
+    """The faces of a photo that has more than the caller wants (an upload of one person showing a
+    crowd): their boxes alone, without the alignment and backbone passes (two a face, mirrored) that
+    would hold the model stage up before the photo is turned down anyway."""
+    return [PhotoFace(b, None, None) for b in boxes]
 
 
 _OWN_BACKBONE: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # engine -> its photos' backbone

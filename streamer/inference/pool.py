@@ -86,9 +86,9 @@ def _run(
     return _engine.run(images, skip, regions, streams)
 
 
-def _describe_photo(image: np.ndarray, mirrored: bool) -> list[PhotoFace]:
+def _describe_photo(image: np.ndarray, mirrored: bool, most: int = 0) -> list[PhotoFace]:
     assert _engine is not None
-    return describe_photo(_engine, image, mirrored)
+    return describe_photo(_engine, image, mirrored, most)
 
 
 class WorkerCrashed(RuntimeError):
@@ -141,16 +141,17 @@ class WorkerPool:
                 await self._restart(executor)
         raise WorkerCrashed("inference worker died twice on the same batch")
 
-    async def describe_photo(self, image: np.ndarray, mirrored: bool) -> list[PhotoFace]:
-        """Every face of an RGB photo with its aligned chip and descriptor (photo.py), on a worker
-        between the streams' batches. A worker that dies meanwhile is replaced, as on a batch, but
-        the photo is not tried again (it may be what killed it): WorkerCrashed."""
+    async def describe_photo(self, image: np.ndarray, mirrored: bool, most: int = 0) -> list[PhotoFace]:
+        """Every face of an RGB photo with its aligned chip and descriptor (photo.py; none described
+        when there are more than ``most``), on a worker between the streams' batches. A worker that
+        dies meanwhile is replaced, as on a batch, but the photo is not tried again (it may be what
+        killed it): WorkerCrashed."""
         if self._executor is None:
             raise RuntimeError("pool not started")
         executor = self._executor
         try:
             return await asyncio.get_running_loop().run_in_executor(
-                executor, self._photo_call, image, mirrored
+                executor, self._photo_call, image, mirrored, most
             )
         except BrokenProcessPool as e:
             log.error("inference worker died describing a photo (%s); restarting", e)

@@ -27,7 +27,7 @@ from streamer.detect import BadImageError, as_rgb
 from streamer.detect.regions import clip, cut, merge
 from streamer.inference import triton_wire
 from streamer.inference.engine import EngineStatus, FrameResult, scale_for_detection, unscale_box
-from streamer.inference.photo import PhotoFace
+from streamer.inference.photo import PhotoFace, too_many, undescribed
 from streamer.metrics import Metrics
 from streamer.types import BatchTimings, Box, Face, Region
 
@@ -175,10 +175,11 @@ class TritonPool:
         timings = BatchTimings(detect_s, classify_s, len(prepared), n_faces, clf_batches, clf_errors)
         return [r if r is not None else FrameResult(error="not processed") for r in results], timings
 
-    async def describe_photo(self, image: np.ndarray, mirrored: bool) -> list[PhotoFace]:
+    async def describe_photo(self, image: np.ndarray, mirrored: bool, most: int = 0) -> list[PhotoFace]:
         """photo.py's description of an RGB photo: the faces found by a model server on the photo
         scaled here (as a live frame is), chips cut here from the photo itself, their descriptors
-        from a model server. BackendUnavailable when no server answers."""
+        from a model server (none described when there are more than ``most``). BackendUnavailable
+        when no server answers."""
         rgb = np.ascontiguousarray(as_rgb(image))
         h, w = rgb.shape[:2]
         small, s = scale_for_detection(rgb, self.detect_max_side)
@@ -193,6 +194,8 @@ class TritonPool:
         boxes = [unscale_box(Box(*map(int, f[:4]), float(f[4])), s, w, h) for f in doc["faces"]]
         if not boxes:
             return []
+        if too_many(boxes, most):
+            return undescribed(boxes)
         if self._aligner is None:
             from streamer.classify.backbone import FaceAligner
 

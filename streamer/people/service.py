@@ -170,7 +170,7 @@ class People:
         if self.models is None:
             raise ModelsUnavailable("no model stage describes photos here")
         try:
-            faces = await self.models.describe_photo(image, ENROL_MIRRORED)
+            faces = await self.models.describe_photo(image, ENROL_MIRRORED, most=1)  # (more: refused)
         except WorkerCrashed as e:
             raise ModelsUnavailable("the inference worker died describing the photo") from e
         except Exception as e:  # (the cause is logged, not told: it may name a model server)

@@ -15,6 +15,6 @@ def photo_spec() -> EngineSpec:
     return EngineSpec(detector="mmod", upsample=0, detect_max_side=640)
 
 
-def die(image: np.ndarray, mirrored: bool) -> list:
+def die(image: np.ndarray, mirrored: bool, most: int = 0) -> list:
     """A worker dying in the middle of a photo (a segfault in native code looks the same)."""
     os._exit(3)
