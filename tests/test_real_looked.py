@@ -75,5 +75,6 @@ def test_the_judgements_are_on_reference_frames_of_known_clips_and_say_what_was_
         assert int(r["frame"]) % c.every == 0, f"not a reference frame of {c.stem}: {r}"
         assert int(r["x0"]) < int(r["x1"]) and int(r["y0"]) < int(r["y1"]), r
         assert r["face"] in ("0", "1") and r["note"].strip(), r
+        assert None not in r, f"a note with a comma, unquoted: {r}"
     keys = [(r["clip"], r["frame"], r["x0"], r["y0"], r["x1"], r["y1"]) for r in rows]
     assert len(keys) == len(set(keys)), "a box judged twice"
