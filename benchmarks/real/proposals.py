@@ -22,7 +22,7 @@ import numpy as np
 
 from benchmarks.real.reference import ALL, reference
 from benchmarks.report import output_args, parser, progress, run_record, save
-from streamer.detect.proposals import PROPOSE_THRESHOLD, grey_cut
+from streamer.detect.proposals import PROPOSE_THRESHOLD, grey_cut, hog_scan
 from streamer.detect.regions import cut
 from streamer.pipeline.planner import RegionPlanner
 from streamer.types import Box, Region
@@ -33,21 +33,7 @@ MIN_FACE = 40
 
 def proposed(hog, image: np.ndarray, regions: list[Region], mode: str, threshold: float) -> list[Box]:
     """HOG's proposals over ``regions`` of an RGB frame, scanning it in ``mode``, in frame pixels."""
-    out = []
-    for r in regions:
-        dets, scores, _ = hog.run(np.ascontiguousarray(MODES[mode](image, r)), 0, threshold)
-        s = r.scale
-        out += [
-            Box(
-                r.left + round(d.left() / s),
-                r.top + round(d.top() / s),
-                r.left + round((d.right() + 1) / s) - 1,
-                r.top + round((d.bottom() + 1) / s) - 1,
-                float(c),
-            )
-            for d, c in zip(dets, scores, strict=True)
-        ]
-    return out
+    return [b for r in regions for b in hog_scan(hog, image, r, threshold, MODES[mode])]
 
 
 def main(argv: list[str] | None = None) -> int:

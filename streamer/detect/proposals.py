@@ -78,18 +78,7 @@ class Proposer:
             import dlib  # dlib-bin, a dependency
 
             self._hog = dlib.get_frontal_face_detector()
-        dets, scores, _ = self._hog.run(np.ascontiguousarray(grey_cut(image, r)), 0, self.threshold)
-        s = r.scale
-        return [
-            Box(
-                r.left + round(d.left() / s),
-                r.top + round(d.top() / s),
-                r.left + round((d.right() + 1) / s) - 1,
-                r.top + round((d.bottom() + 1) / s) - 1,
-                float(sc),
-            )
-            for d, sc in zip(dets, scores, strict=True)
-        ]
+        return hog_scan(self._hog, image, r, self.threshold)
 
     def memory(self, key: Hashable) -> Rejected:
         """Stream ``key``'s turned-down proposals (the least recently used stream's dropped past
@@ -134,6 +123,23 @@ class Proposer:
         if key in self._looked:
             self._looked.discard(key)
             self.memory(key).learn(image, list(found))
+
+
+def hog_scan(hog, image: np.ndarray, r: Region, threshold: float, view=None) -> list[Box]:
+    """dlib HOG detector ``hog``'s faces in region ``r`` of an RGB image at ``threshold``, in the
+    frame's pixels; ``view(image, r)`` gives it the region's pixels (default ``grey_cut``)."""
+    dets, scores, _ = hog.run(np.ascontiguousarray((view or grey_cut)(image, r)), 0, threshold)
+    s = r.scale
+    return [
+        Box(
+            r.left + round(d.left() / s),
+            r.top + round(d.top() / s),
+            r.left + round((d.right() + 1) / s) - 1,
+            r.top + round((d.bottom() + 1) / s) - 1,
+            float(sc),
+        )
+        for d, sc in zip(dets, scores, strict=True)
+    ]
 
 
 def grey_cut(image: np.ndarray, r: Region) -> np.ndarray:
