@@ -46,7 +46,8 @@ PROPOSE_THRESHOLD = -0.6
 # MMOD pixels a HOG pixel costs, for budgets: HOG scanned ~12 Mpx/s of colour on one core of the
 # Intel Xeon the benchmarks ran on, the MMOD network on regions ~2 Mpx/s on two. Its grey scan
 # (grey_cut) takes about a quarter less, which leaves room for CPUs where HOG is slower against the
-# network (an AMD EPYC: ~8.5 Mpx/s of colour, a third of MMOD's speed on a whole 640x480 frame)
+# network (an AMD EPYC: ~8.5 Mpx/s of colour against MMOD's ~3 on a whole 640x480 frame, a HOG
+# pixel about a third of an MMOD pixel)
 PROPOSE_COST = 1 / 6
 VERIFY_FACE_PX = 90  # a proposed face is cut so that it is this wide for MMOD (as a track's is)
 VERIFY_CONTEXT = 2.0  # ... in a square this many face widths wide (HOG's box is not MMOD's)
@@ -125,10 +126,20 @@ class Proposer:
             self.memory(key).learn(image, list(found))
 
 
-def hog_scan(hog, image: np.ndarray, r: Region, threshold: float, view=None) -> list[Box]:
+def grey_cut(image: np.ndarray, r: Region) -> np.ndarray:
+    """Region ``r`` of an RGB (or grey) image, grey, at its scale: HOG scans one channel instead of
+    taking each pixel's strongest gradient of three (on the real clips' reference frames: the same
+    faces proposed but 3 of 726, in 28% less time: ``python -m benchmarks proposals-real``)."""
+    crop = image[r.top : r.bottom + 1, r.left : r.right + 1]
+    if crop.ndim == 3:
+        crop = cv2.cvtColor(crop, cv2.COLOR_RGB2GRAY)
+    return cut(crop, Region(0, 0, crop.shape[1] - 1, crop.shape[0] - 1, r.scale, r.why))
+
+
+def hog_scan(hog, image: np.ndarray, r: Region, threshold: float, view=grey_cut) -> list[Box]:
     """dlib HOG detector ``hog``'s faces in region ``r`` of an RGB image at ``threshold``, in the
     frame's pixels; ``view(image, r)`` gives it the region's pixels (default ``grey_cut``)."""
-    dets, scores, _ = hog.run(np.ascontiguousarray((view or grey_cut)(image, r)), 0, threshold)
+    dets, scores, _ = hog.run(np.ascontiguousarray(view(image, r)), 0, threshold)
     s = r.scale
     return [
         Box(
@@ -140,16 +151,6 @@ def hog_scan(hog, image: np.ndarray, r: Region, threshold: float, view=None) -> 
         )
         for d, sc in zip(dets, scores, strict=True)
     ]
-
-
-def grey_cut(image: np.ndarray, r: Region) -> np.ndarray:
-    """Region ``r`` of an RGB (or grey) image, grey, at its scale: HOG scans one channel instead of
-    taking each pixel's strongest gradient of three (on the real clips' reference frames: the same
-    faces proposed but 3 of 726, in 28% less time: ``python -m benchmarks proposals-real``)."""
-    crop = image[r.top : r.bottom + 1, r.left : r.right + 1]
-    if crop.ndim == 3:
-        crop = cv2.cvtColor(crop, cv2.COLOR_RGB2GRAY)
-    return cut(crop, Region(0, 0, crop.shape[1] - 1, crop.shape[0] - 1, r.scale, r.why))
 
 
 def verify_region(b: Box, width: int, height: int, max_scale: float = 4.0) -> Region:
