@@ -382,6 +382,16 @@ def test_a_lower_propose_threshold_proposes_a_faint_face_and_the_config_reaches_
         return any(b.iou(face) >= 0.5 for b in p.propose(rgb, tile))
 
     assert not on_face(Proposer(-0.5)) and on_face(Proposer(-0.8))
+    # the Proposer scans grey: a grey frame proposes exactly what the RGB one does, and a colour
+    # scan of this frame would not (its scores differ)
+    from streamer.detect.proposals import hog_scan
+    from streamer.detect.regions import cut
+
+    grey = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
+    assert Proposer(-0.8).propose(rgb, tile) == Proposer(-0.8).propose(grey, tile)
+    p = Proposer(-0.8)
+    p.propose(rgb, tile)  # (loads HOG)
+    assert hog_scan(p._hog, rgb, tile, -0.8, view=cut) != p.propose(rgb, tile)
     spec = engine_spec(Config.model_validate({"pipeline": {"propose_threshold": -0.8}}))
     assert spec.propose_threshold == -0.8 and engine_spec(Config()).propose_threshold == PROPOSE_THRESHOLD
     assert Proposer().threshold == PROPOSE_THRESHOLD
