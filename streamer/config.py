@@ -144,6 +144,13 @@ class PipelineConfig(Strict):
             raise ValueError(f"unknown detector {v!r}")
         return v
 
+    @property
+    def proposes(self) -> bool:
+        """Whether streams get propose regions (HOG's proposals): strategy regions with ``propose``,
+        on the local workers (a Triton front end would run HOG on its event loop, where dlib holds
+        the GIL: it plans without them)."""
+        return self.strategy == "regions" and self.propose and self.backend == "local"
+
 
 class ClassifierConfig(Strict):
     name: str = Field(pattern=r"^[A-Za-z0-9_-]{1,32}$")

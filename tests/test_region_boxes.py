@@ -395,3 +395,29 @@ def test_a_lower_propose_threshold_proposes_a_faint_face_and_the_config_reaches_
     spec = engine_spec(Config.model_validate({"pipeline": {"propose_threshold": -0.8}}))
     assert spec.propose_threshold == -0.8 and engine_spec(Config()).propose_threshold == PROPOSE_THRESHOLD
     assert Proposer().threshold == PROPOSE_THRESHOLD
+
+
+def test_a_worker_that_proposes_loads_hog_at_warm_up_and_one_that_does_not_never_loads_it() -> None:
+    """Loading dlib's HOG detector takes about 0.5 s: done in the first proposal round, it held a
+    stream's first small faces that long (a street clip's first boxes came 1.3-2.2 s in). The
+    Engine's warm-up loads it where the config sends propose regions (strategy regions, propose on,
+    local workers), and nowhere else (without proposals, or behind Triton, which plans none)."""
+    from dataclasses import replace
+
+    from streamer.config import Config
+    from streamer.inference.engine import Engine, engine_spec
+
+    def spec(**pipeline: object):
+        return replace(engine_spec(Config.model_validate({"pipeline": pipeline})), classifiers=())
+
+    on = spec()
+    assert on.propose
+    assert not spec(propose=False).propose and not spec(strategy="whole").propose
+    assert not spec(backend="triton", triton_urls=["model-server:8001"]).propose
+    engine = Engine(on)
+    assert engine._proposer._hog is None
+    engine.warm_up()
+    assert engine._proposer._hog is not None
+    engine = Engine(spec(propose=False))
+    engine.warm_up()
+    assert engine._proposer._hog is None

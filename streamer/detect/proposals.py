@@ -73,12 +73,18 @@ class Proposer:
         self.rejected: OrderedDict[Hashable, Rejected] = OrderedDict()
         self._looked: set[Hashable] = set()  # streams with proposals looked at, not yet learned from
 
-    def propose(self, image: np.ndarray, r: Region) -> list[Box]:
-        """Faces HOG proposes in region ``r`` of an RGB image, in the frame's pixels."""
+    def load(self) -> None:
+        """Load dlib's HOG detector now (about half a second on the 2-core CPU), not on the first
+        propose region: a worker warmed up with it (``Engine.warm_up``) does not hold a stream's
+        first small faces for that time."""
         if self._hog is None:
             import dlib  # dlib-bin, a dependency
 
             self._hog = dlib.get_frontal_face_detector()
+
+    def propose(self, image: np.ndarray, r: Region) -> list[Box]:
+        """Faces HOG proposes in region ``r`` of an RGB image, in the frame's pixels."""
+        self.load()
         return hog_scan(self._hog, image, r, self.threshold)
 
     def memory(self, key: Hashable) -> Rejected:

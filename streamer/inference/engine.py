@@ -54,6 +54,7 @@ class EngineSpec:
     runtime: str = "auto"  # mmod network: "auto", "onnxruntime" or "keras"
     weak_score: float = 0.0  # mmod: detections kept from this score up; under 0 (FACE_SCORE) weak ones
     propose_threshold: float = PROPOSE_THRESHOLD  # HOG's, for the planner's proposal tiles
+    propose: bool = False  # the planner sends propose regions: HOG's detector is loaded at warm-up
 
 
 def usable_classifiers(classifiers: list[ClassifierConfig], metrics: Metrics) -> list[ClassifierConfig]:
@@ -83,6 +84,7 @@ def engine_spec(config: Config, metrics: Metrics | None = None, nice: int = 0) -
         runtime=p.runtime,
         weak_score=p.weak_score,
         propose_threshold=p.propose_threshold,
+        propose=p.proposes,
     )
 
 
@@ -168,10 +170,14 @@ class Engine:
         size not seen before took 0.3-0.4 s instead of 0.08 s: every stream of that detector batch
         showed boxes that much later). ``sizes``: faces per batch (default: ``warm_batches()``).
         Returns the seconds it took. A model that fails here is left to fail (and be reported) on
-        real faces."""
+        real faces. With ``spec.propose``, dlib's HOG detector is loaded too (proposals.py: about
+        0.5 s, which a stream's first proposal round waited for: its small faces showed that much
+        later)."""
         t0 = time.perf_counter()
+        if self.spec.propose:
+            self._proposer.load()
         if not self.classifiers:
-            return 0.0
+            return time.perf_counter() - t0
         wanted = [k for c in self.classifiers if c.uses_backbone for k in c.meta.features.split("+")]
         for n in sizes or warm_batches():
             try:

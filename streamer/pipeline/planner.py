@@ -65,9 +65,7 @@ def planner_for(p: PipelineConfig) -> RegionPlanner | None:
     """A stream's planner under ``pipeline`` settings (None: strategy "whole", as before)."""
     if p.strategy != "regions":
         return None
-    # proposals run where regions are cut: in the local workers; a Triton front end would run HOG
-    # on its event loop (dlib holds the GIL), so it plans without them
-    propose = p.propose and p.backend == "local"
+    propose = p.proposes  # (proposals run where regions are cut: in the local workers)
     # dlib-bin costs 20-30x the port's time a pixel: a scene's first round over budget would take
     # it seconds (on a loaded machine a minute), so with it the first round is a round like the rest
     return RegionPlanner(
