@@ -316,6 +316,28 @@ def test_a_new_scenes_second_look_is_due_at_once_whatever_detect_every_says() ->
     assert plans[9].count("propose") == 1  # the next strip, as every round
 
 
+def test_a_round_planned_after_an_answer_came_looks_at_the_faces_it_found() -> None:
+    """An answer that came while no frame was planned (sync_output let its frames go after a slow
+    round: the stream's first HOG scan) is applied before the next round is planned, so that round
+    looks at the faces it found (a ``track`` region), not only at the next tile and sweep: planned
+    first, they waited a round more for their second look and their box."""
+    from streamer.pipeline.tracking import FaceStage
+    from streamer.types import Detections, Frame
+
+    stage = FaceStage("s", 8, planner=RegionPlanner(min_face_px=40, budget_px=640 * 480))
+    img = np.random.default_rng(0).integers(0, 255, (720, 1280, 3), dtype=np.uint8)
+    face = Box(600, 300, 647, 347, 1.0)
+    for n in range(9):
+        frame = Frame("s", n, img, n / 25)
+        stage.prepare(frame, plan=stage.due(n))
+        stage.finish(frame)
+    stage.on_detections(Detections("s", 1, 1 / 25, (Face(face),), ()))  # (frame 1's round: the HOG scan)
+    assert stage.due(9)
+    plan = stage.prepare(Frame("s", 9, img, 9 / 25), plan=True)
+    tracks = [r for r in plan if r.why == "track"]
+    assert len(tracks) == 1 and looked_at(face, tracks)
+
+
 @pytest.mark.slow
 def test_proposals_find_small_faces_and_mmod_gives_the_boxes(engine, shared) -> None:
     """A 720p frame with 24 faces of 38-114 px: the coarse look misses them, the propose region (HOG

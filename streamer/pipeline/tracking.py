@@ -3,8 +3,8 @@
 Detect when due, track always, labels per track, draw: ``due`` says when a frame should go to
 the detector, ``on_detections`` hands its answer over (from the event loop or the caller's
 thread), and ``process`` (run in the render pool, never on the event loop) moves the tracks to
-the frame, plans where the detector should look on a due frame (with a planner: tracks, motion,
-sweep; without one: the whole frame), applies the newest detections, and draws the tracked faces.
+the frame, applies the newest detections, plans where the detector should look on a due frame
+(with a planner: tracks, motion, sweep; without one: the whole frame), and draws the tracked faces.
 ``prepare`` and ``finish`` are its two halves, for a caller that detects in between;
 ``plan_last`` plans on the frame finished last, for a caller whose detector came free before the
 next frame.
@@ -206,6 +206,8 @@ class FaceStage:
         """Move the tracks to this frame; with ``plan``, where the detector should look on it."""
         t0 = time.perf_counter()
         self.tracker.follow(frame.image, frame.index, frame.captured_at, keep=plan)
+        if plan:  # an answer that came meanwhile first: the plan looks at the faces it found
+            self._apply(frame)
         regions: tuple[Region, ...] = ()
         h, w = frame.image.shape[:2]
         self._size = (w, h)
