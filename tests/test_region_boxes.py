@@ -443,3 +443,29 @@ def test_a_worker_that_proposes_loads_hog_at_warm_up_and_one_that_does_not_never
     engine = Engine(spec(propose=False))
     engine.warm_up()
     assert engine._proposer._hog is None
+
+
+def test_a_track_too_small_to_be_found_in_its_own_region_is_missed_once_it_coasted() -> None:
+    """A box the flow shrank under what its track region lets the detector find (a head turning
+    away: 25 px at the 40 px-face scale 2) is never looked for, so it was never missed and stayed
+    on the back of a head for seconds. Looked at in its own region and not found, it counts as
+    missed once it has gone ``max_coast_s`` without a detection, and ends at the second such
+    round; a region of another kind (the coarse frame) does not count, nor does a track in time."""
+    rule = TrackerRule(confirm_hits=1)
+    grey = np.full((H, W, 3), 128, np.uint8)
+    small = Box(600, 300, 624, 324, 1.0)
+    track = Region(575, 275, 649, 349, 2.0, "track")
+    coarse = Region(0, 0, W - 1, H - 1, 0.5, "whole")
+    t = Tracker(rule)
+    t.follow(grey, 0, 0.0)
+    t.update([Face(small)], 0, 0.0)
+    for n, (at, looked) in enumerate([(0.5, track), (1.2, coarse)], start=1):
+        t.follow(grey, n, at)
+        t.update([], n, at, looked=(looked,))
+        assert t.tracks[0].misses == 0  # (in time; or a look that could not have seen it either way)
+    t.follow(grey, 3, 1.3)
+    t.update([], 3, 1.3, looked=(track,))
+    assert t.tracks[0].misses == 1
+    t.follow(grey, 4, 1.7)
+    t.update([], 4, 1.7, looked=(track,))
+    assert not t.tracks

@@ -120,6 +120,21 @@ def merge(
 CUT_OFF = 0.2  # a face cut by up to this part of its width on each side still counts as looked at
 
 
+def too_small_in(box: Box, regions: Sequence[Region]) -> bool:
+    """Whether a track's region (the planner's look at a tracked face, at the finest scale it uses)
+    holds ``box`` whole at a scale where it is too small for the detector: looked at as closely as
+    the planner looks, and a face that small could not have been found there."""
+    return any(
+        r.why == "track"
+        and r.left <= box.left
+        and box.right <= r.right
+        and r.top <= box.top
+        and box.bottom <= r.bottom
+        and box.width * r.scale < LOOKED_FACE * FACE_PX
+        for r in regions
+    )
+
+
 def looked_at(box: Box, regions: Sequence[Region], frame: tuple[int, int] | None = None) -> bool:
     """Whether a round with these regions would have found a face at ``box``: in a region whose
     scale makes it big enough for the detector, and not cut by the region's edge by more than

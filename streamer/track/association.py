@@ -28,11 +28,11 @@ threshold alone never puts a box on the wall.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
-from streamer.detect.regions import looked_at
+from streamer.detect.regions import looked_at, too_small_in
 from streamer.track.identity import other_person
 from streamer.track.matching import XYXY, iou_matrix, match, near_matrix
 from streamer.track.rule import TrackerRule
@@ -52,6 +52,7 @@ class Association:
     new: list[int]  # detections no track matched: new faces
     switched: list[int]  # tracks whose box moved onto someone else's face
     duplicates: list[int]  # lost tracks lying inside a detected face
+    small: list[int] = field(default_factory=list)  # not found, too small to be looked for where looked at
 
 
 def associate(
@@ -93,14 +94,17 @@ def associate(
         weak_pairs = [(cand[i], int(wi[j])) for i, j in more]
         kept = {ti for ti, _ in weak_pairs}
         lost = [ti for ti in lost if ti not in kept]
+    small: list[int] = []
     if looked:
-        lost = [ti for ti in lost if looked_at(xyxy_box(then[ti]), looked, frame)]
+        seen = [ti for ti in lost if looked_at(xyxy_box(then[ti]), looked, frame)]
+        small = [ti for ti in lost if ti not in seen and too_small_in(xyxy_box(then[ti]), looked)]
+        lost = seen
     # a track left without a face that it overlaps as a match would, but that is someone else
     switched = [ti for ti in lost if (other[ti] & (ious[ti] >= rule.min_iou)).any()]
     lost = [ti for ti in lost if ti not in switched]
     found = [d for d, w in zip(dets, weak, strict=True) if not w]
     duplicates = [ti for ti in lost if _inside_any(then[ti], found) >= rule.duplicate_inside]
-    return Association(then, dets, pairs, weak_pairs, lost, new, switched, duplicates)
+    return Association(then, dets, pairs, weak_pairs, lost, new, switched, duplicates, small)
 
 
 def _inside_any(box: XYXY, others: Sequence[XYXY]) -> float:

@@ -158,7 +158,11 @@ class Tracker:
         for ti, di in a.weak_pairs:  # (a weak detection places the box; the template stays the face's)
             tracks[ti].detected(np.asarray(a.then[ti]), faces[di].box, self._index, t, True, seen_t)
             tracks[ti].unlike_run = 0
-        for ti in a.lost:
+        # a track the detector looked at where its box was too small to be found, undetected for
+        # max_coast_s, counts as missed: a box the flow shrank (a head turning away, a face going
+        # behind someone) is otherwise never missed, and stayed on the back of a head for seconds
+        lost = a.lost + [ti for ti in a.small if t - tracks[ti].last_hit >= rule.max_coast_s]
+        for ti in lost:
             tr = tracks[ti]
             tr.misses += 1
             if tr.missed_unlike and tr.template is not None and self._prev is not None:
@@ -180,7 +184,7 @@ class Tracker:
             self.tracks.append(tr)
             self._life.detected(tr, f.box.confidence, t)
         gone = {id(tracks[ti]) for ti in a.duplicates + a.switched}
-        self._life.end_missed([tracks[ti] for ti in a.lost], gone, t)
+        self._life.end_missed([tracks[ti] for ti in lost], gone, t)
 
     def _correct(self, tr: Track, then: np.ndarray, f: Face, t: float, seen_t: float) -> None:
         """``tr`` was matched to the detected face ``f``, found where the track was at ``then`` on
