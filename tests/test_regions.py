@@ -129,6 +129,24 @@ def test_a_track_is_looked_at_every_few_rounds_and_a_new_one_at_once() -> None:
     assert 2 in rounds[0]  # the new track at once, whatever the old one's turn
 
 
+def test_a_track_whose_box_is_hidden_is_looked_at_again_at_once() -> None:
+    """A shown track whose box is not drawn now (it no longer looks like the face the detector saw:
+    a face grown and turned since, a box pulled off its face) is due every round until the detector
+    finds it or the track ends, not ``TRACK_EVERY`` rounds later: on the street clip a walking man's
+    box stayed hidden 0.4-2.8 s, his face in plain view, until his track's turn came round."""
+    p = past_the_first_round(RegionPlanner(min_face_px=40, budget_px=640 * 480, propose=False))
+    a, b = (1, Box(100, 100, 139, 139, 1.0)), (2, Box(900, 500, 949, 549, 1.0))
+
+    def looked(hidden: set[int]) -> set[int]:
+        plan = p.plan(W, H, [a, b], [], 0.0, hidden=hidden)
+        tracked = [r for r in plan if r.why == "track"]
+        return {tid for tid, box in (a, b) if any(r.left <= box.left <= r.right for r in tracked)}
+
+    assert looked(set()) == {1, 2}  # (new: at once)
+    assert [looked({1}) for _ in range(TRACK_EVERY - 1)] == [{1}] * (TRACK_EVERY - 1)
+    assert looked(set()) == {2}  # (b's turn again; a was just looked at)
+
+
 def test_the_place_a_track_left_is_looked_at_once() -> None:
     """Someone walking past a standing person pulls the standing one's box along: the place where
     the detector last saw a face, now left by its track, is looked at again (once)."""

@@ -34,7 +34,7 @@ next proposal tile).
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 
 import numpy as np
 
@@ -166,10 +166,14 @@ class RegionPlanner:
         motion: Sequence[XYXY],
         moved: float,
         left_behind: Sequence[tuple[int, Box]] = (),
+        hidden: Collection[int] = (),
     ) -> tuple[Region, ...]:
         """The regions to detect on this frame: ``tracks`` (id, box) live now, ``motion`` boxes and
         the ``moved`` fraction of the picture since the last round; ``left_behind`` (id, box): where
-        a track's face was last detected and its box has left since (looked at once, like a track)."""
+        a track's face was last detected and its box has left since (looked at once, like a track);
+        ``hidden``: ids of shown tracks whose box is not drawn now (it no longer looks like the face
+        the detector saw: turned, grown, or pulled off it), due at once rather than ``TRACK_EVERY``
+        rounds later, so that the box comes back or the track ends within a round."""
         self._round += 1
         propose_all, self._propose_all = self._propose_all, False  # (a scene's second round)
         if self.fits_whole(width, height):
@@ -191,7 +195,11 @@ class RegionPlanner:
         self._left_looked = {t: b for t, b in self._left_looked.items() if t in live}
         for_tracks = left - (self.budget // 2 if pieces else 0)
         # the flow carries a box well between looks: one looked at in the last rounds waits its turn
-        due = [(t, b) for t, b in tracks if self._looked.get(t, -TRACK_EVERY) <= self._round - TRACK_EVERY]
+        due = [
+            (t, b)
+            for t, b in tracks
+            if t in hidden or self._looked.get(t, -TRACK_EVERY) <= self._round - TRACK_EVERY
+        ]
         for tid, b in sorted(due, key=lambda tb: self._looked.get(tb[0], -1)):
             r = self._track_region(b, width, height)
             if r.pixels > for_tracks and plan:

@@ -256,7 +256,8 @@ class FaceStage:
         if not regions and self.planner is not None and self.motion is not None:
             moved, fraction = self.motion.take()
             tr = self.tracker
-            regions = self.planner.plan(w, h, tr.predicted(), moved, fraction, tr.left_behind())
+            hidden = {t.id for t in tr.tracks if t.confirmed and not t.shown}
+            regions = self.planner.plan(w, h, tr.predicted(), moved, fraction, tr.left_behind(), hidden)
         if self.revealed is not None:
             self.revealed.looked(regions, (w, h))
         return regions
