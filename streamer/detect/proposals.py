@@ -23,7 +23,7 @@ from collections.abc import Hashable, Sequence
 import cv2
 import numpy as np
 
-from streamer.detect.regions import FACE_PX, cut, square
+from streamer.detect.regions import FACE_PX, LOOKED_FACE, cut, holds, square
 from streamer.detect.rejected import Rejected
 from streamer.types import Box, Region
 
@@ -170,11 +170,4 @@ def verify_region(b: Box, width: int, height: int, max_scale: float = 4.0) -> Re
 def _covered(b: Box, regions: Sequence[Region]) -> bool:
     """Whether one of ``regions`` holds the face at ``b`` whole, big enough for MMOD."""
     side = max(b.width, b.height)
-    return any(
-        r.left <= b.left
-        and r.top <= b.top
-        and b.right <= r.right
-        and b.bottom <= r.bottom
-        and side * r.scale >= 0.8 * FACE_PX
-        for r in regions
-    )
+    return any(holds(r, b) and side * r.scale >= LOOKED_FACE * FACE_PX for r in regions)

@@ -120,18 +120,17 @@ def merge(
 CUT_OFF = 0.2  # a face cut by up to this part of its width on each side still counts as looked at
 
 
+def holds(r: Region, box: Box) -> bool:
+    """Whether region ``r`` holds ``box`` whole."""
+    return r.left <= box.left and box.right <= r.right and r.top <= box.top and box.bottom <= r.bottom
+
+
 def too_small_in(box: Box, regions: Sequence[Region]) -> bool:
     """Whether a track's region (the planner's look at a tracked face, at the finest scale it uses)
     holds ``box`` whole at a scale where it is too small for the detector: looked at as closely as
     the planner looks, and a face that small could not have been found there."""
     return any(
-        r.why == "track"
-        and r.left <= box.left
-        and box.right <= r.right
-        and r.top <= box.top
-        and box.bottom <= r.bottom
-        and box.width * r.scale < LOOKED_FACE * FACE_PX
-        for r in regions
+        r.why == "track" and holds(r, box) and box.width * r.scale < LOOKED_FACE * FACE_PX for r in regions
     )
 
 

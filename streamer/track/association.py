@@ -96,9 +96,9 @@ def associate(
         lost = [ti for ti in lost if ti not in kept]
     small: list[int] = []
     if looked:
-        seen = [ti for ti in lost if looked_at(xyxy_box(then[ti]), looked, frame)]
-        small = [ti for ti in lost if ti not in seen and too_small_in(xyxy_box(then[ti]), looked)]
-        lost = seen
+        looked_for = {ti: looked_at(xyxy_box(then[ti]), looked, frame) for ti in lost}
+        small = [ti for ti in lost if not looked_for[ti] and too_small_in(xyxy_box(then[ti]), looked)]
+        lost = [ti for ti in lost if looked_for[ti]]
     # a track left without a face that it overlaps as a match would, but that is someone else
     switched = [ti for ti in lost if (other[ti] & (ious[ti] >= rule.min_iou)).any()]
     lost = [ti for ti in lost if ti not in switched]
