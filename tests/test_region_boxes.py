@@ -338,6 +338,36 @@ def test_a_round_planned_after_an_answer_came_looks_at_the_faces_it_found() -> N
     assert len(tracks) == 1 and looked_at(face, tracks)
 
 
+@pytest.mark.parametrize("hidden", [False, True])
+def test_the_stage_hands_the_planner_its_hidden_tracks(hidden: bool) -> None:
+    """A shown track looked at one round is not due the next (``TRACK_EVERY``), unless its box is
+    hidden now (here: what lies under it changed, it no longer looks like the face): the stage
+    tells the planner which tracks are hidden."""
+    from streamer.pipeline.tracking import FaceStage
+    from streamer.types import Detections, Frame
+
+    stage = FaceStage("s", 8, planner=RegionPlanner(min_face_px=40, budget_px=640 * 480))
+    rng = np.random.default_rng(0)
+    img = cv2.GaussianBlur(rng.integers(0, 255, (720, 1280, 3), dtype=np.uint8), (0, 0), 3)
+    changed = img.copy()  # (texture the flow follows; the second with other picture under the face)
+    changed[290:358, 590:658] = cv2.GaussianBlur(rng.integers(0, 255, (68, 68, 3), dtype=np.uint8), (0, 0), 3)
+    face = Box(600, 300, 647, 347, 1.0)
+    plans, shown = {}, {}
+    for n in range(18):
+        frame = Frame("s", n, changed if hidden and n >= 12 else img, n / 25)
+        due = stage.due(n)
+        regions = stage.prepare(frame, plan=due)
+        if n == 1:
+            stage.on_detections(Detections("s", 1, 1 / 25, (Face(face),), regions))
+        stage.finish(frame)
+        shown[n] = [tr.shown for tr in stage.tracker.tracks]
+        if due:
+            plans[n] = [r for r in regions if r.why == "track"]
+    assert looked_at(face, plans[9])  # (new: at once)
+    assert shown[16] == [not hidden]
+    assert bool(plans[17]) == hidden
+
+
 @pytest.mark.slow
 def test_proposals_find_small_faces_and_mmod_gives_the_boxes(engine, shared) -> None:
     """A 720p frame with 24 faces of 38-114 px: the coarse look misses them, the propose region (HOG
