@@ -160,7 +160,7 @@ def test_beard_loso_rejects_an_unknown_config(capsys: pytest.CaptureFixture[str]
 
 
 def test_beard_card_carries_the_tried_section_train_card_writes() -> None:
-    """models/beard.md's 'What else was tried' is the section ``train card`` writes for a beard
+    """models/beard.md's 'Why this head' is the section ``train card`` writes for a beard
     head (train/beard_tried.py), so a regenerated card keeps it and the card says what the code
     says; every results file it links exists."""
     import re
