@@ -3,7 +3,7 @@ video (random mixes, ``video_like``) and for measuring how they hold up (fixed k
 
 CelebA's crops are sharp, well-exposed stills; faces in live video are blurred by focus and
 motion, under- or over-exposed, noisy, colour-cast and compressed. The backbone's features move
-under all of these, and a head fitted on clean stills only loses 4-8 points on blurred faces
+under all of these, and a head fitted on clean stills only loses 4-10 points on blurred faces
 (``models/gender.md``). Every function takes and returns RGB uint8 and is deterministic given
 its generator.
 """
