@@ -64,6 +64,16 @@ class LabelEvidence:
             self.shown = best
         return self.shown != before
 
+    @property
+    def contested(self) -> bool:
+        """A shown label that the newest look voted against (a look under the classifier's
+        threshold votes for nothing): the track is looked at again until the looks agree or the
+        label changes, not only every ``reclassify_every`` detections."""
+        if self.shown == UNCERTAIN or not self._looks:
+            return False
+        newest = self._looks[-1][0]
+        return newest not in (UNCERTAIN, self.shown)
+
     def score(self, name: str) -> float:
         total = sum(w for _, _, w in self._looks)
         if total <= 0:

@@ -194,7 +194,8 @@ class Track:
     # -- classifying and identity ----------------------------------------------------------------
     def needs_classifying(self) -> bool:
         """Its face is classified at the next detection: never classified yet, ``reclassify_every``
-        detections since, in doubt (appearance_checks.py), a label still "?", or the box grown by
+        detections since, in doubt (appearance_checks.py), a label still "?" or contested (the newest
+        look voted against it: looked at until the looks agree or it changes), or the box grown by
         ``reclassify_growth`` (a bigger face is a better look). A settled track is left out: the
         classifiers' work goes to faces whose labels can still change."""
         if self.classified_height <= 0 or self.detections_since_classified >= self.rule.reclassify_every:
@@ -202,7 +203,9 @@ class Track:
         if self.doubted:
             return True
         shown = {lab.classifier for lab in self.labels()}  # a label off by its condition is not awaited
-        if any(e.shown == "?" for k, e in self.evidence.items() if k in shown) or not self.evidence:
+        if any(e.shown == "?" or e.contested for k, e in self.evidence.items() if k in shown):
+            return True
+        if not self.evidence:
             return True
         h = self.box[3] - self.box[1] + 1
         return h >= self.classified_height * self.rule.reclassify_growth
