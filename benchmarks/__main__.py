@@ -61,6 +61,10 @@ SCENARIOS = {
         "benchmarks.people_clip",
         "the face library on a real clip: time to name an enrolled person; unknown clusters",
     ),
+    "people-named": (
+        "benchmarks.people_named",
+        "the face library on a real clip: each labelled person enrolled from one frame, named within 1 s?",
+    ),
     "events": (
         "benchmarks.events",
         "the event history: GET /events with 100,000 events, retention, event-loop delay while writing",

@@ -96,6 +96,7 @@ def run(
             d = tracks.setdefault(
                 tr.id, {"first_seen": tr.first_seen, "named_at": None, "names": Counter(), "x": []}
             )
+            d["last"] = t
             d["x"].append(float(tr.box[0] + tr.box[2]) / 2)
             if tr.last_hit == t:  # (where the detector found it: the labels' anchors are time and place)
                 d.setdefault("at", {})[t] = [float(v) for v in tr.box]
@@ -107,7 +108,7 @@ def run(
             lab = next((lb.label for lb in tr.labels() if lb.classifier == PERSON), UNCERTAIN)
             d["names"][lab] += 1
             if lab not in (UNKNOWN, UNCERTAIN) and d["named_at"] is None:
-                d["named_at"] = t
+                d["named_at"], d["first_name"] = t, lab
         del done
     stage.close(t)
     return tracks
