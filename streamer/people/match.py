@@ -170,6 +170,7 @@ class Gallery:
     ) -> None:
         pos = list(faces)
         neg = list(negatives)
+        self._given = (pos, neg)
         self.names: list[str] = sorted({n for n, _ in pos})
         index = {n: i for i, n in enumerate(self.names)}
         self._d = np.array([np.asarray(d, np.float32) for _, d in pos], np.float32).reshape(-1, 128)
@@ -190,6 +191,12 @@ class Gallery:
 
     def __len__(self) -> int:
         return len(self.names)
+
+    def with_faces(self, faces: Iterable[tuple[str, np.ndarray]]) -> Gallery:
+        """This gallery with more faces of its people (the same cohort, back-end and negatives)."""
+        pos, neg = self._given
+        more = [(n, d) for n, d in faces if n in self.names]
+        return Gallery([*pos, *more], neg, self.cohort, self.backend)
 
     def distances(self, q: np.ndarray) -> np.ndarray:
         """(n_queries, n_people): each person's nearest enrolled descriptor (cohort-adjusted when

@@ -28,6 +28,7 @@ import numpy as np
 
 from streamer.classify import UNCERTAIN
 from streamer.history.pose import frontalness
+from streamer.people.learned import Learned
 from streamer.people.match import KNOWN, UNKNOWN, UNKNOWN_OUTCOME, Gallery, MatchRule
 from streamer.types import Face, Label
 
@@ -86,6 +87,7 @@ class StageRecognizer:
         on_unknown: Callable[[int, np.ndarray, int, float, frozenset[float]], None] | None = None,
         recognise: bool = True,
         min_frontal: float = 0.0,
+        learned: Learned | None = None,
     ) -> None:
         self.gallery = gallery  # the library as it is now (swapped whole on a change)
         self.rule = rule
@@ -97,6 +99,8 @@ class StageRecognizer:
         # (track, mean descriptor, looks, median face height, detection times) of an unknown track
         # that ended
         self.on_unknown = on_unknown
+        self.learned = learned  # (faces of named people learned from this stream's tracks: learned.py)
+        self._measure_pose = min_frontal > 0 or (learned is not None and learned.min_frontal > 0)
         # track -> (id of its last identity, the looks kept: descriptor, face height, frontalness;
         # the times the detector found it)
         self._seen: dict[int, tuple[int, list[tuple[np.ndarray, float, float]], list[float]]] = {}
@@ -106,7 +110,7 @@ class StageRecognizer:
         """``faces`` with a ``person`` label on each described face big enough."""
         if not self.recognise:
             return tuple(faces)
-        g = self.gallery()
+        g = self._matching()
         if not len(g):  # (an empty library names nobody: no "unknown" on every face)
             return tuple(faces)
         idx = [i for i, f in enumerate(faces) if f.identity is not None and f.labels]
@@ -129,6 +133,11 @@ class StageRecognizer:
             out[i] = replace(faces[i], labels=(*faces[i].labels, lab))
         return tuple(out)
 
+    def _matching(self) -> Gallery:
+        """The library, with the faces this stream learned of its people."""
+        g = self.gallery()
+        return self.learned.gallery(g) if self.learned is not None else g
+
     def blur(self, image: np.ndarray, tracks, looked: bool = True) -> np.ndarray:
         """``image`` with the faces privacy hides blurred (every live track's box, shown or not,
         except those of known people under ``blur_unknown``). ``looked`` False: no detections of
@@ -149,7 +158,7 @@ class StageRecognizer:
         hand an unknown track that ended to the clusters: the mean of its looks at least
         ``min_frontal`` frontal (of all, when none is), how
         many those were, their median face height, and the times the detector found it."""
-        if self.on_unknown is None:
+        if self.on_unknown is None and self.learned is None:
             return
         with self._lock:
             live = {}
@@ -160,7 +169,7 @@ class StageRecognizer:
                     del hits[:-HITS]
                 if tr.identities and id(tr.identities[-1]) != last:
                     box = tuple(int(v) for v in tr.box)
-                    front = frontalness(image, box) if image is not None and self.min_frontal > 0 else 1.0
+                    front = frontalness(image, box) if image is not None and self._measure_pose else 1.0
                     kept = [*kept, (tr.identities[-1], float(box[3] - box[1]), front)][-KEPT:]
                     last = id(tr.identities[-1])
                 live[tr.id] = (last, kept, hits)
@@ -169,6 +178,10 @@ class StageRecognizer:
                     continue
                 _, kept, hits = self._seen.get(e.track) or live.get(e.track) or (0, [], [])
                 shown = next((lab.label for lab in e.labels if lab.classifier == PERSON), None)
+                if self.learned is not None and shown not in (None, UNKNOWN, UNCERTAIN) and kept:
+                    self.learned.learn(shown, kept, self._matching(), self.rule)
+                if self.on_unknown is None:
+                    continue
                 if shown in (None, UNKNOWN) and kept:  # (None: the library was empty)
                     good = [k for k in kept if k[2] >= self.min_frontal]
                     use = good or kept

@@ -159,6 +159,7 @@ class People:
             on_unknown,
             recognise=recognise,
             min_frontal=self.cfg.cluster_min_frontal,
+            learned=self.cfg.learned() if recognise else None,
         )
 
     # -- enrollment ------------------------------------------------------------------------------

@@ -6,6 +6,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from streamer.people.learned import Learned
 from streamer.people.match import MatchRule
 
 
@@ -79,6 +80,14 @@ class PeopleConfig(BaseModel):
         description="only looks at least this frontal (0 profile, 1 facing the camera) count for the "
         "clusters: a track with fewer than cluster_min_looks of them is not grouped",
     )
+    learn_distance: float = Field(
+        0.45,
+        ge=0,
+        le=2,
+        description="a named track's looks this near its person (the library's distance) are learned as "
+        "one more face of theirs, in memory, for the stream's later tracks (0: learn nothing)",
+    )
+    learn_keep: int = Field(8, ge=1, le=1000, description="learned faces kept per person and stream (newest)")
     refresh_s: float = Field(
         5.0,
         gt=0,
@@ -88,6 +97,12 @@ class PeopleConfig(BaseModel):
     )
     max_upload_mb: float = Field(10.0, gt=0, le=200, description="largest photo upload")
     max_upload_pixels: int = Field(40_000_000, ge=10_000, description="largest photo (width x height)")
+
+    def learned(self) -> Learned | None:
+        """A stream's learned faces (learned.py), or None when ``learn_distance`` is 0."""
+        if self.learn_distance <= 0:
+            return None
+        return Learned(self.learn_distance, self.learn_keep, min_frontal=self.cluster_min_frontal)
 
     def match_rule(self) -> MatchRule:
         """The library's rule (match.py) from these settings."""
