@@ -12,8 +12,9 @@ photo's own track only when the photo is 3 s or more into it: its first second i
 part of the clip): named right within 1 s of the track's start, right later, wrong (another
 enrolled person's name shown on it at any time), or never named. The goal (#33): named within 1 s.
 
-Writes ``people_named_CLIP.json`` and ``.md`` (figures only; no frames: the clips' licences are
-unknown).
+``--strangers``: every second person is left out of the library; their tracks must stay unnamed.
+Writes ``people_named_CLIP.json`` and ``.md`` (``people_named_CLIP_strangers.*``; figures only, no
+frames: the clips' licences are unknown).
 """
 
 from __future__ import annotations
@@ -90,7 +91,9 @@ def outcome(d: dict, person: str) -> str:
     return "within" if d["named_at"] - d["first_seen"] <= WITHIN_S else "later"
 
 
-def score(tracks: dict[int, dict], anchors: dict[str, np.ndarray], enrolled: dict[str, dict]) -> dict:
+def score(
+    tracks: dict[int, dict], anchors: dict[str, np.ndarray], enrolled: dict[str, dict], strangers=frozenset()
+) -> dict:
     """Per person and in all: the labelled tracks of a second or more, by outcome (the photo's own
     track too when the photo is ``OWN_TRACK_AFTER_S`` or more into it)."""
     found = labelled(tracks, anchors)
@@ -99,7 +102,14 @@ def score(tracks: dict[int, dict], anchors: dict[str, np.ndarray], enrolled: dic
     for t, person in found.truth.items():
         d = tracks[t]
         e = enrolled.get(person)
-        if e is None or d["last"] - d["first_seen"] < WITHIN_S:
+        if d["last"] - d["first_seen"] < WITHIN_S:
+            continue
+        if person in strangers:  # (never enrolled: any name shown on them is wrong)
+            named = {n for n in d["names"] if n not in (UNKNOWN, UNCERTAIN)}
+            per[person]["stranger_named" if named else "stranger_not_named"] += 1
+            rows.append({"track": t, "person": person, "stranger": True, "names": dict(d["names"])})
+            continue
+        if e is None:
             continue
         own = d["first_seen"] - 1e-6 <= e["at_s"] <= d["last"] + 1e-6
         if own and e["at_s"] - d["first_seen"] < OWN_TRACK_AFTER_S:
@@ -133,6 +143,8 @@ def score(tracks: dict[int, dict], anchors: dict[str, np.ndarray], enrolled: dic
         "photo_tracks_named_within_1s": total["own_within"],
         "named_later": total["later"],
         "named_wrongly": total["wrong"],
+        "stranger_tracks": total["stranger_named"] + total["stranger_not_named"],
+        "stranger_tracks_named": total["stranger_named"],
         "never_named": total["never"],
         "per_person": {p: dict(c) for p, c in per.items()},
         "tracks": rows,
@@ -145,7 +157,8 @@ def table(res: dict) -> str:
     out = [
         f"# People named on {res['clip']} (each enrolled from one frame)",
         "",
-        f"`python -m benchmarks people-named --clip CLIP --labels {res['labels']} --every {res['every']}`; "
+        f"`python -m benchmarks people-named --clip CLIP --labels {res['labels']} --every {res['every']}"
+        f"{' --strangers' if res['strangers'] else ''}`; "
         f"labelled tracks of {WITHIN_S:g} s or more; the track each photo was cut from is scored only "
         f"when the photo is {OWN_TRACK_AFTER_S:g} s or more after its start "
         f"({res['of_them_photo_tracks']} such tracks, "
@@ -158,6 +171,10 @@ def table(res: dict) -> str:
         e = res["enrolled"].get(p)
         n = sum(c.get(k, 0) for k in ("within", "later", "wrong", "never"))
         at, px = (f"{e['at_s']:.1f}", e["face_px"]) if e else ("not enrolled", "")
+        if p in res["strangers"]:
+            k = c.get("stranger_named", 0) + c.get("stranger_not_named", 0)
+            out.append(f"| {p} | not enrolled | | {k} | stranger: {c.get('stranger_named', 0)} named | | | |")
+            continue
         out.append(
             f"| {p} | {at} | {px} | {n} | {c.get('within', 0)} | {c.get('later', 0)} | "
             f"{c.get('wrong', 0)} | {c.get('never', 0)} |"
@@ -167,6 +184,11 @@ def table(res: dict) -> str:
         f"({100 * res['share_named_within_1s']:.0f} %) | {res['named_later']} | {res['named_wrongly']} | "
         f"{res['never_named']} |"
     )
+    if res["strangers"]:
+        out.append(
+            f"| **strangers** | | | {res['stranger_tracks']} | {res['stranger_tracks_named']} named "
+            "as someone | | | |"
+        )
     return "\n".join(out) + "\n"
 
 
@@ -179,6 +201,12 @@ def main(argv: list[str] | None = None) -> int:
         "--labels", required=True, help="JSON, person -> anchors [time_s, cx, cy] (people_labels)"
     )
     ap.add_argument("--every", type=int, default=3, help="detect on every Nth frame")
+    ap.add_argument(
+        "--strangers",
+        action="store_true",
+        help="leave every second person (in the labels' order) out of the library: their tracks must "
+        "stay unnamed",
+    )
     ap.add_argument("--out", default="benchmarks/results/people-clips", help="results folder")
     a = ap.parse_args(argv)
     config = load_config(None, {"demo": {"enabled": False}}, environ={}, shipped_models=True)
@@ -194,25 +222,35 @@ def main(argv: list[str] | None = None) -> int:
     theirs: dict[str, list[int]] = {p: [] for p in anchors}
     for t, person in labelled(first, anchors).truth.items():
         theirs[person].append(t)
-    enrolled = {p: e for p, mine in theirs.items() if (e := photo(clip, first, mine, finder)) is not None}
+    strangers = set(list(anchors)[1::2]) if a.strangers else set()
+    enrolled = {
+        p: e
+        for p, mine in theirs.items()
+        if p not in strangers and (e := photo(clip, first, mine, finder)) is not None
+    }
     gallery = Gallery(
         [(p, e["descriptor"]) for p, e in enrolled.items()],
         cohort=load_cohort(cfg.cohort, cfg.cohort_k),
         backend=load_backend(cfg.backend),
     )
-    tracks = run(config, engine, clip, 0.0, a.every, StageRecognizer(lambda: gallery, rule))
+    rec = StageRecognizer(
+        lambda: gallery, rule, cfg.min_face_px, min_frontal=cfg.cluster_min_frontal, learned=cfg.learned()
+    )
+    tracks = run(config, engine, clip, 0.0, a.every, rec)
     res = {
         "clip": clip.name,
         "labels": a.labels,
         "every": a.every,
         "fps": cv2.VideoCapture(str(clip)).get(cv2.CAP_PROP_FPS),
         "enrolled": {p: {k: v for k, v in e.items() if k != "descriptor"} for p, e in enrolled.items()},
-        **score(tracks, anchors, enrolled),
+        "strangers": sorted(strangers),
+        **score(tracks, anchors, enrolled, strangers),
     }
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
-    (out / f"people_named_{clip.stem}.json").write_text(json.dumps(res, indent=1))
-    (out / f"people_named_{clip.stem}.md").write_text(table(res))
+    name = f"people_named_{clip.stem}{'_strangers' if a.strangers else ''}"
+    (out / f"{name}.json").write_text(json.dumps(res, indent=1))
+    (out / f"{name}.md").write_text(table(res))
     print(table(res))
     return 0
 
