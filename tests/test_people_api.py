@@ -219,6 +219,9 @@ async def test_only_the_configured_streams_recognise_and_privacy_applies_to_all(
     people.attach(hall)
     assert door.stage.people.recognise and not hall.stage.people.recognise
     assert hall.stage.people.privacy == "blur_unknown"
+    # each recognising stream learns faces of its own (learned.py); the other learns none
+    assert door.stage.people.learned is not None and hall.stage.people.learned is None
+    assert door.stage.people.learned.distance == config.people.learn_distance
     off = load_config(None, {"store": {"dir": str(tmp_path)}, "people": {"streams": ["door"]}}, environ={})
     quiet = SimpleNamespace(id="hall", stage=SimpleNamespace(people=None))
     People(off, Metrics(), History(off, Metrics())).attach(quiet)
