@@ -36,7 +36,9 @@ class Learned:
         self.min_frontal = min_frontal
         self._faces: dict[str, deque[np.ndarray]] = {}
         self._version = 0
-        self._built: tuple[int, int, Gallery] | None = None  # (library id, version, gallery)
+        # (the library it was built on, the learned faces' version, the gallery): kept by reference,
+        # so a new library is never taken for the old one
+        self._built: tuple[Gallery, int, Gallery] | None = None
 
     def __len__(self) -> int:
         return sum(len(q) for q in self._faces.values())
@@ -47,7 +49,7 @@ class Learned:
         if not self._faces or not len(library):
             return library
         b = self._built
-        if b is not None and b[0] == id(library) and b[1] == self._version:
+        if b is not None and b[0] is library and b[1] == self._version:
             return b[2]
         extra = [(n, d) for n, q in self._faces.items() if n in library.names for d in q]
         if extra:  # (vetoed: a negative of theirs nearer than their enrolled faces)
@@ -55,7 +57,7 @@ class Learned:
             dist = library.distances(np.stack([d for _, d in extra]))
             extra = [(n, d) for (n, d), r in zip(extra, dist, strict=True) if np.isfinite(r[row[n]])]
         g = library.with_faces(extra) if extra else library
-        self._built = (id(library), self._version, g)
+        self._built = (library, self._version, g)
         return g
 
     def learn(self, name: str, looks: Sequence[Look], gallery: Gallery, rule: MatchRule) -> bool:
