@@ -222,6 +222,8 @@ async def test_only_the_configured_streams_recognise_and_privacy_applies_to_all(
     # each recognising stream learns faces of its own (learned.py); the other learns none
     assert door.stage.people.learned is not None and hall.stage.people.learned is None
     assert door.stage.people.learned.distance == config.people.learn_distance
+    door.stage.people.learned.on_learn()  # (what a learned face does: counted)
+    assert metrics.registry.get_sample_value("streamer_faces_learned_total") == 1
     off = load_config(None, {"store": {"dir": str(tmp_path)}, "people": {"streams": ["door"]}}, environ={})
     quiet = SimpleNamespace(id="hall", stage=SimpleNamespace(people=None))
     People(off, Metrics(), History(off, Metrics())).attach(quiet)

@@ -19,7 +19,7 @@ faces is dropped, and one whose person left the library goes with them.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
@@ -36,6 +36,7 @@ class Learned:
         self.min_frontal = min_frontal
         self._faces: dict[str, deque[np.ndarray]] = {}
         self._version = 0
+        self.on_learn: Callable[[], None] | None = None  # (counted: streamer_faces_learned_total)
         # (the library it was built on, the learned faces' version, the gallery): kept by reference,
         # so a new library is never taken for the old one
         self._built: tuple[Gallery, int, Gallery] | None = None
@@ -76,4 +77,6 @@ class Learned:
         q = self._faces.setdefault(name, deque(maxlen=self.keep))
         q.append(np.mean(sure, axis=0).astype(np.float32))
         self._version += 1
+        if self.on_learn is not None:
+            self.on_learn()
         return True

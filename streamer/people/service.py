@@ -23,6 +23,7 @@ from streamer.inference.pool import WorkerCrashed
 from streamer.metrics import Metrics, P
 from streamer.people.clusters import Clusters, members, remove
 from streamer.people.faces import ENROL_MIRRORED, Described, decode_photo, described, one_box
+from streamer.people.learned import Learned
 from streamer.people.library import Library, jpeg
 from streamer.people.match import Gallery, load_backend, load_cohort
 from streamer.people.recognize import StageRecognizer
@@ -48,6 +49,19 @@ def recognitions(metrics: Metrics) -> Counter:
     return c
 
 
+def learned_faces(metrics: Metrics) -> Counter:
+    """``streamer_faces_learned_total`` on ``metrics``' registry (made once)."""
+    c = getattr(metrics, "faces_learned", None)
+    if c is None:
+        c = Counter(
+            P + "faces_learned_total",
+            "Faces of named people learned from their tracks (in memory, per stream: people/learned.py)",
+            registry=metrics.registry,
+        )
+        metrics.faces_learned = c  # type: ignore[attr-defined]
+    return c
+
+
 def _short(e: BaseException) -> str:
     return (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
 
@@ -67,6 +81,7 @@ class People:
         self.cohort = load_cohort(self.cfg.cohort, self.cfg.cohort_k) if self.cfg.enabled else None
         self.backend = load_backend(self.cfg.backend) if self.cfg.enabled else None
         self.counter = recognitions(metrics)
+        self.learned_counter = learned_faces(metrics)
         self.models = models
         self._enroller = ThreadPoolExecutor(1, thread_name_prefix="people-enroll")
         self._loading: asyncio.Task | None = None
@@ -159,8 +174,15 @@ class People:
             on_unknown,
             recognise=recognise,
             min_frontal=self.cfg.cluster_min_frontal,
-            learned=self.cfg.learned() if recognise else None,
+            learned=self._learned() if recognise else None,
         )
+
+    def _learned(self) -> Learned | None:
+        """A stream's own learned faces, counted in ``streamer_faces_learned_total``."""
+        learned = self.cfg.learned()
+        if learned is not None:
+            learned.on_learn = self.learned_counter.inc
+        return learned
 
     # -- enrollment ------------------------------------------------------------------------------
     async def describe(self, data: bytes) -> Described:
