@@ -35,6 +35,7 @@ from streamer.inference.engine import Engine, engine_spec
 from streamer.people.faces import ENROL_MIRRORED, FaceFinder
 from streamer.people.match import UNKNOWN, Gallery, load_backend, load_cohort
 from streamer.people.recognize import StageRecognizer
+from streamer.track.matching import iou
 
 WITHIN_S = 1.0  # (the goal: named within this of the track's start)
 # (the photo's own track is scored when the photo was cut this long after the track started: its
@@ -51,22 +52,13 @@ def photo(clip: Path, tracks: dict[int, dict], mine: list[int], finder: FaceFind
     later = [x for x in seen if x[1] - tracks[x[0]]["first_seen"] >= OWN_TRACK_AFTER_S]
     for t, when, box in sorted(later or seen, key=lambda x: x[2][1] - x[2][3]):  # (biggest first)
         _, im = next(frames(clip, when))
-        found = [(_iou(box, b), b) for b in finder.boxes(im)]
+        found = [(iou(box, (b.left, b.top, b.right, b.bottom)), b) for b in finder.boxes(im)]
         best = max(found, key=lambda x: x[0], default=(0.0, None))
         if best[0] >= 0.5:
             b = best[1]
             d = finder.describe(im, [b], mirrored=ENROL_MIRRORED)[0]
             return {"track": t, "at_s": round(when, 3), "face_px": int(b.height), "descriptor": d}
     return None
-
-
-def _iou(a: list[float], b) -> float:
-    iw = min(a[2], b.right) - max(a[0], b.left)
-    ih = min(a[3], b.bottom) - max(a[1], b.top)
-    if iw <= 0 or ih <= 0:
-        return 0.0
-    inter = iw * ih
-    return inter / ((a[2] - a[0]) * (a[3] - a[1]) + (b.right - b.left) * (b.bottom - b.top) - inter)
 
 
 def labelled(tracks: dict[int, dict], anchors: dict[str, np.ndarray]):

@@ -108,9 +108,8 @@ def test_a_learned_face_a_negative_vetoes_or_whose_person_left_is_not_used() -> 
 
 
 def test_each_person_keeps_their_newest_learned_faces_and_0_turns_learning_off() -> None:
-    learned = Learned(0.45, keep=2, min_frontal=0.0)
     counted: list[None] = []
-    learned.on_learn = lambda: counted.append(None)
+    learned = Learned(0.45, keep=2, min_frontal=0.0, on_learn=lambda: counted.append(None))
     library = Gallery([("Alice", ALICE)])
     rec = StageRecognizer(lambda: library, RULE, learned=learned)
     for t in range(4):

@@ -29,14 +29,21 @@ Look = tuple[np.ndarray, float, float]  # descriptor, face height, frontalness
 
 
 class Learned:
-    def __init__(self, distance: float = 0.45, keep: int = 8, min_looks: int = 2, min_frontal: float = 0.5):
+    def __init__(
+        self,
+        distance: float = 0.45,
+        keep: int = 8,
+        min_looks: int = 2,
+        min_frontal: float = 0.5,
+        on_learn: Callable[[], None] | None = None,
+    ):
         self.distance = distance
         self.keep = keep
         self.min_looks = min_looks
         self.min_frontal = min_frontal
         self._faces: dict[str, deque[np.ndarray]] = {}
         self._version = 0
-        self.on_learn: Callable[[], None] | None = None  # (counted: streamer_faces_learned_total)
+        self.on_learn = on_learn  # (called for each face learned: streamer_faces_learned_total)
         # (the library it was built on, the learned faces' version, the gallery): kept by reference,
         # so a new library is never taken for the old one
         self._built: tuple[Gallery, int, Gallery] | None = None

@@ -23,7 +23,6 @@ from streamer.inference.pool import WorkerCrashed
 from streamer.metrics import Metrics, P
 from streamer.people.clusters import Clusters, members, remove
 from streamer.people.faces import ENROL_MIRRORED, Described, decode_photo, described, one_box
-from streamer.people.learned import Learned
 from streamer.people.library import Library, jpeg
 from streamer.people.match import Gallery, load_backend, load_cohort
 from streamer.people.recognize import StageRecognizer
@@ -174,15 +173,8 @@ class People:
             on_unknown,
             recognise=recognise,
             min_frontal=self.cfg.cluster_min_frontal,
-            learned=self._learned() if recognise else None,
+            learned=self.cfg.learned(self.learned_counter.inc) if recognise else None,
         )
-
-    def _learned(self) -> Learned | None:
-        """A stream's own learned faces, counted in ``streamer_faces_learned_total``."""
-        learned = self.cfg.learned()
-        if learned is not None:
-            learned.on_learn = self.learned_counter.inc
-        return learned
 
     # -- enrollment ------------------------------------------------------------------------------
     async def describe(self, data: bytes) -> Described:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -98,11 +99,14 @@ class PeopleConfig(BaseModel):
     max_upload_mb: float = Field(10.0, gt=0, le=200, description="largest photo upload")
     max_upload_pixels: int = Field(40_000_000, ge=10_000, description="largest photo (width x height)")
 
-    def learned(self) -> Learned | None:
-        """A stream's learned faces (learned.py), or None when ``learn_distance`` is 0."""
+    def learned(self, on_learn: Callable[[], None] | None = None) -> Learned | None:
+        """A stream's learned faces (learned.py; ``on_learn`` called for each face learned), or None
+        when ``learn_distance`` is 0."""
         if self.learn_distance <= 0:
             return None
-        return Learned(self.learn_distance, self.learn_keep, min_frontal=self.cluster_min_frontal)
+        return Learned(
+            self.learn_distance, self.learn_keep, min_frontal=self.cluster_min_frontal, on_learn=on_learn
+        )
 
     def match_rule(self) -> MatchRule:
         """The library's rule (match.py) from these settings."""

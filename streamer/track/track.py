@@ -203,9 +203,9 @@ class Track:
         if self.doubted:
             return True
         shown = {lab.classifier for lab in self.labels()}  # a label off by its condition is not awaited
-        if any(e.shown == "?" or e.contested for k, e in self.evidence.items() if k in shown):
-            return True
-        if not self.evidence:
+        if not self.evidence or any(
+            e.shown == "?" or e.contested for k, e in self.evidence.items() if k in shown
+        ):
             return True
         h = self.box[3] - self.box[1] + 1
         return h >= self.classified_height * self.rule.reclassify_growth
