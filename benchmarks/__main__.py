@@ -18,6 +18,10 @@ SCENARIOS = {
         "the whole service: sequential loop vs service, stages, sweeps, WebRTC latency, classifiers",
     ),
     "detector": ("benchmarks.detector", "dlib's CNN face detector vs the MMOD port (Keras, ONNX Runtime)"),
+    "backbone": (
+        "benchmarks.backbone",
+        "the face backbone on ONNX Runtime vs Keras vs dlib-bin (ms per face by batch), and the heads on it",
+    ),
     "tracking": (
         "benchmarks.tracking",
         "boxes and labels with detection every Nth frame against every frame (moving camera)",

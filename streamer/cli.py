@@ -59,7 +59,8 @@ def _parser() -> argparse.ArgumentParser:
         "--runtime",
         choices=["auto", "onnxruntime", "keras"],
         default="auto",
-        help="mmod's network: ONNX Runtime (CPU), Keras, or auto (ONNX Runtime unless Keras has a GPU)",
+        help="mmod's network and the face backbone: ONNX Runtime (CPU), Keras, or auto (ONNX Runtime "
+        "unless Keras has a GPU)",
     )
 
     a = sub.add_parser("annotate", help="run the pipeline offline over an image or a video file")
@@ -159,7 +160,7 @@ def cmd_detect(args: argparse.Namespace) -> int:
         from streamer.classify.backbone import BackboneError, FaceBackbone
 
         try:
-            backbone = FaceBackbone()
+            backbone = FaceBackbone(runtime=args.runtime)
         except BackboneError as e:
             print(f"streamer detect: {e}", file=sys.stderr)
             return 2

@@ -50,7 +50,9 @@ class PipelineConfig(Strict):
     )
     render_threads: int = Field(2, ge=1, le=32)
     runtime: Literal["auto", "onnxruntime", "keras"] = Field(
-        "auto", description="mmod network: ONNX Runtime (CPU), Keras (GPU), auto: ONNX Runtime unless a GPU"
+        "auto",
+        description="mmod network and face backbone: ONNX Runtime (CPU), Keras (GPU), "
+        "auto: ONNX Runtime unless a GPU",
     )
     worker_threads: int = Field(
         0, ge=0, le=64, description="compute threads per inference worker (0 = 2 for ONNX Runtime)"

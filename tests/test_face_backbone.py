@@ -36,11 +36,12 @@ def _rgb(path: Path) -> np.ndarray:
     return cv2.cvtColor(cv2.imread(str(path)), cv2.COLOR_BGR2RGB)
 
 
-@pytest.fixture(scope="module")
-def backbone():
+@pytest.fixture(scope="module", params=["onnxruntime", "keras"])
+def backbone(request):
     from streamer.classify.backbone import FaceBackbone
 
-    return FaceBackbone()
+    pytest.importorskip(request.param)
+    return FaceBackbone(runtime=request.param)
 
 
 # --- the reader -------------------------------------------------------------------------------
@@ -106,6 +107,68 @@ def test_descriptors_match_dlib(backbone) -> None:
             sizes.append(r.width())
     assert len(dist) >= 6 and max(sizes) > 2.5 * min(sizes), sizes
     assert max(dist) < 0.01, dict(zip(sizes, dist, strict=True))
+
+
+@pytest.mark.slow
+@needs_shared
+def test_both_runtimes_give_every_feature_set_alike_and_batch_size_changes_nothing() -> None:
+    """ONNX Runtime's graph is written from the same folded steps as the Keras model: every
+    feature set (mirrored ones too) agrees, whatever the batch size (Keras pads a batch up to a
+    power of two, ONNX Runtime does not pad at all)."""
+    pytest.importorskip("onnxruntime")
+    import dlib
+
+    from streamer.classify.backbone import FaceBackbone
+    from streamer.classify.face_resnet import ALL_FEATURES, FEATURE_SIZES
+
+    ort, ref = FaceBackbone(runtime="onnxruntime"), FaceBackbone(runtime="keras")
+    assert (ort.runtime, ref.runtime) == ("onnxruntime", "keras")
+    hog = dlib.get_frontal_face_detector()
+    chips = []
+    for path in PARITY_IMAGES:
+        image = _rgb(path)
+        boxes = [Box(r.left(), r.top(), r.right(), r.bottom(), 0.0) for r in hog(image, 1)]
+        chips += ort.chips(image, boxes)
+    assert len(chips) >= 6
+    got, want = ort.features(chips, mirrored=True), ref.features(chips, mirrored=True)
+    assert set(got) == set(want) == set(ALL_FEATURES)
+    for name in ALL_FEATURES:
+        assert got[name].shape == (len(chips), FEATURE_SIZES[name.removesuffix("_flip")])
+        assert np.abs(got[name] - want[name]).max() < 1e-4 * max(1.0, np.abs(want[name]).max()), name
+    one_by_one = np.concatenate([ort.features([c])["dlib_face_descriptor"] for c in chips[:3]])
+    assert np.abs(one_by_one - got["dlib_face_descriptor"][:3]).max() < 1e-5
+    assert ort.features(np.zeros((0, 150, 150, 3), np.float32))["dlib_lower4"].shape == (0, 256)
+
+
+def test_hand_written_face_onnx_model_is_valid() -> None:
+    onnx = pytest.importorskip("onnx")
+    import face_recognition_models
+
+    from streamer.classify.face_resnet import FEATURE_SIZES, FEATURES, plan
+    from streamer.classify.face_resnet_onnx import build_onnx
+    from streamer.dlib_format import read_dlib_net
+
+    ops = plan(read_dlib_net(face_recognition_models.face_recognition_model_location()))
+    model = onnx.ModelProto.FromString(build_onnx(ops))
+    onnx.checker.check_model(model, full_check=True)  # schema and shape inference
+    assert [o.name for o in model.graph.output] == list(FEATURES)
+    inferred = onnx.shape_inference.infer_shapes(model, strict_mode=True)
+    for o in inferred.graph.output:
+        assert o.type.tensor_type.shape.dim[1].dim_value == FEATURE_SIZES[o.name]
+    assert sum(n.op_type == "Conv" for n in model.graph.node) == 29
+    assert sum(n.op_type == "Add" for n in model.graph.node) == 14 + 1  # residuals, and the cheeks' sides
+
+
+def test_runtime_setting_reaches_the_backbone(tmp_path: Path) -> None:
+    pytest.importorskip("onnxruntime")
+    from streamer.config import ClassifierConfig
+    from streamer.inference.engine import Engine, EngineSpec
+
+    _feature_head(tmp_path / "head.keras")
+    heads = (ClassifierConfig(name="head", model=str(tmp_path / "head.keras")),)
+    for runtime in ("keras", "onnxruntime"):
+        engine = Engine(EngineSpec(detector="mmod", classifiers=heads, runtime=runtime))
+        assert engine.backbone is not None and engine.backbone.runtime == runtime
 
 
 # --- classifiers on the backbone, in the Engine -----------------------------------------------
@@ -217,7 +280,10 @@ def test_warm_engine_meets_new_face_counts_without_tracing(tmp_path: Path) -> No
     batches = [[one], [two, one], [two, one, two]]
 
     def faces_and_traces(engine: Engine) -> tuple[list[int], int]:
-        count = _compile_counter([engine.backbone.model] + [c.model for c in engine.classifiers])
+        models = [c.model for c in engine.classifiers]
+        if engine.backbone.runtime == "keras":
+            models.append(engine.backbone.model)
+        count = _compile_counter(models)
         before = count()
         faces = [sum(len(r.faces) for r in engine.run(b)[0]) for b in batches]
         return faces, count() - before

@@ -156,34 +156,35 @@ def test_canvas_builder_batches_mixed_sizes():
 
 
 def test_choose_runtime(monkeypatch):
-    import streamer.detect.mmod as mmod
+    import streamer.runtime as rt
 
-    assert mmod.choose_runtime("keras") == "keras"
-    assert mmod.choose_runtime("onnxruntime") == "onnxruntime"
+    assert rt.choose_runtime("keras") == "keras"
+    assert rt.choose_runtime("onnxruntime") == "onnxruntime"
     with pytest.raises(ValueError, match="unknown runtime"):
-        mmod.choose_runtime("tensorrt")
+        rt.choose_runtime("tensorrt")
     pytest.importorskip("onnxruntime")
-    monkeypatch.setattr(mmod, "_keras_has_gpu", lambda: False)
-    assert mmod.choose_runtime("auto") == "onnxruntime"
-    monkeypatch.setattr(mmod, "_keras_has_gpu", lambda: True)
-    assert mmod.choose_runtime("auto") == "keras"
-    monkeypatch.setattr(mmod, "_keras_has_gpu", lambda: False)
-    monkeypatch.setattr(mmod.importlib.util, "find_spec", lambda name: None)
-    assert mmod.choose_runtime("auto") == "keras"  # onnxruntime not installed
+    monkeypatch.setattr(rt, "keras_has_gpu", lambda: False)
+    assert rt.choose_runtime("auto") == "onnxruntime"
+    monkeypatch.setattr(rt, "keras_has_gpu", lambda: True)
+    assert rt.choose_runtime("auto") == "keras"
+    monkeypatch.setattr(rt, "keras_has_gpu", lambda: False)
+    monkeypatch.setattr(rt.importlib.util, "find_spec", lambda name: None)
+    assert rt.choose_runtime("auto") == "keras"  # onnxruntime not installed
 
 
 def test_xla_only_where_it_pays(monkeypatch):
     # On TensorFlow's CPU, XLA ran the detector 1.5x slower than TensorFlow's own kernels.
     import streamer.detect.mmod as mmod
+    import streamer.runtime as rt
 
     monkeypatch.setenv("KERAS_BACKEND", "tensorflow")
-    monkeypatch.setattr(mmod, "_keras_has_gpu", lambda: False)
+    monkeypatch.setattr(rt, "keras_has_gpu", lambda: False)
     assert mmod.resolve_jit_compile("auto") is False
     assert mmod.resolve_jit_compile(True) is True
-    monkeypatch.setattr(mmod, "_keras_has_gpu", lambda: True)
+    monkeypatch.setattr(rt, "keras_has_gpu", lambda: True)
     assert mmod.resolve_jit_compile("auto") == "auto"
     monkeypatch.setenv("KERAS_BACKEND", "jax")
-    monkeypatch.setattr(mmod, "_keras_has_gpu", lambda: False)
+    monkeypatch.setattr(rt, "keras_has_gpu", lambda: False)
     assert mmod.resolve_jit_compile("auto") == "auto"
 
 

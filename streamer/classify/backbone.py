@@ -3,7 +3,9 @@
 Alignment is dlib's own (dlib-bin's ``shape_predictor`` and ``get_face_chip(img, shape, 150,
 0.25)``, ~0.5 ms per face): a box shifted by one pixel moves dlib's descriptor by ~0.03, so the
 chip must be exactly dlib's for the descriptors to match ``compute_face_descriptor``. The
-ResNet is the Keras port in :mod:`streamer.classify.face_resnet`.
+ResNet is the port in :mod:`streamer.classify.face_resnet`, run on ONNX Runtime
+(:mod:`.face_resnet_onnx`) or Keras, as ``pipeline.runtime`` says (:mod:`streamer.runtime`); both
+give the same features to about 1e-6.
 
 Files: ``STREAMER_FACE_BACKBONE`` / ``STREAMER_FACE_LANDMARKS`` (or the arguments) name the
 .dat files; by default the copies in the ``face_recognition_models`` package.
@@ -17,7 +19,15 @@ from pathlib import Path
 
 import numpy as np
 
-from streamer.classify.face_resnet import CHIP_PADDING, CHIP_SIZE, FEATURES, FLIP_SUFFIX, build_model
+from streamer.classify.face_resnet import (
+    CHIP_PADDING,
+    CHIP_SIZE,
+    FEATURE_SIZES,
+    FEATURES,
+    FLIP_SUFFIX,
+    build_model,
+    plan,
+)
 from streamer.classify.modelfile import ModelFileError
 from streamer.types import Box
 
@@ -65,28 +75,53 @@ class FaceAligner:
 
 
 class FaceBackbone:
-    """Face chips and features (:data:`FEATURES`) for a batch of faces."""
+    """Face chips and features (:data:`FEATURES`) for a batch of faces.
+
+    runtime: "onnxruntime", "keras" or "auto" (:func:`streamer.runtime.choose_runtime`);
+    threads: ONNX Runtime's intra-op threads (0 = 2; Keras takes the process' settings)."""
 
     def __init__(
         self,
         model_path: str | os.PathLike[str] | None = None,
         landmarks_path: str | os.PathLike[str] | None = None,
         max_batch: int = 32,
+        runtime: str = "auto",
+        threads: int = 0,
     ) -> None:
         d_net, d_marks = default_paths()
         self.model_path = Path(model_path) if model_path else d_net
         self.landmarks_path = Path(landmarks_path) if landmarks_path else d_marks
         self.max_batch = max_batch
         from streamer.dlib_format import DatFormatError, read_dlib_net
+        from streamer.runtime import choose_runtime
 
+        self.runtime = choose_runtime(runtime)
+        self._model = None
         try:
-            self.model = build_model(read_dlib_net(self.model_path))
+            self._net = read_dlib_net(self.model_path)
+            if self.runtime == "onnxruntime":
+                from streamer.classify.face_resnet_onnx import OnnxBackbone
+
+                self._onnx = OnnxBackbone(plan(self._net), threads)
+                self._predict = self._onnx.run
+            else:
+                self._predict = self._keras_predict()
         except (DatFormatError, OSError) as e:
             raise BackboneError(f"face backbone: {e}") from e
         self.aligner = FaceAligner(self.landmarks_path)
+
+    @property
+    def model(self):
+        """The Keras model (built on first use where the backbone runs on ONNX Runtime: fine-tuning
+        takes its layers)."""
+        if self._model is None:
+            self._model = build_model(self._net)
+        return self._model
+
+    def _keras_predict(self):
         from streamer.classify.classifier import _compiled_predict
 
-        self._predict = _compiled_predict(self.model)
+        return _compiled_predict(self.model)
 
     def chips(self, image: np.ndarray, boxes: Sequence[Box]) -> list[np.ndarray]:
         """dlib's aligned 150x150 chips (RGB uint8) of ``boxes`` in an RGB image."""
@@ -102,7 +137,7 @@ class FaceBackbone:
         service both get them from here, so they are the same features."""
         x = np.asarray(chips, dtype=np.float32)
         if len(x) == 0:
-            empty = {k: np.zeros((0, int(self.model.output[k].shape[-1])), np.float32) for k in FEATURES}
+            empty = {k: np.zeros((0, FEATURE_SIZES[k]), np.float32) for k in FEATURES}
             if mirrored:
                 empty.update({k + FLIP_SUFFIX: v for k, v in empty.items()})
             return empty

@@ -19,6 +19,7 @@ the tag before it); ``add_prev`` adds the most recent remaining tag.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -49,6 +50,16 @@ FEATURES = {
     "dlib_lower3": "the 64 channels after the 64-filter blocks, averaged over the lower face",
     "dlib_lower4": "the 256 channels of the 4x4 map before the last block, averaged over its lower half",
     "dlib_cheeks2": "the 128 channels after the 128-filter blocks, averaged over the lower face's sides",
+}
+FEATURE_SIZES = {
+    "dlib_face_descriptor": 128,
+    "dlib_pooled": 256,
+    "dlib_level2": 128,
+    "dlib_level3": 64,
+    "dlib_lower2": 128,
+    "dlib_lower3": 64,
+    "dlib_lower4": 256,
+    "dlib_cheeks2": 128,
 }
 # Lower-face sets: a beard is a texture of the lower face, which pooling over the whole chip
 # dilutes with eyes, forehead and background. These average the same maps over the chip's rows
@@ -98,40 +109,65 @@ def _zero_fill_add():
     return ZeroFillAdd
 
 
-def build_model(net: DlibNet):
-    """Keras model: (B, 150, 150, 3) float RGB in [0, 255] -> dict of feature name -> (B, D)."""
-    from streamer.quiet import import_tensorflow
+@dataclass(frozen=True)
+class Conv:
+    """A convolution with the affine after it folded in (and the input scaling, for the first)."""
 
-    import_tensorflow()
-    import keras
+    kernel: np.ndarray  # (out, in, k, k), dlib's OIHW order, float32
+    bias: np.ndarray  # (out,)
+    stride: int
+    padded: bool  # "same" (stride 1, k // 2 each side) or unpadded
+    relu: bool
+    at: int  # its place in the file's stack (names the Keras layer: fine-tuning picks layers by name)
 
+
+@dataclass(frozen=True)
+class Pool:
+    kind: str  # "max" or "avg"; unpadded
+    size: int
+    stride: int
+    at: int
+
+
+@dataclass(frozen=True)
+class Step:
+    """A residual or output step: "tag" (remember the current value), "skip" (tag the current
+    value, go back to the one tagged before it), "add" (add the latest tag, dlib's zero fill;
+    ``relu`` after), "relu", "pooled" (average over the whole map), "fc" (``weights``, no bias)."""
+
+    kind: str
+    at: int
+    relu: bool = False
+    weights: np.ndarray | None = None
+
+
+Op = Conv | Pool | Step
+
+
+def plan(net: DlibNet) -> list[Op]:
+    """The network as folded steps, from the input up, for any runtime to build (Keras here, ONNX
+    Runtime in :mod:`.face_resnet_onnx`). Raises DatFormatError for anything but dlib's face ResNet."""
     if net.loss not in ("loss_metric_2", "loss_metric_"):
         raise DatFormatError(f"not a metric-learning network (loss {net.loss!r})")
-    if net.input.size is None:
-        raise DatFormatError("the face-recognition network must have a fixed input size")
-    add_layer = _zero_fill_add()
-    rows, cols = net.input.size
-    image = keras.Input(shape=(rows, cols, 3), name="chip")
+    if net.input.size != (CHIP_SIZE, CHIP_SIZE):
+        raise DatFormatError(f"the face-recognition network must take {CHIP_SIZE}x{CHIP_SIZE} chips")
     avg = np.asarray(net.input.avg_rgb, np.float64)
-    x = image
-    tags: list = []
-    maps: dict[tuple[int, int], object] = {}  # (channels, rows) -> last residual output
+    ops: list[Op] = []
     stack = list(net.stack)
     i = 0
     first_conv = True
-    descriptor = pooled = None
+    tags = 0
     while i < len(stack):
         item = stack[i]
         if isinstance(item, Marker):
             if i + 1 < len(stack) and isinstance(stack[i + 1], Marker):
-                if len(tags) < 1:
+                if tags < 1:
                     raise DatFormatError("skip layer without a tag to go back to")
-                back = tags.pop()
-                tags.append(x)
-                x = back
+                ops.append(Step("skip", i))
                 i += 2
                 continue
-            tags.append(x)
+            ops.append(Step("tag", i))
+            tags += 1
             i += 1
             continue
         if isinstance(item, ConvLayer):
@@ -158,57 +194,127 @@ def build_model(net: DlibNet):
                 b = b - np.einsum("oihw,i->o", w, avg) / 256.0
                 w = w / 256.0
                 first_conv = False
-            conv = keras.layers.Conv2D(
-                filters=w.shape[0],
-                kernel_size=(kh, kw),
-                strides=item.stride[0],
-                padding="same" if item.padding[0] else "valid",
-                activation="relu" if relu else None,
-                name=f"conv_{i}",
-            )
-            x = conv(x)
-            conv.set_weights([np.transpose(w, (2, 3, 1, 0)).astype(np.float32), b.astype(np.float32)])
+            w32, b32 = w.astype(np.float32), b.astype(np.float32)
+            ops.append(Conv(w32, b32, item.stride[0], bool(item.padding[0]), relu, i))
             i = j
             continue
         if isinstance(item, PoolLayer):
             if item.size == (0, 0):
-                x = keras.layers.GlobalAveragePooling2D(name="pooled")(x)
-                pooled = x
+                ops.append(Step("pooled", i))
             else:
-                if item.padding != (0, 0):
-                    raise DatFormatError("padded pooling is not supported")
-                cls = keras.layers.MaxPooling2D if item.kind == "max" else keras.layers.AveragePooling2D
-                x = cls(pool_size=item.size, strides=item.stride, padding="valid", name=f"pool_{i}")(x)
+                if item.padding != (0, 0) or item.size[0] != item.size[1] or item.stride[0] != item.stride[1]:
+                    raise DatFormatError("only square, unpadded pooling is supported")
+                ops.append(Pool(item.kind, item.size[0], item.stride[0], i))
             i += 1
             continue
         if isinstance(item, AddPrevLayer):
-            if not tags:
+            if tags < 1:
                 raise DatFormatError("add_prev without a tag")
-            x = add_layer(name=f"add_{i}")(x, tags.pop())
-            if i + 1 < len(stack) and isinstance(stack[i + 1], ReluLayer):
-                x = keras.layers.ReLU(name=f"relu_{i + 1}")(x)
-                i += 1
-            maps[int(x.shape[-1]), int(x.shape[1])] = x
-            i += 1
+            tags -= 1
+            relu = i + 1 < len(stack) and isinstance(stack[i + 1], ReluLayer)
+            ops.append(Step("add", i, relu=relu))
+            i += 2 if relu else 1
             continue
         if isinstance(item, ReluLayer):
-            x = keras.layers.ReLU(name=f"relu_{i}")(x)
+            ops.append(Step("relu", i))
             i += 1
             continue
         if isinstance(item, FcLayer):
-            if len(x.shape) != 2:
-                x = keras.layers.Flatten()(x)
-            dense = keras.layers.Dense(item.weights.shape[1], use_bias=item.bias is not None, name="fc")
-            x = dense(x)
-            dense.set_weights([item.weights] + ([item.bias] if item.bias is not None else []))
-            descriptor = x
+            if item.bias is not None:
+                raise DatFormatError("the face network's fc layer has no bias")
+            ops.append(Step("fc", i, weights=np.asarray(item.weights, np.float32)))
             i += 1
             continue
         raise DatFormatError(f"unsupported layer {type(item).__name__} in the face network")
     if tags:
-        raise DatFormatError(f"{len(tags)} tag(s) never used")
-    if descriptor is None or pooled is None or not {(64, 17), (128, 8), (256, 4)} <= set(maps):
+        raise DatFormatError(f"{tags} tag(s) never used")
+    kinds = [op.kind for op in ops if isinstance(op, Step)]
+    if "fc" not in kinds or "pooled" not in kinds or not set(MAPS) <= set(residual_maps(ops)):
         raise DatFormatError("not dlib's face-recognition ResNet (missing fc, pooling or residual stages)")
+    return ops
+
+
+# the residual stages' last outputs the feature sets read: (channels, rows) of their maps
+MAPS = ((64, 17), (128, 8), (256, 4))
+
+
+def residual_maps(ops: list[Op]) -> dict[tuple[int, int], int]:
+    """(channels, rows) of each residual stage's map -> the index of the "add" step that ends it
+    last (shapes followed from the 150x150 chip)."""
+    channels, rows = 3, CHIP_SIZE
+    saved: list[tuple[int, int]] = []
+    out: dict[tuple[int, int], int] = {}
+    for n, op in enumerate(ops):
+        if isinstance(op, Conv):
+            k = op.kernel.shape[2]
+            channels = op.kernel.shape[0]
+            rows = rows if op.padded else (rows - k) // op.stride + 1
+        elif isinstance(op, Pool):
+            rows = (rows - op.size) // op.stride + 1
+        elif op.kind == "tag":
+            saved.append((channels, rows))
+        elif op.kind == "skip":
+            back = saved.pop()
+            saved.append((channels, rows))
+            channels, rows = back
+        elif op.kind == "add":
+            c, r = saved.pop()
+            channels, rows = max(channels, c), max(rows, r)
+            out[channels, rows] = n
+    return out
+
+
+def build_model(net: DlibNet):
+    """Keras model: (B, 150, 150, 3) float RGB in [0, 255] -> dict of feature name -> (B, D)."""
+    from streamer.quiet import import_tensorflow
+
+    import_tensorflow()
+    import keras
+
+    ops = plan(net)
+    ends = {n: key for key, n in residual_maps(ops).items()}
+    add_layer = _zero_fill_add()
+    image = keras.Input(shape=(CHIP_SIZE, CHIP_SIZE, 3), name="chip")
+    x = image
+    tags: list = []
+    maps: dict[tuple[int, int], object] = {}
+    descriptor = pooled = None
+    for n, op in enumerate(ops):
+        if isinstance(op, Conv):
+            conv = keras.layers.Conv2D(
+                filters=op.kernel.shape[0],
+                kernel_size=op.kernel.shape[2:],
+                strides=op.stride,
+                padding="same" if op.padded else "valid",
+                activation="relu" if op.relu else None,
+                name=f"conv_{op.at}",
+            )
+            x = conv(x)
+            conv.set_weights([np.transpose(op.kernel, (2, 3, 1, 0)), op.bias])
+        elif isinstance(op, Pool):
+            cls = keras.layers.MaxPooling2D if op.kind == "max" else keras.layers.AveragePooling2D
+            x = cls(pool_size=op.size, strides=op.stride, padding="valid", name=f"pool_{op.at}")(x)
+        elif op.kind == "tag":
+            tags.append(x)
+        elif op.kind == "skip":
+            back = tags.pop()
+            tags.append(x)
+            x = back
+        elif op.kind == "add":
+            x = add_layer(name=f"add_{op.at}")(x, tags.pop())
+            if op.relu:
+                x = keras.layers.ReLU(name=f"relu_{op.at + 1}")(x)
+            if n in ends:
+                maps[ends[n]] = x
+        elif op.kind == "relu":
+            x = keras.layers.ReLU(name=f"relu_{op.at}")(x)
+        elif op.kind == "pooled":
+            x = pooled = keras.layers.GlobalAveragePooling2D(name="pooled")(x)
+        elif op.kind == "fc":
+            assert op.weights is not None
+            dense = keras.layers.Dense(op.weights.shape[1], use_bias=False, name="fc")
+            x = descriptor = dense(x)
+            dense.set_weights([op.weights])
     gap = keras.layers.GlobalAveragePooling2D
     outputs = {
         "dlib_face_descriptor": descriptor,
@@ -223,16 +329,21 @@ def build_model(net: DlibNet):
     return keras.Model(inputs=image, outputs=outputs, name="dlib_face_resnet")
 
 
+def lower_band(rows: int, sides: bool = False) -> tuple[int, int]:
+    """The rows a lower-face set averages (from ``LOWER_FACE`` down: ``top``) and, with ``sides``,
+    the width of each side's column band."""
+    return round(LOWER_FACE * rows), (max(1, rows // 4) if sides else rows)
+
+
 def _lower(keras, x, name: str, sides: bool = False):
     """The map ``x`` (B, n, n, C) averaged over its rows from ``LOWER_FACE`` down (and with
     ``sides``, over those rows' outer quarter on the left and on the right, the two averaged)."""
     n = int(x.shape[1])
-    top = round(LOWER_FACE * n)
+    top, w = lower_band(n, sides)
     gap = keras.layers.GlobalAveragePooling2D
     if not sides:
         band = keras.layers.Cropping2D(((top, 0), (0, 0)), name=f"{name}_rows")(x)
         return gap(name=name)(band)
-    w = max(1, n // 4)
     left = keras.layers.Cropping2D(((top, 0), (0, n - w)), name=f"{name}_left")(x)
     right = keras.layers.Cropping2D(((top, 0), (n - w, 0)), name=f"{name}_right")(x)
     return keras.layers.Average(name=name)([gap()(left), gap()(right)])

@@ -51,7 +51,7 @@ class EngineSpec:
     threads: int = 0  # 0 = let the framework decide
     nice: int = 0  # added to the worker process's niceness (lower CPU priority)
     face_backbone: str = ""  # dlib face-recognition .dat ("" = STREAMER_FACE_BACKBONE or the packaged one)
-    runtime: str = "auto"  # mmod network: "auto", "onnxruntime" or "keras"
+    runtime: str = "auto"  # mmod network and face backbone: "auto", "onnxruntime" or "keras"
     weak_score: float = 0.0  # mmod: detections kept from this score up; under 0 (FACE_SCORE) weak ones
     propose_threshold: float = PROPOSE_THRESHOLD  # HOG's, for the planner's proposal tiles
     propose: bool = False  # the planner sends propose regions: HOG's detector is loaded at warm-up
@@ -145,7 +145,9 @@ class Engine:
                 if clf.uses_backbone and self.backbone is None:
                     if backbone_error is None:
                         try:
-                            self.backbone = FaceBackbone(spec.face_backbone or None)
+                            self.backbone = FaceBackbone(
+                                spec.face_backbone or None, runtime=spec.runtime, threads=spec.threads
+                            )
                         except ModelFileError as e:
                             backbone_error = str(e)
                     if backbone_error is not None:

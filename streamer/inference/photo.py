@@ -96,5 +96,7 @@ def photo_backbone(engine):
     if engine not in _OWN_BACKBONE:
         from streamer.classify.backbone import FaceBackbone
 
-        _OWN_BACKBONE[engine] = FaceBackbone(engine.spec.face_backbone or None)
+        _OWN_BACKBONE[engine] = FaceBackbone(
+            engine.spec.face_backbone or None, runtime=engine.spec.runtime, threads=engine.spec.threads
+        )
     return _OWN_BACKBONE[engine]

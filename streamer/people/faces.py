@@ -107,7 +107,7 @@ class FaceFinder:
 
             opts = {"runtime": self.runtime} if self.detector_name == "mmod" else {}
             self._detector = make_detector(self.detector_name, **opts)
-            self._backbone = FaceBackbone()
+            self._backbone = FaceBackbone(runtime=self.runtime)
 
     def boxes(self, image: np.ndarray) -> list[Box]:
         from streamer.inference.photo import photo_boxes

@@ -14,8 +14,6 @@ Both run the same layer list (:func:`~streamer.detect.mmod.network.runtime_layer
 
 from __future__ import annotations
 
-import importlib.util
-import logging
 import os
 import threading
 import time
@@ -23,6 +21,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from streamer import runtime as runtimes
 from streamer.detect.base import MAX_SIDE, BadImageError, as_rgb
 from streamer.detect.mmod.network import (
     build_model,
@@ -36,52 +35,11 @@ from streamer.detect.mmod.postprocess import cells_to_rects, non_max_suppression
 from streamer.detect.mmod.pyramid import CanvasBuilder, Tiling, pyramid_up, tile_rects
 from streamer.dlib_format import MMODNetwork, read_mmod_dat
 from streamer.quiet import trace_predict_once
+from streamer.runtime import RUNTIMES, choose_runtime
 from streamer.types import Box
 
 __all__ = ["RUNTIMES", "MMODDetector", "choose_runtime", "read_mmod_dat"]
-log = logging.getLogger(__name__)
-RUNTIMES = ("auto", "onnxruntime", "keras")
 PAD_WASTE = 0.25  # at most this share of padding added to a batch of canvases of different shapes
-
-
-def _keras_has_gpu() -> bool:
-    """Whether Keras would run on a GPU here; imports the backend only where one may exist."""
-    backend = os.environ.get("KERAS_BACKEND", "tensorflow")
-    try:
-        if backend == "jax":
-            import jax
-
-            return any(d.platform != "cpu" for d in jax.devices())
-        if not (os.path.exists("/dev/nvidia0") or os.path.exists("/dev/kfd")):
-            return False
-        if backend == "torch":
-            import torch
-
-            return bool(torch.cuda.is_available())
-        from streamer.quiet import import_tensorflow
-
-        import_tensorflow()
-        import tensorflow as tf
-
-        return bool(tf.config.list_physical_devices("GPU"))
-    except Exception:  # a broken backend install: let Keras report it when it is used
-        return False
-
-
-def choose_runtime(runtime: str = "auto") -> str:
-    """ "onnxruntime" or "keras" for a ``pipeline.runtime`` setting.
-
-    auto: ONNX Runtime on a CPU-only machine (faster than TensorFlow there), Keras where
-    it has a GPU, or where onnxruntime is not installed.
-    """
-    if runtime not in RUNTIMES:
-        raise ValueError(f"unknown runtime {runtime!r}; choose one of {', '.join(RUNTIMES)}")
-    if runtime != "auto":
-        return runtime
-    if importlib.util.find_spec("onnxruntime") is None:
-        log.info("onnxruntime not installed: the MMOD network runs on Keras")
-        return "keras"
-    return "keras" if _keras_has_gpu() else "onnxruntime"
 
 
 def default_weights_path() -> str:
@@ -99,7 +57,7 @@ def resolve_jit_compile(jit_compile: bool | str) -> bool | str:
     GPU, and on JAX (whose un-jitted path is slow), Keras's own "auto" (XLA)."""
     if jit_compile != "auto" or os.environ.get("KERAS_BACKEND", "tensorflow") != "tensorflow":
         return jit_compile
-    return "auto" if _keras_has_gpu() else False
+    return "auto" if runtimes.keras_has_gpu() else False
 
 
 def _round_up(n: int, step: int) -> int:
@@ -118,7 +76,7 @@ class MMODDetector:
     compiled: run the net through Keras' compiled predict function (on TensorFlow traced once,
       for every canvas size) rather than eagerly.
     jit_compile: XLA for that function (see :func:`resolve_jit_compile` for "auto").
-    runtime: "keras", "onnxruntime" or "auto" (see :func:`choose_runtime`).
+    runtime: "keras", "onnxruntime" or "auto" (see :func:`streamer.runtime.choose_runtime`).
     threads: ONNX Runtime's intra-op threads (0 = 2); Keras takes the process' settings.
     """
 

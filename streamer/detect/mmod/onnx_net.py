@@ -1,6 +1,6 @@
 """The MMOD network on ONNX Runtime's CPU execution provider.
 
-The graph is written in memory (:mod:`.onnx_writer`, protobuf by hand: no ``onnx``
+The graph is written in memory (:mod:`streamer.onnx_writer`, protobuf by hand: no ``onnx``
 package at run time) from the same layer list the Keras model is built from
 (:func:`streamer.detect.mmod.network.runtime_layers`): no export step, no model file,
 no TensorFlow. Inputs and output are the Keras model's:
@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from streamer.detect.mmod import onnx_writer as w
+from streamer import onnx_writer as w
 from streamer.detect.mmod.network import FoldedConv
 
 OPSET = 17

@@ -1,6 +1,7 @@
 """A minimal ONNX model writer: the protobuf wire format of the few messages a
-convolutional graph needs, so that running the network takes onnxruntime only (the
-``onnx`` package, 31 MB, is needed by the tests that check this writer, not at run time).
+convolutional graph needs (the MMOD detector's and the face backbone's), so that running a
+network takes onnxruntime only (the ``onnx`` package, 31 MB, is needed by the tests that
+check this writer, not at run time).
 
 Field numbers are those of onnx/onnx.proto (ModelProto, GraphProto, NodeProto,
 AttributeProto, TensorProto, ValueInfoProto, TypeProto, TensorShapeProto).
@@ -13,6 +14,7 @@ from collections.abc import Sequence
 import numpy as np
 
 FLOAT = 1  # TensorProto.DataType.FLOAT
+INT64 = 7  # TensorProto.DataType.INT64
 _ATTR_INT, _ATTR_INTS = 2, 7  # AttributeProto.AttributeType
 
 
@@ -63,6 +65,12 @@ def tensor(name: str, array: np.ndarray) -> bytes:
     """A float32 initializer, raw little-endian data."""
     a = np.ascontiguousarray(array, dtype="<f4")
     return b"".join(_int(1, d) for d in a.shape) + _int(2, FLOAT) + _str(8, name) + _bytes(9, a.tobytes())
+
+
+def int_tensor(name: str, values: Sequence[int]) -> bytes:
+    """A 1-D int64 initializer (the shape operands of Pad and Slice)."""
+    a = np.asarray(values, dtype="<i8")
+    return _int(1, len(a)) + _int(2, INT64) + _str(8, name) + _bytes(9, a.tobytes())
 
 
 def value_info(name: str, dims: Sequence[int | str]) -> bytes:
