@@ -334,8 +334,8 @@ def write_card(
                 if needs_mirror(features)
                 else "one pass per face, "
             )
-            + "shared by all heads) on the 2-core development CPU (shared with "
-            "other jobs): "
+            + "shared by all heads; its default runtime, ONNX Runtime on a CPU) on the 2-core "
+            "development CPU (shared with other jobs): "
             + ", ".join(
                 f"{k.replace('_', ' ')}: {v} faces/s ({1000 / v:.2f} ms/face)" for k, v in speed.items()
             )
