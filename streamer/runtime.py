@@ -14,6 +14,7 @@ import os
 
 log = logging.getLogger(__name__)
 RUNTIMES = ("auto", "onnxruntime", "keras")
+ONNX_THREADS = 2  # ONNX Runtime's intra-op threads where the setting says 0
 
 
 def keras_has_gpu() -> bool:
@@ -54,3 +55,19 @@ def choose_runtime(runtime: str = "auto") -> str:
         log.info("onnxruntime not installed: the networks run on Keras")
         return "keras"
     return "keras" if keras_has_gpu() else "onnxruntime"
+
+
+def onnx_session(model: bytes, threads: int = 0):
+    """An ONNX Runtime CPU session over a serialized model: ``threads`` intra-op threads (0 =
+    ``ONNX_THREADS``), one inter-op, every graph optimisation, and idle threads that do not spin,
+    so the cores stay free for decoding, drawing and sending between calls."""
+    import onnxruntime as ort
+
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = threads if threads > 0 else ONNX_THREADS
+    so.inter_op_num_threads = 1
+    so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    so.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    so.log_severity_level = 3
+    return ort.InferenceSession(model, so, providers=["CPUExecutionProvider"])

@@ -22,10 +22,10 @@ from streamer.classify.face_resnet import (
     lower_band,
     residual_maps,
 )
+from streamer.runtime import onnx_session
 
 OPSET = 17
 IR_VERSION = 8  # readable by every onnxruntime >= 1.14
-DEFAULT_THREADS = 2
 
 
 class _Graph:
@@ -160,20 +160,10 @@ def _lower(g: _Graph, x: str, rows: int, out: str, sides: bool) -> None:
 class OnnxBackbone:
     """One ONNX Runtime session over the network; ``run(chips)`` -> {feature name: (B, D)}.
 
-    threads: intra-op threads (0 = 2). Idle worker threads do not spin, so the cores stay free
-    for the detector and the streams between calls."""
+    threads: intra-op threads (0 = 2; :func:`streamer.runtime.onnx_session`)."""
 
     def __init__(self, ops: list[Op], threads: int = 0) -> None:
-        import onnxruntime as ort
-
-        so = ort.SessionOptions()
-        so.intra_op_num_threads = threads if threads > 0 else DEFAULT_THREADS
-        so.inter_op_num_threads = 1
-        so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-        so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        so.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        so.log_severity_level = 3
-        self._session = ort.InferenceSession(build_onnx(ops), so, providers=["CPUExecutionProvider"])
+        self._session = onnx_session(build_onnx(ops), threads)
         self._names = list(FEATURES)
 
     def run(self, chips: np.ndarray) -> dict[str, np.ndarray]:

@@ -14,10 +14,10 @@ import numpy as np
 
 from streamer import onnx_writer as w
 from streamer.detect.mmod.network import FoldedConv
+from streamer.runtime import ONNX_THREADS, onnx_session
 
 OPSET = 17
 IR_VERSION = 8  # readable by every onnxruntime >= 1.14
-DEFAULT_THREADS = 2
 
 
 def build_onnx(layers: list[FoldedConv]) -> bytes:
@@ -73,22 +73,12 @@ def build_onnx(layers: list[FoldedConv]) -> bytes:
 class OnnxRunner:
     """One ONNX Runtime session over the network; ``run(canvas, mask)`` like the Keras model.
 
-    threads: intra-op threads (0 = 2). Idle worker threads do not spin, so the cores
-    stay free for decoding, drawing and sending between detector calls.
+    threads: intra-op threads (0 = 2; :func:`streamer.runtime.onnx_session`).
     """
 
     def __init__(self, layers: list[FoldedConv], threads: int = 0) -> None:
-        import onnxruntime as ort
-
-        so = ort.SessionOptions()
-        so.intra_op_num_threads = threads if threads > 0 else DEFAULT_THREADS
-        so.inter_op_num_threads = 1
-        so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-        so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        so.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        so.log_severity_level = 3
-        self.threads = so.intra_op_num_threads
-        self._session = ort.InferenceSession(build_onnx(layers), so, providers=["CPUExecutionProvider"])
+        self.threads = threads if threads > 0 else ONNX_THREADS
+        self._session = onnx_session(build_onnx(layers), self.threads)
 
     def run(self, canvas: np.ndarray, mask: np.ndarray) -> np.ndarray:
         (scores,) = self._session.run(["scores"], {"canvas": canvas, "mask": mask})
