@@ -307,10 +307,10 @@ def _pixel_model(path: Path) -> None:
     save_model(keras.Model(inp, out), path, ModelMeta(("x", "y"), (8, 8), 0.25, task="test"))
 
 
-@pytest.mark.parametrize("broken", ["missing", "corrupt"])
+@pytest.mark.parametrize("broken", ["missing", "corrupt", "runtime"])
 @needs_shared
 def test_broken_backbone_is_a_startup_error_and_boxes_still_come(
-    tmp_path: Path, broken: str, caplog: pytest.LogCaptureFixture
+    tmp_path: Path, broken: str, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from streamer.config import ClassifierConfig
     from streamer.inference.engine import Engine, EngineSpec
@@ -318,6 +318,17 @@ def test_broken_backbone_is_a_startup_error_and_boxes_still_come(
     _feature_head(tmp_path / "head.keras")
     _pixel_model(tmp_path / "pixels.keras")
     dat = tmp_path / "resnet.dat"
+    if broken == "runtime":  # the file is fine, ONNX Runtime fails to make the session
+        pytest.importorskip("onnxruntime")
+        import face_recognition_models
+
+        import streamer.classify.face_resnet_onnx as onnx_backbone
+
+        def fail(*_: object) -> None:
+            raise RuntimeError("no CPU execution provider")
+
+        monkeypatch.setattr(onnx_backbone, "onnx_session", fail)
+        dat = Path(face_recognition_models.face_recognition_model_location())
     if broken == "corrupt":
         import face_recognition_models
 
@@ -328,11 +339,16 @@ def test_broken_backbone_is_a_startup_error_and_boxes_still_come(
         ClassifierConfig(name="head", model=str(tmp_path / "head.keras")),
         ClassifierConfig(name="pixels", model=str(tmp_path / "pixels.keras")),
     )
-    engine = Engine(EngineSpec(detector="mmod", classifiers=classifiers, face_backbone=str(dat)))
+    runtime = "onnxruntime" if broken == "runtime" else "auto"
+    spec = EngineSpec(detector="mmod", classifiers=classifiers, face_backbone=str(dat), runtime=runtime)
+    engine = Engine(spec)
     assert engine.status.classifiers == ["pixels"] and list(engine.status.failed) == ["head"]
     msg = engine.status.failed["head"]
-    assert "face backbone" in msg and str(dat) in msg
-    assert ("not found" if broken == "missing" else "end of file") in msg
+    if broken == "runtime":
+        assert "face backbone on ONNX Runtime" in msg and "no CPU execution provider" in msg
+    else:
+        assert "face backbone" in msg and str(dat) in msg
+        assert ("not found" if broken == "missing" else "end of file") in msg
     assert "classifier head disabled" in caplog.text
     results, _ = engine.run([_rgb(SHARED / "media" / "obama-480p.jpg")])
     assert results[0].error is None and len(results[0].faces) == 1  # boxes are still served

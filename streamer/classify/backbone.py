@@ -99,15 +99,18 @@ class FaceBackbone:
         self._model = None
         try:
             self._net = read_dlib_net(self.model_path)
-            if self.runtime == "onnxruntime":
-                from streamer.classify.face_resnet_onnx import OnnxBackbone
-
-                self._onnx = OnnxBackbone(plan(self._net), threads)
-                self._predict = self._onnx.run
-            else:
-                self._predict = self._keras_predict()
+            steps = plan(self._net)
         except (DatFormatError, OSError) as e:
             raise BackboneError(f"face backbone: {e}") from e
+        if self.runtime == "onnxruntime":
+            from streamer.classify.face_resnet_onnx import OnnxBackbone
+
+            try:
+                self._predict = OnnxBackbone(steps, threads).run
+            except Exception as e:  # onnxruntime's own errors (a broken install): a start-up error too
+                raise BackboneError(f"face backbone on ONNX Runtime: {e}") from e
+        else:
+            self._predict = self._keras_predict()
         self.aligner = FaceAligner(self.landmarks_path)
 
     @property
