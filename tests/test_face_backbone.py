@@ -1,5 +1,6 @@
-"""The face backbone: dlib's face-recognition ResNet read from its .dat file, ported to Keras,
-shared by the classifiers that take its features.
+"""The face backbone: dlib's face-recognition ResNet read from its .dat file, ported to ONNX Runtime
+and Keras, shared by the classifiers that take its features (both runtimes against each other:
+test_face_backbone_runtimes.py).
 
 Parity is against dlib-bin itself (``compute_face_descriptor`` on the whole image and the
 landmarks), so the alignment, the chip and the network are all checked at once."""
@@ -15,25 +16,10 @@ import pytest
 
 from streamer.track.identity import other_person
 from streamer.types import Box
+from tests.support.backbone import PARITY_IMAGES, SHARED, needs_shared
+from tests.support.backbone import feature_head as _feature_head
+from tests.support.backbone import rgb as _rgb
 from tests.support.cli import streamer_cli
-
-SHARED = Path(__file__).resolve().parents[1].parent / "shared"
-# Faces of different sizes: two large ones, one medium, and a group photo with small ones.
-PARITY_IMAGES = [
-    SHARED / "media" / "two_people.jpg",
-    SHARED / "media" / "obama-240p.jpg",
-    SHARED / "data" / "dlib_faces" / "2008_002506.jpg",
-    SHARED / "data" / "dlib_faces" / "2009_004587.jpg",
-]
-needs_shared = pytest.mark.skipif(
-    not all(p.exists() for p in PARITY_IMAGES), reason="shared images not found"
-)
-
-
-def _rgb(path: Path) -> np.ndarray:
-    import cv2
-
-    return cv2.cvtColor(cv2.imread(str(path)), cv2.COLOR_BGR2RGB)
 
 
 @pytest.fixture(scope="module", params=["onnxruntime", "keras"])
@@ -109,84 +95,7 @@ def test_descriptors_match_dlib(backbone) -> None:
     assert max(dist) < 0.01, dict(zip(sizes, dist, strict=True))
 
 
-@pytest.mark.slow
-@needs_shared
-def test_both_runtimes_give_every_feature_set_alike_and_batch_size_changes_nothing() -> None:
-    """ONNX Runtime's graph is written from the same folded steps as the Keras model: every
-    feature set (mirrored ones too) agrees, whatever the batch size (Keras pads a batch up to a
-    power of two, ONNX Runtime does not pad at all)."""
-    pytest.importorskip("onnxruntime")
-    import dlib
-
-    from streamer.classify.backbone import FaceBackbone
-    from streamer.classify.face_resnet import ALL_FEATURES, FEATURE_SIZES
-
-    ort, ref = FaceBackbone(runtime="onnxruntime"), FaceBackbone(runtime="keras")
-    assert (ort.runtime, ref.runtime) == ("onnxruntime", "keras")
-    hog = dlib.get_frontal_face_detector()
-    chips = []
-    for path in PARITY_IMAGES:
-        image = _rgb(path)
-        boxes = [Box(r.left(), r.top(), r.right(), r.bottom(), 0.0) for r in hog(image, 1)]
-        chips += ort.chips(image, boxes)
-    assert len(chips) >= 6
-    got, want = ort.features(chips, mirrored=True), ref.features(chips, mirrored=True)
-    assert set(got) == set(want) == set(ALL_FEATURES)
-    for name in ALL_FEATURES:
-        assert got[name].shape == (len(chips), FEATURE_SIZES[name.removesuffix("_flip")])
-        assert np.abs(got[name] - want[name]).max() < 1e-4 * max(1.0, np.abs(want[name]).max()), name
-    one_by_one = np.concatenate([ort.features([c])["dlib_face_descriptor"] for c in chips[:3]])
-    assert np.abs(one_by_one - got["dlib_face_descriptor"][:3]).max() < 1e-5
-    assert ort.features(np.zeros((0, 150, 150, 3), np.float32))["dlib_lower4"].shape == (0, 256)
-
-
-def test_hand_written_face_onnx_model_is_valid() -> None:
-    onnx = pytest.importorskip("onnx")
-    import face_recognition_models
-
-    from streamer.classify.face_resnet import FEATURE_SIZES, FEATURES, plan
-    from streamer.classify.face_resnet_onnx import build_onnx
-    from streamer.dlib_format import read_dlib_net
-
-    ops = plan(read_dlib_net(face_recognition_models.face_recognition_model_location()))
-    model = onnx.ModelProto.FromString(build_onnx(ops))
-    onnx.checker.check_model(model, full_check=True)  # schema and shape inference
-    assert [o.name for o in model.graph.output] == list(FEATURES)
-    inferred = onnx.shape_inference.infer_shapes(model, strict_mode=True)
-    for o in inferred.graph.output:
-        assert o.type.tensor_type.shape.dim[1].dim_value == FEATURE_SIZES[o.name]
-    assert sum(n.op_type == "Conv" for n in model.graph.node) == 29
-    assert sum(n.op_type == "Add" for n in model.graph.node) == 14 + 1  # residuals, and the cheeks' sides
-
-
-def test_runtime_setting_reaches_the_backbone(tmp_path: Path) -> None:
-    pytest.importorskip("onnxruntime")
-    from streamer.config import ClassifierConfig
-    from streamer.inference.engine import Engine, EngineSpec
-
-    _feature_head(tmp_path / "head.keras")
-    heads = (ClassifierConfig(name="head", model=str(tmp_path / "head.keras")),)
-    for runtime in ("keras", "onnxruntime"):
-        engine = Engine(EngineSpec(detector="mmod", classifiers=heads, runtime=runtime))
-        assert engine.backbone is not None and engine.backbone.runtime == runtime
-
-
 # --- classifiers on the backbone, in the Engine -----------------------------------------------
-
-
-def _feature_head(path: Path, features: str = "dlib_face_descriptor", dim: int = 128) -> None:
-    import keras
-
-    from streamer.classify import ModelMeta, save_model
-
-    inp = keras.Input((dim,))
-    out = keras.layers.Dense(2, activation="softmax")(inp)
-    model = keras.Model(inp, out)
-    w = np.zeros((dim, 2), np.float32)
-    w[0] = [-1e4, 1e4]  # "b" when the descriptor's first component is positive
-    model.layers[-1].set_weights([w, np.zeros(2, np.float32)])
-    meta = ModelMeta(("a", "b"), (150, 150), 0.25, task="test", features=features)
-    save_model(model, path, meta)
 
 
 @pytest.mark.slow
