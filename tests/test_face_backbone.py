@@ -269,7 +269,9 @@ def test_broken_backbone_is_a_startup_error_and_boxes_still_come(
 
 @pytest.mark.slow
 @needs_shared
-def test_detect_descriptors_adds_128_floats_and_keeps_boxes(backbone) -> None:
+def test_detect_descriptors_adds_128_floats_and_keeps_boxes() -> None:
+    from streamer.classify.backbone import FaceBackbone
+
     image = SHARED / "media" / "two_people.jpg"
 
     runs = streamer_cli(["detect", str(image)], ["detect", "--descriptors", str(image)])
@@ -278,7 +280,7 @@ def test_detect_descriptors_adds_128_floats_and_keeps_boxes(backbone) -> None:
     plain, with_d = (json.loads(r.stdout) for r in runs)
     assert len(plain["faces"]) == 2
     assert [{k: v for k, v in f.items() if k != "descriptor"} for f in with_d["faces"]] == plain["faces"]
-    rgb = _rgb(image)
+    rgb, backbone = _rgb(image), FaceBackbone()  # the command's runtime ("auto")
     for f in with_d["faces"]:
         assert len(f["descriptor"]) == 128
         box = Box(f["left"], f["top"], f["right"], f["bottom"], f["confidence"])
