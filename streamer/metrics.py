@@ -29,6 +29,8 @@ DROP_DETECT_SKIPPED = "detect_skipped"  # not sent to the detector: the stream's
 DROP_SLOW_CONSUMER = "slow_consumer"  # an output (peer, MJPEG client) skipped frames to stay live
 DROP_CORRUPT = "corrupt"  # undecodable or wrongly shaped frame
 DROP_TOO_LARGE = "too_large"  # a frame over the configured max_frame_side
+# Outcomes of a face-library match, as the values of recognitions_total{outcome} (people/match.py)
+RECOGNITION_OUTCOMES = ("known", "unknown", "uncertain", "too_small")
 
 
 class Metrics:
@@ -134,6 +136,20 @@ class Metrics:
             P + "output_disconnects_total",
             "Clients that left an output, by reason: left (normal) or stalled (dropped, socket not drained)",
             ["output", "reason"],
+            registry=r,
+        )
+        self.recognitions = Counter(
+            P + "recognitions_total",
+            "Looks at a face matched against the face library, by outcome: known (a person), unknown, "
+            "uncertain (between the thresholds, or too near a second person), too_small",
+            ["outcome"],
+            registry=r,
+        )
+        for o in RECOGNITION_OUTCOMES:
+            self.recognitions.labels(o)
+        self.faces_learned = Counter(
+            P + "faces_learned_total",
+            "Faces of named people learned from their tracks (in memory, per stream: people/learned.py)",
             registry=r,
         )
         self.event_clients = Gauge(P + "event_clients", "Open event-stream (SSE) connections", registry=r)

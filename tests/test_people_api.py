@@ -84,12 +84,12 @@ async def test_enroll_list_get_crop_and_remove(api, shared: Path) -> None:
     assert r.status == 200 and r.content_type == "image/jpeg"
     assert people.gallery.names == ["Obama"]
     for outcome in ("known", "unknown", "uncertain", "too_small"):  # (every series from the start)
-        assert people.counter.labels(outcome)._value.get() == 0
+        assert people.metrics.recognitions.labels(outcome)._value.get() == 0
     stage = SimpleNamespace(id="cam", stage=SimpleNamespace(people=None))
     people.attach(stage)
     assert stage.stage.people is not None
     assert stage.stage.people.label([face_with(got_descriptor(people))])[0].labels[-1].label == "Obama"
-    assert people.counter.labels("known")._value.get() == 1
+    assert people.metrics.recognitions.labels("known")._value.get() == 1
     assert (await client.delete(f"/people/Obama/faces/{fid}")).status == 204
     assert (await client.delete("/people/Obama")).status == 204
     assert (await client.delete("/people/Obama")).status == 404

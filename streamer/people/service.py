@@ -16,11 +16,10 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
-from prometheus_client import Counter
 
 from streamer.config import Config
 from streamer.inference.pool import WorkerCrashed
-from streamer.metrics import Metrics, P
+from streamer.metrics import Metrics
 from streamer.people.clusters import Clusters, members, remove
 from streamer.people.faces import ENROL_MIRRORED, Described, decode_photo, described, one_box
 from streamer.people.library import Library, jpeg
@@ -28,37 +27,6 @@ from streamer.people.match import Gallery, load_backend, load_cohort
 from streamer.people.recognize import StageRecognizer
 
 log = logging.getLogger(__name__)
-OUTCOMES = ("known", "unknown", "uncertain", "too_small")
-
-
-def recognitions(metrics: Metrics) -> Counter:
-    """``streamer_recognitions_total{outcome}`` on ``metrics``' registry (made once)."""
-    c = getattr(metrics, "recognitions", None)
-    if c is None:
-        c = Counter(
-            P + "recognitions_total",
-            "Looks at a face matched against the face library, by outcome: known (a person), unknown, "
-            "uncertain (between the thresholds, or too near a second person), too_small",
-            ["outcome"],
-            registry=metrics.registry,
-        )
-        for o in OUTCOMES:
-            c.labels(o)
-        metrics.recognitions = c  # type: ignore[attr-defined]
-    return c
-
-
-def learned_faces(metrics: Metrics) -> Counter:
-    """``streamer_faces_learned_total`` on ``metrics``' registry (made once)."""
-    c = getattr(metrics, "faces_learned", None)
-    if c is None:
-        c = Counter(
-            P + "faces_learned_total",
-            "Faces of named people learned from their tracks (in memory, per stream: people/learned.py)",
-            registry=metrics.registry,
-        )
-        metrics.faces_learned = c  # type: ignore[attr-defined]
-    return c
 
 
 def _short(e: BaseException) -> str:
@@ -79,8 +47,7 @@ class People:
         self.gallery = Gallery()
         self.cohort = load_cohort(self.cfg.cohort, self.cfg.cohort_k) if self.cfg.enabled else None
         self.backend = load_backend(self.cfg.backend) if self.cfg.enabled else None
-        self.counter = recognitions(metrics)
-        self.learned_counter = learned_faces(metrics)
+        self.metrics = metrics
         self.models = models
         self._enroller = ThreadPoolExecutor(1, thread_name_prefix="people-enroll")
         self._loading: asyncio.Task | None = None
@@ -169,11 +136,11 @@ class People:
             self.rule,
             self.cfg.min_face_px,
             self.cfg.privacy,
-            lambda outcome: self.counter.labels(outcome).inc(),
+            lambda outcome: self.metrics.recognitions.labels(outcome).inc(),
             on_unknown,
             recognise=recognise,
             min_frontal=self.cfg.cluster_min_frontal,
-            learned=self.cfg.learned(self.learned_counter.inc) if recognise else None,
+            learned=self.cfg.learned(self.metrics.faces_learned.inc) if recognise else None,
         )
 
     # -- enrollment ------------------------------------------------------------------------------
