@@ -98,15 +98,14 @@ class FaceBackbone:
         self.runtime = choose_runtime(runtime)
         self._model = None
         try:
-            self._net = read_dlib_net(self.model_path)
-            steps = plan(self._net)
+            self._steps = plan(read_dlib_net(self.model_path))
         except (DatFormatError, OSError) as e:
             raise BackboneError(f"face backbone: {e}") from e
         if self.runtime == "onnxruntime":
             from streamer.classify.face_resnet_onnx import OnnxBackbone
 
             try:
-                self._predict = OnnxBackbone(steps, threads).run
+                self._predict = OnnxBackbone(self._steps, threads).run
             except Exception as e:  # onnxruntime's own errors (a broken install): a start-up error too
                 raise BackboneError(f"face backbone on ONNX Runtime: {e}") from e
         else:
@@ -118,7 +117,7 @@ class FaceBackbone:
         """The Keras model (built on first use where the backbone runs on ONNX Runtime: fine-tuning
         takes its layers)."""
         if self._model is None:
-            self._model = build_model(self._net)
+            self._model = build_model(self._steps)
         return self._model
 
     def _keras_predict(self):

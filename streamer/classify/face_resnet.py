@@ -264,14 +264,15 @@ def residual_maps(ops: list[Op]) -> dict[tuple[int, int], int]:
     return out
 
 
-def build_model(net: DlibNet):
-    """Keras model: (B, 150, 150, 3) float RGB in [0, 255] -> dict of feature name -> (B, D)."""
+def build_model(net: DlibNet | list[Op]):
+    """Keras model: (B, 150, 150, 3) float RGB in [0, 255] -> dict of feature name -> (B, D), from
+    the network or its steps (:func:`plan`)."""
     from streamer.quiet import import_tensorflow
 
     import_tensorflow()
     import keras
 
-    ops = plan(net)
+    ops = net if isinstance(net, list) else plan(net)
     ends = {n: key for key, n in residual_maps(ops).items()}
     add_layer = _zero_fill_add()
     image = keras.Input(shape=(CHIP_SIZE, CHIP_SIZE, 3), name="chip")
