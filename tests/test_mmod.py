@@ -2,8 +2,9 @@
 
 Parity: same images, same upsample -> the same boxes (all four integer coordinates) and
 confidences within 5e-3 (1e-6 as a rule), on both runtimes of the network (Keras and ONNX Runtime).
-dlib's reference results are computed once per module, in a process per core (dlib runs an
-image on one core); the port runs everything of one upsample level in a single batched call
+dlib's reference boxes come from the record tests/support/dlib_mmod_boxes.json (dlib again where
+the record does not hold a case for this dlib-bin and these pixels), checked against dlib itself on
+its cheapest cases; the port runs everything of one upsample level in a single batched call
 (mixed sizes).
 """
 
@@ -18,7 +19,7 @@ import pytest
 
 from streamer.detect import BadImageError, make_detector
 from streamer.types import Box
-from tests.support.dlib_reference import load_case, reference_boxes
+from tests.support.dlib_reference import case_key, dlib_boxes, load_case, recorded
 
 cv2 = pytest.importorskip("cv2")
 
@@ -101,9 +102,10 @@ def images() -> dict[str, np.ndarray]:
 
 @pytest.fixture(scope="module")
 def reference(dlib_det, images) -> dict[tuple[str, int], list[Box]]:
-    """dlib's boxes for every case, computed once (this is where the minutes go: dlib runs an image
-    on one core, so the cases are shared out to a process per core)."""
-    return reference_boxes(shared_dir(), CASES, {c: im.shape[0] * im.shape[1] for c, im in images.items()})
+    """dlib's boxes for every case: recorded, or run on dlib where the record lacks the case (that
+    is where the minutes go: dlib runs an image on one core, so such cases are shared out to a
+    process per core)."""
+    return dlib_boxes(shared_dir(), CASES, images)
 
 
 @pytest.fixture(scope="module")
@@ -192,6 +194,26 @@ def test_same_boxes_as_dlib(case_id, upsample, reference, ported):
         # the same to 1e-6 when run alone; once in a full suite run ONNX Runtime's score moved by
         # 1.7e-3 (1.0322 against 1.0339, the box the same): within 5e-3, no decision changes
         assert abs(g.confidence - w.confidence) < 5e-3
+
+
+RECORD_CHECKED = 3  # the record's cheapest cases run on dlib each time: ~6 s of one core
+
+
+@pytest.mark.slow
+def test_recorded_reference_is_dlibs_own(dlib_det, images):
+    """The record holds every parity case for the installed dlib-bin (else the suite pays dlib's
+    minutes: rewrite it with ``python -m tests.support.dlib_reference``), and dlib run now on its
+    cheapest cases gives the recorded boxes: the record is dlib's, not edited or stale."""
+    held = recorded(images, CASES)
+    missing = [case_key(*c) for c in CASES if c not in held]
+    assert not missing, f"not recorded for this dlib-bin and these pixels: {missing}"
+    cheapest = sorted(held, key=lambda c: images[c[0]].shape[0] * images[c[0]].shape[1] * 4 ** c[1])
+    checked = [c for c in cheapest if held[c]][:RECORD_CHECKED]
+    assert len(checked) == RECORD_CHECKED
+    for case_id, up in checked:
+        now = dlib_det.detect([images[case_id]], up)[0]
+        assert as_tuples(now) == as_tuples(held[(case_id, up)]), case_id
+        assert [round(b.confidence, 5) for b in now] == [round(b.confidence, 5) for b in held[(case_id, up)]]
 
 
 @pytest.mark.slow
