@@ -60,8 +60,12 @@ def stderr_filtered() -> Iterator[None]:
                 os.write(2, kept.encode())
 
 
+_TF_THREADS: int | None = None  # limit_tensorflow_threads's, applied when TensorFlow is imported
+
+
 def import_tensorflow() -> None:
-    """Import TensorFlow now, without its start-up notices, where Keras runs on it."""
+    """Import TensorFlow now, without its start-up notices, where Keras runs on it (with the
+    thread limits ``limit_tensorflow_threads`` set)."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     if "tensorflow" in sys.modules or os.environ.get("KERAS_BACKEND", "tensorflow") != "tensorflow":
         return
@@ -69,6 +73,28 @@ def import_tensorflow() -> None:
         return  # (Keras says what is missing when it is used)
     with stderr_filtered():
         import tensorflow  # noqa: F401
+    _apply_tf_threads()
+
+
+def limit_tensorflow_threads(n: int) -> None:
+    """TensorFlow's intra-op threads ``n`` (inter-op ``n // 2``), now if it is loaded, else when
+    it is: a process that never runs a Keras model never loads it."""
+    global _TF_THREADS
+    _TF_THREADS = n
+    if "tensorflow" in sys.modules:
+        _apply_tf_threads()
+
+
+def _apply_tf_threads() -> None:
+    if _TF_THREADS is None:
+        return
+    try:
+        import tensorflow as tf
+
+        tf.config.threading.set_intra_op_parallelism_threads(_TF_THREADS)
+        tf.config.threading.set_inter_op_parallelism_threads(max(1, _TF_THREADS // 2))
+    except Exception:  # (too late once TensorFlow has run an op: it keeps its threads)
+        pass
 
 
 def trace_predict_once(model: Any, x: Any) -> None:

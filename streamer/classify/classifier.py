@@ -1,4 +1,8 @@
-"""Batched face classification with a self-describing Keras model."""
+"""Batched face classification with a self-describing Keras model.
+
+A head on the face backbone's features runs in NumPy (``feature_head.py``: the same arithmetic,
+read from the same file, no TensorFlow); any other model runs on Keras.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +12,15 @@ from typing import Any
 
 import numpy as np
 
-from streamer.classify.modelfile import PIXELS, ModelMeta, load_model
+from streamer.classify.feature_head import FeatureHead, read_feature_head
+from streamer.classify.modelfile import (
+    PIXELS,
+    ModelMeta,
+    check_features,
+    check_outputs,
+    load_keras,
+    read_meta,
+)
 from streamer.crop import crop_face
 from streamer.types import Box, Label
 
@@ -30,8 +42,24 @@ class Classifier:
         self.path = str(path)
         self.threshold = threshold
         self.max_batch = max_batch
-        self.model, self.meta = load_model(path)
-        self._predict = _compiled_predict(self.model)
+        self.meta = read_meta(path)
+        check_features(path, self.meta)
+        self._model: Any = None
+        self.head: FeatureHead | None = read_feature_head(path) if self.uses_backbone else None
+        if self.head is not None:
+            check_outputs(path, self.head.outputs, self.meta)
+            self._predict: Callable[[np.ndarray], np.ndarray] = self.head
+            self.inputs = self.head.inputs
+        else:
+            self._predict = _compiled_predict(self.model)
+            self.inputs = int(self.model.input_shape[-1])
+
+    @property
+    def model(self) -> Any:
+        """The Keras model (loaded on first use where the head runs in NumPy: for training tools)."""
+        if self._model is None:
+            self._model = load_keras(self.path, self.meta)
+        return self._model
 
     @property
     def labels(self) -> tuple[str, ...]:
@@ -52,7 +80,7 @@ class Classifier:
             return np.zeros((0, len(self.labels)), np.float32)
         h, w = self.meta.input_size
         if self.uses_backbone:
-            d = self.model.input_shape[-1]
+            d = self.inputs
             if x.ndim != 2 or x.shape[1] != d:
                 raise ValueError(f"{self.name}: expected {self.meta.features} rows of {d}, got {x.shape[1:]}")
         elif x.shape[1:] != (h, w, 3):

@@ -90,15 +90,33 @@ def read_meta(path: str | os.PathLike[str]) -> ModelMeta:
     return ModelMeta.from_json(text)
 
 
-def load_model(path: str | os.PathLike[str]) -> tuple[object, ModelMeta]:
-    """Load a model and its metadata. Raises ModelFileError with the path on failure."""
-    meta = read_meta(path)
+def check_features(path: str | os.PathLike[str], meta: ModelMeta) -> None:
+    """ModelFileError unless the backbone features the model takes (if any) are known ones."""
     from streamer.classify.face_resnet import ALL_FEATURES
 
     if meta.features != PIXELS and not set(meta.features.split("+")) <= set(ALL_FEATURES):
         raise ModelFileError(
             f"{path}: takes features {meta.features!r}; known: {', '.join([PIXELS, *ALL_FEATURES])}"
         )
+
+
+def check_outputs(path: str | os.PathLike[str], n_out: int, meta: ModelMeta) -> None:
+    """ModelFileError unless the model's outputs fit the labels its metadata names."""
+    if n_out not in (1, len(meta.labels)) or (n_out == 1 and len(meta.labels) != 2):
+        raise ModelFileError(
+            f"{path}: model has {n_out} outputs but metadata names labels {list(meta.labels)}"
+        )
+
+
+def load_model(path: str | os.PathLike[str]) -> tuple[object, ModelMeta]:
+    """Load a model (Keras) and its metadata. Raises ModelFileError with the path on failure."""
+    meta = read_meta(path)
+    check_features(path, meta)
+    return load_keras(path, meta), meta
+
+
+def load_keras(path: str | os.PathLike[str], meta: ModelMeta) -> object:
+    """The Keras model in ``path``, its outputs checked against ``meta``."""
     from streamer.quiet import import_tensorflow
 
     import_tensorflow()
@@ -108,9 +126,5 @@ def load_model(path: str | os.PathLike[str]) -> tuple[object, ModelMeta]:
         model = keras.saving.load_model(path, compile=False)
     except Exception as e:  # keras raises many types for a broken file
         raise ModelFileError(f"{path}: cannot load model: {e}") from e
-    n_out = model.output_shape[-1]
-    if n_out not in (1, len(meta.labels)) or (n_out == 1 and len(meta.labels) != 2):
-        raise ModelFileError(
-            f"{path}: model has {n_out} outputs but metadata names labels {list(meta.labels)}"
-        )
-    return model, meta
+    check_outputs(path, model.output_shape[-1], meta)
+    return model

@@ -8,6 +8,8 @@ faces, never images.
 from __future__ import annotations
 
 import logging
+import os
+import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -34,10 +36,15 @@ def warm_batches() -> tuple[int, ...]:
     """Faces per batch the classifiers are made ready for before the first frame: TensorFlow traces
     each model's predict step once, for every batch size (quiet.trace_predict_once), so one size
     does; JAX compiles each padded size (powers of two, see classifier._compiled_predict) up to the
-    heads' largest batch (64)."""
-    import keras
+    heads' largest batch (64). Keras is not imported for this (a worker whose heads run in NumPy
+    and whose networks run on ONNX Runtime never loads it): its backend is the environment's."""
+    if "keras" in sys.modules:
+        import keras
 
-    return (1, 2, 4, 8, 16, 32, 64) if keras.backend.backend() == "jax" else (1,)
+        backend = keras.backend.backend()
+    else:
+        backend = os.environ.get("KERAS_BACKEND", "tensorflow")
+    return (1, 2, 4, 8, 16, 32, 64) if backend == "jax" else (1,)
 
 
 @dataclass(frozen=True)
@@ -386,14 +393,7 @@ def check_classifier_config(c: ClassifierConfig, clf: Classifier) -> None:
 
 
 def _limit_threads(n: int) -> None:
+    from streamer.quiet import limit_tensorflow_threads
+
     cv2.setNumThreads(n)
-    try:
-        from streamer.quiet import import_tensorflow
-
-        import_tensorflow()
-        import tensorflow as tf
-
-        tf.config.threading.set_intra_op_parallelism_threads(n)
-        tf.config.threading.set_inter_op_parallelism_threads(max(1, n // 2))
-    except Exception:
-        pass
+    limit_tensorflow_threads(n)
