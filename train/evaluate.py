@@ -192,7 +192,7 @@ def faces_per_second(
         from streamer.classify.face_resnet import needs_mirror
 
         backbone = FaceBackbone(max_batch=max(batch_sizes))
-        feats = rng.normal(size=(max(batch_sizes), clf.model.input_shape[-1])).astype(np.float32)
+        feats = rng.normal(size=(max(batch_sizes), clf.inputs)).astype(np.float32)
         mirrored = needs_mirror(clf.meta.features)
         for b in batch_sizes:
             jobs[f"batch_{b}"] = (b, lambda b=b: clf.predict_proba(feats[:b]))

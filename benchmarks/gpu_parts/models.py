@@ -148,7 +148,7 @@ def backbone_part(args: Any, clip: list[np.ndarray], clock: Clock) -> dict[str, 
         if clock.over():
             break
         clf = Classifier(c.name, c.model, c.threshold, max_batch=biggest)
-        d = clf.model.input_shape[-1] if clf.uses_backbone else None
+        d = clf.inputs if clf.uses_backbone else None
         h, w = clf.meta.input_size
         for b in args.face_batches:
             x = (

@@ -23,7 +23,7 @@ def run(opts: Options) -> dict[str, Any]:
         rng = np.random.default_rng(0)
         for b in BATCHES:
             if clf.uses_backbone:  # a head on the face backbone: (b, D) features in (the backbone: stages)
-                x = rng.normal(size=(b, clf.model.input_shape[-1])).astype(np.float32)
+                x = rng.normal(size=(b, clf.inputs)).astype(np.float32)
             else:
                 x = rng.integers(0, 256, (b, h, w, 3), dtype=np.uint8)
             clf.predict_proba(x)  # warm-up (trace / compile for this shape)
