@@ -1,6 +1,7 @@
-"""GPU figures in one run (benchmarks/gpu.sh runs it on the GPU machine): the MMOD detector, the face
-backbone and the classifier heads on Keras (``KERAS_BACKEND=jax``), and a streams sweep on the
-inference side.
+"""GPU figures in one run (benchmarks/gpu.sh runs it on the GPU machine): the MMOD detector and the face
+backbone on Keras (``KERAS_BACKEND=jax``), the classifier heads as the service runs them (a head on
+the backbone's features in NumPy, classify/feature_head.py; a pixel model on Keras), and a streams
+sweep on the inference side.
 
     python -m benchmarks gpu [--quick] [--parts detector,backbone,streams]
                              [--sizes 640x480,1280x720,1920x1080] [--batches 1,8,16]
@@ -62,6 +63,8 @@ from benchmarks.report import (
     save,
     write,
 )
+
+HEAD_COLUMNS = ["classifier", "input", "runs_on", "batch", "ms_per_face", "ms_per_batch", "first_call_s"]
 
 
 def throughput_model(detector: dict[str, Any]) -> list[dict[str, Any]]:
@@ -140,7 +143,7 @@ def markdown(data: dict[str, Any]) -> str:
                 "",
                 markdown_table(
                     bb["heads"],
-                    ["classifier", "input", "batch", "ms_per_face", "ms_per_batch", "first_call_s"],
+                    HEAD_COLUMNS,
                 ),
             ]
     st = data.get("streams")

@@ -164,6 +164,7 @@ def backbone_part(args: Any, clip: list[np.ndarray], clock: Clock) -> dict[str, 
                 {
                     "classifier": c.name,
                     "input": clf.meta.features if d is not None else f"{w}x{h} pixels",
+                    "runs_on": "numpy" if clf.head is not None else "keras",  # (classify/feature_head.py)
                     "batch": b,
                     "ms_per_face": round(1000 * dt / (calls * b), 4),
                     "ms_per_batch": round(1000 * dt / calls, 3),
