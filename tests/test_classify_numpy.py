@@ -71,6 +71,19 @@ def test_every_head_shape_the_trainer_builds(tmp_path: Path, head: str, hidden: 
     assert np.abs(clf.predict_proba(x) - keras_p).max() < 1e-5
 
 
+def test_a_sequential_head_without_an_input_layer(tmp_path: Path) -> None:
+    import keras
+
+    model = keras.Sequential([keras.layers.Dense(8, activation="relu"), keras.layers.Dense(2, "softmax")])
+    model.build((None, 128))
+    path = tmp_path / "sequential.keras"
+    save_model(model, path, ModelMeta(("a", "b"), (150, 150), 0.25, features="dlib_face_descriptor"))
+    clf = Classifier("s", path)
+    assert clf.head is not None and clf.inputs == 128
+    x = np.random.default_rng(3).normal(size=(6, 128)).astype(np.float32)
+    assert np.abs(clf.predict_proba(x) - np.asarray(model.predict(x, verbose=0))).max() < 1e-5
+
+
 def test_a_pixel_model_still_runs_on_keras(tmp_path: Path) -> None:
     import keras
 

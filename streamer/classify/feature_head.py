@@ -138,9 +138,13 @@ def _build(layers: list[dict], weights: bytes) -> FeatureHead:
                 steps.append(("dense", (kernel, bias), c["activation"]))
     if not steps or steps[-1][0] != "dense":
         raise ValueError("no Dense layer at the end")
-    width = inputs
+    dense_in = next(w[0].shape[0] for kind, w, _ in steps if kind == "dense")
+    width = inputs = inputs or dense_in  # (a Sequential model saved without its InputLayer)
     for kind, w, _ in steps:
-        if w[0].shape[0] != width:
-            raise ValueError(f"a layer takes {w[0].shape[0]} values after {width}")
-        width = w[0].shape[1] if kind == "dense" else width
+        if kind == "norm" and w[0].shape[0] not in (1, width):
+            raise ValueError(f"a Normalization of {w[0].shape[0]} values after {width}")
+        if kind == "dense":
+            if w[0].shape[0] != width:
+                raise ValueError(f"a Dense layer takes {w[0].shape[0]} values after {width}")
+            width = w[0].shape[1]
     return FeatureHead(steps, inputs)
