@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import os
 import warnings
-import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import numpy as np
@@ -20,7 +19,7 @@ import pytest
 
 from streamer.detect import BadImageError, make_detector
 from streamer.types import Box
-from tests.support.dlib_reference import case_key, dlib_boxes, load_case, recorded
+from tests.support.dlib_reference import case_key, dlib_boxes, iou, labelled_boxes, load_case, recorded
 
 cv2 = pytest.importorskip("cv2")
 
@@ -270,30 +269,6 @@ def test_approximate_pyramid_finds_the_same_faces(mmod, images) -> None:
 # ---------------------------------------------------------------------------- recall
 
 
-def labelled_boxes() -> dict[str, list[tuple[int, int, int, int]]]:
-    labels: dict[str, list[tuple[int, int, int, int]]] = {}
-    for xml in ("training.xml", "testing.xml"):
-        for image in ET.parse(shared_dir() / FACES / xml).getroot().iter("image"):
-            boxes = labels.setdefault(image.get("file", ""), [])
-            for b in image.iter("box"):
-                if b.get("ignore") == "1":
-                    continue
-                left, top = int(b.get("left", 0)), int(b.get("top", 0))
-                width, height = int(b.get("width", 0)), int(b.get("height", 0))
-                boxes.append((left, top, left + width - 1, top + height - 1))
-    return labels
-
-
-def iou(a: tuple[int, int, int, int], b: tuple[int, int, int, int]) -> float:
-    iw = min(a[2], b[2]) - max(a[0], b[0]) + 1
-    ih = min(a[3], b[3]) - max(a[1], b[1]) + 1
-    if iw <= 0 or ih <= 0:
-        return 0.0
-    inner = iw * ih
-    area = (a[2] - a[0] + 1) * (a[3] - a[1] + 1) + (b[2] - b[0] + 1) * (b[3] - b[1] + 1)
-    return inner / (area - inner)
-
-
 def recall(found: dict[str, list[Box]], labels: dict[str, list[tuple[int, int, int, int]]]) -> float:
     hit = total = 0
     for name, truth in labels.items():
@@ -307,7 +282,8 @@ def recall(found: dict[str, list[Box]], labels: dict[str, list[tuple[int, int, i
 @pytest.mark.parametrize("upsample", [0, 1])
 def test_recall_on_labelled_faces_equals_dlib(upsample, reference, ported):
     # (at upsample 1, the labelled images among the parity cases: all with STREAMER_FULL_PARITY=1)
-    labels = {n: b for n, b in labelled_boxes().items() if (f"{FACES}/{n}", upsample) in reference}
+    labelled = labelled_boxes(shared_dir() / FACES)
+    labels = {n: b for n, b in labelled.items() if (f"{FACES}/{n}", upsample) in reference}
     assert len(labels) >= 5
     keys = {name: (f"{FACES}/{name}", upsample) for name in labels}
     r_dlib = recall({n: reference[k] for n, k in keys.items()}, labels)
