@@ -84,6 +84,29 @@ def test_a_sequential_head_without_an_input_layer(tmp_path: Path) -> None:
     assert np.abs(clf.predict_proba(x) - np.asarray(model.predict(x, verbose=0))).max() < 1e-5
 
 
+def test_a_head_with_another_activation_runs_on_keras(tmp_path: Path) -> None:
+    import keras
+
+    layers = [keras.Input((128,)), keras.layers.Dense(8, activation="gelu"), keras.layers.Dense(2, "softmax")]
+    path = tmp_path / "gelu.keras"
+    save_model(
+        keras.Sequential(layers),
+        path,
+        ModelMeta(("a", "b"), (150, 150), 0.25, features="dlib_face_descriptor"),
+    )
+    clf = Classifier("g", path)
+    assert clf.head is None and clf.predict_proba(np.zeros((2, 128), np.float32)).shape == (2, 2)
+    odd = tmp_path / "odd.keras"  # an activation that is not a name: still no crash, Keras says what is wrong
+    with zipfile.ZipFile(path) as z:
+        config = json.loads(z.read("config.json"))
+    for layer in config["config"]["layers"]:  # (every Dense: the first one is checked first)
+        if layer["class_name"] == "Dense":
+            layer["config"]["activation"] = {"class_name": "Nonesuch", "config": {}}
+    _rewrite(path, odd, "config.json", json.dumps(config).encode())
+    with pytest.raises(ModelFileError, match=r"odd\.keras"):
+        Classifier("o", odd)
+
+
 def test_a_pixel_model_still_runs_on_keras(tmp_path: Path) -> None:
     import keras
 
