@@ -85,21 +85,28 @@ def time_calls(detector, frames: list[np.ndarray], batch: int, repeats: int) -> 
     return (time.perf_counter() - start) / (repeats * batch)
 
 
-def recall_table(dlib_det, ports: dict) -> list[dict[str, object]]:
-    import cv2
-
-    from streamer.types import Box
-
-    faces = shared_dir() / "data" / "dlib_faces"
+def labelled_faces(folder: Path) -> dict[str, list[tuple[int, int, int, int]]]:
+    """The hand-labelled face boxes of dlib's example images (imglab's training.xml and testing.xml
+    in ``folder``), inclusive corners, by file name; boxes marked ignore left out."""
     labels: dict[str, list[tuple[int, int, int, int]]] = {}
     for xml in ("training.xml", "testing.xml"):
-        for image in ET.parse(faces / xml).getroot().iter("image"):
+        for image in ET.parse(folder / xml).getroot().iter("image"):
             boxes = labels.setdefault(image.get("file", ""), [])
             for b in image.iter("box"):
                 if b.get("ignore") == "1":
                     continue
                 x, y = int(b.get("left", 0)), int(b.get("top", 0))
                 boxes.append((x, y, x + int(b.get("width", 0)) - 1, y + int(b.get("height", 0)) - 1))
+    return labels
+
+
+def recall_table(dlib_det, ports: dict) -> list[dict[str, object]]:
+    import cv2
+
+    from streamer.types import Box
+
+    faces = shared_dir() / "data" / "dlib_faces"
+    labels = labelled_faces(faces)
     images = {n: cv2.cvtColor(cv2.imread(str(faces / n)), cv2.COLOR_BGR2RGB) for n in labels}
 
     def recall(found: dict[str, list[Box]]) -> tuple[int, int]:

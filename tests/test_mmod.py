@@ -17,9 +17,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from benchmarks.detector import labelled_faces
 from streamer.detect import BadImageError, make_detector
+from streamer.track.matching import iou
 from streamer.types import Box
-from tests.support.dlib_reference import case_key, dlib_boxes, iou, labelled_boxes, load_case, recorded
+from tests.support.dlib_reference import case_key, dlib_boxes, load_case, recorded
 
 cv2 = pytest.importorskip("cv2")
 
@@ -282,7 +284,7 @@ def recall(found: dict[str, list[Box]], labels: dict[str, list[tuple[int, int, i
 @pytest.mark.parametrize("upsample", [0, 1])
 def test_recall_on_labelled_faces_equals_dlib(upsample, reference, ported):
     # (at upsample 1, the labelled images among the parity cases: all with STREAMER_FULL_PARITY=1)
-    labelled = labelled_boxes(shared_dir() / FACES)
+    labelled = labelled_faces(shared_dir() / FACES)
     labels = {n: b for n, b in labelled.items() if (f"{FACES}/{n}", upsample) in reference}
     assert len(labels) >= 5
     keys = {name: (f"{FACES}/{name}", upsample) for name in labels}

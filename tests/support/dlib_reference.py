@@ -21,7 +21,6 @@ import json
 import multiprocessing
 import os
 import re
-import xml.etree.ElementTree as ET
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -155,33 +154,6 @@ def write_record(
     box = r"\[\s+(-?\d+),\s+(-?\d+),\s+(-?\d+),\s+(-?\d+),\s+([-\d.e]+)\s+\]"
     text = re.sub(box, r"[\1, \2, \3, \4, \5]", text)
     record.write_text(text + "\n")
-
-
-def labelled_boxes(folder: Path) -> dict[str, list[tuple[int, int, int, int]]]:
-    """The hand-labelled face boxes of dlib's example images (imglab's training.xml and
-    testing.xml in ``folder``), inclusive corners, by file name; boxes marked ignore left out."""
-    labels: dict[str, list[tuple[int, int, int, int]]] = {}
-    for xml in ("training.xml", "testing.xml"):
-        for image in ET.parse(folder / xml).getroot().iter("image"):
-            boxes = labels.setdefault(image.get("file", ""), [])
-            for b in image.iter("box"):
-                if b.get("ignore") == "1":
-                    continue
-                left, top = int(b.get("left", 0)), int(b.get("top", 0))
-                width, height = int(b.get("width", 0)), int(b.get("height", 0))
-                boxes.append((left, top, left + width - 1, top + height - 1))
-    return labels
-
-
-def iou(a: tuple[int, int, int, int], b: tuple[int, int, int, int]) -> float:
-    """Intersection over union of two inclusive-corner boxes."""
-    iw = min(a[2], b[2]) - max(a[0], b[0]) + 1
-    ih = min(a[3], b[3]) - max(a[1], b[1]) + 1
-    if iw <= 0 or ih <= 0:
-        return 0.0
-    inner = iw * ih
-    area = (a[2] - a[0] + 1) * (a[3] - a[1] + 1) + (b[2] - b[0] + 1) * (b[3] - b[1] + 1)
-    return inner / (area - inner)
 
 
 if __name__ == "__main__":
