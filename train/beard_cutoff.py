@@ -14,12 +14,12 @@ import numpy as np
 from train.real_men import CsvFiles, load_real_men, score, split_real_men
 
 
-def _probabilities(model_path: Path, shared: Path, cache_dir: Path, csv_file: CsvFiles):
+def _probabilities(model_path: Path, shared: Path, cache_dir: Path, csv_file: CsvFiles, labels: str):
     from train.features import features_for
     from train.multi import predict
     from train.real_men import UPSAMPLE
 
-    faces, labelled = load_real_men(shared, csv_file)
+    faces, labelled = load_real_men(shared, csv_file, labels)
     p = predict(model_path, features_for(faces.ds, "mmod", UPSAMPLE, cache_dir, False))[:, 1]
     return faces, labelled, p
 
@@ -35,16 +35,27 @@ def ceiling(p: np.ndarray, y: np.ndarray) -> dict[str, float]:
 
 
 def held_out_ceiling(
-    model_path: Path, shared: Path, cache_dir: Path, held: tuple[str, ...], csv_file: CsvFiles
+    model_path: Path,
+    shared: Path,
+    cache_dir: Path,
+    held: tuple[str, ...],
+    csv_file: CsvFiles,
+    labels: str = "agreed",
 ) -> dict[str, float]:
     """``ceiling`` of a model on the labelled men of the ``held`` sources."""
-    faces, labelled, p = _probabilities(model_path, shared, cache_dir, csv_file)
+    faces, labelled, p = _probabilities(model_path, shared, cache_dir, csv_file, labels)
     idx = np.flatnonzero(labelled & np.isin(faces.source, list(held)))
     return ceiling(p[idx], faces.ds.y[idx])
 
 
 def validation_cutoff(
-    model_path: Path, shared: Path, cache_dir: Path, held: tuple[str, ...], csv_file: CsvFiles, seed: int
+    model_path: Path,
+    shared: Path,
+    cache_dir: Path,
+    held: tuple[str, ...],
+    csv_file: CsvFiles,
+    seed: int,
+    labels: str = "agreed",
 ) -> dict[str, object]:
     """The fold's head at the cut-off with the best mean per-class recall on its validation split
     (``train.beard_finetune.balanced_threshold``), scored on the held-out men (``score``)."""
@@ -62,7 +73,7 @@ def validation_cutoff(
     _, va, _ = split_dataset(cf.ds, 0.1, 0.2, seed)
     va = va[celeba_men(celeba)[: len(cf.ds)][va]]
     va = va[cfe.found[va]]
-    faces, labelled, p = _probabilities(model_path, shared, cache_dir, csv_file)
+    faces, labelled, p = _probabilities(model_path, shared, cache_dir, csv_file, labels)
     _, rva, rte = split_real_men(faces, labelled, held, 0.2, seed)
     pc = predict(model_path, cfe)[:, 1]
     t = balanced_threshold(np.r_[pc[va], p[rva]], np.r_[cf.ds.y[va], faces.ds.y[rva]])

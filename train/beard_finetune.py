@@ -300,7 +300,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "--csv",
         type=csv_list,
         default=(REAL_MEN_CSV,),
-        help="CSV[,CSV...]: the labelled men (default: the CSV); with --folds 'utkface;lfw;aaf' "
+        help="CSV[,CSV...] or all: the labelled men (default: the CSV); with --folds 'utkface;lfw;aaf' "
         "each seed's folds are also pooled",
     )
     p.add_argument("--seeds", default="0,1")

@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 
 from train.model_card import pc, score_cell
-from train.real_men import REAL_MEN_CSV, CsvFiles, csv_name, evaluate_real_men
+from train.real_men import LABELS_HELP, REAL_MEN_CSV, CsvFiles, csv_name, evaluate_real_men
 from train.run_header import run_header
 from train.sources import AGE_BANDS
 
@@ -39,9 +39,11 @@ def fold_variant(
     csv_file: CsvFiles,
     cache_dir: Path,
     train_csv: CsvFiles | None = None,
+    labels: str = "agreed",
 ) -> dict[str, object]:
     """Train the recipe without ``fold``'s labelled men (of ``train_csv``, default ``csv_file``:
-    an older set of labels, to see what new labels buy) and judge ``csv_file``'s."""
+    an older set of labels, to see what new labels buy) and judge ``csv_file``'s (both with
+    ``labels``, as ``train.real_men.read_rows``)."""
     from train.fit import TrainOptions, train
 
     m = train(
@@ -57,6 +59,7 @@ def fold_variant(
             real_men=train_csv or csv_file,
             real_men_test=fold,
             real_men_weight=weight,
+            real_men_labels=labels,
             progress=False,
             evaluate=False,
             cache_dir=cache_dir,
@@ -66,9 +69,9 @@ def fold_variant(
 
     model = Path(str(m["model"]))
     return {
-        **evaluate_real_men(model, shared, cache_dir, fold, csv_file),
-        "validation_cutoff": validation_cutoff(model, shared, cache_dir, fold, csv_file, seed),
-        "ceiling": held_out_ceiling(model, shared, cache_dir, fold, csv_file),
+        **evaluate_real_men(model, shared, cache_dir, fold, csv_file, labels),
+        "validation_cutoff": validation_cutoff(model, shared, cache_dir, fold, csv_file, seed, labels),
+        "ceiling": held_out_ceiling(model, shared, cache_dir, fold, csv_file, labels),
     }
 
 
@@ -85,24 +88,28 @@ def pooled(result: dict) -> dict[str, dict]:
     models = [
         w for w in next(iter(result["folds"].values())) if all(w in f for f in result["folds"].values())
     ]
-    out: dict[str, dict] = {}
-    for who in models:
-        cm = [
-            [sum(f[who]["confusion"][t][p] for f in result["folds"].values()) for p in (0, 1)] for t in (0, 1)
-        ]
 
-        def cell(k: int, n: int) -> dict:
-            return {
-                "accuracy": round(k / n, 4) if n else None,
-                "n": n,
-                "ci95": [round(x, 4) for x in wilson(k, n)],
-            }
+    def cell(k: int, n: int) -> dict:
+        return {
+            "accuracy": round(k / n, 4) if n else None,
+            "n": n,
+            "ci95": [round(x, 4) for x in wilson(k, n)],
+        }
 
-        out[who] = {
+    def pool(scores: list[dict]) -> dict:
+        cm = [[sum(f["confusion"][t][p] for f in scores) for p in (0, 1)] for t in (0, 1)]
+        return {
             "overall": cell(cm[0][0] + cm[1][1], sum(map(sum, cm))),
             "per_class": {"shaved": cell(cm[0][0], sum(cm[0])), "unshaved": cell(cm[1][1], sum(cm[1]))},
             "confusion": cm,
         }
+
+    out: dict[str, dict] = {}
+    for who in models:
+        folds = [f[who] for f in result["folds"].values()]
+        out[who] = pool(folds)
+        if all("unanimous" in f for f in folds):
+            out[who]["unanimous"] = pool([f["unanimous"] for f in folds])
     return out
 
 
@@ -128,13 +135,22 @@ def _pooled_lines(result: dict) -> list[str]:
     )
     for who, r in pool.items():
         lines.append(f"| {who} | {class_cells(r)} |")
+        if "unanimous" in r:
+            lines.append(f"| {who}: men two looks agree on | {class_cells(r['unanimous'])} |")
     return lines
+
+
+LABELS_SAID = {
+    "agreed": "agreed by up to three independent looks, `train/real_men_looks.csv`",
+    "first": "the CSVs' own, one look",
+}
 
 
 def markdown(result: dict) -> str:
     lines = [
         "Leave-one-source-out on the real men labelled by looking "
-        f"(`{result.get('csv', REAL_MEN_CSV.name)}`): each fold's men are never trained on; the "
+        f"(`{result.get('csv', REAL_MEN_CSV.name)}`; labels: "
+        f"{LABELS_SAID[result.get('labels', 'first')]}): each fold's men are never trained on; the "
         "recipe trains on CelebA's men and the labelled men of "
         f"the other sources (seed {result['seed']}; `labels of X`: trained on the labelled men of the "
         f"CSV X instead); `{result['command']}` at {result['commit']}, "
@@ -215,6 +231,7 @@ def run(
     csv_file: CsvFiles = REAL_MEN_CSV,
     cache_dir: Path | None = None,
     train_csv: CsvFiles | None = None,
+    labels: str = "agreed",
 ) -> dict[str, object]:
     """Every fold x every (config, weight) variant (each also trained on ``train_csv``'s labels
     when given); writes ``<name>.json`` and ``.md`` in
@@ -227,6 +244,7 @@ def run(
         **run_header(command),
         "seed": seed,
         "csv": csv_name(csv_file),
+        "labels": labels,
         "train_csv": csv_name(train_csv) if train_csv else None,
         "folds": {},
     }
@@ -237,13 +255,13 @@ def run(
             from train.beard_cutoff import held_out_ceiling
 
             scores[f"baseline {baseline.name}"] = {
-                **evaluate_real_men(baseline, shared, cache_dir, held, csv_file),
-                "ceiling": held_out_ceiling(baseline, shared, cache_dir, held, csv_file),
+                **evaluate_real_men(baseline, shared, cache_dir, held, csv_file, labels),
+                "ceiling": held_out_ceiling(baseline, shared, cache_dir, held, csv_file, labels),
             }
         for config, weight in variants:
             runs = out / f"{name}-runs" / f"without-{fold}-{config}-w{weight:g}"
             scores[f"{config}, real-men weight {weight:g}"] = fold_variant(
-                held, shared, runs, config, weight, seed, epochs, patience, csv_file, cache_dir
+                held, shared, runs, config, weight, seed, epochs, patience, csv_file, cache_dir, labels=labels
             )
             if train_csv is not None:
                 scores[f"{config}, real-men weight {weight:g}, labels of {csv_name(train_csv)}"] = (
@@ -259,6 +277,7 @@ def run(
                         csv_file,
                         cache_dir,
                         train_csv,
+                        labels,
                     )
                 )
         result["folds"][fold] = scores  # type: ignore[index]
@@ -269,8 +288,11 @@ def run(
 
 
 def csv_list(text: str) -> tuple[Path, ...]:
-    """``A.csv,B.csv``: the CSVs whose rows are read one after another as one list of men."""
-    return tuple(Path(x) for x in text.split(",") if x)
+    """``A.csv,B.csv``: the CSVs whose rows are read one after another as one list of men;
+    ``all``: every CSV of labelled men (``train.real_men.REAL_MEN_CSVS``)."""
+    from train.real_men import REAL_MEN_CSVS
+
+    return REAL_MEN_CSVS if text == "all" else tuple(Path(x) for x in text.split(",") if x)
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -282,13 +304,19 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "--csv",
         type=csv_list,
         default=(REAL_MEN_CSV,),
-        help="CSV[,CSV...]: the labelled men (default: the CSV)",
+        help="CSV[,CSV...] or all: the labelled men (default: the CSV)",
     )
     bl.add_argument(
         "--train-csv",
         type=csv_list,
         default=None,
-        help="CSV[,CSV...]: also train each variant on these labels",
+        help="CSV[,CSV...] or all: also train each variant on these labels",
+    )
+    bl.add_argument(
+        "--labels",
+        choices=("agreed", "first"),
+        default="agreed",
+        help=LABELS_HELP,
     )
     bl.add_argument("--seed", type=int, default=0)
     bl.add_argument("--out", type=Path, default=Path("runs") / "beard-loso")
@@ -316,6 +344,7 @@ def main(args: argparse.Namespace, shared: Path) -> int:
         command=cmd,
         csv_file=args.csv,
         train_csv=args.train_csv,
+        labels=args.labels,
     )
     print((args.out / f"{args.name}.md").read_text())
     return 0

@@ -31,6 +31,7 @@ from pathlib import Path
 from train.architectures import CONFIGS
 from train.degrade import KINDS
 from train.fit import TASKS
+from train.real_men import LABELS_HELP
 
 
 def _shared() -> Path:
@@ -108,7 +109,7 @@ def _parser() -> argparse.ArgumentParser:
                 "--real-men",
                 type=csv_list,
                 default=None,
-                help="CSV[,CSV...]: also train on real men labelled by looking (train/real_men_beard*.csv)",
+                help="CSV[,CSV...] or all (every train/real_men_beard*.csv): real men labelled by looking",
             )
             t.add_argument(
                 "--real-men-test",
@@ -120,6 +121,12 @@ def _parser() -> argparse.ArgumentParser:
                 type=float,
                 default=0.3,
                 help="the real men's total training weight relative to CelebA's (default: %(default)s)",
+            )
+            t.add_argument(
+                "--real-men-labels",
+                choices=("agreed", "first"),
+                default="agreed",
+                help=LABELS_HELP,
             )
         t.add_argument("--weights", default=None, help="local VGG16 notop weights file for --config vgg16")
         t.add_argument("--cache-dir", type=Path, default=None, help="crop cache (default: .cache/)")
@@ -195,7 +202,13 @@ def _parser() -> argparse.ArgumentParser:
     r = sub.add_parser("real-men", help="a beard model on the real men labelled by looking; JSON on stdout")
     r.add_argument("--model", type=Path, required=True)
     r.add_argument("--sources", default="", help="only these sources (default: all: lfw,utkface,aaf)")
-    r.add_argument("--csv", type=csv_list, default=None, help="CSV[,CSV...] (default: the CSV)")
+    r.add_argument("--csv", type=csv_list, default=None, help="CSV[,CSV...] or all (default: the CSV)")
+    r.add_argument(
+        "--labels",
+        choices=("agreed", "first"),
+        default="agreed",
+        help=LABELS_HELP,
+    )
     add_beard_loso(sub)
     s = sub.add_parser("speed", help="Classifier.predict_proba faces/s at batch 1 and 32")
     s.add_argument("--model", type=Path, required=True)
@@ -257,6 +270,7 @@ def _run(args: argparse.Namespace) -> int:
                 real_men=getattr(args, "real_men", None),
                 real_men_test=tuple(x for x in getattr(args, "real_men_test", "").split(",") if x),
                 real_men_weight=getattr(args, "real_men_weight", 0.3),
+                real_men_labels=getattr(args, "real_men_labels", "agreed"),
             )
         )
         brief = {k: v for k, v in m.items() if k != "history"}
@@ -366,7 +380,9 @@ def _run(args: argparse.Namespace) -> int:
         from train.real_men import REAL_MEN_CSV, evaluate_real_men
 
         srcs = tuple(x for x in args.sources.split(",") if x)
-        res = evaluate_real_men(args.model, _shared(), default_cache_dir(), srcs, args.csv or REAL_MEN_CSV)
+        res = evaluate_real_men(
+            args.model, _shared(), default_cache_dir(), srcs, args.csv or REAL_MEN_CSV, args.labels
+        )
         print(json.dumps(res, indent=2))
         return 0
     if args.command == "beard-loso":

@@ -65,6 +65,7 @@ class TrainOptions:
     real_men: Path | tuple[Path, ...] | None = None  # a CSV or several (train/real_men.py)
     real_men_test: tuple[str, ...] = ()
     real_men_weight: float = 0.3
+    real_men_labels: str = "agreed"  # train.real_men.read_rows: the labels of record, or "first"
     extra: dict[str, object] = field(default_factory=dict)
 
 

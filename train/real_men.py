@@ -14,6 +14,13 @@ aged 20+, its ethnic groups and age bands in turn), ``..._aaf3.csv`` (every All-
 labelled the same way. Every function here that takes a CSV also takes
 several, read one after another as one list (``--csv A,B``).
 
+Every man the CSVs label shaved or unshaved was looked at again, blind to the first label, by
+another labeller (``real_men_looks.csv``'s ``second``: the detected face enlarged on numbered
+contact sheets, the same rule), and every man the two looks differ on (or the second could not
+tell) a third time (``third``), blind to both. The labels of record (``read_rows``'s default,
+``agreed``) are the label two looks give (``agreed_label``), ``unsure`` where none does;
+``first``: the CSVs' own.
+
 The shaved/unshaved head runs only on men, so these are the faces it must get right; CelebA's
 labels are the only large beard set, and these judge (and, by source, help train) it."""
 
@@ -30,6 +37,18 @@ from train.evaluate import wilson
 from train.sources import Faces, age_band
 
 REAL_MEN_CSV = Path(__file__).resolve().parent / "real_men_beard.csv"
+# every CSV of labelled men, in the order they were made (``--real-men all``, ``--csv all``)
+REAL_MEN_CSVS = tuple(
+    REAL_MEN_CSV.with_name(f"real_men_beard{s}.csv")
+    for s in ("", "_lfw2", "_aaf2", "_utk25", "_utk3", "_aaf3", "_lfw3")
+)
+# every man the CSVs label shaved or unshaved, looked at again blind by another labeller (``second``),
+# and where the two differ a third time (``third``); see ``agreed_label``
+LOOKS_CSV = REAL_MEN_CSV.with_name("real_men_looks.csv")
+LABELLINGS = ("agreed", "first")  # the labels of record (three looks), or the CSVs' own (first look)
+LABELS_HELP = (
+    "'agreed': the labels of record (up to three looks, train/real_men_looks.csv); 'first': the CSVs'"
+)
 COLUMNS = ("source", "path", "person", "age", "race", "beard")
 BEARD_VALUES = ("shaved", "unshaved", "unsure")
 LABELS = ("shaved", "unshaved")
@@ -49,9 +68,36 @@ def csv_name(csv_file: CsvFiles) -> str:
     return "+".join(p.name for p in csv_files(csv_file))
 
 
-def read_rows(csv_file: CsvFiles = REAL_MEN_CSV) -> list[dict[str, str]]:
+def agreed_label(first: str, second: str = "", third: str = "") -> str:
+    """The label of record from independent looks: a face looked at once keeps its label; two
+    looks that agree settle it; otherwise the label two of the three looks give, else unsure."""
+    if not second:
+        return first
+    for lab in LABELS:
+        if (first, second, third).count(lab) >= 2:
+            return lab
+    return "unsure"
+
+
+def read_looks(looks_csv: Path = LOOKS_CSV) -> dict[tuple[str, str], tuple[str, str]]:
+    """(source, path) -> (second, third) look of ``LOOKS_CSV`` (empty: not looked at)."""
+    if not looks_csv.is_file():
+        return {}
+    with open(looks_csv, newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    bad = sorted({r[k] for r in rows for k in ("second", "third")} - set(BEARD_VALUES) - {""})
+    if bad:
+        raise DataError(f"{looks_csv.name}: look values {bad} are not among {BEARD_VALUES}")
+    return {(r["source"], r["path"]): (r["second"], r["third"]) for r in rows}
+
+
+def read_rows(csv_file: CsvFiles = REAL_MEN_CSV, labels: str = "agreed") -> list[dict[str, str]]:
     """The CSVs' rows in file order (several CSVs one after another); every column present,
-    every beard value allowed and no face (source, path) in two rows."""
+    every beard value allowed and no face (source, path) in two rows. ``labels`` "agreed": each
+    ``beard`` is ``agreed_label`` of the CSV's look and ``LOOKS_CSV``'s (the CSV's own in
+    ``first``); "first": the CSVs' own labels."""
+    if labels not in LABELLINGS:
+        raise ValueError(f"labels {labels!r} is not one of {LABELLINGS}")
     rows: list[dict[str, str]] = []
     for f in csv_files(csv_file):
         try:
@@ -69,13 +115,23 @@ def read_rows(csv_file: CsvFiles = REAL_MEN_CSV) -> list[dict[str, str]]:
     if len(set(keys)) < len(keys):
         twice = next(k for k in keys if keys.count(k) > 1)
         raise DataError(f"{csv_name(csv_file)}: {twice[0]} {twice[1]} is labelled twice")
+    looks = read_looks() if labels == "agreed" else {}
+    for r, k in zip(rows, keys, strict=True):
+        r["first"] = r["beard"]
+        # "yes": two independent looks gave this man the same label (no third was needed)
+        r["unanimous"] = "yes" if k in looks and looks[k][0] == r["beard"] else ""
+        if k in looks:
+            r["beard"] = agreed_label(r["beard"], *looks[k])
     return rows
 
 
-def load_real_men(shared: Path, csv_file: CsvFiles = REAL_MEN_CSV) -> tuple[Faces, np.ndarray]:
+def load_real_men(
+    shared: Path, csv_file: CsvFiles = REAL_MEN_CSV, labels: str = "agreed"
+) -> tuple[Faces, np.ndarray]:
     """Every row of the CSV as ``Faces`` (``unsure`` rows get label 0) and a mask of the rows
-    labelled shaved/unshaved. All rows, so that their cached features stay the same set."""
-    rows = read_rows(csv_file)
+    labelled shaved/unshaved (``read_rows``'s ``labels``). All rows, so that their cached
+    features stay the same set."""
+    rows = read_rows(csv_file, labels)
     root = Path(shared) / "data" / "faces"
     paths = [root / r["source"] / r["path"] for r in rows]
     absent = [str(p) for p in paths if not p.is_file()]
@@ -183,25 +239,34 @@ def evaluate_real_men(
     cache_dir: Path,
     sources: tuple[str, ...] = (),
     csv_file: CsvFiles = REAL_MEN_CSV,
+    labels: str = "agreed",
 ) -> dict[str, object]:
-    """``score`` of a model on the labelled real men (of ``sources`` only, if given), through
-    the service's ``Classifier`` on the cached backbone features, and its beard2clean flips."""
+    """``score`` of a model on the labelled real men (of ``sources`` only, if given; ``labels``
+    as ``read_rows``), through the service's ``Classifier`` on the cached backbone features, and
+    its beard2clean flips. With the agreed labels, ``unanimous``: its ``score`` on the men whose
+    two independent looks agree (the faces nobody would label otherwise)."""
     from train.features import features_for
     from train.multi import predict
 
-    faces, labelled = load_real_men(shared, csv_file)
+    faces, labelled = load_real_men(shared, csv_file, labels)
     feats = features_for(faces.ds, "mmod", UPSAMPLE, cache_dir, False)
     keep = labelled & (np.isin(faces.source, list(sources)) if sources else True)
     idx = np.flatnonzero(keep)
-    pred = predict(model_path, feats)[idx].argmax(axis=1)
-    return {
+    every = predict(model_path, feats).argmax(axis=1)
+    rows = read_rows(csv_file, labels)
+    out: dict[str, object] = {
         "model": str(model_path),
         "data": csv_name(csv_file),
-        "csv_counts": label_counts(read_rows(csv_file)),
+        "labels": labels,
+        "csv_counts": label_counts(rows),
         "sources": sorted(set(faces.source[idx].tolist())),
-        **score(faces.subset(idx), pred),
+        **score(faces.subset(idx), every[idx]),
         "beard2clean": beard2clean_flips(model_path, shared, cache_dir),
     }
+    if labels == "agreed":
+        both = np.flatnonzero(keep & np.array([r["unanimous"] == "yes" for r in rows]))
+        out["unanimous"] = score(faces.subset(both), every[both])
+    return out
 
 
 def _shared_of(opt: object) -> Path:
@@ -216,7 +281,7 @@ def real_men_rows(opt: object, features: str, cache_dir: Path) -> dict[str, obje
     from train.features import features_for
 
     csv_file = opt.real_men  # type: ignore[attr-defined]
-    faces, labelled = load_real_men(_shared_of(opt), csv_file)
+    faces, labelled = load_real_men(_shared_of(opt), csv_file, opt.real_men_labels)  # type: ignore[attr-defined]
     feats = features_for(faces.ds, "mmod", UPSAMPLE, cache_dir, False)
     tr, va, te = split_real_men(
         faces,
@@ -231,6 +296,7 @@ def real_men_rows(opt: object, features: str, cache_dir: Path) -> dict[str, obje
     y = faces.ds.y
     info = {
         "csv": csv_name(csv_file),
+        "labels": opt.real_men_labels,  # type: ignore[attr-defined]
         "train_sources": sorted(set(faces.source[tr].tolist())),
         "test_sources": sorted(opt.real_men_test),  # type: ignore[attr-defined]
         "n_train": len(tr),
@@ -253,7 +319,8 @@ def real_men_metrics(opt: object, model_path: Path, cache_dir: Path, real: dict 
         return out
     sources = tuple(real["info"]["test_sources"]) if real else ()
     csv_file = opt.real_men if real else REAL_MEN_CSV  # type: ignore[attr-defined]
-    out["real_men"] = evaluate_real_men(model_path, shared, cache_dir, sources, csv_file)
+    labels = opt.real_men_labels  # type: ignore[attr-defined]
+    out["real_men"] = evaluate_real_men(model_path, shared, cache_dir, sources, csv_file, labels)
     if real:
         out["real_men"]["trained"] = real["info"]
     return out
