@@ -188,7 +188,11 @@ def test_default_recipe_is_the_shipped_models() -> None:
         # a beard model also trained on the real men: the card's reproduce line says so
         real = read_meta(models / f"{task}.keras").extra.get("real_men")
         if real:
-            csvs = ",".join(f"train/{c}" for c in real["csv"].split("+"))  # several: A+B, given as A,B
+            from train.real_men import REAL_MEN_CSVS
+
+            names = real["csv"].split("+")  # several: A+B, given as A,B, or every CSV as "all"
+            every = names == [c.name for c in REAL_MEN_CSVS]
+            csvs = "all" if every else ",".join(f"train/{c}" for c in names)
             assert f"--men-only --real-men {csvs} " in card, task
             held = f"--real-men-test {','.join(real['test_sources'])}"
             assert (held in card) == bool(real["test_sources"]), task
@@ -224,6 +228,31 @@ def test_degradations_are_deterministic_and_do_what_they_say() -> None:
     assert len({c.tobytes() for c in copies}) >= 15
     with pytest.raises(ValueError, match="unknown degradation"):
         degrade(img, "fog", 0, 0)
+
+
+def test_a_face_seen_smaller_keeps_its_place_and_loses_its_detail() -> None:
+    """``face<N>``: the image as a camera that sees its face N px wide (video's smaller faces)."""
+    import cv2
+
+    from train.degrade import at_face_width, degrade
+
+    rng = np.random.default_rng(0)
+    img = cv2.resize(
+        rng.integers(0, 256, (50, 60, 3), dtype=np.uint8), (240, 200), interpolation=cv2.INTER_NEAREST
+    )
+
+    def sharpness(x: np.ndarray) -> float:
+        return float(cv2.Laplacian(cv2.cvtColor(x, cv2.COLOR_RGB2GRAY), cv2.CV_64F).var())
+
+    small = degrade(img, "face40", 0, 3, face_width=120)
+    assert small.shape == img.shape and small.dtype == np.uint8
+    assert np.array_equal(small, at_face_width(img, 120, 40))
+    assert sharpness(small) < 0.3 * sharpness(img)
+    assert sharpness(degrade(img, "face64", 0, 3, face_width=120)) > sharpness(small)  # bigger: more detail
+    as_is = at_face_width(img, 30, 40)  # already smaller than that: not scaled, only compressed
+    assert np.abs(as_is.astype(int) - img).mean() < 0.7 * np.abs(small.astype(int) - img).mean()
+    with pytest.raises(ValueError, match="unknown degradation"):
+        degrade(img, "facex", 0, 0)
 
 
 @needs_celeba

@@ -82,3 +82,34 @@ def test_a_head_trained_on_real_men_carries_their_sources_licences() -> None:
     assert "UTKFace (**non-commercial research use only**)" in line
     assert "LFW (research use)" in line and "All-Age-Faces" in line
     assert "the model is for **non-commercial research use only**" in line
+
+
+def test_the_men_two_looks_agree_on_and_faces_seen_smaller_are_tabulated_and_judged(tmp_path: Path) -> None:
+    from train.beard_loso import pooled
+    from train.beard_loso_card import loso_section
+
+    def fold(cm: list[list[int]], both: list[list[int]], small: list[list[int]]) -> dict:
+        return {
+            **_score(cm),
+            "unanimous": _score(both),
+            "face40": {**_score(small), "unanimous": _score(both)},
+            "validation_cutoff": {"cutoff": 0.4, **_score(cm)},  # another cut-off, not other men
+        }
+
+    paths = []
+    for seed, right in ((0, 44), (1, 46)):
+        folds = {
+            "lfw": {RECIPE: fold([[95, 5], [50 - right, right]], [[90, 2], [1, 40]], [[97, 3], [30, 20]])},
+            "aaf": {RECIPE: fold([[99, 1], [2, 48]], [[98, 0], [0, 45]], [[99, 1], [25, 25]])},
+        }
+        r = {"seed": seed, "csv": "a.csv", "folds": folds}
+        r["pooled"] = pooled(r)
+        assert r["pooled"][RECIPE]["face40"]["confusion"] == [[196, 4], [55, 45]]
+        assert "validation_cutoff" not in r["pooled"][RECIPE]
+        paths.append(tmp_path / f"s{seed}.json")
+        paths[-1].write_text(json.dumps(r))
+    text = "\n".join(loso_section(paths, "dlib_resnet_all", 0.3))
+    assert f"| {RECIPE} | men two looks agree on | " in text
+    assert f"| {RECIPE} | faces seen 40 px wide | 80.3% (80.3%–80.3%) | 98.0% (98.0%–98.0%) | 45.0% " in text
+    assert f"| {RECIPE} | faces seen 40 px wide, men two looks agree on | " in text
+    assert "On the men two looks agree on: met by 2 of 2 seeds." in text

@@ -6,9 +6,12 @@ from __future__ import annotations
 
 import csv
 from pathlib import Path
+from types import SimpleNamespace
 
+import numpy as np
 import pytest
 
+from tests.test_train import _shared
 from train.data import DataError
 from train.real_men import LABELS, REAL_MEN_CSV, agreed_label, read_looks, read_rows
 
@@ -93,3 +96,43 @@ def test_unanimous_men_are_those_two_looks_gave_one_label_and_are_pooled_apart()
     assert p["overall"]["n"] == 30 and p["overall"]["accuracy"] == round(24 / 30, 4)
     assert p["unanimous"]["confusion"] == [[13, 0], [1, 9]]
     assert p["unanimous"]["per_class"]["unshaved"]["accuracy"] == 0.9
+
+
+@pytest.mark.skipif(not (_shared() / "data" / "faces" / "lfw").is_dir(), reason="shared faces not found")
+def test_small_faces_add_the_training_men_again_as_seen_smaller(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``small_faces`` (``dlib_resnet_all_small``): the training men once more per width, their
+    features those of the face seen that wide, the same labels; validation stays as photographed."""
+    import train.features as tf
+    from train.real_men import real_men_rows
+
+    asked: list[str | None] = []
+
+    class Seen:
+        def __init__(self, n: int, v: float) -> None:
+            self.n, self.v = n, v
+
+        def matrix(self, names: str) -> np.ndarray:
+            return np.full((self.n, 2), self.v, np.float32)
+
+    def features_for(ds, detector, upsample, cache_dir, progress, degraded=None, **kw):  # type: ignore[no-untyped-def]
+        asked.append(degraded)
+        return Seen(len(ds), {None: 1.0, "face40": 40.0, "face64": 64.0}[degraded])
+
+    monkeypatch.setattr(tf, "features_for", features_for)
+    opt = SimpleNamespace(
+        data=_shared() / "data" / "celeba",
+        real_men=(REAL_MEN_CSV,),
+        real_men_labels="agreed",
+        real_men_test=("aaf",),
+        val_fraction=0.2,
+        seed=0,
+        real_men_weight=0.3,
+    )
+    plain = real_men_rows(opt, "x", Path("."))
+    small = real_men_rows(opt, "x", Path("."), (40, 64))
+    n = len(plain["y_train"])
+    assert n > 0 and len(small["y_train"]) == 3 * n
+    assert all(np.array_equal(small["y_train"][k * n : (k + 1) * n], plain["y_train"]) for k in range(3))
+    assert set(small["x_train"][n : 2 * n, 0]) == {40.0} and set(small["x_train"][2 * n :, 0]) == {64.0}
+    assert np.array_equal(small["x_val"], plain["x_val"]) and small["info"]["small_faces"] == [40, 64]
+    assert asked == [None, None, "face40", "face64"]

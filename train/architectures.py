@@ -60,6 +60,9 @@ class Config:
     # feature heads: also train on this many video-like copies of every training and validation
     # face (``train.degrade.video_like``: blur, exposure, colour, noise, JPEG), one row each
     degraded_copies: int = 0
+    # beard heads: also train on the labelled real men's faces seen this many px wide
+    # (``train.degrade.at_face_width``: video's smaller faces), one row each, the same labels
+    small_faces: tuple[int, ...] = ()
 
 
 CONFIGS: dict[str, Config] = {
@@ -158,6 +161,16 @@ CONFIGS: dict[str, Config] = {
         "dlib face ResNet (frozen) descriptor, pooled, mid and early layers, MLP head",
         features="dlib_face_descriptor+dlib_pooled+dlib_level2+dlib_level3",
         hidden=128,
+    ),
+    "dlib_resnet_all_small": Config(
+        "dlib_resnet_all_small",
+        (150, 150),
+        "softmax",
+        1e-3,
+        "dlib_resnet_all, also trained on the real men's faces seen 40 and 64 px wide (as in video)",
+        features="dlib_face_descriptor+dlib_pooled+dlib_level2+dlib_level3",
+        hidden=128,
+        small_faces=(40, 64),
     ),
     "dlib_lower": Config(
         "dlib_lower",

@@ -40,10 +40,12 @@ def fold_variant(
     cache_dir: Path,
     train_csv: CsvFiles | None = None,
     labels: str = "agreed",
+    small_faces: tuple[int, ...] = (),
+    train_labels: str = "first",
 ) -> dict[str, object]:
     """Train the recipe without ``fold``'s labelled men (of ``train_csv``, default ``csv_file``:
-    an older set of labels, to see what new labels buy) and judge ``csv_file``'s (both with
-    ``labels``, as ``train.real_men.read_rows``)."""
+    an older set of labels, to see what new labels buy; on their ``train_labels``) and judge
+    ``csv_file``'s (on their ``labels``; both as ``train.real_men.read_rows``)."""
     from train.fit import TrainOptions, train
 
     m = train(
@@ -59,7 +61,7 @@ def fold_variant(
             real_men=train_csv or csv_file,
             real_men_test=fold,
             real_men_weight=weight,
-            real_men_labels=labels,
+            real_men_labels=train_labels,
             progress=False,
             evaluate=False,
             cache_dir=cache_dir,
@@ -69,10 +71,16 @@ def fold_variant(
 
     model = Path(str(m["model"]))
     return {
-        **evaluate_real_men(model, shared, cache_dir, fold, csv_file, labels),
+        **evaluate_real_men(model, shared, cache_dir, fold, csv_file, labels, small_faces),
         "validation_cutoff": validation_cutoff(model, shared, cache_dir, fold, csv_file, seed, labels),
         "ceiling": held_out_ceiling(model, shared, cache_dir, fold, csv_file, labels),
     }
+
+
+def is_nested(key: str) -> bool:
+    """Whether a model's score holds ``key`` as a score of its own men judged apart: those two
+    looks agree on (``unanimous``), or their faces seen N px wide (``face<N>``)."""
+    return key == "unanimous" or (key.startswith("face") and key[4:].isdigit())
 
 
 def pooled(result: dict) -> dict[str, dict]:
@@ -104,13 +112,15 @@ def pooled(result: dict) -> dict[str, dict]:
             "confusion": cm,
         }
 
-    out: dict[str, dict] = {}
-    for who in models:
-        folds = [f[who] for f in result["folds"].values()]
-        out[who] = pool(folds)
-        if all("unanimous" in f for f in folds):
-            out[who]["unanimous"] = pool([f["unanimous"] for f in folds])
-    return out
+    def pool_all(scores: list[dict]) -> dict:
+        """``pool`` of the scores, and of each score nested in them (unanimous, face<N>) alike."""
+        out = pool(scores)
+        for k in scores[0]:
+            if is_nested(k) and all(k in f for f in scores):
+                out[k] = pool_all([f[k] for f in scores])
+        return out
+
+    return {who: pool_all([f[who] for f in result["folds"].values()]) for who in models}
 
 
 def pooled_head(result: dict, judged: str, columns: list[str]) -> list[str]:
@@ -135,8 +145,18 @@ def _pooled_lines(result: dict) -> list[str]:
     )
     for who, r in pool.items():
         lines.append(f"| {who} | {class_cells(r)} |")
-        if "unanimous" in r:
-            lines.append(f"| {who}: men two looks agree on | {class_cells(r['unanimous'])} |")
+        for k, sub in r.items():
+            if is_nested(k):
+                lines += _sub_lines(who, k, sub)
+    return lines
+
+
+def _sub_lines(who: str, key: str, r: dict) -> list[str]:
+    """Rows for a pooled score nested in a model's: the men two looks agree on, faces N px wide."""
+    said = "men two looks agree on" if key == "unanimous" else f"faces seen {key[4:]} px wide"
+    lines = [f"| {who}: {said} | {class_cells(r)} |"]
+    if "unanimous" in r and key != "unanimous":
+        lines.append(f"| {who}: {said}, men two looks agree on | {class_cells(r['unanimous'])} |")
     return lines
 
 
@@ -149,8 +169,10 @@ LABELS_SAID = {
 def markdown(result: dict) -> str:
     lines = [
         "Leave-one-source-out on the real men labelled by looking "
-        f"(`{result.get('csv', REAL_MEN_CSV.name)}`; labels: "
-        f"{LABELS_SAID[result.get('labels', 'first')]}): each fold's men are never trained on; the "
+        f"(`{result.get('csv', REAL_MEN_CSV.name)}`; judged on the labels "
+        f"{LABELS_SAID[result.get('labels', 'first')]}, trained on the labels "
+        f"{LABELS_SAID[result.get('train_labels', result.get('labels', 'first'))]}): each fold's men are "
+        "never trained on; the "
         "recipe trains on CelebA's men and the labelled men of "
         f"the other sources (seed {result['seed']}; `labels of X`: trained on the labelled men of the "
         f"CSV X instead); `{result['command']}` at {result['commit']}, "
@@ -232,6 +254,8 @@ def run(
     cache_dir: Path | None = None,
     train_csv: CsvFiles | None = None,
     labels: str = "agreed",
+    small_faces: tuple[int, ...] = (),
+    train_labels: str = "first",
 ) -> dict[str, object]:
     """Every fold x every (config, weight) variant (each also trained on ``train_csv``'s labels
     when given); writes ``<name>.json`` and ``.md`` in
@@ -245,6 +269,7 @@ def run(
         "seed": seed,
         "csv": csv_name(csv_file),
         "labels": labels,
+        "train_labels": train_labels,
         "train_csv": csv_name(train_csv) if train_csv else None,
         "folds": {},
     }
@@ -255,13 +280,25 @@ def run(
             from train.beard_cutoff import held_out_ceiling
 
             scores[f"baseline {baseline.name}"] = {
-                **evaluate_real_men(baseline, shared, cache_dir, held, csv_file, labels),
+                **evaluate_real_men(baseline, shared, cache_dir, held, csv_file, labels, small_faces),
                 "ceiling": held_out_ceiling(baseline, shared, cache_dir, held, csv_file, labels),
             }
         for config, weight in variants:
             runs = out / f"{name}-runs" / f"without-{fold}-{config}-w{weight:g}"
             scores[f"{config}, real-men weight {weight:g}"] = fold_variant(
-                held, shared, runs, config, weight, seed, epochs, patience, csv_file, cache_dir, labels=labels
+                held,
+                shared,
+                runs,
+                config,
+                weight,
+                seed,
+                epochs,
+                patience,
+                csv_file,
+                cache_dir,
+                labels=labels,
+                small_faces=small_faces,
+                train_labels=train_labels,
             )
             if train_csv is not None:
                 scores[f"{config}, real-men weight {weight:g}, labels of {csv_name(train_csv)}"] = (
@@ -278,6 +315,8 @@ def run(
                         cache_dir,
                         train_csv,
                         labels,
+                        small_faces,
+                        train_labels,
                     )
                 )
         result["folds"][fold] = scores  # type: ignore[index]
@@ -318,6 +357,17 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         default="agreed",
         help=LABELS_HELP,
     )
+    bl.add_argument(
+        "--train-labels",
+        choices=("agreed", "first"),
+        default="first",
+        help="the labels each variant trains on (--labels: those it is judged on)",
+    )
+    bl.add_argument(
+        "--small-faces",
+        default="",
+        help="N[,N...]: also judge every model on the men's faces seen N px wide, as in video (e.g. 40,64)",
+    )
     bl.add_argument("--seed", type=int, default=0)
     bl.add_argument("--out", type=Path, default=Path("runs") / "beard-loso")
     bl.add_argument("--name", default="beard-loso", help="file stem of the .json and .md written in --out")
@@ -345,6 +395,8 @@ def main(args: argparse.Namespace, shared: Path) -> int:
         csv_file=args.csv,
         train_csv=args.train_csv,
         labels=args.labels,
+        train_labels=args.train_labels,
+        small_faces=tuple(int(x) for x in args.small_faces.split(",") if x),
     )
     print((args.out / f"{args.name}.md").read_text())
     return 0

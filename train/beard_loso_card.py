@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from train.beard_loso import is_nested
 from train.model_card import REAL_MEN_GOAL, pc, score_cell
 
 
@@ -47,6 +48,42 @@ def _means(results: list[dict], recipe: str, key: str, other: str) -> list[str]:
             lines.append(
                 f"| {fold} | {name} | {_mean_cell([c['overall'] for c in cells])} | "
                 + " | ".join(_mean_cell([c["per_class"][c2] for c in cells]) for c2 in ("shaved", "unshaved"))
+                + " |"
+            )
+    return lines
+
+
+def _nested(r: dict, said: str = "") -> list[tuple[str, dict]]:
+    """A pooled score and the scores nested in it (men two looks agree on, faces seen N px wide),
+    each with what it judges."""
+    out = [(said or "every labelled man", r)]
+    for k, sub in r.items():
+        if is_nested(k):
+            what = "men two looks agree on" if k == "unanimous" else f"faces seen {k[4:]} px wide"
+            out += _nested(sub, f"{said}, {what}" if said else what)
+    return out
+
+
+def _pooled_means(results: list[dict]) -> list[str]:
+    """Per model and judged set, the pooled figures' means over the seeds (lowest–highest)."""
+    pools = [r["pooled"] for r in results if r.get("pooled")]
+    if not pools or not any(len(_nested(r)) > 1 for r in pools[0].values()):
+        return []
+    lines = [
+        "",
+        f"Pooled, means over the {len(pools)} seeds (lowest–highest seed): each model on the men as "
+        "photographed and on the same men with their faces seen smaller, as in video "
+        "(`train/degrade.py`'s `at_face_width`; `--small-faces`):",
+        "",
+        "| model | judged on | all | shaved | unshaved |",
+        "|---|---|---|---|---|",
+    ]
+    for who in pools[0]:
+        for i, (said, _) in enumerate(_nested(pools[0][who])):
+            cells = [_nested(p[who])[i][1] for p in pools]
+            lines.append(
+                f"| {who} | {said} | {_mean_cell([c['overall'] for c in cells])} | "
+                + " | ".join(_mean_cell([c["per_class"][k] for c in cells]) for k in ("shaved", "unshaved"))
                 + " |"
             )
     return lines
@@ -93,6 +130,7 @@ def loso_section(paths: list[Path], config: str, weight: float) -> list[str]:
                 lines.append(f"| **pooled** | {r['seed']} | {_row(r['pooled'][key])} |")
     if other and len(results) > 1:
         lines += _means(results, recipe, prefix + other, other)
+    lines += _pooled_means(results)
     pooled = [r["pooled"][recipe] for r in results if r.get("pooled")]
     if pooled:
         met = sum(_meets(p) for p in pooled)
@@ -102,4 +140,11 @@ def loso_section(paths: list[Path], config: str, weight: float) -> list[str]:
             f"class on real men never trained on, judged on the pooled folds: met by {met} of "
             f"{len(pooled)} seeds{'' if met == len(pooled) else ' (**not met**)'}.",
         ]
+        both = [p["unanimous"] for p in pooled if "unanimous" in p]
+        if both:
+            met = sum(_meets(p) for p in both)
+            lines[-1] += (
+                f" On the men two looks agree on: met by {met} of {len(both)} seeds"
+                f"{'' if met == len(both) else ' (**not met**)'}."
+            )
     return [*lines, ""]

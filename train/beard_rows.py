@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-CONFIG = "dlib_resnet_all"  # the shipped beard head
+CONFIG = "dlib_resnet_all"  # the beard head's feature sets (the shipped one adds small-face rows)
 EXTRA = "dlib_level2+dlib_level3"  # its frozen sets, taken before the trunk's end
 
 

@@ -125,7 +125,7 @@ def _parser() -> argparse.ArgumentParser:
             t.add_argument(
                 "--real-men-labels",
                 choices=("agreed", "first"),
-                default="agreed",
+                default="first",
                 help=LABELS_HELP,
             )
         t.add_argument("--weights", default=None, help="local VGG16 notop weights file for --config vgg16")
@@ -270,7 +270,7 @@ def _run(args: argparse.Namespace) -> int:
                 real_men=getattr(args, "real_men", None),
                 real_men_test=tuple(x for x in getattr(args, "real_men_test", "").split(",") if x),
                 real_men_weight=getattr(args, "real_men_weight", 0.3),
-                real_men_labels=getattr(args, "real_men_labels", "agreed"),
+                real_men_labels=getattr(args, "real_men_labels", "first"),
             )
         )
         brief = {k: v for k, v in m.items() if k != "history"}

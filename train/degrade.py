@@ -119,12 +119,30 @@ KINDS: dict[str, Callable[[np.ndarray, np.random.Generator], np.ndarray]] = {
 }
 
 
-def degrade(image: np.ndarray, kind: str, seed: int, index: int) -> np.ndarray:
-    """``image`` under ``kind`` (a name in ``KINDS``, or ``VIDEO`` for the random training mix),
-    drawn from a generator seeded by (seed, index): the same image gets the same result."""
+FACE_PX = "face"  # ``face<N>``: the face seen N px wide (``at_face_width``)
+
+
+def at_face_width(image: np.ndarray, face_width: int, px: int) -> np.ndarray:
+    """``image`` as a camera that sees its face (``face_width`` px wide here) ``px`` wide: scaled
+    down to that (area), JPEG quality 75 as a stream's frames, scaled back up (bilinear), so the
+    face keeps its place and the classifier sees the pixels video's smaller faces have."""
+    import cv2
+
+    h, w = image.shape[:2]
+    s = min(1.0, px / max(1, face_width))
+    small = cv2.resize(image, (max(8, round(w * s)), max(8, round(h * s))), interpolation=cv2.INTER_AREA)
+    return cv2.resize(_jpeg(small, 75), (w, h), interpolation=cv2.INTER_LINEAR)
+
+
+def degrade(image: np.ndarray, kind: str, seed: int, index: int, face_width: int = 0) -> np.ndarray:
+    """``image`` under ``kind`` (a name in ``KINDS``, ``VIDEO`` for the random training mix, or
+    ``face<N>``: the face, ``face_width`` px wide, seen N px wide), drawn from a generator seeded
+    by (seed, index): the same image gets the same result."""
     rng = np.random.default_rng((int(seed), int(index)))
     if kind == VIDEO:
         return video_like(image, rng)
+    if kind.startswith(FACE_PX) and kind[len(FACE_PX) :].isdigit():
+        return at_face_width(image, face_width or min(image.shape[:2]), int(kind[len(FACE_PX) :]))
     if kind not in KINDS:
         raise ValueError(f"unknown degradation {kind!r}; choose one of {', '.join(KINDS)} or {VIDEO}")
     return KINDS[kind](image, rng)

@@ -172,9 +172,10 @@ def _compute(
         chips = []
         for j, (p, b) in enumerate(zip(ds.paths[i : i + batch], boxes[i : i + batch], strict=True)):
             image = read_rgb(p)
+            box = b[0] if b else whole_image_box(image)
             if degraded:
-                image = degrade(image, degraded, seed, i + j)
-            chips += backbone.chips(image, [b[0] if b else whole_image_box(image)])  # type: ignore[attr-defined]
+                image = degrade(image, degraded, seed, i + j, box.right - box.left + 1)
+            chips += backbone.chips(image, [box])  # type: ignore[attr-defined]
         for k, v in backbone.features(np.stack(chips), mirrored=True).items():  # type: ignore[attr-defined]
             parts.setdefault(k, []).append(v)
         bar(len(chips))

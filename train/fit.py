@@ -65,7 +65,9 @@ class TrainOptions:
     real_men: Path | tuple[Path, ...] | None = None  # a CSV or several (train/real_men.py)
     real_men_test: tuple[str, ...] = ()
     real_men_weight: float = 0.3
-    real_men_labels: str = "agreed"  # train.real_men.read_rows: the labels of record, or "first"
+    # train.real_men.read_rows: the real men's labels to train on, the first look's (the shipped
+    # recipe: the three looks' labels hold up worse on video's small faces) or "agreed"
+    real_men_labels: str = "first"
     extra: dict[str, object] = field(default_factory=dict)
 
 
@@ -172,7 +174,7 @@ def train(opt: TrainOptions) -> dict[str, object]:
     if opt.real_men:  # labelled real men: training and validation rows, weighted against CelebA's
         from train.real_men import real_men_rows
 
-        real = real_men_rows(opt, cfg.features, cache_dir)
+        real = real_men_rows(opt, cfg.features, cache_dir, cfg.small_faces)
         w_real = np.full(len(real["y_train"]), opt.real_men_weight * len(x_fit) / len(real["y_train"]))
         weights = np.concatenate([np.ones(len(x_fit)) if weights is None else weights, w_real])
         x_fit = np.concatenate([x_fit, real["x_train"]])

@@ -240,11 +240,14 @@ def evaluate_real_men(
     sources: tuple[str, ...] = (),
     csv_file: CsvFiles = REAL_MEN_CSV,
     labels: str = "agreed",
+    small_faces: tuple[int, ...] = (),
 ) -> dict[str, object]:
     """``score`` of a model on the labelled real men (of ``sources`` only, if given; ``labels``
     as ``read_rows``), through the service's ``Classifier`` on the cached backbone features, and
     its beard2clean flips. With the agreed labels, ``unanimous``: its ``score`` on the men whose
-    two independent looks agree (the faces nobody would label otherwise)."""
+    two independent looks agree (the faces nobody would label otherwise). ``face<N>`` for each N
+    of ``small_faces``: the same men with their faces seen N px wide, as in video
+    (``train.degrade.at_face_width``)."""
     from train.features import features_for
     from train.multi import predict
 
@@ -263,9 +266,15 @@ def evaluate_real_men(
         **score(faces.subset(idx), every[idx]),
         "beard2clean": beard2clean_flips(model_path, shared, cache_dir),
     }
+    both = np.flatnonzero(keep & np.array([r["unanimous"] == "yes" for r in rows]))
     if labels == "agreed":
-        both = np.flatnonzero(keep & np.array([r["unanimous"] == "yes" for r in rows]))
         out["unanimous"] = score(faces.subset(both), every[both])
+    for px in small_faces:
+        small = features_for(faces.ds, "mmod", UPSAMPLE, cache_dir, False, degraded=f"face{px}")
+        seen = predict(model_path, small).argmax(axis=1)
+        out[f"face{px}"] = score(faces.subset(idx), seen[idx])
+        if labels == "agreed":
+            out[f"face{px}"]["unanimous"] = score(faces.subset(both), seen[both])
     return out
 
 
@@ -275,9 +284,13 @@ def _shared_of(opt: object) -> Path:
     return data.parents[1] if data.parent.name == "data" else data
 
 
-def real_men_rows(opt: object, features: str, cache_dir: Path) -> dict[str, object]:
+def real_men_rows(
+    opt: object, features: str, cache_dir: Path, small_faces: tuple[int, ...] = ()
+) -> dict[str, object]:
     """The labelled real men of ``opt.real_men`` outside ``opt.real_men_test`` as training and
-    validation rows of ``features`` (split by person with ``opt.val_fraction``, ``opt.seed``)."""
+    validation rows of ``features`` (split by person with ``opt.val_fraction``, ``opt.seed``);
+    ``small_faces``: the training men again, one row per width, their faces seen that many px
+    wide (``train.degrade.at_face_width``)."""
     from train.features import features_for
 
     csv_file = opt.real_men  # type: ignore[attr-defined]
@@ -294,6 +307,11 @@ def real_men_rows(opt: object, features: str, cache_dir: Path) -> dict[str, obje
         raise DataError(f"{csv_name(csv_file)}: the real men left for training hold a single class")
     x = feats.matrix(features).astype("float32")
     y = faces.ds.y
+    x_train, y_train = [x[tr]], [y[tr]]
+    for px in small_faces:
+        small = features_for(faces.ds, "mmod", UPSAMPLE, cache_dir, False, degraded=f"face{px}")
+        x_train.append(small.matrix(features).astype("float32")[tr])
+        y_train.append(y[tr])
     info = {
         "csv": csv_name(csv_file),
         "labels": opt.real_men_labels,  # type: ignore[attr-defined]
@@ -303,8 +321,15 @@ def real_men_rows(opt: object, features: str, cache_dir: Path) -> dict[str, obje
         "n_val": len(va),
         "n_test": len(te),
         "weight": opt.real_men_weight,  # type: ignore[attr-defined]
+        "small_faces": list(small_faces),
     }
-    return {"x_train": x[tr], "y_train": y[tr], "x_val": x[va], "y_val": y[va], "info": info}
+    return {
+        "x_train": np.concatenate(x_train),
+        "y_train": np.concatenate(y_train),
+        "x_val": x[va],
+        "y_val": y[va],
+        "info": info,
+    }
 
 
 def real_men_metrics(opt: object, model_path: Path, cache_dir: Path, real: dict | None) -> dict[str, object]:
@@ -319,8 +344,7 @@ def real_men_metrics(opt: object, model_path: Path, cache_dir: Path, real: dict 
         return out
     sources = tuple(real["info"]["test_sources"]) if real else ()
     csv_file = opt.real_men if real else REAL_MEN_CSV  # type: ignore[attr-defined]
-    labels = opt.real_men_labels  # type: ignore[attr-defined]
-    out["real_men"] = evaluate_real_men(model_path, shared, cache_dir, sources, csv_file, labels)
+    out["real_men"] = evaluate_real_men(model_path, shared, cache_dir, sources, csv_file)  # agreed labels
     if real:
         out["real_men"]["trained"] = real["info"]
     return out
