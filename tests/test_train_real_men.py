@@ -165,10 +165,10 @@ def test_beard_card_carries_the_tried_section_train_card_writes() -> None:
     says; every results file it links exists."""
     import re
 
-    from train.beard_tried import BEARD_TRIED
+    from train.beard_tried import BEARD_LOOKS, BEARD_TRIED
 
     root = REAL_MEN_CSV.parents[1]
     card = (root / "models" / "beard.md").read_text()
-    assert "\n".join(BEARD_TRIED) + "\n" in card
-    links = re.findall(r"\]\(\.\./(benchmarks/results/[^)]+)\)", "\n".join(BEARD_TRIED))
+    assert "\n".join(BEARD_LOOKS + BEARD_TRIED) + "\n" in card
+    links = re.findall(r"\]\(\.\./(benchmarks/results/[^)]+)\)", "\n".join(BEARD_LOOKS + BEARD_TRIED))
     assert links and all((root / link).is_file() for link in links)

@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 from streamer.classify.face_resnet import needs_mirror
-from train.beard_tried import BEARD_TRIED
+from train.beard_tried import BEARD_LOOKS, BEARD_TRIED
 
 GOALS = {"gender": 0.985, "beard": 0.94}  # issue #11
 REAL_MEN_GOAL = (0.92, 0.88)  # issue #30: real men never trained on, overall and each class
@@ -306,7 +306,7 @@ def write_card(
         )
         lines += [f"Goal: ≥ {pc(goal)} on held-out faces. Test accuracy {pc(acc)}{men} {verdict} it.", ""]
     if task == "beard":
-        lines += BEARD_TRIED
+        lines += BEARD_LOOKS + BEARD_TRIED
     if compare:
         lines += [
             "## Architectures compared (same data, split and seed)",
