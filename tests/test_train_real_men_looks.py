@@ -136,3 +136,29 @@ def test_small_faces_add_the_training_men_again_as_seen_smaller(monkeypatch: pyt
     assert set(small["x_train"][n : 2 * n, 0]) == {40.0} and set(small["x_train"][2 * n :, 0]) == {64.0}
     assert np.array_equal(small["x_val"], plain["x_val"]) and small["info"]["small_faces"] == [40, 64]
     assert asked == [None, None, "face40", "face64"]
+
+
+def test_beard_loso_trains_each_variant_on_the_train_labels_and_judges_on_the_labels(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import train.beard_loso as bl
+
+    calls: list[tuple] = []
+    cell = {"accuracy": 1.0, "n": 1, "ci95": [0.0, 1.0]}
+    done = {
+        "confusion": [[1, 0], [0, 1]],
+        "overall": {**cell, "n": 2},
+        "per_class": {"shaved": cell, "unshaved": cell},
+        "per_age": {},
+        "beard2clean": {"flips": 0, "ordered": 0, "pairs": 0},
+    }
+    monkeypatch.setattr(bl, "fold_variant", lambda *a: calls.append(a) or done)
+    a, b = (Path("a.csv"),), (Path("b.csv"),)
+    kw = {"csv_file": a, "train_csv": b, "labels": "agreed", "small_faces": (40,), "train_labels": "first"}
+    r = bl.run(("lfw",), tmp_path, _shared(), (("dlib_resnet_all", 0.3),), None, 3, cache_dir=tmp_path, **kw)
+    assert [c[8:] for c in calls] == [
+        (a, tmp_path, None, "agreed", (40,), "first"),
+        (a, tmp_path, b, "agreed", (40,), "first"),
+    ]
+    assert (r["labels"], r["train_labels"]) == ("agreed", "first")
+    assert "judged on the labels agreed" in (tmp_path / "beard-loso.md").read_text()

@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 
 from train.model_card import pc, score_cell
-from train.real_men import LABELS_HELP, REAL_MEN_CSV, CsvFiles, csv_name, evaluate_real_men
+from train.real_men import REAL_MEN_CSV, CsvFiles, add_labels_argument, csv_name, evaluate_real_men
 from train.run_header import run_header
 from train.sources import AGE_BANDS
 
@@ -285,40 +285,15 @@ def run(
             }
         for config, weight in variants:
             runs = out / f"{name}-runs" / f"without-{fold}-{config}-w{weight:g}"
+            fixed = (config, weight, seed, epochs, patience, csv_file, cache_dir)
+            judged = (labels, small_faces, train_labels)
             scores[f"{config}, real-men weight {weight:g}"] = fold_variant(
-                held,
-                shared,
-                runs,
-                config,
-                weight,
-                seed,
-                epochs,
-                patience,
-                csv_file,
-                cache_dir,
-                labels=labels,
-                small_faces=small_faces,
-                train_labels=train_labels,
+                held, shared, runs, *fixed, None, *judged
             )
             if train_csv is not None:
-                scores[f"{config}, real-men weight {weight:g}, labels of {csv_name(train_csv)}"] = (
-                    fold_variant(
-                        held,
-                        shared,
-                        runs.with_name(runs.name + "-train-csv"),
-                        config,
-                        weight,
-                        seed,
-                        epochs,
-                        patience,
-                        csv_file,
-                        cache_dir,
-                        train_csv,
-                        labels,
-                        small_faces,
-                        train_labels,
-                    )
-                )
+                key = f"{config}, real-men weight {weight:g}, labels of {csv_name(train_csv)}"
+                more = runs.with_name(runs.name + "-train-csv")
+                scores[key] = fold_variant(held, shared, more, *fixed, train_csv, *judged)
         result["folds"][fold] = scores  # type: ignore[index]
         result["pooled"] = pooled(result)
         (out / f"{name}.json").write_text(json.dumps(result, indent=2))
@@ -351,17 +326,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         default=None,
         help="CSV[,CSV...] or all: also train each variant on these labels",
     )
-    bl.add_argument(
-        "--labels",
-        choices=("agreed", "first"),
-        default="agreed",
-        help=LABELS_HELP,
-    )
-    bl.add_argument(
-        "--train-labels",
-        choices=("agreed", "first"),
-        default="first",
-        help="the labels each variant trains on (--labels: those it is judged on)",
+    add_labels_argument(bl, "--labels", "agreed")
+    add_labels_argument(
+        bl, "--train-labels", "first", "the labels each variant trains on (--labels: those it is judged on)"
     )
     bl.add_argument(
         "--small-faces",

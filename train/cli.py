@@ -31,7 +31,7 @@ from pathlib import Path
 from train.architectures import CONFIGS
 from train.degrade import KINDS
 from train.fit import TASKS
-from train.real_men import LABELS_HELP
+from train.real_men import add_labels_argument
 
 
 def _shared() -> Path:
@@ -122,12 +122,7 @@ def _parser() -> argparse.ArgumentParser:
                 default=0.3,
                 help="the real men's total training weight relative to CelebA's (default: %(default)s)",
             )
-            t.add_argument(
-                "--real-men-labels",
-                choices=("agreed", "first"),
-                default="first",
-                help=LABELS_HELP,
-            )
+            add_labels_argument(t, "--real-men-labels", "first")
         t.add_argument("--weights", default=None, help="local VGG16 notop weights file for --config vgg16")
         t.add_argument("--cache-dir", type=Path, default=None, help="crop cache (default: .cache/)")
         t.add_argument("--no-eval", action="store_true", help="skip evaluating the saved model")
@@ -203,12 +198,7 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--model", type=Path, required=True)
     r.add_argument("--sources", default="", help="only these sources (default: all: lfw,utkface,aaf)")
     r.add_argument("--csv", type=csv_list, default=None, help="CSV[,CSV...] or all (default: the CSV)")
-    r.add_argument(
-        "--labels",
-        choices=("agreed", "first"),
-        default="agreed",
-        help=LABELS_HELP,
-    )
+    add_labels_argument(r, "--labels", "agreed")
     add_beard_loso(sub)
     s = sub.add_parser("speed", help="Classifier.predict_proba faces/s at batch 1 and 32")
     s.add_argument("--model", type=Path, required=True)

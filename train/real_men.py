@@ -50,6 +50,13 @@ LABELS_HELP = (
     "'agreed': the labels of record (up to three looks, train/real_men_looks.csv); 'first': the CSVs'"
 )
 COLUMNS = ("source", "path", "person", "age", "race", "beard")
+
+
+def add_labels_argument(parser: object, flag: str, default: str, help: str = LABELS_HELP) -> None:
+    """A CLI option choosing a labelling of the real men (``LABELLINGS``)."""
+    parser.add_argument(flag, choices=LABELLINGS, default=default, help=help)  # type: ignore[attr-defined]
+
+
 BEARD_VALUES = ("shaved", "unshaved", "unsure")
 LABELS = ("shaved", "unshaved")
 UPSAMPLE = 0  # the faces fill 90+ px of these images: the detector finds them without upsampling
