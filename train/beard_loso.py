@@ -83,6 +83,17 @@ def is_nested(key: str) -> bool:
     return key == "unanimous" or (key.startswith("face") and key[4:].isdigit())
 
 
+def nested_scores(r: dict, said: str = "") -> list[tuple[str, dict]]:
+    """A model's score and the scores nested in it (``is_nested``), depth first, each with what
+    it judges: "every labelled man", "men two looks agree on", "faces seen 40 px wide", ..."""
+    out = [(said or "every labelled man", r)]
+    for k, sub in r.items():
+        if is_nested(k):
+            what = "men two looks agree on" if k == "unanimous" else f"faces seen {k[4:]} px wide"
+            out += nested_scores(sub, f"{said}, {what}" if said else what)
+    return out
+
+
 def pooled(result: dict) -> dict[str, dict]:
     """Per model, the folds' held-out men counted together (each man judged by a head that never
     saw his source): overall and per class with 95% Wilson intervals, from the folds' confusion
@@ -145,18 +156,7 @@ def _pooled_lines(result: dict) -> list[str]:
     )
     for who, r in pool.items():
         lines.append(f"| {who} | {class_cells(r)} |")
-        for k, sub in r.items():
-            if is_nested(k):
-                lines += _sub_lines(who, k, sub)
-    return lines
-
-
-def _sub_lines(who: str, key: str, r: dict) -> list[str]:
-    """Rows for a pooled score nested in a model's: the men two looks agree on, faces N px wide."""
-    said = "men two looks agree on" if key == "unanimous" else f"faces seen {key[4:]} px wide"
-    lines = [f"| {who}: {said} | {class_cells(r)} |"]
-    if "unanimous" in r and key != "unanimous":
-        lines.append(f"| {who}: {said}, men two looks agree on | {class_cells(r['unanimous'])} |")
+        lines += [f"| {who}: {said} | {class_cells(sub)} |" for said, sub in nested_scores(r)[1:]]
     return lines
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from train.beard_loso import is_nested
+from train.beard_loso import nested_scores
 from train.model_card import REAL_MEN_GOAL, pc, score_cell
 
 
@@ -53,21 +53,10 @@ def _means(results: list[dict], recipe: str, key: str, other: str) -> list[str]:
     return lines
 
 
-def _nested(r: dict, said: str = "") -> list[tuple[str, dict]]:
-    """A pooled score and the scores nested in it (men two looks agree on, faces seen N px wide),
-    each with what it judges."""
-    out = [(said or "every labelled man", r)]
-    for k, sub in r.items():
-        if is_nested(k):
-            what = "men two looks agree on" if k == "unanimous" else f"faces seen {k[4:]} px wide"
-            out += _nested(sub, f"{said}, {what}" if said else what)
-    return out
-
-
 def _pooled_means(results: list[dict]) -> list[str]:
     """Per model and judged set, the pooled figures' means over the seeds (lowest–highest)."""
     pools = [r["pooled"] for r in results if r.get("pooled")]
-    if not pools or not any(len(_nested(r)) > 1 for r in pools[0].values()):
+    if not pools or not any(len(nested_scores(r)) > 1 for r in pools[0].values()):
         return []
     lines = [
         "",
@@ -79,8 +68,8 @@ def _pooled_means(results: list[dict]) -> list[str]:
         "|---|---|---|---|---|",
     ]
     for who in pools[0]:
-        for i, (said, _) in enumerate(_nested(pools[0][who])):
-            cells = [_nested(p[who])[i][1] for p in pools]
+        for i, (said, _) in enumerate(nested_scores(pools[0][who])):
+            cells = [nested_scores(p[who])[i][1] for p in pools]
             lines.append(
                 f"| {who} | {said} | {_mean_cell([c['overall'] for c in cells])} | "
                 + " | ".join(_mean_cell([c["per_class"][k] for c in cells]) for k in ("shaved", "unshaved"))

@@ -9,10 +9,6 @@ def _seeds(stem: str, n: int) -> str:
     return ", ".join(f"[seed {s}]({R}/{stem}-seed{s}-cpu-2core.md)" for s in range(n))
 
 
-def _files(stem: str, n: int) -> str:
-    return ", ".join(f"[seed {s}]({R}/{stem}-seed{s}-cpu-2core.md)" for s in range(n))
-
-
 SMALL = "also trained on the men at 40 and 64 px"
 BEARD_LOOKS = [
     "## Labels looked at three times; faces as small as video's",
@@ -28,7 +24,7 @@ BEARD_LOOKS = [
     "under Reproduce), and on the same men with their faces seen 64 and 40 px wide, as a street "
     "camera sees them (`train/degrade.py`'s `face64`, `face40`; `train beard-loso --csv all "
     "--train-csv <the four CSVs> --variants dlib_resnet_all:0.3,dlib_resnet_all_small:0.3 "
-    f"--small-faces 40,64`: {_files('beard-loso-looks', 3)}). Pooled, means of three seeds "
+    f"--small-faces 40,64`: {_seeds('beard-loso-looks', 3)}). Pooled, means of three seeds "
     "(lowest–highest seed for unshaved):",
     "",
     "| head | judged on | all | shaved | unshaved |",
@@ -86,7 +82,7 @@ BEARD_TRIED = [
     f"({_seeds('beard-loso-all3-noaaf3', 3)}); with the real men weighing 0.6 or 1 of CelebA's "
     f"faces instead of 0.3, 82.7% and 82.6% ({_seeds('beard-loso-all3-weight', 3)}).",
     "- **Trained on the three looks' labels** (`--real-men-labels agreed`; "
-    f"{_files('beard-loso-agreed', 5)}, at 1032804, where `beard-loso` trained on the labels it "
+    f"{_seeds('beard-loso-agreed', 5)}, at 1032804, where `beard-loso` trained on the labels it "
     "judged on): on the men two looks agree on, unshaved recall 87.8% (86.9–88.7% seed by seed) "
     "trained on all seven CSVs' men and 87.9% on the four CSVs', against this recipe's 85.0%, "
     "overall 91.8% and 91.5% (shaved 93.8% and 93.3%). Judged on the real clips' people "

@@ -50,16 +50,14 @@ LABELS_HELP = (
     "'agreed': the labels of record (up to three looks, train/real_men_looks.csv); 'first': the CSVs'"
 )
 COLUMNS = ("source", "path", "person", "age", "race", "beard")
+BEARD_VALUES = ("shaved", "unshaved", "unsure")
+LABELS = ("shaved", "unshaved")
+UPSAMPLE = 0  # the faces fill 90+ px of these images: the detector finds them without upsampling
 
 
 def add_labels_argument(parser: object, flag: str, default: str, help: str = LABELS_HELP) -> None:
     """A CLI option choosing a labelling of the real men (``LABELLINGS``)."""
     parser.add_argument(flag, choices=LABELLINGS, default=default, help=help)  # type: ignore[attr-defined]
-
-
-BEARD_VALUES = ("shaved", "unshaved", "unsure")
-LABELS = ("shaved", "unshaved")
-UPSAMPLE = 0  # the faces fill 90+ px of these images: the detector finds them without upsampling
 
 
 CsvFiles = Path | Sequence[Path]
@@ -138,7 +136,11 @@ def load_real_men(
     """Every row of the CSV as ``Faces`` (``unsure`` rows get label 0) and a mask of the rows
     labelled shaved/unshaved (``read_rows``'s ``labels``). All rows, so that their cached
     features stay the same set."""
-    rows = read_rows(csv_file, labels)
+    return faces_of(shared, read_rows(csv_file, labels), csv_file)
+
+
+def faces_of(shared: Path, rows: list[dict[str, str]], csv_file: CsvFiles) -> tuple[Faces, np.ndarray]:
+    """``load_real_men`` of rows already read (``read_rows``)."""
     root = Path(shared) / "data" / "faces"
     paths = [root / r["source"] / r["path"] for r in rows]
     absent = [str(p) for p in paths if not p.is_file()]
@@ -258,12 +260,12 @@ def evaluate_real_men(
     from train.features import features_for
     from train.multi import predict
 
-    faces, labelled = load_real_men(shared, csv_file, labels)
+    rows = read_rows(csv_file, labels)
+    faces, labelled = faces_of(shared, rows, csv_file)
     feats = features_for(faces.ds, "mmod", UPSAMPLE, cache_dir, False)
     keep = labelled & (np.isin(faces.source, list(sources)) if sources else True)
     idx = np.flatnonzero(keep)
     every = predict(model_path, feats).argmax(axis=1)
-    rows = read_rows(csv_file, labels)
     out: dict[str, object] = {
         "model": str(model_path),
         "data": csv_name(csv_file),
