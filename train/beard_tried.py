@@ -81,9 +81,10 @@ BEARD_TRIED = [
     f"without ({_seeds('beard-loso-all3', 5)}); without the added All-Age-Faces men 81.6% "
     f"({_seeds('beard-loso-all3-noaaf3', 3)}); with the real men weighing 0.6 or 1 of CelebA's "
     f"faces instead of 0.3, 82.7% and 82.6% ({_seeds('beard-loso-all3-weight', 3)}).",
-    "- **Trained on the three looks' labels** (`--real-men-labels agreed`; "
-    f"{_seeds('beard-loso-agreed', 5)}, at 1032804, where `beard-loso` trained on the labels it "
-    "judged on): on the men two looks agree on, unshaved recall 87.8% (86.9–88.7% seed by seed) "
+    "- **Trained on the three looks' labels** (`--real-men-labels agreed`; `train beard-loso "
+    "--csv all --train-csv <the four CSVs> --labels agreed --train-labels agreed`: "
+    f"{_seeds('beard-loso-agreed', 5)}): on the men two looks agree on, "
+    "unshaved recall 87.8% (86.9–88.7% seed by seed) "
     "trained on all seven CSVs' men and 87.9% on the four CSVs', against this recipe's 85.0%, "
     "overall 91.8% and 91.5% (shaved 93.8% and 93.3%). Judged on the real clips' people "
     "(`python -m benchmarks real --no-live`, the beard columns; the people labelled by looking at "
