@@ -239,6 +239,11 @@ class ModelServerConfig(Strict):
     max_image_pixels: int = Field(
         4096 * 4096, ge=4096, le=1 << 30, description="more pixels: a per-frame error (JPEG: by its header)"
     )
+    log_file: str = Field(
+        "",
+        description="tritonserver's own log (relative to the config file; empty: "
+        "streamer-triton-<grpc_port>.log in the temporary folder)",
+    )
 
 
 class Config(Strict):
@@ -316,6 +321,9 @@ def _resolve_paths(data: dict[str, Any], base: Path) -> dict[str, Any]:
             s["file"] = rel(s["file"])
     if isinstance(data.get("store"), dict) and isinstance(data["store"].get("dir"), str):
         data["store"]["dir"] = rel(data["store"]["dir"])
+    ms = data.get("model_server")
+    if isinstance(ms, dict) and isinstance(ms.get("log_file"), str) and ms["log_file"]:
+        ms["log_file"] = rel(ms["log_file"])
     return data
 
 

@@ -1,9 +1,13 @@
 """Issue 34, the model server: oversized and empty frames get a plain per-frame error, nothing is
-decoded past the size limit, and normal requests keep being answered meanwhile."""
+decoded past the size limit, and normal requests keep being answered meanwhile; a port already in
+use is a plain error at once, not a two-minute wait for a tritonserver that exited."""
 
 from __future__ import annotations
 
 import json
+import socket
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -12,8 +16,9 @@ import numpy as np
 import pytest
 
 from streamer.inference.engine import FrameResult
-from streamer.inference.model_server import answer, check_image, decode_jpeg
+from streamer.inference.model_server import answer, check_image, decode_jpeg, errors_in
 from streamer.types import BatchTimings
+from tests.conftest import ROOT, free_port
 from tests.support.cameras import big_jpeg, small_jpeg
 from tests.test_triton import ModelServer
 
@@ -79,10 +84,42 @@ def _infer(client, frames: list[bytes] | np.ndarray, timeout: float) -> list[str
     return [json.loads(r[0]).get("error") for r in result.as_numpy("faces")]
 
 
+def test_a_port_in_use_is_a_plain_error_before_anything_loads(tmp_path: Path) -> None:
+    config = tmp_path / "model_server.toml"
+    config.write_text('[pipeline]\ndetector = "mmod"\n')
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        cmd = [sys.executable, "-m", "streamer", "model-server", "--config", str(config)]
+        cmd += ["--grpc-port", str(free_port()), "--http-port", str(port), "--metrics-port", str(free_port())]
+        # (before: tritonserver exited, and PyTriton waited 120 s for it, then a traceback)
+        proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=90)
+    assert proc.returncode == 1, proc.stderr[-2000:]
+    assert f"HTTP port {port} on 127.0.0.1 already in use" in proc.stderr
+    assert "Traceback" not in proc.stderr and "engine:" not in proc.stderr  # (no model was loaded)
+
+
+def test_a_triton_that_did_not_start_is_told_by_its_own_errors(tmp_path: Path) -> None:
+    log = tmp_path / "triton.log"
+    log.write_text(
+        'E1207 20:00:00.447640 16483 server.cc:241] "CudaDriverHelper has not been initialized."\n'
+        "I1207 20:00:00.448034 16483 server.cc:604] \n"
+        'E1207 20:00:00.455623 16483 main.cc:245] "failed to start GRPC service: Unavailable - Socket '
+        "'127.0.0.1:8001' already in use \"\n"
+    )
+    said = errors_in(log)
+    assert said == "\"failed to start GRPC service: Unavailable - Socket '127.0.0.1:8001' already in use \""
+    assert errors_in(tmp_path / "none.log") == ""
+
+
 @pytest.fixture
 def detector_only(tmp_path: Path) -> Path:
     path = tmp_path / "model_server.toml"
-    path.write_text('[pipeline]\ndetector = "mmod"\n[model_server]\nmax_batch = 8\nqueue_delay_ms = 5.0\n')
+    path.write_text(
+        '[pipeline]\ndetector = "mmod"\n'
+        '[model_server]\nmax_batch = 8\nqueue_delay_ms = 5.0\nlog_file = "triton.log"\n'
+    )
     return path
 
 

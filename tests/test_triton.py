@@ -97,6 +97,7 @@ model = "{tiny_classifier}"
 [model_server]
 max_batch = 8
 queue_delay_ms = 5.0
+log_file = "triton.log"
 """
     )
     return path

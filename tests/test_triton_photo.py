@@ -1,9 +1,11 @@
 """A photo described on the Triton tier (a front end that loads no model of its own): the model
 server finds the faces and describes the chips the front end cut, with the descriptors
-``FaceFinder`` gives in-process (issue #33)."""
+``FaceFinder`` gives in-process (issue #33). The model server's own output carries none of
+tritonserver's log lines: they go to a file of their own."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import aiortc  # noqa: F401  (before TensorFlow: pylibsrtp segfaults otherwise)
@@ -24,9 +26,17 @@ def server_up(pool: TritonPool) -> bool:
 @pytest.mark.slow
 async def test_a_photo_is_described_on_the_model_server_as_in_process(tmp_path: Path, shared: Path) -> None:
     config = tmp_path / "model_server.toml"
-    config.write_text('[pipeline]\ndetector = "mmod"\n[model_server]\nmax_batch = 8\n')  # (no classifier)
+    config.write_text(  # (no classifier; Triton's own log beside the config file)
+        '[pipeline]\ndetector = "mmod"\n[model_server]\nmax_batch = 8\nlog_file = "triton.log"\n'
+    )
     server = ModelServer(config)
     await server.start()
+    # the server's output is its own: tritonserver's lines ("I1207 12:00:00.000 123 server.cc:604]",
+    # its CUDA/NVML/DCGM errors on a machine without a GPU) and PyTriton's notices go to the file
+    said = server.log.read_text()
+    assert f"Triton's own log: {tmp_path / 'triton.log'}" in said
+    assert not re.search(r"^[IWE]\d{4} |NVML|DCGM|pytriton", said, re.M), said[-3000:]
+    assert "successfully loaded 'streamer_photo_chips'" in (tmp_path / "triton.log").read_text()
     pool = TritonPool([server.url], Metrics(), 640, 0.5)
     finder = FaceFinder()
     try:

@@ -12,13 +12,17 @@ the project's numpy 2; only the stub needs numpy 1, so it runs on a small enviro
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
 import pathlib
+import re
 import signal
+import socket
 import sys
 import sysconfig
+import tempfile
 import threading
 from dataclasses import dataclass
 
@@ -226,12 +230,103 @@ def make_photo_chips_infer(engine: Engine):
     return infer
 
 
+def ports_in_use(ports: Ports) -> list[str]:
+    """The ports Triton would bind that something already listens on, as "gRPC port 8001"."""
+    busy = []
+    for name, port in (("gRPC", ports.grpc), ("HTTP", ports.http), ("metrics", ports.metrics)):
+        if not port:
+            continue
+        with socket.socket(socket.AF_INET6 if ":" in ports.host else socket.AF_INET) as s:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # (as Triton: TIME_WAIT is no owner)
+            try:
+                s.bind((ports.host, port))
+            except OSError:
+                busy.append(f"{name} port {port}")
+    return busy
+
+
+def triton_log_file(config: Config, ports: Ports) -> pathlib.Path:
+    """Where tritonserver's own log goes: ``model_server.log_file``, or one per gRPC port in the
+    temporary folder."""
+    given = config.model_server.log_file
+    return (
+        pathlib.Path(given)
+        if given
+        else pathlib.Path(tempfile.gettempdir()) / f"streamer-triton-{ports.grpc}.log"
+    )
+
+
+_NO_GPU = re.compile(r"cuda|nvml|dcgm", re.I)  # (Triton's errors on a machine without a GPU: harmless)
+
+
+def errors_in(log_file: pathlib.Path, most: int = 5) -> str:
+    """The last error lines of Triton's log ("E1207 ... main.cc:245] "failed to start ..."")."""
+    try:
+        lines = log_file.read_text(errors="replace").splitlines()
+    except OSError:
+        return ""
+    errors = [x.split("] ", 1)[-1].strip() for x in lines if x.startswith("E")]
+    return "; ".join([x for x in errors if not _NO_GPU.search(x)][-most:])
+
+
+def _bind_models(triton, engine: Engine, ms, batcher) -> None:
+    """The model server's four models on ``triton``: frames (raw and JPEG), and a photo's faces
+    and chips."""
+    from pytriton.model_config import ModelConfig, Tensor
+
+    triton.bind(
+        model_name=triton_wire.MODEL,
+        infer_func=make_infer(engine, ms.max_image_pixels),
+        inputs=[Tensor(name=triton_wire.INPUT, dtype=np.uint8, shape=(-1, -1, 3))],
+        outputs=[Tensor(name=triton_wire.OUTPUT, dtype=bytes, shape=(1,))],
+        config=ModelConfig(max_batch_size=ms.max_batch, batcher=batcher),
+        strict=False,
+    )
+    triton.bind(
+        model_name=triton_wire.JPEG_MODEL,
+        infer_func=make_jpeg_infer(engine, ms.max_image_pixels),
+        inputs=[Tensor(name=triton_wire.JPEG_INPUT, dtype=bytes, shape=(1,))],
+        outputs=[Tensor(name=triton_wire.OUTPUT, dtype=bytes, shape=(1,))],
+        config=ModelConfig(max_batch_size=ms.max_batch, batcher=batcher),
+        strict=False,
+    )
+    triton.bind(
+        model_name=triton_wire.PHOTO_FACES_MODEL,
+        infer_func=make_photo_faces_infer(engine, ms.max_image_pixels),
+        inputs=[Tensor(name=triton_wire.INPUT, dtype=np.uint8, shape=(-1, -1, 3))],
+        outputs=[Tensor(name=triton_wire.OUTPUT, dtype=bytes, shape=(1,))],
+        config=ModelConfig(max_batch_size=1),
+        strict=False,
+    )
+    triton.bind(
+        model_name=triton_wire.PHOTO_CHIPS_MODEL,
+        infer_func=make_photo_chips_infer(engine),
+        inputs=[Tensor(name=triton_wire.CHIP_INPUT, dtype=np.uint8, shape=(CHIP_SIZE, CHIP_SIZE, 3))],
+        outputs=[
+            Tensor(name=triton_wire.DESCRIPTOR, dtype=np.float32, shape=(128,)),
+            Tensor(name=triton_wire.DESCRIPTOR_FLIP, dtype=np.float32, shape=(128,)),
+        ],
+        config=ModelConfig(max_batch_size=ms.max_batch),
+        strict=False,
+    )
+
+
 def serve(config: Config, ports: Ports, ready: threading.Event | None = None) -> int:
-    """Load the models, serve them until SIGINT/SIGTERM, then stop everything. Blocks."""
-    from pytriton.model_config import DynamicBatcher, ModelConfig, QueuePolicy, Tensor, TimeoutAction
+    """Load the models, serve them until SIGINT/SIGTERM, then stop everything. Blocks. A port
+    already in use, or a Triton that does not come up, is a plain error (1)."""
+    from pytriton.model_config import DynamicBatcher, QueuePolicy, TimeoutAction
     from pytriton.triton import Triton, TritonConfig
 
     ms = config.model_server
+    busy = ports_in_use(ports)
+    if busy:
+        log.error(
+            "%s on %s already in use (another model server?): choose others", ", ".join(busy), ports.host
+        )
+        return 1
+    # (PyTriton's notices: where its workspace is, "Closing Inference Handler" per model, ...)
+    logging.getLogger("pytriton").setLevel(logging.WARNING)
+    triton_log = triton_log_file(config, ports)
     _prepare_process_environment(stub_environment())
     engine = Engine(engine_spec(config))
     side = config.pipeline.detect_max_side or 640
@@ -256,7 +351,12 @@ def serve(config: Config, ports: Ports, ready: threading.Event | None = None) ->
         metrics_address=ports.host,
         metrics_port=ports.metrics,
         exit_timeout_secs=5,
+        # tritonserver's own log (model loading, and on a machine without a GPU its CUDA, NVML and
+        # DCGM errors, all harmless) in a file of its own, not among the service's lines
+        log_file=triton_log,
+        allow_gpu_metrics=os.path.exists("/dev/nvidiactl"),  # (else NVML's "Error: Failed to initialize")
     )
+    log.info("Triton's own log: %s", triton_log)
     batcher = DynamicBatcher(
         max_queue_delay_microseconds=int(ms.queue_delay_ms * 1000),
         default_queue_policy=QueuePolicy(
@@ -266,43 +366,14 @@ def serve(config: Config, ports: Ports, ready: threading.Event | None = None) ->
         ),
     )
     try:
-        with Triton(config=tconfig) as triton:
-            triton.bind(
-                model_name=triton_wire.MODEL,
-                infer_func=make_infer(engine, ms.max_image_pixels),
-                inputs=[Tensor(name=triton_wire.INPUT, dtype=np.uint8, shape=(-1, -1, 3))],
-                outputs=[Tensor(name=triton_wire.OUTPUT, dtype=bytes, shape=(1,))],
-                config=ModelConfig(max_batch_size=ms.max_batch, batcher=batcher),
-                strict=False,
-            )
-            triton.bind(
-                model_name=triton_wire.JPEG_MODEL,
-                infer_func=make_jpeg_infer(engine, ms.max_image_pixels),
-                inputs=[Tensor(name=triton_wire.JPEG_INPUT, dtype=bytes, shape=(1,))],
-                outputs=[Tensor(name=triton_wire.OUTPUT, dtype=bytes, shape=(1,))],
-                config=ModelConfig(max_batch_size=ms.max_batch, batcher=batcher),
-                strict=False,
-            )
-            triton.bind(
-                model_name=triton_wire.PHOTO_FACES_MODEL,
-                infer_func=make_photo_faces_infer(engine, ms.max_image_pixels),
-                inputs=[Tensor(name=triton_wire.INPUT, dtype=np.uint8, shape=(-1, -1, 3))],
-                outputs=[Tensor(name=triton_wire.OUTPUT, dtype=bytes, shape=(1,))],
-                config=ModelConfig(max_batch_size=1),
-                strict=False,
-            )
-            triton.bind(
-                model_name=triton_wire.PHOTO_CHIPS_MODEL,
-                infer_func=make_photo_chips_infer(engine),
-                inputs=[Tensor(name=triton_wire.CHIP_INPUT, dtype=np.uint8, shape=(CHIP_SIZE, CHIP_SIZE, 3))],
-                outputs=[
-                    Tensor(name=triton_wire.DESCRIPTOR, dtype=np.float32, shape=(128,)),
-                    Tensor(name=triton_wire.DESCRIPTOR_FLIP, dtype=np.float32, shape=(128,)),
-                ],
-                config=ModelConfig(max_batch_size=ms.max_batch),
-                strict=False,
-            )
-            triton.run()
+        with contextlib.ExitStack() as stack:
+            try:  # (a tritonserver that exits at start: PyTriton waits 2 minutes for it, then raises)
+                triton = stack.enter_context(Triton(config=tconfig))
+                _bind_models(triton, engine, ms, batcher)
+                triton.run()
+            except Exception as e:
+                log.error("Triton did not start (%s): %s", type(e).__name__, errors_in(triton_log) or e)
+                return 1
             print(
                 f"streamer: model server ready: grpc {ports.host}:{ports.grpc} "
                 f"http {ports.host}:{ports.http} metrics http://{ports.host}:{ports.metrics}/metrics",
