@@ -129,10 +129,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     config = load_config(args.config, _overrides(args), shipped_models=True)
     app = create_app(config)
-    print(f"streamer: serving on http://{config.server.host}:{config.server.port}", flush=True)
     # web.run_app's loop, with a cap on connections, request deadlines and the file limit raised
     limits = connections.Limits.of(config.server)
-    connections.run(app, config.server.host, config.server.port, limits, app[METRICS])
+    try:
+        connections.run(app, config.server.host, config.server.port, limits, app[METRICS])
+    except connections.ListenError as e:
+        print(f"streamer: {e} (--port or [server] port picks another)", file=sys.stderr)
+        return 1
     return 0
 
 

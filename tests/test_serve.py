@@ -7,6 +7,7 @@ import json
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -141,3 +142,19 @@ def test_shutdown_in_the_middle_of_everything(tmp_path) -> None:
     assert took < 15, f"shutdown took {took:.1f}s"
     assert "Traceback" not in out and "Task was destroyed" not in out, out
     assert [line for line in out.splitlines() if not OWN_LINE.match(line)] == [], out
+
+
+def test_a_port_in_use_is_a_plain_error(tmp_path) -> None:
+    """Another service on the port (8080 is a common one): one line that says so, exit 1, and no
+    "serving on" before it (it was printed first, then came asyncio's traceback)."""
+    config = tmp_path / "config.toml"
+    config.write_text("[demo]\nenabled = false\n[store]\nenabled = false\n")
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        cmd = [sys.executable, "-m", "streamer", "serve", "--config", str(config), "--port", str(port)]
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 1, proc.stderr[-3000:]
+    assert f"streamer: cannot listen on 127.0.0.1:{port}: address already in use" in proc.stderr
+    assert "Traceback" not in proc.stderr and "serving on" not in proc.stdout + proc.stderr

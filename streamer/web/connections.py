@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import resource
 import time
 from collections import OrderedDict
@@ -217,18 +218,28 @@ class GuardedRunner(web.AppRunner):
         await super().shutdown()
 
 
+class ListenError(Exception):
+    """The service cannot listen where it is told to (the port taken, the address not this machine's)."""
+
+
 async def _serve(app: web.Application, host: str, port: int, conns: Connections, shutdown_s: float) -> None:
     runner = GuardedRunner(app, conns, handle_signals=True, shutdown_timeout=shutdown_s)
     await runner.setup()
     try:
-        await web.TCPSite(runner, host, port).start()
+        try:
+            await web.TCPSite(runner, host, port).start()
+        except OSError as e:
+            why = os.strerror(e.errno).lower() if e.errno else str(e)
+            raise ListenError(f"cannot listen on {host}:{port}: {why}") from None
+        print(f"streamer: serving on http://{host}:{port}", flush=True)
         await asyncio.Event().wait()  # until SIGINT/SIGTERM (GracefulExit) or cancelled
     finally:
         await runner.cleanup()
 
 
 def run(app: web.Application, host: str, port: int, limits: Limits, metrics: Metrics) -> None:
-    """Like ``web.run_app``, with the connection guard and the file limit raised."""
+    """Like ``web.run_app``, with the connection guard and the file limit raised; says where it
+    serves once it listens there. Raises ListenError if it cannot listen there."""
     conns = Connections(limits, metrics, connection_cap(limits.max_connections, raise_file_limit()))
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
