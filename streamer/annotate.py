@@ -41,6 +41,18 @@ STILL = TrackerRule(confirm_hits=1, evidence=EvidenceRule(min_looks=1))
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp"}
 
 
+def unwritable(path: str) -> str | None:
+    """Why ``path`` (an output file) cannot be written, or None (``os.devnull`` is writable)."""
+    if path == os.devnull:
+        return None
+    folder = Path(path).expanduser().resolve().parent
+    if not folder.is_dir():
+        return f"no such folder {folder}"
+    if not os.access(folder, os.W_OK):
+        return f"folder {folder} is not writable"
+    return None
+
+
 def build_engine(config: Config) -> Engine:
     return Engine(engine_spec(config))
 
@@ -87,7 +99,7 @@ def annotate_file(
         if n == 0:
             print(f"streamer annotate: {src}: no decodable frames", file=sys.stderr)
             return 1
-        return 0
+        return 1 if out.failed() else 0
     finally:
         if out_jsonl:
             out_jsonl.close()
@@ -125,17 +137,26 @@ class _VideoOut:
     def __init__(self, dst: str, fps: float) -> None:
         self.dst, self.fps = dst, fps
         self.writer: cv2.VideoWriter | None = None
+        self.unopened = False  # (the writer could not open dst)
 
     def write(self, rgb: np.ndarray) -> None:
         if self.writer is None:
             fourcc = cv2.VideoWriter_fourcc(*("MJPG" if self.dst.lower().endswith(".avi") else "mp4v"))
             self.writer = cv2.VideoWriter(self.dst, fourcc, self.fps, (rgb.shape[1], rgb.shape[0]))
+            self.unopened = not self.writer.isOpened()
         if self.writer.isOpened():  # (one that could not open, as on /dev/null, writes nothing)
             self.writer.write(cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
 
     def close(self) -> None:
         if self.writer is not None:
             self.writer.release()
+
+    def failed(self) -> bool:
+        """Whether no video could be written to ``dst`` (said on stderr); /dev/null is no failure."""
+        bad = self.unopened and self.dst != os.devnull
+        if bad:
+            print(f"streamer annotate: {self.dst}: no video written (use .mp4 or .avi)", file=sys.stderr)
+        return bad
 
 
 def run_stage(
@@ -251,11 +272,12 @@ async def _realtime(
             [r.written for r in recorders],
             manager.batcher.batches,
         )
-        return 1 if errors else 0
     finally:
         await manager.close()
         for rec in recorders:
             rec.close()
+    unwritten = [rec for rec in recorders if rec.video.failed()]
+    return 1 if errors or unwritten else 0
 
 
 class _Recorder:

@@ -192,9 +192,13 @@ def cmd_detect(args: argparse.Namespace) -> int:
 
 
 def cmd_annotate(args: argparse.Namespace) -> int:
-    from streamer.annotate import annotate_file, annotate_realtime
+    from streamer.annotate import annotate_file, annotate_realtime, unwritable
     from streamer.config import load_config
 
+    for path in (args.output, args.detections):
+        if path and (why := unwritable(path)):
+            print(f"streamer annotate: {path}: {why}", file=sys.stderr)
+            return 1
     config = load_config(args.config, _overrides(args), shipped_models=True)
     if args.realtime:
         return annotate_realtime(

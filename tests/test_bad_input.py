@@ -117,7 +117,7 @@ def test_detect_prints_boxes_and_rejects_non_images(tmp_path: Path) -> None:
 
 def test_annotate_writes_video_and_detections(tmp_path: Path) -> None:
     out, dets = tmp_path / "out.mp4", tmp_path / "dets.jsonl"
-    r, missing = streamer_cli(
+    r, missing, no_folder, no_video = streamer_cli(
         [
             "annotate",
             str(CLIP),
@@ -131,6 +131,9 @@ def test_annotate_writes_video_and_detections(tmp_path: Path) -> None:
             "31",
         ],
         ["annotate", str(tmp_path / "nope.mp4"), "--output", str(tmp_path / "nope-out.mp4")],
+        # (before: both ran to the end, said how many frames they annotated, exit 0, and wrote nothing)
+        ["annotate", str(CLIP), "--output", str(tmp_path / "no" / "out.mp4"), "--max-frames", "3"],
+        ["annotate", str(CLIP), "--output", str(tmp_path / "out.xyz"), "--max-frames", "3"],
     )
     assert r.returncode == 0, r.stderr
     # its own log lines and nothing else (no TensorFlow start-up notices, no retracing warnings)
@@ -157,3 +160,7 @@ def test_annotate_writes_video_and_detections(tmp_path: Path) -> None:
     cap = cv2.VideoCapture(str(out))
     assert int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) == 31
     assert missing.returncode == 1 and "no such file" in missing.stderr
+    assert no_folder.returncode == 1 and f"out.mp4: no such folder {tmp_path / 'no'}" in no_folder.stderr
+    assert "annotated" not in no_folder.stderr  # (said before anything loads)
+    assert no_video.returncode == 1 and "out.xyz: no video written (use .mp4 or .avi)" in no_video.stderr
+    assert "Traceback" not in no_folder.stderr + no_video.stderr
