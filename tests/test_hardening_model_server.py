@@ -5,6 +5,7 @@ use is a plain error at once, not a two-minute wait for a tritonserver that exit
 from __future__ import annotations
 
 import json
+import os
 import socket
 import subprocess
 import sys
@@ -84,7 +85,7 @@ def _infer(client, frames: list[bytes] | np.ndarray, timeout: float) -> list[str
     return [json.loads(r[0]).get("error") for r in result.as_numpy("faces")]
 
 
-def test_a_port_in_use_is_a_plain_error_before_anything_loads(tmp_path: Path) -> None:
+def test_a_port_in_use_or_no_stub_environment_is_a_plain_error_before_anything_loads(tmp_path: Path) -> None:
     config = tmp_path / "model_server.toml"
     config.write_text('[pipeline]\ndetector = "mmod"\n')
     with socket.socket() as taken:
@@ -98,6 +99,15 @@ def test_a_port_in_use_is_a_plain_error_before_anything_loads(tmp_path: Path) ->
     assert proc.returncode == 1, proc.stderr[-2000:]
     assert f"HTTP port {port} on 127.0.0.1 already in use" in proc.stderr
     assert "Traceback" not in proc.stderr and "engine:" not in proc.stderr  # (no model was loaded)
+    # no environment for Triton's Python stub (`make setup` not run): said, without a traceback
+    env = dict(os.environ, STREAMER_TRITON_STUB_ENV=str(tmp_path / "no-stub"))
+    cmd[-5:] = [str(free_port()), "--http-port", str(free_port()), "--metrics-port", str(free_port())]
+    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=90)
+    assert proc.returncode == 1, proc.stderr[-2000:]
+    assert f"Triton's Python stub needs an environment with numpy<2 and pyzmq at {tmp_path / 'no-stub'}" in (
+        proc.stderr
+    )
+    assert "Traceback" not in proc.stderr
 
 
 def test_a_triton_that_did_not_start_is_told_by_its_own_errors(tmp_path: Path) -> None:

@@ -327,7 +327,11 @@ def serve(config: Config, ports: Ports, ready: threading.Event | None = None) ->
     # (PyTriton's notices: where its workspace is, "Closing Inference Handler" per model, ...)
     logging.getLogger("pytriton").setLevel(logging.WARNING)
     triton_log = triton_log_file(config, ports)
-    _prepare_process_environment(stub_environment())
+    try:
+        _prepare_process_environment(stub_environment())
+    except RuntimeError as e:  # (no stub environment: `make setup` not run)
+        log.error("%s", e)
+        return 1
     engine = Engine(engine_spec(config))
     side = config.pipeline.detect_max_side or 640
     engine.run([np.zeros((side * 3 // 4, side, 3), np.uint8)])  # compile the models before Triton says ready
