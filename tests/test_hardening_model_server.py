@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import threading
@@ -19,7 +18,7 @@ import pytest
 from streamer.inference.engine import FrameResult
 from streamer.inference.model_server import answer, check_image, decode_jpeg, errors_in
 from streamer.types import BatchTimings
-from tests.conftest import ROOT, free_port
+from tests.conftest import ROOT, free_port, port_in_use
 from tests.support.cameras import big_jpeg, small_jpeg
 from tests.test_triton import ModelServer
 
@@ -88,10 +87,7 @@ def _infer(client, frames: list[bytes] | np.ndarray, timeout: float) -> list[str
 def test_a_port_in_use_or_no_stub_environment_is_a_plain_error_before_anything_loads(tmp_path: Path) -> None:
     config = tmp_path / "model_server.toml"
     config.write_text('[pipeline]\ndetector = "mmod"\n')
-    with socket.socket() as taken:
-        taken.bind(("127.0.0.1", 0))
-        taken.listen()
-        port = taken.getsockname()[1]
+    with port_in_use() as port:
         cmd = [sys.executable, "-m", "streamer", "model-server", "--config", str(config)]
         cmd += ["--grpc-port", str(free_port()), "--http-port", str(port), "--metrics-port", str(free_port())]
         # (before: tritonserver exited, and PyTriton waited 120 s for it, then a traceback)

@@ -7,7 +7,6 @@ import json
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -15,7 +14,7 @@ import urllib.request
 
 import pytest
 
-from tests.conftest import free_port
+from tests.conftest import free_port, port_in_use
 
 pytestmark = pytest.mark.slow
 
@@ -149,10 +148,7 @@ def test_a_port_in_use_is_a_plain_error(tmp_path) -> None:
     "serving on" before it (it was printed first, then came asyncio's traceback)."""
     config = tmp_path / "config.toml"
     config.write_text("[demo]\nenabled = false\n[store]\nenabled = false\n")
-    with socket.socket() as taken:
-        taken.bind(("127.0.0.1", 0))
-        taken.listen()
-        port = taken.getsockname()[1]
+    with port_in_use() as port:
         cmd = [sys.executable, "-m", "streamer", "serve", "--config", str(config), "--port", str(port)]
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 1, proc.stderr[-3000:]
