@@ -40,7 +40,7 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks.people_lfw import by_enrolled, descriptors, score, split, trials
-from benchmarks.report import write
+from benchmarks.report import results_dir, write
 from streamer.people.match import MatchRule, load_cohort
 
 FOLDS = 5
@@ -207,7 +207,9 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(
         prog="python -m benchmarks people-backend", description=__doc__.splitlines()[0]
     )
-    ap.add_argument("--out", default="benchmarks/results/people-backend", help="results folder")
+    ap.add_argument(
+        "--out", type=results_dir, default="benchmarks/results/people-backend", help="results folder"
+    )
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--max-far", type=float, default=0.01, help="strangers named at most (tuning)")
     ap.add_argument("--reps", type=int, default=20, help="libraries drawn per small-library size")

@@ -31,6 +31,7 @@ import numpy as np
 
 from benchmarks.people_cluster_variants import LooksRecorder
 from benchmarks.people_labels import Labels, labels_of
+from benchmarks.report import results_dir
 from streamer.classify import UNCERTAIN
 from streamer.config import load_config
 from streamer.inference.engine import Engine, engine_spec
@@ -260,7 +261,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--enroll-at", type=float, default=1.0)
     ap.add_argument("--from", dest="start", type=float, default=5.0)
     ap.add_argument("--every", type=int, default=2, help="detect on every Nth frame")
-    ap.add_argument("--out", default="benchmarks/results/people-clips", help="results folder")
+    ap.add_argument(
+        "--out", type=results_dir, default="benchmarks/results/people-clips", help="results folder"
+    )
     ap.add_argument(
         "--truth",
         choices=("position", "recognition"),

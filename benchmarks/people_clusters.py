@@ -53,7 +53,7 @@ from benchmarks.people_backend import FOLDS, Plda, people_of
 from benchmarks.people_cluster_variants import measured, online
 from benchmarks.people_labels import labels_of
 from benchmarks.people_lfw import descriptors, split
-from benchmarks.report import write
+from benchmarks.report import results_dir, write
 from streamer.people.clusters import APART, Cluster, assign, times
 
 LABELS = Path(__file__).resolve().parent / "people_clip_labels"
@@ -251,7 +251,9 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(
         prog="python -m benchmarks people-clusters", description=__doc__.splitlines()[0]
     )
-    ap.add_argument("--out", default="benchmarks/results/people-clusters", help="results folder")
+    ap.add_argument(
+        "--out", type=results_dir, default="benchmarks/results/people-clusters", help="results folder"
+    )
     ap.add_argument("--tracks", default="", help="folder of the clips' saved unknown tracks (CLIP.npz)")
     ap.add_argument("--labels", default="", help="who each clip's track is (CLIP.json; default: LABELS)")
     ap.add_argument("--group", type=int, default=6, help="people a group")

@@ -30,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.report import write
+from benchmarks.report import results_dir, write
 from streamer.people.match import Backend, Cohort, Gallery, MatchRule, load_backend, load_cohort
 
 LFW = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "faces" / "lfw"
@@ -206,7 +206,7 @@ def tune(ts: list[tuple], max_far: float = 0.01) -> MatchRule:
 def lfw_arguments(name: str, description: str) -> argparse.ArgumentParser:
     """The options the LFW identification benchmarks share (``python -m benchmarks NAME``)."""
     ap = argparse.ArgumentParser(prog=f"python -m benchmarks {name}", description=description)
-    ap.add_argument("--out", default=f"benchmarks/results/{name}", help="results folder")
+    ap.add_argument("--out", type=results_dir, default=f"benchmarks/results/{name}", help="results folder")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--max-far", type=float, default=0.01, help="strangers named at most (the goal)")
     ap.add_argument("--reps", type=int, default=20, help="libraries drawn per small-library size")

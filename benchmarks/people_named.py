@@ -29,6 +29,7 @@ import numpy as np
 
 from benchmarks.people_clip import frames, run
 from benchmarks.people_labels import load, match, places
+from benchmarks.report import results_dir
 from streamer.classify import UNCERTAIN
 from streamer.config import load_config
 from streamer.inference.engine import Engine, engine_spec
@@ -199,7 +200,9 @@ def main(argv: list[str] | None = None) -> int:
         help="leave every second person (in the labels' order) out of the library: their tracks must "
         "stay unnamed",
     )
-    ap.add_argument("--out", default="benchmarks/results/people-clips", help="results folder")
+    ap.add_argument(
+        "--out", type=results_dir, default="benchmarks/results/people-clips", help="results folder"
+    )
     a = ap.parse_args(argv)
     config = load_config(None, {"demo": {"enabled": False}}, environ={}, shipped_models=True)
     cfg = config.people

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from collections.abc import Sequence
@@ -76,9 +77,24 @@ def parser(scenario: str, doc: str | None) -> argparse.ArgumentParser:
     )
 
 
+def results_dir(value: str) -> Path:
+    """An ``--out`` folder, made now and checked writable: a run that could not save its results
+    says so before it runs (minutes of measuring lost, otherwise)."""
+    path = Path(value)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise argparse.ArgumentTypeError(f"{value}: cannot make the folder ({e.strerror or e})") from None
+    if not os.access(path, os.W_OK):
+        raise argparse.ArgumentTypeError(f"{value}: the folder is not writable")
+    return path
+
+
 def output_args(ap: argparse.ArgumentParser, stem: str) -> None:
     """``--out DIR`` and ``--name STEM``: where a scenario writes its JSON and Markdown."""
-    ap.add_argument("--out", type=Path, default=RESULTS, help="results folder (default benchmarks/results)")
+    ap.add_argument(
+        "--out", type=results_dir, default=RESULTS, help="results folder (default benchmarks/results)"
+    )
     ap.add_argument("--name", default=None, help=f"results file stem (default {stem}-<machine>)")
 
 

@@ -37,6 +37,27 @@ def test_one_entry_point_lists_every_scenario_and_each_gives_its_options(capsys)
         assert f"usage: python -m benchmarks {name}" in capsys.readouterr().out
 
 
+def test_a_results_folder_that_cannot_be_written_stops_a_scenario_before_it_runs(
+    tmp_path: Path, capsys
+) -> None:
+    """(before: a scenario measured for minutes, then failed to save)"""
+    from benchmarks.__main__ import SCENARIOS, main
+
+    blocked = tmp_path / "a-file"
+    blocked.write_text("")
+    for name in SCENARIOS:
+        with pytest.raises(SystemExit) as done:
+            main([name, "--out", str(blocked / "results")])
+        assert done.value.code == 2, name
+        assert f"argument --out: {blocked / 'results'}: cannot make the folder" in capsys.readouterr().err, (
+            name
+        )
+    made = tmp_path / "new" / "results"
+    from benchmarks.report import results_dir
+
+    assert results_dir(str(made)) == made and made.is_dir()
+
+
 def test_frame_stamp_round_trip() -> None:
     rng = np.random.default_rng(0)
     img = rng.integers(0, 256, (360, 640, 3), dtype=np.uint8)

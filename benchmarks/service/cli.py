@@ -32,7 +32,7 @@ from typing import Any
 import aiortc  # noqa: F401
 
 from benchmarks.machine import machine_info, machine_tag
-from benchmarks.report import RESULTS, command, parser, progress, write
+from benchmarks.report import RESULTS, command, parser, progress, results_dir, write
 from benchmarks.service.options import Options, detector_available, quiet_tf
 from benchmarks.service.summary import markdown
 
@@ -51,7 +51,9 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument(
         "--resolution", default=None, help="scale the video first: 240p..1080p or WxH (e.g. 640x480)"
     )
-    ap.add_argument("--out", type=Path, default=RESULTS, help="results folder (default benchmarks/results)")
+    ap.add_argument(
+        "--out", type=results_dir, default=RESULTS, help="results folder (default benchmarks/results)"
+    )
     ap.add_argument("--seconds", type=float, default=None, help="measuring window of each live run")
     ap.add_argument("--warmup", type=float, default=None, help="settle time before each live measurement")
     ap.add_argument("--max-batch", type=int, default=4)
