@@ -166,6 +166,17 @@ def test_backbone_head_trains_and_evaluates_end_to_end(
     assert s["accuracy"] >= 0.9, s["confusion_matrix"]
 
 
+def test_an_output_folder_that_cannot_be_made_stops_a_run_before_it_starts(tmp_path: Path, capsys) -> None:
+    """(before: `train gender --out X` died in a traceback; a `train loso` run would have trained first)"""
+    blocked = tmp_path / "a-file"
+    blocked.write_text("")
+    for argv in (["gender", "--out", str(blocked / "run")], ["loso", "--out", str(blocked / "loso")]):
+        assert main(argv) == 2
+        assert f"train: error: {blocked / argv[2].rsplit('/', 1)[-1]}" in capsys.readouterr().err
+    assert main(["evaluate", "--model", "m.keras", "--data", ".", "--report", str(blocked / "r")]) == 2
+    assert "cannot make the folder (Not a directory)" in capsys.readouterr().err
+
+
 def test_default_recipe_is_the_shipped_models() -> None:
     """``train gender`` / ``train beard`` with no --config retrain what models/ ships (a user
     retraining on their own faces gets the recipe the cards measure, not a tutorial CNN)."""

@@ -211,6 +211,15 @@ def main(argv: list[str] | None = None) -> int:
     from streamer.classify import ModelFileError
     from train.data import DataError
 
+    folders = [getattr(args, "report", None)] + (
+        [getattr(args, "out", None)] if args.command != "card" else []
+    )
+    for folder in (f for f in folders if f is not None):
+        try:  # (before a run of minutes, not after it)
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            print(f"train: error: {folder}: cannot make the folder ({e.strerror or e})", file=sys.stderr)
+            return 2
     try:
         return _run(args)
     except (DataError, ModelFileError) as e:
