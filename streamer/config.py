@@ -369,6 +369,11 @@ def load_config(
         except tomllib.TOMLDecodeError as e:
             raise ConfigError(f"{p}: not valid TOML: {e}") from e
         base = p.resolve().parent
+        store = data.get("store")
+        if isinstance(store, dict) and "dir" not in store:  # (the default "data" is beside the file too)
+            store["dir"] = "data"
+        elif store is None:
+            data["store"] = {"dir": "data"}
     data = _resolve_paths(data, base)
     data = _merge(data, env_overrides(environ))
     data = _merge(data, overrides or {})

@@ -56,6 +56,25 @@ def test_environment_overrides_file(tmp_path: Path) -> None:
     assert c.server.port == 9200  # flags beat the environment
 
 
+def test_paths_are_relative_to_the_config_file_the_store_default_too(tmp_path: Path) -> None:
+    """(before: with no [store] dir in the file, the history went to ./data wherever streamer ran)"""
+    p = tmp_path / "etc" / "c.toml"
+    p.parent.mkdir()
+    p.write_text('[[classifiers]]\nname = "g"\nmodel = "m/g.keras"\n')
+    c = load_config(p, environ={})
+    assert (Path(c.store.dir), Path(c.classifiers[0].model)) == (
+        p.parent / "data",
+        p.parent / "m" / "g.keras",
+    )
+    p.write_text('[store]\nenabled = false\n[model_server]\nlog_file = "logs/triton.log"\n')
+    c = load_config(p, environ={})
+    assert (Path(c.store.dir), Path(c.model_server.log_file)) == (
+        p.parent / "data",
+        p.parent / "logs" / "triton.log",
+    )
+    assert Path(load_config(p, environ={"STREAMER_STORE_DIR": "/srv/x"}).store.dir) == Path("/srv/x")
+
+
 @pytest.mark.parametrize(
     ("toml", "message"),
     [
