@@ -73,8 +73,9 @@ def annotate_file(
                 print(f"streamer annotate: {src}: not a readable image", file=sys.stderr)
                 return 1
             frames = iter([cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)])
-            done = run_stage(engine, frames, _ImageOut(dst), out_jsonl, 1, 1, 0.0, STILL, planner)
-            return 0 if done else 1
+            image_out = _ImageOut(dst)
+            done = run_stage(engine, frames, image_out, out_jsonl, 1, 1, 0.0, STILL, planner)
+            return 0 if done and not image_out.failed() else 1
         cap = cv2.VideoCapture(src)
         if not cap.isOpened():
             print(f"streamer annotate: {src}: not a readable video", file=sys.stderr)
@@ -125,12 +126,23 @@ def _read(cap: cv2.VideoCapture) -> Iterator[np.ndarray]:
 class _ImageOut:
     def __init__(self, dst: str) -> None:
         self.dst = dst
+        self.written = False
 
     def write(self, rgb: np.ndarray) -> None:
-        cv2.imwrite(self.dst, cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+        try:
+            self.written = bool(cv2.imwrite(self.dst, cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)))
+        except cv2.error:  # (an extension OpenCV writes no image for)
+            self.written = False
 
     def close(self) -> None:
         pass
+
+    def failed(self) -> bool:
+        """Whether no image could be written to ``dst`` (said on stderr); /dev/null is no failure."""
+        bad = not self.written and self.dst != os.devnull
+        if bad:
+            print(f"streamer annotate: {self.dst}: no image written (use .jpg or .png)", file=sys.stderr)
+        return bad
 
 
 class _VideoOut:

@@ -117,7 +117,7 @@ def test_detect_prints_boxes_and_rejects_non_images(tmp_path: Path) -> None:
 
 def test_annotate_writes_video_and_detections(tmp_path: Path) -> None:
     out, dets = tmp_path / "out.mp4", tmp_path / "dets.jsonl"
-    r, missing, no_folder, no_video = streamer_cli(
+    r, missing, no_folder, no_video, no_image = streamer_cli(
         [
             "annotate",
             str(CLIP),
@@ -134,6 +134,7 @@ def test_annotate_writes_video_and_detections(tmp_path: Path) -> None:
         # (before: both ran to the end, said how many frames they annotated, exit 0, and wrote nothing)
         ["annotate", str(CLIP), "--output", str(tmp_path / "no" / "out.mp4"), "--max-frames", "3"],
         ["annotate", str(CLIP), "--output", str(tmp_path / "out.xyz"), "--max-frames", "3"],
+        ["annotate", str(SHARED / "media" / "obama-480p.jpg"), "--output", str(tmp_path / "photo.xyz")],
     )
     assert r.returncode == 0, r.stderr
     # its own log lines and nothing else (no TensorFlow start-up notices, no retracing warnings)
@@ -163,4 +164,5 @@ def test_annotate_writes_video_and_detections(tmp_path: Path) -> None:
     assert no_folder.returncode == 1 and f"out.mp4: no such folder {tmp_path / 'no'}" in no_folder.stderr
     assert "annotated" not in no_folder.stderr  # (said before anything loads)
     assert no_video.returncode == 1 and "out.xyz: no video written (use .mp4 or .avi)" in no_video.stderr
-    assert "Traceback" not in no_folder.stderr + no_video.stderr
+    assert no_image.returncode == 1 and "photo.xyz: no image written (use .jpg or .png)" in no_image.stderr
+    assert "Traceback" not in no_folder.stderr + no_video.stderr + no_image.stderr
