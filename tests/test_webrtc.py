@@ -121,8 +121,12 @@ async def test_chromium_page_camera_and_watch(make_app, chromium: str, face_fram
     y4m = write_y4m(face_frames, tmp_path / "camera.y4m", fps=10)
     # with an API token set, as when exposed beyond loopback: the page takes it from the URL fragment
     token = "page-token-0123456789"
+    # (the worker at the test's own niceness: on a machine loaded by other tests a niced worker can
+    # detect next to nothing for a minute, and the page then shows video without a box)
     client = await make_app(
-        server={"api_token": token}, sources=[{"id": "clip", "file": str(CLIP), "loop": True}]
+        server={"api_token": token},
+        sources=[{"id": "clip", "file": str(CLIP), "loop": True}],
+        pipeline={"worker_nice": 0},
     )
     app = client.server.app
     pipeline = app[PIPELINE]
