@@ -52,8 +52,12 @@ def cmd_people(args: argparse.Namespace) -> int:
             if args.face is not None
             else lib.remove_person(conn, args.name)
         )
-        print("removed" if ok else "not found")
-        return 0 if ok else 1
+        if not ok:
+            what = f"face {args.face} of {args.name}" if args.face is not None else args.name
+            print(f"streamer people: no such person or face: {what}", file=sys.stderr)
+            return 1
+        print("removed")
+        return 0
     try:
         name = check_name(args.name)
     except ValueError as e:
@@ -68,7 +72,8 @@ def cmd_people(args: argparse.Namespace) -> int:
             photo_rgb = decode_photo(Path(photo).read_bytes(), config.people.max_upload_pixels)
             got = finder.one_face(photo_rgb, mirrored=ENROL_MIRRORED)
         except (BadPhoto, OSError) as e:
-            print(f"{photo}: skipped: {e}", file=sys.stderr)
+            why = e.strerror.lower() if isinstance(e, OSError) and e.strerror else str(e)
+            print(f"{photo}: skipped: {why}", file=sys.stderr)
             continue
         (fid,) = lib.add_faces(conn, name, [(got.descriptor, jpeg(got.crop))], "file")
         b = got.box
