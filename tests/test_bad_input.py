@@ -117,7 +117,9 @@ def test_detect_prints_boxes_and_rejects_non_images(tmp_path: Path) -> None:
 
 def test_annotate_writes_video_and_detections(tmp_path: Path) -> None:
     out, dets = tmp_path / "out.mp4", tmp_path / "dets.jsonl"
-    r, missing, no_folder, no_video, no_image = streamer_cli(
+    not_video = tmp_path / "not-a-video.mp4"
+    not_video.write_text("this is not a video")
+    r, missing, no_folder, no_video, no_image, broken = streamer_cli(
         [
             "annotate",
             str(CLIP),
@@ -135,6 +137,7 @@ def test_annotate_writes_video_and_detections(tmp_path: Path) -> None:
         ["annotate", str(CLIP), "--output", str(tmp_path / "no" / "out.mp4"), "--max-frames", "3"],
         ["annotate", str(CLIP), "--output", str(tmp_path / "out.xyz"), "--max-frames", "3"],
         ["annotate", str(SHARED / "media" / "obama-480p.jpg"), "--output", str(tmp_path / "photo.xyz")],
+        ["annotate", str(not_video), "--output", str(tmp_path / "broken-out.mp4")],
     )
     assert r.returncode == 0, r.stderr
     # its own log lines and nothing else (no TensorFlow start-up notices, no retracing warnings)
@@ -166,3 +169,6 @@ def test_annotate_writes_video_and_detections(tmp_path: Path) -> None:
     assert no_video.returncode == 1 and "out.xyz: no video written (use .mp4 or .avi)" in no_video.stderr
     assert no_image.returncode == 1 and "photo.xyz: no image written (use .jpg or .png)" in no_image.stderr
     assert "Traceback" not in no_folder.stderr + no_video.stderr + no_image.stderr
+    # said once, in its own words: no FFmpeg line ("[mov,mp4,m4a,... @ 0x...] moov atom not found")
+    assert broken.returncode == 1
+    assert broken.stderr == f"streamer annotate: {not_video}: not a readable video\n", broken.stderr

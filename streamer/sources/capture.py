@@ -30,6 +30,10 @@ from collections.abc import AsyncIterator, Callable
 # FFmpeg follows no HTTP redirect: a camera that passed the pre-check cannot send it elsewhere.
 os.environ.setdefault("OPENCV_FFMPEG_IS_THREAD_SAFE", "1")
 os.environ.setdefault("OPENCV_FFMPEG_CAPTURE_OPTIONS", "rtsp_transport;tcp|max_redirects;0")
+# FFmpeg's own log lines ("[mov,mp4,... @ 0x...] moov atom not found" at every retry of a broken
+# file, "[h264 @ ...] error while decoding MB" on a damaged stream) are library noise in the
+# service's log: each source says what failed, and damaged frames are counted (AV_LOG_QUIET)
+os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
 
 import cv2
 import numpy as np
