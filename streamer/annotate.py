@@ -275,7 +275,9 @@ async def _realtime(
         tasks = [s.task for s in streams if s.task is not None]
         await asyncio.wait(tasks, timeout=max_s or None)
         errors = [
-            s.source.state.error for s in streams if s.source.state.error and s.source.state.frames == 0
+            s.source.state.error or f"{src}: no frame played"
+            for s, (src, _, _) in zip(streams, jobs, strict=True)
+            if s.source.state.frames == 0
         ]
         for e in errors:
             print(f"streamer annotate: {e}", file=sys.stderr)

@@ -8,6 +8,7 @@ import logging
 import os
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from streamer import __version__
 from streamer.people import cli as people_cli
@@ -85,7 +86,8 @@ def _parser() -> argparse.ArgumentParser:
         "--realtime",
         action="store_true",
         help="play the video at its own frame rate through the live pipeline (detection as often as "
-        "the machine allows, tracks in between) and write every frame as a viewer saw it",
+        "the machine allows, tracks in between) and write every frame as a viewer saw it (an image is "
+        "annotated as a still)",
     )
     a.add_argument(
         "--history",
@@ -192,7 +194,7 @@ def cmd_detect(args: argparse.Namespace) -> int:
 
 
 def cmd_annotate(args: argparse.Namespace) -> int:
-    from streamer.annotate import annotate_file, annotate_realtime, unwritable
+    from streamer.annotate import IMAGE_SUFFIXES, annotate_file, annotate_realtime, unwritable
     from streamer.config import load_config
 
     for path in (args.output, args.detections):
@@ -200,7 +202,9 @@ def cmd_annotate(args: argparse.Namespace) -> int:
             print(f"streamer annotate: {path}: {why}", file=sys.stderr)
             return 1
     config = load_config(args.config, _overrides(args), shipped_models=True)
-    if args.realtime:
+    if args.realtime and Path(args.input).suffix.lower() in IMAGE_SUFFIXES:
+        log.info("%s: an image, annotated as a still (--realtime plays videos)", args.input)
+    elif args.realtime:
         return annotate_realtime(
             config, [(args.input, args.output, args.detections)], max_frames=args.max_frames
         )

@@ -119,7 +119,7 @@ def test_annotate_writes_video_and_detections(tmp_path: Path) -> None:
     out, dets = tmp_path / "out.mp4", tmp_path / "dets.jsonl"
     not_video = tmp_path / "not-a-video.mp4"
     not_video.write_text("this is not a video")
-    r, missing, no_folder, no_video, no_image, broken = streamer_cli(
+    r, missing, no_folder, no_video, no_image, broken, still = streamer_cli(
         [
             "annotate",
             str(CLIP),
@@ -138,6 +138,14 @@ def test_annotate_writes_video_and_detections(tmp_path: Path) -> None:
         ["annotate", str(CLIP), "--output", str(tmp_path / "out.xyz"), "--max-frames", "3"],
         ["annotate", str(SHARED / "media" / "obama-480p.jpg"), "--output", str(tmp_path / "photo.xyz")],
         ["annotate", str(not_video), "--output", str(tmp_path / "broken-out.mp4")],
+        # (before: --realtime on a photo played no frame, wrote nothing and exit 0)
+        [
+            "annotate",
+            str(SHARED / "media" / "obama-480p.jpg"),
+            "--output",
+            str(tmp_path / "p.png"),
+            "--realtime",
+        ],
     )
     assert r.returncode == 0, r.stderr
     # its own log lines and nothing else (no TensorFlow start-up notices, no retracing warnings)
@@ -172,3 +180,5 @@ def test_annotate_writes_video_and_detections(tmp_path: Path) -> None:
     # said once, in its own words: no FFmpeg line ("[mov,mp4,m4a,... @ 0x...] moov atom not found")
     assert broken.returncode == 1
     assert broken.stderr == f"streamer annotate: {not_video}: not a readable video\n", broken.stderr
+    assert still.returncode == 0 and "annotated as a still" in still.stderr
+    assert cv2.imread(str(tmp_path / "p.png")).shape == (480, 853, 3)
