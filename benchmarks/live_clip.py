@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks.clips.video import read_frames
-from benchmarks.report import markdown_table, output_args, parser, progress, run_record, save
+from benchmarks.report import input_path, markdown_table, output_args, parser, progress, run_record, save
 from benchmarks.scoring import score_against_reference
 from streamer.types import Box
 
@@ -62,7 +62,7 @@ def cuts(images: list[np.ndarray]) -> list[int]:
 
 def main(argv: list[str] | None = None) -> int:
     ap = parser("live-clip", __doc__)
-    ap.add_argument("--video", type=Path, default=DEMO)
+    ap.add_argument("--video", type=input_path, default=DEMO)
     ap.add_argument("--runs", type=int, default=3)
     output_args(ap, "live-clip")
     args = ap.parse_args(argv)

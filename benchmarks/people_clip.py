@@ -31,7 +31,7 @@ import numpy as np
 
 from benchmarks.people_cluster_variants import LooksRecorder
 from benchmarks.people_labels import Labels, labels_of
-from benchmarks.report import results_dir
+from benchmarks.report import input_file, results_dir
 from streamer.classify import UNCERTAIN
 from streamer.config import load_config
 from streamer.inference.engine import Engine, engine_spec
@@ -257,7 +257,7 @@ def clusters_only(config, clip: Path, every: int, sheet: str, out: Path, labels:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m benchmarks people-clip", description=__doc__.splitlines()[0])
-    ap.add_argument("--clip", required=True)
+    ap.add_argument("--clip", type=input_file, required=True)
     ap.add_argument("--enroll-at", type=float, default=1.0)
     ap.add_argument("--from", dest="start", type=float, default=5.0)
     ap.add_argument("--every", type=int, default=2, help="detect on every Nth frame")
@@ -274,6 +274,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--clusters-only", action="store_true", help="only the unknown clusters (see --sheet)")
     ap.add_argument(
         "--labels",
+        type=input_file,
         default="",
         help="with --clusters-only: JSON, person -> anchors [time_s, cx, cy], one a track labelled by "
         "eye (benchmarks/people_labels.py)",

@@ -29,7 +29,7 @@ import numpy as np
 
 from benchmarks.people_clip import frames, run
 from benchmarks.people_labels import load, match, places
-from benchmarks.report import results_dir
+from benchmarks.report import input_file, results_dir
 from streamer.classify import UNCERTAIN
 from streamer.config import load_config
 from streamer.inference.engine import Engine, engine_spec
@@ -189,9 +189,12 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(
         prog="python -m benchmarks people-named", description=__doc__.splitlines()[0]
     )
-    ap.add_argument("--clip", required=True)
+    ap.add_argument("--clip", type=input_file, required=True)
     ap.add_argument(
-        "--labels", required=True, help="JSON, person -> anchors [time_s, cx, cy] (people_labels)"
+        "--labels",
+        type=input_file,
+        required=True,
+        help="JSON, person -> anchors [time_s, cx, cy] (people_labels)",
     )
     ap.add_argument("--every", type=int, default=3, help="detect on every Nth frame")
     ap.add_argument(

@@ -90,6 +90,18 @@ def results_dir(value: str) -> Path:
     return path
 
 
+def input_file(value: str) -> str:
+    """A ``--clip``/``--labels`` file that must exist ("" stays "": none given)."""
+    if value and not Path(value).is_file():
+        raise argparse.ArgumentTypeError(f"{value}: no such file")
+    return value
+
+
+def input_path(value: str) -> Path:
+    """A ``--video`` file that must exist, as a Path."""
+    return Path(input_file(value))
+
+
 def output_args(ap: argparse.ArgumentParser, stem: str) -> None:
     """``--out DIR`` and ``--name STEM``: where a scenario writes its JSON and Markdown."""
     ap.add_argument(

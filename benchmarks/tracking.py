@@ -38,7 +38,7 @@ import numpy as np
 from benchmarks.clips.moving_camera import SHARED, CameraPath, frames, load_still
 from benchmarks.clips.moving_camera import people as people_on
 from benchmarks.clips.video import read_frames
-from benchmarks.report import markdown_table, output_args, parser, progress, run_record, save
+from benchmarks.report import input_path, markdown_table, output_args, parser, progress, run_record, save
 from benchmarks.scoring import compare
 from streamer.annotate import build_engine
 from streamer.config import load_config
@@ -236,7 +236,7 @@ def tracker_cost(still: np.ndarray, n_faces: int, n_frames: int = 60) -> float:
 
 def main(argv: list[str] | None = None) -> int:
     ap = parser("tracking", __doc__)
-    ap.add_argument("--video", type=Path, default=None, help="a real clip instead of the moving camera")
+    ap.add_argument("--video", type=input_path, default=None, help="a real clip instead of the moving camera")
     ap.add_argument("--frames", type=int, default=120)
     ap.add_argument("--every", default="1,3,6,15")
     ap.add_argument(

@@ -37,7 +37,7 @@ def test_one_entry_point_lists_every_scenario_and_each_gives_its_options(capsys)
         assert f"usage: python -m benchmarks {name}" in capsys.readouterr().out
 
 
-def test_a_results_folder_that_cannot_be_written_stops_a_scenario_before_it_runs(
+def test_a_results_folder_that_cannot_be_written_or_an_input_not_there_stops_a_scenario_at_once(
     tmp_path: Path, capsys
 ) -> None:
     """(before: a scenario measured for minutes, then failed to save)"""
@@ -52,6 +52,19 @@ def test_a_results_folder_that_cannot_be_written_stops_a_scenario_before_it_runs
         assert f"argument --out: {blocked / 'results'}: cannot make the folder" in capsys.readouterr().err, (
             name
         )
+    # an input that is not there: said before anything runs (before: a traceback, some minutes in)
+    missing = str(tmp_path / "missing.mp4")
+    for argv in (
+        ["live-clip", "--video", missing],
+        ["tracking", "--video", missing],
+        ["service", "--video", missing],
+        ["people-clip", "--clip", missing],
+        ["people-named", "--clip", missing, "--labels", missing],
+    ):
+        with pytest.raises(SystemExit) as done:
+            main([*argv, "--out", str(tmp_path / "out")])
+        assert done.value.code == 2, argv
+        assert f"{missing}: no such file" in capsys.readouterr().err, argv
     made = tmp_path / "new" / "results"
     from benchmarks.report import results_dir
 

@@ -32,7 +32,7 @@ from typing import Any
 import aiortc  # noqa: F401
 
 from benchmarks.machine import machine_info, machine_tag
-from benchmarks.report import RESULTS, command, parser, progress, results_dir, write
+from benchmarks.report import RESULTS, command, input_path, parser, progress, results_dir, write
 from benchmarks.service.options import Options, detector_available, quiet_tf
 from benchmarks.service.summary import markdown
 
@@ -47,7 +47,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
         "--parts", default=",".join(PARTS), help=f"comma-separated, of {', '.join(PARTS + ONLY_NAMED)}"
     )
     ap.add_argument("--detector", choices=["dlib", "mmod"], default="mmod", help="default: the service's")
-    ap.add_argument("--video", type=Path, default=None, help="default: the bundled demo clip")
+    ap.add_argument("--video", type=input_path, default=None, help="default: the bundled demo clip")
     ap.add_argument(
         "--resolution", default=None, help="scale the video first: 240p..1080p or WxH (e.g. 640x480)"
     )
