@@ -123,6 +123,14 @@ def _read(cap: cv2.VideoCapture) -> Iterator[np.ndarray]:
         yield cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
 
 
+def _nothing_written(dst: str, written: bool, why: str) -> bool:
+    """Whether an output could not be written to ``dst`` (said on stderr); /dev/null is no failure."""
+    bad = not written and dst != os.devnull
+    if bad:
+        print(f"streamer annotate: {dst}: {why}", file=sys.stderr)
+    return bad
+
+
 class _ImageOut:
     def __init__(self, dst: str) -> None:
         self.dst = dst
@@ -138,11 +146,7 @@ class _ImageOut:
         pass
 
     def failed(self) -> bool:
-        """Whether no image could be written to ``dst`` (said on stderr); /dev/null is no failure."""
-        bad = not self.written and self.dst != os.devnull
-        if bad:
-            print(f"streamer annotate: {self.dst}: no image written (use .jpg or .png)", file=sys.stderr)
-        return bad
+        return _nothing_written(self.dst, self.written, "no image written (use .jpg or .png)")
 
 
 class _VideoOut:
@@ -164,11 +168,7 @@ class _VideoOut:
             self.writer.release()
 
     def failed(self) -> bool:
-        """Whether no video could be written to ``dst`` (said on stderr); /dev/null is no failure."""
-        bad = self.unopened and self.dst != os.devnull
-        if bad:
-            print(f"streamer annotate: {self.dst}: no video written (use .mp4 or .avi)", file=sys.stderr)
-        return bad
+        return _nothing_written(self.dst, not self.unopened, "no video written (use .mp4 or .avi)")
 
 
 def run_stage(

@@ -319,11 +319,11 @@ def _resolve_paths(data: dict[str, Any], base: Path) -> dict[str, Any]:
     for s in data.get("sources", []) or []:
         if isinstance(s, dict) and isinstance(s.get("file"), str):
             s["file"] = rel(s["file"])
-    if isinstance(data.get("store"), dict) and isinstance(data["store"].get("dir"), str):
-        data["store"]["dir"] = rel(data["store"]["dir"])
-    ms = data.get("model_server")
-    if isinstance(ms, dict) and isinstance(ms.get("log_file"), str) and ms["log_file"]:
-        ms["log_file"] = rel(ms["log_file"])
+    # (an empty model_server.log_file stays empty: it means the default, in the temporary folder)
+    for section, key, empty_is_default in (("store", "dir", False), ("model_server", "log_file", True)):
+        part = data.get(section)
+        if isinstance(part, dict) and isinstance(part.get(key), str) and (part[key] or not empty_is_default):
+            part[key] = rel(part[key])
     return data
 
 

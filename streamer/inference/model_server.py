@@ -274,40 +274,36 @@ def _bind_models(triton, engine: Engine, ms, batcher) -> None:
     and chips."""
     from pytriton.model_config import ModelConfig, Tensor
 
-    triton.bind(
-        model_name=triton_wire.MODEL,
-        infer_func=make_infer(engine, ms.max_image_pixels),
-        inputs=[Tensor(name=triton_wire.INPUT, dtype=np.uint8, shape=(-1, -1, 3))],
-        outputs=[Tensor(name=triton_wire.OUTPUT, dtype=bytes, shape=(1,))],
-        config=ModelConfig(max_batch_size=ms.max_batch, batcher=batcher),
-        strict=False,
+    def bind(name: str, infer, inputs: list, outputs: list, config: ModelConfig) -> None:
+        triton.bind(
+            model_name=name, infer_func=infer, inputs=inputs, outputs=outputs, config=config, strict=False
+        )
+
+    frame = [Tensor(name=triton_wire.INPUT, dtype=np.uint8, shape=(-1, -1, 3))]
+    jpeg = [Tensor(name=triton_wire.JPEG_INPUT, dtype=bytes, shape=(1,))]
+    chip = [Tensor(name=triton_wire.CHIP_INPUT, dtype=np.uint8, shape=(CHIP_SIZE, CHIP_SIZE, 3))]
+    answer = [Tensor(name=triton_wire.OUTPUT, dtype=bytes, shape=(1,))]
+    descriptors = [
+        Tensor(name=n, dtype=np.float32, shape=(128,))
+        for n in (triton_wire.DESCRIPTOR, triton_wire.DESCRIPTOR_FLIP)
+    ]
+    batched = ModelConfig(max_batch_size=ms.max_batch, batcher=batcher)
+    pixels = ms.max_image_pixels
+    bind(triton_wire.MODEL, make_infer(engine, pixels), frame, answer, batched)
+    bind(triton_wire.JPEG_MODEL, make_jpeg_infer(engine, pixels), jpeg, answer, batched)
+    bind(
+        triton_wire.PHOTO_FACES_MODEL,
+        make_photo_faces_infer(engine, pixels),
+        frame,
+        answer,
+        ModelConfig(max_batch_size=1),
     )
-    triton.bind(
-        model_name=triton_wire.JPEG_MODEL,
-        infer_func=make_jpeg_infer(engine, ms.max_image_pixels),
-        inputs=[Tensor(name=triton_wire.JPEG_INPUT, dtype=bytes, shape=(1,))],
-        outputs=[Tensor(name=triton_wire.OUTPUT, dtype=bytes, shape=(1,))],
-        config=ModelConfig(max_batch_size=ms.max_batch, batcher=batcher),
-        strict=False,
-    )
-    triton.bind(
-        model_name=triton_wire.PHOTO_FACES_MODEL,
-        infer_func=make_photo_faces_infer(engine, ms.max_image_pixels),
-        inputs=[Tensor(name=triton_wire.INPUT, dtype=np.uint8, shape=(-1, -1, 3))],
-        outputs=[Tensor(name=triton_wire.OUTPUT, dtype=bytes, shape=(1,))],
-        config=ModelConfig(max_batch_size=1),
-        strict=False,
-    )
-    triton.bind(
-        model_name=triton_wire.PHOTO_CHIPS_MODEL,
-        infer_func=make_photo_chips_infer(engine),
-        inputs=[Tensor(name=triton_wire.CHIP_INPUT, dtype=np.uint8, shape=(CHIP_SIZE, CHIP_SIZE, 3))],
-        outputs=[
-            Tensor(name=triton_wire.DESCRIPTOR, dtype=np.float32, shape=(128,)),
-            Tensor(name=triton_wire.DESCRIPTOR_FLIP, dtype=np.float32, shape=(128,)),
-        ],
-        config=ModelConfig(max_batch_size=ms.max_batch),
-        strict=False,
+    bind(
+        triton_wire.PHOTO_CHIPS_MODEL,
+        make_photo_chips_infer(engine),
+        chip,
+        descriptors,
+        ModelConfig(max_batch_size=ms.max_batch),
     )
 
 
