@@ -90,7 +90,7 @@ function card(s) {
     <button class="watch">Watch (WebRTC)</button><button class="mjpeg">MJPEG</button><button class="remove">Remove</button>
     <div class="view"></div><ul class="tracks"></ul>`;
   el.querySelector("h3").textContent = s.id;
-  const entry = { el, pc: null, events: null, tracks: new Map(), timer: null };
+  const entry = { el, pc: null, events: null, tracks: new Map(), timer: null, info: s, drawn: 0 };
   el.querySelector(".watch").onclick = () => watch(s.id, entry);
   el.querySelector(".mjpeg").onclick = () => {
     stopView(entry);
@@ -111,8 +111,10 @@ function stopView(entry) {
   if (entry.events) { entry.events.close(); entry.events = null; }
   if (entry.timer) { clearInterval(entry.timer); entry.timer = null; }
   entry.tracks.clear();
+  entry.drawn = 0;
   entry.el.querySelector(".view").replaceChildren();
   entry.el.querySelector(".tracks").replaceChildren();
+  describe(entry);
 }
 
 // The tracks of the watched stream, from its Server-Sent Events: id, labels, how long seen.
@@ -135,6 +137,8 @@ function followTracks(id, entry) {
       return li;
     });
     entry.el.querySelector(".tracks").replaceChildren(...items);
+    entry.drawn = items.length;
+    describe(entry);
   };
   entry.timer = setInterval(draw, 1000);
 }
@@ -153,6 +157,16 @@ async function watch(id, entry) {
   catch (e) { entry.el.querySelector(".view").textContent = "error: " + e.message; }
 }
 
+// The card's line. While the stream is followed its face count is the track list's as last drawn
+// (from its events, each second), so the two never disagree; else the last /streams poll's.
+function describe(entry) {
+  const s = entry.info;
+  const faces = entry.events ? entry.drawn : s.faces.length;
+  entry.el.querySelector(".meta").textContent =
+    `${s.kind} · ${s.source} · ${s.width}x${s.height} · ${faces} face${faces === 1 ? "" : "s"}` +
+    (s.reconnects ? ` · ${s.reconnects} reconnects` : "") + (s.error && !s.up ? ` · ${s.error}` : "");
+}
+
 async function refresh() {
   let data;
   try { data = await (await api("/streams")).json(); } catch (e) { return; }
@@ -167,10 +181,8 @@ async function refresh() {
     badge.className = "badge " + (s.up ? "up" : "down");
     badge.textContent = s.up ? "up" : "down";
     h3.appendChild(badge);
-    const faces = s.faces.length;
-    entry.el.querySelector(".meta").textContent =
-      `${s.kind} · ${s.source} · ${s.width}x${s.height} · ${faces} face${faces === 1 ? "" : "s"}` +
-      (s.reconnects ? ` · ${s.reconnects} reconnects` : "") + (s.error && !s.up ? ` · ${s.error}` : "");
+    entry.info = s;
+    describe(entry);
   }
   for (const [id, entry] of cards) {
     if (!seen.has(id)) { stopView(entry); entry.el.remove(); cards.delete(id); }
