@@ -246,14 +246,9 @@ def ports_in_use(ports: Ports) -> list[str]:
 
 
 def triton_log_file(config: Config, ports: Ports) -> pathlib.Path:
-    """Where tritonserver's own log goes: ``model_server.log_file``, or one per gRPC port in the
-    temporary folder."""
+    """Where tritonserver's own log goes: ``model_server.log_file``, else one per gRPC port in /tmp."""
     given = config.model_server.log_file
-    return (
-        pathlib.Path(given)
-        if given
-        else pathlib.Path(tempfile.gettempdir()) / f"streamer-triton-{ports.grpc}.log"
-    )
+    return pathlib.Path(given or pathlib.Path(tempfile.gettempdir()) / f"streamer-triton-{ports.grpc}.log")
 
 
 _NO_GPU = re.compile(r"cuda|nvml|dcgm", re.I)  # (Triton's errors on a machine without a GPU: harmless)
@@ -305,6 +300,13 @@ def _bind_models(triton, engine: Engine, ms, batcher) -> None:
         descriptors,
         ModelConfig(max_batch_size=ms.max_batch),
     )
+
+
+def _quiet_stdout(triton: object) -> None:
+    """PyTriton echoes tritonserver's stdout: with its log in a file, only "Signal (2) received."."""
+    server = getattr(triton, "_triton_server", None)
+    if server is not None and hasattr(server, "_verbose"):
+        server._verbose = False
 
 
 def serve(config: Config, ports: Ports, ready: threading.Event | None = None) -> int:
@@ -369,6 +371,7 @@ def serve(config: Config, ports: Ports, ready: threading.Event | None = None) ->
         with contextlib.ExitStack() as stack:
             try:  # (a tritonserver that exits at start: PyTriton waits 2 minutes for it, then raises)
                 triton = stack.enter_context(Triton(config=tconfig))
+                _quiet_stdout(triton)
                 _bind_models(triton, engine, ms, batcher)
                 triton.run()
             except Exception as e:
