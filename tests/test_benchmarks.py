@@ -274,3 +274,47 @@ def test_gpu_scenario_helpers() -> None:
     args = parse(["--quick"])
     assert args.sizes == [(640, 480)] and args.stream_counts == (1, 2)
     assert args.parts == ["detector", "backbone", "streams"]
+
+
+def test_rates_part_measures_each_variant_in_turn_and_compares_with_the_defaults(monkeypatch) -> None:
+    from benchmarks.service import rates
+    from benchmarks.service.harness import Service
+    from benchmarks.service.options import Options
+    from benchmarks.service.summary import markdown
+
+    # the setting reaches the service's config, over the part's own pipeline keys
+    svc = Service(classifiers=[], pipeline={"propose": False, "worker_nice": 3})
+    assert svc.config.pipeline.propose is False and svc.config.pipeline.worker_nice == 3
+    assert svc.config.classifiers == []
+    seen = []
+
+    async def window(opts, classifiers, propose, label):
+        seen.append((classifiers, propose))
+        rate = 4.0 + 2 * (not propose) + (not classifiers) + len(seen) / 100  # (noise)
+        return {
+            "detections_per_s": rate,
+            "output_fps": 30.0,
+            "cpu_service_pct": 50.0,
+            "cpu_workers_pct": 120.0,
+        }
+
+    monkeypatch.setattr(rates, "_window", window)
+    r = rates.run(Options(seconds=1.0), rounds=2)
+    assert seen == [(c, p) for _ in range(2) for _, c, p in rates.VARIANTS]  # in turn, round by round
+    rows = {x["variant"]: x for x in r["rows"]}
+    assert rows["defaults"]["mean"] == pytest.approx(4.03) and rows["defaults"]["vs_defaults"] == 1
+    assert rows["no proposals"]["mean"] == pytest.approx(6.05) and rows["no proposals"]["vs_defaults"] == 1.5
+    assert rows["neither"]["detections_per_s"] == "7.04 / 7.08"
+    machine = {"cpu": "x", "cores": 2, "gpu": None, "keras_backend": "-", "git_commit": "-"}
+    data = {"command": "c", "started_at": "t", "duration_s": 1.0, "notes": [], "errors": {}}
+    md = markdown(
+        {
+            **data,
+            "scenarios": {"rates": r},
+            "machine": machine,
+            "options": {"detector": "mmod", "video": "v"},
+        },
+        "cpu",
+    )
+    assert "| no classifiers | off | on | 5.02 / 5.06 | 5.04 | 1.25 |" in md
+    assert "(proposals on; off: 6.05 / 7.06) | >= 8 Hz with them on | 4.03 / 5.04 |" in md

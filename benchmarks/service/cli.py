@@ -8,7 +8,9 @@ Parts: baseline (sequential loop vs service), stages (ms per frame per stage),
 sweeps (concurrent streams of a moving-camera clip with box recall and mean IoU against
 its true boxes, max batch, resolution, detector), webrtc (end-to-end
 latency through a real aiortc peer), classifier (faces/s per batch size); and, only when
-named, live (the service alone on --video with --streams copies: one measuring window).
+named, live (the service alone on --video with --streams copies: one measuring window) and
+rates (one stream's detections a second with the defaults, without the classifiers, without
+HOG's proposals, without either; two windows each, in turn).
 Progress goes to stderr; the Markdown summary to stdout.
 
 GPU machine (the goal: 16+ concurrent 30 fps 640x480 streams, p95 <= 100 ms):
@@ -37,7 +39,7 @@ from benchmarks.service.options import Options, detector_available, quiet_tf
 from benchmarks.service.summary import markdown
 
 PARTS = ("classifier", "stages", "baseline", "webrtc", "sweeps")  # the default run, in this order
-ONLY_NAMED = ("live",)  # parts that run only when --parts names them
+ONLY_NAMED = ("live", "rates")  # parts that run only when --parts names them
 
 
 def parse(argv: list[str] | None) -> argparse.Namespace:
@@ -188,6 +190,10 @@ def run_one(s: str, opts: Options, args: argparse.Namespace) -> dict[str, Any]:
         from benchmarks.service import harness
 
         return asyncio.run(harness.run_options(opts, args.streams))
+    if s == "rates":
+        from benchmarks.service import rates
+
+        return rates.run(opts)
     from benchmarks.service import sweeps
 
     return sweeps.run(opts, args.latency_limit)

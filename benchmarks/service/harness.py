@@ -90,6 +90,7 @@ class Service:
         worker_nice: int = 10,
         strategy: str = "regions",
         sync_output: str = "off",
+        pipeline: dict[str, Any] | None = None,
     ) -> None:
         # sync_output off by default: these parts measure how fast the service processes and sends a
         # frame; sync_output's hold is a delay chosen on top (`benchmarks real` reports it)
@@ -103,6 +104,7 @@ class Service:
                     "worker_nice": worker_nice,
                     "strategy": strategy,
                     "sync_output": sync_output,
+                    **(pipeline or {}),  # (any other [pipeline] setting a part compares)
                 },
                 "classifiers": [c.model_dump() for c in classifiers or []],
                 "demo": {"enabled": False},

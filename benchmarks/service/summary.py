@@ -79,6 +79,16 @@ def headline(data: dict[str, Any]) -> list[dict[str, object]]:
                         "reached": f"{r['output_fps_min']}; {r.get('box_recall')} / {r.get('box_mean_iou')}",
                     }
                 )
+    if "rates" in sc:
+        mean = {x["variant"]: x["mean"] for x in sc["rates"]["rows"]}
+        rows.append(
+            {
+                "figure": "one stream's detections a second, classifiers on / off (proposals on; off: "
+                f"{mean['no proposals']} / {mean['neither']})",
+                "goal (CPU)": ">= 8 Hz with them on",
+                "reached": f"{mean['defaults']} / {mean['no classifiers']}",
+            }
+        )
     return rows
 
 
@@ -210,6 +220,14 @@ def markdown(data: dict[str, Any], tag: str) -> str:
         out.append(f"\n## The service alone ({r['streams']} x {r['video']}, one window)\n")
         row = {**r, **{f"latency {k}": _ms(v) for k, v in r["latency_s"].items()}}
         out.append(markdown_table([row], ["detector", "worker_nice", "streams", *LIVE_COLUMNS]))
+    if "rates" in sc:
+        r = sc["rates"]
+        out.append(
+            f"\n## What sets the detection rate (1 x {r['video']}, {r['rounds']} windows of "
+            f"{r['seconds']:g} s each, the four in turn)\n"
+        )
+        cols = ["variant", "classifiers", "proposals", "detections_per_s", "mean", "vs_defaults"]
+        out.append(markdown_table(r["rows"], [*cols, "output_fps", "cpu_workers_pct"]))
     if data.get("plots"):
         out.append("\nPlots: " + ", ".join(data["plots"]) + "\n")
     return "".join(x if x.endswith("\n") else x + "\n" for x in out)
