@@ -32,6 +32,7 @@ from benchmarks.people_labels import load, match, places
 from benchmarks.report import input_file, results_dir
 from streamer.classify import UNCERTAIN
 from streamer.config import load_config
+from streamer.history.pose import frontalness
 from streamer.inference.engine import Engine, engine_spec
 from streamer.people.faces import ENROL_MIRRORED, FaceFinder
 from streamer.people.match import UNKNOWN, Gallery, load_backend, load_cohort
@@ -42,24 +43,46 @@ WITHIN_S = 1.0  # (the goal: named within this of the track's start)
 # (the photo's own track is scored when the photo was cut this long after the track started: its
 # first second is then another part of the clip; one-track people are scored so)
 OWN_TRACK_AFTER_S = 3.0
+PHOTO_CANDIDATES = 12  # (the biggest faces of a person's detections looked at for their photo)
+PHOTO_SIZE = 0.8  # (of the biggest one's height: a candidate at least this big)
 
 
 def photo(clip: Path, tracks: dict[int, dict], mine: list[int], finder: FaceFinder) -> dict | None:
     """The person's enrolment photo, from a run with nobody enrolled: among the detections of
-    their tracks ``mine``, the biggest face at least ``OWN_TRACK_AFTER_S`` into its track (else the
-    biggest), cut from its frame as an upload would be (the face the detector finds there on the
+    their tracks ``mine`` at least ``OWN_TRACK_AFTER_S`` into their track (else all of them), the
+    most frontal of the biggest faces (the ``PHOTO_CANDIDATES`` biggest, each at least
+    ``PHOTO_SIZE`` of the biggest one's height), as a user picks a clear photo: the biggest alone
+    can be a zoom or a wipe between shots with half the face covered (the meeting's young man at
+    28.2 s). Cut from its frame as an upload would be (the face the detector finds there on the
     whole frame, its descriptor and its mirror image's averaged)."""
     seen = [(t, when, box) for t in mine for when, box in tracks[t].get("at", {}).items()]
     later = [x for x in seen if x[1] - tracks[x[0]]["first_seen"] >= OWN_TRACK_AFTER_S]
-    for t, when, box in sorted(later or seen, key=lambda x: x[2][1] - x[2][3]):  # (biggest first)
+    pool = sorted(later or seen, key=lambda x: x[2][1] - x[2][3])  # (biggest first)
+    if not pool:
+        return None
+    top = pool[0][2][3] - pool[0][2][1]
+    out = []
+    for k, (t, when, box) in enumerate(pool):  # (down the list until one is found, if need be)
+        if out and (k >= PHOTO_CANDIDATES or box[3] - box[1] < PHOTO_SIZE * top):
+            break
         _, im = next(frames(clip, when))
         found = [(iou(box, (b.left, b.top, b.right, b.bottom)), b) for b in finder.boxes(im)]
         best = max(found, key=lambda x: x[0], default=(0.0, None))
         if best[0] >= 0.5:
             b = best[1]
-            d = finder.describe(im, [b], mirrored=ENROL_MIRRORED)[0]
-            return {"track": t, "at_s": round(when, 3), "face_px": int(b.height), "descriptor": d}
-    return None
+            f = frontalness(im, (b.left, b.top, b.right, b.bottom))
+            out.append((f, t, when, b, im))
+    if not out:
+        return None
+    f, t, when, b, im = max(out, key=lambda x: x[0])
+    d = finder.describe(im, [b], mirrored=ENROL_MIRRORED)[0]
+    return {
+        "track": t,
+        "at_s": round(when, 3),
+        "face_px": int(b.height),
+        "frontal": round(f, 2),
+        "descriptor": d,
+    }
 
 
 def labelled(tracks: dict[int, dict], anchors: dict[str, np.ndarray]):

@@ -318,3 +318,26 @@ def test_rates_part_measures_each_variant_in_turn_and_compares_with_the_defaults
     )
     assert "| no classifiers | off | on | 5.02 / 5.06 | 5.04 | 1.25 |" in md
     assert "(proposals on; off: 6.05 / 7.06) | >= 8 Hz with them on | 4.03 / 5.04 |" in md
+
+
+@pytest.mark.slow
+def test_people_named_enrols_the_clearest_of_the_biggest_faces_not_a_wipe_between_shots(shared: Path) -> None:
+    from benchmarks.people_named import photo
+    from streamer.config import load_config
+    from streamer.people.faces import FaceFinder
+
+    clip = shared / "media" / "real" / "bitornobit-meeting.mp4"
+    if not clip.exists():
+        pytest.skip("the real meeting clip is not in ../shared")
+    finder = FaceFinder.from_config(load_config(None, {"demo": {"enabled": False}}, environ={}))
+    # the young man's detections (tracker boxes): at 28.16 s a slide zooms in over half his face,
+    # and his face is biggest there (138 px); before the wipe it is whole (114 and 127 px)
+    at = {
+        27.361: [271.0, 16.9, 384.0, 131.1],
+        27.661: [311.0, 8.4, 437.0, 135.6],
+        28.161: [408.0, -28.2, 545.0, 110.2],
+    }
+    tracks = {8: {"first_seen": 24.02, "at": at}}
+    got = photo(clip, tracks, [8], finder)
+    assert got is not None and got["track"] == 8
+    assert got["at_s"] in (27.361, 27.661) and got["frontal"] >= 0.8, got
