@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from pathlib import Path
 
@@ -277,7 +278,7 @@ def test_gpu_scenario_helpers() -> None:
 
 
 def test_rates_part_measures_each_variant_in_turn_and_compares_with_the_defaults(monkeypatch) -> None:
-    from benchmarks.service import rates
+    from benchmarks.service import harness, rates
     from benchmarks.service.harness import Service
     from benchmarks.service.options import Options
     from benchmarks.service.summary import markdown
@@ -286,9 +287,19 @@ def test_rates_part_measures_each_variant_in_turn_and_compares_with_the_defaults
     svc = Service(classifiers=[], pipeline={"propose": False, "worker_nice": 3})
     assert svc.config.pipeline.propose is False and svc.config.pipeline.worker_nice == 3
     assert svc.config.classifiers == []
+    # the parts' one way in passes every option on: --strategy too, and the part's own settings
+    got = {}
+
+    async def fake_run(*args):
+        got["args"] = args
+        return {}
+
+    monkeypatch.setattr(harness, "run", fake_run)
+    asyncio.run(harness.run_options(Options(strategy="whole"), 1, [], {"propose": False}))
+    assert got["args"][7] == [] and got["args"][-2:] == ("whole", {"propose": False})
     seen = []
 
-    async def window(opts, classifiers, propose, label):
+    async def window(opts, classifiers, propose):
         seen.append((classifiers, propose))
         rate = 4.0 + 2 * (not propose) + (not classifiers) + len(seen) / 100  # (noise)
         return {

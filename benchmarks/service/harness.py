@@ -299,8 +299,14 @@ def realtime(r: dict[str, Any], fps: float, p95_limit: float = 0.5) -> bool:
     return r["output_fps_min"] >= 0.95 * fps and p95 is not None and p95 <= p95_limit
 
 
-async def run_options(opts: Options, streams: int = 1) -> dict[str, Any]:
-    """``run`` with the service scenario's options: ``streams`` copies of ``opts.video``."""
+async def run_options(
+    opts: Options,
+    streams: int = 1,
+    classifiers: list[ClassifierConfig] | None = None,
+    pipeline: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """``run`` with the service scenario's options: ``streams`` copies of ``opts.video``, with
+    ``classifiers`` (default: config.toml's) and any other ``pipeline`` settings."""
     return await run(
         opts.seconds,
         opts.warmup,
@@ -309,9 +315,11 @@ async def run_options(opts: Options, streams: int = 1) -> dict[str, Any]:
         opts.max_batch,
         streams,
         opts.workers,
-        classifier_configs(opts),
+        classifier_configs(opts) if classifiers is None else classifiers,
         opts.worker_nice,
         opts.sync_output,
+        opts.strategy,
+        pipeline,
     )
 
 
@@ -326,9 +334,11 @@ async def run(
     classifiers: list[ClassifierConfig] | None = None,
     worker_nice: int = 10,
     sync_output: str = "off",
+    strategy: str = "regions",
+    pipeline: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     async with Service(
-        detector, max_batch, workers, classifiers, worker_nice, sync_output=sync_output
+        detector, max_batch, workers, classifiers, worker_nice, strategy, sync_output, pipeline
     ) as svc:
         await svc.add_streams(video, streams)
         progress("waiting for the first detections ...")

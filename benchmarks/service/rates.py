@@ -11,8 +11,8 @@ import statistics
 from typing import Any
 
 from benchmarks.report import progress
-from benchmarks.service.harness import Service
-from benchmarks.service.options import Options, classifier_configs
+from benchmarks.service import harness
+from benchmarks.service.options import Options
 
 # (name, classifiers on, proposals on)
 VARIANTS = (
@@ -23,21 +23,8 @@ VARIANTS = (
 )
 
 
-async def _window(opts: Options, classifiers: bool, propose: bool, label: str) -> dict[str, Any]:
-    async with Service(
-        opts.detector,
-        opts.max_batch,
-        opts.workers,
-        classifier_configs(opts) if classifiers else [],
-        opts.worker_nice,
-        opts.strategy,
-        opts.sync_output,
-        pipeline={"propose": propose},
-    ) as svc:
-        await svc.add_streams(opts.video, 1)
-        await svc.wait_detections()
-        await asyncio.sleep(opts.warmup)
-        return await svc.measure(opts.seconds, label)
+async def _window(opts: Options, classifiers: bool, propose: bool) -> dict[str, Any]:
+    return await harness.run_options(opts, 1, None if classifiers else [], {"propose": propose})
 
 
 def run(opts: Options, rounds: int = 2) -> dict[str, Any]:
@@ -45,7 +32,7 @@ def run(opts: Options, rounds: int = 2) -> dict[str, Any]:
     for r in range(rounds):
         for name, classifiers, propose in VARIANTS:
             progress(f"round {r + 1}/{rounds}: {name}")
-            m = asyncio.run(_window(opts, classifiers, propose, f"{name} ({r + 1}/{rounds})"))
+            m = asyncio.run(_window(opts, classifiers, propose))
             keep = ("detections_per_s", "output_fps", "cpu_service_pct", "cpu_workers_pct")
             runs[name].append({k: m[k] for k in keep})
     base = statistics.mean(x["detections_per_s"] for x in runs["defaults"])
