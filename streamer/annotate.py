@@ -281,15 +281,15 @@ async def _realtime(
         ]
         for e in errors:
             print(f"streamer annotate: {e}", file=sys.stderr)
-        log.info(
-            "realtime: %s frames written; %d detection batches",
-            [r.written for r in recorders],
-            manager.batcher.batches,
-        )
     finally:
         await manager.close()
         for rec in recorders:
-            rec.close()
+            rec.close()  # (the frames still queued are written first)
+    log.info(
+        "realtime: %s frames written; %d detection batches",
+        ", ".join(str(r.written) for r in recorders),  # (one count a file)
+        manager.batcher.batches,
+    )
     unwritten = [rec for rec in recorders if rec.video.failed()]
     return 1 if errors or unwritten else 0
 

@@ -214,5 +214,9 @@ def test_realtime_annotate_stops_after_max_frames(tmp_path: Path) -> None:
     # (the bound leaves the event loop seconds of lateness on a loaded machine)
     from streamer.config import DEMO_VIDEO
 
-    lines = _annotate(DEMO_VIDEO, tmp_path, "--realtime", "--max-frames", "30")
+    err: list[str] = []
+    lines = _annotate(DEMO_VIDEO, tmp_path, "--realtime", "--max-frames", "30", stderr=err)
     assert lines and max(d["frame"] for d in lines) < 200, len(lines)
+    # the log says how many frames it wrote, as a number (it printed a Python list: "[31]")
+    written = re.search(r"realtime: (\S+) frames written", err[0])
+    assert written is not None and written.group(1) == str(len(lines)), err[0][-1000:]
